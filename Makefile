@@ -1,0 +1,141 @@
+# herald — plain Makefile, out-of-tree build folder.
+#
+#   make            build herald and the tools into build/
+#   make run        make deps, build, start `herald serve`
+#   make test       make deps, build, run every test (unit, sanitizer, jce2c,
+#                   interop, integration) and print one summary line
+#   make deps       install Debian packages and npm test peers (idempotent)
+#   make fuzz       build libFuzzer targets and run each FUZZ_SECONDS
+#   make bench      run the benchmarks (never part of make test)
+#
+# BUILD=dir picks the build folder; SAN=1 builds with ASan+UBSan.
+
+BUILD   ?= build
+SAN     ?=
+CC      ?= cc
+OPT     ?= -O2
+
+WARN    := -Wall -Wextra -Wshadow -Wpointer-arith -Wstrict-prototypes \
+           -Wmissing-prototypes -Wno-unused-parameter -Wformat=2 -Werror
+CFLAGS  ?= $(OPT) -g
+ALL_CFLAGS = -std=gnu11 $(WARN) $(CFLAGS) -D_GNU_SOURCE -MMD -MP \
+             -Isrc -I$(BUILD)/gen $(SAN_FLAGS)
+LDLIBS  := -ljansson -lssl -lcrypto -lsqlite3 -lpthread -lm
+
+ifeq ($(SAN),1)
+SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all \
+             -fno-omit-frame-pointer
+OPT := -O1
+endif
+
+# ---- sources ---------------------------------------------------------------
+# Every src/<part>/*.c goes into libherald.a except the CLI entry point.
+LIB_SRC   := $(filter-out src/cli/%,$(wildcard src/*/*.c))
+CLI_SRC   := $(wildcard src/cli/*.c)
+IDL       := $(wildcard protocol/*.jce)
+GEN_NAMES := $(basename $(notdir $(IDL)))
+GEN_C     := $(GEN_NAMES:%=$(BUILD)/gen/%.c)
+GEN_H     := $(GEN_NAMES:%=$(BUILD)/gen/%.h)
+JCE2C_SRC := $(wildcard tools/jce2c/*.c)
+UNIT_SRC  := $(wildcard tests/unit/test_*.c)
+TOOL_SRC  := $(wildcard tests/tools/*.c)
+BENCH_SRC := $(wildcard bench/*.c)
+
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+
+LIB_OBJ   := $(call obj,$(LIB_SRC)) $(GEN_C:$(BUILD)/gen/%.c=$(BUILD)/obj/gen/%.o)
+LIB       := $(BUILD)/libherald.a
+HERALD    := $(BUILD)/herald
+JCE2C     := $(BUILD)/jce2c
+UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+TOOL_BIN  := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tests/%)
+BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+
+.PHONY: all gen deps run test unit unit-san fuzz fuzz-build bench clean
+.DEFAULT_GOAL := all
+
+all: $(HERALD) $(JCE2C) $(UNIT_BIN) $(TOOL_BIN)
+gen: $(GEN_C) $(GEN_H)
+
+# ---- jce2c and generated code ----------------------------------------------
+# jce2c is built without sanitizers in every tree: it only runs at build time.
+$(JCE2C): $(JCE2C_SRC) $(wildcard tools/jce2c/*.h)
+	@mkdir -p $(@D)
+	$(CC) -std=gnu11 $(WARN) -O1 -g -D_GNU_SOURCE -Itools/jce2c -o $@ $(JCE2C_SRC)
+
+# RequestF.jce declares module `tars`, a reserved prefix unless --with-tars.
+$(BUILD)/gen/%.c $(BUILD)/gen/%.h: protocol/%.jce $(JCE2C)
+	@mkdir -p $(@D)
+	$(JCE2C) $(if $(filter RequestF,$*),--with-tars) -I protocol -o $(BUILD)/gen $<
+
+# ---- objects and binaries --------------------------------------------------
+$(BUILD)/obj/%.o: %.c | $(GEN_H)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c $(GEN_H)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(LIB): $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(HERALD): $(call obj,$(CLI_SRC)) $(LIB)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/tools/%.o $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
+
+# ---- set-up ----------------------------------------------------------------
+deps:
+	@sh mk/deps.sh
+
+run: deps $(HERALD)
+	$(HERALD) serve
+
+# ---- tests -----------------------------------------------------------------
+unit: $(UNIT_BIN)
+	@sh tests/run_unit.sh $(BUILD)/tests $(UNIT_BIN)
+
+unit-san:
+	@$(MAKE) --no-print-directory BUILD=$(BUILD)/asan SAN=1 unit
+
+test: deps
+	@$(MAKE) --no-print-directory all
+	@sh tests/run_all.sh $(BUILD)
+
+# ---- fuzzing ---------------------------------------------------------------
+FUZZ_SECONDS ?= 60
+FUZZ_SRC := $(wildcard fuzz/fuzz_*.c)
+FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=$(BUILD)/fuzz/%)
+FUZZ_LIB_SRC := $(LIB_SRC) $(GEN_C)
+
+$(BUILD)/fuzz/%: fuzz/%.c $(FUZZ_LIB_SRC) $(GEN_H)
+	@mkdir -p $(@D)
+	clang -std=gnu11 -g -O1 -D_GNU_SOURCE -Isrc -I$(BUILD)/gen \
+	  -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+	  -o $@ $< $(FUZZ_LIB_SRC) $(LDLIBS)
+
+fuzz-build: $(FUZZ_BIN)
+
+fuzz: fuzz-build
+	@sh fuzz/run.sh $(BUILD)/fuzz $(FUZZ_SECONDS)
+
+# ---- benchmarks ------------------------------------------------------------
+bench: deps $(BENCH_BIN) $(HERALD)
+	@sh bench/run.sh $(BUILD)
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
