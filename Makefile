@@ -19,7 +19,7 @@ WARN    := -Wall -Wextra -Wshadow -Wpointer-arith -Wstrict-prototypes \
            -Wmissing-prototypes -Wno-unused-parameter -Wformat=2 -Werror
 CFLAGS  ?= $(OPT) -g
 ALL_CFLAGS = -std=gnu11 $(WARN) $(CFLAGS) -D_GNU_SOURCE -MMD -MP \
-             -Isrc -I$(BUILD)/gen $(SAN_FLAGS)
+             -Isrc -I$(BUILD)/gen -I$(BUILD)/gen-test $(SAN_FLAGS)
 LDLIBS  := -ljansson -lssl -lcrypto -lsqlite3 -lpthread -lm
 
 ifeq ($(SAN),1)
@@ -38,6 +38,11 @@ GEN_C     := $(GEN_NAMES:%=$(BUILD)/gen/%.c)
 GEN_H     := $(GEN_NAMES:%=$(BUILD)/gen/%.h)
 JCE2C_SRC := $(wildcard tools/jce2c/*.c)
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
+# IDL used only by tests (e.g. the Test.Hello interface of tars-wire §2.5).
+TEST_IDL  := $(wildcard tests/idl/*.jce)
+TEST_GEN_C := $(TEST_IDL:tests/idl/%.jce=$(BUILD)/gen-test/%.c)
+TEST_GEN_H := $(TEST_IDL:tests/idl/%.jce=$(BUILD)/gen-test/%.h)
+TEST_OBJ  := $(TEST_GEN_C:$(BUILD)/gen-test/%.c=$(BUILD)/obj/gen-test/%.o)
 TOOL_SRC  := $(wildcard tests/tools/*.c)
 BENCH_SRC := $(wildcard bench/*.c)
 
@@ -68,12 +73,20 @@ $(BUILD)/gen/%.c $(BUILD)/gen/%.h: protocol/%.jce $(JCE2C)
 	@mkdir -p $(@D)
 	$(JCE2C) $(if $(filter RequestF,$*),--with-tars) -I protocol -o $(BUILD)/gen $<
 
+$(BUILD)/gen-test/%.c $(BUILD)/gen-test/%.h: tests/idl/%.jce $(JCE2C)
+	@mkdir -p $(@D)
+	$(JCE2C) -I tests/idl -I protocol -o $(BUILD)/gen-test $<
+
 # ---- objects and binaries --------------------------------------------------
-$(BUILD)/obj/%.o: %.c | $(GEN_H)
+$(BUILD)/obj/%.o: %.c | $(GEN_H) $(TEST_GEN_H)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 $(BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c $(GEN_H)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(BUILD)/obj/gen-test/%.o: $(BUILD)/gen-test/%.c $(TEST_GEN_H)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
@@ -84,11 +97,11 @@ $(LIB): $(LIB_OBJ)
 $(HERALD): $(call obj,$(CLI_SRC)) $(LIB)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIB)
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(TEST_OBJ) $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tests/%: $(BUILD)/obj/tests/tools/%.o $(LIB)
+$(BUILD)/tests/%: $(BUILD)/obj/tests/tools/%.o $(TEST_OBJ) $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
 
