@@ -17,13 +17,13 @@ static struct test_case test_cases[512];
 static int test_count;
 static int test_failed_now;
 
-#define TEST(name)                                                        \
-    static void test_##name(void);                                        \
-    __attribute__((constructor)) static void test_reg_##name(void) {      \
-        test_cases[test_count].name = #name;                              \
-        test_cases[test_count++].fn = test_##name;                        \
+#define TEST(tname)                                                       \
+    static void test_##tname(void);                                       \
+    __attribute__((constructor)) static void test_reg_##tname(void) {     \
+        test_cases[test_count].name = #tname;                             \
+        test_cases[test_count++].fn = test_##tname;                       \
     }                                                                     \
-    static void test_##name(void)
+    static void test_##tname(void)
 
 #define CHECK(cond)                                                       \
     do {                                                                  \
