@@ -131,13 +131,34 @@ test: deps
 FUZZ_SECONDS ?= 60
 FUZZ_SRC := $(wildcard fuzz/fuzz_*.c)
 FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=$(BUILD)/fuzz/%)
-FUZZ_LIB_SRC := $(LIB_SRC) $(GEN_C)
+# Test IDL too: the RPC fuzzer also serves the Test.Hello interface.
+FUZZ_CFLAGS := -std=gnu11 -g -O1 -D_GNU_SOURCE -Isrc -I$(BUILD)/gen -I$(BUILD)/gen-test \
+  -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all
+FUZZ_OBJ := $(patsubst %.c,$(BUILD)/fuzzobj/%.o,$(LIB_SRC)) \
+            $(GEN_C:$(BUILD)/gen/%.c=$(BUILD)/fuzzobj/gen/%.o) \
+            $(TEST_GEN_C:$(BUILD)/gen-test/%.c=$(BUILD)/fuzzobj/gen-test/%.o)
+FUZZ_LIB := $(BUILD)/libherald-fuzz.a
 
-$(BUILD)/fuzz/%: fuzz/%.c $(FUZZ_LIB_SRC) $(GEN_H)
+$(BUILD)/fuzzobj/gen/%.o: $(BUILD)/gen/%.c $(GEN_H)
 	@mkdir -p $(@D)
-	clang -std=gnu11 -g -O1 -D_GNU_SOURCE -Isrc -I$(BUILD)/gen \
-	  -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-	  -o $@ $< $(FUZZ_LIB_SRC) $(LDLIBS)
+	clang $(FUZZ_CFLAGS) -c -o $@ $<
+
+$(BUILD)/fuzzobj/gen-test/%.o: $(BUILD)/gen-test/%.c $(TEST_GEN_H)
+	@mkdir -p $(@D)
+	clang $(FUZZ_CFLAGS) -c -o $@ $<
+
+$(BUILD)/fuzzobj/%.o: %.c | $(GEN_H) $(TEST_GEN_H)
+	@mkdir -p $(@D)
+	clang $(FUZZ_CFLAGS) -c -o $@ $<
+
+# An archive, so each target links only the modules it uses.
+$(FUZZ_LIB): $(FUZZ_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/fuzz/%: fuzz/%.c $(FUZZ_LIB)
+	@mkdir -p $(@D)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_LIB) $(LDLIBS)
 
 fuzz-build: $(FUZZ_BIN)
 
