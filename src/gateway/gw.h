@@ -1,0 +1,122 @@
+/*
+ * gw: the gateway, herald's access layer (DESIGN.md §1, §3, §6).
+ *
+ * It accepts device connections on one public port (raw TCP "YYB" and
+ * WebSocket, told apart by the first bytes), authenticates them with signed
+ * tokens, keeps them alive with adaptive heartbeats, writes pushes and reads
+ * acks.  It holds no business logic: everything a device asks for that is
+ * not framing goes through the narrow gw_service_t interface below, which
+ * the push service implements in-process today and a cluster transport can
+ * implement tomorrow.
+ *
+ * Threads: gw_start() runs `workers` threads, each with its own event loop
+ * and SO_REUSEPORT listener.  The gw_push_* functions may be called from any
+ * thread; they hand the message to the worker(s) holding the target
+ * connections (a mailbox + eventfd wake-up) and return at once.
+ */
+#ifndef HERALD_GW_H
+#define HERALD_GW_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct gw gw_t;
+
+typedef struct gw_config {
+    const char *host;          /* device port address, default "0.0.0.0" */
+    int port;                  /* default 7100; 0 = any (see gw_port) */
+    int workers;               /* default: number of cores */
+    int hb_min;                /* seconds; default 10 */
+    int hb_max;                /* seconds; default 600 */
+    int hb_default;            /* seconds; until the first heartbeat, 60 */
+    int hb_factor_pct;         /* idle deadline = interval*factor/100+grace */
+    int hb_grace;              /* seconds; default 5 */
+    int auth_timeout;          /* seconds to send hello; default 10 */
+    uint32_t max_frame;        /* bytes; default 65536 */
+    uint32_t max_pending;      /* queued output per connection; 256 KiB */
+    int max_conns;             /* 0 = unlimited */
+    int head_timeout;          /* seconds for a whole HTTP head; 10 */
+} gw_config_t;
+
+void gw_config_defaults(gw_config_t *c);
+
+/* What a device is, once authenticated.  Borrowed for the callback's
+ * duration. */
+typedef struct gw_device {
+    const char *app;
+    const char *device;
+    int transport;              /* enum gw_transport */
+    int64_t inbox_seq;          /* cursors the device says it has */
+    int64_t broadcast_seq;
+} gw_device_t;
+
+enum gw_transport { GW_TCP = 1, GW_WS_JSON = 2, GW_WS_JCE = 3 };
+
+/*
+ * The push service's side.  Callbacks run on worker threads and must not
+ * block for long; they may call gw_push_* (which only enqueues).
+ */
+typedef struct gw_service {
+    void *ctx;
+    /* Copies the app's token secret into out (cap bytes); returns its
+     * length, or -1 for an unknown app. */
+    int (*app_secret)(void *ctx, const char *app, uint8_t *out, size_t cap);
+    /* A device authenticated (after duplicate-login kicks). */
+    void (*online)(void *ctx, const gw_device_t *d);
+    /* A device's connection ended; reason is a herald ErrCode (0 = bye). */
+    void (*offline)(void *ctx, const gw_device_t *d, int reason);
+    /* Cumulative ack of the inbox and/or the broadcast timeline (-1 =
+     * not given), and single message ids (may be NULL/0). */
+    void (*ack)(void *ctx, const gw_device_t *d, int64_t inbox_seq,
+                int64_t broadcast_seq);
+} gw_service_t;
+
+/* One message to deliver; the gateway copies what it needs. */
+typedef struct gw_msg {
+    const char *msg_id;
+    int64_t seq;                /* timeline sequence, 0 if none */
+    int timeline;               /* 0 inbox, 1 broadcast, 2 online-only */
+    const uint8_t *payload;
+    size_t payload_len;
+    bool need_ack;
+    int64_t sent_at_ms;         /* wall clock, for latency figures */
+    const char *topic;          /* NULL unless a topic push */
+} gw_msg_t;
+
+gw_t *gw_new(const gw_config_t *cfg, const gw_service_t *svc);
+/* Binds the listeners and starts the workers.  0 or negative errno. */
+int gw_start(gw_t *gw);
+/* The bound device port (useful with port 0). */
+int gw_port(const gw_t *gw);
+/* Stops accepting, kicks every device with ERR_DRAINING (redirect fields
+ * empty), flushes pending writes for at most timeout_ms, then stops the
+ * workers.  Safe to call from any thread, once. */
+void gw_drain(gw_t *gw, int timeout_ms);
+void gw_free(gw_t *gw);
+
+/* Unicast: 1 if the device has a connection here (the message is queued to
+ * it), 0 if not online.  Any thread. */
+int gw_push_device(gw_t *gw, const char *app, const char *device,
+                   const gw_msg_t *m);
+/* Every device of the app connected now; returns how many were targeted.
+ * The frame is encoded once per wire format and shared by reference. */
+long gw_push_online(gw_t *gw, const char *app, const gw_msg_t *m);
+/* Closes the device's connection with a kick frame (reason: ErrCode). */
+int gw_kick_device(gw_t *gw, const char *app, const char *device, int reason);
+
+/* Counters for metrics and benchmarks (monotonic, summed over workers). */
+typedef struct gw_stats {
+    long conns;          /* open now */
+    long authed;         /* authenticated now */
+    long accepted;       /* total */
+    long closed;
+    long frames_in;
+    long pushes_written; /* deliveries written to a socket */
+    long acks;
+    long slow_consumers;
+    long hb_timeouts;
+} gw_stats_t;
+void gw_stats(const gw_t *gw, gw_stats_t *out);
+
+#endif

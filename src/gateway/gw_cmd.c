@@ -1,0 +1,652 @@
+/*
+ * gw_cmd: what device frames mean — authentication, the commands of
+ * protocol/Protocol.jce, and the frames the gateway writes (responses,
+ * pushes, kicks) in each transport: raw TCP (length-prefixed Package),
+ * WebSocket binary (one Package per message) and WebSocket text (the same
+ * package as JSON, docs/gateway.md).
+ *
+ * A request is decoded the same way from JCE or JSON into the generated
+ * struct, handled once, and answered through reply(), which picks the
+ * encoding from the connection's transport.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "Protocol.h"
+#include "core/b64.h"
+#include "core/clock.h"
+#include "core/log.h"
+#include "core/token.h"
+#include "gateway/gw_int.h"
+
+/* ---- names ------------------------------------------------------------------ */
+
+static const char *const cmd_names[] = {
+    [herald_CMD_HELLO] = "hello",         [herald_CMD_HEARTBEAT] = "heartbeat",
+    [herald_CMD_PUSH] = "push",           [herald_CMD_ACK] = "ack",
+    [herald_CMD_SUBSCRIBE] = "subscribe", [herald_CMD_UNSUBSCRIBE] = "unsubscribe",
+    [herald_CMD_SYNC] = "sync",           [herald_CMD_KICK] = "kick",
+    [herald_CMD_BYE] = "bye",
+};
+#define NCMD ((int)(sizeof cmd_names / sizeof cmd_names[0]))
+
+static int cmd_by_name(const char *s) {
+    for (int i = 1; i < NCMD; i++)
+        if (cmd_names[i] && !strcmp(cmd_names[i], s)) return i;
+    return 0;
+}
+
+const char *gw_err_name(int code) {
+    switch (code) {
+    case herald_ERR_OK: return "ok";
+    case herald_ERR_BAD_PREFACE: return "bad_preface";
+    case herald_ERR_BAD_VERSION: return "bad_version";
+    case herald_ERR_FRAME_TOO_LARGE: return "frame_too_large";
+    case herald_ERR_BAD_PACKAGE: return "bad_package";
+    case herald_ERR_UNKNOWN_CMD: return "unknown_cmd";
+    case herald_ERR_NOT_AUTHED: return "not_authed";
+    case herald_ERR_BAD_TOKEN: return "bad_token";
+    case herald_ERR_TOKEN_EXPIRED: return "token_expired";
+    case herald_ERR_RATE_LIMITED: return "rate_limited";
+    case herald_ERR_DUPLICATE_LOGIN: return "duplicate_login";
+    case herald_ERR_SLOW_CONSUMER: return "slow_consumer";
+    case herald_ERR_DRAINING: return "draining";
+    case herald_ERR_HEARTBEAT_TIMEOUT: return "heartbeat_timeout";
+    case herald_ERR_SERVER: return "server_error";
+    case herald_ERR_BAD_TOPIC: return "bad_topic";
+    case herald_ERR_TOO_MANY_TOPICS: return "too_many_topics";
+    case herald_ERR_ALREADY_AUTHED: return "already_authed";
+    case herald_ERR_BAD_REQUEST: return "bad_request";
+    }
+    return "error";
+}
+
+/* ---- framing per transport ----------------------------------------------------- */
+
+/* Room left before a payload so the WebSocket header can be put in front
+ * of it without moving it. */
+#define HDR_ROOM 10
+
+/* Turns o (HDR_ROOM reserved bytes + payload) into a frame and returns it
+ * as a buffer, or NULL on error/OOM.  TCP: patches a length prefix into
+ * the last 4 reserved bytes; WebSocket: a header of the given opcode. */
+static gw_buf_t *finish_frame(jce_out_t *o, int transport, unsigned ws_op) {
+    if (o->err) return NULL;
+    size_t plen = o->len - HDR_ROOM;
+    uint8_t hdr[10];
+    size_t hl;
+    if (transport == GW_TCP) {
+        uint32_t fl = (uint32_t)(plen + 4);
+        hdr[0] = (uint8_t)(fl >> 24), hdr[1] = (uint8_t)(fl >> 16);
+        hdr[2] = (uint8_t)(fl >> 8), hdr[3] = (uint8_t)fl;
+        hl = 4;
+    } else {
+        hl = ws_frame_header(hdr, ws_op, plen);
+    }
+    memcpy(o->buf + HDR_ROOM - hl, hdr, hl);
+    return gw_buf_new(o->buf + HDR_ROOM - hl, hl + plen);
+}
+
+static void out_begin(jce_out_t *o) {
+    jce_out_init(o, JCE_POLICY_CPP);
+    (void)jce_out_reserve(o, HDR_ROOM);
+}
+
+static gw_buf_t *package_frame(int transport, int cmd, int req_id, int ret,
+                               const uint8_t *body, size_t body_len) {
+    jce_out_t o;
+    out_begin(&o);
+    herald_Package pk;
+    herald_Package_init(&pk);
+    pk.cmd = cmd;
+    pk.reqId = req_id;
+    pk.ret = ret;
+    pk.body.data = body;
+    pk.body.len = (uint32_t)body_len;
+    herald_Package_encode(&pk, &o);
+    gw_buf_t *b = finish_frame(&o, transport, WS_OP_BINARY);
+    jce_out_free(&o);
+    return b;
+}
+
+static gw_buf_t *json_frame(json_t *j) {
+    char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    if (!s) return NULL;
+    jce_out_t o;
+    out_begin(&o);
+    jce_out_raw(&o, s, strlen(s));
+    free(s);
+    gw_buf_t *b = finish_frame(&o, GW_WS_JSON, WS_OP_TEXT);
+    jce_out_free(&o);
+    return b;
+}
+
+static int send_frame(gw_conn_t *c, gw_buf_t *b) {
+    if (!b) {
+        gw_conn_close(c, herald_ERR_SERVER);
+        return -1;
+    }
+    int rc = gw_conn_send_buf(c, b);
+    gw_buf_unref(b);
+    return rc;
+}
+
+int gw_send_package(gw_conn_t *c, int cmd, int req_id, int ret,
+                    const uint8_t *body, size_t body_len) {
+    return send_frame(c, package_frame(c->transport, cmd, req_id, ret, body,
+                                       body_len));
+}
+
+/* How a response body is written in either encoding. */
+typedef struct body_ops {
+    void (*enc)(const void *v, jce_out_t *o);
+    json_t *(*json)(const void *v);
+} body_ops_t;
+
+#define BODY_OPS(T)                                                        \
+    static void enc_##T(const void *v, jce_out_t *o) {                     \
+        herald_##T##_encode(v, o);                                         \
+    }                                                                      \
+    static json_t *json_##T(const void *v) { return herald_##T##_to_json(v); } \
+    static const body_ops_t ops_##T = {enc_##T, json_##T};
+
+BODY_OPS(HelloRsp)
+BODY_OPS(HeartbeatRsp)
+BODY_OPS(AckRsp)
+BODY_OPS(SubscribeRsp)
+BODY_OPS(UnsubscribeRsp)
+BODY_OPS(SyncRsp)
+
+static json_t *json_error(int cmd, int req_id, int code, const char *msg) {
+    json_t *j = json_pack("{s:s, s:i, s:s}", "cmd", "error", "code", code,
+                          "message", msg ? msg : gw_err_name(code));
+    if (j && cmd > 0 && cmd < NCMD && cmd_names[cmd])
+        json_object_set_new(j, "for", json_string(cmd_names[cmd]));
+    if (j && req_id) json_object_set_new(j, "reqId", json_integer(req_id));
+    return j;
+}
+
+/* Answers a request: the same cmd and reqId, ret, and the body (NULL ops
+ * for none).  JSON errors are {"cmd":"error","code":..,"message":..}. */
+static int reply(gw_conn_t *c, int cmd, int req_id, int ret,
+                 const body_ops_t *ops, const void *body, const char *msg) {
+    if (c->transport == GW_WS_JSON) {
+        json_t *j;
+        if (ret) {
+            j = json_error(cmd, req_id, ret, msg);
+        } else {
+            /* cmd, reqId and ret first, then the response's fields */
+            j = json_pack("{s:s}", "cmd", cmd_names[cmd]);
+            if (j && req_id) json_object_set_new(j, "reqId", json_integer(req_id));
+            if (j) json_object_set_new(j, "ret", json_integer(0));
+            json_t *fields = ops ? ops->json(body) : NULL;
+            if (j && fields) json_object_update(j, fields);
+            json_decref(fields);
+        }
+        return send_frame(c, json_frame(j));
+    }
+    jce_out_t o;
+    jce_out_init(&o, JCE_POLICY_CPP);
+    if (ops) ops->enc(body, &o);
+    int rc = o.err ? (gw_conn_close(c, herald_ERR_SERVER), -1)
+                   : gw_send_package(c, cmd, req_id, ret, o.buf, o.len);
+    jce_out_free(&o);
+    return rc;
+}
+
+/* After an answer that ends the session: a WebSocket also gets a close
+ * frame; then the connection lingers until the peer goes. */
+static int close_after(gw_conn_t *c, int code) {
+    if (c->state >= GW_S_CLOSING) return -1;
+    if (c->transport == GW_WS_JSON || c->transport == GW_WS_JCE) {
+        uint8_t fr[2 + WS_MAX_CONTROL];
+        const char *why = gw_err_name(code);
+        size_t n = ws_close_frame(fr, code ? WS_CLOSE_POLICY : WS_CLOSE_NORMAL,
+                                  why, strlen(why));
+        if (gw_conn_send(c, fr, n) < 0) return -1;
+    }
+    gw_conn_linger(c, code);
+    return -1;
+}
+
+gw_buf_t *gw_kick_frame(gw_conn_t *c, int reason, const char *message) {
+    if (!message) message = gw_err_name(reason);
+    gw_buf_t *k;
+    if (c->transport == GW_WS_JSON) {
+        k = json_frame(json_pack("{s:s, s:i, s:s}", "cmd", "kick", "reason",
+                                 reason, "message", message));
+    } else if (c->transport == GW_TCP || c->transport == GW_WS_JCE) {
+        herald_Kick kk;
+        herald_Kick_init(&kk);
+        kk.reason = reason;
+        kk.message = jce_str_from(message);
+        jce_out_t o;
+        jce_out_init(&o, JCE_POLICY_CPP);
+        herald_Kick_encode(&kk, &o);
+        k = o.err ? NULL
+                  : package_frame(c->transport, herald_CMD_KICK, 0, 0, o.buf, o.len);
+        jce_out_free(&o);
+    } else {
+        return NULL; /* protocol not known yet: nothing the peer could read */
+    }
+    if (!k || c->transport == GW_TCP) return k;
+    /* WebSocket: the close frame rides in the same buffer. */
+    uint8_t fr[2 + WS_MAX_CONTROL];
+    unsigned code = reason == 0              ? WS_CLOSE_NORMAL
+                    : reason == herald_ERR_DRAINING ? WS_CLOSE_GOING_AWAY
+                                             : WS_CLOSE_POLICY;
+    size_t n = ws_close_frame(fr, code, message, strlen(message));
+    gw_buf_t *both = gw_buf_new(NULL, k->len + n);
+    if (both) {
+        memcpy(both->data, k->data, k->len);
+        memcpy(both->data + k->len, fr, n);
+    }
+    gw_buf_unref(k);
+    return both;
+}
+
+/* ---- pushes -------------------------------------------------------------------- */
+
+static bool utf8_text(const uint8_t *p, size_t n) {
+    if (memchr(p, 0, n)) return false; /* keeps JSON consumers simple */
+    uint8_t st[3] = {0};
+    return ws_utf8_step(st, p, n) && st[0] == 0;
+}
+
+static gw_buf_t *push_json(const gw_msg_t *m) {
+    json_t *j = json_pack("{s:s, s:s}", "cmd", "push", "msgId", m->msg_id);
+    if (!j) return NULL;
+    if (m->seq) json_object_set_new(j, "seq", json_integer(m->seq));
+    if (m->timeline) json_object_set_new(j, "timeline", json_integer(m->timeline));
+    if (m->topic) json_object_set_new(j, "topic", json_string(m->topic));
+    json_object_set_new(j, "needAck", json_boolean(m->need_ack));
+    if (m->sent_at_ms) json_object_set_new(j, "sentAt", json_integer(m->sent_at_ms));
+    if (utf8_text(m->payload, m->payload_len)) {
+        json_object_set_new(j, "payload",
+                            json_stringn((const char *)m->payload, m->payload_len));
+    } else {
+        char *b = malloc(4 * ((m->payload_len + 2) / 3) + 1);
+        if (!b) {
+            json_decref(j);
+            return NULL;
+        }
+        size_t bl = b64_encode(b, m->payload, m->payload_len);
+        json_object_set_new(j, "payloadB64", json_stringn(b, bl));
+        free(b);
+    }
+    return json_frame(j);
+}
+
+static gw_buf_t *push_jce(const gw_msg_t *m, int transport) {
+    herald_PushMsg pm;
+    herald_PushMsg_init(&pm);
+    pm.msgId = jce_str_from(m->msg_id);
+    pm.seq = m->seq;
+    pm.payload.data = m->payload;
+    pm.payload.len = (uint32_t)m->payload_len;
+    pm.timeline = m->timeline;
+    pm.topic = jce_str_from(m->topic);
+    pm.needAck = m->need_ack;
+    pm.sentAt = m->sent_at_ms;
+    herald_PushBatch pb;
+    herald_PushBatch_init(&pb);
+    pb.msgs.items = &pm;
+    pb.msgs.n = 1;
+    jce_out_t o;
+    jce_out_init(&o, JCE_POLICY_CPP);
+    herald_PushBatch_encode(&pb, &o);
+    gw_buf_t *b =
+        o.err ? NULL : package_frame(transport, herald_CMD_PUSH, 0, 0, o.buf, o.len);
+    jce_out_free(&o);
+    return b;
+}
+
+static bool has_topic(const gw_topics_t *t, const char *topic) {
+    for (uint32_t i = 0; t && i < t->n; i++)
+        if (!strcmp(t->t[i], topic)) return true;
+    return false;
+}
+
+int gw_push_to_conn(gw_conn_t *c, const gw_pmsg_t *pm, gw_buf_t *fmt[3],
+                    bool batch) {
+    const gw_msg_t *m = &pm->m;
+    if (!c->dev || (c->state != GW_S_YYB && c->state != GW_S_WS)) return 0;
+    if (m->topic && !has_topic(c->topics, m->topic)) return 0;
+    int f = c->transport == GW_TCP ? 0 : c->transport == GW_WS_JCE ? 1 : 2;
+    if (!fmt[f])
+        fmt[f] = f == 2 ? push_json(m) : push_jce(m, c->transport);
+    if (!fmt[f]) return -1;
+    if ((batch ? gw_batch_send(c, fmt[f]) : gw_conn_send_buf(c, fmt[f])) < 0)
+        return -1;
+    atomic_fetch_add_explicit(&c->w->pushes_written, 1, memory_order_relaxed);
+    return 1;
+}
+
+/* ---- authentication -------------------------------------------------------------- */
+
+int gw_auth_token(gw_t *gw, const char *tok, size_t len, gw_dev_t **out) {
+    token_view_t v;
+    *out = NULL;
+    if (token_parse(tok, len, &v) < 0 || !gw->svc.app_secret)
+        return herald_ERR_BAD_TOKEN;
+    char app[TOKEN_ID_MAX + 1];
+    memcpy(app, v.app, v.app_len);
+    app[v.app_len] = 0;
+    uint8_t secret[512];
+    int sl = gw->svc.app_secret(gw->svc.ctx, app, secret, sizeof secret);
+    if (sl < 0) return herald_ERR_BAD_TOKEN;
+    int rc = token_verify(&v, secret, (size_t)sl, (int64_t)time(NULL));
+    memset(secret, 0, sizeof secret);
+    if (rc == TOKEN_ERR_EXPIRED) return herald_ERR_TOKEN_EXPIRED;
+    if (rc < 0) return herald_ERR_BAD_TOKEN;
+    gw_dev_t *d = calloc(1, sizeof *d + v.dev_len + 1);
+    if (!d || !(d->app = gw_app_intern(gw, v.app, v.app_len))) {
+        free(d);
+        return herald_ERR_SERVER;
+    }
+    d->len = v.dev_len;
+    memcpy(d->name, v.dev, v.dev_len);
+    d->name[v.dev_len] = 0;
+    *out = d;
+    return 0;
+}
+
+void gw_conn_authed(gw_conn_t *c, gw_dev_t *dev) {
+    gw_t *gw = c->w->gw;
+    c->dev = dev;
+    if (c->ephemeral) {
+        /* One HTTP request: it must not kick the device's connection nor
+         * count as online. */
+        c->offline_told = true;
+        return;
+    }
+    atomic_fetch_add(&dev->app->online, 1);
+    atomic_fetch_add_explicit(&c->w->authed_now, 1, memory_order_relaxed);
+    gw_conn_set_idle(c, gw_idle_for(gw, c->hb));
+    gw_reg_add(gw, c);
+    if (gw->svc.online) {
+        gw_device_t d = {.app = dev->app->name, .device = dev->name,
+                         .transport = c->transport,
+                         .inbox_seq = dev->inbox_seq,
+                         .broadcast_seq = dev->broadcast_seq};
+        gw->svc.online(gw->svc.ctx, &d);
+    }
+}
+
+/* sid: the session's id, for logs on both sides (worker, slot, generation:
+ * unique within this process). */
+static void hello_rsp(gw_conn_t *c, herald_HelloRsp *r, char sid[40]) {
+    herald_HelloRsp_init(r);
+    r->deviceId = jce_str_from(c->dev->name);
+    r->idleTimeout = gw_idle_for(c->w->gw, c->hb);
+    r->heartbeatMin = c->w->gw->cfg.hb_min;
+    r->heartbeatMax = c->w->gw->cfg.hb_max;
+    r->serverTime = (int64_t)clock_wall_ms();
+    snprintf(sid, 40, "%d-%u-%u", c->w->idx, c->slot, c->gen);
+    r->sessionId = jce_str_from(sid);
+}
+
+int gw_cmd_ws_hello(gw_conn_t *c) {
+    herald_HelloRsp r;
+    char sid[40];
+    hello_rsp(c, &r, sid);
+    return reply(c, herald_CMD_HELLO, 0, 0, &ops_HelloRsp, &r, NULL);
+}
+
+/* ---- topics ----------------------------------------------------------------------- */
+
+static bool topic_valid(jce_str_t s) {
+    if (s.len == 0 || s.len > GW_TOPIC_MAX) return false;
+    for (uint32_t i = 0; i < s.len; i++) {
+        char ch = s.data[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+              (ch >= '0' && ch <= '9') || strchr("_-:@./", ch)))
+            return false;
+    }
+    return true;
+}
+
+void gw_topics_free(gw_topics_t *t) {
+    for (uint32_t i = 0; t && i < t->n; i++) free(t->t[i]);
+    free(t);
+}
+
+static int topic_add(gw_conn_t *c, jce_str_t s) {
+    if (!topic_valid(s)) return herald_ERR_BAD_TOPIC;
+    char name[GW_TOPIC_MAX + 1];
+    memcpy(name, s.data, s.len);
+    name[s.len] = 0;
+    if (has_topic(c->topics, name)) return 0;
+    if (!c->topics && !(c->topics = calloc(1, sizeof *c->topics)))
+        return herald_ERR_SERVER;
+    if (c->topics->n >= GW_MAX_TOPICS) return herald_ERR_TOO_MANY_TOPICS;
+    if (!(c->topics->t[c->topics->n] = strdup(name))) return herald_ERR_SERVER;
+    c->topics->n++;
+    return 0;
+}
+
+static bool topic_del(gw_conn_t *c, jce_str_t s) {
+    gw_topics_t *t = c->topics;
+    for (uint32_t i = 0; t && i < t->n; i++) {
+        if (strlen(t->t[i]) == s.len && !memcmp(t->t[i], s.data, s.len)) {
+            free(t->t[i]);
+            t->t[i] = t->t[--t->n];
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Subscribes to each topic; the refused ones go into rej (arena). */
+static void subscribe(gw_conn_t *c, const jcev_string *topics,
+                      jcem_string_int32 *rej) {
+    jce_arena_t *a = c->w->arena;
+    memset(rej, 0, sizeof *rej);
+    if (!topics->n) return;
+    rej->keys = jce_arena_alloc(a, topics->n * sizeof *rej->keys);
+    rej->vals = jce_arena_alloc(a, topics->n * sizeof *rej->vals);
+    if (!rej->keys || !rej->vals) return;
+    for (uint32_t i = 0; i < topics->n; i++) {
+        int code = topic_add(c, topics->items[i]);
+        if (code) {
+            rej->keys[rej->n] = topics->items[i];
+            rej->vals[rej->n++] = code;
+        }
+    }
+}
+
+/* ---- commands ---------------------------------------------------------------------- */
+
+/* The request body, from either encoding. */
+typedef struct req_src {
+    const uint8_t *jce;
+    size_t jce_len;
+    const json_t *json; /* non-NULL for WebSocket text */
+} req_src_t;
+
+typedef int (*dec_jce_fn)(void *v, jce_in_t *in);
+typedef int (*dec_json_fn)(void *v, const json_t *j, jce_arena_t *a);
+
+static int decode(gw_conn_t *c, const req_src_t *src, dec_jce_fn dj,
+                  dec_json_fn dn, void *v) {
+    if (src->json) return dn(v, src->json, c->w->arena) < 0 ? -1 : 0;
+    jce_in_t in;
+    jce_in_init(&in, src->jce, src->jce_len, c->w->arena);
+    return dj(v, &in) < 0 ? -1 : 0;
+}
+
+/* Typed wrappers, so no function is called through a cast pointer. */
+#define DEC_OPS(T)                                                         \
+    static int dj_##T(void *v, jce_in_t *in) {                             \
+        return herald_##T##_decode(v, in);                                 \
+    }                                                                      \
+    static int dn_##T(void *v, const json_t *j, jce_arena_t *a) {          \
+        return herald_##T##_from_json(v, j, a);                            \
+    }
+DEC_OPS(HelloReq)
+DEC_OPS(HeartbeatReq)
+DEC_OPS(AckReq)
+DEC_OPS(SubscribeReq)
+DEC_OPS(UnsubscribeReq)
+DEC_OPS(SyncReq)
+#define DECODE(T, v) decode(c, src, dj_##T, dn_##T, v)
+
+static int bad_package(gw_conn_t *c, int cmd, int req_id) {
+    if (reply(c, cmd, req_id, herald_ERR_BAD_PACKAGE, NULL, NULL, "body did not decode") < 0)
+        return -1;
+    return close_after(c, herald_ERR_BAD_PACKAGE);
+}
+
+static int cmd_hello(gw_conn_t *c, int req_id, const req_src_t *src) {
+    if (c->dev)
+        return reply(c, herald_CMD_HELLO, req_id, herald_ERR_ALREADY_AUTHED, NULL, NULL, NULL);
+    herald_HelloReq q;
+    if (DECODE(HelloReq, &q) < 0) return bad_package(c, herald_CMD_HELLO, req_id);
+    gw_dev_t *dev;
+    int code = c->w->draining
+                   ? herald_ERR_DRAINING
+                   : gw_auth_token(c->w->gw, q.token.data, q.token.len, &dev);
+    if (code) {
+        if (reply(c, herald_CMD_HELLO, req_id, code, NULL, NULL, NULL) < 0) return -1;
+        return close_after(c, code);
+    }
+    c->hb = (uint16_t)gw_clamp_hb(c->w->gw, q.heartbeat);
+    dev->inbox_seq = q.inboxSeq;
+    dev->broadcast_seq = q.broadcastSeq;
+    gw_conn_authed(c, dev);
+    jcem_string_int32 rej;
+    subscribe(c, &q.topics, &rej); /* refusals are not reported in HelloRsp */
+    herald_HelloRsp r;
+    char sid[40];
+    hello_rsp(c, &r, sid);
+    return reply(c, herald_CMD_HELLO, req_id, 0, &ops_HelloRsp, &r, NULL);
+}
+
+static int cmd_heartbeat(gw_conn_t *c, int req_id, const req_src_t *src) {
+    herald_HeartbeatReq q;
+    if (DECODE(HeartbeatReq, &q) < 0) return bad_package(c, herald_CMD_HEARTBEAT, req_id);
+    c->hb = (uint16_t)gw_clamp_hb(c->w->gw, q.interval);
+    gw_conn_set_idle(c, gw_idle_for(c->w->gw, c->hb));
+    herald_HeartbeatRsp r;
+    herald_HeartbeatRsp_init(&r);
+    r.idleTimeout = gw_idle_for(c->w->gw, c->hb);
+    r.serverTime = (int64_t)clock_wall_ms();
+    return reply(c, herald_CMD_HEARTBEAT, req_id, 0, &ops_HeartbeatRsp, &r, NULL);
+}
+
+static int cmd_ack(gw_conn_t *c, int req_id, const req_src_t *src) {
+    herald_AckReq q;
+    if (DECODE(AckReq, &q) < 0) return bad_package(c, herald_CMD_ACK, req_id);
+    if (q.inboxSeq < 0 || q.broadcastSeq < 0)
+        return reply(c, herald_CMD_ACK, req_id, herald_ERR_BAD_REQUEST, NULL, NULL, NULL);
+    gw_t *gw = c->w->gw;
+    if (q.inboxSeq > c->dev->inbox_seq) c->dev->inbox_seq = q.inboxSeq;
+    if (q.broadcastSeq > c->dev->broadcast_seq)
+        c->dev->broadcast_seq = q.broadcastSeq;
+    atomic_fetch_add_explicit(&c->w->acks, 1, memory_order_relaxed);
+    if (gw->svc.ack) {
+        gw_device_t d = {.app = c->dev->app->name, .device = c->dev->name,
+                         .transport = c->transport,
+                         .inbox_seq = c->dev->inbox_seq,
+                         .broadcast_seq = c->dev->broadcast_seq};
+        gw->svc.ack(gw->svc.ctx, &d, q.inboxSeq > 0 ? q.inboxSeq : -1,
+                    q.broadcastSeq > 0 ? q.broadcastSeq : -1);
+    }
+    herald_AckRsp r;
+    herald_AckRsp_init(&r);
+    r.inboxSeq = c->dev->inbox_seq;
+    r.broadcastSeq = c->dev->broadcast_seq;
+    return reply(c, herald_CMD_ACK, req_id, 0, &ops_AckRsp, &r, NULL);
+}
+
+static int cmd_subscribe(gw_conn_t *c, int req_id, const req_src_t *src) {
+    herald_SubscribeReq q;
+    if (DECODE(SubscribeReq, &q) < 0) return bad_package(c, herald_CMD_SUBSCRIBE, req_id);
+    herald_SubscribeRsp r;
+    herald_SubscribeRsp_init(&r);
+    subscribe(c, &q.topics, &r.rejected);
+    int ret = r.rejected.n == q.topics.n && q.topics.n ? r.rejected.vals[0] : 0;
+    if (ret)
+        return reply(c, herald_CMD_SUBSCRIBE, req_id, ret, NULL, NULL, NULL);
+    return reply(c, herald_CMD_SUBSCRIBE, req_id, 0, &ops_SubscribeRsp, &r, NULL);
+}
+
+static int cmd_unsubscribe(gw_conn_t *c, int req_id, const req_src_t *src) {
+    herald_UnsubscribeReq q;
+    if (DECODE(UnsubscribeReq, &q) < 0)
+        return bad_package(c, herald_CMD_UNSUBSCRIBE, req_id);
+    herald_UnsubscribeRsp r;
+    herald_UnsubscribeRsp_init(&r);
+    for (uint32_t i = 0; i < q.topics.n; i++) r.count += topic_del(c, q.topics.items[i]);
+    return reply(c, herald_CMD_UNSUBSCRIBE, req_id, 0, &ops_UnsubscribeRsp, &r, NULL);
+}
+
+/* The store comes with the push-service issue; until then nothing is
+ * stored, so there is never anything to sync. */
+static int cmd_sync(gw_conn_t *c, int req_id, const req_src_t *src) {
+    herald_SyncReq q;
+    if (DECODE(SyncReq, &q) < 0) return bad_package(c, herald_CMD_SYNC, req_id);
+    herald_SyncRsp r;
+    herald_SyncRsp_init(&r);
+    return reply(c, herald_CMD_SYNC, req_id, 0, &ops_SyncRsp, &r, NULL);
+}
+
+static int dispatch(gw_conn_t *c, int cmd, int req_id, const req_src_t *src) {
+    if (cmd == herald_CMD_HELLO) return cmd_hello(c, req_id, src);
+    if (!c->dev) {
+        if (reply(c, cmd, req_id, herald_ERR_NOT_AUTHED, NULL, NULL,
+                  "hello first") < 0)
+            return -1;
+        return close_after(c, herald_ERR_NOT_AUTHED);
+    }
+    switch (cmd) {
+    case herald_CMD_HEARTBEAT: return cmd_heartbeat(c, req_id, src);
+    case herald_CMD_ACK: return cmd_ack(c, req_id, src);
+    case herald_CMD_SUBSCRIBE: return cmd_subscribe(c, req_id, src);
+    case herald_CMD_UNSUBSCRIBE: return cmd_unsubscribe(c, req_id, src);
+    case herald_CMD_SYNC: return cmd_sync(c, req_id, src);
+    case herald_CMD_BYE: return close_after(c, 0);
+    }
+    return reply(c, cmd, req_id, herald_ERR_UNKNOWN_CMD, NULL, NULL, "unknown command");
+}
+
+int gw_cmd_jce(gw_conn_t *c, const uint8_t *p, size_t len) {
+    herald_Package pk;
+    jce_in_t in;
+    jce_in_init(&in, p, len, c->w->arena);
+    if (herald_Package_decode(&pk, &in) < 0) {
+        if (reply(c, 0, 0, herald_ERR_BAD_PACKAGE, NULL, NULL, "package did not decode") < 0)
+            return -1;
+        return close_after(c, herald_ERR_BAD_PACKAGE);
+    }
+    req_src_t src = {.jce = pk.body.data, .jce_len = pk.body.len};
+    return dispatch(c, pk.cmd, pk.reqId, &src);
+}
+
+int gw_cmd_json(gw_conn_t *c, const uint8_t *p, size_t len) {
+    json_error_t err;
+    json_t *j = json_loadb((const char *)p, len, 0, &err);
+    const char *name = j ? json_string_value(json_object_get(j, "cmd")) : NULL;
+    if (!name) {
+        json_decref(j);
+        if (reply(c, 0, 0, herald_ERR_BAD_PACKAGE, NULL, NULL,
+                  "expected a JSON object with \"cmd\"") < 0)
+            return -1;
+        return close_after(c, herald_ERR_BAD_PACKAGE);
+    }
+    json_t *rid = json_object_get(j, "reqId");
+    int req_id = json_is_integer(rid) ? (int)json_integer_value(rid) : 0;
+    int cmd = cmd_by_name(name);
+    req_src_t src = {.json = j};
+    int rc = cmd ? dispatch(c, cmd, req_id, &src)
+                 : reply(c, 0, req_id, herald_ERR_UNKNOWN_CMD, NULL, NULL,
+                         "unknown command");
+    json_decref(j);
+    return rc;
+}

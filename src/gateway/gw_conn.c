@@ -1,0 +1,876 @@
+/*
+ * gw_conn: one device connection's I/O on its worker's thread — protocol
+ * detection, reading into the worker's scratch buffer, framing (raw TCP,
+ * HTTP head, WebSocket), the output queue, timeouts and closing.  What the
+ * frames mean is gw_cmd.c's business.
+ *
+ * Reads: the socket is edge-triggered; each wake-up reads until EAGAIN
+ * into the worker's scratch buffer, preceded by the connection's kept
+ * partial frame if it had one.  Complete frames are handled in place (zero
+ * copy); only the tail of an incomplete frame is copied into a malloc'd
+ * buffer of the connection, freed as soon as the frame completes.
+ *
+ * Writes: straight to the socket; what does not fit is queued as
+ * (refcounted buffer, offset), so a shared broadcast frame is never copied
+ * per connection.  The queue is capped by max_pending; past it the
+ * connection is cut as a slow consumer.
+ *
+ * Closing: a kick or bye writes its last frame, half-closes (SHUT_WR) once
+ * the queue is empty and then discards input until the peer's EOF or
+ * GW_LINGER_MS — closing with unread input would send a RST that can
+ * destroy the kick frame before the peer reads it.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "Protocol.h"
+#include "core/log.h"
+#include "core/token.h"
+#include "gateway/gw_int.h"
+
+static void on_io(ev_loop_t *loop, ev_io_t *io, unsigned revents);
+static void on_timer(ev_loop_t *loop, ev_timer_t *t);
+
+/* ---- buffers --------------------------------------------------------------- */
+
+gw_buf_t *gw_buf_new(const void *p, size_t len) {
+    gw_buf_t *b = malloc(sizeof *b + len);
+    if (!b) return NULL;
+    b->ref = 1;
+    b->len = (uint32_t)len;
+    if (p) memcpy(b->data, p, len);
+    return b;
+}
+
+void gw_buf_unref(gw_buf_t *b) {
+    if (--b->ref == 0) free(b);
+}
+
+int gw_clamp_hb(const gw_t *gw, int hb) {
+    if (hb < gw->cfg.hb_min) hb = gw->cfg.hb_min;
+    if (hb > gw->cfg.hb_max) hb = gw->cfg.hb_max;
+    return hb;
+}
+
+int gw_idle_for(const gw_t *gw, int hb) {
+    return (int)((int64_t)gw_clamp_hb(gw, hb) * gw->cfg.hb_factor_pct / 100) +
+           gw->cfg.hb_grace;
+}
+
+/* ---- slots and life cycle -------------------------------------------------- */
+
+static int slot_take(gw_worker_t *w, gw_conn_t *c) {
+    if (w->nfree) {
+        c->slot = w->free_slots[--w->nfree];
+    } else {
+        if (w->nslots == w->cap_slots) {
+            uint32_t nc = w->cap_slots ? w->cap_slots * 2 : 256;
+            gw_conn_t **n = realloc(w->conns, nc * sizeof *n);
+            if (!n) return -ENOMEM;
+            w->conns = n;
+            uint32_t *f = realloc(w->free_slots, nc * sizeof *f);
+            if (!f) return -ENOMEM;
+            w->free_slots = f;
+            w->cap_slots = nc;
+        }
+        c->slot = w->nslots++;
+    }
+    static _Thread_local uint32_t gen_seq;
+    c->gen = ++gen_seq;
+    w->conns[c->slot] = c;
+    return 0;
+}
+
+void gw_conn_accept(gw_worker_t *w, int fd) {
+    gw_t *gw = w->gw;
+    long total = atomic_fetch_add(&gw->total_conns, 1) + 1;
+    gw_conn_t *c = NULL;
+    if (w->draining || (gw->cfg.max_conns > 0 && total > gw->cfg.max_conns) ||
+        !(c = calloc(1, sizeof *c)) || slot_take(w, c) < 0) {
+        atomic_fetch_sub(&gw->total_conns, 1);
+        free(c);
+        close(fd);
+        return;
+    }
+    c->w = w;
+    c->hb = (uint16_t)gw_clamp_hb(gw, gw->cfg.hb_default);
+    ev_io_init(&c->io, fd, on_io, c);
+    ev_timer_init(&c->timer, on_timer);
+    if (ev_add(w->loop, &c->io, EV_READ | EV_WRITE | EV_ET) < 0) {
+        w->conns[c->slot] = NULL;
+        w->free_slots[w->nfree++] = c->slot;
+        atomic_fetch_sub(&gw->total_conns, 1);
+        free(c);
+        close(fd);
+        return;
+    }
+    atomic_fetch_add_explicit(&w->conns_now, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&w->accepted, 1, memory_order_relaxed);
+    gw_conn_set_idle(c, gw->cfg.auth_timeout);
+}
+
+/* Arms the one timer lazily: moving a deadline later only updates the
+ * field, and the timer re-arms itself when it fires early. */
+static void set_deadline(gw_conn_t *c, uint64_t at) {
+    c->deadline = at;
+    if (!ev_timer_active(&c->timer) || c->timer.node.expire > at)
+        ev_timer_start_at(c->w->loop, &c->timer, at);
+}
+
+void gw_conn_set_idle(gw_conn_t *c, int seconds) {
+    set_deadline(c, ev_now_ms(c->w->loop) + (uint64_t)seconds * 1000);
+}
+
+static void out_clear(gw_conn_t *c) {
+    for (gw_out_t *o = c->out_head, *nx; o; o = nx) {
+        nx = o->next;
+        gw_buf_unref(o->buf);
+        free(o);
+    }
+    c->out_head = c->out_tail = NULL;
+    c->out_bytes = 0;
+}
+
+static void tell_offline(gw_conn_t *c, int reason) {
+    if (!c->dev || c->offline_told) return;
+    gw_t *gw = c->w->gw;
+    c->offline_told = true;
+    gw_reg_del(gw, c);
+    atomic_fetch_sub(&c->dev->app->online, 1);
+    atomic_fetch_sub_explicit(&c->w->authed_now, 1, memory_order_relaxed);
+    if (gw->svc.offline) {
+        gw_device_t d = {.app = c->dev->app->name, .device = c->dev->name,
+                         .transport = c->transport,
+                         .inbox_seq = c->dev->inbox_seq,
+                         .broadcast_seq = c->dev->broadcast_seq};
+        gw->svc.offline(gw->svc.ctx, &d, reason);
+    }
+}
+
+void gw_conn_close(gw_conn_t *c, int reason) {
+    if (c->state == GW_S_DEAD) return;
+    gw_worker_t *w = c->w;
+    tell_offline(c, reason);
+    (void)ev_del(w->loop, &c->io);
+    ev_timer_stop(w->loop, &c->timer);
+    close(c->io.fd);
+    c->io.fd = -1;
+    c->state = GW_S_DEAD;
+    out_clear(c);
+    atomic_fetch_sub(&w->gw->total_conns, 1);
+    atomic_fetch_sub_explicit(&w->conns_now, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&w->closed, 1, memory_order_relaxed);
+    if (w->ndead == w->cap_dead) {
+        uint32_t nc = w->cap_dead ? w->cap_dead * 2 : 64;
+        gw_conn_t **d = realloc(w->dead, nc * sizeof *d);
+        if (!d) return; /* leaks one struct rather than risk a use-after-free */
+        w->dead = d;
+        w->cap_dead = nc;
+    }
+    w->dead[w->ndead++] = c;
+}
+
+/* aux is the HTTP state (with its body) in GW_S_HTTP, else a WebSocket
+ * fragment buffer. */
+static void aux_free(gw_conn_t *c) {
+    if (c->aux_http && c->aux) free(((gw_http_t *)c->aux)->body);
+    free(c->aux);
+    c->aux = NULL;
+    c->aux_http = false;
+}
+
+void gw_conn_free(gw_conn_t *c) {
+    gw_worker_t *w = c->w;
+    if (w->conns[c->slot] == c) {
+        w->conns[c->slot] = NULL;
+        w->free_slots[w->nfree++] = c->slot;
+    }
+    free(c->in);
+    aux_free(c);
+    gw_topics_free(c->topics);
+    free(c->dev);
+    free(c);
+}
+
+void gw_conn_linger(gw_conn_t *c, int reason) {
+    if (c->state >= GW_S_CLOSING) return;
+    if (c->state == GW_S_HTTP && c->aux && ((gw_http_t *)c->aux)->capture) {
+        /* a package of POST /v1/yyb ended the exchange: answer, then go */
+        ((gw_http_t *)c->aux)->stop = true;
+        return;
+    }
+    tell_offline(c, reason);
+    aux_free(c);
+    free(c->in);
+    c->in = NULL;
+    c->state = GW_S_CLOSING;
+    if (!c->out_head) (void)shutdown(c->io.fd, SHUT_WR);
+    set_deadline(c, ev_now_ms(c->w->loop) + GW_LINGER_MS);
+}
+
+void gw_conn_kick(gw_conn_t *c, int reason, const char *message) {
+    if (c->state >= GW_S_CLOSING) return;
+    gw_buf_t *b = gw_kick_frame(c, reason, message);
+    if (b) {
+        int rc = gw_conn_send_buf(c, b);
+        gw_buf_unref(b);
+        if (rc < 0) return;
+    }
+    gw_conn_linger(c, reason);
+}
+
+/* ---- output ----------------------------------------------------------------- */
+
+static void slow_consumer(gw_conn_t *c) {
+    atomic_fetch_add_explicit(&c->w->slow_consumers, 1, memory_order_relaxed);
+    log_warn("slow consumer disconnected", "app=%s device=%s pending=%u",
+             c->dev ? c->dev->app->name : "-", c->dev ? c->dev->name : "-",
+             c->out_bytes);
+    gw_conn_close(c, herald_ERR_SLOW_CONSUMER);
+}
+
+/* Writes the queue until EAGAIN; -1 if the connection closed. */
+static int flush_out(gw_conn_t *c) {
+    while (c->out_head) {
+        struct iovec iov[16];
+        int n = 0;
+        for (gw_out_t *o = c->out_head; o && n < 16; o = o->next, n++) {
+            iov[n].iov_base = o->buf->data + o->off;
+            iov[n].iov_len = o->buf->len - o->off;
+        }
+        struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n};
+        ssize_t wr = sendmsg(c->io.fd, &mh, MSG_NOSIGNAL);
+        if (wr < 0) {
+            if (errno == EAGAIN || errno == EINTR) return 0;
+            gw_conn_close(c, herald_ERR_SERVER);
+            return -1;
+        }
+        size_t left = (size_t)wr;
+        c->out_bytes -= (uint32_t)left;
+        while (left && c->out_head) {
+            gw_out_t *o = c->out_head;
+            size_t avail = o->buf->len - o->off;
+            if (left < avail) {
+                o->off += (uint32_t)left;
+                break;
+            }
+            left -= avail;
+            c->out_head = o->next;
+            gw_buf_unref(o->buf);
+            free(o);
+        }
+        if (!c->out_head) c->out_tail = NULL;
+    }
+    if (c->state == GW_S_CLOSING) (void)shutdown(c->io.fd, SHUT_WR);
+    return 0;
+}
+
+int gw_conn_queue(gw_conn_t *c, gw_buf_t *b, uint32_t off) {
+    if (c->out_bytes + (b->len - off) > c->w->gw->cfg.max_pending) {
+        slow_consumer(c);
+        return -1;
+    }
+    gw_out_t *o = malloc(sizeof *o);
+    if (!o) {
+        gw_conn_close(c, herald_ERR_SERVER);
+        return -1;
+    }
+    o->next = NULL;
+    o->buf = gw_buf_ref(b);
+    o->off = off;
+    if (c->out_tail) c->out_tail->next = o;
+    else c->out_head = o;
+    c->out_tail = o;
+    c->out_bytes += b->len - off;
+    return 0;
+}
+
+/* Bytes written now, or -1 if the connection closed. */
+static ssize_t write_now(gw_conn_t *c, const void *p, size_t len) {
+    if (c->out_head) return 0;
+    ssize_t wr = send(c->io.fd, p, len, MSG_NOSIGNAL);
+    if (wr >= 0) return wr;
+    if (errno == EAGAIN || errno == EINTR) return 0;
+    gw_conn_close(c, herald_ERR_SERVER);
+    return -1;
+}
+
+/* POST /v1/yyb collects its answer before the HTTP head can be written. */
+static bool captured(gw_conn_t *c, const void *p, size_t len) {
+    if (c->state != GW_S_HTTP || !c->aux) return false;
+    gw_http_t *h = c->aux;
+    if (!h->capture) return false;
+    jce_out_raw(h->capture, p, len);
+    return true;
+}
+
+int gw_conn_send(gw_conn_t *c, const void *p, size_t len) {
+    if (c->state == GW_S_DEAD) return -1;
+    if (captured(c, p, len)) return 0;
+    ssize_t wr = write_now(c, p, len);
+    if (wr < 0) return -1;
+    if ((size_t)wr == len) return 0;
+    gw_buf_t *b = gw_buf_new((const uint8_t *)p + wr, len - (size_t)wr);
+    if (!b) {
+        gw_conn_close(c, herald_ERR_SERVER);
+        return -1;
+    }
+    int rc = gw_conn_queue(c, b, 0);
+    gw_buf_unref(b);
+    return rc;
+}
+
+int gw_conn_send_buf(gw_conn_t *c, gw_buf_t *b) {
+    if (c->state == GW_S_DEAD) return -1;
+    if (captured(c, b->data, b->len)) return 0;
+    ssize_t wr = write_now(c, b->data, b->len);
+    if (wr < 0) return -1;
+    if ((size_t)wr == b->len) return 0;
+    return gw_conn_queue(c, b, (uint32_t)wr);
+}
+
+/* ---- HTTP head and WebSocket upgrade ----------------------------------------- */
+
+static void http_reply(gw_conn_t *c, int status, const char *reason,
+                       const char *body) {
+    char buf[512];
+    int n = snprintf(buf, sizeof buf,
+                     "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
+                     "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
+                     status, reason, strlen(body), body);
+    if (n > 0 && (size_t)n < sizeof buf && gw_conn_send(c, buf, (size_t)n) < 0)
+        return;
+    gw_conn_linger(c, 0);
+}
+
+static void http_error(gw_conn_t *c, int status, int code, const char *msg) {
+    char body[256];
+    const char *reason = status == 400   ? "Bad Request"
+                         : status == 401 ? "Unauthorized"
+                         : status == 404 ? "Not Found"
+                         : status == 408 ? "Request Timeout"
+                         : status == 414 ? "URI Too Long"
+                         : status == 431 ? "Request Header Fields Too Large"
+                         : status == 501 ? "Not Implemented"
+                         : status == 503 ? "Service Unavailable"
+                         : status == 505 ? "HTTP Version Not Supported"
+                                         : "Error";
+    snprintf(body, sizeof body,
+             "{\"error\":\"%s\",\"code\":%d,\"message\":\"%s\"}\n",
+             gw_err_name(code), code, msg);
+    http_reply(c, status, reason, body);
+}
+
+/* Token from ?token= or Authorization: Bearer. */
+static int find_token(const http_req_t *r, const char *buf, char *tok,
+                      size_t cap) {
+    int n = http_query_param(r, buf, "token", tok, cap);
+    if (n >= 0) return n;
+    const http_header_t *h = http_find_header(r, buf, "Authorization");
+    if (!h) return -1;
+    const char *v = buf + h->value.off;
+    size_t vl = h->value.len;
+    if (vl < 8 || strncasecmp(v, "Bearer ", 7)) return -1;
+    v += 7;
+    vl -= 7;
+    while (vl && *v == ' ') v++, vl--;
+    if (vl >= cap) return -1;
+    memcpy(tok, v, vl);
+    tok[vl] = 0;
+    return (int)vl;
+}
+
+static int ws_input(gw_conn_t *c, uint8_t *buf, size_t len, size_t *used);
+static int yyb_post_start(gw_conn_t *c);
+static int yyb_post_run(gw_conn_t *c);
+static int keep_tail(gw_conn_t *c, const uint8_t *buf, size_t len,
+                     size_t used);
+
+/* A complete head: upgrade to WebSocket, or answer and close. */
+static int http_head_done(gw_conn_t *c) {
+    gw_http_t *h = c->aux;
+    const http_req_t *r = &h->req;
+    const char *path = h->buf + r->path.off;
+    size_t plen = r->path.len;
+    if (plen == 7 && !memcmp(path, "/v1/yyb", 7)) return yyb_post_start(c);
+    if (!(plen == 6 && !memcmp(path, "/v1/ws", 6))) {
+        http_error(c, 404, herald_ERR_BAD_REQUEST, "no such path; WebSocket is at /v1/ws");
+        return -1;
+    }
+    ws_handshake_t hs;
+    int rc = ws_handshake_check(r, h->buf, &hs);
+    if (rc < 0) {
+        char out[512];
+        int n = ws_handshake_reject(out, sizeof out, rc);
+        if (n > 0) (void)gw_conn_send(c, out, (size_t)n);
+        if (c->state != GW_S_DEAD) gw_conn_linger(c, 0);
+        return -1;
+    }
+    char tok[TOKEN_MAX];
+    int tl = find_token(r, h->buf, tok, sizeof tok);
+    gw_dev_t *dev = NULL;
+    int code = tl < 0 ? herald_ERR_BAD_TOKEN
+                      : gw_auth_token(c->w->gw, tok, (size_t)tl, &dev);
+    if (code) {
+        http_error(c, 401, code,
+                   tl < 0 ? "token missing (?token= or Authorization: Bearer)"
+                   : code == herald_ERR_TOKEN_EXPIRED ? "token expired"
+                                               : "token rejected");
+        return -1;
+    }
+    char out[256];
+    int n = ws_handshake_response(out, sizeof out, h->buf + hs.key.off,
+                                  hs.key.len, hs.jce);
+    if (n < 0 || gw_conn_send(c, out, (size_t)n) < 0) {
+        free(dev);
+        if (c->state != GW_S_DEAD) gw_conn_close(c, herald_ERR_SERVER);
+        return -1;
+    }
+    /* Bytes that followed the head are the first WebSocket frames. */
+    size_t rest = h->len - r->head_len;
+    uint8_t *tail = c->w->rbuf;
+    memcpy(tail, h->buf + r->head_len, rest);
+    free(h);
+    c->aux = NULL;
+    c->aux_http = false;
+    c->state = GW_S_WS;
+    c->transport = hs.jce ? GW_WS_JCE : GW_WS_JSON;
+    ws_parser_init(&c->p.ws);
+    c->p.ws.max_msg = c->w->gw->cfg.max_frame;
+    gw_conn_authed(c, dev);
+    if (gw_cmd_ws_hello(c) < 0) return -1;
+    if (!rest) return 0;
+    size_t used = 0;
+    rc = ws_input(c, tail, rest, &used);
+    if (rc < 0) return -1;
+    return keep_tail(c, tail, rest, used);
+}
+
+/* ---- POST /v1/yyb: the short-lived form (DESIGN.md §3) ----------------------
+ *
+ * Body: the preface and one or more frames, exactly as on a raw TCP
+ * connection; the answer (200, application/octet-stream) has the same
+ * layout.  The device authenticates with ?token= / Authorization: Bearer,
+ * or with a HELLO as the first package.  Such a request is never
+ * registered: it neither kicks the device's connection nor counts as
+ * online.  Framing errors answer 400 with a JSON error. */
+
+static int yyb_post_start(gw_conn_t *c) {
+    gw_http_t *h = c->aux;
+    uint64_t len = 0;
+    if (h->req.method != HTTP_M_POST) {
+        http_error(c, 405, herald_ERR_BAD_REQUEST, "use POST");
+        return -1;
+    }
+    int rc = http_content_length(&h->req, h->buf, &len);
+    if (rc <= 0) {
+        http_error(c, rc == 0 ? 411 : 400, herald_ERR_BAD_REQUEST,
+                   "Content-Length required");
+        return -1;
+    }
+    if (len < YYB_PREFACE_LEN + YYB_FRAME_MIN ||
+        len > (uint64_t)c->w->gw->cfg.max_frame * 4 + YYB_PREFACE_LEN) {
+        http_error(c, len < YYB_PREFACE_LEN ? 400 : 413, herald_ERR_BAD_REQUEST,
+                   "body must be a preface and frames");
+        return -1;
+    }
+    if (!(h->body = malloc(len))) {
+        gw_conn_close(c, herald_ERR_SERVER);
+        return -1;
+    }
+    h->body_len = (uint32_t)len;
+    size_t extra = h->len - h->req.head_len;
+    if (extra > len) extra = len;
+    memcpy(h->body, h->buf + h->req.head_len, extra);
+    h->body_have = (uint32_t)extra;
+    /* curl and others wait a second for this before a larger body */
+    static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    if (extra < len && http_header_has_token(&h->req, h->buf, "Expect", "100-continue"))
+        return gw_conn_send(c, cont, sizeof cont - 1);
+    return 0;
+}
+
+static void http_reply_bin(gw_conn_t *c, const uint8_t *p, size_t len) {
+    char head[160];
+    int n = snprintf(head, sizeof head,
+                     "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
+                     "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+                     len);
+    if (gw_conn_send(c, head, (size_t)n) < 0 || gw_conn_send(c, p, len) < 0)
+        return;
+    gw_conn_linger(c, 0);
+}
+
+/* Handles the body's packages; answers and closes.  Always -1. */
+static int yyb_post_run(gw_conn_t *c) {
+    gw_http_t *h = c->aux;
+    gw_worker_t *w = c->w;
+    char tok[TOKEN_MAX];
+    c->ephemeral = true;
+    int tl = find_token(&h->req, h->buf, tok, sizeof tok);
+    if (tl >= 0) {
+        gw_dev_t *dev = NULL;
+        int code = gw_auth_token(w->gw, tok, (size_t)tl, &dev);
+        if (code) {
+            http_error(c, 401, code, code == herald_ERR_TOKEN_EXPIRED
+                                         ? "token expired" : "token rejected");
+            return -1;
+        }
+        gw_conn_authed(c, dev);
+    }
+    jce_out_t cap;
+    jce_out_init(&cap, JCE_POLICY_CPP);
+    uint8_t pre[YYB_PREFACE_LEN];
+    yyb_preface(pre, YYB_VERSION);
+    jce_out_raw(&cap, pre, sizeof pre);
+    h->capture = &cap;
+    c->transport = GW_TCP;
+    yyb_reader_t r;
+    yyb_reader_init(&r, true);
+    r.max_frame = w->gw->cfg.max_frame;
+    size_t off = 0;
+    int rc, frames = 0;
+    do {
+        yyb_frame_t f;
+        size_t n;
+        rc = yyb_feed(&r, h->body + off, h->body_len - off, &n, &f);
+        off += n;
+        if (rc != YYB_FRAME) break;
+        frames++;
+        atomic_fetch_add_explicit(&w->frames_in, 1, memory_order_relaxed);
+        (void)gw_cmd_jce(c, f.data, f.len);
+    } while (!h->stop && c->state == GW_S_HTTP);
+    jce_arena_reset(w->arena);
+    if (c->state != GW_S_HTTP) { /* closed meanwhile: h is still ours */
+        jce_out_free(&cap);
+        return -1;
+    }
+    h->capture = NULL;
+    c->transport = 0;
+    if (rc < 0 || (!h->stop && off < h->body_len) || frames == 0) {
+        int code = rc < 0 ? yyb_err_code(rc) : herald_ERR_BAD_PACKAGE;
+        jce_out_free(&cap);
+        http_error(c, 400, code, rc < 0 ? yyb_strerror(rc) : "truncated frame");
+        return -1;
+    }
+    if (cap.err) {
+        jce_out_free(&cap);
+        gw_conn_close(c, herald_ERR_SERVER);
+        return -1;
+    }
+    http_reply_bin(c, cap.buf, cap.len);
+    jce_out_free(&cap);
+    return -1;
+}
+
+/* Reads into the head buffer (then a POST body) directly; -1 if the
+ * connection closed or is closing. */
+static int http_read(gw_conn_t *c) {
+    gw_http_t *h = c->aux;
+    for (;;) {
+        if (h->body) {
+            if (h->body_have == h->body_len) return yyb_post_run(c);
+            ssize_t n = read(c->io.fd, h->body + h->body_have,
+                             h->body_len - h->body_have);
+            if (n > 0) {
+                h->body_have += (uint32_t)n;
+                continue;
+            }
+            if (n < 0 && (errno == EAGAIN || errno == EINTR)) return 0;
+            gw_conn_close(c, 0);
+            return -1;
+        }
+        int rc = http_parse(&h->req, h->buf, h->len);
+        if (rc == HTTP_DONE) {
+            rc = http_head_done(c);
+            if (rc < 0 || c->state != GW_S_HTTP) return rc;
+            continue; /* a POST body follows */
+        }
+        if (rc < 0) {
+            http_error(c, http_err_status(rc), herald_ERR_BAD_REQUEST,
+                       http_strerror(rc));
+            return -1;
+        }
+        if (h->len >= sizeof h->buf) {
+            http_error(c, 431, herald_ERR_BAD_REQUEST, "request head too large");
+            return -1;
+        }
+        ssize_t n = read(c->io.fd, h->buf + h->len, sizeof h->buf - h->len);
+        if (n > 0) {
+            h->len += (uint16_t)n;
+            continue;
+        }
+        if (n < 0 && (errno == EAGAIN || errno == EINTR)) return 0;
+        gw_conn_close(c, 0);
+        return -1;
+    }
+}
+
+/* ---- WebSocket frames ---------------------------------------------------------- */
+
+static void ws_fail(gw_conn_t *c, unsigned code, const char *why) {
+    uint8_t fr[2 + WS_MAX_CONTROL];
+    size_t n = ws_close_frame(fr, code, why, strlen(why));
+    if (gw_conn_send(c, fr, n) == 0) gw_conn_linger(c, herald_ERR_BAD_PACKAGE);
+}
+
+/* Appends a fragment to the message being reassembled. */
+static int frag_add(gw_conn_t *c, const ws_frame_t *f) {
+    gw_bytes_t *m = c->aux;
+    if (f->first) {
+        free(m);
+        m = NULL;
+    }
+    uint32_t have = m ? m->len : 0;
+    if (!m || m->cap < have + f->len) {
+        uint32_t cap = have + f->len + 1024;
+        gw_bytes_t *nm = realloc(m, sizeof *nm + cap);
+        if (!nm) return -1;
+        nm->len = have;
+        nm->cap = cap;
+        m = nm;
+    }
+    memcpy(m->data + m->len, f->payload, f->len);
+    m->len += f->len;
+    c->aux = m;
+    return 0;
+}
+
+static int ws_message(gw_conn_t *c, unsigned op, const uint8_t *p,
+                      size_t len) {
+    atomic_fetch_add_explicit(&c->w->frames_in, 1, memory_order_relaxed);
+    if (op == WS_OP_TEXT) return gw_cmd_json(c, p, len);
+    return gw_cmd_jce(c, p, len);
+}
+
+static int ws_frame(gw_conn_t *c, ws_frame_t *f) {
+    switch (f->msg_op) {
+    case WS_OP_PING: {
+        uint8_t hdr[10];
+        size_t hl = ws_frame_header(hdr, WS_OP_PONG, f->len);
+        uint8_t fr[10 + WS_MAX_CONTROL];
+        memcpy(fr, hdr, hl);
+        memcpy(fr + hl, f->payload, f->len);
+        return gw_conn_send(c, fr, hl + f->len);
+    }
+    case WS_OP_PONG:
+        return 0;
+    case WS_OP_CLOSE: {
+        uint8_t fr[2 + WS_MAX_CONTROL];
+        unsigned code = f->close_code == WS_CLOSE_NO_STATUS ? 0 : f->close_code;
+        size_t n = ws_close_frame(fr, code, "", 0);
+        if (gw_conn_send(c, fr, n) < 0) return -1;
+        gw_conn_linger(c, 0);
+        return -1;
+    }
+    }
+    if (f->first && f->fin) return ws_message(c, f->msg_op, f->payload, f->len);
+    if (frag_add(c, f) < 0) {
+        gw_conn_close(c, herald_ERR_SERVER);
+        return -1;
+    }
+    if (!f->fin) return 0;
+    gw_bytes_t *m = c->aux;
+    c->aux = NULL;
+    int rc = ws_message(c, f->msg_op, m->data, m->len);
+    free(m);
+    return rc;
+}
+
+/* Handles whole frames of buf; *used = bytes consumed.  -1: closed. */
+static int ws_input(gw_conn_t *c, uint8_t *buf, size_t len, size_t *used) {
+    size_t off = 0;
+    while (off < len && c->state == GW_S_WS) {
+        ws_frame_t f;
+        size_t n;
+        int rc = ws_feed(&c->p.ws, buf + off, len - off, &n, &f);
+        if (rc == WS_AGAIN) break;
+        if (rc < 0) {
+            ws_fail(c, (unsigned)ws_err_close_code(rc), ws_strerror(rc));
+            return -1;
+        }
+        off += n;
+        if (ws_frame(c, &f) < 0) return -1;
+    }
+    *used = off;
+    return c->state == GW_S_WS ? 0 : -1;
+}
+
+/* ---- raw TCP frames ---------------------------------------------------------------- */
+
+static void yyb_fail(gw_conn_t *c, int err) {
+    if (err == YYB_ERR_BAD_PREFACE) {
+        /* Not our protocol: nothing it could parse, so say nothing. */
+        gw_conn_close(c, herald_ERR_BAD_PREFACE);
+        return;
+    }
+    int code = yyb_err_code(err);
+    gw_conn_kick(c, code, yyb_strerror(err));
+}
+
+static int yyb_input(gw_conn_t *c, uint8_t *buf, size_t len, size_t *used) {
+    size_t off = 0;
+    while (c->state == GW_S_YYB) {
+        yyb_frame_t f;
+        size_t n;
+        int rc = yyb_feed(&c->p.yyb, buf + off, len - off, &n, &f);
+        off += n;
+        if (rc == YYB_AGAIN) break;
+        if (rc < 0) {
+            yyb_fail(c, rc);
+            return -1;
+        }
+        atomic_fetch_add_explicit(&c->w->frames_in, 1, memory_order_relaxed);
+        if (gw_cmd_jce(c, f.data, f.len) < 0) return -1;
+    }
+    *used = off;
+    return c->state == GW_S_YYB ? 0 : -1;
+}
+
+/* ---- reading ------------------------------------------------------------------------- */
+
+/* First byte decides: 'Y' is the raw protocol, an upper-case letter an
+ * HTTP method; anything else is no protocol of ours. */
+static int detect(gw_conn_t *c, uint8_t first) {
+    if (first == 'Y') {
+        c->state = GW_S_YYB;
+        c->transport = GW_TCP;
+        yyb_reader_init(&c->p.yyb, true);
+        c->p.yyb.max_frame = c->w->gw->cfg.max_frame;
+        return 0;
+    }
+    if (first >= 'A' && first <= 'Z') {
+        gw_http_t *h = malloc(sizeof *h);
+        if (!h) {
+            gw_conn_close(c, herald_ERR_SERVER);
+            return -1;
+        }
+        http_req_init(&h->req);
+        h->body = NULL;
+        h->body_len = h->body_have = 0;
+        h->capture = NULL;
+        h->stop = false;
+        c->aux = h;
+        c->aux_http = true;
+        c->state = GW_S_HTTP;
+        gw_conn_set_idle(c, c->w->gw->cfg.head_timeout);
+        return 0;
+    }
+    gw_conn_close(c, herald_ERR_BAD_PREFACE);
+    return -1;
+}
+
+/* Keeps the unconsumed tail buf[used..len) for the next read. */
+static int keep_tail(gw_conn_t *c, const uint8_t *buf, size_t len,
+                     size_t used) {
+    size_t rest = len - used;
+    if (!rest) {
+        free(c->in);
+        c->in = NULL;
+        return 0;
+    }
+    if (!c->in || c->in->cap < rest) {
+        free(c->in);
+        c->in = malloc(sizeof *c->in + rest);
+        if (!c->in) {
+            gw_conn_close(c, herald_ERR_SERVER);
+            return -1;
+        }
+        c->in->cap = (uint32_t)rest;
+    }
+    memmove(c->in->data, buf + used, rest);
+    c->in->len = (uint32_t)rest;
+    return 0;
+}
+
+static void discard_input(gw_conn_t *c) {
+    for (;;) {
+        ssize_t n = read(c->io.fd, c->w->rbuf, c->w->rbuf_cap);
+        if (n > 0) continue;
+        if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+        gw_conn_close(c, 0);
+        return;
+    }
+}
+
+static void read_input(gw_conn_t *c) {
+    gw_worker_t *w = c->w;
+    for (;;) {
+        if (c->state == GW_S_HTTP) {
+            if (http_read(c) < 0) return;
+            if (c->state == GW_S_HTTP) return;
+            continue; /* upgraded: frames may follow */
+        }
+        if (c->state == GW_S_CLOSING) {
+            discard_input(c);
+            return;
+        }
+        if (c->state == GW_S_DEAD) return;
+        size_t have = 0;
+        if (c->in) {
+            have = c->in->len;
+            memcpy(w->rbuf, c->in->data, have);
+        }
+        /* Until the protocol is known, read no more than an HTTP head
+         * can hold, so nothing read is lost when it turns out to be one. */
+        size_t room = c->state == GW_S_NEW ? HTTP_MAX_HEAD : w->rbuf_cap - have;
+        ssize_t n = read(c->io.fd, w->rbuf + have, room);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+            gw_conn_close(c, c->dev ? herald_ERR_HEARTBEAT_TIMEOUT : 0);
+            return;
+        }
+        if (n < 0) return;
+        if (c->dev)
+            gw_conn_set_idle(c, gw_idle_for(w->gw, c->hb));
+        size_t len = have + (size_t)n, used = 0;
+        if (c->state == GW_S_NEW && detect(c, w->rbuf[0]) < 0) return;
+        if (c->state == GW_S_HTTP) {
+            gw_http_t *h = c->aux;
+            size_t k = len < sizeof h->buf ? len : sizeof h->buf;
+            memcpy(h->buf, w->rbuf, k);
+            h->len = (uint16_t)k;
+            continue;
+        }
+        int rc = c->state == GW_S_YYB ? yyb_input(c, w->rbuf, len, &used)
+                                      : ws_input(c, w->rbuf, len, &used);
+        jce_arena_reset(w->arena);
+        if (rc < 0) return;
+        if (keep_tail(c, w->rbuf, len, used) < 0) return;
+    }
+}
+
+static void on_io(ev_loop_t *loop, ev_io_t *io, unsigned revents) {
+    gw_conn_t *c = io->data;
+    (void)loop;
+    if ((revents & EV_WRITE) && c->out_head && flush_out(c) < 0) return;
+    if (revents & (EV_READ | EV_ERROR)) read_input(c);
+}
+
+static void on_timer(ev_loop_t *loop, ev_timer_t *t) {
+    gw_conn_t *c = ev_container_of(t, gw_conn_t, timer);
+    if (c->deadline > ev_now_ms(loop)) {
+        ev_timer_start_at(loop, t, c->deadline);
+        return;
+    }
+    switch (c->state) {
+    case GW_S_CLOSING:
+        gw_conn_close(c, 0);
+        break;
+    case GW_S_HTTP:
+        http_error(c, 408, herald_ERR_HEARTBEAT_TIMEOUT, "request head too slow");
+        break;
+    default:
+        if (c->dev) {
+            atomic_fetch_add_explicit(&c->w->hb_timeouts, 1,
+                                      memory_order_relaxed);
+            gw_conn_kick(c, herald_ERR_HEARTBEAT_TIMEOUT, "idle timeout");
+        } else {
+            gw_conn_kick(c, herald_ERR_NOT_AUTHED, "no hello in time");
+        }
+    }
+}

@@ -1,0 +1,912 @@
+/*
+ * Unit tests: the gateway (src/gateway/gw*.c) with real sockets on
+ * 127.0.0.1 — a gateway on port 0 with two workers and blocking test
+ * clients speaking raw TCP and WebSocket.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "Protocol.h"
+#include "core/log.h"
+#include "core/net.h"
+#include "core/token.h"
+#include "gateway/gw.h"
+#include "gateway/gw_int.h"
+#include "gateway/ws.h"
+#include "gateway/yyb.h"
+#include "test.h"
+
+#define APP "app1"
+#define SECRET "s3cret-of-app1"
+
+/* ---- a service that records what the gateway tells it ---- */
+
+static atomic_int n_online, n_offline, n_acks;
+static atomic_long last_ack;
+
+static int svc_secret(void *ctx, const char *app, uint8_t *out, size_t cap) {
+    (void)ctx;
+    if (strcmp(app, APP) || cap < sizeof SECRET) return -1;
+    memcpy(out, SECRET, sizeof SECRET - 1);
+    return (int)sizeof SECRET - 1;
+}
+static void svc_online(void *ctx, const gw_device_t *d) { n_online++; }
+static void svc_offline(void *ctx, const gw_device_t *d, int reason) {
+    n_offline++;
+}
+static void svc_ack(void *ctx, const gw_device_t *d, int64_t in, int64_t bc) {
+    n_acks++;
+    last_ack = in;
+}
+static const gw_service_t svc = {NULL, svc_secret, svc_online, svc_offline,
+                                 svc_ack};
+
+static gw_t *start_gw(void) {
+    gw_config_t c;
+    gw_config_defaults(&c);
+    c.host = "127.0.0.1";
+    c.port = 0;
+    c.workers = 2;
+    c.hb_min = 1;
+    c.hb_grace = 1;
+    c.auth_timeout = 2;
+    c.head_timeout = 1;
+    c.max_frame = 4096;
+    gw_t *gw = gw_new(&c, &svc);
+    if (gw && gw_start(gw) < 0) {
+        gw_free(gw);
+        return NULL;
+    }
+    return gw;
+}
+
+/* ---- blocking clients ---- */
+
+static int cl_connect(gw_t *gw) {
+    int fd;
+    if (net_connect_tcp("127.0.0.1", gw_port(gw), NULL, false, &fd) < 0)
+        return -1;
+    struct timeval tv = {3, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    return fd;
+}
+
+static int cl_write(int fd, const void *p, size_t n) {
+    return send(fd, p, n, MSG_NOSIGNAL) == (ssize_t)n ? 0 : -1;
+}
+
+static int cl_read_full(int fd, void *p, size_t n) {
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = recv(fd, (char *)p + got, n - got, 0);
+        if (r <= 0) return -1;
+        got += (size_t)r;
+    }
+    return 0;
+}
+
+/* True if the server closed (EOF or reset) within 3 s with no more data. */
+static bool cl_closed(int fd) {
+    char b[256];
+    ssize_t r = recv(fd, b, sizeof b, 0);
+    return r == 0 || (r < 0 && errno == ECONNRESET);
+}
+
+static char *mint(const char *app, const char *dev, int64_t expiry,
+                  const char *secret) {
+    static char tok[4][TOKEN_MAX];
+    static int i;
+    char *t = tok[i++ % 4];
+    if (token_mint(t, TOKEN_MAX, app, dev, expiry, (const uint8_t *)secret,
+                   strlen(secret)) < 0)
+        return NULL;
+    return t;
+}
+
+static int cl_send_pkg(int fd, int cmd, int req_id, const jce_out_t *body) {
+    herald_Package pk;
+    herald_Package_init(&pk);
+    pk.cmd = cmd;
+    pk.reqId = req_id;
+    if (body) {
+        pk.body.data = body->buf;
+        pk.body.len = (uint32_t)body->len;
+    }
+    jce_out_t o;
+    jce_out_init(&o, JCE_POLICY_CPP);
+    size_t at = yyb_frame_begin(&o);
+    herald_Package_encode(&pk, &o);
+    yyb_frame_end(&o, at);
+    int rc = cl_write(fd, o.buf, o.len);
+    jce_out_free(&o);
+    return rc;
+}
+
+/* Reads one frame into buf and decodes its Package (body points into
+ * buf).  0 or -1. */
+static int cl_recv_pkg(int fd, uint8_t *buf, size_t cap, herald_Package *pk) {
+    uint8_t len[4];
+    if (cl_read_full(fd, len, 4) < 0) return -1;
+    uint32_t n = (uint32_t)len[0] << 24 | (uint32_t)len[1] << 16 |
+                 (uint32_t)len[2] << 8 | len[3];
+    if (n < 5 || n - 4 > cap || cl_read_full(fd, buf, n - 4) < 0) return -1;
+    jce_in_t in;
+    jce_in_init(&in, buf, n - 4, NULL);
+    return herald_Package_decode(pk, &in) < 0 ? -1 : 0;
+}
+
+static int cl_preface(int fd, uint32_t version) {
+    uint8_t p[YYB_PREFACE_LEN];
+    yyb_preface(p, version);
+    return cl_write(fd, p, sizeof p);
+}
+
+/* Preface + hello; returns the answer's ret (or -1) and the response. */
+static int cl_hello(int fd, const char *token, int hb, herald_HelloRsp *rsp,
+                    jce_arena_t *a) {
+    static uint8_t buf[8192];
+    herald_HelloReq q;
+    herald_HelloReq_init(&q);
+    q.token = jce_str_from(token);
+    q.heartbeat = hb;
+    jce_out_t o;
+    jce_out_init(&o, JCE_POLICY_CPP);
+    herald_HelloReq_encode(&q, &o);
+    int rc = cl_preface(fd, 1) < 0 || cl_send_pkg(fd, herald_CMD_HELLO, 7, &o) < 0;
+    jce_out_free(&o);
+    herald_Package pk;
+    if (rc || cl_recv_pkg(fd, buf, sizeof buf, &pk) < 0) return -1;
+    if (pk.cmd != herald_CMD_HELLO || pk.reqId != 7) return -1;
+    if (rsp) {
+        jce_in_t in;
+        jce_in_init(&in, pk.body.data, pk.body.len, a);
+        if (herald_HelloRsp_decode(rsp, &in) < 0) return -1;
+    }
+    return pk.ret;
+}
+
+static int cl_login(gw_t *gw, const char *dev) {
+    int fd = cl_connect(gw);
+    if (fd < 0) return -1;
+    if (cl_hello(fd, mint(APP, dev, time(NULL) + 600, SECRET), 60, NULL,
+                 NULL) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* Expects a Kick package with this reason, then EOF. */
+static bool cl_expect_kick(int fd, int reason) {
+    uint8_t buf[1024];
+    herald_Package pk;
+    if (cl_recv_pkg(fd, buf, sizeof buf, &pk) < 0 || pk.cmd != herald_CMD_KICK)
+        return false;
+    herald_Kick k;
+    jce_in_t in;
+    jce_in_init(&in, pk.body.data, pk.body.len, NULL);
+    if (herald_Kick_decode(&k, &in) < 0 || k.reason != reason) return false;
+    return cl_closed(fd);
+}
+
+/* ---- raw TCP ---- */
+
+/* One gateway for all tests, started by whichever runs first (the runner
+ * can filter tests by name). */
+static gw_t *G_;
+static gw_t *gw_get(void) {
+    if (!G_) {
+        log_set_level(LOG_LEVEL_ERROR);
+        G_ = start_gw();
+    }
+    return G_;
+}
+#define G gw_get()
+#define GW_TOPICS_TEST 70
+
+TEST(gw_start_port) {
+    CHECK(G != NULL);
+    CHECK(gw_port(G) > 0);
+}
+
+TEST(bad_magic_closes_silently) {
+    int fd = cl_connect(G);
+    CHECK(fd >= 0);
+    CHECK(cl_write(fd, "YYX\0\0\0\1", 7) == 0);
+    CHECK(cl_closed(fd));
+    close(fd);
+    fd = cl_connect(G);
+    CHECK(cl_write(fd, "\x01\x02\x03", 3) == 0);
+    CHECK(cl_closed(fd));
+    close(fd);
+}
+
+TEST(unknown_version_kicks) {
+    int fd = cl_connect(G);
+    CHECK(cl_preface(fd, 2) == 0);
+    CHECK(cl_expect_kick(fd, herald_ERR_BAD_VERSION));
+    close(fd);
+}
+
+TEST(hello_ok) {
+    int fd = cl_connect(G);
+    jce_arena_t *a = jce_arena_new(0);
+    herald_HelloRsp r;
+    int ret = cl_hello(fd, mint(APP, "dev-ok", time(NULL) + 60, SECRET), 20,
+                       &r, a);
+    CHECK_EQ_INT(ret, 0);
+    CHECK(jce_str_eq(r.deviceId, JCE_STR_LIT("dev-ok")));
+    CHECK_EQ_INT(r.idleTimeout, 20 * 150 / 100 + 1);
+    CHECK_EQ_INT(r.heartbeatMin, 1);
+    CHECK(r.serverTime > 1700000000000LL);
+    jce_arena_free(a);
+    close(fd);
+}
+
+TEST(hello_bad_tokens) {
+    struct {
+        const char *tok;
+        int ret;
+    } cases[] = {
+        {mint(APP, "d1", time(NULL) + 60, "wrong-secret"), herald_ERR_BAD_TOKEN},
+        {mint(APP, "d1", time(NULL) - 1, SECRET), herald_ERR_TOKEN_EXPIRED},
+        {mint("nosuchapp", "d1", time(NULL) + 60, SECRET), herald_ERR_BAD_TOKEN},
+        {"not-a-token", herald_ERR_BAD_TOKEN},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int fd = cl_connect(G);
+        CHECK_EQ_INT(cl_hello(fd, cases[i].tok, 60, NULL, NULL), cases[i].ret);
+        CHECK(cl_closed(fd));
+        close(fd);
+    }
+}
+
+TEST(command_before_hello) {
+    int fd = cl_connect(G);
+    uint8_t buf[256];
+    herald_Package pk;
+    CHECK(cl_preface(fd, 1) == 0);
+    CHECK(cl_send_pkg(fd, herald_CMD_HEARTBEAT, 3, NULL) == 0);
+    CHECK(cl_recv_pkg(fd, buf, sizeof buf, &pk) == 0);
+    CHECK_EQ_INT(pk.ret, herald_ERR_NOT_AUTHED);
+    CHECK_EQ_INT(pk.reqId, 3);
+    CHECK(cl_closed(fd));
+    close(fd);
+}
+
+TEST(heartbeat_and_unknown_cmd) {
+    int fd = cl_login(G, "dev-hb");
+    CHECK(fd >= 0);
+    uint8_t buf[256];
+    herald_Package pk;
+    CHECK(cl_send_pkg(fd, 77, 5, NULL) == 0);
+    CHECK(cl_recv_pkg(fd, buf, sizeof buf, &pk) == 0);
+    CHECK_EQ_INT(pk.cmd, 77);
+    CHECK_EQ_INT(pk.ret, herald_ERR_UNKNOWN_CMD);
+    /* still served */
+    herald_HeartbeatReq q;
+    herald_HeartbeatReq_init(&q);
+    q.interval = 100000; /* clamped to hb_max */
+    jce_out_t o;
+    jce_out_init(&o, JCE_POLICY_CPP);
+    herald_HeartbeatReq_encode(&q, &o);
+    CHECK(cl_send_pkg(fd, herald_CMD_HEARTBEAT, 6, &o) == 0);
+    jce_out_free(&o);
+    CHECK(cl_recv_pkg(fd, buf, sizeof buf, &pk) == 0);
+    CHECK_EQ_INT(pk.cmd, herald_CMD_HEARTBEAT);
+    CHECK_EQ_INT(pk.reqId, 6);
+    CHECK_EQ_INT(pk.ret, 0);
+    herald_HeartbeatRsp r;
+    jce_in_t in;
+    jce_in_init(&in, pk.body.data, pk.body.len, NULL);
+    CHECK(herald_HeartbeatRsp_decode(&r, &in) == 0);
+    CHECK_EQ_INT(r.idleTimeout, 600 * 150 / 100 + 1);
+    close(fd);
+}
+
+TEST(ack_reaches_service) {
+    int fd = cl_login(G, "dev-ack");
+    CHECK(fd >= 0);
+    int before = n_acks;
+    herald_AckReq q;
+    herald_AckReq_init(&q);
+    q.inboxSeq = 42;
+    jce_out_t o;
+    jce_out_init(&o, JCE_POLICY_CPP);
+    herald_AckReq_encode(&q, &o);
+    CHECK(cl_send_pkg(fd, herald_CMD_ACK, 9, &o) == 0);
+    jce_out_free(&o);
+    uint8_t buf[256];
+    herald_Package pk;
+    CHECK(cl_recv_pkg(fd, buf, sizeof buf, &pk) == 0);
+    CHECK_EQ_INT(pk.cmd, herald_CMD_ACK);
+    CHECK_EQ_INT(pk.ret, 0);
+    CHECK_EQ_INT(n_acks, before + 1);
+    CHECK_EQ_INT(last_ack, 42);
+    close(fd);
+}
+
+TEST(subscribe_limits) {
+    int fd = cl_login(G, "dev-sub");
+    CHECK(fd >= 0);
+    jce_arena_t *a = jce_arena_new(0);
+    herald_SubscribeReq q;
+    herald_SubscribeReq_init(&q);
+    jce_str_t topics[GW_TOPICS_TEST];
+    char names[GW_TOPICS_TEST][16];
+    for (int i = 0; i < GW_TOPICS_TEST; i++) {
+        snprintf(names[i], sizeof names[i], "t%d", i);
+        topics[i] = jce_str_from(names[i]);
+    }
+    topics[0] = JCE_STR_LIT("bad topic");
+    q.topics.items = topics;
+    q.topics.n = GW_TOPICS_TEST;
+    jce_out_t o;
+    jce_out_init(&o, JCE_POLICY_CPP);
+    herald_SubscribeReq_encode(&q, &o);
+    CHECK(cl_send_pkg(fd, herald_CMD_SUBSCRIBE, 1, &o) == 0);
+    jce_out_free(&o);
+    uint8_t buf[4096];
+    herald_Package pk;
+    CHECK(cl_recv_pkg(fd, buf, sizeof buf, &pk) == 0);
+    CHECK_EQ_INT(pk.ret, 0);
+    herald_SubscribeRsp r;
+    jce_in_t in;
+    jce_in_init(&in, pk.body.data, pk.body.len, a);
+    CHECK(herald_SubscribeRsp_decode(&r, &in) == 0);
+    /* one bad name, and everything past the 64-topic limit */
+    CHECK_EQ_INT(r.rejected.n, 1 + (GW_TOPICS_TEST - 1 - 64));
+    CHECK_EQ_INT(r.rejected.vals[0], herald_ERR_BAD_TOPIC);
+    CHECK_EQ_INT(r.rejected.vals[1], herald_ERR_TOO_MANY_TOPICS);
+    jce_arena_free(a);
+    close(fd);
+}
+
+TEST(frame_too_large_kicks) {
+    int fd = cl_connect(G);
+    CHECK(cl_preface(fd, 1) == 0);
+    CHECK(cl_write(fd, "\x00\x10\x00\x00", 4) == 0);
+    CHECK(cl_expect_kick(fd, herald_ERR_FRAME_TOO_LARGE));
+    close(fd);
+}
+
+TEST(garbage_jce_closes) {
+    int fd = cl_login(G, "dev-garbage");
+    CHECK(fd >= 0);
+    CHECK(cl_write(fd, "\x00\x00\x00\x08\xff\xff\xff\xff", 8) == 0);
+    uint8_t buf[256];
+    herald_Package pk;
+    CHECK(cl_recv_pkg(fd, buf, sizeof buf, &pk) == 0);
+    CHECK_EQ_INT(pk.ret, herald_ERR_BAD_PACKAGE);
+    CHECK(cl_closed(fd));
+    close(fd);
+}
+
+TEST(duplicate_login_kicks_first) {
+    int a = cl_login(G, "dev-dup");
+    CHECK(a >= 0);
+    int b = cl_login(G, "dev-dup");
+    CHECK(b >= 0);
+    CHECK(cl_expect_kick(a, herald_ERR_DUPLICATE_LOGIN));
+    /* the second one is the device now */
+    gw_msg_t m = {.msg_id = "m-dup", .payload = (const uint8_t *)"x",
+                  .payload_len = 1};
+    CHECK_EQ_INT(gw_push_device(G, APP, "dev-dup", &m), 1);
+    uint8_t buf[512];
+    herald_Package pk;
+    CHECK(cl_recv_pkg(b, buf, sizeof buf, &pk) == 0);
+    CHECK_EQ_INT(pk.cmd, herald_CMD_PUSH);
+    close(a);
+    close(b);
+}
+
+static bool recv_push(int fd, const char *msg_id, const char *payload) {
+    uint8_t buf[2048];
+    herald_Package pk;
+    if (cl_recv_pkg(fd, buf, sizeof buf, &pk) < 0 || pk.cmd != herald_CMD_PUSH)
+        return false;
+    jce_arena_t *a = jce_arena_new(0);
+    herald_PushBatch b;
+    jce_in_t in;
+    jce_in_init(&in, pk.body.data, pk.body.len, a);
+    bool ok = herald_PushBatch_decode(&b, &in) == 0 && b.msgs.n == 1 &&
+              jce_str_eq(b.msgs.items[0].msgId, jce_str_from(msg_id)) &&
+              b.msgs.items[0].payload.len == strlen(payload) &&
+              !memcmp(b.msgs.items[0].payload.data, payload, strlen(payload));
+    jce_arena_free(a);
+    return ok;
+}
+
+TEST(push_to_device) {
+    int fd = cl_login(G, "dev-push");
+    CHECK(fd >= 0);
+    gw_msg_t m = {.msg_id = "m-1", .seq = 12, .payload = (const uint8_t *)"hello",
+                  .payload_len = 5, .need_ack = true};
+    CHECK_EQ_INT(gw_push_device(G, APP, "dev-push", &m), 1);
+    CHECK_EQ_INT(gw_push_device(G, APP, "nobody", &m), 0);
+    CHECK_EQ_INT(gw_push_device(G, "noapp", "dev-push", &m), 0);
+    CHECK(recv_push(fd, "m-1", "hello"));
+    close(fd);
+}
+
+#define NBCAST 100
+TEST(broadcast_to_100) {
+    int fds[NBCAST];
+    for (int i = 0; i < NBCAST; i++) {
+        char dev[32];
+        snprintf(dev, sizeof dev, "bc-%d", i);
+        fds[i] = cl_login(G, dev);
+        CHECK(fds[i] >= 0);
+    }
+    gw_msg_t m = {.msg_id = "m-all", .timeline = 2,
+                  .payload = (const uint8_t *)"to everyone", .payload_len = 11};
+    CHECK(gw_push_online(G, APP, &m) >= NBCAST);
+    int got = 0;
+    for (int i = 0; i < NBCAST; i++) got += recv_push(fds[i], "m-all", "to everyone");
+    CHECK_EQ_INT(got, NBCAST);
+    for (int i = 0; i < NBCAST; i++) close(fds[i]);
+    CHECK_EQ_INT(gw_push_online(G, "noapp", &m), 0);
+}
+
+TEST(heartbeat_timeout_closes) {
+    int fd = cl_connect(G);
+    /* hb 1 s: idle = 1 * 1.5 (integer: 1) + 1 grace = 2 s */
+    CHECK_EQ_INT(cl_hello(fd, mint(APP, "dev-silent", time(NULL) + 60, SECRET),
+                          1, NULL, NULL),
+                 0);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    CHECK(cl_expect_kick(fd, herald_ERR_HEARTBEAT_TIMEOUT));
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double s = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
+    CHECK(s > 1.5 && s < 4.0); /* 2 s, plus slack for a loaded CI box */
+    close(fd);
+}
+
+TEST(auth_timeout_closes) {
+    int fd = cl_connect(G);
+    struct timeval tv = {4, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    CHECK(cl_closed(fd));
+    close(fd);
+}
+
+TEST(conn_struct_is_lean) {
+    /* DESIGN §6: a few hundred bytes per idle connection, all included. */
+    CHECK(sizeof(gw_conn_t) <= 160);
+}
+
+TEST(slow_consumer_cut) {
+    int fd = cl_login(G, "dev-slow");
+    CHECK(fd >= 0);
+    int small = 4096;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    gw_stats_t s0, s1;
+    gw_stats(G, &s0);
+    static uint8_t big[4000];
+    memset(big, 'z', sizeof big);
+    gw_msg_t m = {.msg_id = "m-big", .payload = big, .payload_len = sizeof big};
+    /* The client reads nothing: kernel buffers fill, then max_pending. */
+    int pushed = 0;
+    for (int i = 0; i < 5000 && gw_push_device(G, APP, "dev-slow", &m) == 1; i++)
+        pushed++;
+    for (int i = 0; i < 300; i++) {
+        gw_stats(G, &s1);
+        if (s1.slow_consumers > s0.slow_consumers) break;
+        usleep(10000);
+    }
+    CHECK(pushed > 0);
+    CHECK_EQ_INT(s1.slow_consumers, s0.slow_consumers + 1);
+    /* gone from the registry: later pushes find no connection */
+    CHECK_EQ_INT(gw_push_device(G, APP, "dev-slow", &m), 0);
+    close(fd);
+}
+
+/* ---- WebSocket ---- */
+
+static const uint8_t MASK[4] = {1, 2, 3, 4};
+
+static int ws_send(int fd, unsigned op, const char *s, size_t n, bool masked) {
+    uint8_t f[1024];
+    size_t h;
+    if (masked) {
+        h = ws_frame_header_masked(f, op, true, n, MASK);
+        memcpy(f + h, s, n);
+        ws_mask(f + h, n, MASK, 0);
+    } else {
+        h = ws_frame_header(f, op, n);
+        memcpy(f + h, s, n);
+    }
+    return cl_write(fd, f, h + n);
+}
+
+/* Reads one unfragmented server frame; payload NUL-terminated. */
+static int ws_recv(int fd, int *op, char *out, size_t cap) {
+    uint8_t h[2];
+    if (cl_read_full(fd, h, 2) < 0) return -1;
+    uint64_t n = h[1] & 0x7f;
+    if (n == 126) {
+        uint8_t e[2];
+        if (cl_read_full(fd, e, 2) < 0) return -1;
+        n = (uint64_t)e[0] << 8 | e[1];
+    } else if (n == 127) {
+        return -1;
+    }
+    if (n >= cap || cl_read_full(fd, out, n) < 0) return -1;
+    out[n] = 0;
+    *op = h[0] & 0x0f;
+    return (int)n;
+}
+
+/* Sends an upgrade; returns the fd with the 101 head consumed, or -1
+ * with *status set. */
+static int ws_open_x(gw_t *gw, const char *token, const char *extra,
+                     int *status, char *head, size_t cap) {
+    int fd = cl_connect(gw);
+    char req[1024];
+    int n = snprintf(req, sizeof req,
+                     "GET /v1/ws?token=%s HTTP/1.1\r\nHost: x\r\n"
+                     "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                     "%sSec-WebSocket-Version: 13\r\n\r\n",
+                     token, extra);
+    cl_write(fd, req, (size_t)n);
+    size_t got = 0;
+    while (got + 1 < cap) {
+        if (recv(fd, head + got, 1, 0) != 1) break;
+        got++;
+        if (got >= 4 && !memcmp(head + got - 4, "\r\n\r\n", 4)) break;
+    }
+    head[got] = 0;
+    *status = got > 12 ? atoi(head + 9) : 0;
+    return fd;
+}
+
+static int ws_open(gw_t *gw, const char *token, int *status, char *head,
+                   size_t cap) {
+    return ws_open_x(gw, token, "", status, head, cap);
+}
+
+TEST(ws_jce_binary_fragmented) {
+    char head[2048], msg[1024];
+    int st, op;
+    int fd = ws_open_x(G, mint(APP, "web-jce", time(NULL) + 60, SECRET),
+                       "Sec-WebSocket-Protocol: herald.jce\r\n", &st, head,
+                       sizeof head);
+    CHECK_EQ_INT(st, 101);
+    CHECK(strstr(head, "herald.jce") != NULL);
+    int n = ws_recv(fd, &op, msg, sizeof msg);
+    CHECK(n > 0);
+    CHECK_EQ_INT(op, WS_OP_BINARY);
+    herald_Package pk;
+    jce_in_t in;
+    jce_in_init(&in, msg, (size_t)n, NULL);
+    CHECK(herald_Package_decode(&pk, &in) == 0);
+    CHECK_EQ_INT(pk.cmd, herald_CMD_HELLO);
+
+    /* a heartbeat Package split over two fragments */
+    herald_HeartbeatReq q;
+    herald_HeartbeatReq_init(&q);
+    q.interval = 20;
+    jce_out_t b, o;
+    jce_out_init(&b, JCE_POLICY_CPP);
+    herald_HeartbeatReq_encode(&q, &b);
+    herald_Package_init(&pk);
+    pk.cmd = herald_CMD_HEARTBEAT;
+    pk.reqId = 11;
+    pk.body.data = b.buf;
+    pk.body.len = (uint32_t)b.len;
+    jce_out_init(&o, JCE_POLICY_CPP);
+    herald_Package_encode(&pk, &o);
+    uint8_t fr[256];
+    size_t h1 = ws_frame_header_masked(fr, WS_OP_BINARY, false, 3, MASK);
+    memcpy(fr + h1, o.buf, 3);
+    ws_mask(fr + h1, 3, MASK, 0);
+    size_t h2 = ws_frame_header_masked(fr + h1 + 3, WS_OP_CONT, true,
+                                       o.len - 3, MASK);
+    memcpy(fr + h1 + 3 + h2, o.buf + 3, o.len - 3);
+    ws_mask(fr + h1 + 3 + h2, o.len - 3, MASK, 0);
+    CHECK(cl_write(fd, fr, h1 + 3 + h2 + o.len - 3) == 0);
+    jce_out_free(&b);
+    jce_out_free(&o);
+    n = ws_recv(fd, &op, msg, sizeof msg);
+    CHECK(n > 0);
+    CHECK_EQ_INT(op, WS_OP_BINARY);
+    jce_in_init(&in, msg, (size_t)n, NULL);
+    CHECK(herald_Package_decode(&pk, &in) == 0);
+    CHECK_EQ_INT(pk.cmd, herald_CMD_HEARTBEAT);
+    CHECK_EQ_INT(pk.reqId, 11);
+    CHECK_EQ_INT(pk.ret, 0);
+
+    /* a push arrives as a binary Package too */
+    gw_msg_t m = {.msg_id = "j-1", .payload = (const uint8_t *)"bin",
+                  .payload_len = 3};
+    CHECK_EQ_INT(gw_push_device(G, APP, "web-jce", &m), 1);
+    n = ws_recv(fd, &op, msg, sizeof msg);
+    CHECK(n > 0);
+    jce_in_init(&in, msg, (size_t)n, NULL);
+    CHECK(herald_Package_decode(&pk, &in) == 0);
+    CHECK_EQ_INT(pk.cmd, herald_CMD_PUSH);
+
+    /* close handshake: the server answers with a close frame */
+    CHECK(ws_send(fd, WS_OP_CLOSE, "\x03\xe8", 2, true) == 0);
+    CHECK(ws_recv(fd, &op, msg, sizeof msg) >= 0);
+    CHECK_EQ_INT(op, WS_OP_CLOSE);
+    CHECK(cl_closed(fd));
+    close(fd);
+}
+
+TEST(ws_json_session) {
+    char head[2048], msg[1024];
+    int st, op;
+    int fd = ws_open(G, mint(APP, "web-1", time(NULL) + 60, SECRET), &st,
+                     head, sizeof head);
+    CHECK_EQ_INT(st, 101);
+    CHECK(strstr(head, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=") != NULL);
+    CHECK(ws_recv(fd, &op, msg, sizeof msg) > 0);
+    CHECK_EQ_INT(op, WS_OP_TEXT);
+    CHECK(strstr(msg, "\"cmd\":\"hello\"") && strstr(msg, "\"deviceId\":\"web-1\""));
+
+    const char *hb = "{\"cmd\":\"heartbeat\",\"interval\":30,\"reqId\":4}";
+    CHECK(ws_send(fd, WS_OP_TEXT, hb, strlen(hb), true) == 0);
+    CHECK(ws_recv(fd, &op, msg, sizeof msg) > 0);
+    CHECK(strstr(msg, "\"cmd\":\"heartbeat\"") && strstr(msg, "\"reqId\":4"));
+    CHECK(strstr(msg, "\"idleTimeout\":46") != NULL);
+
+    const char *bad = "{\"cmd\":\"dance\"}";
+    CHECK(ws_send(fd, WS_OP_TEXT, bad, strlen(bad), true) == 0);
+    CHECK(ws_recv(fd, &op, msg, sizeof msg) > 0);
+    CHECK(strstr(msg, "\"cmd\":\"error\"") && strstr(msg, "\"code\":1005"));
+
+    CHECK(ws_send(fd, WS_OP_PING, "pp", 2, true) == 0);
+    CHECK_EQ_INT(ws_recv(fd, &op, msg, sizeof msg), 2);
+    CHECK_EQ_INT(op, WS_OP_PONG);
+
+    gw_msg_t m = {.msg_id = "w-1", .seq = 3, .payload = (const uint8_t *)"hi \xc3\xa9",
+                  .payload_len = 5, .need_ack = true};
+    CHECK_EQ_INT(gw_push_device(G, APP, "web-1", &m), 1);
+    CHECK(ws_recv(fd, &op, msg, sizeof msg) > 0);
+    CHECK(strstr(msg, "\"cmd\":\"push\"") && strstr(msg, "\"msgId\":\"w-1\""));
+    CHECK(strstr(msg, "\"payload\":\"hi \xc3\xa9\"") != NULL);
+
+    gw_msg_t mb = {.msg_id = "w-2", .payload = (const uint8_t *)"\xff\x00",
+                   .payload_len = 2};
+    CHECK_EQ_INT(gw_push_device(G, APP, "web-1", &mb), 1);
+    CHECK(ws_recv(fd, &op, msg, sizeof msg) > 0);
+    CHECK(strstr(msg, "\"payloadB64\":\"/wA=\"") != NULL);
+
+    const char *ack = "{\"cmd\":\"ack\",\"inboxSeq\":3}";
+    int before = n_acks;
+    CHECK(ws_send(fd, WS_OP_TEXT, ack, strlen(ack), true) == 0);
+    CHECK(ws_recv(fd, &op, msg, sizeof msg) > 0);
+    CHECK(strstr(msg, "\"cmd\":\"ack\""));
+    CHECK_EQ_INT(n_acks, before + 1);
+
+    /* an unmasked client frame is a protocol error: close 1002 */
+    CHECK(ws_send(fd, WS_OP_TEXT, hb, strlen(hb), false) == 0);
+    CHECK(ws_recv(fd, &op, msg, sizeof msg) >= 2);
+    CHECK_EQ_INT(op, WS_OP_CLOSE);
+    CHECK_EQ_INT(((uint8_t)msg[0] << 8) | (uint8_t)msg[1], 1002);
+    CHECK(cl_closed(fd));
+    close(fd);
+}
+
+TEST(ws_oversize_frame) {
+    char head[2048], msg[256];
+    int st, op;
+    int fd = ws_open(G, mint(APP, "web-big", time(NULL) + 60, SECRET), &st,
+                     head, sizeof head);
+    CHECK_EQ_INT(st, 101);
+    CHECK(ws_recv(fd, &op, msg, sizeof msg) > 0);
+    uint8_t h[WS_HEADER_MAX];
+    size_t hl = ws_frame_header_masked(h, WS_OP_BINARY, true, 1u << 20, MASK);
+    CHECK(cl_write(fd, h, hl) == 0);
+    CHECK(ws_recv(fd, &op, msg, sizeof msg) >= 2);
+    CHECK_EQ_INT(op, WS_OP_CLOSE);
+    CHECK_EQ_INT(((uint8_t)msg[0] << 8) | (uint8_t)msg[1], 1009);
+    close(fd);
+}
+
+TEST(ws_bad_token_401) {
+    char head[2048];
+    int st;
+    int fd = ws_open(G, mint(APP, "web-x", time(NULL) + 60, "nope"), &st, head,
+                     sizeof head);
+    CHECK_EQ_INT(st, 401);
+    close(fd);
+    fd = ws_open(G, mint(APP, "web-x", time(NULL) - 5, SECRET), &st, head,
+                 sizeof head);
+    CHECK_EQ_INT(st, 401);
+    char body[256] = {0};
+    CHECK(recv(fd, body, sizeof body - 1, 0) > 0);
+    CHECK(strstr(body, "\"code\":1008") != NULL);
+    close(fd);
+}
+
+TEST(http_slow_head_408) {
+    int fd = cl_connect(G);
+    const char *part = "GET /v1/ws HTTP/1.1\r\nHost: x";
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    bool cut = false;
+    char resp[512] = {0};
+    for (size_t i = 0; part[i]; i++) {
+        if (cl_write(fd, part + i, 1) < 0) break;
+        struct pollfd p = {fd, POLLIN, 0};
+        if (poll(&p, 1, 300) > 0) {
+            cut = recv(fd, resp, sizeof resp - 1, 0) > 0;
+            break;
+        }
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    CHECK(cut);
+    CHECK(strncmp(resp, "HTTP/1.1 408", 12) == 0);
+    CHECK(t1.tv_sec - t0.tv_sec <= 3);
+    close(fd);
+}
+
+TEST(http_other_paths) {
+    int fd = cl_connect(G);
+    const char *req = "GET /v1/yyb HTTP/1.1\r\n\r\n";
+    CHECK(cl_write(fd, req, strlen(req)) == 0);
+    char resp[512] = {0};
+    CHECK(recv(fd, resp, sizeof resp - 1, 0) > 0);
+    CHECK(strncmp(resp, "HTTP/1.1 405", 12) == 0);
+    close(fd);
+    fd = cl_connect(G);
+    req = "GET /nope HTTP/1.1\r\n\r\n";
+    CHECK(cl_write(fd, req, strlen(req)) == 0);
+    CHECK(recv(fd, resp, sizeof resp - 1, 0) > 0);
+    CHECK(strncmp(resp, "HTTP/1.1 404", 12) == 0);
+    close(fd);
+}
+
+/* POST /v1/yyb: sends head + body, returns the status; the response body
+ * (after the head) goes to out/out_len. */
+static int yyb_post(const char *auth, const uint8_t *body, size_t len,
+                    uint8_t *out, size_t cap, size_t *out_len) {
+    int fd = cl_connect(G);
+    char head[1024];
+    int n = snprintf(head, sizeof head,
+                     "POST /v1/yyb HTTP/1.1\r\nHost: x\r\n%s%s%s"
+                     "Content-Length: %zu\r\n\r\n",
+                     auth ? "Authorization: Bearer " : "", auth ? auth : "",
+                     auth ? "\r\n" : "", len);
+    if (cl_write(fd, head, (size_t)n) < 0 || cl_write(fd, body, len) < 0) {
+        close(fd);
+        return -1;
+    }
+    static char resp[16384];
+    size_t got = 0;
+    ssize_t r;
+    while (got < sizeof resp && (r = recv(fd, resp + got, sizeof resp - got, 0)) > 0)
+        got += (size_t)r;
+    close(fd);
+    char *end = memmem(resp, got, "\r\n\r\n", 4);
+    if (got < 12 || !end) return -1;
+    size_t hl = (size_t)(end + 4 - resp);
+    *out_len = got - hl < cap ? got - hl : cap;
+    memcpy(out, end + 4, *out_len);
+    return atoi(resp + 9);
+}
+
+/* Appends a frame of (cmd, reqId, body) to o. */
+static void put_pkg(jce_out_t *o, int cmd, int req_id, const jce_out_t *body) {
+    herald_Package pk;
+    herald_Package_init(&pk);
+    pk.cmd = cmd;
+    pk.reqId = req_id;
+    if (body) {
+        pk.body.data = body->buf;
+        pk.body.len = (uint32_t)body->len;
+    }
+    size_t at = yyb_frame_begin(o);
+    herald_Package_encode(&pk, o);
+    yyb_frame_end(o, at);
+}
+
+/* The n-th package of a response body (preface + frames). */
+static bool nth_pkg(const uint8_t *p, size_t len, int nth, herald_Package *pk) {
+    if (len < YYB_PREFACE_LEN || memcmp(p, "YYB\0\0\0\1", 7)) return false;
+    size_t off = YYB_PREFACE_LEN;
+    for (int i = 0; off + 4 <= len; i++) {
+        uint32_t fl = (uint32_t)p[off] << 24 | (uint32_t)p[off + 1] << 16 |
+                      (uint32_t)p[off + 2] << 8 | p[off + 3];
+        if (fl < 5 || off + fl > len) return false;
+        if (i == nth) {
+            jce_in_t in;
+            jce_in_init(&in, p + off + 4, fl - 4, NULL);
+            return herald_Package_decode(pk, &in) == 0;
+        }
+        off += fl;
+    }
+    return false;
+}
+
+TEST(yyb_post_short_lived) {
+    uint8_t out[4096];
+    size_t ol;
+    herald_Package pk;
+    uint8_t pre[YYB_PREFACE_LEN];
+    yyb_preface(pre, 1);
+
+    /* token in the header, one heartbeat */
+    jce_out_t o;
+    jce_out_init(&o, JCE_POLICY_CPP);
+    jce_out_raw(&o, pre, sizeof pre);
+    put_pkg(&o, herald_CMD_HEARTBEAT, 21, NULL);
+    int online_before = n_online;
+    CHECK_EQ_INT(yyb_post(mint(APP, "post-1", time(NULL) + 60, SECRET), o.buf,
+                          o.len, out, sizeof out, &ol),
+                 200);
+    CHECK(nth_pkg(out, ol, 0, &pk));
+    CHECK_EQ_INT(pk.cmd, herald_CMD_HEARTBEAT);
+    CHECK_EQ_INT(pk.reqId, 21);
+    CHECK_EQ_INT(pk.ret, 0);
+    CHECK_EQ_INT(n_online, online_before); /* never registered */
+    jce_out_free(&o);
+
+    /* hello in the body, then an ack */
+    herald_HelloReq hq;
+    herald_HelloReq_init(&hq);
+    hq.token = jce_str_from(mint(APP, "post-2", time(NULL) + 60, SECRET));
+    jce_out_t hb;
+    jce_out_init(&hb, JCE_POLICY_CPP);
+    herald_HelloReq_encode(&hq, &hb);
+    jce_out_init(&o, JCE_POLICY_CPP);
+    jce_out_raw(&o, pre, sizeof pre);
+    put_pkg(&o, herald_CMD_HELLO, 1, &hb);
+    put_pkg(&o, herald_CMD_ACK, 2, NULL);
+    CHECK_EQ_INT(yyb_post(NULL, o.buf, o.len, out, sizeof out, &ol), 200);
+    CHECK(nth_pkg(out, ol, 0, &pk));
+    CHECK_EQ_INT(pk.cmd, herald_CMD_HELLO);
+    CHECK_EQ_INT(pk.ret, 0);
+    CHECK(nth_pkg(out, ol, 1, &pk));
+    CHECK_EQ_INT(pk.cmd, herald_CMD_ACK);
+    CHECK_EQ_INT(pk.ret, 0);
+    jce_out_free(&hb);
+    jce_out_free(&o);
+
+    /* no auth at all: the answer says so */
+    jce_out_init(&o, JCE_POLICY_CPP);
+    jce_out_raw(&o, pre, sizeof pre);
+    put_pkg(&o, herald_CMD_SYNC, 3, NULL);
+    CHECK_EQ_INT(yyb_post(NULL, o.buf, o.len, out, sizeof out, &ol), 200);
+    CHECK(nth_pkg(out, ol, 0, &pk));
+    CHECK_EQ_INT(pk.ret, herald_ERR_NOT_AUTHED);
+
+    /* bad token: 401; bad preface and truncated frames: 400 */
+    CHECK_EQ_INT(yyb_post(mint(APP, "post-3", time(NULL) + 60, "x"), o.buf,
+                          o.len, out, sizeof out, &ol),
+                 401);
+    o.buf[0] = 'Z';
+    CHECK_EQ_INT(yyb_post(NULL, o.buf, o.len, out, sizeof out, &ol), 400);
+    o.buf[0] = 'Y';
+    CHECK_EQ_INT(yyb_post(NULL, o.buf, o.len - 1, out, sizeof out, &ol), 400);
+    jce_out_free(&o);
+}
+
+/* Last: drains and frees the shared gateway. */
+TEST(zz_drain_kicks_and_frees) {
+    int fd = cl_login(G, "dev-drain");
+    CHECK(fd >= 0);
+    gw_stats_t s;
+    gw_stats(G, &s);
+    CHECK(s.authed >= 1);
+    CHECK(s.pushes_written >= NBCAST + 3);
+    /* The client reads only after gw_drain returns: the kick waits in its
+     * socket while the server lingers, then the server closes. */
+    gw_drain(G, 3000);
+    CHECK(cl_expect_kick(fd, herald_ERR_DRAINING));
+    close(fd);
+    gw_free(G_);
+    G_ = NULL;
+    CHECK_EQ_INT(n_online, n_offline);
+}
