@@ -1,0 +1,275 @@
+/*
+ * push.c: the app registry, the gateway callbacks and the service's life
+ * cycle.  The HTTP API lives in push_http.c, the gateway-backed sink in
+ * push_gw.c (kept apart so unit tests can run the API without a gateway).
+ */
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "core/token.h"
+#include "push/push_int.h"
+
+const char *push_strerror(int err) {
+    switch (err) {
+    case PUSH_E_OK: return "ok";
+    case PUSH_E_NOMEM: return "out of memory";
+    case PUSH_E_INVALID: return "invalid app name, secret, key or spec";
+    case PUSH_E_EXISTS: return "app or API key already registered";
+    case PUSH_E_STATE: return "wrong life-cycle state";
+    case PUSH_E_SYS: return "system call failed";
+    default: return "unknown push error";
+    }
+}
+
+void push_config_defaults(push_config_t *c) {
+    memset(c, 0, sizeof *c);
+    c->http_host = "127.0.0.1";
+    c->http_port = 8080;
+    c->max_payload = 4096;
+    c->max_body = 65536;
+    c->head_timeout = 10;
+    c->idle_timeout = 60;
+    c->max_conns = 1024;
+    c->max_ttl = 30 * 86400;
+}
+
+push_service_t *push_service_new(const push_config_t *cfg) {
+    push_service_t *ps = calloc(1, sizeof *ps);
+    if (!ps)
+        return NULL;
+    if (cfg)
+        ps->cfg = *cfg;
+    else
+        push_config_defaults(&ps->cfg);
+    ps->host = strdup(ps->cfg.http_host ? ps->cfg.http_host : "127.0.0.1");
+    if (!ps->host) {
+        free(ps);
+        return NULL;
+    }
+    ps->cfg.http_host = ps->host;
+    ps->gwi.ctx = ps;
+    ps->gwi.app_secret = push_gw_app_secret;
+    ps->gwi.online = push_gw_online;
+    ps->gwi.offline = push_gw_offline;
+    ps->gwi.ack = push_gw_ack;
+    ps->http_port = -1;
+    return ps;
+}
+
+/* ---- registry ------------------------------------------------------------ */
+
+static bool key_valid(const char *k, size_t n) {
+    if (n == 0 || n > PUSH_KEY_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (k[i] <= ' ' || k[i] > '~')
+            return false;
+    return true;
+}
+
+static push_app_t *find_app(const push_service_t *ps, const char *name) {
+    for (int i = 0; i < ps->napps; i++)
+        if (!strcmp(ps->apps[i].name, name))
+            return &ps->apps[i];
+    return NULL;
+}
+
+static int add_key(push_service_t *ps, int app_idx, const char *key) {
+    size_t n = strlen(key);
+    if (push_app_by_key(ps, key, n))
+        return PUSH_E_EXISTS;
+    push_key_t *nk = realloc(ps->keys, (ps->nkeys + 1) * sizeof *nk);
+    if (!nk)
+        return PUSH_E_NOMEM;
+    ps->keys = nk;
+    nk[ps->nkeys].key = strdup(key);
+    if (!nk[ps->nkeys].key)
+        return PUSH_E_NOMEM;
+    nk[ps->nkeys].len = n;
+    nk[ps->nkeys].app = app_idx;
+    ps->nkeys++;
+    return 0;
+}
+
+int push_app_add(push_service_t *ps, const char *name, const char *secret,
+                 const char *api_key) {
+    if (ps->started)
+        return PUSH_E_STATE;
+    if (!name || !secret || !api_key || !token_id_valid(name, strlen(name)))
+        return PUSH_E_INVALID;
+    size_t slen = strlen(secret);
+    if (slen == 0 || slen > PUSH_SECRET_MAX ||
+        !key_valid(api_key, strlen(api_key)))
+        return PUSH_E_INVALID;
+    push_app_t *a = find_app(ps, name);
+    if (a) {
+        /* Same app again: only another key, never a silent secret swap. */
+        if (a->secret_len != slen || memcmp(a->secret, secret, slen))
+            return PUSH_E_EXISTS;
+        return add_key(ps, (int)(a - ps->apps), api_key);
+    }
+    push_app_t *na = realloc(ps->apps, (ps->napps + 1) * sizeof *na);
+    if (!na)
+        return PUSH_E_NOMEM;
+    ps->apps = na;
+    a = &na[ps->napps];
+    memset(a, 0, sizeof *a);
+    a->name = strdup(name);
+    a->secret = malloc(slen);
+    if (!a->name || !a->secret) {
+        free(a->name);
+        free(a->secret);
+        return PUSH_E_NOMEM;
+    }
+    memcpy(a->secret, secret, slen);
+    a->secret_len = slen;
+    ps->napps++;
+    int rc = add_key(ps, ps->napps - 1, api_key);
+    if (rc < 0) {
+        ps->napps--;
+        OPENSSL_cleanse(a->secret, slen);
+        free(a->name);
+        free(a->secret);
+    }
+    return rc;
+}
+
+int push_app_add_spec(push_service_t *ps, const char *spec) {
+    const char *c1 = spec ? strchr(spec, ':') : NULL;
+    const char *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+    if (!c2 || c1 == spec || c2 == c1 + 1 || !c2[1])
+        return PUSH_E_INVALID;
+    char name[TOKEN_ID_MAX + 1], secret[PUSH_SECRET_MAX + 1];
+    size_t nl = (size_t)(c1 - spec), sl = (size_t)(c2 - c1 - 1);
+    if (nl > TOKEN_ID_MAX || sl > PUSH_SECRET_MAX)
+        return PUSH_E_INVALID;
+    memcpy(name, spec, nl);
+    name[nl] = 0;
+    memcpy(secret, c1 + 1, sl);
+    secret[sl] = 0;
+    int rc = push_app_add(ps, name, secret, c2 + 1);
+    OPENSSL_cleanse(secret, sizeof secret);
+    return rc;
+}
+
+int push_app_count(const push_service_t *ps) { return ps->napps; }
+
+const char *push_app_by_key(const push_service_t *ps, const char *key,
+                            size_t key_len) {
+    const char *found = NULL;
+    /* Every candidate of the same length is compared in full, so timing
+     * tells an attacker nothing about how much of a key was right. */
+    for (int i = 0; i < ps->nkeys; i++) {
+        const push_key_t *k = &ps->keys[i];
+        if (k->len == key_len && !CRYPTO_memcmp(k->key, key, key_len) &&
+            !found)
+            found = ps->apps[k->app].name;
+    }
+    return found;
+}
+
+int push_app_secret(const push_service_t *ps, const char *app, uint8_t *out,
+                    size_t cap) {
+    const push_app_t *a = find_app(ps, app);
+    if (!a || a->secret_len > cap)
+        return -1;
+    memcpy(out, a->secret, a->secret_len);
+    return (int)a->secret_len;
+}
+
+/* ---- gateway callbacks ---------------------------------------------------- */
+
+int push_gw_app_secret(void *ctx, const char *app, uint8_t *out, size_t cap) {
+    return push_app_secret(ctx, app, out, cap);
+}
+
+void push_gw_online(void *ctx, const gw_device_t *d) {
+    push_service_t *ps = ctx;
+    (void)d;
+    atomic_fetch_add_explicit(&ps->n_online, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&ps->n_online_ev, 1, memory_order_relaxed);
+}
+
+void push_gw_offline(void *ctx, const gw_device_t *d, int reason) {
+    push_service_t *ps = ctx;
+    (void)d;
+    (void)reason;
+    atomic_fetch_sub_explicit(&ps->n_online, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&ps->n_offline_ev, 1, memory_order_relaxed);
+}
+
+void push_gw_ack(void *ctx, const gw_device_t *d, int64_t inbox_seq,
+                 int64_t broadcast_seq) {
+    push_service_t *ps = ctx;
+    (void)d;
+    (void)inbox_seq;
+    (void)broadcast_seq;
+    atomic_fetch_add_explicit(&ps->n_acks, 1, memory_order_relaxed);
+}
+
+const gw_service_t *push_service_gw_iface(push_service_t *ps) {
+    return &ps->gwi;
+}
+
+void push_service_stats(const push_service_t *ps, push_stats_t *out) {
+    push_service_t *m = (push_service_t *)ps; /* atomics need non-const */
+    memset(out, 0, sizeof *out);
+    out->online = atomic_load_explicit(&m->n_online, memory_order_relaxed);
+    out->online_events =
+        atomic_load_explicit(&m->n_online_ev, memory_order_relaxed);
+    out->offline_events =
+        atomic_load_explicit(&m->n_offline_ev, memory_order_relaxed);
+    out->acks = atomic_load_explicit(&m->n_acks, memory_order_relaxed);
+    out->http_requests =
+        atomic_load_explicit(&m->n_http, memory_order_relaxed);
+    out->http_errors =
+        atomic_load_explicit(&m->n_http_err, memory_order_relaxed);
+    out->pushes = atomic_load_explicit(&m->n_pushes, memory_order_relaxed);
+    out->delivered =
+        atomic_load_explicit(&m->n_delivered, memory_order_relaxed);
+}
+
+/* ---- life cycle ------------------------------------------------------------ */
+
+int push_service_start_sink(push_service_t *ps, const push_sink_t *sink) {
+    if (ps->started)
+        return -EALREADY;
+    ps->sink = *sink;
+    ps->started = true;
+    int rc = push_http_start(ps);
+    if (rc < 0)
+        ps->started = false;
+    return rc;
+}
+
+int push_service_http_port(const push_service_t *ps) {
+    return ps->http_port;
+}
+
+void push_service_stop(push_service_t *ps) {
+    if (ps && ps->started)
+        push_http_stop(ps);
+}
+
+void push_service_free(push_service_t *ps) {
+    if (!ps)
+        return;
+    push_service_stop(ps);
+    for (int i = 0; i < ps->napps; i++) {
+        OPENSSL_cleanse(ps->apps[i].secret, ps->apps[i].secret_len);
+        free(ps->apps[i].secret);
+        free(ps->apps[i].name);
+    }
+    for (int i = 0; i < ps->nkeys; i++) {
+        OPENSSL_cleanse(ps->keys[i].key, ps->keys[i].len);
+        free(ps->keys[i].key);
+    }
+    free(ps->apps);
+    free(ps->keys);
+    free(ps->host);
+    free(ps);
+}

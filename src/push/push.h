@@ -1,0 +1,141 @@
+/*
+ * push: the push service, first slice (DESIGN.md §1 "push service").
+ *
+ * Owns three things:
+ *   - the app registry (push_app_*): application name, token secret and API
+ *     keys, in memory, filled before start (`herald serve --app
+ *     NAME:SECRET:APIKEY`);
+ *   - the HTTP/JSON push API (docs/api.md) on its own port and thread, with
+ *     its own ev loop: POST /v1/push/device and POST /v1/push/online, which
+ *     authenticate the caller by API key and hand messages to the gateway;
+ *   - the gateway's gw_service_t (push_service_gw_iface): app secret lookup
+ *     for token checks, online/offline/ack counters.
+ *
+ * Not yet: storage (an offline device gets 503 store_unavailable unless the
+ * message has ttl 0), TARS RPC, idempotency by requestId, rate limits.
+ *
+ * Life cycle, as `herald serve` uses it:
+ *
+ *     push_config_t pc; push_config_defaults(&pc); ...
+ *     push_service_t *ps = push_service_new(&pc);
+ *     push_app_add_spec(ps, "test:SECRET:KEY");            (per --app)
+ *     gw_t *gw = gw_new(&gc, push_service_gw_iface(ps));
+ *     gw_start(gw);
+ *     push_service_start(ps, gw);          binds, starts the HTTP thread
+ *     ... push_service_http_port(ps) ...
+ *     push_service_stop(ps);               stops the HTTP thread first,
+ *     gw_drain(gw, ms); gw_free(gw);       so nobody pushes into a freed gw
+ *     push_service_free(ps);
+ *
+ * Threads: the registry is written only before push_service_start and read
+ * by any thread afterwards (gateway workers, the HTTP thread) without locks.
+ * The gw_service_t callbacks run on gateway workers and only touch atomics.
+ */
+#ifndef HERALD_PUSH_H
+#define HERALD_PUSH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gateway/gw.h"
+
+enum push_err {
+    PUSH_E_OK = 0,
+    PUSH_E_NOMEM = -1,   /* out of memory */
+    PUSH_E_INVALID = -2, /* bad name, secret, key or spec */
+    PUSH_E_EXISTS = -3,  /* app name or API key already registered */
+    PUSH_E_STATE = -4,   /* called in the wrong life-cycle state */
+    PUSH_E_SYS = -5,     /* a system call failed (see the log) */
+};
+const char *push_strerror(int err);
+
+#define PUSH_SECRET_MAX 256 /* bytes of an app's token secret */
+#define PUSH_KEY_MAX 256    /* bytes of an API key */
+
+typedef struct push_config {
+    const char *http_host;  /* default "127.0.0.1" (safe first run) */
+    int http_port;          /* default 8080; 0 = any free port */
+    uint32_t max_payload;   /* bytes of a message payload; default 4096 */
+    uint32_t max_body;      /* bytes of a request body; default 65536 */
+    int head_timeout;       /* seconds to send a request head; default 10 */
+    int idle_timeout;       /* seconds a keep-alive conn may idle; 60 */
+    int max_conns;          /* HTTP connections at once; default 1024 */
+    int max_ttl;            /* seconds; default 30 days */
+} push_config_t;
+
+void push_config_defaults(push_config_t *c);
+
+typedef struct push_service push_service_t;
+
+/* NULL on out-of-memory.  cfg is copied (http_host included). */
+push_service_t *push_service_new(const push_config_t *cfg);
+
+/* ---- app registry ------------------------------------------------------ */
+
+/* Registers an app with its token secret and one API key; call again with
+ * the same name and secret to add another key.  name must be a valid token
+ * id (token_id_valid), secret 1..PUSH_SECRET_MAX bytes, api_key
+ * 1..PUSH_KEY_MAX printable non-space ASCII.  Before push_service_start
+ * only (PUSH_E_STATE after).  0 or a negative push_err. */
+int push_app_add(push_service_t *ps, const char *name, const char *secret,
+                 const char *api_key);
+/* "NAME:SECRET:APIKEY" (the --app flag).  SECRET may not hold ':'; the key
+ * is everything after the second ':'.  0 or a negative push_err. */
+int push_app_add_spec(push_service_t *ps, const char *spec);
+/* Number of registered apps. */
+int push_app_count(const push_service_t *ps);
+/* The app an API key belongs to (its name, owned by ps), or NULL.  Compares
+ * keys in constant time per candidate. */
+const char *push_app_by_key(const push_service_t *ps, const char *key,
+                            size_t key_len);
+/* Copies the app's secret into out; its length, or -1 if unknown or cap
+ * too small.  (What gw_service_t.app_secret does.) */
+int push_app_secret(const push_service_t *ps, const char *app, uint8_t *out,
+                    size_t cap);
+
+/* ---- running ------------------------------------------------------------ */
+
+/* The gateway callbacks, bound to ps; valid until push_service_free. */
+const gw_service_t *push_service_gw_iface(push_service_t *ps);
+
+/* Binds the HTTP port and starts its thread; pushes go to gw (borrowed,
+ * must outlive push_service_stop).  0 or a negative errno. */
+int push_service_start(push_service_t *ps, gw_t *gw);
+
+/* Where pushes go: the gateway in production (push_service_start wraps
+ * gw_push_device/gw_push_online in one), a recorder in unit tests, a
+ * cluster router later.  Same contracts as the gw_push_* functions: called
+ * from the HTTP thread, must only enqueue. */
+typedef struct push_sink {
+    void *ctx;
+    /* 1 if the device is connected (message queued), 0 if not. */
+    int (*device)(void *ctx, const char *app, const char *device,
+                  const gw_msg_t *m);
+    /* Devices of the app targeted now. */
+    long (*online)(void *ctx, const char *app, const gw_msg_t *m);
+} push_sink_t;
+/* push_service_start with any sink (copied).  0 or a negative errno. */
+int push_service_start_sink(push_service_t *ps, const push_sink_t *sink);
+/* The bound HTTP port (useful with http_port 0), or -1 before start. */
+int push_service_http_port(const push_service_t *ps);
+/* Stops the HTTP thread and closes its connections.  Any thread except the
+ * HTTP thread; harmless if not started or already stopped. */
+void push_service_stop(push_service_t *ps);
+/* Stops if needed, then frees. */
+void push_service_free(push_service_t *ps);
+
+/* Counters (monotonic unless said; read with relaxed atomics). */
+typedef struct push_stats {
+    long online;          /* devices online now (online - offline events) */
+    long online_events;
+    long offline_events;
+    long acks;
+    long http_requests;
+    long http_errors;     /* answered 4xx/5xx */
+    long pushes;          /* accepted push calls */
+    long delivered;       /* devices a push was handed to */
+} push_stats_t;
+void push_service_stats(const push_service_t *ps, push_stats_t *out);
+
+#endif

@@ -1,0 +1,21 @@
+/*
+ * push_gw.c: the sink that hands pushes to the in-process gateway.  Apart
+ * from push.c so that only binaries that start a real service link gw.
+ */
+#include "push/push_int.h"
+
+static int gw_sink_device(void *ctx, const char *app, const char *device,
+                          const gw_msg_t *m) {
+    return gw_push_device(ctx, app, device, m);
+}
+
+static long gw_sink_online(void *ctx, const char *app, const gw_msg_t *m) {
+    return gw_push_online(ctx, app, m);
+}
+
+int push_service_start(push_service_t *ps, gw_t *gw) {
+    push_sink_t s = {.ctx = gw,
+                     .device = gw_sink_device,
+                     .online = gw_sink_online};
+    return push_service_start_sink(ps, &s);
+}

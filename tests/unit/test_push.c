@@ -1,0 +1,460 @@
+/*
+ * The push service's first slice: the app registry and the HTTP/JSON API
+ * over a real loopback socket, with a recording sink standing in for the
+ * gateway (the sink is the service's real seam, see push.h).
+ */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "core/clock.h"
+#include "core/log.h"
+#include "core/net.h"
+#include "push/push.h"
+#include "test.h"
+
+/* ---- recording sink ------------------------------------------------------ */
+
+typedef struct rec {
+    pthread_mutex_t mu;
+    int calls;
+    char app[64], device[64], msg_id[64];
+    uint8_t payload[8192];
+    size_t payload_len;
+    int timeline;
+    bool need_ack;
+    const char *online_device; /* the one device "connected" */
+    long online_count;
+} rec_t;
+
+static rec_t R = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static void rec_msg(const char *app, const char *dev, const gw_msg_t *m) {
+    pthread_mutex_lock(&R.mu);
+    R.calls++;
+    snprintf(R.app, sizeof R.app, "%s", app);
+    snprintf(R.device, sizeof R.device, "%s", dev ? dev : "");
+    snprintf(R.msg_id, sizeof R.msg_id, "%s", m->msg_id);
+    R.payload_len = m->payload_len < sizeof R.payload ? m->payload_len : 0;
+    if (R.payload_len)
+        memcpy(R.payload, m->payload, R.payload_len);
+    R.timeline = m->timeline;
+    R.need_ack = m->need_ack;
+    pthread_mutex_unlock(&R.mu);
+}
+
+static int sink_device(void *ctx, const char *app, const char *dev,
+                       const gw_msg_t *m) {
+    (void)ctx;
+    rec_msg(app, dev, m);
+    return R.online_device && !strcmp(dev, R.online_device);
+}
+
+static long sink_online(void *ctx, const char *app, const gw_msg_t *m) {
+    (void)ctx;
+    rec_msg(app, NULL, m);
+    return R.online_count;
+}
+
+static push_service_t *start(int head_timeout) {
+    push_config_t c;
+    push_config_defaults(&c);
+    c.http_port = 0;
+    c.head_timeout = head_timeout;
+    push_service_t *ps = push_service_new(&c);
+    if (!ps || push_app_add_spec(ps, "test:SECRET:KEY") != 0) {
+        push_service_free(ps);
+        return NULL;
+    }
+    push_sink_t s = {NULL, sink_device, sink_online};
+    if (push_service_start_sink(ps, &s) != 0) {
+        push_service_free(ps);
+        return NULL;
+    }
+    R.calls = 0;
+    R.online_device = "dev1";
+    R.online_count = 7;
+    return ps;
+}
+
+/* ---- a small blocking HTTP client ---------------------------------------- */
+
+static int connect_to(push_service_t *ps) {
+    int fd = -1;
+    if (net_connect_tcp("127.0.0.1", push_service_http_port(ps), NULL, false,
+                        &fd) < 0)
+        return -1;
+    struct timeval tv = {5, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    return fd;
+}
+
+static int send_str(int fd, const char *s) {
+    size_t n = strlen(s);
+    return write(fd, s, n) == (ssize_t)n ? 0 : -1;
+}
+
+typedef struct resp {
+    int status;
+    char head[2048];
+    char body[8192];
+    json_t *json;
+} resp_t;
+
+/* Reads exactly one response (head + Content-Length body) from fd, leaving
+ * whatever follows in *carry for the next call. */
+static int read_resp(int fd, char *carry, size_t *carry_len, resp_t *r) {
+    char buf[16384];
+    size_t len = *carry_len;
+    memcpy(buf, carry, len);
+    memset(r, 0, sizeof *r);
+    for (;;) {
+        char *e = memmem(buf, len, "\r\n\r\n", 4);
+        if (e) {
+            size_t hl = (size_t)(e - buf) + 4;
+            unsigned long cl = 0;
+            memcpy(r->head, buf, hl < sizeof r->head ? hl : sizeof r->head - 1);
+            const char *h = strcasestr(r->head, "content-length:");
+            if (h)
+                cl = strtoul(h + 15, NULL, 10);
+            if (sscanf(buf, "HTTP/1.1 %d", &r->status) != 1)
+                return -1;
+            if (len >= hl + cl && cl < sizeof r->body) {
+                memcpy(r->body, buf + hl, cl);
+                r->body[cl] = 0;
+                *carry_len = len - hl - cl;
+                memcpy(carry, buf + hl + cl, *carry_len);
+                r->json = cl ? json_loads(r->body, 0, NULL) : NULL;
+                return 0;
+            }
+        }
+        if (len == sizeof buf)
+            return -1;
+        ssize_t n = read(fd, buf + len, sizeof buf - len);
+        if (n <= 0)
+            return -1;
+        len += (size_t)n;
+    }
+}
+
+static int request(push_service_t *ps, const char *raw, resp_t *r) {
+    int fd = connect_to(ps);
+    char carry[16384];
+    size_t cl = 0;
+    if (fd < 0)
+        return -1;
+    int rc = send_str(fd, raw) == 0 ? read_resp(fd, carry, &cl, r) : -1;
+    close(fd);
+    return rc;
+}
+
+static int post(push_service_t *ps, const char *path, const char *key,
+                const char *body, resp_t *r) {
+    char raw[12288];
+    snprintf(raw, sizeof raw,
+             "POST %s HTTP/1.1\r\nHost: x\r\n%s%s%sContent-Length: %zu\r\n"
+             "\r\n%s",
+             path, key ? "Authorization: Bearer " : "", key ? key : "",
+             key ? "\r\n" : "", strlen(body), body);
+    return request(ps, raw, r);
+}
+
+static const char *err_code(const resp_t *r) {
+    return json_string_value(
+        json_object_get(json_object_get(r->json, "error"), "code"));
+}
+
+static const char *jstr(const resp_t *r, const char *k) {
+    return json_string_value(json_object_get(r->json, k));
+}
+
+/* ---- registry ------------------------------------------------------------ */
+
+TEST(registry) {
+    push_service_t *ps = push_service_new(NULL);
+    CHECK(ps);
+    CHECK_EQ_INT(push_app_add_spec(ps, "a1:s3cr3t:key-one"), 0);
+    CHECK_EQ_INT(push_app_add(ps, "a1", "s3cr3t", "key-two"), 0);
+    CHECK_EQ_INT(push_app_add(ps, "a1", "other", "key-3"), PUSH_E_EXISTS);
+    CHECK_EQ_INT(push_app_add(ps, "a2", "x", "key-one"), PUSH_E_EXISTS);
+    CHECK_EQ_INT(push_app_add(ps, "bad.name", "x", "k"), PUSH_E_INVALID);
+    CHECK_EQ_INT(push_app_add(ps, "a3", "", "k"), PUSH_E_INVALID);
+    CHECK_EQ_INT(push_app_add(ps, "a3", "x", "has space"), PUSH_E_INVALID);
+    CHECK_EQ_INT(push_app_add_spec(ps, "nocolon"), PUSH_E_INVALID);
+    CHECK_EQ_INT(push_app_add_spec(ps, "a4::key"), PUSH_E_INVALID);
+    CHECK_EQ_INT(push_app_add_spec(ps, "a4:sec:"), PUSH_E_INVALID);
+    /* The key is everything after the second colon. */
+    CHECK_EQ_INT(push_app_add_spec(ps, "a5:sec:k:with:colons"), 0);
+    CHECK_EQ_INT(push_app_count(ps), 2);
+    CHECK(!strcmp(push_app_by_key(ps, "key-two", 7), "a1"));
+    CHECK(!strcmp(push_app_by_key(ps, "k:with:colons", 13), "a5"));
+    CHECK(push_app_by_key(ps, "key-tw", 6) == NULL);
+    CHECK(push_app_by_key(ps, "key-twx", 7) == NULL);
+    uint8_t sec[64];
+    CHECK_EQ_INT(push_app_secret(ps, "a1", sec, sizeof sec), 6);
+    CHECK(!memcmp(sec, "s3cr3t", 6));
+    CHECK_EQ_INT(push_app_secret(ps, "nope", sec, sizeof sec), -1);
+    CHECK_EQ_INT(push_app_secret(ps, "a1", sec, 3), -1);
+    /* The gateway sees the same secrets through its interface. */
+    const gw_service_t *g = push_service_gw_iface(ps);
+    CHECK_EQ_INT(g->app_secret(g->ctx, "a5", sec, sizeof sec), 3);
+    gw_device_t d = {.app = "a1", .device = "d"};
+    g->online(g->ctx, &d);
+    g->online(g->ctx, &d);
+    g->offline(g->ctx, &d, 0);
+    g->ack(g->ctx, &d, 5, -1);
+    push_stats_t st;
+    push_service_stats(ps, &st);
+    CHECK_EQ_INT(st.online, 1);
+    CHECK_EQ_INT(st.online_events, 2);
+    CHECK_EQ_INT(st.offline_events, 1);
+    CHECK_EQ_INT(st.acks, 1);
+    push_service_free(ps);
+}
+
+/* ---- the API ---------------------------------------------------------------- */
+
+TEST(push_device_online_written) {
+    push_service_t *ps = start(10);
+    CHECK(ps);
+    resp_t r;
+    CHECK_EQ_INT(post(ps, "/v1/push/device", "KEY",
+                      "{\"deviceId\":\"dev1\",\"payload\":\"hello\","
+                      "\"unknownField\":[1,2],\"needAck\":false}",
+                      &r), 0);
+    CHECK_EQ_INT(r.status, 200);
+    CHECK(!strcmp(jstr(&r, "state"), "written"));
+    CHECK_EQ_INT(strlen(jstr(&r, "msgId")), 24);
+    CHECK(!strcmp(R.msg_id, jstr(&r, "msgId")));
+    CHECK(!strcmp(R.app, "test"));
+    CHECK(!strcmp(R.device, "dev1"));
+    CHECK_EQ_INT(R.payload_len, 5);
+    CHECK(!memcmp(R.payload, "hello", 5));
+    CHECK(!R.need_ack);
+    json_decref(r.json);
+    push_service_free(ps);
+}
+
+TEST(push_device_b64_and_offline) {
+    push_service_t *ps = start(10);
+    CHECK(ps);
+    resp_t r;
+    CHECK_EQ_INT(post(ps, "/v1/push/device", "KEY",
+                      "{\"deviceId\":\"dev1\",\"payloadB64\":\"AAH/\"}", &r), 0);
+    CHECK_EQ_INT(r.status, 200);
+    CHECK_EQ_INT(R.payload_len, 3);
+    CHECK_HEX(R.payload, 3, "00 01 ff");
+    json_decref(r.json);
+    /* Offline with a ttl: nothing can keep it yet. */
+    CHECK_EQ_INT(post(ps, "/v1/push/device", "KEY",
+                      "{\"deviceId\":\"dev2\",\"payload\":\"x\"}", &r), 0);
+    CHECK_EQ_INT(r.status, 503);
+    CHECK(!strcmp(err_code(&r), "store_unavailable"));
+    json_decref(r.json);
+    /* Offline, ttl 0: online-only, dropped. */
+    CHECK_EQ_INT(post(ps, "/v1/push/device", "KEY",
+                      "{\"deviceId\":\"dev2\",\"payload\":\"x\",\"ttl\":0}",
+                      &r), 0);
+    CHECK_EQ_INT(r.status, 200);
+    CHECK(!strcmp(jstr(&r, "state"), "dropped"));
+    json_decref(r.json);
+    push_service_free(ps);
+}
+
+TEST(push_online_targeted) {
+    push_service_t *ps = start(10);
+    CHECK(ps);
+    resp_t r;
+    CHECK_EQ_INT(post(ps, "/v1/push/online", "KEY", "{\"payload\":\"all\"}",
+                      &r), 0);
+    CHECK_EQ_INT(r.status, 200);
+    CHECK_EQ_INT(json_integer_value(json_object_get(r.json, "targeted")), 7);
+    CHECK_EQ_INT(R.timeline, 2);
+    CHECK(!strcmp(R.app, "test"));
+    json_decref(r.json);
+    push_service_free(ps);
+}
+
+static void expect_error(push_service_t *ps, const char *path,
+                         const char *key, const char *body, int status,
+                         const char *code, int *ok) {
+    resp_t r;
+    *ok = 0;
+    if (post(ps, path, key, body, &r) != 0) {
+        fprintf(stderr, "  no answer for %s\n", body);
+        return;
+    }
+    const char *c = err_code(&r);
+    if (r.status != status || !c || strcmp(c, code)) {
+        fprintf(stderr, "  %s %s -> %d %s, want %d %s\n", path, body,
+                r.status, c ? c : "-", status, code);
+    } else {
+        *ok = 1;
+    }
+    json_decref(r.json);
+}
+
+TEST(errors) {
+    push_service_t *ps = start(10);
+    CHECK(ps);
+    int ok;
+    const char *D = "/v1/push/device";
+    expect_error(ps, D, NULL, "{}", 401, "unauthorized", &ok); CHECK(ok);
+    expect_error(ps, D, "WRONG", "{}", 401, "unauthorized", &ok); CHECK(ok);
+    expect_error(ps, D, "KEY", "{nope", 400, "bad_json", &ok); CHECK(ok);
+    expect_error(ps, D, "KEY", "[1]", 400, "bad_json", &ok); CHECK(ok);
+    expect_error(ps, D, "KEY", "{\"payload\":\"x\"}", 400,
+                 "invalid_argument", &ok); CHECK(ok);
+    expect_error(ps, D, "KEY", "{\"deviceId\":5}", 400,
+                 "invalid_argument", &ok); CHECK(ok);
+    expect_error(ps, D, "KEY", "{\"deviceId\":\"a.b\"}", 400,
+                 "invalid_argument", &ok); CHECK(ok);
+    expect_error(ps, D, "KEY", "{\"deviceId\":\"d\",\"ttl\":-1}", 400,
+                 "invalid_argument", &ok); CHECK(ok);
+    expect_error(ps, D, "KEY", "{\"deviceId\":\"d\",\"ttl\":2592001}", 400,
+                 "invalid_argument", &ok); CHECK(ok);
+    expect_error(ps, D, "KEY", "{\"deviceId\":\"d\",\"ttl\":\"1\"}", 400,
+                 "invalid_argument", &ok); CHECK(ok);
+    expect_error(ps, D, "KEY", "{\"deviceId\":\"d\",\"needAck\":1}", 400,
+                 "invalid_argument", &ok); CHECK(ok);
+    expect_error(ps, D, "KEY", "{\"deviceId\":\"d\",\"payload\":1}", 400,
+                 "invalid_argument", &ok); CHECK(ok);
+    expect_error(ps, D, "KEY",
+                 "{\"deviceId\":\"d\",\"payload\":\"a\",\"payloadB64\":\"YQ==\"}",
+                 400, "invalid_argument", &ok); CHECK(ok);
+    expect_error(ps, D, "KEY", "{\"deviceId\":\"d\",\"payloadB64\":\"YQ\"}",
+                 400, "invalid_argument", &ok); CHECK(ok);
+    expect_error(ps, "/v1/nope", "KEY", "{}", 404, "not_found", &ok);
+    CHECK(ok);
+    /* 4097 bytes of payload: one over the default limit. */
+    char big[4200];
+    int n = snprintf(big, sizeof big, "{\"deviceId\":\"d\",\"payload\":\"");
+    memset(big + n, 'p', 4097);
+    strcpy(big + n + 4097, "\"}");
+    expect_error(ps, D, "KEY", big, 413, "payload_too_large", &ok); CHECK(ok);
+    CHECK_EQ_INT(R.calls, 0); /* nothing invalid reached the gateway */
+    push_service_free(ps);
+}
+
+TEST(method_and_framing) {
+    push_service_t *ps = start(10);
+    CHECK(ps);
+    resp_t r;
+    CHECK_EQ_INT(request(ps, "GET /v1/push/device HTTP/1.1\r\nHost: x\r\n\r\n",
+                         &r), 0);
+    CHECK_EQ_INT(r.status, 405);
+    CHECK(strcasestr(r.head, "Allow: POST"));
+    json_decref(r.json);
+    CHECK_EQ_INT(request(ps, "POST /v1/push/device HTTP/1.1\r\nHost: x\r\n"
+                             "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+                         &r), 0);
+    CHECK_EQ_INT(r.status, 411);
+    json_decref(r.json);
+    CHECK_EQ_INT(request(ps, "POST /v1/push/device HTTP/1.1\r\nHost: x\r\n"
+                             "Content-Length: 999999\r\n\r\n",
+                         &r), 0);
+    CHECK_EQ_INT(r.status, 413);
+    CHECK(!strcmp(err_code(&r), "body_too_large"));
+    json_decref(r.json);
+    CHECK_EQ_INT(request(ps, "BROKEN\r\n\r\n", &r), 0);
+    CHECK_EQ_INT(r.status, 400);
+    json_decref(r.json);
+    CHECK_EQ_INT(request(ps, "GET /healthz HTTP/1.1\r\n\r\n", &r), 0);
+    CHECK_EQ_INT(r.status, 200);
+    json_decref(r.json);
+    push_service_free(ps);
+}
+
+/* Two requests in one write, then a third on the same connection: answers
+ * come back in order and the connection stays open. */
+TEST(keepalive_pipelining) {
+    push_service_t *ps = start(10);
+    CHECK(ps);
+    int fd = connect_to(ps);
+    CHECK(fd >= 0);
+    const char *b1 = "{\"deviceId\":\"dev1\",\"payload\":\"one\"}";
+    const char *b2 = "{\"deviceId\":\"nobody\",\"payload\":\"two\"}";
+    char raw[1024];
+    snprintf(raw, sizeof raw,
+             "POST /v1/push/device HTTP/1.1\r\nAuthorization: Bearer KEY\r\n"
+             "Content-Length: %zu\r\n\r\n%s"
+             "POST /v1/push/device HTTP/1.1\r\nAuthorization: Bearer KEY\r\n"
+             "Content-Length: %zu\r\n\r\n%s",
+             strlen(b1), b1, strlen(b2), b2);
+    CHECK_EQ_INT(send_str(fd, raw), 0);
+    char carry[16384];
+    size_t cl = 0;
+    resp_t r;
+    CHECK_EQ_INT(read_resp(fd, carry, &cl, &r), 0);
+    CHECK_EQ_INT(r.status, 200);
+    json_decref(r.json);
+    CHECK_EQ_INT(read_resp(fd, carry, &cl, &r), 0);
+    CHECK_EQ_INT(r.status, 503);
+    json_decref(r.json);
+    CHECK_EQ_INT(send_str(fd, "POST /v1/push/online HTTP/1.1\r\n"
+                              "Authorization: Bearer KEY\r\n"
+                              "Content-Length: 2\r\n\r\n{}"), 0);
+    CHECK_EQ_INT(read_resp(fd, carry, &cl, &r), 0);
+    CHECK_EQ_INT(r.status, 200);
+    json_decref(r.json);
+    /* Connection: close is honoured. */
+    CHECK_EQ_INT(send_str(fd, "GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n"), 0);
+    CHECK_EQ_INT(read_resp(fd, carry, &cl, &r), 0);
+    CHECK_EQ_INT(r.status, 200);
+    json_decref(r.json);
+    char b;
+    CHECK_EQ_INT(read(fd, &b, 1), 0);
+    close(fd);
+    push_stats_t st;
+    push_service_stats(ps, &st);
+    CHECK_EQ_INT(st.http_requests, 4);
+    CHECK_EQ_INT(st.http_errors, 1);
+    push_service_free(ps);
+}
+
+/* A head trickling in is cut with 408 after head_timeout, not before. */
+TEST(slow_head_timeout) {
+    push_service_t *ps = start(1);
+    CHECK(ps);
+    int fd = connect_to(ps);
+    CHECK(fd >= 0);
+    uint64_t t0 = clock_mono_ms();
+    CHECK_EQ_INT(send_str(fd, "POST /v1/pu"), 0);
+    char carry[16384];
+    size_t cl = 0;
+    resp_t r;
+    CHECK_EQ_INT(read_resp(fd, carry, &cl, &r), 0);
+    uint64_t dt = clock_mono_ms() - t0;
+    CHECK_EQ_INT(r.status, 408);
+    CHECK(dt >= 900 && dt < 3000);
+    json_decref(r.json);
+    close(fd);
+    push_service_free(ps);
+}
+
+TEST(stop_restart_cycle) {
+    /* Start and stop repeatedly: threads joined, ports released. */
+    for (int i = 0; i < 5; i++) {
+        push_service_t *ps = start(10);
+        CHECK(ps);
+        CHECK(push_service_http_port(ps) > 0);
+        int fd = connect_to(ps); /* an idle connection left open */
+        CHECK(fd >= 0);
+        push_service_stop(ps);
+        CHECK_EQ_INT(push_service_http_port(ps), -1);
+        char b;
+        struct pollfd pf = {fd, POLLIN, 0};
+        CHECK_EQ_INT(poll(&pf, 1, 2000), 1);
+        CHECK(read(fd, &b, 1) <= 0); /* closed by the stop */
+        close(fd);
+        push_service_free(ps);
+    }
+}
+
+static void quiet_logs(void) __attribute__((constructor));
+static void quiet_logs(void) { log_set_level(LOG_LEVEL_WARN); }
