@@ -1,0 +1,256 @@
+/*
+ * store: what must survive a crash (DESIGN.md §4), behind one interface
+ * with an embedded SQLite backend now and a Redis backend later.
+ *
+ * It owns: applications and their API keys; the set of devices ever seen per
+ * app with their cursors; per-device inbox timelines (per-device sequence,
+ * cumulative acks, collapseKey replacement, TTL expiry); per-app broadcast
+ * timelines stored once with a cursor per device; one status record per
+ * message; idempotency by (app, requestId) for 24 hours.
+ *
+ * Writes go through one writer thread that owns the write connection and
+ * commits whatever requests are queued in one transaction (group commit:
+ * many pushes share one fsync).  A request's done callback runs on the
+ * writer thread only after its transaction is durable, so a caller that
+ * answers its client from that callback never acknowledges a write that a
+ * crash could lose.  Callbacks must be short: hand the result to your own
+ * thread (e.g. a mailbox + ev_async) and return.
+ *
+ * Reads use a store_reader_t per thread (its own connection; WAL lets them
+ * run beside the writer).  Everything returned by a read is owned by the
+ * result struct and freed with its _free function.
+ *
+ * Errors are negative store_err codes; store_strerror names them.
+ */
+#ifndef HERALD_STORE_H
+#define HERALD_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum store_err {
+    STORE_OK = 0,
+    STORE_DUPLICATE = 1,      /* not an error: idempotency hit (see req) */
+    STORE_E_NOMEM = -1,
+    STORE_E_IO = -2,          /* SQLite failed (logged with its message) */
+    STORE_E_NOTFOUND = -3,
+    STORE_E_EXISTS = -4,
+    STORE_E_INVALID = -5,
+    STORE_E_CLOSED = -6,      /* store closing, request not run */
+    STORE_E_FULL = -7,        /* writer queue over its limit: back off */
+};
+const char *store_strerror(int err);
+
+typedef struct store store_t;
+typedef struct store_reader store_reader_t;
+
+typedef struct store_config {
+    const char *path;         /* SQLite file; default "herald.db" */
+    int max_batch;            /* requests per transaction; default 4096 */
+    int max_queue;            /* queued requests before STORE_E_FULL; 200000 */
+    int sweep_interval_ms;    /* TTL sweeper period; default 1000 */
+    int idem_window_s;        /* idempotency window; default 86400 */
+    bool synchronous_full;    /* fsync every commit (default true) */
+} store_config_t;
+
+void store_config_defaults(store_config_t *c);
+/* Opens (creating the schema if needed) and starts the writer thread. */
+int store_open(const store_config_t *cfg, store_t **out);
+/* Runs every queued request, stops the writer, closes.  Readers must be
+ * freed first. */
+void store_close(store_t *st);
+
+/* ---- messages ------------------------------------------------------------ */
+
+enum store_kind {            /* the four PushAPI operations */
+    STORE_KIND_SINGLE = 1,
+    STORE_KIND_MULTI = 2,
+    STORE_KIND_ONLINE = 3,   /* never stored per device; status only */
+    STORE_KIND_ALL = 4,      /* broadcast timeline */
+};
+
+/* A message as the push service hands it in (borrowed for the call). */
+typedef struct store_msg {
+    const char *app;
+    const char *msg_id;       /* assigned by the push service */
+    const char *request_id;   /* NULL or "": no idempotency */
+    const uint8_t *payload;
+    size_t payload_len;
+    int32_t ttl;              /* seconds; > 0 for stored kinds */
+    const char *collapse_key; /* NULL or "": none */
+    bool need_ack;
+    int64_t created_ms;       /* wall clock */
+} store_msg_t;
+
+/* ---- asynchronous writes (group commit) ------------------------------------ */
+
+enum store_op {
+    /* Message status record only (online pushes, or ttl 0), plus the
+     * idempotency record. */
+    STORE_OP_ACCEPT = 1,
+    /* Append msg to the inbox of each of devices[0..n) (registering unknown
+     * devices); out: seqs[i].  collapseKey replaces an older unacked message
+     * of the same key in that inbox. */
+    STORE_OP_INBOX_APPEND = 2,
+    /* Append msg to the app's broadcast timeline once; out: seq. */
+    STORE_OP_BCAST_APPEND = 3,
+    /* Cumulative ack: inbox up to `seq` and/or broadcast cursor to
+     * `bseq` (-1 = not given) for app/device. */
+    STORE_OP_ACK = 4,
+    /* Registers app/device if new (first connect); out: cursors. */
+    STORE_OP_DEVICE_SEEN = 5,
+    /* Adds counts to a message's status record (written, routed...). */
+    STORE_OP_STATUS = 6,
+};
+
+/* Status events, in the order a message lives them. */
+enum store_event {
+    STORE_EV_ACCEPTED = 0,
+    STORE_EV_STORED = 1,
+    STORE_EV_ROUTED = 2,
+    STORE_EV_WRITTEN = 3,
+    STORE_EV_ACKED = 4,
+    STORE_EV_EXPIRED = 5,
+    STORE_EV_COUNT
+};
+
+typedef struct store_req store_req_t;
+typedef void (*store_done_fn)(store_req_t *req, int rc);
+
+/* One write request.  The caller owns it (and everything it points to)
+ * until done() has been called; done() runs once, on the writer thread,
+ * with rc = STORE_OK, STORE_DUPLICATE (request_id seen within the window:
+ * nothing was written, dup_msg_id names the first message) or an error. */
+struct store_req {
+    int op;                      /* enum store_op */
+    int kind;                    /* enum store_kind (ACCEPT/APPEND ops) */
+    store_msg_t msg;
+    const char *const *devices;  /* INBOX_APPEND targets */
+    uint32_t n_devices;
+    int64_t *seqs;               /* out, n_devices entries (caller's) */
+    int64_t seq;                 /* out BCAST_APPEND; in ACK (inbox) */
+    int64_t bseq;                /* in ACK (broadcast cursor) */
+    const char *device;          /* ACK, DEVICE_SEEN */
+    int event;                   /* STATUS: enum store_event */
+    int64_t count;               /* STATUS: how many (devices) */
+    int64_t inbox_acked;         /* out DEVICE_SEEN */
+    int64_t bcast_cursor;        /* out DEVICE_SEEN */
+    bool created;                /* out DEVICE_SEEN: first time seen */
+    char dup_msg_id[64];         /* out on STORE_DUPLICATE */
+    store_done_fn done;          /* may be NULL for fire-and-forget ops */
+    void *data;                  /* the caller's */
+    store_req_t *next;           /* private to the store */
+};
+
+/* Queues req; 0, or STORE_E_FULL / STORE_E_CLOSED without queuing (done is
+ * then not called). */
+int store_submit(store_t *st, store_req_t *req);
+/* Submits and waits for done (for the CLI and tests); returns its rc. */
+int store_submit_wait(store_t *st, store_req_t *req);
+/* Holds (true) or releases (false) the writer between transactions: queued
+ * requests wait, store_submit still queues up to max_queue.  For tests of
+ * batching and backpressure, and for maintenance. */
+void store_pause(store_t *st, bool paused);
+
+/* Counters for metrics and benchmarks. */
+typedef struct store_stats {
+    long commits;             /* transactions committed */
+    long requests;            /* requests run */
+    long rows_written;        /* rows inserted/updated/deleted */
+    long queue_depth;         /* now */
+    long expired;             /* messages removed by the sweeper */
+    double commit_ms_avg;
+    long replaced;            /* inbox rows dropped by collapseKey */
+} store_stats_t;
+void store_stats(store_t *st, store_stats_t *out);
+
+/* ---- reads (any thread, one reader per thread) --------------------------- */
+
+int store_reader_new(store_t *st, store_reader_t **out);
+void store_reader_free(store_reader_t *r);
+
+typedef struct store_row {
+    char *msg_id;
+    int64_t seq;
+    int timeline;             /* 0 inbox, 1 broadcast */
+    uint8_t *payload;
+    size_t payload_len;
+    char *collapse_key;       /* NULL if none */
+    bool need_ack;
+    int64_t created_ms;
+    int64_t expires_ms;
+} store_row_t;
+
+typedef struct store_rows {
+    store_row_t *rows;
+    uint32_t n;
+    bool more;                /* more rows after the last one */
+} store_rows_t;
+void store_rows_free(store_rows_t *rows);
+
+/* Unexpired messages of a device's inbox with seq > after, oldest first,
+ * at most limit. */
+int store_inbox_fetch(store_reader_t *r, const char *app, const char *device,
+                      int64_t after, uint32_t limit, int64_t now_ms,
+                      store_rows_t *out);
+/* Unexpired broadcasts of an app with seq > after, oldest first. */
+int store_bcast_fetch(store_reader_t *r, const char *app, int64_t after,
+                      uint32_t limit, int64_t now_ms, store_rows_t *out);
+
+typedef struct store_device_info {
+    bool known;
+    int64_t first_seen_ms;
+    int64_t last_seen_ms;
+    int64_t inbox_last_seq;   /* highest seq assigned */
+    int64_t inbox_acked;      /* cumulative ack */
+    int64_t inbox_depth;      /* unacked, unexpired messages */
+    int64_t bcast_cursor;
+} store_device_info_t;
+int store_device_info(store_reader_t *r, const char *app, const char *device,
+                      store_device_info_t *out);
+/* Devices ever registered for the app. */
+int store_device_count(store_reader_t *r, const char *app, int64_t *out);
+
+/* A message's status: its kind, app, times of each event (0 = not yet) and
+ * counts, and for fan-outs the number of targets. */
+typedef struct store_status {
+    int kind;
+    char app[64];
+    int32_t ttl;
+    int64_t targets;
+    int64_t at_ms[STORE_EV_COUNT];
+    int64_t count[STORE_EV_COUNT];
+} store_status_t;
+int store_status_get(store_reader_t *r, const char *msg_id,
+                     store_status_t *out);
+
+/* ---- applications (rare; synchronous) ------------------------------------- */
+
+typedef struct store_app {
+    char name[64];
+    char secret[128];         /* token signing secret */
+    int64_t created_ms;
+} store_app_t;
+
+/* Creates an app with a random secret and a first API key (written to
+ * key_out, cap >= 64).  STORE_E_EXISTS if the name is taken. */
+int store_app_create(store_t *st, const char *name, store_app_t *app,
+                     char *key_out, size_t cap);
+/* Adds a new key and revokes the old ones (rotate); new key to key_out. */
+int store_app_rotate_key(store_t *st, const char *name, char *key_out,
+                         size_t cap);
+/* Adds an app with a given secret and key (the --app flag; idempotent). */
+int store_app_put(store_t *st, const char *name, const char *secret,
+                  const char *api_key);
+int store_app_get(store_reader_t *r, const char *name, store_app_t *out);
+/* The app owning an unrevoked key; STORE_E_NOTFOUND otherwise. */
+int store_app_by_key(store_reader_t *r, const char *api_key,
+                     store_app_t *out);
+/* Calls fn for each app, by name. */
+int store_app_list(store_reader_t *r,
+                   void (*fn)(void *ctx, const store_app_t *app,
+                              int n_keys),
+                   void *ctx);
+
+#endif

@@ -1,0 +1,117 @@
+/*
+ * store internals shared by the SQLite backend's files (not a public
+ * header): the store and reader structs, the statement cache, and the
+ * per-connection set-up.  Everything here is prefixed store__.
+ */
+#ifndef HERALD_STORE_INT_H
+#define HERALD_STORE_INT_H
+
+#include <pthread.h>
+#include <sqlite3.h>
+
+#include "store/store.h"
+
+#define STORE_SCHEMA_VERSION 1
+
+/* Prepared statements of the write connection, by purpose.  Prepared on
+ * first use and kept for the life of the connection. */
+enum wstmt {
+    W_SAVEPOINT,
+    W_RELEASE,
+    W_ROLLBACK_TO,
+    W_IDEM_FIND,
+    W_IDEM_FORGET,
+    W_MSG_INSERT,
+    W_BHEAD_GET,
+    W_DEV_APPEND,
+    W_INBOX_COLLAPSE,
+    W_INBOX_INSERT,
+    W_BHEAD_BUMP,
+    W_BCAST_INSERT,
+    W_DEV_GET,
+    W_DEV_INSERT,
+    W_DEV_TOUCH,
+    W_ACK_COUNT_INBOX,
+    W_ACK_DEL_INBOX,
+    W_ACK_COUNT_BCAST,
+    W_ACK_SET,
+    W_STATUS_0, /* W_STATUS_0 + event: one per status column pair */
+    W_STATUS_LAST = W_STATUS_0 + STORE_EV_COUNT - 1,
+    W_SWEEP_DUE,
+    W_SWEEP_INBOX_COUNT,
+    W_SWEEP_INBOX_DEL,
+    W_SWEEP_BCAST_DEL,
+    W_SWEEP_MARK,
+    W_SWEEP_MSG_DEL,
+    W_APP_INSERT,
+    W_APP_UPSERT,
+    W_KEY_INSERT,
+    W_KEY_REVOKE,
+    W_KEY_OWNER,
+    W_APP_EXISTS,
+    W_COUNT
+};
+
+enum rstmt {
+    R_INBOX_FETCH,
+    R_BCAST_FETCH,
+    R_DEV_INFO,
+    R_DEV_DEPTH,
+    R_DEV_COUNT,
+    R_STATUS,
+    R_APP_GET,
+    R_APP_BY_KEY,
+    R_APP_LIST,
+    R_COUNT
+};
+
+struct store {
+    store_config_t cfg;
+    char *path;
+    sqlite3 *db;                /* the write connection */
+    sqlite3_stmt *st[W_COUNT];
+    /* Held by the writer for a whole batch, and by the synchronous app
+     * functions, so the write connection is used by one thread at once. */
+    pthread_mutex_t db_mu;
+
+    pthread_mutex_t mu;         /* guards the queue, flags and stats */
+    pthread_cond_t cv;          /* writer: work arrived / closing / resumed */
+    store_req_t *head, *tail;
+    long queued;
+    bool closing;
+    bool paused;
+    pthread_t thread;
+    bool thread_started;
+
+    store_stats_t stats;
+    double commit_ms_total;
+    long replaced;              /* writer thread only; published in stats */
+};
+
+struct store_reader {
+    store_t *st;
+    sqlite3 *db;
+    sqlite3_stmt *stmts[R_COUNT];
+};
+
+/* store_sqlite.c */
+int store__open_conn(const char *path, bool writer, bool sync_full,
+                     sqlite3 **out);
+sqlite3_stmt *store__stmt(sqlite3 *db, sqlite3_stmt **slot, const char *sql);
+int store__sql_err(sqlite3 *db, int rc, const char *what);
+int store__exec(sqlite3 *db, const char *sql);
+
+/* store_schema.c */
+int store__schema_ensure(sqlite3 *db);
+
+/* store_writer.c */
+void *store__writer_main(void *arg);
+sqlite3_stmt *store__w(store_t *st, enum wstmt id);
+
+/* store_app.c: hex SHA-256 of an API key (keys are stored hashed). */
+void store__key_hash(const char *key, char out[65]);
+
+/* store_sweep.c */
+int store__sweep(store_t *st, int64_t now_ms, long *expired);
+
+#endif

@@ -1,0 +1,122 @@
+/*
+ * The SQLite schema of the store, created idempotently and stamped with
+ * PRAGMA user_version so a later version can migrate.  docs/store.md has
+ * the table-by-table rationale.
+ *
+ * Row budget of one durable single-device push: one messages row (payload
+ * stored once, even for multi-device pushes), one inbox row, one devices
+ * update.  Sequence heads live in devices / bcast_heads, never derived from
+ * timeline rows, so deleting acked or expired rows never reuses a seq.
+ */
+#include "store/store_int.h"
+
+#include <stdio.h>
+
+#include "core/log.h"
+
+static const char *const schema_v1[] = {
+    "CREATE TABLE IF NOT EXISTS messages("
+    " msg_id TEXT PRIMARY KEY,"
+    " app TEXT NOT NULL,"
+    " kind INTEGER NOT NULL,"
+    " request_id TEXT,"
+    " payload BLOB,"
+    " ttl INTEGER NOT NULL,"
+    " collapse_key TEXT,"
+    " need_ack INTEGER NOT NULL,"
+    " created_ms INTEGER NOT NULL,"
+    " expires_ms INTEGER NOT NULL,"
+    /* phase 0: sweep_at = expiry; phase 1: sweep_at = end of the record */
+    " phase INTEGER NOT NULL,"
+    " sweep_at INTEGER NOT NULL,"
+    " targets INTEGER NOT NULL DEFAULT 0,"
+    " at_accepted INTEGER NOT NULL DEFAULT 0,"
+    " n_accepted INTEGER NOT NULL DEFAULT 0,"
+    " at_stored INTEGER NOT NULL DEFAULT 0,"
+    " n_stored INTEGER NOT NULL DEFAULT 0,"
+    " at_routed INTEGER NOT NULL DEFAULT 0,"
+    " n_routed INTEGER NOT NULL DEFAULT 0,"
+    " at_written INTEGER NOT NULL DEFAULT 0,"
+    " n_written INTEGER NOT NULL DEFAULT 0,"
+    " at_acked INTEGER NOT NULL DEFAULT 0,"
+    " n_acked INTEGER NOT NULL DEFAULT 0,"
+    " at_expired INTEGER NOT NULL DEFAULT 0,"
+    " n_expired INTEGER NOT NULL DEFAULT 0)",
+    "CREATE UNIQUE INDEX IF NOT EXISTS messages_request"
+    " ON messages(app, request_id) WHERE request_id IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS messages_sweep ON messages(sweep_at)",
+    "CREATE TABLE IF NOT EXISTS devices("
+    " app TEXT NOT NULL,"
+    " device TEXT NOT NULL,"
+    " first_seen_ms INTEGER NOT NULL,"
+    " last_seen_ms INTEGER NOT NULL,"
+    " inbox_last_seq INTEGER NOT NULL,"
+    " inbox_acked INTEGER NOT NULL,"
+    " bcast_cursor INTEGER NOT NULL,"
+    " PRIMARY KEY(app, device)) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS inbox("
+    " app TEXT NOT NULL,"
+    " device TEXT NOT NULL,"
+    " seq INTEGER NOT NULL,"
+    " msg_id TEXT NOT NULL,"
+    " expires_ms INTEGER NOT NULL,"
+    " collapse_key TEXT,"
+    " PRIMARY KEY(app, device, seq)) WITHOUT ROWID",
+    "CREATE INDEX IF NOT EXISTS inbox_msg ON inbox(msg_id)",
+    "CREATE TABLE IF NOT EXISTS bcast_heads("
+    " app TEXT PRIMARY KEY,"
+    " last_seq INTEGER NOT NULL) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS bcast("
+    " app TEXT NOT NULL,"
+    " seq INTEGER NOT NULL,"
+    " msg_id TEXT NOT NULL,"
+    " expires_ms INTEGER NOT NULL,"
+    " PRIMARY KEY(app, seq)) WITHOUT ROWID",
+    "CREATE INDEX IF NOT EXISTS bcast_msg ON bcast(msg_id)",
+    "CREATE TABLE IF NOT EXISTS apps("
+    " name TEXT PRIMARY KEY,"
+    " secret TEXT NOT NULL,"
+    " created_ms INTEGER NOT NULL) WITHOUT ROWID",
+    /* key_hash: hex SHA-256 of the API key; the key itself is never kept */
+    "CREATE TABLE IF NOT EXISTS api_keys("
+    " key_hash TEXT PRIMARY KEY,"
+    " app TEXT NOT NULL,"
+    " created_ms INTEGER NOT NULL,"
+    " revoked INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID",
+    "CREATE INDEX IF NOT EXISTS api_keys_app ON api_keys(app)",
+};
+
+static int user_version(sqlite3 *db, int *out) {
+    sqlite3_stmt *s;
+    int rc = sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, NULL);
+    if (rc != SQLITE_OK) return store__sql_err(db, rc, "user_version");
+    rc = sqlite3_step(s);
+    *out = rc == SQLITE_ROW ? sqlite3_column_int(s, 0) : 0;
+    sqlite3_finalize(s);
+    return rc == SQLITE_ROW ? 0 : store__sql_err(db, rc, "user_version");
+}
+
+/*
+ * Creates what is missing in one transaction.  A file stamped with a newer
+ * version than this code knows is refused rather than half-understood.
+ */
+int store__schema_ensure(sqlite3 *db) {
+    int ver, rc = user_version(db, &ver);
+    if (rc < 0) return rc;
+    if (ver > STORE_SCHEMA_VERSION) {
+        log_error("store schema is newer than this herald",
+                  "found=%d known=%d", ver, STORE_SCHEMA_VERSION);
+        return STORE_E_INVALID;
+    }
+    if ((rc = store__exec(db, "BEGIN IMMEDIATE")) < 0) return rc;
+    for (size_t i = 0; i < sizeof schema_v1 / sizeof schema_v1[0]; i++) {
+        if ((rc = store__exec(db, schema_v1[i])) < 0) goto fail;
+    }
+    char sql[64];
+    snprintf(sql, sizeof sql, "PRAGMA user_version=%d", STORE_SCHEMA_VERSION);
+    if ((rc = store__exec(db, sql)) < 0) goto fail;
+    return store__exec(db, "COMMIT");
+fail:
+    (void)store__exec(db, "ROLLBACK"); /* the error that matters is rc */
+    return rc;
+}

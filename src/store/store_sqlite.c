@@ -1,0 +1,248 @@
+/*
+ * SQLite backend of the store: opening and closing, connection set-up, the
+ * statement cache, and the submission queue in front of the writer thread
+ * (store_writer.c).  Reads are in store_read.c, apps in store_app.c, the
+ * TTL sweeper in store_sweep.c.
+ */
+#include "store/store_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/log.h"
+
+const char *store_strerror(int err) {
+    switch (err) {
+    case STORE_OK: return "ok";
+    case STORE_DUPLICATE: return "duplicate request";
+    case STORE_E_NOMEM: return "out of memory";
+    case STORE_E_IO: return "storage error";
+    case STORE_E_NOTFOUND: return "not found";
+    case STORE_E_EXISTS: return "already exists";
+    case STORE_E_INVALID: return "invalid argument";
+    case STORE_E_CLOSED: return "store closed";
+    case STORE_E_FULL: return "store queue full";
+    }
+    return "unknown store error";
+}
+
+void store_config_defaults(store_config_t *c) {
+    memset(c, 0, sizeof *c);
+    c->path = "herald.db";
+    c->max_batch = 4096;
+    c->max_queue = 200000;
+    c->sweep_interval_ms = 1000;
+    c->idem_window_s = 86400;
+    c->synchronous_full = true;
+}
+
+/* Maps an SQLite failure to a store code, logging SQLite's own words (they
+ * name tables and constraints, never values). */
+int store__sql_err(sqlite3 *db, int rc, const char *what) {
+    int prim = rc & 0xff;
+    if (prim == SQLITE_NOMEM) return STORE_E_NOMEM;
+    if (prim == SQLITE_CONSTRAINT) return STORE_E_EXISTS;
+    log_error("sqlite failed", "what=%s rc=%d err=\"%s\"", what, rc,
+              db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+    return STORE_E_IO;
+}
+
+int store__exec(sqlite3 *db, const char *sql) {
+    int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+    return rc == SQLITE_OK ? 0 : store__sql_err(db, rc, sql);
+}
+
+/* The cached statement in *slot, prepared on first use and reset for the
+ * next; NULL (logged) if it cannot be prepared. */
+sqlite3_stmt *store__stmt(sqlite3 *db, sqlite3_stmt **slot, const char *sql) {
+    if (*slot) {
+        sqlite3_reset(*slot);
+        sqlite3_clear_bindings(*slot);
+        return *slot;
+    }
+    int rc = sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, slot,
+                                NULL);
+    if (rc != SQLITE_OK) {
+        (void)store__sql_err(db, rc, "prepare");
+        *slot = NULL;
+    }
+    return *slot;
+}
+
+/*
+ * One connection, used by one thread only (NOMUTEX).  WAL lets readers run
+ * beside the single writer; busy_timeout covers the moments a checkpoint or
+ * an app write holds a lock.
+ */
+int store__open_conn(const char *path, bool writer, bool sync_full,
+                     sqlite3 **out) {
+    sqlite3 *db = NULL;
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX |
+                (writer ? SQLITE_OPEN_CREATE : 0);
+    int rc = sqlite3_open_v2(path, &db, flags, NULL);
+    if (rc != SQLITE_OK) {
+        int err = store__sql_err(db, rc, "open");
+        sqlite3_close(db);
+        return err;
+    }
+    sqlite3_busy_timeout(db, 5000);
+    const char *common = "PRAGMA foreign_keys=OFF; PRAGMA temp_store=MEMORY;"
+                         " PRAGMA cache_size=-16384;";
+    if ((rc = store__exec(db, common)) < 0) goto fail;
+    if (writer) {
+        if ((rc = store__exec(db, "PRAGMA journal_mode=WAL")) < 0) goto fail;
+        rc = store__exec(db, sync_full ? "PRAGMA synchronous=FULL"
+                                       : "PRAGMA synchronous=NORMAL");
+        if (rc < 0) goto fail;
+    }
+    *out = db;
+    return 0;
+fail:
+    sqlite3_close(db);
+    return rc;
+}
+
+static void store_free_parts(store_t *st) {
+    for (int i = 0; i < W_COUNT; i++) sqlite3_finalize(st->st[i]);
+    if (st->db && sqlite3_close(st->db) != SQLITE_OK)
+        log_error("sqlite close failed", "err=\"%s\"", sqlite3_errmsg(st->db));
+    pthread_mutex_destroy(&st->db_mu);
+    pthread_mutex_destroy(&st->mu);
+    pthread_cond_destroy(&st->cv);
+    free(st->path);
+    free(st);
+}
+
+static void config_fill(store_config_t *c, const store_config_t *in) {
+    store_config_t d;
+    store_config_defaults(&d);
+    *c = in ? *in : d;
+    if (!c->path || !*c->path) c->path = d.path;
+    if (c->max_batch <= 0) c->max_batch = d.max_batch;
+    if (c->max_queue <= 0) c->max_queue = d.max_queue;
+    if (c->sweep_interval_ms <= 0) c->sweep_interval_ms = d.sweep_interval_ms;
+    if (c->idem_window_s <= 0) c->idem_window_s = d.idem_window_s;
+}
+
+int store_open(const store_config_t *cfg, store_t **out) {
+    store_t *st = calloc(1, sizeof *st);
+    if (!st) return STORE_E_NOMEM;
+    config_fill(&st->cfg, cfg);
+    st->path = strdup(st->cfg.path);
+    if (!st->path) {
+        free(st);
+        return STORE_E_NOMEM;
+    }
+    st->cfg.path = st->path;
+    pthread_mutex_init(&st->db_mu, NULL);
+    pthread_mutex_init(&st->mu, NULL);
+    /* The writer's sweep timer waits on this; wall-clock jumps must not
+     * stall or hurry it. */
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&st->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    int rc = store__open_conn(st->path, true, st->cfg.synchronous_full,
+                              &st->db);
+    if (rc == 0) rc = store__schema_ensure(st->db);
+    if (rc == 0 && pthread_create(&st->thread, NULL, store__writer_main, st))
+        rc = STORE_E_NOMEM;
+    if (rc < 0) {
+        store_free_parts(st);
+        return rc;
+    }
+    st->thread_started = true;
+    log_info("store open", "path=\"%s\" sync=%s", st->path,
+             st->cfg.synchronous_full ? "full" : "normal");
+    *out = st;
+    return 0;
+}
+
+void store_close(store_t *st) {
+    if (!st) return;
+    pthread_mutex_lock(&st->mu);
+    st->closing = true;
+    st->paused = false;
+    pthread_cond_broadcast(&st->cv);
+    pthread_mutex_unlock(&st->mu);
+    if (st->thread_started) pthread_join(st->thread, NULL);
+    store_free_parts(st);
+}
+
+int store_submit(store_t *st, store_req_t *req) {
+    int rc = 0;
+    req->next = NULL;
+    pthread_mutex_lock(&st->mu);
+    if (st->closing) {
+        rc = STORE_E_CLOSED;
+    } else if (st->queued >= st->cfg.max_queue) {
+        rc = STORE_E_FULL;
+    } else {
+        if (st->tail) st->tail->next = req;
+        else st->head = req;
+        st->tail = req;
+        /* Only an idle writer needs a wake-up; a busy one drains the queue
+         * before it sleeps again. */
+        if (st->queued++ == 0) pthread_cond_signal(&st->cv);
+    }
+    pthread_mutex_unlock(&st->mu);
+    return rc;
+}
+
+struct waiter {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool done;
+    int rc;
+};
+
+static void wait_done(store_req_t *req, int rc) {
+    struct waiter *w = req->data;
+    pthread_mutex_lock(&w->mu);
+    w->rc = rc;
+    w->done = true;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+/* The caller's done/data are put back afterwards and done is not called:
+ * the return value is the result. */
+int store_submit_wait(store_t *st, store_req_t *req) {
+    struct waiter w = {.done = false, .rc = 0};
+    pthread_mutex_init(&w.mu, NULL);
+    pthread_cond_init(&w.cv, NULL);
+    store_done_fn done = req->done;
+    void *data = req->data;
+    req->done = wait_done;
+    req->data = &w;
+    int rc = store_submit(st, req);
+    if (rc == 0) {
+        pthread_mutex_lock(&w.mu);
+        while (!w.done) pthread_cond_wait(&w.cv, &w.mu);
+        pthread_mutex_unlock(&w.mu);
+        rc = w.rc;
+    }
+    req->done = done;
+    req->data = data;
+    pthread_cond_destroy(&w.cv);
+    pthread_mutex_destroy(&w.mu);
+    return rc;
+}
+
+void store_pause(store_t *st, bool paused) {
+    pthread_mutex_lock(&st->mu);
+    st->paused = paused;
+    pthread_cond_broadcast(&st->cv);
+    pthread_mutex_unlock(&st->mu);
+}
+
+void store_stats(store_t *st, store_stats_t *out) {
+    pthread_mutex_lock(&st->mu);
+    *out = st->stats;
+    out->queue_depth = st->queued;
+    out->commit_ms_avg =
+        st->stats.commits ? st->commit_ms_total / st->stats.commits : 0;
+    pthread_mutex_unlock(&st->mu);
+}

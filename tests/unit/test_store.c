@@ -1,0 +1,762 @@
+/*
+ * store: the SQLite backend through its public interface, on temp files
+ * under /tmp.  Covers group commit, per-request savepoints, idempotency
+ * (also across reopen), collapseKey, cumulative acks, broadcast cursors,
+ * the TTL sweeper, backpressure, apps, and durability under SIGKILL.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/clock.h"
+#include "core/log.h"
+#include "store/store.h"
+#include "test.h"
+
+/* ---- fixtures ----------------------------------------------------------- */
+
+struct tmpdb {
+    char dir[64];
+    char path[96];
+};
+
+static void tmpdb_make(struct tmpdb *t) {
+    log_set_level(LOG_LEVEL_WARN); /* "store open" lines are noise here */
+    snprintf(t->dir, sizeof t->dir, "/tmp/hstore-XXXXXX");
+    if (!mkdtemp(t->dir)) {
+        perror("mkdtemp");
+        exit(2);
+    }
+    snprintf(t->path, sizeof t->path, "%s/h.db", t->dir);
+}
+
+static void tmpdb_remove(struct tmpdb *t) {
+    static const char *const sfx[] = {"", "-wal", "-shm", "-journal"};
+    char p[128];
+    for (int i = 0; i < 4; i++) {
+        snprintf(p, sizeof p, "%s%s", t->path, sfx[i]);
+        unlink(p);
+    }
+    rmdir(t->dir);
+}
+
+static store_t *open_at(const char *path, const store_config_t *base) {
+    store_config_t c;
+    if (base) c = *base;
+    else store_config_defaults(&c);
+    c.path = path;
+    store_t *st = NULL;
+    int rc = store_open(&c, &st);
+    if (rc != 0) {
+        fprintf(stderr, "store_open: %s\n", store_strerror(rc));
+        return NULL;
+    }
+    return st;
+}
+
+static void msg_fill(store_req_t *r, int op, const char *app,
+                     const char *msg_id, const char *payload) {
+    memset(r, 0, sizeof *r);
+    r->op = op;
+    r->kind = op == STORE_OP_BCAST_APPEND ? STORE_KIND_ALL
+              : op == STORE_OP_ACCEPT     ? STORE_KIND_ONLINE
+                                          : STORE_KIND_SINGLE;
+    r->msg.app = app;
+    r->msg.msg_id = msg_id;
+    r->msg.payload = (const uint8_t *)payload;
+    r->msg.payload_len = payload ? strlen(payload) : 0;
+    r->msg.ttl = 3600;
+    r->msg.need_ack = true;
+    r->bseq = -1;
+}
+
+/* One single-device push, waited for; *seq gets its inbox seq. */
+static int push1(store_t *st, const char *app, const char *msg_id,
+                 const char *dev, const char *req_id, const char *ck,
+                 int ttl, int64_t *seq, char *dup) {
+    store_req_t r;
+    const char *devs[1] = {dev};
+    int64_t s = 0;
+    msg_fill(&r, STORE_OP_INBOX_APPEND, app, msg_id, msg_id);
+    r.msg.request_id = req_id;
+    r.msg.collapse_key = ck;
+    r.msg.ttl = ttl;
+    r.devices = devs;
+    r.n_devices = 1;
+    r.seqs = &s;
+    int rc = store_submit_wait(st, &r);
+    if (seq) *seq = s;
+    if (dup) strcpy(dup, r.dup_msg_id);
+    return rc;
+}
+
+static int ack(store_t *st, const char *app, const char *dev, int64_t seq,
+               int64_t bseq, store_req_t *out) {
+    store_req_t r;
+    msg_fill(&r, STORE_OP_ACK, app, NULL, NULL);
+    r.device = dev;
+    r.seq = seq;
+    r.bseq = bseq;
+    int rc = store_submit_wait(st, &r);
+    if (out) *out = r;
+    return rc;
+}
+
+static int seen(store_t *st, const char *app, const char *dev,
+                store_req_t *out) {
+    msg_fill(out, STORE_OP_DEVICE_SEEN, app, NULL, NULL);
+    out->device = dev;
+    return store_submit_wait(st, out);
+}
+
+/* Collects asynchronous completions. */
+struct waitset {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int done;
+    int rcs[64];
+};
+
+static void ws_done(store_req_t *req, int rc) {
+    struct waitset *w = req->data;
+    pthread_mutex_lock(&w->mu);
+    int idx = (int)(req->count);
+    if (idx >= 0 && idx < 64) w->rcs[idx] = rc;
+    w->done++;
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+static void ws_wait(struct waitset *w, int n) {
+    pthread_mutex_lock(&w->mu);
+    while (w->done < n) pthread_cond_wait(&w->cv, &w->mu);
+    pthread_mutex_unlock(&w->mu);
+}
+
+/* ---- tests ---------------------------------------------------------------- */
+
+TEST(inbox_append_fetch_and_multi) {
+    struct tmpdb t;
+    tmpdb_make(&t);
+    store_t *st = open_at(t.path, NULL);
+    CHECK(st);
+    int64_t seq;
+    CHECK_EQ_INT(push1(st, "a", "m1", "d1", NULL, NULL, 60, &seq, NULL), 0);
+    CHECK_EQ_INT(seq, 1);
+    CHECK_EQ_INT(push1(st, "a", "m2", "d1", NULL, NULL, 60, &seq, NULL), 0);
+    CHECK_EQ_INT(push1(st, "a", "m3", "d1", NULL, NULL, 60, &seq, NULL), 0);
+    CHECK_EQ_INT(seq, 3);
+    CHECK_EQ_INT(push1(st, "b", "m4", "d1", NULL, NULL, 60, &seq, NULL), 0);
+    CHECK_EQ_INT(seq, 1); /* sequences are per (app, device) */
+
+    /* One message to three devices: payload stored once, a seq each. */
+    store_req_t r;
+    const char *devs[3] = {"d1", "d2", "d3"};
+    int64_t seqs[3] = {0};
+    msg_fill(&r, STORE_OP_INBOX_APPEND, "a", "multi", "fan-out");
+    r.kind = STORE_KIND_MULTI;
+    r.devices = devs;
+    r.n_devices = 3;
+    r.seqs = seqs;
+    CHECK_EQ_INT(store_submit_wait(st, &r), 0);
+    CHECK_EQ_INT(seqs[0], 4);
+    CHECK_EQ_INT(seqs[1], 1);
+    CHECK_EQ_INT(seqs[2], 1);
+
+    store_reader_t *rd;
+    CHECK_EQ_INT(store_reader_new(st, &rd), 0);
+    store_rows_t rows;
+    int64_t now = (int64_t)clock_wall_ms();
+    CHECK_EQ_INT(store_inbox_fetch(rd, "a", "d1", 0, 2, now, &rows), 0);
+    CHECK_EQ_INT(rows.n, 2);
+    CHECK(rows.more);
+    CHECK(strcmp(rows.rows[0].msg_id, "m1") == 0);
+    CHECK_EQ_INT(rows.rows[1].seq, 2);
+    CHECK_EQ_INT(rows.rows[0].payload_len, 2);
+    CHECK(memcmp(rows.rows[0].payload, "m1", 2) == 0);
+    CHECK(rows.rows[0].need_ack);
+    CHECK(rows.rows[0].expires_ms > now);
+    store_rows_free(&rows);
+    CHECK_EQ_INT(store_inbox_fetch(rd, "a", "d1", 2, 10, now, &rows), 0);
+    CHECK_EQ_INT(rows.n, 2);
+    CHECK(!rows.more);
+    CHECK(strcmp(rows.rows[1].msg_id, "multi") == 0);
+    CHECK(memcmp(rows.rows[1].payload, "fan-out", 7) == 0);
+    store_rows_free(&rows);
+
+    store_device_info_t di;
+    CHECK_EQ_INT(store_device_info(rd, "a", "d1", &di), 0);
+    CHECK(di.known);
+    CHECK_EQ_INT(di.inbox_last_seq, 4);
+    CHECK_EQ_INT(di.inbox_depth, 4);
+    CHECK_EQ_INT(store_device_info(rd, "a", "nope", &di), 0);
+    CHECK(!di.known);
+    int64_t n;
+    CHECK_EQ_INT(store_device_count(rd, "a", &n), 0);
+    CHECK_EQ_INT(n, 3);
+
+    store_status_t ss;
+    CHECK_EQ_INT(store_status_get(rd, "multi", &ss), 0);
+    CHECK_EQ_INT(ss.kind, STORE_KIND_MULTI);
+    CHECK_EQ_INT(ss.targets, 3);
+    CHECK_EQ_INT(ss.count[STORE_EV_STORED], 3);
+    CHECK(ss.at_ms[STORE_EV_ACCEPTED] > 0);
+    CHECK(strcmp(ss.app, "a") == 0);
+    CHECK_EQ_INT(store_status_get(rd, "missing", &ss), STORE_E_NOTFOUND);
+    store_reader_free(rd);
+    store_close(st);
+    tmpdb_remove(&t);
+}
+
+TEST(accept_and_status_events) {
+    struct tmpdb t;
+    tmpdb_make(&t);
+    store_t *st = open_at(t.path, NULL);
+    CHECK(st);
+    store_req_t r;
+    msg_fill(&r, STORE_OP_ACCEPT, "a", "on1", "hi");
+    r.msg.ttl = 0;
+    r.n_devices = 5; /* targeted */
+    CHECK_EQ_INT(store_submit_wait(st, &r), 0);
+    msg_fill(&r, STORE_OP_STATUS, "a", "on1", NULL);
+    r.event = STORE_EV_WRITTEN;
+    r.count = 4;
+    CHECK_EQ_INT(store_submit_wait(st, &r), 0);
+    CHECK_EQ_INT(store_submit_wait(st, &r), 0);
+    r.msg.msg_id = "ghost";
+    CHECK_EQ_INT(store_submit_wait(st, &r), STORE_E_NOTFOUND);
+    r.msg.msg_id = "on1";
+    r.event = 99;
+    CHECK_EQ_INT(store_submit_wait(st, &r), STORE_E_INVALID);
+
+    store_reader_t *rd;
+    CHECK_EQ_INT(store_reader_new(st, &rd), 0);
+    store_status_t ss;
+    CHECK_EQ_INT(store_status_get(rd, "on1", &ss), 0);
+    CHECK_EQ_INT(ss.kind, STORE_KIND_ONLINE);
+    CHECK_EQ_INT(ss.targets, 5);
+    CHECK_EQ_INT(ss.count[STORE_EV_WRITTEN], 8);
+    CHECK(ss.at_ms[STORE_EV_WRITTEN] > 0);
+    CHECK_EQ_INT(ss.at_ms[STORE_EV_STORED], 0);
+    int64_t n;
+    CHECK_EQ_INT(store_device_count(rd, "a", &n), 0);
+    CHECK_EQ_INT(n, 0); /* online pushes register nobody */
+    store_reader_free(rd);
+    store_close(st);
+    tmpdb_remove(&t);
+}
+
+TEST(idempotency_window_and_reopen) {
+    struct tmpdb t;
+    tmpdb_make(&t);
+    store_t *st = open_at(t.path, NULL);
+    CHECK(st);
+    char dup[64] = "";
+    CHECK_EQ_INT(push1(st, "a", "m1", "d1", "req-1", NULL, 60, NULL, dup), 0);
+    CHECK_EQ_INT(push1(st, "a", "m2", "d1", "req-1", NULL, 60, NULL, dup),
+                 STORE_DUPLICATE);
+    CHECK(strcmp(dup, "m1") == 0);
+    /* Same request id from another app is another request. */
+    CHECK_EQ_INT(push1(st, "b", "m3", "d1", "req-1", NULL, 60, NULL, dup), 0);
+    store_close(st);
+
+    st = open_at(t.path, NULL);
+    CHECK(st);
+    dup[0] = '\0';
+    CHECK_EQ_INT(push1(st, "a", "m4", "d1", "req-1", NULL, 60, NULL, dup),
+                 STORE_DUPLICATE);
+    CHECK(strcmp(dup, "m1") == 0);
+    store_reader_t *rd;
+    CHECK_EQ_INT(store_reader_new(st, &rd), 0);
+    store_status_t ss;
+    CHECK_EQ_INT(store_status_get(rd, "m2", &ss), STORE_E_NOTFOUND);
+    CHECK_EQ_INT(store_status_get(rd, "m4", &ss), STORE_E_NOTFOUND);
+    store_device_info_t di;
+    CHECK_EQ_INT(store_device_info(rd, "a", "d1", &di), 0);
+    CHECK_EQ_INT(di.inbox_last_seq, 1); /* duplicates wrote nothing */
+
+    /* A request id older than the window is new again. */
+    store_req_t r;
+    const char *devs[1] = {"d1"};
+    msg_fill(&r, STORE_OP_INBOX_APPEND, "a", "old", "x");
+    r.msg.request_id = "req-old";
+    r.msg.created_ms = (int64_t)clock_wall_ms() - 86401LL * 1000;
+    r.msg.ttl = 86400 * 2;
+    r.devices = devs;
+    r.n_devices = 1;
+    CHECK_EQ_INT(store_submit_wait(st, &r), 0);
+    CHECK_EQ_INT(push1(st, "a", "new", "d1", "req-old", NULL, 60, NULL, dup),
+                 0);
+    CHECK_EQ_INT(store_status_get(rd, "old", &ss), 0); /* status kept */
+    store_reader_free(rd);
+    store_close(st);
+    tmpdb_remove(&t);
+}
+
+TEST(collapse_key_replaces_unacked) {
+    struct tmpdb t;
+    tmpdb_make(&t);
+    store_t *st = open_at(t.path, NULL);
+    CHECK(st);
+    CHECK_EQ_INT(push1(st, "a", "s1", "d1", NULL, "score", 60, NULL, NULL), 0);
+    CHECK_EQ_INT(push1(st, "a", "n1", "d1", NULL, "news", 60, NULL, NULL), 0);
+    CHECK_EQ_INT(push1(st, "a", "p1", "d1", NULL, NULL, 60, NULL, NULL), 0);
+    CHECK_EQ_INT(push1(st, "a", "s2", "d1", NULL, "score", 60, NULL, NULL), 0);
+    /* Another device's "score" is not touched. */
+    CHECK_EQ_INT(push1(st, "a", "s3", "d2", NULL, "score", 60, NULL, NULL), 0);
+    store_reader_t *rd;
+    CHECK_EQ_INT(store_reader_new(st, &rd), 0);
+    store_rows_t rows;
+    CHECK_EQ_INT(store_inbox_fetch(rd, "a", "d1", 0, 10, 0, &rows), 0);
+    CHECK_EQ_INT(rows.n, 3);
+    CHECK(strcmp(rows.rows[0].msg_id, "n1") == 0);
+    CHECK(strcmp(rows.rows[1].msg_id, "p1") == 0);
+    CHECK(strcmp(rows.rows[2].msg_id, "s2") == 0);
+    CHECK(strcmp(rows.rows[2].collapse_key, "score") == 0);
+    CHECK(rows.rows[1].collapse_key == NULL);
+    CHECK_EQ_INT(rows.rows[2].seq, 4);
+    store_rows_free(&rows);
+    CHECK_EQ_INT(store_inbox_fetch(rd, "a", "d2", 0, 10, 0, &rows), 0);
+    CHECK_EQ_INT(rows.n, 1);
+    store_rows_free(&rows);
+    store_stats_t ss;
+    store_stats(st, &ss);
+    CHECK_EQ_INT(ss.replaced, 1);
+    store_reader_free(rd);
+    store_close(st);
+    tmpdb_remove(&t);
+}
+
+TEST(ttl_sweeper_expires_then_forgets) {
+    struct tmpdb t;
+    tmpdb_make(&t);
+    store_config_t c;
+    store_config_defaults(&c);
+    c.sweep_interval_ms = 100;
+    c.idem_window_s = 2;
+    store_t *st = open_at(t.path, &c);
+    CHECK(st);
+    CHECK_EQ_INT(push1(st, "a", "short", "d1", "rq", NULL, 1, NULL, NULL), 0);
+    CHECK_EQ_INT(push1(st, "a", "long", "d1", NULL, NULL, 600, NULL, NULL), 0);
+    store_req_t b;
+    msg_fill(&b, STORE_OP_BCAST_APPEND, "a", "bshort", "all");
+    b.msg.ttl = 1;
+    CHECK_EQ_INT(store_submit_wait(st, &b), 0);
+    store_reader_t *rd;
+    CHECK_EQ_INT(store_reader_new(st, &rd), 0);
+    store_rows_t rows;
+    /* now_ms 0 disables the read-side expiry filter: raw rows. */
+    CHECK_EQ_INT(store_inbox_fetch(rd, "a", "d1", 0, 10, 0, &rows), 0);
+    CHECK_EQ_INT(rows.n, 2);
+    store_rows_free(&rows);
+
+    usleep(1600 * 1000);
+    CHECK_EQ_INT(store_inbox_fetch(rd, "a", "d1", 0, 10, 0, &rows), 0);
+    CHECK_EQ_INT(rows.n, 1);
+    CHECK(strcmp(rows.rows[0].msg_id, "long") == 0);
+    store_rows_free(&rows);
+    CHECK_EQ_INT(store_bcast_fetch(rd, "a", 0, 10, 0, &rows), 0);
+    CHECK_EQ_INT(rows.n, 0);
+    store_rows_free(&rows);
+    store_status_t ss;
+    CHECK_EQ_INT(store_status_get(rd, "short", &ss), 0);
+    CHECK_EQ_INT(ss.count[STORE_EV_EXPIRED], 1);
+    CHECK(ss.at_ms[STORE_EV_EXPIRED] > 0);
+    /* Inside the idempotency window the request id still answers. */
+    char dup[64] = "";
+    CHECK_EQ_INT(push1(st, "a", "again", "d1", "rq", NULL, 1, NULL, dup),
+                 STORE_DUPLICATE);
+    CHECK(strcmp(dup, "short") == 0);
+
+    usleep(1000 * 1000); /* past created + idem window (2 s) */
+    CHECK_EQ_INT(store_status_get(rd, "short", &ss), STORE_E_NOTFOUND);
+    CHECK_EQ_INT(store_status_get(rd, "long", &ss), 0);
+    store_stats_t st_;
+    store_stats(st, &st_);
+    CHECK_EQ_INT(st_.expired, 2); /* "short" and "bshort" */
+    store_reader_free(rd);
+    store_close(st);
+    tmpdb_remove(&t);
+}
+
+TEST(ack_is_cumulative_and_forward_only) {
+    struct tmpdb t;
+    tmpdb_make(&t);
+    store_t *st = open_at(t.path, NULL);
+    CHECK(st);
+    char id[16];
+    for (int i = 1; i <= 5; i++) {
+        snprintf(id, sizeof id, "m%d", i);
+        CHECK_EQ_INT(push1(st, "a", id, "d1", NULL, NULL, 60, NULL, NULL), 0);
+    }
+    store_req_t out;
+    CHECK_EQ_INT(ack(st, "a", "d1", 3, -1, &out), 0);
+    CHECK_EQ_INT(out.inbox_acked, 3);
+    CHECK_EQ_INT(ack(st, "a", "d1", 2, -1, &out), 0);
+    CHECK_EQ_INT(out.inbox_acked, 3);
+    store_reader_t *rd;
+    CHECK_EQ_INT(store_reader_new(st, &rd), 0);
+    store_rows_t rows;
+    CHECK_EQ_INT(store_inbox_fetch(rd, "a", "d1", 0, 10, 0, &rows), 0);
+    CHECK_EQ_INT(rows.n, 2);
+    CHECK_EQ_INT(rows.rows[0].seq, 4);
+    store_rows_free(&rows);
+    store_device_info_t di;
+    CHECK_EQ_INT(store_device_info(rd, "a", "d1", &di), 0);
+    CHECK_EQ_INT(di.inbox_acked, 3);
+    CHECK_EQ_INT(di.inbox_depth, 2);
+    store_status_t ss;
+    CHECK_EQ_INT(store_status_get(rd, "m2", &ss), 0);
+    CHECK_EQ_INT(ss.count[STORE_EV_ACKED], 1);
+    CHECK_EQ_INT(store_status_get(rd, "m4", &ss), 0);
+    CHECK_EQ_INT(ss.count[STORE_EV_ACKED], 0);
+    /* An ack past what was assigned stops at the head. */
+    CHECK_EQ_INT(ack(st, "a", "d1", 99, -1, &out), 0);
+    CHECK_EQ_INT(out.inbox_acked, 5);
+    CHECK_EQ_INT(push1(st, "a", "m6", "d1", NULL, NULL, 60, NULL, NULL), 0);
+    CHECK_EQ_INT(store_device_info(rd, "a", "d1", &di), 0);
+    CHECK_EQ_INT(di.inbox_depth, 1);
+    CHECK_EQ_INT(ack(st, "a", "ghost", 1, -1, NULL), STORE_E_NOTFOUND);
+    store_reader_free(rd);
+    store_close(st);
+    tmpdb_remove(&t);
+}
+
+static int bcast(store_t *st, const char *app, const char *msg_id,
+                 int64_t *seq) {
+    store_req_t r;
+    msg_fill(&r, STORE_OP_BCAST_APPEND, app, msg_id, msg_id);
+    int rc = store_submit_wait(st, &r);
+    *seq = r.seq;
+    return rc;
+}
+
+TEST(broadcast_cursor_and_constant_writes) {
+    struct tmpdb t;
+    tmpdb_make(&t);
+    store_t *st = open_at(t.path, NULL);
+    CHECK(st);
+    store_req_t r;
+    CHECK_EQ_INT(seen(st, "a", "d1", &r), 0);
+    CHECK(r.created);
+    CHECK_EQ_INT(r.bcast_cursor, 0);
+    int64_t seq;
+    CHECK_EQ_INT(bcast(st, "a", "b1", &seq), 0);
+    CHECK_EQ_INT(seq, 1);
+    CHECK_EQ_INT(bcast(st, "a", "b2", &seq), 0);
+    CHECK_EQ_INT(bcast(st, "a", "b3", &seq), 0);
+    CHECK_EQ_INT(seq, 3);
+    /* A brand-new device starts at the head: no old broadcasts. */
+    CHECK_EQ_INT(seen(st, "a", "d2", &r), 0);
+    CHECK(r.created);
+    CHECK_EQ_INT(r.bcast_cursor, 3);
+
+    CHECK_EQ_INT(ack(st, "a", "d1", -1, 2, &r), 0);
+    CHECK_EQ_INT(r.bcast_cursor, 2);
+    CHECK_EQ_INT(ack(st, "a", "d1", -1, 1, &r), 0);
+    CHECK_EQ_INT(r.bcast_cursor, 2);
+    CHECK_EQ_INT(seen(st, "a", "d1", &r), 0);
+    CHECK(!r.created);
+    CHECK_EQ_INT(r.bcast_cursor, 2);
+
+    store_reader_t *rd;
+    CHECK_EQ_INT(store_reader_new(st, &rd), 0);
+    store_rows_t rows;
+    int64_t now = (int64_t)clock_wall_ms();
+    CHECK_EQ_INT(store_bcast_fetch(rd, "a", r.bcast_cursor, 10, now, &rows),
+                 0);
+    CHECK_EQ_INT(rows.n, 1);
+    CHECK(strcmp(rows.rows[0].msg_id, "b3") == 0);
+    CHECK_EQ_INT(rows.rows[0].timeline, 1);
+    CHECK(memcmp(rows.rows[0].payload, "b3", 2) == 0);
+    store_rows_free(&rows);
+    store_status_t ss;
+    CHECK_EQ_INT(store_status_get(rd, "b2", &ss), 0);
+    CHECK_EQ_INT(ss.count[STORE_EV_ACKED], 1);
+
+    /* Writes per broadcast do not grow with the number of devices. */
+    store_stats_t s0, s1, s2, s3;
+    store_stats(st, &s0);
+    CHECK_EQ_INT(bcast(st, "a", "b4", &seq), 0);
+    store_stats(st, &s1);
+    for (int i = 0; i < 200; i++) {
+        char dev[16];
+        snprintf(dev, sizeof dev, "x%d", i);
+        CHECK_EQ_INT(seen(st, "a", dev, &r), 0);
+    }
+    store_stats(st, &s2);
+    CHECK_EQ_INT(bcast(st, "a", "b5", &seq), 0);
+    store_stats(st, &s3);
+    CHECK_EQ_INT(s1.rows_written - s0.rows_written, 3);
+    CHECK_EQ_INT(s3.rows_written - s2.rows_written, 3);
+    CHECK_EQ_INT(store_device_count(rd, "a", &now), 0);
+    CHECK_EQ_INT(now, 202);
+    store_reader_free(rd);
+    store_close(st);
+    tmpdb_remove(&t);
+}
+
+TEST(failing_request_does_not_poison_batch) {
+    struct tmpdb t;
+    tmpdb_make(&t);
+    store_t *st = open_at(t.path, NULL);
+    CHECK(st);
+    struct waitset w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER,
+                        0, {0}};
+    store_req_t reqs[5];
+    const char *devs[5][1] = {{"d0"}, {"d1"}, {"d2"}, {"d3"}, {"d4"}};
+    const char *ids[5] = {"m0", "m1", "m0", "m3", "m4"}; /* #2 clashes */
+    store_stats_t s0, s1;
+    store_stats(st, &s0);
+    store_pause(st, true);
+    for (int i = 0; i < 5; i++) {
+        msg_fill(&reqs[i], STORE_OP_INBOX_APPEND, "a", ids[i], "p");
+        reqs[i].devices = devs[i];
+        reqs[i].n_devices = 1;
+        reqs[i].count = i; /* index for ws_done */
+        reqs[i].done = ws_done;
+        reqs[i].data = &w;
+        if (i == 4) reqs[i].msg.ttl = 0; /* invalid for a stored push */
+        CHECK_EQ_INT(store_submit(st, &reqs[i]), 0);
+    }
+    store_pause(st, false);
+    ws_wait(&w, 5);
+    store_stats(st, &s1);
+    CHECK_EQ_INT(s1.commits - s0.commits, 1);
+    CHECK_EQ_INT(w.rcs[0], 0);
+    CHECK_EQ_INT(w.rcs[1], 0);
+    CHECK_EQ_INT(w.rcs[2], STORE_E_EXISTS);
+    CHECK_EQ_INT(w.rcs[3], 0);
+    CHECK_EQ_INT(w.rcs[4], STORE_E_INVALID);
+    store_reader_t *rd;
+    CHECK_EQ_INT(store_reader_new(st, &rd), 0);
+    store_device_info_t di;
+    CHECK_EQ_INT(store_device_info(rd, "a", "d3", &di), 0);
+    CHECK(di.known);
+    /* The failed request's device registration was rolled back too. */
+    CHECK_EQ_INT(store_device_info(rd, "a", "d2", &di), 0);
+    CHECK(!di.known);
+    store_reader_free(rd);
+    store_close(st);
+    tmpdb_remove(&t);
+}
+
+TEST(queue_full_backpressure_and_close_drains) {
+    struct tmpdb t;
+    tmpdb_make(&t);
+    store_config_t c;
+    store_config_defaults(&c);
+    c.max_queue = 8;
+    store_t *st = open_at(t.path, &c);
+    CHECK(st);
+    struct waitset w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER,
+                        0, {0}};
+    store_req_t reqs[9];
+    char ids[9][16];
+    store_pause(st, true);
+    for (int i = 0; i < 9; i++) {
+        snprintf(ids[i], sizeof ids[i], "q%d", i);
+        msg_fill(&reqs[i], STORE_OP_ACCEPT, "a", ids[i], NULL);
+        reqs[i].count = i;
+        reqs[i].done = ws_done;
+        reqs[i].data = &w;
+        CHECK_EQ_INT(store_submit(st, &reqs[i]), i < 8 ? 0 : STORE_E_FULL);
+    }
+    store_stats_t s;
+    store_stats(st, &s);
+    CHECK_EQ_INT(s.queue_depth, 8);
+    /* close runs what is queued (even while paused) before stopping. */
+    store_close(st);
+    CHECK_EQ_INT(w.done, 8);
+    for (int i = 0; i < 8; i++) CHECK_EQ_INT(w.rcs[i], 0);
+
+    st = open_at(t.path, &c);
+    CHECK(st);
+    store_reader_t *rd;
+    CHECK_EQ_INT(store_reader_new(st, &rd), 0);
+    store_status_t ss;
+    CHECK_EQ_INT(store_status_get(rd, "q7", &ss), 0);
+    CHECK_EQ_INT(store_status_get(rd, "q8", &ss), STORE_E_NOTFOUND);
+    store_reader_free(rd);
+    store_close(st);
+    tmpdb_remove(&t);
+}
+
+struct app_seen {
+    int n;
+    int keys_demo;
+};
+
+static void app_cb(void *ctx, const store_app_t *a, int n_keys) {
+    struct app_seen *s = ctx;
+    s->n++;
+    if (strcmp(a->name, "demo") == 0) s->keys_demo = n_keys;
+}
+
+TEST(apps_create_rotate_put_lookup) {
+    struct tmpdb t;
+    tmpdb_make(&t);
+    store_t *st = open_at(t.path, NULL);
+    CHECK(st);
+    store_app_t app;
+    char key[64], key2[64];
+    CHECK_EQ_INT(store_app_create(st, "demo", &app, key, sizeof key), 0);
+    CHECK(strncmp(key, "hk_", 3) == 0);
+    CHECK_EQ_INT(strlen(key), 3 + 43);
+    CHECK_EQ_INT(strlen(app.secret), 43);
+    CHECK_EQ_INT(store_app_create(st, "demo", &app, key2, sizeof key2),
+                 STORE_E_EXISTS);
+    CHECK_EQ_INT(store_app_create(st, "", &app, key2, sizeof key2),
+                 STORE_E_INVALID);
+
+    store_reader_t *rd;
+    CHECK_EQ_INT(store_reader_new(st, &rd), 0);
+    store_app_t got;
+    CHECK_EQ_INT(store_app_by_key(rd, key, &got), 0);
+    CHECK(strcmp(got.name, "demo") == 0);
+    CHECK(strcmp(got.secret, app.secret) == 0);
+    CHECK_EQ_INT(store_app_rotate_key(st, "demo", key2, sizeof key2), 0);
+    CHECK(strcmp(key, key2) != 0);
+    CHECK_EQ_INT(store_app_by_key(rd, key, &got), STORE_E_NOTFOUND);
+    CHECK_EQ_INT(store_app_by_key(rd, key2, &got), 0);
+    CHECK_EQ_INT(store_app_rotate_key(st, "nope", key, sizeof key),
+                 STORE_E_NOTFOUND);
+
+    CHECK_EQ_INT(store_app_put(st, "ops", "s3cret", "k-ops"), 0);
+    CHECK_EQ_INT(store_app_put(st, "ops", "s3cret", "k-ops"), 0);
+    CHECK_EQ_INT(store_app_put(st, "evil", "x", "k-ops"), STORE_E_EXISTS);
+    CHECK_EQ_INT(store_app_by_key(rd, "k-ops", &got), 0);
+    CHECK(strcmp(got.name, "ops") == 0);
+    CHECK(strcmp(got.secret, "s3cret") == 0);
+    CHECK_EQ_INT(store_app_get(rd, "demo", &got), 0);
+    CHECK(got.created_ms > 0);
+    CHECK_EQ_INT(store_app_get(rd, "evil", &got), STORE_E_NOTFOUND);
+    CHECK_EQ_INT(store_app_by_key(rd, "", &got), STORE_E_NOTFOUND);
+    struct app_seen seen_ = {0, -1};
+    CHECK_EQ_INT(store_app_list(rd, app_cb, &seen_), 0);
+    CHECK_EQ_INT(seen_.n, 2);
+    CHECK_EQ_INT(seen_.keys_demo, 1);
+    store_reader_free(rd);
+    store_close(st);
+    tmpdb_remove(&t);
+}
+
+/* ---- durability under SIGKILL ---------------------------------------------- */
+
+static int ack_fd = -1;
+
+static void child_done(store_req_t *req, int rc) {
+    if (rc == STORE_OK) {
+        char line[80];
+        int n = snprintf(line, sizeof line, "%s\n", req->msg.msg_id);
+        /* One write <= PIPE_BUF is atomic: the parent never sees half an
+         * id, and sees only ids whose COMMIT had returned. */
+        if (write(ack_fd, line, (size_t)n) != n) _exit(3);
+    }
+    free((void *)req->msg.msg_id);
+    free((void *)req->devices[0]);
+    free((void *)req->devices);
+    free(req);
+}
+
+static void __attribute__((noreturn)) child_pusher(const char *path, int fd) {
+    ack_fd = fd;
+    store_config_t c;
+    store_config_defaults(&c);
+    c.max_queue = 2000;
+    store_t *st = open_at(path, &c);
+    if (!st) _exit(2);
+    for (long i = 0;; i++) {
+        store_req_t *r = calloc(1, sizeof *r);
+        char **devs = calloc(1, sizeof *devs);
+        char *id = malloc(32), *dev = malloc(16);
+        if (!r || !devs || !id || !dev) _exit(2);
+        snprintf(id, 32, "k%ld", i);
+        snprintf(dev, 16, "dev%ld", i % 7);
+        devs[0] = dev;
+        msg_fill(r, STORE_OP_INBOX_APPEND, "crash", id, "payload");
+        r->devices = (const char *const *)devs;
+        r->n_devices = 1;
+        r->done = child_done;
+        while (store_submit(st, r) == STORE_E_FULL) usleep(200);
+    }
+}
+
+TEST(acknowledged_writes_survive_sigkill) {
+    struct tmpdb t;
+    tmpdb_make(&t);
+    int p[2];
+    CHECK(pipe(p) == 0);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        close(p[0]);
+        log_set_level(LOG_LEVEL_OFF);
+        child_pusher(t.path, p[1]);
+    }
+    close(p[1]);
+    /* Let it run until a good number are acknowledged, then kill it. */
+    size_t cap = 1 << 20, len = 0;
+    char *buf = malloc(cap);
+    CHECK(buf);
+    uint64_t t0 = clock_mono_ms();
+    int lines = 0;
+    while (clock_mono_ms() - t0 < 10000 && lines < 3000) {
+        ssize_t n = read(p[0], buf + len, cap - len - 1);
+        if (n <= 0) break;
+        for (ssize_t i = 0; i < n; i++) lines += buf[len + i] == '\n';
+        len += (size_t)n;
+    }
+    kill(pid, SIGKILL);
+    ssize_t n;
+    while (len < cap - 1 && (n = read(p[0], buf + len, cap - len - 1)) > 0)
+        len += (size_t)n;
+    buf[len] = '\0';
+    close(p[0]);
+    int wst;
+    waitpid(pid, &wst, 0);
+    CHECK(WIFSIGNALED(wst) && WTERMSIG(wst) == SIGKILL);
+
+    store_t *st = open_at(t.path, NULL);
+    CHECK(st);
+    store_reader_t *rd;
+    CHECK_EQ_INT(store_reader_new(st, &rd), 0);
+    int checked = 0, missing = 0;
+    for (char *save, *id = strtok_r(buf, "\n", &save); id;
+         id = strtok_r(NULL, "\n", &save)) {
+        store_status_t ss;
+        if (store_status_get(rd, id, &ss) != 0 ||
+            ss.count[STORE_EV_STORED] != 1)
+            missing++;
+        checked++;
+    }
+    free(buf);
+    /* Every device's inbox seqs are dense from 1: no half-applied push. */
+    int64_t total = 0;
+    for (int d = 0; d < 7; d++) {
+        char dev[16];
+        snprintf(dev, sizeof dev, "dev%d", d);
+        store_device_info_t di;
+        CHECK_EQ_INT(store_device_info(rd, "crash", dev, &di), 0);
+        store_rows_t rows;
+        CHECK_EQ_INT(store_inbox_fetch(rd, "crash", dev, 0, 100000, 0, &rows),
+                     0);
+        CHECK_EQ_INT(rows.n, di.inbox_last_seq);
+        store_rows_free(&rows);
+        total += di.inbox_last_seq;
+    }
+    store_reader_free(rd);
+    store_close(st);
+    tmpdb_remove(&t);
+    fprintf(stderr, "  acknowledged %d, stored %lld after SIGKILL\n", checked,
+            (long long)total);
+    CHECK(checked >= 100);
+    CHECK_EQ_INT(missing, 0);
+    CHECK(total >= checked);
+}
