@@ -93,7 +93,7 @@ static void roundtrip(const jce_type_info_t *t, const void *v, void *w, void *x)
 
 /* JSON is the other face of every struct (WebSocket text frames, the
  * HTTP API): to_json then from_json must give the value back.  Values that
- * JSON cannot carry (NaN, infinities) may make to_json return NULL. */
+ * JSON cannot carry (NaN, infinities, strings that are not UTF-8) make to_json return NULL. */
 static void json_roundtrip(const jce_type_info_t *t, const void *v, void *w)
 {
     json_t *j = t->to_json(v);

@@ -12,9 +12,9 @@
 static const char json_prelude[] =
     "JCE2C_STATIC json_t *str_to_json(jce_str_t s)\n{\n"
     "    const char *p = s.data ? s.data : \"\";\n"
-    "    json_t *j = json_stringn(p, s.len);\n"
-    "    /* Strings are opaque bytes on the wire; keep them even if not UTF-8. */\n"
-    "    return j ? j : json_stringn_nocheck(p, s.len);\n}\n\n"
+    "    /* Strings are opaque bytes on the wire, but JSON text must be UTF-8:\n"
+    "     * a string that is not gives NULL, and so does the whole value. */\n"
+    "    return json_stringn(p, s.len);\n}\n\n"
     "static const char b64_alphabet[] =\n"
     "    \"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/\";\n\n"
     "JCE2C_STATIC json_t *bytes_to_json(jce_bytes_t b)\n{\n"
@@ -161,7 +161,7 @@ static void gen_json_map(type_t *t, const char *m, const char *ct, buf_t *o)
                   "    for (uint32_t i = 0; i < v->n; i++) {\n", obj ? "json_object()" : "json_array()");
     if (obj) {
         buf_puts(o, "        const char *k = v->keys[i].data ? v->keys[i].data : \"\";\n"
-                    "        if (json_object_setn_new_nocheck(r, k, v->keys[i].len, ");
+                    "        if (json_object_setn_new(r, k, v->keys[i].len, ");
         emit_to_json(o, t->b, "v->vals[i]");
         buf_puts(o, ") < 0) {\n");
     } else {
