@@ -71,20 +71,24 @@ install_pkgs() {
     fi
 }
 
+# npm_deps DIR: npm ci in DIR from its lock file, unless already done.
 npm_deps() {
-    lock=tests/js/package-lock.json
-    mods=tests/js/node_modules
+    dir=${1:-tests/js}
+    lock=$dir/package-lock.json
+    mods=$dir/node_modules
     [ -f "$lock" ] || return 0
     # npm ci rewrites node_modules/.package-lock.json, so it is the stamp.
     stamp=$mods/.package-lock.json
     if [ -f "$stamp" ] && [ -z "$(find "$lock" -newer "$stamp")" ]; then
         return 0
     fi
-    echo "deps: npm ci (tests/js)"
-    npm ci --prefix tests/js --no-audit --no-fund --loglevel=error >/dev/null
+    echo "deps: npm ci ($dir)"
+    npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error >/dev/null
 }
 
 miss=$(missing_pkgs)
 # shellcheck disable=SC2086 # one argument per package
 if [ -n "$miss" ]; then install_pkgs $miss; fi
-npm_deps
+npm_deps tests/js
+# Front-end libraries the binary embeds (uPlot for /dashboard).
+npm_deps web

@@ -16,6 +16,7 @@ static const struct cli_cmd {
     {"drain", cli_drain, "drain a running herald serve (--pid-file)"},
     {"token", cli_token, "mint a device token"},
     {"listen", cli_listen, "act as a device: print each push as a line"},
+    {"app", cli_app, "create, list, rotate-key applications (--db)"},
     {"push", cli_push, "send a push through the HTTP API"},
     {"bench", cli_bench, "load generator: herald, mosquitto or nchan"},
     {"version", cli_version, "print the version"},

@@ -70,6 +70,11 @@ typedef struct gw_service {
      * not given), and single message ids (may be NULL/0). */
     void (*ack)(void *ctx, const gw_device_t *d, int64_t inbox_seq,
                 int64_t broadcast_seq);
+    /* A SYNC command: the service sends the stored messages after these
+     * cursors to the device as ordinary pushes (the SYNC answer itself
+     * goes out at once, empty).  NULL: nothing is stored. */
+    void (*sync)(void *ctx, const gw_device_t *d, int64_t inbox_seq,
+                 int64_t broadcast_seq);
 } gw_service_t;
 
 /* One message to deliver; the gateway copies what it needs. */

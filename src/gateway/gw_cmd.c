@@ -23,6 +23,10 @@
 #include "core/log.h"
 #include "core/token.h"
 #include "gateway/gw_int.h"
+#include "ops/metrics_herald.h"
+
+#define GW_CMD_RATE 20
+#define GW_CMD_BURST 40
 
 /* ---- names ------------------------------------------------------------------ */
 
@@ -172,10 +176,14 @@ static json_t *json_error(int cmd, int req_id, int code, const char *msg) {
     return j;
 }
 
+/* The ret of the last answer on this thread, for the command metrics. */
+static __thread int last_ret;
+
 /* Answers a request: the same cmd and reqId, ret, and the body (NULL ops
  * for none).  JSON errors are {"cmd":"error","code":..,"message":..}. */
 static int reply(gw_conn_t *c, int cmd, int req_id, int ret,
                  const body_ops_t *ops, const void *body, const char *msg) {
+    last_ret = ret;
     if (c->transport == GW_WS_JSON) {
         json_t *j;
         if (ret) {
@@ -325,6 +333,11 @@ int gw_push_to_conn(gw_conn_t *c, const gw_pmsg_t *pm, gw_buf_t *fmt[3],
     if ((batch ? gw_batch_send(c, fmt[f]) : gw_conn_send_buf(c, fmt[f])) < 0)
         return -1;
     atomic_fetch_add_explicit(&c->w->pushes_written, 1, memory_order_relaxed);
+    metrics_inc(M_DELIVERIES, 0, 0);
+    if (m->sent_at_ms > 0) {
+        int64_t us = (int64_t)mh_wall_us() - m->sent_at_ms * 1000;
+        metrics_observe(M_DELIVERY_WRITTEN, 0, 0, us > 0 ? (uint64_t)us : 0);
+    }
     return 1;
 }
 
@@ -368,6 +381,10 @@ void gw_conn_authed(gw_conn_t *c, gw_dev_t *dev) {
     }
     atomic_fetch_add(&dev->app->online, 1);
     atomic_fetch_add_explicit(&c->w->authed_now, 1, memory_order_relaxed);
+    c->rl_tokens = GW_CMD_BURST; /* a full bucket from the first command */
+    c->rl_tick = (uint16_t)(ev_now_ms(c->w->loop) / (1000 / GW_CMD_RATE));
+    metrics_inc(M_CONNECTS, mh_transport_idx(c->transport), 0);
+    metrics_gauge_add(M_CONNECTIONS, mh_transport_idx(c->transport), 0, 1);
     gw_conn_set_idle(c, gw_idle_for(gw, c->hb));
     gw_reg_add(gw, c);
     if (gw->svc.online) {
@@ -587,17 +604,49 @@ static int cmd_unsubscribe(gw_conn_t *c, int req_id, const req_src_t *src) {
     return reply(c, herald_CMD_UNSUBSCRIBE, req_id, 0, &ops_UnsubscribeRsp, &r, NULL);
 }
 
-/* The store comes with the push-service issue; until then nothing is
- * stored, so there is never anything to sync. */
+/* The gateway holds no store: the service reads it on its own thread and
+ * sends what is stored after the device's cursors as pushes (acked like
+ * any other); the answer here only confirms the request. */
 static int cmd_sync(gw_conn_t *c, int req_id, const req_src_t *src) {
     herald_SyncReq q;
     if (DECODE(SyncReq, &q) < 0) return bad_package(c, herald_CMD_SYNC, req_id);
+    gw_t *gw = c->w->gw;
+    if (gw->svc.sync) {
+        gw_device_t d = {.app = c->dev->app->name, .device = c->dev->name,
+                         .transport = c->transport,
+                         .inbox_seq = c->dev->inbox_seq,
+                         .broadcast_seq = c->dev->broadcast_seq};
+        gw->svc.sync(gw->svc.ctx, &d, q.inboxSeq > 0 ? q.inboxSeq : 0,
+                     q.broadcastSeq > 0 ? q.broadcastSeq : 0);
+    }
     herald_SyncRsp r;
     herald_SyncRsp_init(&r);
     return reply(c, herald_CMD_SYNC, req_id, 0, &ops_SyncRsp, &r, NULL);
 }
 
-static int dispatch(gw_conn_t *c, int cmd, int req_id, const req_src_t *src) {
+/* Per-device command limit: GW_CMD_RATE/s, bursts of GW_CMD_BURST, kept
+ * in two fields of the connection (no lock: one worker owns it).  ACKs are
+ * exempt: they are cumulative, a refused one would only make the device
+ * get messages again, and a reconnect sync can legitimately bring many. */
+
+static bool cmd_allowed(gw_conn_t *c) {
+    /* 16-bit ticks wrap after ~55 min; a wrapped difference only refills
+     * less, never more, than it should. */
+    uint16_t now = (uint16_t)(ev_now_ms(c->w->loop) / (1000 / GW_CMD_RATE));
+    uint16_t add = (uint16_t)(now - c->rl_tick);
+    if (add) {
+        uint32_t t = (uint32_t)c->rl_tokens + add;
+        c->rl_tokens = (uint8_t)(t > GW_CMD_BURST ? GW_CMD_BURST : t);
+        c->rl_tick = now;
+    }
+    if (!c->rl_tokens)
+        return false;
+    c->rl_tokens--;
+    return true;
+}
+
+static int dispatch_cmd(gw_conn_t *c, int cmd, int req_id,
+                        const req_src_t *src) {
     if (cmd == herald_CMD_HELLO) return cmd_hello(c, req_id, src);
     if (!c->dev) {
         if (reply(c, cmd, req_id, herald_ERR_NOT_AUTHED, NULL, NULL,
@@ -605,6 +654,9 @@ static int dispatch(gw_conn_t *c, int cmd, int req_id, const req_src_t *src) {
             return -1;
         return close_after(c, herald_ERR_NOT_AUTHED);
     }
+    if (cmd != herald_CMD_ACK && !cmd_allowed(c))
+        return reply(c, cmd, req_id, herald_ERR_RATE_LIMITED, NULL, NULL,
+                     "too many commands");
     switch (cmd) {
     case herald_CMD_HEARTBEAT: return cmd_heartbeat(c, req_id, src);
     case herald_CMD_ACK: return cmd_ack(c, req_id, src);
@@ -614,6 +666,20 @@ static int dispatch(gw_conn_t *c, int cmd, int req_id, const req_src_t *src) {
     case herald_CMD_BYE: return close_after(c, 0);
     }
     return reply(c, cmd, req_id, herald_ERR_UNKNOWN_CMD, NULL, NULL, "unknown command");
+}
+
+/* dispatch_cmd, counted: by command and result, with its latency. */
+static int dispatch(gw_conn_t *c, int cmd, int req_id, const req_src_t *src) {
+    uint64_t t0 = mh_mono_us();
+    last_ret = 0;
+    int rc = dispatch_cmd(c, cmd, req_id, src);
+    unsigned ci = mh_cmd_idx(cmd);
+    metrics_inc(M_DEVICE_CMDS, ci, mh_result_idx(last_ret));
+    metrics_observe(M_DEVICE_CMD_LATENCY, ci, 0, mh_mono_us() - t0);
+    if (last_ret == 0 && cmd == herald_CMD_HEARTBEAT)
+        metrics_inc(M_HEARTBEATS, 0, 0);
+    if (last_ret == 0 && cmd == herald_CMD_ACK) metrics_inc(M_ACKS, 0, 0);
+    return rc;
 }
 
 int gw_cmd_jce(gw_conn_t *c, const uint8_t *p, size_t len) {

@@ -32,6 +32,7 @@
 #include "core/log.h"
 #include "core/token.h"
 #include "gateway/gw_int.h"
+#include "ops/metrics_herald.h"
 
 static void on_io(ev_loop_t *loop, ev_io_t *io, unsigned revents);
 static void on_timer(ev_loop_t *loop, ev_timer_t *t);
@@ -136,13 +137,22 @@ static void out_clear(gw_conn_t *c) {
     c->out_bytes = 0;
 }
 
+/* Set just before closing a connection whose peer vanished (EOF or reset
+ * without a bye): the service is told ERR_HEARTBEAT_TIMEOUT, but the
+ * disconnect metric keeps it apart from real idle timeouts. */
+static __thread bool peer_gone;
+
 static void tell_offline(gw_conn_t *c, int reason) {
+    bool gone = peer_gone;
+    peer_gone = false;
     if (!c->dev || c->offline_told) return;
     gw_t *gw = c->w->gw;
     c->offline_told = true;
     gw_reg_del(gw, c);
     atomic_fetch_sub(&c->dev->app->online, 1);
     atomic_fetch_sub_explicit(&c->w->authed_now, 1, memory_order_relaxed);
+    metrics_inc(M_DISCONNECTS, gone ? MH_DIS_PEER_GONE : mh_reason_idx(reason), 0);
+    metrics_gauge_add(M_CONNECTIONS, mh_transport_idx(c->transport), 0, -1);
     if (gw->svc.offline) {
         gw_device_t d = {.app = c->dev->app->name, .device = c->dev->name,
                          .transport = c->transport,
@@ -228,6 +238,7 @@ void gw_conn_kick(gw_conn_t *c, int reason, const char *message) {
 
 static void slow_consumer(gw_conn_t *c) {
     atomic_fetch_add_explicit(&c->w->slow_consumers, 1, memory_order_relaxed);
+    metrics_inc(M_SLOW_CONSUMERS, 0, 0);
     log_warn("slow consumer disconnected", "app=%s device=%s pending=%u",
              c->dev ? c->dev->app->name : "-", c->dev ? c->dev->name : "-",
              c->out_bytes);
@@ -821,6 +832,7 @@ static void read_input(gw_conn_t *c) {
         size_t room = c->state == GW_S_NEW ? HTTP_MAX_HEAD : w->rbuf_cap - have;
         ssize_t n = read(c->io.fd, w->rbuf + have, room);
         if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+            peer_gone = c->dev != NULL;
             gw_conn_close(c, c->dev ? herald_ERR_HEARTBEAT_TIMEOUT : 0);
             return;
         }

@@ -127,6 +127,8 @@ typedef struct gw_conn {
     uint32_t out_bytes;
     uint32_t slot, gen;
     uint16_t hb;            /* heartbeat interval in use, seconds */
+    uint16_t rl_tick;       /* command limit: last refill, 50 ms ticks */
+    uint8_t rl_tokens;      /* commands left in the bucket */
     uint8_t state;
     uint8_t transport;      /* enum gw_transport, 0 until known */
     bool offline_told;

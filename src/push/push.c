@@ -35,6 +35,9 @@ void push_config_defaults(push_config_t *c) {
     c->idle_timeout = 60;
     c->max_conns = 1024;
     c->max_ttl = 30 * 86400;
+    c->tars_port = -1; /* herald serve turns it on (10000) */
+    c->tars_max_conns = 64;
+    c->rate_app = 100000;
 }
 
 push_service_t *push_service_new(const push_config_t *cfg) {
@@ -51,11 +54,20 @@ push_service_t *push_service_new(const push_config_t *cfg) {
         return NULL;
     }
     ps->cfg.http_host = ps->host;
+    ps->cfg.tars_host = NULL; /* the caller's string may not outlive us */
+    if (cfg && cfg->tars_host && !(ps->tars_host = strdup(cfg->tars_host))) {
+        free(ps->host);
+        free(ps);
+        return NULL;
+    }
+    ps->cfg.tars_host = ps->tars_host ? ps->tars_host : ps->host;
+    ps->tars_port = -1;
     ps->gwi.ctx = ps;
     ps->gwi.app_secret = push_gw_app_secret;
     ps->gwi.online = push_gw_online;
     ps->gwi.offline = push_gw_offline;
     ps->gwi.ack = push_gw_ack;
+    ps->gwi.sync = push_gw_sync;
     ps->http_port = -1;
     return ps;
 }
@@ -184,20 +196,22 @@ int push_app_secret(const push_service_t *ps, const char *app, uint8_t *out,
 /* ---- gateway callbacks ---------------------------------------------------- */
 
 int push_gw_app_secret(void *ctx, const char *app, uint8_t *out, size_t cap) {
-    return push_app_secret(ctx, app, out, cap);
+    int n = push_app_secret(ctx, app, out, cap);
+    return n >= 0 ? n : push_auth_secret(ctx, app, out, cap);
 }
 
 void push_gw_online(void *ctx, const gw_device_t *d) {
     push_service_t *ps = ctx;
-    (void)d;
+    push_online_set(ps, d, true);
+    push_sync_online(ps, d);
     atomic_fetch_add_explicit(&ps->n_online, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&ps->n_online_ev, 1, memory_order_relaxed);
 }
 
 void push_gw_offline(void *ctx, const gw_device_t *d, int reason) {
     push_service_t *ps = ctx;
-    (void)d;
     (void)reason;
+    push_online_set(ps, d, false);
     atomic_fetch_sub_explicit(&ps->n_online, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&ps->n_offline_ev, 1, memory_order_relaxed);
 }
@@ -205,10 +219,19 @@ void push_gw_offline(void *ctx, const gw_device_t *d, int reason) {
 void push_gw_ack(void *ctx, const gw_device_t *d, int64_t inbox_seq,
                  int64_t broadcast_seq) {
     push_service_t *ps = ctx;
-    (void)d;
-    (void)inbox_seq;
-    (void)broadcast_seq;
+    if (inbox_seq > 0 || broadcast_seq > 0)
+        push_sync_ack(ps, d, inbox_seq, broadcast_seq);
     atomic_fetch_add_explicit(&ps->n_acks, 1, memory_order_relaxed);
+}
+
+/* Like a connect without the registration: the store's cursors and the
+ * device's, whichever is further. */
+void push_gw_sync(void *ctx, const gw_device_t *d, int64_t inbox_seq,
+                  int64_t broadcast_seq) {
+    gw_device_t q = *d;
+    q.inbox_seq = inbox_seq;
+    q.broadcast_seq = broadcast_seq;
+    push_sync_online(ctx, &q);
 }
 
 const gw_service_t *push_service_gw_iface(push_service_t *ps) {
@@ -239,26 +262,49 @@ int push_service_start_sink(push_service_t *ps, const push_sink_t *sink) {
     if (ps->started)
         return -EALREADY;
     ps->sink = *sink;
-    ps->started = true;
-    int rc = push_http_start(ps);
+    int rc = ps->auth ? 0 : push_auth_new(ps);
     if (rc < 0)
+        return rc == PUSH_E_NOMEM ? -ENOMEM : -EIO;
+    if (ps->cfg.store && !ps->sync && (rc = push_sync_start(ps)) < 0)
+        return rc;
+    ps->started = true;
+    if ((rc = push_http_start(ps)) < 0) {
         ps->started = false;
-    return rc;
+        return rc;
+    }
+    if (ps->cfg.tars_port >= 0 && (rc = push_tars_start(ps)) < 0) {
+        push_http_stop(ps);
+        ps->started = false;
+        return rc;
+    }
+    return 0;
+}
+
+int push_service_tars_port(const push_service_t *ps) {
+    return ps->tars_port;
 }
 
 int push_service_http_port(const push_service_t *ps) {
     return ps->http_port;
 }
 
+/* Both API loops finish the calls waiting for the store before they stop,
+ * so every accepted push is answered; then the sync thread stops. */
 void push_service_stop(push_service_t *ps) {
-    if (ps && ps->started)
-        push_http_stop(ps);
+    if (!ps || !ps->started)
+        return;
+    push_tars_stop(ps);
+    push_http_stop(ps);
+    push_sync_stop(ps);
+    ps->started = false;
 }
 
 void push_service_free(push_service_t *ps) {
     if (!ps)
         return;
     push_service_stop(ps);
+    push_sync_free(ps);
+    push_auth_free(ps);
     for (int i = 0; i < ps->napps; i++) {
         OPENSSL_cleanse(ps->apps[i].secret, ps->apps[i].secret_len);
         free(ps->apps[i].secret);
@@ -271,5 +317,6 @@ void push_service_free(push_service_t *ps) {
     free(ps->apps);
     free(ps->keys);
     free(ps->host);
+    free(ps->tars_host);
     free(ps);
 }

@@ -11,8 +11,12 @@
  *   - the gateway's gw_service_t (push_service_gw_iface): app secret lookup
  *     for token checks, online/offline/ack counters.
  *
- * Not yet: storage (an offline device gets 503 store_unavailable unless the
- * message has ttl 0), TARS RPC, idempotency by requestId, rate limits.
+ * With cfg.store set (herald serve always sets it) it also owns durable
+ * delivery: the four PushAPI operations (push_ops.c) answered after the
+ * store's group commit, over HTTP (push_http.c) and TARS (push_tars.c);
+ * API keys looked up in the store (push_auth.c); device sync on connect,
+ * acks and status counts on a service thread (push_sync.c).  Without a
+ * store (unit tests) pushes are online-only, as in the first slice.
  *
  * Life cycle, as `herald serve` uses it:
  *
@@ -62,6 +66,12 @@ typedef struct push_config {
     int idle_timeout;       /* seconds a keep-alive conn may idle; 60 */
     int max_conns;          /* HTTP connections at once; default 1024 */
     int max_ttl;            /* seconds; default 30 days */
+    struct store *store;    /* borrowed; NULL = no storage (online only) */
+    const char *tars_host;  /* default: http_host */
+    int tars_port;          /* default 10000; 0 = any; -1 = no TARS */
+    int tars_max_conns;     /* TARS connections (one thread each); 64 */
+    double rate_app;        /* pushes per second per app; default 100000 */
+    double burst;           /* bucket size; default = rate_app */
 } push_config_t;
 
 void push_config_defaults(push_config_t *c);
@@ -117,6 +127,8 @@ typedef struct push_sink {
 } push_sink_t;
 /* push_service_start with any sink (copied).  0 or a negative errno. */
 int push_service_start_sink(push_service_t *ps, const push_sink_t *sink);
+/* The bound TARS port, or -1 (not started or disabled). */
+int push_service_tars_port(const push_service_t *ps);
 /* The bound HTTP port (useful with http_port 0), or -1 before start. */
 int push_service_http_port(const push_service_t *ps);
 /* Stops the HTTP thread and closes its connections.  Any thread except the

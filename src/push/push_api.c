@@ -7,10 +7,12 @@
  * path (404), method (405), API key (401), JSON (400), fields (400/413).
  */
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -72,126 +74,65 @@ void push_msg_id(char out[PUSH_MSG_ID_LEN + 1]) {
 
 /* ---- request pieces ------------------------------------------------------ */
 
-static const char *auth_app(const push_service_t *ps, const http_req_t *r,
-                            const char *buf) {
+static bool auth_app(push_service_t *ps, const http_req_t *r,
+                     const char *buf, char app[64]) {
     const http_header_t *h = http_find_header(r, buf, "authorization");
     if (!h)
-        return NULL;
+        return false;
     const char *v = buf + h->value.off;
     size_t n = h->value.len;
     if (n < 7 || strncasecmp(v, "Bearer ", 7))
-        return NULL;
+        return false;
     v += 7;
     n -= 7;
     while (n && *v == ' ')
         v++, n--;
-    return n ? push_app_by_key(ps, v, n) : NULL;
+    return n && push_auth_key(ps, v, n, app) == 0;
 }
 
-/* What every push call carries, decoded from the JSON body.  Strings borrow
- * from the json_t; payload is owned when it came from payloadB64. */
-typedef struct api_msg {
-    const char *device;
-    const char *request_id;
-    const char *collapse_key;
-    const uint8_t *payload;
-    size_t payload_len;
-    uint8_t *payload_owned;
-    int64_t ttl;
-    bool need_ack;
-} api_msg_t;
+static int ret_status(int ret, const char **code) {
+    switch (ret) {
+    case PUSH_RET_INVALID: *code = "invalid_argument"; return 400;
+    case PUSH_RET_TTL: *code = "invalid_argument"; return 400;
+    case PUSH_RET_TOO_MANY_DEVICES: *code = "too_many_devices"; return 400;
+    case PUSH_RET_UNAUTHORIZED: *code = "unauthorized"; return 401;
+    case PUSH_RET_PAYLOAD_TOO_LARGE: *code = "payload_too_large"; return 413;
+    case PUSH_RET_RATE_LIMITED: *code = "rate_limited"; return 429;
+    case PUSH_RET_OVERLOADED: *code = "overloaded"; return 503;
+    case PUSH_RET_STORE: *code = "store_error"; return 500;
+    default: *code = "internal"; return 500;
+    }
+}
 
-static bool opt_string(json_t *body, const char *key, size_t max,
-                       const char **out, push_api_resp_t *resp) {
+static bool opt_string(json_t *body, const char *key, const char **out,
+                       size_t *len, push_api_resp_t *resp) {
     json_t *v = json_object_get(body, key);
     if (!v || json_is_null(v))
         return true;
-    char msg[96];
     if (!json_is_string(v)) {
+        char msg[96];
         snprintf(msg, sizeof msg, "%s must be a string", key);
         fail(resp, 400, "invalid_argument", msg);
         return false;
     }
-    if (max && json_string_length(v) > max) {
-        snprintf(msg, sizeof msg, "%s longer than %zu bytes", key, max);
-        fail(resp, 400, "invalid_argument", msg);
-        return false;
-    }
     *out = json_string_value(v);
+    *len = json_string_length(v);
     return true;
 }
 
-static bool read_payload(const push_service_t *ps, json_t *body, api_msg_t *m,
-                         push_api_resp_t *resp) {
-    json_t *t = json_object_get(body, "payload");
-    json_t *b = json_object_get(body, "payloadB64");
-    if (t && json_is_null(t))
-        t = NULL;
-    if (b && json_is_null(b))
-        b = NULL;
-    if (t && b)
-        return fail(resp, 400, "invalid_argument",
-                    "give payload or payloadB64, not both"),
-               false;
-    if ((t && !json_is_string(t)) || (b && !json_is_string(b)))
-        return fail(resp, 400, "invalid_argument",
-                    "payload and payloadB64 must be strings"),
-               false;
-    if (t) {
-        m->payload = (const uint8_t *)json_string_value(t);
-        m->payload_len = json_string_length(t);
-    } else if (b) {
-        size_t n = json_string_length(b);
-        m->payload_owned = malloc(B64_DEC_MAX(n) + 1);
-        if (!m->payload_owned)
-            return fail(resp, 500, "internal", "out of memory"), false;
-        if (b64_decode(m->payload_owned, B64_DEC_MAX(n) + 1,
-                       json_string_value(b), n, &m->payload_len) != 0)
-            return fail(resp, 400, "invalid_argument",
-                        "payloadB64 is not valid padded base64"),
-                   false;
-        m->payload = m->payload_owned;
-    }
-    if (m->payload_len > ps->cfg.max_payload) {
-        char msg[96];
-        snprintf(msg, sizeof msg, "payload is %zu bytes, the limit is %u",
-                 m->payload_len, ps->cfg.max_payload);
-        return fail(resp, 413, "payload_too_large", msg), false;
-    }
-    return true;
-}
-
-static bool read_msg(const push_service_t *ps, json_t *body, bool need_device,
-                     api_msg_t *m, push_api_resp_t *resp) {
-    memset(m, 0, sizeof *m);
-    m->ttl = 86400;
-    m->need_ack = true;
-    if (need_device) {
-        json_t *d = json_object_get(body, "deviceId");
-        if (!d || json_is_null(d))
-            return fail(resp, 400, "invalid_argument", "deviceId is missing"),
-                   false;
-        if (!json_is_string(d) ||
-            !token_id_valid(json_string_value(d), json_string_length(d)))
-            return fail(resp, 400, "invalid_argument",
-                        "deviceId must be 1..128 characters of "
-                        "[A-Za-z0-9_:@-]"),
-                   false;
-        m->device = json_string_value(d);
-    }
-    json_t *ttl = json_object_get(body, "ttl");
-    if (ttl && !json_is_null(ttl)) {
-        if (!json_is_integer(ttl))
+/* The message fields of every push body into c (copied). */
+static bool read_msg(push_call_t *c, json_t *body, push_api_resp_t *resp) {
+    const char *rid = NULL, *ck = NULL, *text = NULL, *b64 = NULL;
+    size_t rid_n = 0, ck_n = 0, text_n = 0, b64_n = 0;
+    int64_t ttl = 86400;
+    bool need_ack = true;
+    json_t *jt = json_object_get(body, "ttl");
+    if (jt && !json_is_null(jt)) {
+        if (!json_is_integer(jt))
             return fail(resp, 400, "invalid_argument",
                         "ttl must be an integer"),
                    false;
-        m->ttl = json_integer_value(ttl);
-        if (m->ttl < 0 || m->ttl > ps->cfg.max_ttl) {
-            char msg[96];
-            snprintf(msg, sizeof msg, "ttl must be 0..%d seconds",
-                     ps->cfg.max_ttl);
-            return fail(resp, 400, "invalid_argument", msg), false;
-        }
+        ttl = json_integer_value(jt);
     }
     json_t *ack = json_object_get(body, "needAck");
     if (ack && !json_is_null(ack)) {
@@ -199,76 +140,155 @@ static bool read_msg(const push_service_t *ps, json_t *body, bool need_device,
             return fail(resp, 400, "invalid_argument",
                         "needAck must be true or false"),
                    false;
-        m->need_ack = json_is_true(ack);
+        need_ack = json_is_true(ack);
     }
-    if (!opt_string(body, "requestId", ID_FIELD_MAX, &m->request_id, resp) ||
-        !opt_string(body, "collapseKey", ID_FIELD_MAX, &m->collapse_key,
-                    resp))
+    if (!opt_string(body, "requestId", &rid, &rid_n, resp) ||
+        !opt_string(body, "collapseKey", &ck, &ck_n, resp) ||
+        !opt_string(body, "payload", &text, &text_n, resp) ||
+        !opt_string(body, "payloadB64", &b64, &b64_n, resp))
         return false;
-    return read_payload(ps, body, m, resp);
+    if (text && b64)
+        return fail(resp, 400, "invalid_argument",
+                    "give payload or payloadB64, not both"),
+               false;
+    uint8_t *raw = NULL;
+    const uint8_t *pl = (const uint8_t *)text;
+    size_t pl_n = text_n;
+    if (b64) {
+        raw = malloc(B64_DEC_MAX(b64_n) + 1);
+        if (!raw)
+            return fail(resp, 500, "internal", "out of memory"), false;
+        if (b64_decode(raw, B64_DEC_MAX(b64_n) + 1, b64, b64_n, &pl_n) !=
+            0) {
+            free(raw);
+            return fail(resp, 400, "invalid_argument",
+                        "payloadB64 is not valid padded base64"),
+                   false;
+        }
+        pl = raw;
+    }
+    int ret = push_call_set_msg(c, rid, rid_n, ck, ck_n, pl, pl_n, ttl,
+                                need_ack);
+    free(raw);
+    return ret == PUSH_RET_OK;
 }
 
-static void to_gw_msg(const api_msg_t *m, const char *msg_id, int timeline,
-                      gw_msg_t *g) {
-    memset(g, 0, sizeof *g);
-    g->msg_id = msg_id;
-    g->timeline = timeline;
-    g->payload = m->payload;
-    g->payload_len = m->payload_len;
-    g->need_ack = m->need_ack;
-    g->sent_at_ms = (int64_t)clock_wall_ms();
+static bool read_targets(push_call_t *c, json_t *body,
+                         push_api_resp_t *resp) {
+    if (c->op == PUSH_OP_SINGLE) {
+        json_t *d = json_object_get(body, "deviceId");
+        if (!d || json_is_null(d))
+            return fail(resp, 400, "invalid_argument", "deviceId is missing"),
+                   false;
+        if (!json_is_string(d))
+            return fail(resp, 400, "invalid_argument",
+                        "deviceId must be a string"),
+                   false;
+        return push_call_add_device(c, json_string_value(d),
+                                    json_string_length(d)) == PUSH_RET_OK;
+    }
+    if (c->op != PUSH_OP_MULTI)
+        return true;
+    json_t *a = json_object_get(body, "deviceIds");
+    if (!a || json_is_null(a))
+        return fail(resp, 400, "invalid_argument", "deviceIds is missing"),
+               false;
+    if (!json_is_array(a))
+        return fail(resp, 400, "invalid_argument",
+                    "deviceIds must be an array of strings"),
+               false;
+    if (json_array_size(a) > PUSH_MAX_DEVICES)
+        return fail(resp, 400, "too_many_devices",
+                    "at most 10000 deviceIds per call"),
+               false;
+    size_t i;
+    json_t *v;
+    json_array_foreach(a, i, v) {
+        if (!json_is_string(v))
+            return fail(resp, 400, "invalid_argument",
+                        "deviceIds must be an array of strings"),
+                   false;
+        if (push_call_add_device(c, json_string_value(v),
+                                 json_string_length(v)) != PUSH_RET_OK)
+            return false;
+    }
+    return true;
+}
+
+static const char *state_name(int st) {
+    switch (st) {
+    case PUSH_ST_WRITTEN: return "written";
+    case PUSH_ST_STORED: return "stored";
+    case PUSH_ST_DROPPED: return "dropped";
+    default: return "duplicate";
+    }
+}
+
+/* The answer of a completed call; frees it. */
+void push_api_finish(push_call_t *c, push_api_resp_t *resp) {
+    if (c->ret != PUSH_RET_OK) {
+        const char *code;
+        int st = ret_status(c->ret, &code);
+        if (c->ret == PUSH_RET_STORE && !c->ps->cfg.store)
+            code = "store_unavailable", st = 503;
+        fail(resp, st, code, c->err[0] ? c->err : code);
+        push_call_free(c);
+        return;
+    }
+    json_t *j = json_pack("{s:s}", "msgId", c->msg_id);
+    if (c->duplicate)
+        json_object_set_new(j, "duplicate", json_true());
+    switch (c->op) {
+    case PUSH_OP_SINGLE:
+        json_object_set_new(j, "state", json_string(state_name(c->state)));
+        break;
+    case PUSH_OP_MULTI: {
+        json_object_set_new(j, "online", json_integer(c->online));
+        json_object_set_new(j, "stored", json_integer(c->stored));
+        json_t *rej = json_object();
+        for (uint32_t i = 0; i < c->n_rejected; i++)
+            json_object_set_new(rej, c->rejected[i],
+                                json_integer(PUSH_RET_INVALID));
+        json_object_set_new(j, "rejected", rej);
+        break;
+    }
+    case PUSH_OP_ONLINE:
+        json_object_set_new(j, "targeted", json_integer(c->targeted));
+        break;
+    default:
+        json_object_set_new(j, "online", json_integer(c->online));
+        break;
+    }
+    set_body(resp, 200, j);
+    push_call_free(c);
 }
 
 /* ---- operations ---------------------------------------------------------- */
 
-static int op_device(push_service_t *ps, const char *app, json_t *body,
-                     push_api_resp_t *resp) {
-    api_msg_t m;
-    if (!read_msg(ps, body, true, &m, resp)) {
-        free(m.payload_owned);
+static int op_push(push_service_t *ps, int op, const char *app, json_t *body,
+                   push_api_resp_t *resp, push_reply_fn reply, void *ctx) {
+    push_call_t *c = push_call_new(ps, op, app);
+    if (!c)
+        return fail(resp, 500, "internal", "out of memory");
+    resp->status = 0;
+    if (!read_targets(c, body, resp) || !read_msg(c, body, resp)) {
+        if (resp->status == 0) /* the call said why */
+            push_api_finish(c, resp);
+        else
+            push_call_free(c);
         return resp->status;
     }
-    char id[PUSH_MSG_ID_LEN + 1];
-    push_msg_id(id);
-    gw_msg_t g;
-    /* Nothing is stored yet, so the message has no inbox seq: it travels
-     * as online-only and the device acks it by id. */
-    to_gw_msg(&m, id, 2, &g);
-    int on = ps->sink.device(ps->sink.ctx, app, m.device, &g);
-    free(m.payload_owned);
-    atomic_fetch_add_explicit(&ps->n_pushes, 1, memory_order_relaxed);
-    if (on > 0) {
-        atomic_fetch_add_explicit(&ps->n_delivered, 1, memory_order_relaxed);
-        set_body(resp, 200,
-                 json_pack("{s:s,s:s}", "msgId", id, "state", "written"));
-    } else if (m.ttl == 0) {
-        set_body(resp, 200,
-                 json_pack("{s:s,s:s}", "msgId", id, "state", "dropped"));
-    } else {
-        fail(resp, 503, "store_unavailable",
-             "device offline and no store configured yet");
+    c->reply = reply;
+    c->reply_ctx = ctx;
+    if (push_call_run(c) == 0)
+        return 0;
+    if (!ps->cfg.store && c->ret == PUSH_RET_OK && op == PUSH_OP_SINGLE &&
+        c->ttl > 0 && c->online == 0) {
+        /* No store: an offline device cannot keep the message. */
+        push_call_set_err(c, PUSH_RET_STORE,
+                          "device offline and no store configured");
     }
-    return resp->status;
-}
-
-static int op_online(push_service_t *ps, const char *app, json_t *body,
-                     push_api_resp_t *resp) {
-    api_msg_t m;
-    if (!read_msg(ps, body, false, &m, resp)) {
-        free(m.payload_owned);
-        return resp->status;
-    }
-    char id[PUSH_MSG_ID_LEN + 1];
-    push_msg_id(id);
-    gw_msg_t g;
-    to_gw_msg(&m, id, 2, &g);
-    long n = ps->sink.online(ps->sink.ctx, app, &g);
-    free(m.payload_owned);
-    atomic_fetch_add_explicit(&ps->n_pushes, 1, memory_order_relaxed);
-    if (n > 0)
-        atomic_fetch_add_explicit(&ps->n_delivered, n, memory_order_relaxed);
-    set_body(resp, 200,
-             json_pack("{s:s,s:I}", "msgId", id, "targeted", (json_int_t)n));
+    push_api_finish(c, resp);
     return resp->status;
 }
 
@@ -277,9 +297,98 @@ static bool path_is(const http_req_t *r, const char *buf, const char *p) {
     return r->path.len == n && !memcmp(buf + r->path.off, p, n);
 }
 
-int push_api_handle(push_service_t *ps, const http_req_t *r, const char *buf,
-                    const char *body, size_t body_len, push_api_resp_t *resp) {
-    int (*op)(push_service_t *, const char *, json_t *, push_api_resp_t *);
+/* "/v1/messages/ID" -> ID (into out); false if the path is not one. */
+static bool path_arg(const http_req_t *r, const char *buf, const char *prefix,
+                     char *out, size_t cap) {
+    size_t n = strlen(prefix), len = r->path.len;
+    const char *p = buf + r->path.off;
+    if (len <= n || memcmp(p, prefix, n) || len - n >= cap)
+        return false;
+    memcpy(out, p + n, len - n);
+    out[len - n] = 0;
+    return token_id_valid(out, len - n);
+}
+
+static const char *kind_name(int k) {
+    static const char *n[] = {"", "single", "multi", "online", "all"};
+    return k >= 1 && k <= 4 ? n[k] : "unknown";
+}
+
+static int get_message(push_service_t *ps, const char *app, const char *id,
+                       push_api_resp_t *resp) {
+    store_status_t st;
+    int rc = push_auth_status(ps, id, &st);
+    if (rc == STORE_E_NOTFOUND || (rc == 0 && strcmp(st.app, app)))
+        return fail(resp, 404, "not_found", "no such message");
+    if (rc < 0)
+        return fail(resp, 500, "store_error", store_strerror(rc));
+    static const char *ev[STORE_EV_COUNT] = {"accepted", "stored", "routed",
+                                             "written",  "acked",  "expired"};
+    json_t *tl = json_object();
+    for (int i = 0; i < STORE_EV_COUNT; i++)
+        json_object_set_new(tl, ev[i],
+                            json_pack("{s:I,s:I}", "at",
+                                      (json_int_t)st.at_ms[i], "count",
+                                      (json_int_t)st.count[i]));
+    set_body(resp, 200,
+             json_pack("{s:s,s:s,s:i,s:I,s:o}", "msgId", id, "kind",
+                       kind_name(st.kind), "ttl", (int)st.ttl, "targets",
+                       (json_int_t)st.targets, "timeline", tl));
+    return 200;
+}
+
+static const char *transport_name(int t) {
+    return t == GW_TCP ? "tcp" : t == GW_WS_JSON ? "ws-json"
+                             : t == GW_WS_JCE  ? "ws-jce"
+                                               : "unknown";
+}
+
+static int get_device(push_service_t *ps, const char *app, const char *dev,
+                      push_api_resp_t *resp) {
+    store_device_info_t di;
+    int rc = push_auth_device(ps, app, dev, &di);
+    if (rc < 0)
+        return fail(resp, 500, "store_error", store_strerror(rc));
+    int tr = 0;
+    int64_t since = 0;
+    bool on = push_online_get(ps, app, dev, &tr, &since);
+    json_t *j = json_pack(
+        "{s:s,s:b,s:b,s:I,s:I,s:I,s:I,s:I,s:I}", "deviceId", dev, "online",
+        on, "known", di.known || on, "firstSeen",
+        (json_int_t)di.first_seen_ms, "lastSeen",
+        (json_int_t)di.last_seen_ms, "inboxDepth",
+        (json_int_t)di.inbox_depth, "inboxLastSeq",
+        (json_int_t)di.inbox_last_seq, "lastAckedSeq",
+        (json_int_t)di.inbox_acked, "broadcastCursor",
+        (json_int_t)di.bcast_cursor);
+    json_object_set_new(j, "since", on ? json_integer(since) : json_null());
+    json_object_set_new(j, "transport",
+                        on ? json_string(transport_name(tr)) : json_null());
+    set_body(resp, 200, j);
+    return 200;
+}
+
+static int handle_get(push_service_t *ps, const http_req_t *r,
+                      const char *buf, bool is_msg, const char *arg,
+                      push_api_resp_t *resp) {
+    if (r->method != HTTP_M_GET && r->method != HTTP_M_HEAD) {
+        resp->allow_get = true;
+        return fail(resp, 405, "method_not_allowed", "use GET");
+    }
+    char app[64];
+    if (!auth_app(ps, r, buf, app))
+        return fail(resp, 401, "unauthorized",
+                    "missing or unknown API key (Authorization: Bearer KEY)");
+    return is_msg ? get_message(ps, app, arg, resp)
+                  : get_device(ps, app, arg, resp);
+}
+
+int push_api_handle_async(push_service_t *ps, const http_req_t *r,
+                          const char *buf, const char *body, size_t body_len,
+                          push_api_resp_t *resp, push_reply_fn reply,
+                          void *ctx) {
+    int op;
+    char arg[160];
     resp->allow_post = resp->allow_get = false;
     if (path_is(r, buf, "/healthz")) {
         if (r->method != HTTP_M_GET && r->method != HTTP_M_HEAD) {
@@ -289,20 +398,31 @@ int push_api_handle(push_service_t *ps, const http_req_t *r, const char *buf,
         set_body(resp, 200, json_pack("{s:b}", "ok", 1));
         return 200;
     }
+    if (path_arg(r, buf, "/v1/messages/", arg, sizeof arg))
+        return handle_get(ps, r, buf, true, arg, resp);
+    if (path_arg(r, buf, "/v1/devices/", arg, sizeof arg))
+        return handle_get(ps, r, buf, false, arg, resp);
     if (path_is(r, buf, "/v1/push/device"))
-        op = op_device;
+        op = PUSH_OP_SINGLE;
+    else if (path_is(r, buf, "/v1/push/devices"))
+        op = PUSH_OP_MULTI;
     else if (path_is(r, buf, "/v1/push/online"))
-        op = op_online;
+        op = PUSH_OP_ONLINE;
+    else if (path_is(r, buf, "/v1/push/all"))
+        op = PUSH_OP_ALL;
     else
         return fail(resp, 404, "not_found", "no such endpoint");
     if (r->method != HTTP_M_POST) {
         resp->allow_post = true;
         return fail(resp, 405, "method_not_allowed", "use POST");
     }
-    const char *app = auth_app(ps, r, buf);
-    if (!app)
+    char app[64];
+    if (!auth_app(ps, r, buf, app))
         return fail(resp, 401, "unauthorized",
                     "missing or unknown API key (Authorization: Bearer KEY)");
+    if (!push_rate_take(ps, app))
+        return fail(resp, 429, "rate_limited",
+                    "the application's push rate limit is exhausted");
     json_error_t jerr;
     json_t *j = json_loadb(body, body_len, JSON_REJECT_DUPLICATES, &jerr);
     if (!j)
@@ -311,7 +431,38 @@ int push_api_handle(push_service_t *ps, const http_req_t *r, const char *buf,
         json_decref(j);
         return fail(resp, 400, "bad_json", "body must be a JSON object");
     }
-    int st = op(ps, app, j, resp);
+    int st = op_push(ps, op, app, j, resp, reply, ctx);
     json_decref(j);
     return st;
+}
+
+/* ---- synchronous form (unit tests, tools) ------------------------------- */
+
+typedef struct waiter {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    push_call_t *done;
+} waiter_t;
+
+static void wake(push_call_t *c) {
+    waiter_t *w = c->reply_ctx;
+    pthread_mutex_lock(&w->mu);
+    w->done = c;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+int push_api_handle(push_service_t *ps, const http_req_t *r, const char *buf,
+                    const char *body, size_t body_len, push_api_resp_t *resp) {
+    waiter_t w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL};
+    int st = push_api_handle_async(ps, r, buf, body, body_len, resp, wake,
+                                   &w);
+    if (st != 0)
+        return st;
+    pthread_mutex_lock(&w.mu);
+    while (!w.done)
+        pthread_cond_wait(&w.cv, &w.mu);
+    pthread_mutex_unlock(&w.mu);
+    push_api_finish(w.done, resp);
+    return resp->status;
 }

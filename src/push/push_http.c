@@ -9,6 +9,12 @@
  * Chunked bodies are refused (411): the API's bodies are small and their
  * length is always known to the sender.
  *
+ * A push that waits for the store parks its connection (`waiting`): the
+ * request was copied into a push_call_t and consumed, later requests stay
+ * buffered, and the store's done callback posts the call to this thread's
+ * mailbox (ev_async), where the answer is queued and processing resumes.
+ * A connection closed while waiting is freed only when its call returns.
+ *
  * Timeouts: a request must arrive whole within head_timeout of its first
  * byte (a client trickling its head is cut with 408); an idle keep-alive
  * connection is closed after idle_timeout.  After an error answer the
@@ -45,6 +51,9 @@ struct push_http {
     bool thread_started;
     hconn_t *conns;   /* open connections (for shutdown) */
     hconn_t *dead;    /* closed, freed before the loop sleeps */
+    ev_async_t done;  /* push calls back from the store */
+    pthread_mutex_t mbox_mu;
+    push_call_t *mbox;
     int nconns;
     size_t in_limit;
 };
@@ -66,6 +75,10 @@ struct hconn {
     bool lingering; /* write side shut, draining input until EOF/timer */
     bool paused;    /* too much output queued: stopped reading */
     bool dead;
+    bool waiting;   /* a push call is out at the store */
+    bool zombie;    /* closed while waiting: freed by the call's return */
+    bool wait_ka;   /* the parked request's keep-alive and HEAD */
+    bool wait_head;
 };
 
 /* ---- connection life ------------------------------------------------------ */
@@ -101,7 +114,10 @@ static void reap(ev_loop_t *loop, void *data) {
     while (h->dead) {
         hconn_t *c = h->dead;
         h->dead = c->next;
-        conn_free(c);
+        if (c->waiting)
+            c->zombie = true;
+        else
+            conn_free(c);
     }
 }
 
@@ -143,6 +159,7 @@ static const char *reason_phrase(int st) {
     case 408: return "Request Timeout";
     case 411: return "Length Required";
     case 413: return "Content Too Large";
+    case 429: return "Too Many Requests";
     case 414: return "URI Too Long";
     case 431: return "Request Header Fields Too Large";
     case 500: return "Internal Server Error";
@@ -158,12 +175,13 @@ static void queue_response(hconn_t *c, const push_api_resp_t *r, bool close,
     char hd[384];
     int n = snprintf(hd, sizeof hd,
                      "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
-                     "Content-Length: %zu\r\n%s%s%s\r\n",
+                     "Content-Length: %zu\r\n%s%s%s%s\r\n",
                      r->status, reason_phrase(r->status), r->body_len,
                      r->status == 401 ? "WWW-Authenticate: Bearer\r\n" : "",
                      r->allow_post ? "Allow: POST\r\n"
                      : r->allow_get ? "Allow: GET, HEAD\r\n"
                                     : "",
+                     r->status == 429 ? "Retry-After: 1\r\n" : "",
                      close ? "Connection: close\r\n" : "");
     if (!out_append(c, hd, (size_t)n) ||
         (!head_only && !out_append(c, r->body, r->body_len))) {
@@ -253,12 +271,28 @@ static bool head_checks(hconn_t *c) {
     return true;
 }
 
+static void on_call_done(push_call_t *call) {
+    hconn_t *c = call->reply_ctx;
+    push_http_t *h = c->h;
+    pthread_mutex_lock(&h->mbox_mu);
+    call->next = h->mbox;
+    h->mbox = call;
+    pthread_mutex_unlock(&h->mbox_mu);
+    ev_async_send(&h->done);
+}
+
 static void answer(hconn_t *c) {
     const char *buf = c->in;
     push_api_resp_t r = {0};
-    push_api_handle(c->h->ps, &c->req, buf, buf + c->req.head_len,
-                    (size_t)c->body_len, &r);
     bool ka = keep_alive(&c->req, buf);
+    if (push_api_handle_async(c->h->ps, &c->req, buf, buf + c->req.head_len,
+                              (size_t)c->body_len, &r, on_call_done,
+                              c) == 0) {
+        c->waiting = true;
+        c->wait_ka = ka;
+        c->wait_head = c->req.method == HTTP_M_HEAD;
+        return;
+    }
     queue_response(c, &r, !ka, c->req.method == HTTP_M_HEAD);
     push_api_resp_free(&r);
     if (!ka)
@@ -276,7 +310,7 @@ static void consume(hconn_t *c, size_t n) {
 
 /* Answers every complete request in the buffer, in order. */
 static void process(hconn_t *c) {
-    while (!c->dead && !c->closing && c->in_len > 0) {
+    while (!c->dead && !c->closing && !c->waiting && c->in_len > 0) {
         if (!c->head_done) {
             int rc = http_parse(&c->req, c->in, c->in_len);
             if (rc == HTTP_AGAIN)
@@ -460,6 +494,52 @@ static void on_accept(ev_loop_t *loop, ev_io_t *io, unsigned revents) {
     }
 }
 
+static void do_read(hconn_t *c);
+
+static void finish_call(push_http_t *h, push_call_t *call) {
+    hconn_t *c = call->reply_ctx;
+    push_api_resp_t r = {0};
+    push_api_finish(call, &r);
+    c->waiting = false;
+    if (c->dead) {
+        if (c->zombie)
+            conn_free(c);
+        push_api_resp_free(&r);
+        return;
+    }
+    queue_response(c, &r, !c->wait_ka, c->wait_head);
+    push_api_resp_free(&r);
+    if (c->dead)
+        return;
+    if (!c->wait_ka)
+        c->closing = true;
+    process(c);
+    do_read(c);
+    (void)h;
+}
+
+/* Calls back from the store, oldest first (the mailbox is a stack). */
+static void on_done(ev_loop_t *loop, ev_async_t *a) {
+    push_http_t *h = a->data;
+    (void)loop;
+    pthread_mutex_lock(&h->mbox_mu);
+    push_call_t *list = h->mbox;
+    h->mbox = NULL;
+    pthread_mutex_unlock(&h->mbox_mu);
+    push_call_t *rev = NULL;
+    while (list) {
+        push_call_t *n = list->next;
+        list->next = rev;
+        rev = list;
+        list = n;
+    }
+    while (rev) {
+        push_call_t *n = rev->next;
+        finish_call(h, rev);
+        rev = n;
+    }
+}
+
 static void on_stop(ev_loop_t *loop, ev_async_t *a) {
     (void)a;
     ev_stop(loop);
@@ -483,6 +563,9 @@ static void http_free(push_http_t *h) {
     }
     if (h->stop.io.fd > 0)
         ev_async_close(h->loop, &h->stop);
+    if (h->done.io.fd > 0)
+        ev_async_close(h->loop, &h->done);
+    pthread_mutex_destroy(&h->mbox_mu);
     ev_loop_free(h->loop);
     free(h);
 }
@@ -494,6 +577,7 @@ int push_http_start(push_service_t *ps) {
     h->ps = ps;
     h->lio.fd = -1;
     h->in_limit = HTTP_MAX_HEAD + (size_t)ps->cfg.max_body;
+    pthread_mutex_init(&h->mbox_mu, NULL);
     h->loop = ev_loop_new(256);
     if (!h->loop) {
         free(h);
@@ -507,7 +591,8 @@ int push_http_start(push_service_t *ps) {
     }
     ev_io_init(&h->lio, fd, on_accept, h);
     if ((rc = ev_add(h->loop, &h->lio, EV_READ)) < 0 ||
-        (rc = ev_async_init(h->loop, &h->stop, on_stop, h)) < 0) {
+        (rc = ev_async_init(h->loop, &h->stop, on_stop, h)) < 0 ||
+        (rc = ev_async_init(h->loop, &h->done, on_done, h)) < 0) {
         http_free(h);
         return rc;
     }
@@ -529,10 +614,12 @@ void push_http_stop(push_service_t *ps) {
     push_http_t *h = ps->http;
     if (!h)
         return;
+    /* Answer what the store still owes before the loop goes away. */
+    for (int i = 0; i < 10000 && atomic_load(&ps->inflight) > 0; i++)
+        usleep(1000);
     ev_async_send(&h->stop);
     pthread_join(h->thread, NULL);
     http_free(h);
     ps->http = NULL;
     ps->http_port = -1;
-    ps->started = false;
 }

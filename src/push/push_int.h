@@ -10,6 +10,7 @@
 
 #include "gateway/http.h"
 #include "push/push.h"
+#include "store/store.h"
 
 typedef struct push_app {
     char *name;
@@ -24,10 +25,18 @@ typedef struct push_key {
 } push_key_t;
 
 typedef struct push_http push_http_t;
+typedef struct push_tars push_tars_t;
+typedef struct push_sync push_sync_t;
+typedef struct push_auth push_auth_t;
+typedef struct push_call push_call_t;
+/* Called once when a pending call completes, on the store's writer thread:
+ * must only hand the call to its transport's thread. */
+typedef void (*push_reply_fn)(push_call_t *c);
 
 struct push_service {
     push_config_t cfg;
     char *host;
+    char *tars_host;
     push_app_t *apps;
     int napps;
     push_key_t *keys;
@@ -37,6 +46,11 @@ struct push_service {
     bool started;
     int http_port;
     push_http_t *http;
+    push_tars_t *tars;
+    int tars_port;
+    push_sync_t *sync;   /* device sync, acks, status flush (store only) */
+    push_auth_t *auth;   /* store-backed keys, rate buckets, online table */
+    atomic_long inflight; /* push calls waiting for the store */
     atomic_long n_online, n_online_ev, n_offline_ev, n_acks;
     atomic_long n_http, n_http_err, n_pushes, n_delivered;
 };
@@ -46,6 +60,8 @@ void push_gw_online(void *ctx, const gw_device_t *d);
 void push_gw_offline(void *ctx, const gw_device_t *d, int reason);
 void push_gw_ack(void *ctx, const gw_device_t *d, int64_t inbox_seq,
                  int64_t broadcast_seq);
+void push_gw_sync(void *ctx, const gw_device_t *d, int64_t inbox_seq,
+                  int64_t broadcast_seq);
 
 /* push_api.c: one API request, no sockets.  resp->body is a malloc'd JSON
  * text (free with push_api_resp_free). */
@@ -59,6 +75,14 @@ typedef struct push_api_resp {
 
 int push_api_handle(push_service_t *ps, const http_req_t *r, const char *buf,
                     const char *body, size_t body_len, push_api_resp_t *resp);
+/* Like push_api_handle, but a push that must wait for the store is started
+ * with reply/ctx and 0 is returned; push_api_finish() then makes the
+ * answer from the completed call (and frees it). */
+int push_api_handle_async(push_service_t *ps, const http_req_t *r,
+                          const char *buf, const char *body, size_t body_len,
+                          push_api_resp_t *resp, push_reply_fn reply,
+                          void *ctx);
+void push_api_finish(push_call_t *c, push_api_resp_t *resp);
 /* An error answer {"error":{"code","message"}}; returns status. */
 int push_api_error(push_api_resp_t *resp, int status, const char *code,
                    const char *message);
@@ -66,6 +90,126 @@ void push_api_resp_free(push_api_resp_t *resp);
 
 #define PUSH_MSG_ID_LEN 24
 void push_msg_id(char out[PUSH_MSG_ID_LEN + 1]);
+
+/* ---- push_ops.c: the four operations, one path for HTTP and TARS ---- */
+
+enum push_op { /* == enum store_kind */
+    PUSH_OP_SINGLE = 1,
+    PUSH_OP_MULTI = 2,
+    PUSH_OP_ONLINE = 3,
+    PUSH_OP_ALL = 4,
+};
+
+/* PushRet of protocol/PushAPI.jce (kept here so push needs no gen header) */
+enum push_ret {
+    PUSH_RET_OK = 0,
+    PUSH_RET_INVALID = 1,
+    PUSH_RET_UNAUTHORIZED = 2,
+    PUSH_RET_RATE_LIMITED = 3,
+    PUSH_RET_PAYLOAD_TOO_LARGE = 4,
+    PUSH_RET_TOO_MANY_DEVICES = 5,
+    PUSH_RET_TTL = 6,
+    PUSH_RET_OVERLOADED = 8,
+    PUSH_RET_STORE = 9,
+    PUSH_RET_INTERNAL = 10,
+};
+
+/* MsgState of PushAPI.jce */
+enum { PUSH_ST_ACCEPTED = 0, PUSH_ST_STORED = 1, PUSH_ST_WRITTEN = 3,
+       PUSH_ST_DROPPED = 6 };
+
+
+/* One push operation from validation to answer.  Everything it points to
+ * is owned by it (copied in), so transports can drop their buffers. */
+struct push_call {
+    push_service_t *ps;
+    int op;
+    char app[64];
+    char msg_id[64];
+    char *request_id;
+    char *collapse_key;
+    uint8_t *payload;
+    size_t payload_len;
+    int64_t ttl;
+    bool need_ack;
+    char **devices;
+    uint32_t n_devices, cap_devices;
+    char **rejected;        /* invalid ids of a multi push */
+    uint32_t n_rejected, cap_rejected;
+    int64_t *seqs;
+    store_req_t req;
+    /* result */
+    int ret;                /* enum push_ret */
+    char err[160];          /* message when ret != 0 */
+    int state;              /* single: PUSH_ST_* */
+    bool duplicate;
+    long online, stored, targeted;
+    push_reply_fn reply;
+    void *reply_ctx;
+    push_call_t *next;      /* transport mailboxes */
+};
+
+push_call_t *push_call_new(push_service_t *ps, int op, const char *app);
+void push_call_free(push_call_t *c);
+/* Copies the message fields in and checks them (ttl, payload size, lengths);
+ * PUSH_RET_OK or a code with c->err set. */
+int push_call_set_msg(push_call_t *c, const char *request_id, size_t rid_len,
+                      const char *collapse_key, size_t ck_len,
+                      const uint8_t *payload, size_t payload_len, int64_t ttl,
+                      bool need_ack);
+/* Adds a target.  An invalid id fails a single push (PUSH_RET_INVALID) and
+ * is recorded in c->rejected for a multi push; over PUSH_MAX_DEVICES gives
+ * PUSH_RET_TOO_MANY_DEVICES. */
+int push_call_add_device(push_call_t *c, const char *id, size_t len);
+/* Runs the call.  Returns 1 when it completed at once (result in c; reply
+ * is not called) or 0 when it waits for the store: c->reply(c) follows
+ * exactly once, from another thread. */
+int push_call_run(push_call_t *c);
+void push_call_set_err(push_call_t *c, int ret, const char *msg);
+
+#define PUSH_MAX_DEVICES 10000
+
+/* ---- push_auth.c ---- */
+int push_auth_new(push_service_t *ps);
+void push_auth_free(push_service_t *ps);
+/* The app owning key (copied into app, 64 bytes); 0 or -1. */
+int push_auth_key(push_service_t *ps, const char *key, size_t len,
+                  char app[64]);
+/* Takes a token of the app's bucket; false when empty. */
+bool push_rate_take(push_service_t *ps, const char *app);
+/* Online table (gateway callbacks). */
+void push_online_set(push_service_t *ps, const gw_device_t *d, bool on);
+bool push_online_get(push_service_t *ps, const char *app, const char *dev,
+                     int *transport, int64_t *since_ms);
+/* Live routing of an inbox message (held while the device is synced). */
+int push_route_device(push_service_t *ps, const char *app, const char *dev,
+                      const gw_msg_t *m);
+/* Runs last(ctx) (the sync's final fetch) and ends the hold, atomically. */
+void push_sync_done(push_service_t *ps, const char *app, const char *dev,
+                    void (*last)(void *ctx), void *ctx);
+/* Reads through a reader shared under a mutex (HTTP/TARS threads). */
+/* The gateway's secret lookup for apps that live only in the store. */
+int push_auth_secret(push_service_t *ps, const char *app, uint8_t *out,
+                     size_t cap);
+int push_auth_status(push_service_t *ps, const char *msg_id,
+                     store_status_t *out);
+int push_auth_device(push_service_t *ps, const char *app, const char *dev,
+                     store_device_info_t *out);
+
+/* ---- push_sync.c ---- */
+int push_sync_start(push_service_t *ps);
+void push_sync_stop(push_service_t *ps);
+void push_sync_free(push_service_t *ps);
+void push_sync_online(push_service_t *ps, const gw_device_t *d);
+void push_sync_ack(push_service_t *ps, const gw_device_t *d, int64_t iseq,
+                   int64_t bseq);
+/* Adds to a message's routed/written counts, flushed every 100 ms. */
+void push_status_add(push_service_t *ps, const char *msg_id, int event,
+                     long count);
+
+/* ---- push_tars.c ---- */
+int push_tars_start(push_service_t *ps);
+void push_tars_stop(push_service_t *ps);
 
 /* push_http.c: binds, starts the thread / stops it and frees. */
 int push_http_start(push_service_t *ps);

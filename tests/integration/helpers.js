@@ -26,8 +26,14 @@ const KEY = 'KEY';
 
 // Starts `herald serve` on ports chosen by the kernel and waits until it
 // prints both.  extra: more flags.  Registers its stop with t.after.
+// Each server gets its own SQLite file in a fresh temp folder unless extra
+// names one (--db), so tests never share state.
 async function startServe(t, extra = []) {
+  const os = require('node:os');
+  const db = extra.includes('--db') ? null
+    : path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'herald-it-')), 'herald.db');
   const args = ['serve', '--port', '0', '--api-port', '0', '--host', '127.0.0.1',
+    '--tars-port', '0', ...(db ? ['--db', db] : []),
     '--app', `test:${SECRET}:${KEY}`, '--log-level', 'warn', ...extra];
   const proc = spawn(HERALD, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   live.add(proc);
@@ -40,9 +46,10 @@ async function startServe(t, extra = []) {
       out += d;
       const dev = /device port (\d+)/.exec(out);
       const api = /push API (http:\/\/[^\s]+)/.exec(out);
+      const tars = /push TARS tcp:\/\/[^\s:]+:(\d+)/.exec(out);
       if (dev && api) {
         clearTimeout(timer);
-        resolve({ devPort: Number(dev[1]), api: api[1] });
+        resolve({ devPort: Number(dev[1]), api: api[1], tarsPort: tars ? Number(tars[1]) : null, db });
       }
     });
   });

@@ -46,7 +46,7 @@ static void svc_ack(void *ctx, const gw_device_t *d, int64_t in, int64_t bc) {
     last_ack = in;
 }
 static const gw_service_t svc = {NULL, svc_secret, svc_online, svc_offline,
-                                 svc_ack};
+                                 svc_ack, NULL};
 
 static gw_t *start_gw(void) {
     gw_config_t c;
@@ -308,6 +308,39 @@ TEST(heartbeat_and_unknown_cmd) {
     jce_in_init(&in, pk.body.data, pk.body.len, NULL);
     CHECK(herald_HeartbeatRsp_decode(&r, &in) == 0);
     CHECK_EQ_INT(r.idleTimeout, 600 * 150 / 100 + 1);
+    close(fd);
+}
+
+/* 60 unknown commands at once: the first 40 (the burst) are served, then
+ * ERR_RATE_LIMITED; acks stay exempt. */
+TEST(device_command_rate_limit) {
+    int fd = cl_login(G, "dev-rate");
+    CHECK(fd >= 0);
+    uint8_t buf[256];
+    herald_Package pk;
+    int served = 0, limited = 0;
+    for (int i = 0; i < 60; i++)
+        CHECK(cl_send_pkg(fd, 77, 100 + i, NULL) == 0);
+    for (int i = 0; i < 60; i++) {
+        CHECK(cl_recv_pkg(fd, buf, sizeof buf, &pk) == 0);
+        if (pk.ret == herald_ERR_UNKNOWN_CMD)
+            served++;
+        else if (pk.ret == herald_ERR_RATE_LIMITED)
+            limited++;
+    }
+    CHECK(served >= 40 && served < 50); /* a tick or two may refill */
+    CHECK_EQ_INT(served + limited, 60);
+    herald_AckReq q;
+    herald_AckReq_init(&q);
+    q.inboxSeq = 1;
+    jce_out_t o;
+    jce_out_init(&o, JCE_POLICY_CPP);
+    herald_AckReq_encode(&q, &o);
+    CHECK(cl_send_pkg(fd, herald_CMD_ACK, 9, &o) == 0);
+    jce_out_free(&o);
+    CHECK(cl_recv_pkg(fd, buf, sizeof buf, &pk) == 0);
+    CHECK_EQ_INT(pk.cmd, herald_CMD_ACK);
+    CHECK_EQ_INT(pk.ret, 0);
     close(fd);
 }
 

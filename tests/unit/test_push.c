@@ -15,7 +15,10 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/net.h"
+#include "PushAPI.h"
 #include "push/push.h"
+#include "rpc/trpc.h"
+#include "store/store.h"
 #include "test.h"
 
 /* ---- recording sink ------------------------------------------------------ */
@@ -30,6 +33,12 @@ typedef struct rec {
     bool need_ack;
     const char *online_device; /* the one device "connected" */
     long online_count;
+    int nlog;                  /* every delivery, for ordering checks */
+    struct {
+        char device[32];
+        int64_t seq;
+        int timeline;
+    } log[256];
 } rec_t;
 
 static rec_t R = {.mu = PTHREAD_MUTEX_INITIALIZER};
@@ -45,6 +54,13 @@ static void rec_msg(const char *app, const char *dev, const gw_msg_t *m) {
         memcpy(R.payload, m->payload, R.payload_len);
     R.timeline = m->timeline;
     R.need_ack = m->need_ack;
+    if (R.nlog < 256) {
+        snprintf(R.log[R.nlog].device, sizeof R.log[0].device, "%s",
+                 dev ? dev : "");
+        R.log[R.nlog].seq = m->seq;
+        R.log[R.nlog].timeline = m->timeline;
+        R.nlog++;
+    }
     pthread_mutex_unlock(&R.mu);
 }
 
@@ -454,6 +470,342 @@ TEST(stop_restart_cycle) {
         close(fd);
         push_service_free(ps);
     }
+}
+
+/* ---- with a store ------------------------------------------------------ */
+
+typedef struct stored_svc {
+    char dir[64];
+    store_t *st;
+    push_service_t *ps;
+} stored_svc_t;
+
+static int start_stored(stored_svc_t *s, double rate, double burst) {
+    memset(s, 0, sizeof *s);
+    snprintf(s->dir, sizeof s->dir, "/tmp/herald-tpush-XXXXXX");
+    if (!mkdtemp(s->dir))
+        return -1;
+    char path[128];
+    snprintf(path, sizeof path, "%s/h.db", s->dir);
+    store_config_t sc;
+    store_config_defaults(&sc);
+    sc.path = path;
+    sc.synchronous_full = false; /* durability is the store's own test */
+    if (store_open(&sc, &s->st) < 0)
+        return -1;
+    if (store_app_put(s->st, "test", "SECRET", "KEY") < 0)
+        return -1;
+    push_config_t c;
+    push_config_defaults(&c);
+    c.http_port = 0;
+    c.tars_port = 0;
+    c.store = s->st;
+    c.rate_app = rate;
+    c.burst = burst;
+    s->ps = push_service_new(&c);
+    push_sink_t sk = {NULL, sink_device, sink_online};
+    if (!s->ps || push_service_start_sink(s->ps, &sk) != 0)
+        return -1;
+    pthread_mutex_lock(&R.mu);
+    R.calls = 0;
+    R.nlog = 0;
+    R.online_device = "dev1";
+    R.online_count = 3;
+    pthread_mutex_unlock(&R.mu);
+    return 0;
+}
+
+static void stop_stored(stored_svc_t *s) {
+    push_service_free(s->ps);
+    if (s->st)
+        store_close(s->st);
+    char cmd[160];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", s->dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "  could not remove %s\n", s->dir);
+}
+
+static int get(push_service_t *ps, const char *path, resp_t *r) {
+    char raw[512];
+    snprintf(raw, sizeof raw,
+             "GET %s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer KEY\r\n\r\n",
+             path);
+    return request(ps, raw, r);
+}
+
+static json_int_t jint(const json_t *j, const char *k) {
+    return json_integer_value(json_object_get(j, k));
+}
+
+TEST(stored_single_offline_online_and_idempotent) {
+    stored_svc_t s;
+    CHECK_EQ_INT(start_stored(&s, 0, 0), 0);
+    resp_t r;
+    char first[64];
+    CHECK_EQ_INT(post(s.ps, "/v1/push/device", "KEY",
+                      "{\"deviceId\":\"dev2\",\"payload\":\"a\","
+                      "\"requestId\":\"q1\"}", &r), 0);
+    CHECK_EQ_INT(r.status, 200);
+    CHECK(!strcmp(jstr(&r, "state"), "stored"));
+    snprintf(first, sizeof first, "%s", jstr(&r, "msgId"));
+    CHECK_EQ_INT(R.log[0].seq, 1); /* routed with its inbox seq */
+    CHECK_EQ_INT(R.log[0].timeline, 0);
+    json_decref(r.json);
+    /* The same requestId: the first msgId, nothing new stored or routed. */
+    CHECK_EQ_INT(post(s.ps, "/v1/push/device", "KEY",
+                      "{\"deviceId\":\"dev2\",\"payload\":\"b\","
+                      "\"requestId\":\"q1\"}", &r), 0);
+    CHECK_EQ_INT(r.status, 200);
+    CHECK(!strcmp(jstr(&r, "msgId"), first));
+    CHECK(json_is_true(json_object_get(r.json, "duplicate")));
+    CHECK_EQ_INT(R.nlog, 1);
+    json_decref(r.json);
+    /* Online device: written, seq 1 of its own inbox. */
+    CHECK_EQ_INT(post(s.ps, "/v1/push/device", "KEY",
+                      "{\"deviceId\":\"dev1\",\"payload\":\"c\"}", &r), 0);
+    CHECK(!strcmp(jstr(&r, "state"), "written"));
+    CHECK_EQ_INT(R.log[1].seq, 1);
+    json_decref(r.json);
+    /* Device and message views. */
+    CHECK_EQ_INT(get(s.ps, "/v1/devices/dev2", &r), 0);
+    CHECK_EQ_INT(r.status, 200);
+    CHECK_EQ_INT(jint(r.json, "inboxDepth"), 1);
+    CHECK_EQ_INT(jint(r.json, "inboxLastSeq"), 1);
+    CHECK(json_is_false(json_object_get(r.json, "online")));
+    json_decref(r.json);
+    char path[128];
+    snprintf(path, sizeof path, "/v1/messages/%s", first);
+    CHECK_EQ_INT(get(s.ps, path, &r), 0);
+    CHECK_EQ_INT(r.status, 200);
+    CHECK(!strcmp(jstr(&r, "kind"), "single"));
+    json_t *tl = json_object_get(r.json, "timeline");
+    CHECK(jint(json_object_get(tl, "stored"), "at") > 0);
+    json_decref(r.json);
+    CHECK_EQ_INT(get(s.ps, "/v1/messages/nosuchmessage", &r), 0);
+    CHECK_EQ_INT(r.status, 404);
+    json_decref(r.json);
+    stop_stored(&s);
+}
+
+TEST(stored_multi_all_online) {
+    stored_svc_t s;
+    CHECK_EQ_INT(start_stored(&s, 0, 0), 0);
+    resp_t r;
+    CHECK_EQ_INT(post(s.ps, "/v1/push/devices", "KEY",
+                      "{\"deviceIds\":[\"dev1\",\"dev2\",\"bad id\"],"
+                      "\"payload\":\"m\"}", &r), 0);
+    CHECK_EQ_INT(r.status, 200);
+    CHECK_EQ_INT(jint(r.json, "online"), 1);
+    CHECK_EQ_INT(jint(r.json, "stored"), 2);
+    CHECK_EQ_INT(jint(json_object_get(r.json, "rejected"), "bad id"), 1);
+    json_decref(r.json);
+    CHECK_EQ_INT(post(s.ps, "/v1/push/all", "KEY", "{\"payload\":\"b\"}", &r),
+                 0);
+    CHECK_EQ_INT(r.status, 200);
+    CHECK_EQ_INT(jint(r.json, "online"), 3);
+    CHECK_EQ_INT(R.timeline, 1);
+    CHECK_EQ_INT(R.log[R.nlog - 1].seq, 1);
+    json_decref(r.json);
+    CHECK_EQ_INT(post(s.ps, "/v1/push/online", "KEY", "{\"payload\":\"o\"}",
+                      &r), 0);
+    CHECK_EQ_INT(jint(r.json, "targeted"), 3);
+    CHECK_EQ_INT(R.timeline, 2);
+    json_decref(r.json);
+    /* Bad input stores nothing. */
+    CHECK_EQ_INT(post(s.ps, "/v1/push/devices", "KEY",
+                      "{\"deviceIds\":\"dev1\"}", &r), 0);
+    CHECK_EQ_INT(r.status, 400);
+    json_decref(r.json);
+    CHECK_EQ_INT(post(s.ps, "/v1/push/devices", "KEY",
+                      "{\"deviceIds\":[]}", &r), 0);
+    CHECK_EQ_INT(r.status, 400);
+    json_decref(r.json);
+    CHECK_EQ_INT(get(s.ps, "/v1/devices/dev2", &r), 0);
+    CHECK_EQ_INT(jint(r.json, "inboxDepth"), 1);
+    json_decref(r.json);
+    stop_stored(&s);
+}
+
+/* A device connecting gets its inbox after its cursor, then broadcasts,
+ * oldest first; its ack moves the cursor so the next connect sends none. */
+TEST(stored_sync_on_connect_and_ack) {
+    stored_svc_t s;
+    CHECK_EQ_INT(start_stored(&s, 0, 0), 0);
+    resp_t r;
+    for (int i = 0; i < 3; i++) {
+        CHECK_EQ_INT(post(s.ps, "/v1/push/device", "KEY",
+                          "{\"deviceId\":\"dev3\",\"payload\":\"x\"}", &r), 0);
+        CHECK_EQ_INT(r.status, 200);
+        json_decref(r.json);
+    }
+    CHECK_EQ_INT(post(s.ps, "/v1/push/all", "KEY", "{\"payload\":\"b\"}", &r),
+                 0);
+    json_decref(r.json);
+    pthread_mutex_lock(&R.mu);
+    R.nlog = 0;
+    R.online_device = "dev3";
+    pthread_mutex_unlock(&R.mu);
+    const gw_service_t *gi = push_service_gw_iface(s.ps);
+    gw_device_t d = {.app = "test", .device = "dev3", .transport = GW_TCP,
+                     .inbox_seq = 1, .broadcast_seq = 0};
+    gi->online(gi->ctx, &d);
+    for (int i = 0; i < 200 && R.nlog < 3; i++)
+        usleep(10000);
+    pthread_mutex_lock(&R.mu);
+    int n = R.nlog;
+    pthread_mutex_unlock(&R.mu);
+    CHECK_EQ_INT(n, 3); /* inbox 2, 3 (HELLO said 1) and broadcast 1 */
+    CHECK_EQ_INT(R.log[0].seq, 2);
+    CHECK_EQ_INT(R.log[1].seq, 3);
+    CHECK_EQ_INT(R.log[2].timeline, 1);
+    CHECK_EQ_INT(get(s.ps, "/v1/devices/dev3", &r), 0);
+    CHECK(json_is_true(json_object_get(r.json, "online")));
+    CHECK(!strcmp(jstr(&r, "transport"), "tcp"));
+    json_decref(r.json);
+    gi->ack(gi->ctx, &d, 3, 1);
+    gi->offline(gi->ctx, &d, 0);
+    int64_t depth = -1;
+    for (int i = 0; i < 200 && depth != 0; i++) {
+        usleep(10000);
+        CHECK_EQ_INT(get(s.ps, "/v1/devices/dev3", &r), 0);
+        depth = jint(r.json, "inboxDepth");
+        json_decref(r.json);
+    }
+    CHECK_EQ_INT(depth, 0);
+    pthread_mutex_lock(&R.mu);
+    R.nlog = 0;
+    pthread_mutex_unlock(&R.mu);
+    d.inbox_seq = 0;
+    gi->online(gi->ctx, &d);
+    usleep(200000);
+    CHECK_EQ_INT(R.nlog, 0); /* all acked: nothing again */
+    gi->offline(gi->ctx, &d, 0);
+    stop_stored(&s);
+}
+
+/* A SYNC command after a cursor: the stored messages after it come as
+ * pushes. */
+TEST(stored_sync_command) {
+    stored_svc_t s;
+    CHECK_EQ_INT(start_stored(&s, 0, 0), 0);
+    resp_t r;
+    for (int i = 0; i < 4; i++) {
+        CHECK_EQ_INT(post(s.ps, "/v1/push/device", "KEY",
+                          "{\"deviceId\":\"dev4\",\"payload\":\"y\"}", &r), 0);
+        json_decref(r.json);
+    }
+    pthread_mutex_lock(&R.mu);
+    R.nlog = 0;
+    R.online_device = "dev4";
+    pthread_mutex_unlock(&R.mu);
+    const gw_service_t *gi = push_service_gw_iface(s.ps);
+    CHECK(gi->sync != NULL);
+    gw_device_t d = {.app = "test", .device = "dev4", .transport = GW_TCP};
+    gi->sync(gi->ctx, &d, 2, 0);
+    for (int i = 0; i < 200 && R.nlog < 2; i++)
+        usleep(10000);
+    usleep(50000);
+    CHECK_EQ_INT(R.nlog, 2);
+    CHECK_EQ_INT(R.log[0].seq, 3);
+    CHECK_EQ_INT(R.log[1].seq, 4);
+    stop_stored(&s);
+}
+
+TEST(stored_rate_limit) {
+    stored_svc_t s;
+    CHECK_EQ_INT(start_stored(&s, 1, 2), 0);
+    resp_t r;
+    int codes[3];
+    for (int i = 0; i < 3; i++) {
+        CHECK_EQ_INT(post(s.ps, "/v1/push/online", "KEY", "{}", &r), 0);
+        codes[i] = r.status;
+        if (r.status == 429)
+            CHECK(strcasestr(r.head, "Retry-After: 1") != NULL);
+        json_decref(r.json);
+    }
+    CHECK_EQ_INT(codes[0], 200);
+    CHECK_EQ_INT(codes[1], 200);
+    CHECK_EQ_INT(codes[2], 429);
+    stop_stored(&s);
+}
+
+TEST(stored_rotated_key) {
+    stored_svc_t s;
+    CHECK_EQ_INT(start_stored(&s, 0, 0), 0);
+    resp_t r;
+    CHECK_EQ_INT(post(s.ps, "/v1/push/online", "KEY", "{}", &r), 0);
+    CHECK_EQ_INT(r.status, 200);
+    json_decref(r.json);
+    char nk[128], body[64];
+    CHECK_EQ_INT(store_app_rotate_key(s.st, "test", nk, sizeof nk), 0);
+    CHECK_EQ_INT(post(s.ps, "/v1/push/online", nk, "{}", &r), 0);
+    CHECK_EQ_INT(r.status, 200); /* a new key works at once */
+    json_decref(r.json);
+    int st = 200;
+    for (int i = 0; i < 60 && st == 200; i++) { /* the old one within 5 s */
+        usleep(100000);
+        snprintf(body, sizeof body, "{}");
+        CHECK_EQ_INT(post(s.ps, "/v1/push/online", "KEY", body, &r), 0);
+        st = r.status;
+        json_decref(r.json);
+    }
+    CHECK_EQ_INT(st, 401);
+    stop_stored(&s);
+}
+
+/* The same handlers over TARS: a generated client stub, trpc_call. */
+TEST(stored_tars_single) {
+    stored_svc_t s;
+    CHECK_EQ_INT(start_stored(&s, 0, 0), 0);
+    int port = push_service_tars_port(s.ps);
+    CHECK(port > 0);
+    int fd = -1;
+    CHECK_EQ_INT(net_connect_tcp("127.0.0.1", port, NULL, false, &fd), 0);
+    herald_PushSingleDeviceReq q;
+    herald_PushSingleDeviceReq_init(&q);
+    q.apiKey = jce_str_from("KEY");
+    q.deviceId = jce_str_from("dev7");
+    q.msg.payload.data = (const uint8_t *)"tt";
+    q.msg.payload.len = 2;
+    jce_out_t args, frame, rbuf;
+    jce_out_init(&args, JCE_POLICY_CPP);
+    jce_out_init(&frame, JCE_POLICY_CPP);
+    jce_out_init(&rbuf, JCE_POLICY_CPP);
+    herald_PushAPI_pushSingleDevice_args(&args, 1, &q);
+    CHECK_EQ_INT(trpc_request_encode(&frame, 1, TRPC_NORMAL, 7,
+                                     "herald.PushServer.PushAPIObj",
+                                     "pushSingleDevice", &args, 5000), 0);
+    jce_arena_t *a = jce_arena_new(0);
+    trpc_response_t rsp;
+    CHECK_EQ_INT(trpc_call(fd, &frame, 7, 5000, &rbuf, a, &rsp), 0);
+    CHECK_EQ_INT(rsp.ret, 0);
+    int32_t ret = -1;
+    herald_PushSingleDeviceRsp o;
+    CHECK_EQ_INT(herald_PushAPI_pushSingleDevice_result(
+                     rsp.body.data, rsp.body.len, 1, a, &ret, &o), 0);
+    CHECK_EQ_INT(ret, 0);
+    CHECK_EQ_INT(o.state, 1); /* MSG_STORED */
+    CHECK_EQ_INT(o.msgId.len, 24);
+    /* A wrong key: ret PUSH_ERR_UNAUTHORIZED. */
+    q.apiKey = jce_str_from("NOPE");
+    jce_out_free(&args);
+    jce_out_free(&frame);
+    jce_out_init(&args, JCE_POLICY_CPP);
+    jce_out_init(&frame, JCE_POLICY_CPP);
+    herald_PushAPI_pushSingleDevice_args(&args, 1, &q);
+    CHECK_EQ_INT(trpc_request_encode(&frame, 1, TRPC_NORMAL, 8,
+                                     "herald.PushServer.PushAPIObj",
+                                     "pushSingleDevice", &args, 5000), 0);
+    CHECK_EQ_INT(trpc_call(fd, &frame, 8, 5000, &rbuf, a, &rsp), 0);
+    CHECK_EQ_INT(herald_PushAPI_pushSingleDevice_result(
+                     rsp.body.data, rsp.body.len, 1, a, &ret, &o), 0);
+    CHECK_EQ_INT(ret, 2);
+    close(fd);
+    jce_arena_free(a);
+    jce_out_free(&args);
+    jce_out_free(&frame);
+    jce_out_free(&rbuf);
+    stop_stored(&s);
 }
 
 static void quiet_logs(void) __attribute__((constructor));

@@ -1,0 +1,322 @@
+/*
+ * push_auth.c: what the API threads ask about apps and devices.
+ *
+ * - API keys: with a store, the store is the truth.  A key found there is
+ *   cached for KEY_TTL_MS; after that it is checked again, so a key revoked
+ *   by `herald app rotate-key` (another process on the same file) stops
+ *   working within seconds while hot keys cost no SQLite read per call.  A
+ *   new key misses the cache and is found at once.  Without a store the
+ *   in-memory registry of push.c answers.
+ * - Per-app token buckets for the rate limit.
+ * - The table of devices online here (from the gateway callbacks), for
+ *   GET /v1/devices/{id}.
+ * - One store reader shared by the HTTP and TARS threads under a mutex for
+ *   the rare reads (key misses, status and device queries).
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "core/clock.h"
+#include "push/push_int.h"
+
+#define KEY_TTL_MS 3000
+#define KEY_SLOTS 256
+#define RATE_SLOTS 256
+#define ONLINE_BUCKETS 4096
+
+typedef struct key_slot {
+    char key[PUSH_KEY_MAX + 1];
+    size_t len;
+    char app[64];
+    int64_t checked_ms;
+} key_slot_t;
+
+typedef struct rate_slot {
+    char app[64];
+    double tokens;
+    int64_t last_us;
+} rate_slot_t;
+
+typedef struct online_ent {
+    struct online_ent *next;
+    int conns;          /* a duplicate login overlaps the old connection */
+    bool syncing;       /* live inbox routing held until the sync is done */
+    int transport;
+    int64_t since_ms;
+    char key[];         /* "app\0device\0" */
+} online_ent_t;
+
+struct push_auth {
+    pthread_mutex_t mu;          /* keys, reader */
+    store_reader_t *rd;
+    key_slot_t keys[KEY_SLOTS];
+    pthread_mutex_t rate_mu;
+    rate_slot_t rates[RATE_SLOTS];
+    pthread_mutex_t on_mu;
+    online_ent_t *online[ONLINE_BUCKETS];
+};
+
+int push_auth_new(push_service_t *ps) {
+    push_auth_t *a = calloc(1, sizeof *a);
+    if (!a)
+        return PUSH_E_NOMEM;
+    pthread_mutex_init(&a->mu, NULL);
+    pthread_mutex_init(&a->rate_mu, NULL);
+    pthread_mutex_init(&a->on_mu, NULL);
+    if (ps->cfg.store && store_reader_new(ps->cfg.store, &a->rd) < 0) {
+        free(a);
+        return PUSH_E_SYS;
+    }
+    ps->auth = a;
+    return 0;
+}
+
+void push_auth_free(push_service_t *ps) {
+    push_auth_t *a = ps->auth;
+    if (!a)
+        return;
+    if (a->rd)
+        store_reader_free(a->rd);
+    for (int i = 0; i < ONLINE_BUCKETS; i++)
+        while (a->online[i]) {
+            online_ent_t *e = a->online[i];
+            a->online[i] = e->next;
+            free(e);
+        }
+    OPENSSL_cleanse(a->keys, sizeof a->keys);
+    pthread_mutex_destroy(&a->mu);
+    pthread_mutex_destroy(&a->rate_mu);
+    pthread_mutex_destroy(&a->on_mu);
+    free(a);
+    ps->auth = NULL;
+}
+
+static uint32_t hash(const char *p, size_t n) {
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (uint8_t)p[i]) * 16777619u;
+    return h;
+}
+
+/* ---- keys ---------------------------------------------------------------- */
+
+int push_auth_key(push_service_t *ps, const char *key, size_t len,
+                  char app[64]) {
+    push_auth_t *a = ps->auth;
+    if (!a || !a->rd) {
+        const char *name = push_app_by_key(ps, key, len);
+        if (!name)
+            return -1;
+        snprintf(app, 64, "%s", name);
+        return 0;
+    }
+    if (len == 0 || len > PUSH_KEY_MAX)
+        return -1;
+    key_slot_t *s = &a->keys[hash(key, len) % KEY_SLOTS];
+    int64_t now = (int64_t)clock_mono_ms();
+    int rc = -1;
+    pthread_mutex_lock(&a->mu);
+    if (s->len == len && !CRYPTO_memcmp(s->key, key, len) &&
+        now - s->checked_ms < KEY_TTL_MS) {
+        snprintf(app, 64, "%s", s->app);
+        rc = 0;
+    } else {
+        char k[PUSH_KEY_MAX + 1];
+        memcpy(k, key, len);
+        k[len] = 0;
+        store_app_t sa;
+        if (store_app_by_key(a->rd, k, &sa) == 0) {
+            memcpy(s->key, k, len + 1);
+            s->len = len;
+            snprintf(s->app, sizeof s->app, "%s", sa.name);
+            s->checked_ms = now;
+            snprintf(app, 64, "%s", sa.name);
+            rc = 0;
+        } else if (s->len == len && !CRYPTO_memcmp(s->key, key, len)) {
+            s->len = 0; /* revoked: forget it */
+        }
+        OPENSSL_cleanse(&sa, sizeof sa);
+        OPENSSL_cleanse(k, sizeof k);
+    }
+    pthread_mutex_unlock(&a->mu);
+    return rc;
+}
+
+/* Rare: once per device login of an app not given with --app. */
+int push_auth_secret(push_service_t *ps, const char *app, uint8_t *out,
+                     size_t cap) {
+    push_auth_t *a = ps->auth;
+    if (!a || !a->rd)
+        return -1;
+    store_app_t sa;
+    pthread_mutex_lock(&a->mu);
+    int rc = store_app_get(a->rd, app, &sa);
+    pthread_mutex_unlock(&a->mu);
+    if (rc < 0)
+        return -1;
+    size_t n = strlen(sa.secret);
+    int ret = n <= cap ? (int)n : -1;
+    if (ret > 0)
+        memcpy(out, sa.secret, n);
+    OPENSSL_cleanse(&sa, sizeof sa);
+    return ret;
+}
+
+int push_auth_status(push_service_t *ps, const char *msg_id,
+                     store_status_t *out) {
+    push_auth_t *a = ps->auth;
+    if (!a || !a->rd)
+        return STORE_E_NOTFOUND;
+    pthread_mutex_lock(&a->mu);
+    int rc = store_status_get(a->rd, msg_id, out);
+    pthread_mutex_unlock(&a->mu);
+    return rc;
+}
+
+int push_auth_device(push_service_t *ps, const char *app, const char *dev,
+                     store_device_info_t *out) {
+    push_auth_t *a = ps->auth;
+    memset(out, 0, sizeof *out);
+    if (!a || !a->rd)
+        return 0;
+    pthread_mutex_lock(&a->mu);
+    int rc = store_device_info(a->rd, app, dev, out);
+    pthread_mutex_unlock(&a->mu);
+    return rc == STORE_E_NOTFOUND ? 0 : rc;
+}
+
+/* ---- rate limits ------------------------------------------------------- */
+
+bool push_rate_take(push_service_t *ps, const char *app) {
+    push_auth_t *a = ps->auth;
+    double rate = ps->cfg.rate_app, burst = ps->cfg.burst;
+    if (!a || rate <= 0)
+        return true;
+    if (burst < 1)
+        burst = rate < 1 ? 1 : rate;
+    size_t n = strlen(app);
+    rate_slot_t *s = &a->rates[hash(app, n) % RATE_SLOTS];
+    int64_t now = (int64_t)clock_mono_us();
+    bool ok;
+    pthread_mutex_lock(&a->rate_mu);
+    if (strcmp(s->app, app)) {
+        /* Slot taken by another app (or new): two apps sharing a slot share
+         * a bucket only until one of them is quiet; acceptable for a
+         * limiter whose job is to stop floods. */
+        snprintf(s->app, sizeof s->app, "%s", app);
+        s->tokens = burst;
+        s->last_us = now;
+    }
+    s->tokens += (double)(now - s->last_us) * rate / 1e6;
+    if (s->tokens > burst)
+        s->tokens = burst;
+    s->last_us = now;
+    ok = s->tokens >= 1;
+    if (ok)
+        s->tokens -= 1;
+    pthread_mutex_unlock(&a->rate_mu);
+    return ok;
+}
+
+/* ---- online table -------------------------------------------------------- */
+
+static size_t make_key(char *buf, size_t cap, const char *app,
+                       const char *dev) {
+    int n = snprintf(buf, cap, "%s%c%s", app, 0, dev);
+    return n < 0 || (size_t)n >= cap ? 0 : (size_t)n + 1;
+}
+
+void push_online_set(push_service_t *ps, const gw_device_t *d, bool on) {
+    push_auth_t *a = ps->auth;
+    char k[300];
+    size_t n = a ? make_key(k, sizeof k, d->app, d->device) : 0;
+    if (!n)
+        return;
+    online_ent_t **pp = &a->online[hash(k, n) % ONLINE_BUCKETS];
+    pthread_mutex_lock(&a->on_mu);
+    while (*pp && memcmp((*pp)->key, k, n))
+        pp = &(*pp)->next;
+    if (on) {
+        online_ent_t *e = *pp;
+        if (!e && (e = calloc(1, sizeof *e + n))) {
+            memcpy(e->key, k, n);
+            *pp = e;
+        }
+        if (e) {
+            e->conns++;
+            e->syncing = ps->sync != NULL;
+            e->transport = d->transport;
+            e->since_ms = (int64_t)clock_wall_ms();
+        }
+    } else if (*pp && --(*pp)->conns <= 0) {
+        online_ent_t *e = *pp;
+        *pp = e->next;
+        free(e);
+    }
+    pthread_mutex_unlock(&a->on_mu);
+}
+
+/* Why hold live inbox messages while a device is synced: acks are
+ * cumulative, so a live seq 101 overtaking synced 3..100 would be acked
+ * first and delete 3..100 from the store before they reached the device.
+ * While `syncing`, live messages are left to the sync (which fetches them:
+ * their commit precedes this check); push_sync_done() sends the last rows
+ * and clears the flag under the same lock, so later live messages queue
+ * behind everything fetched. */
+int push_route_device(push_service_t *ps, const char *app, const char *dev,
+                      const gw_msg_t *m) {
+    push_auth_t *a = ps->auth;
+    char k[300];
+    size_t n = a ? make_key(k, sizeof k, app, dev) : 0;
+    if (!n)
+        return ps->sink.device(ps->sink.ctx, app, dev, m);
+    pthread_mutex_lock(&a->on_mu);
+    online_ent_t *e = a->online[hash(k, n) % ONLINE_BUCKETS];
+    while (e && memcmp(e->key, k, n))
+        e = e->next;
+    int rc = e && e->syncing ? 1 : ps->sink.device(ps->sink.ctx, app, dev, m);
+    pthread_mutex_unlock(&a->on_mu);
+    return rc;
+}
+
+void push_sync_done(push_service_t *ps, const char *app, const char *dev,
+                    void (*last)(void *ctx), void *ctx) {
+    push_auth_t *a = ps->auth;
+    char k[300];
+    size_t n = a ? make_key(k, sizeof k, app, dev) : 0;
+    if (!n)
+        return;
+    pthread_mutex_lock(&a->on_mu);
+    if (last)
+        last(ctx);
+    for (online_ent_t *e = a->online[hash(k, n) % ONLINE_BUCKETS]; e;
+         e = e->next)
+        if (!memcmp(e->key, k, n))
+            e->syncing = false;
+    pthread_mutex_unlock(&a->on_mu);
+}
+
+bool push_online_get(push_service_t *ps, const char *app, const char *dev,
+                     int *transport, int64_t *since_ms) {
+    push_auth_t *a = ps->auth;
+    char k[300];
+    size_t n = a ? make_key(k, sizeof k, app, dev) : 0;
+    if (!n)
+        return false;
+    bool found = false;
+    pthread_mutex_lock(&a->on_mu);
+    for (online_ent_t *e = a->online[hash(k, n) % ONLINE_BUCKETS]; e;
+         e = e->next)
+        if (!memcmp(e->key, k, n)) {
+            *transport = e->transport;
+            *since_ms = e->since_ms;
+            found = true;
+            break;
+        }
+    pthread_mutex_unlock(&a->on_mu);
+    return found;
+}

@@ -1,0 +1,278 @@
+/*
+ * push_ops.c: the four PushAPI operations, shared by HTTP and TARS.
+ *
+ * A transport validates its own syntax, builds a push_call_t (copying what
+ * it needs) and runs it.  With a store, every call becomes one store
+ * request (status record + idempotency; inbox or broadcast append when the
+ * ttl is > 0); the answer and the hand-off to the gateway happen in the
+ * request's done callback, i.e. only after the write is durable, and the
+ * message is routed with the seq the store assigned.  Without a store the
+ * call completes at once, online-only.
+ */
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/clock.h"
+#include "core/log.h"
+#include "core/token.h"
+#include "push/push_int.h"
+
+#define ID_FIELD_MAX 128
+
+push_call_t *push_call_new(push_service_t *ps, int op, const char *app) {
+    push_call_t *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->ps = ps;
+    c->op = op;
+    c->ttl = 86400;
+    c->need_ack = true;
+    snprintf(c->app, sizeof c->app, "%s", app);
+    return c;
+}
+
+static void free_list(char **v, uint32_t n) {
+    for (uint32_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+void push_call_free(push_call_t *c) {
+    if (!c)
+        return;
+    free(c->request_id);
+    free(c->collapse_key);
+    free(c->payload);
+    free_list(c->devices, c->n_devices);
+    free_list(c->rejected, c->n_rejected);
+    free(c->seqs);
+    free(c);
+}
+
+void push_call_set_err(push_call_t *c, int ret, const char *msg) {
+    c->ret = ret;
+    snprintf(c->err, sizeof c->err, "%s", msg);
+}
+
+static char *dup_n(const char *s, size_t n) {
+    char *d = malloc(n + 1);
+    if (d) {
+        memcpy(d, s, n);
+        d[n] = 0;
+    }
+    return d;
+}
+
+int push_call_set_msg(push_call_t *c, const char *request_id, size_t rid_len,
+                      const char *collapse_key, size_t ck_len,
+                      const uint8_t *payload, size_t payload_len, int64_t ttl,
+                      bool need_ack) {
+    const push_config_t *cfg = &c->ps->cfg;
+    char msg[128];
+    if (ttl < 0 || ttl > cfg->max_ttl) {
+        snprintf(msg, sizeof msg, "ttl must be 0..%d seconds", cfg->max_ttl);
+        push_call_set_err(c, PUSH_RET_TTL, msg);
+        return c->ret;
+    }
+    if (payload_len > cfg->max_payload) {
+        snprintf(msg, sizeof msg, "payload is %zu bytes, the limit is %u",
+                 payload_len, cfg->max_payload);
+        push_call_set_err(c, PUSH_RET_PAYLOAD_TOO_LARGE, msg);
+        return c->ret;
+    }
+    if (rid_len > ID_FIELD_MAX || ck_len > ID_FIELD_MAX) {
+        push_call_set_err(c, PUSH_RET_INVALID,
+                          "requestId and collapseKey are at most 128 bytes");
+        return c->ret;
+    }
+    c->ttl = ttl;
+    c->need_ack = need_ack;
+    if ((rid_len && !(c->request_id = dup_n(request_id, rid_len))) ||
+        (ck_len && !(c->collapse_key = dup_n(collapse_key, ck_len))) ||
+        (payload_len && !(c->payload = malloc(payload_len)))) {
+        push_call_set_err(c, PUSH_RET_INTERNAL, "out of memory");
+        return c->ret;
+    }
+    if (payload_len)
+        memcpy(c->payload, payload, payload_len);
+    c->payload_len = payload_len;
+    return PUSH_RET_OK;
+}
+
+static int push_str(char ***v, uint32_t *n, uint32_t *cap, const char *s,
+                    size_t len) {
+    if (*n == *cap) {
+        uint32_t nc = *cap ? *cap * 2 : 4;
+        char **nv = realloc(*v, nc * sizeof *nv);
+        if (!nv)
+            return -1;
+        *v = nv;
+        *cap = nc;
+    }
+    char *d = dup_n(s, len);
+    if (!d)
+        return -1;
+    (*v)[(*n)++] = d;
+    return 0;
+}
+
+int push_call_add_device(push_call_t *c, const char *id, size_t len) {
+    if (c->n_devices + c->n_rejected >= PUSH_MAX_DEVICES) {
+        push_call_set_err(c, PUSH_RET_TOO_MANY_DEVICES,
+                          "at most 10000 deviceIds per call");
+        return c->ret;
+    }
+    bool ok = token_id_valid(id, len);
+    if (!ok && c->op == PUSH_OP_SINGLE) {
+        push_call_set_err(c, PUSH_RET_INVALID,
+                          "deviceId must be 1..128 characters of "
+                          "[A-Za-z0-9_:@-]");
+        return c->ret;
+    }
+    int rc = ok ? push_str(&c->devices, &c->n_devices, &c->cap_devices, id,
+                           len)
+                : push_str(&c->rejected, &c->n_rejected, &c->cap_rejected,
+                           id, len);
+    if (rc < 0) {
+        push_call_set_err(c, PUSH_RET_INTERNAL, "out of memory");
+        return c->ret;
+    }
+    return PUSH_RET_OK;
+}
+
+/* ---- delivery ------------------------------------------------------------ */
+
+static void gw_msg_of(const push_call_t *c, int timeline, int64_t seq,
+                      gw_msg_t *g) {
+    memset(g, 0, sizeof *g);
+    g->msg_id = c->msg_id;
+    g->seq = seq;
+    g->timeline = timeline;
+    g->payload = c->payload;
+    g->payload_len = c->payload_len;
+    g->need_ack = c->need_ack;
+    g->sent_at_ms = (int64_t)clock_wall_ms();
+}
+
+static bool stored_kind(const push_call_t *c) {
+    return c->ttl > 0 && c->ps->cfg.store &&
+           (c->op == PUSH_OP_SINGLE || c->op == PUSH_OP_MULTI ||
+            c->op == PUSH_OP_ALL);
+}
+
+/* Hands the (stored, if it has a ttl) message to the gateway and fills the
+ * result.  Runs on the writer thread after the commit, or inline without a
+ * store; only enqueues. */
+static void deliver(push_call_t *c) {
+    push_service_t *ps = c->ps;
+    const push_sink_t *s = &ps->sink;
+    bool stored = stored_kind(c);
+    gw_msg_t g;
+    long on = 0;
+    if (c->op == PUSH_OP_SINGLE || c->op == PUSH_OP_MULTI) {
+        for (uint32_t i = 0; i < c->n_devices; i++) {
+            gw_msg_of(c, stored ? 0 : 2, stored ? c->seqs[i] : 0, &g);
+            int r = stored ? push_route_device(ps, c->app, c->devices[i], &g)
+                           : s->device(s->ctx, c->app, c->devices[i], &g);
+            if (r > 0)
+                on++;
+        }
+        c->online = on;
+        c->stored = stored ? (long)c->n_devices : 0;
+        c->state = on ? PUSH_ST_WRITTEN
+                      : stored ? PUSH_ST_STORED : PUSH_ST_DROPPED;
+    } else {
+        gw_msg_of(c, stored ? 1 : 2, stored ? c->req.seq : 0, &g);
+        on = s->online(s->ctx, c->app, &g);
+        c->online = c->targeted = on;
+    }
+    atomic_fetch_add_explicit(&ps->n_pushes, 1, memory_order_relaxed);
+    if (on > 0) {
+        atomic_fetch_add_explicit(&ps->n_delivered, on, memory_order_relaxed);
+        if (ps->cfg.store) {
+            push_status_add(ps, c->msg_id, STORE_EV_ROUTED, on);
+            push_status_add(ps, c->msg_id, STORE_EV_WRITTEN, on);
+        }
+    }
+}
+
+static void on_stored(store_req_t *req, int rc) {
+    push_call_t *c = req->data;
+    push_service_t *ps = c->ps;
+    if (rc == STORE_DUPLICATE) {
+        c->duplicate = true;
+        snprintf(c->msg_id, sizeof c->msg_id, "%s", req->dup_msg_id);
+        c->state = PUSH_ST_ACCEPTED;
+    } else if (rc < 0) {
+        log_warn("push store failed", "msg=%s err=%s", c->msg_id,
+                 store_strerror(rc));
+        push_call_set_err(c, PUSH_RET_STORE, store_strerror(rc));
+    } else {
+        deliver(c);
+    }
+    push_reply_fn reply = c->reply;
+    reply(c);
+    atomic_fetch_sub_explicit(&ps->inflight, 1, memory_order_release);
+}
+
+static int store_op_of(const push_call_t *c) {
+    if (!stored_kind(c))
+        return STORE_OP_ACCEPT;
+    return c->op == PUSH_OP_ALL ? STORE_OP_BCAST_APPEND
+                                : STORE_OP_INBOX_APPEND;
+}
+
+int push_call_run(push_call_t *c) {
+    push_service_t *ps = c->ps;
+    if (c->ret != PUSH_RET_OK)
+        return 1;
+    if ((c->op == PUSH_OP_SINGLE || c->op == PUSH_OP_MULTI) &&
+        c->n_devices == 0) {
+        push_call_set_err(c, PUSH_RET_INVALID,
+                          c->op == PUSH_OP_SINGLE ? "deviceId is missing"
+                                                  : "no valid deviceId");
+        return 1;
+    }
+    push_msg_id(c->msg_id);
+    if (!ps->cfg.store) {
+        deliver(c);
+        return 1;
+    }
+    store_req_t *r = &c->req;
+    memset(r, 0, sizeof *r);
+    r->op = store_op_of(c);
+    r->kind = c->op;
+    r->msg.app = c->app;
+    r->msg.msg_id = c->msg_id;
+    r->msg.request_id = c->request_id;
+    r->msg.payload = c->payload;
+    r->msg.payload_len = c->payload_len;
+    r->msg.ttl = (int32_t)c->ttl;
+    r->msg.collapse_key = c->collapse_key;
+    r->msg.need_ack = c->need_ack;
+    r->msg.created_ms = (int64_t)clock_wall_ms();
+    r->devices = (const char *const *)c->devices;
+    r->n_devices = c->n_devices;
+    if (r->op == STORE_OP_INBOX_APPEND) {
+        c->seqs = calloc(c->n_devices, sizeof *c->seqs);
+        if (!c->seqs) {
+            push_call_set_err(c, PUSH_RET_INTERNAL, "out of memory");
+            return 1;
+        }
+        r->seqs = c->seqs;
+    }
+    r->done = on_stored;
+    r->data = c;
+    atomic_fetch_add_explicit(&ps->inflight, 1, memory_order_acquire);
+    int rc = store_submit(ps->cfg.store, r);
+    if (rc < 0) {
+        atomic_fetch_sub_explicit(&ps->inflight, 1, memory_order_release);
+        push_call_set_err(c, rc == STORE_E_FULL ? PUSH_RET_OVERLOADED
+                                                : PUSH_RET_STORE,
+                          store_strerror(rc));
+        return 1;
+    }
+    return 0;
+}
