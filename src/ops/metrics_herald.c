@@ -99,6 +99,13 @@ static const metrics_def_t DEFS[M_HERALD_COUNT] = {
     [M_STORE_ERRORS] = {"herald_store_errors_total",
         "Store operations that failed, by operation.", METRICS_COUNTER,
         L1("op", STORE_OPS)},
+    [M_STORE_ROWS] = {"herald_store_rows_written_total",
+        "Rows the store inserted, updated or deleted (a broadcast to every "
+        "device is a constant number, whatever the device count).",
+        METRICS_COUNTER_FN},
+    [M_STORE_COMMITS] = {"herald_store_commits_total",
+        "Store transactions committed (group commit: many writes each).",
+        METRICS_COUNTER_FN},
     [M_QUEUE_DEPTH] = {"herald_queue_depth",
         "Items waiting in an internal queue (read at scrape).",
         METRICS_GAUGE_FN, L1("queue", QUEUES)},

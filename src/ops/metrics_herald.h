@@ -44,6 +44,8 @@ enum metrics_herald_id {
     /* store */
     M_STORE_LATENCY,       /* histogram {op} */
     M_STORE_ERRORS,        /* counter {op} */
+    M_STORE_ROWS,          /* callback counter: rows written */
+    M_STORE_COMMITS,       /* callback counter: transactions committed */
     M_QUEUE_DEPTH,         /* callback gauge {queue} */
     /* process */
     M_PROC_RSS,

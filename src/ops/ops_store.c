@@ -40,6 +40,18 @@ static double read_expired(void *ctx, unsigned a, unsigned b) {
     return (double)s.expired;
 }
 
+static double read_rows(void *ctx, unsigned a, unsigned b) {
+    store_stats_t s;
+    store_stats(ctx, &s);
+    return (double)s.rows_written;
+}
+
+static double read_commits(void *ctx, unsigned a, unsigned b) {
+    store_stats_t s;
+    store_stats(ctx, &s);
+    return (double)s.commits;
+}
+
 ops_store_t *ops_store_new(store_t *st) {
     ops_store_t *os = calloc(1, sizeof *os);
     if (!os) return NULL;
@@ -47,6 +59,8 @@ ops_store_t *ops_store_new(store_t *st) {
     (void)metrics_herald_init();
     (void)metrics_set_reader(M_QUEUE_DEPTH, read_queue, st);
     (void)metrics_set_reader(M_EXPIRIES, read_expired, st);
+    (void)metrics_set_reader(M_STORE_ROWS, read_rows, st);
+    (void)metrics_set_reader(M_STORE_COMMITS, read_commits, st);
     return os;
 }
 

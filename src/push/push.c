@@ -30,7 +30,10 @@ void push_config_defaults(push_config_t *c) {
     c->http_host = "127.0.0.1";
     c->http_port = 8080;
     c->max_payload = 4096;
-    c->max_body = 65536;
+    /* Room for a multi push naming PUSH_MAX_DEVICES ids of the longest
+     * form (128 chars, quoted, comma) plus 64 KiB for the rest; the input
+     * buffer grows only as far as a request needs. */
+    c->max_body = PUSH_MAX_DEVICES * (128 + 4) + 65536;
     c->head_timeout = 10;
     c->idle_timeout = 60;
     c->max_conns = 1024;

@@ -61,7 +61,7 @@ typedef struct push_config {
     const char *http_host;  /* default "127.0.0.1" (safe first run) */
     int http_port;          /* default 8080; 0 = any free port */
     uint32_t max_payload;   /* bytes of a message payload; default 4096 */
-    uint32_t max_body;      /* bytes of a request body; default 65536 */
+    uint32_t max_body;      /* bytes of a request body; default 1,385,536 */
     int head_timeout;       /* seconds to send a request head; default 10 */
     int idle_timeout;       /* seconds a keep-alive conn may idle; 60 */
     int max_conns;          /* HTTP connections at once; default 1024 */

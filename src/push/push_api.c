@@ -22,6 +22,7 @@
 #include "core/clock.h"
 #include "core/token.h"
 #include "gateway/http.h"
+#include "ops/metrics_herald.h"
 #include "push/push_int.h"
 
 #define ID_FIELD_MAX 128 /* requestId, collapseKey */
@@ -226,6 +227,8 @@ static const char *state_name(int st) {
 
 /* The answer of a completed call; frees it. */
 void push_api_finish(push_call_t *c, push_api_resp_t *resp) {
+    /* enum push_op 1..4 lines up with MH_ROUTE_PUSH_DEVICE..PUSH_ALL. */
+    resp->route1 = (unsigned)c->op;
     if (c->ret != PUSH_RET_OK) {
         const char *code;
         int st = ret_status(c->ret, &code);
@@ -379,6 +382,8 @@ static int handle_get(push_service_t *ps, const http_req_t *r,
     if (!auth_app(ps, r, buf, app))
         return fail(resp, 401, "unauthorized",
                     "missing or unknown API key (Authorization: Bearer KEY)");
+    if (is_msg)
+        resp->route1 = MH_ROUTE_MESSAGE + 1;
     return is_msg ? get_message(ps, app, arg, resp)
                   : get_device(ps, app, arg, resp);
 }

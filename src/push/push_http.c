@@ -34,6 +34,7 @@
 #include "core/log.h"
 #include "core/net.h"
 #include "ev/ev.h"
+#include "ops/metrics_herald.h"
 #include "push/push_int.h"
 
 #define OUT_PAUSE (256u * 1024) /* queued output that pauses reading */
@@ -189,6 +190,9 @@ static void queue_response(hconn_t *c, const push_api_resp_t *r, bool close,
         return;
     }
     push_service_t *ps = c->h->ps;
+    metrics_inc(M_HTTP_REQUESTS,
+                r->route1 ? r->route1 - 1 : MH_ROUTE_OTHER,
+                mh_status_idx(r->status));
     atomic_fetch_add_explicit(&ps->n_http, 1, memory_order_relaxed);
     if (r->status >= 400)
         atomic_fetch_add_explicit(&ps->n_http_err, 1, memory_order_relaxed);

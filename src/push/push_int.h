@@ -71,6 +71,7 @@ typedef struct push_api_resp {
     bool allow_get;  /* 405: add "Allow: GET, HEAD" */
     char *body;
     size_t body_len;
+    unsigned route1; /* metrics route (enum mh_route) + 1; 0 = other */
 } push_api_resp_t;
 
 int push_api_handle(push_service_t *ps, const http_req_t *r, const char *buf,

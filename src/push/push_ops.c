@@ -17,6 +17,7 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/token.h"
+#include "ops/metrics_herald.h"
 #include "push/push_int.h"
 
 #define ID_FIELD_MAX 128
@@ -236,6 +237,7 @@ int push_call_run(push_call_t *c) {
         return 1;
     }
     push_msg_id(c->msg_id);
+    metrics_inc(M_PUSHES, (unsigned)(c->op - PUSH_OP_SINGLE), 0);
     if (!ps->cfg.store) {
         deliver(c);
         return 1;
