@@ -372,7 +372,7 @@ TEST(method_and_framing) {
     CHECK_EQ_INT(r.status, 411);
     json_decref(r.json);
     CHECK_EQ_INT(request(ps, "POST /v1/push/device HTTP/1.1\r\nHost: x\r\n"
-                             "Content-Length: 999999\r\n\r\n",
+                             "Content-Length: 9999999\r\n\r\n",
                          &r), 0);
     CHECK_EQ_INT(r.status, 413);
     CHECK(!strcmp(err_code(&r), "body_too_large"));
