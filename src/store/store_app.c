@@ -78,6 +78,7 @@ static int app_exists(store_t *st, const char *name) {
 /* Runs fn inside one transaction on the write connection. */
 static int in_txn(store_t *st, int (*fn)(store_t *, void *), void *arg) {
     pthread_mutex_lock(&st->db_mu);
+    store__set_sync(st, true); /* apps and keys must survive power loss */
     int rc = store__exec(st->db, "BEGIN IMMEDIATE");
     if (rc == 0) {
         rc = fn(st, arg);

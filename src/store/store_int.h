@@ -70,6 +70,7 @@ struct store {
     char *path;
     sqlite3 *db;                /* the write connection */
     sqlite3_stmt *st[W_COUNT];
+    bool sync_full_now;         /* the write connection's PRAGMA now */
     /* Held by the writer for a whole batch, and by the synchronous app
      * functions, so the write connection is used by one thread at once. */
     pthread_mutex_t db_mu;
@@ -100,6 +101,9 @@ int store__open_conn(const char *path, bool writer, bool sync_full,
 sqlite3_stmt *store__stmt(sqlite3 *db, sqlite3_stmt **slot, const char *sql);
 int store__sql_err(sqlite3 *db, int rc, const char *what);
 int store__exec(sqlite3 *db, const char *sql);
+/* Write connection only, under db_mu: fsync at commit (full, when the
+ * config allows) or not (see batch_needs_fsync in store_writer.c). */
+void store__set_sync(store_t *st, bool full);
 
 /* store_schema.c */
 int store__schema_ensure(sqlite3 *db);

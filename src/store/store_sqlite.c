@@ -146,6 +146,7 @@ int store_open(const store_config_t *cfg, store_t **out) {
     pthread_condattr_destroy(&ca);
     int rc = store__open_conn(st->path, true, st->cfg.synchronous_full,
                               &st->db);
+    st->sync_full_now = st->cfg.synchronous_full;
     if (rc == 0) rc = store__schema_ensure(st->db);
     if (rc == 0 && pthread_create(&st->thread, NULL, store__writer_main, st))
         rc = STORE_E_NOMEM;
