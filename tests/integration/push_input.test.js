@@ -314,7 +314,11 @@ test('no bad call stored a broadcast', async () => {
     const r = await res.json();
     assert.equal(res.status, 200, JSON.stringify(r));
     await until(() => ws.pushes.some((p) => p.msgId === r.msgId), 5000, 'marker');
-    assert.deepEqual(ws.pushes.map((p) => p.payload), ['marker']);
+    // At-least-once: the marker can race the connect-time sync and come
+    // twice; what must hold is that no other message (a bad call that was
+    // stored anyway) arrives.
+    const distinct = [...new Map(ws.pushes.map((p) => [p.msgId, p.payload])).values()];
+    assert.deepEqual(distinct, ['marker']);
   } finally {
     await closeWs(ws);
   }
