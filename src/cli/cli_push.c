@@ -17,11 +17,10 @@
 
 #include "PushAPI.h"
 #include "cli/cli.h"
+#include "cli/cli_http.h"
 #include "core/b64.h"
 #include "core/net.h"
 #include "rpc/trpc.h"
-
-#define RESP_MAX (1u << 20)
 
 static void push_usage(FILE *f) {
     fprintf(f,
@@ -34,95 +33,6 @@ static void push_usage(FILE *f) {
         "message: (--payload TEXT | --payload-b64 B64) [--ttl SECONDS]\n"
         "         [--request-id ID] [--collapse-key K] [--no-ack]\n\n"
         "KEY may come from $HERALD_API_KEY.\n");
-}
-
-/* "http://host:port[/]" -> host, port. */
-static int parse_url(const char *url, char *host, size_t cap, int *port) {
-    if (strncmp(url, "http://", 7))
-        return -1;
-    url += 7;
-    const char *colon = strrchr(url, ':');
-    const char *slash = strchr(url, '/');
-    size_t hl = colon ? (size_t)(colon - url)
-                      : slash ? (size_t)(slash - url) : strlen(url);
-    if (hl == 0 || hl >= cap)
-        return -1;
-    memcpy(host, url, hl);
-    host[hl] = 0;
-    long p = 80;
-    if (colon) {
-        char digits[8];
-        size_t dl = slash ? (size_t)(slash - colon - 1) : strlen(colon + 1);
-        if (dl == 0 || dl >= sizeof digits)
-            return -1;
-        memcpy(digits, colon + 1, dl);
-        digits[dl] = 0;
-        if (cli_parse_long(digits, 1, 65535, &p) < 0)
-            return -1;
-    }
-    *port = (int)p;
-    return 0;
-}
-
-static int write_all(int fd, const char *p, size_t n) {
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
-/* Reads one response with a Content-Length body; the status, or -1.  The
- * body is NUL-terminated in *body (malloc'd). */
-static int read_response(int fd, char **body) {
-    char *buf = malloc(RESP_MAX + 1);
-    size_t len = 0;
-    if (!buf)
-        return -1;
-    for (;;) {
-        char *end = len ? memmem(buf, len, "\r\n\r\n", 4) : NULL;
-        if (end) {
-            size_t head = (size_t)(end - buf) + 4;
-            buf[head - 2] = 0;
-            int status = 0;
-            unsigned long cl = 0;
-            if (sscanf(buf, "HTTP/1.%*d %d", &status) != 1)
-                break;
-            const char *h = strcasestr(buf, "\r\ncontent-length:");
-            if (h)
-                cl = strtoul(h + 17, NULL, 10);
-            if (cl > RESP_MAX - head)
-                break;
-            while (len < head + cl) {
-                ssize_t n = read(fd, buf + len, RESP_MAX - len);
-                if (n < 0 && errno == EINTR)
-                    continue;
-                if (n <= 0)
-                    goto fail;
-                len += (size_t)n;
-            }
-            memmove(buf, buf + head, cl);
-            buf[cl] = 0;
-            *body = buf;
-            return status;
-        }
-        if (len == RESP_MAX)
-            break;
-        ssize_t n = read(fd, buf + len, RESP_MAX - len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        len += (size_t)n;
-    }
-fail:
-    free(buf);
-    return -1;
 }
 
 /* ---- TARS ------------------------------------------------------------- */
@@ -343,7 +253,7 @@ int cli_push(int argc, char **argv) {
     int port;
     if (!key || optind != argc || (device && !json_object_get(req, "deviceId")) ||
         (multi && json_array_size(ids) == 0) ||
-        parse_url(url, host, sizeof host, &port) < 0) {
+        cli_http_parse_url(url, host, sizeof host, &port) < 0) {
         push_usage(stderr);
         json_decref(req);
         return 2;
@@ -373,9 +283,10 @@ int cli_push(int argc, char **argv) {
                       what, host, port, key, strlen(body));
     char *rbody = NULL;
     int status = -1;
-    if (hl > 0 && (size_t)hl < sizeof head && write_all(fd, head, (size_t)hl) == 0 &&
-        write_all(fd, body, strlen(body)) == 0)
-        status = read_response(fd, &rbody);
+    if (hl > 0 && (size_t)hl < sizeof head &&
+        cli_http_write_all(fd, head, (size_t)hl) == 0 &&
+        cli_http_write_all(fd, body, strlen(body)) == 0)
+        status = cli_http_read_response(fd, &rbody);
     close(fd);
     free(body);
     if (status < 0) {

@@ -18,6 +18,7 @@ static const struct cli_cmd {
     {"listen", cli_listen, "act as a device: print each push as a line"},
     {"app", cli_app, "create, list, rotate-key applications (--db)"},
     {"push", cli_push, "send a push through the HTTP API"},
+    {"trace", cli_trace, "show a message's path (accepted ... acked)"},
     {"bench", cli_bench, "load generator: herald, mosquitto or nchan"},
     {"version", cli_version, "print the version"},
 };

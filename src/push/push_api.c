@@ -334,8 +334,8 @@ static int get_message(push_service_t *ps, const char *app, const char *id,
                                       (json_int_t)st.at_ms[i], "count",
                                       (json_int_t)st.count[i]));
     set_body(resp, 200,
-             json_pack("{s:s,s:s,s:i,s:I,s:o}", "msgId", id, "kind",
-                       kind_name(st.kind), "ttl", (int)st.ttl, "targets",
+             json_pack("{s:s,s:s,s:s,s:i,s:I,s:o}", "msgId", id, "app", app,
+                       "kind", kind_name(st.kind), "ttl", (int)st.ttl, "targets",
                        (json_int_t)st.targets, "timeline", tl));
     return 200;
 }

@@ -10,7 +10,8 @@
  *     nothing falls between the two; a message may come twice, which
  *     at-least-once allows (clients dedupe by msgId);
  *   - acks: cumulative STORE_OP_ACK requests, fire-and-forget;
- *   - status counts (routed/written) summed per message in memory and
+ *   - status counts (routed/written, from live pushes and from the rows
+ *     these syncs send) summed per message in memory and
  *     flushed every FLUSH_MS as one STORE_OP_STATUS per message and event,
  *     so a broadcast to many devices costs a few writes, not one each.
  */
@@ -206,6 +207,9 @@ static bool send_rows(push_sync_t *s, const job_t *j, const store_rows_t *rw,
         };
         if (s->ps->sink.device(s->ps->sink.ctx, j->app, j->device, &g) <= 0)
             return false; /* gone again: its next connect syncs */
+        /* Queued on the device's connection: count it like a live push. */
+        push_status_add(s->ps, row->msg_id, STORE_EV_ROUTED, 1);
+        push_status_add(s->ps, row->msg_id, STORE_EV_WRITTEN, 1);
         *after = row->seq;
     }
     return true;
