@@ -55,6 +55,7 @@ async function startServe(t, extra = []) {
   });
   srv.proc = proc;
   srv.stderr = () => err;
+  srv.stdout = () => out; // everything serve printed on stdout so far
   srv.stop = () => new Promise((resolve) => {
     if (proc.exitCode !== null || proc.signalCode) { live.delete(proc); return resolve(); }
     proc.once('exit', () => { live.delete(proc); resolve(); });
