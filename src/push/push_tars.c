@@ -24,6 +24,8 @@
 #include "PushAPI.h"
 #include "core/log.h"
 #include "core/net.h"
+#include "core/clock.h"
+#include "ops/metrics_herald.h"
 #include "push/push_int.h"
 #include "rpc/trpc.h"
 
@@ -96,15 +98,20 @@ static void wake(push_call_t *c) {
 
 /* Runs c to completion (waiting for the store if needed). */
 static void run_wait(tconn_t *t, push_call_t *c) {
+    uint64_t t0 = clock_mono_us();
     c->reply = wake;
     c->reply_ctx = t;
-    if (push_call_run(c) != 0)
-        return;
-    pthread_mutex_lock(&t->mu);
-    while (t->done != c)
-        pthread_cond_wait(&t->cv, &t->mu);
-    t->done = NULL;
-    pthread_mutex_unlock(&t->mu);
+    if (push_call_run(c) == 0) {
+        pthread_mutex_lock(&t->mu);
+        while (t->done != c)
+            pthread_cond_wait(&t->cv, &t->mu);
+        t->done = NULL;
+        pthread_mutex_unlock(&t->mu);
+    }
+    /* enum push_op 1..4 lines up with MH_FN_SINGLE..MH_FN_ALL. */
+    unsigned fn = (unsigned)(c->op - PUSH_OP_SINGLE);
+    metrics_inc(M_TARS_CALLS, fn, c->ret == PUSH_RET_OK ? 0 : 1);
+    metrics_observe(M_TARS_LATENCY, fn, 0, clock_mono_us() - t0);
 }
 
 static int32_t tars_single(jce_call_t *call,
