@@ -142,7 +142,11 @@ test('/metrics counters follow a scripted workload', { timeout: 60000 }, async (
   let after;
   const settled = await until(async () => {
     after = await scrape(srv);
-    return val(after, 'herald_disconnects_total') - val(before, 'herald_disconnects_total') >= 1;
+    // d2's close is counted by a worker thread in two steps (disconnect,
+    // then the gauge), so wait until both show, not just the first.
+    return val(after, 'herald_disconnects_total', { reason: 'peer_gone' }) -
+        val(before, 'herald_disconnects_total', { reason: 'peer_gone' }) >= 1 &&
+      val(after, 'herald_connections', { transport: 'tcp' }) === 1;
   });
   assert.ok(settled, 'the closed device was counted as a disconnect');
   const d = (name, labels) => val(after, name, labels) - val(before, name, labels);
