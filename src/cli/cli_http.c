@@ -42,7 +42,8 @@ int cli_http_parse_url(const char *url, char *host, size_t cap, int *port) {
     return 0;
 }
 
-int cli_http_write_all(int fd, const char *p, size_t n) {
+int cli_http_write_all(int fd, const void *buf, size_t n) {
+    const char *p = buf;
     while (n) {
         ssize_t w = write(fd, p, n);
         if (w < 0 && errno == EINTR)

@@ -25,6 +25,7 @@
 
 #include "Protocol.h"
 #include "cli/cli.h"
+#include "cli/cli_http.h"
 #include "core/b64.h"
 #include "core/clock.h"
 #include "core/net.h"
@@ -157,20 +158,6 @@ static bool deliver(listener_t *l, const char *id, size_t id_len, int64_t seq,
 
 /* ---- I/O helpers ------------------------------------------------------------ */
 
-static int send_all(int fd, const void *buf, size_t n) {
-    const uint8_t *p = buf;
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 /* Reads what is there into rx (poll said readable).  1 on data, 0 on EOF,
  * -1 on error or overflow. */
 static int recv_some(listener_t *l) {
@@ -205,7 +192,7 @@ static int yyb_send(listener_t *l, int cmd, int req_id, const jce_out_t *body) {
     jce_out_t o;
     jce_out_init(&o, JCE_POLICY_CPP);
     yyb_encode_frame(&o, &p);
-    int rc = o.err ? -1 : send_all(l->fd, o.buf, o.len);
+    int rc = o.err ? -1 : cli_http_write_all(l->fd, o.buf, o.len);
     jce_out_free(&o);
     return rc;
 }
@@ -213,7 +200,7 @@ static int yyb_send(listener_t *l, int cmd, int req_id, const jce_out_t *body) {
 static int tcp_hello(listener_t *l) {
     uint8_t pre[YYB_PREFACE_LEN];
     yyb_preface(pre, YYB_VERSION);
-    if (send_all(l->fd, pre, sizeof pre) < 0)
+    if (cli_http_write_all(l->fd, pre, sizeof pre) < 0)
         return -1;
     herald_HelloReq h;
     herald_HelloReq_init(&h);
@@ -385,7 +372,7 @@ static int ws_send(listener_t *l, unsigned op, const void *p, size_t n) {
     memcpy(buf, hdr, hl);
     memcpy(buf + hl, p, n);
     ws_mask(buf + hl, n, mask, 0);
-    int rc = send_all(l->fd, buf, hl + n);
+    int rc = cli_http_write_all(l->fd, buf, hl + n);
     free(buf);
     return rc;
 }
@@ -412,7 +399,7 @@ static int ws_upgrade(listener_t *l) {
                      "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n"
                      "\r\n",
                      l->tok, l->host, l->port, key64);
-    if (n < 0 || (size_t)n >= sizeof req || send_all(l->fd, req, (size_t)n) < 0)
+    if (n < 0 || (size_t)n >= sizeof req || cli_http_write_all(l->fd, req, (size_t)n) < 0)
         return -1;
     for (;;) {
         uint8_t *end = memmem(l->rx, l->rx_len, "\r\n\r\n", 4);
