@@ -9,11 +9,15 @@
  *     (the device is registered in the gateway before the callback), so
  *     nothing falls between the two; a message may come twice, which
  *     at-least-once allows (clients dedupe by msgId);
- *   - acks: cumulative STORE_OP_ACK requests, fire-and-forget;
+ *   - acks: cumulative, so only the highest cursors per device within a
+ *     window matter: kept per device in memory and sent every FLUSH_MS as
+ *     one STORE_OP_ACK each, fire-and-forget (a device acking every push
+ *     of a busy stream costs one store request per window, not per push;
+ *     an ack lost in a crash means a redelivery, which clients dedupe);
  *   - status counts (routed/written, from live pushes and from the rows
  *     these syncs send) summed per message in memory and
- *     flushed every FLUSH_MS as one STORE_OP_STATUS per message and event,
- *     so a broadcast to many devices costs a few writes, not one each.
+ *     flushed every FLUSH_MS as one STORE_OP_STATUS per message,
+ *     so a broadcast to many devices costs one write, not one each.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -23,27 +27,24 @@
 
 #include "core/clock.h"
 #include "core/log.h"
+#include "push/push_agg.h"
 #include "push/push_int.h"
 
 #define FLUSH_MS 100
 #define BATCH 256
 #define MAX_JOBS 100000
-#define STATUS_SLOTS 1024
+#define MAX_STATUS_KEYS (1u << 18) /* messages per window */
+#define MAX_ACK_KEYS (1u << 20)    /* devices per window */
 
-enum { JOB_ONLINE = 1, JOB_ACK = 2 };
+enum { JOB_ONLINE = 1 };
 
 typedef struct job {
     struct job *next;
     int type;
-    int64_t a, b;     /* cursors (online) or acked seqs (ack) */
+    int64_t a, b;     /* the cursors HELLO gave */
     char *device;     /* points into app's buffer */
     char app[];
 } job_t;
-
-typedef struct status_ent {
-    char msg_id[64];
-    long count[STORE_EV_COUNT];
-} status_ent_t;
 
 struct push_sync {
     push_service_t *ps;
@@ -54,9 +55,10 @@ struct push_sync {
     long njobs;
     bool stop;
     store_reader_t *rd;
+    push_agg_t *acks, *acks_out;     /* under mu / sync thread's */
     pthread_mutex_t st_mu;
-    status_ent_t *st;     /* STATUS_SLOTS entries, open addressing */
-    int st_used;
+    push_agg_t *status, *status_out; /* under st_mu / sync thread's */
+    long dropped;                    /* under st_mu: counts lost */
 };
 
 /* ---- job queue ------------------------------------------------------- */
@@ -99,10 +101,21 @@ void push_sync_online(push_service_t *ps, const gw_device_t *d) {
         enqueue(ps->sync, JOB_ONLINE, d, d->inbox_seq, d->broadcast_seq);
 }
 
+/* Keyed "app\0device". */
 void push_sync_ack(push_service_t *ps, const gw_device_t *d, int64_t iseq,
                    int64_t bseq) {
-    if (ps->sync)
-        enqueue(ps->sync, JOB_ACK, d, iseq, bseq);
+    push_sync_t *s = ps->sync;
+    if (!s)
+        return;
+    char key[2 * 130];
+    int n = snprintf(key, sizeof key, "%s%c%s", d->app, 0, d->device);
+    if (n < 0 || (size_t)n >= sizeof key)
+        return;
+    pthread_mutex_lock(&s->mu);
+    if (!s->stop && (push_agg_put(s->acks, key, (size_t)n, 0, iseq) < 0 ||
+                     push_agg_put(s->acks, key, (size_t)n, 1, bseq) < 0))
+        s->dropped++; /* the device's next ack carries it */
+    pthread_mutex_unlock(&s->mu);
 }
 
 /* ---- status aggregation ---------------------------------------------- */
@@ -112,24 +125,9 @@ void push_status_add(push_service_t *ps, const char *msg_id, int event,
     push_sync_t *s = ps->sync;
     if (!s || event < 0 || event >= STORE_EV_COUNT)
         return;
-    size_t n = strlen(msg_id);
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (uint8_t)msg_id[i]) * 16777619u;
     pthread_mutex_lock(&s->st_mu);
-    for (int probe = 0; probe < STATUS_SLOTS; probe++) {
-        status_ent_t *e = &s->st[(h + (uint32_t)probe) % STATUS_SLOTS];
-        if (!e->msg_id[0]) {
-            if (s->st_used >= STATUS_SLOTS * 3 / 4)
-                break; /* full until the next flush: drop the count */
-            snprintf(e->msg_id, sizeof e->msg_id, "%s", msg_id);
-            s->st_used++;
-        }
-        if (!strcmp(e->msg_id, msg_id)) {
-            e->count[event] += count;
-            break;
-        }
-    }
+    if (push_agg_put(s->status, msg_id, strlen(msg_id), event, count) < 0)
+        s->dropped++;
     pthread_mutex_unlock(&s->st_mu);
 }
 
@@ -138,58 +136,64 @@ static void free_req(store_req_t *r, int rc) {
     free(r);
 }
 
-static void submit_status(push_sync_t *s, const char *msg_id, int ev,
-                          long count) {
-    size_t n = strlen(msg_id) + 1;
-    store_req_t *r = calloc(1, sizeof *r + n);
+static void submit_status(void *ctx, const char *msg_id, size_t len,
+                          const int64_t *counts) {
+    push_sync_t *s = ctx;
+    store_req_t *r = calloc(1, sizeof *r + len + 1);
     if (!r)
         return;
-    char *id = (char *)(r + 1);
-    memcpy(id, msg_id, n);
+    char *id = memcpy(r + 1, msg_id, len);
+    id[len] = 0;
     r->op = STORE_OP_STATUS;
     r->msg.msg_id = id;
-    r->event = ev;
-    r->count = count;
+    memcpy(r->counts, counts, sizeof r->counts);
     r->done = free_req;
     if (store_submit(s->ps->cfg.store, r) < 0)
         free(r);
 }
 
 static void flush_status(push_sync_t *s) {
-    status_ent_t *old, *fresh = calloc(STATUS_SLOTS, sizeof *fresh);
-    if (!fresh)
-        return;
     pthread_mutex_lock(&s->st_mu);
-    old = s->st;
-    int used = s->st_used;
-    s->st = fresh;
-    s->st_used = 0;
+    push_agg_t *full = s->status;
+    s->status = s->status_out;
+    s->status_out = full;
+    long dropped = s->dropped;
+    s->dropped = 0;
     pthread_mutex_unlock(&s->st_mu);
-    for (int i = 0; used && i < STATUS_SLOTS; i++)
-        for (int ev = 0; old[i].msg_id[0] && ev < STORE_EV_COUNT; ev++)
-            if (old[i].count[ev])
-                submit_status(s, old[i].msg_id, ev, old[i].count[ev]);
-    free(old);
+    push_agg_drain(full, submit_status, s);
+    if (dropped)
+        log_warn("status counts or acks dropped", "n=%ld", dropped);
 }
 
-/* ---- jobs ------------------------------------------------------------- */
+/* ---- acks ------------------------------------------------------------- */
 
-static void do_ack(push_sync_t *s, const job_t *j) {
-    size_t al = strlen(j->app) + 1, dl = strlen(j->device) + 1;
-    store_req_t *r = calloc(1, sizeof *r + al + dl);
+static void submit_ack(void *ctx, const char *key, size_t len,
+                       const int64_t *seqs) {
+    push_sync_t *s = ctx;
+    store_req_t *r = calloc(1, sizeof *r + len + 1);
     if (!r)
         return;
-    char *app = (char *)(r + 1), *dev = app + al;
-    memcpy(app, j->app, al);
-    memcpy(dev, j->device, dl);
+    char *app = memcpy(r + 1, key, len);
+    app[len] = 0;
     r->op = STORE_OP_ACK;
     r->msg.app = app;
-    r->device = dev;
-    r->seq = j->a;
-    r->bseq = j->b;
+    r->device = app + strlen(app) + 1;
+    r->seq = seqs[0];
+    r->bseq = seqs[1];
     r->done = free_req;
     if (store_submit(s->ps->cfg.store, r) < 0)
         free(r);
+}
+
+/* Before a sync too: the store must see a device's acks before the
+ * DEVICE_SEEN that reads its cursors (requests run in FIFO order). */
+static void flush_acks(push_sync_t *s) {
+    pthread_mutex_lock(&s->mu);
+    push_agg_t *full = s->acks;
+    s->acks = s->acks_out;
+    s->acks_out = full;
+    pthread_mutex_unlock(&s->mu);
+    push_agg_drain(full, submit_ack, s);
 }
 
 static bool send_rows(push_sync_t *s, const job_t *j, const store_rows_t *rw,
@@ -276,10 +280,7 @@ static void do_online(push_sync_t *s, const job_t *j) {
 }
 
 static void run_job(push_sync_t *s, job_t *j) {
-    if (j->type == JOB_ONLINE)
-        do_online(s, j);
-    else
-        do_ack(s, j);
+    do_online(s, j);
     free(j);
 }
 
@@ -308,12 +309,15 @@ static void *sync_main(void *arg) {
         s->njobs = 0;
         bool stop = s->stop;
         pthread_mutex_unlock(&s->mu);
+        if (batch)
+            flush_acks(s);
         while (batch) {
             job_t *j = batch;
             batch = j->next;
             run_job(s, j);
         }
         if (clock_mono_ms() >= next_flush || stop) {
+            flush_acks(s);
             flush_status(s);
             next_flush = clock_mono_ms() + FLUSH_MS;
         }
@@ -325,16 +329,27 @@ static void *sync_main(void *arg) {
     return NULL;
 }
 
+static void free_tables(push_sync_t *s) {
+    push_agg_free(s->status);
+    push_agg_free(s->status_out);
+    push_agg_free(s->acks);
+    push_agg_free(s->acks_out);
+}
+
 int push_sync_start(push_service_t *ps) {
     push_sync_t *s = calloc(1, sizeof *s);
     if (!s)
         return -12;
     s->ps = ps;
-    s->st = calloc(STATUS_SLOTS, sizeof *s->st);
+    s->status = push_agg_new(STORE_EV_COUNT, PUSH_AGG_ADD, MAX_STATUS_KEYS);
+    s->status_out = push_agg_new(STORE_EV_COUNT, PUSH_AGG_ADD, MAX_STATUS_KEYS);
+    s->acks = push_agg_new(2, PUSH_AGG_MAX, MAX_ACK_KEYS);
+    s->acks_out = push_agg_new(2, PUSH_AGG_MAX, MAX_ACK_KEYS);
     pthread_mutex_init(&s->mu, NULL);
     pthread_mutex_init(&s->st_mu, NULL);
     pthread_cond_init(&s->cv, NULL);
-    int rc = s->st ? store_reader_new(ps->cfg.store, &s->rd) : -12;
+    bool mem = s->status && s->status_out && s->acks && s->acks_out;
+    int rc = mem ? store_reader_new(ps->cfg.store, &s->rd) : -12;
     if (rc == 0 && (rc = -pthread_create(&s->thread, NULL, sync_main, s)) ==
                        0) {
         ps->sync = s;
@@ -342,7 +357,7 @@ int push_sync_start(push_service_t *ps) {
     }
     if (s->rd)
         store_reader_free(s->rd);
-    free(s->st);
+    free_tables(s);
     free(s);
     return rc < 0 ? rc : -5;
 }
@@ -376,6 +391,6 @@ void push_sync_free(push_service_t *ps) {
     pthread_mutex_destroy(&s->mu);
     pthread_mutex_destroy(&s->st_mu);
     pthread_cond_destroy(&s->cv);
-    free(s->st);
+    free_tables(s);
     free(s);
 }

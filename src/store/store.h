@@ -100,7 +100,8 @@ enum store_op {
     STORE_OP_ACK = 4,
     /* Registers app/device if new (first connect); out: cursors. */
     STORE_OP_DEVICE_SEEN = 5,
-    /* Adds counts to a message's status record (written, routed...). */
+    /* Adds counts[ev] to a message's status record for every event with
+     * a count (its first time is set then): one update per message. */
     STORE_OP_STATUS = 6,
 };
 
@@ -132,8 +133,7 @@ struct store_req {
     int64_t seq;                 /* out BCAST_APPEND; in ACK (inbox) */
     int64_t bseq;                /* in ACK (broadcast cursor) */
     const char *device;          /* ACK, DEVICE_SEEN */
-    int event;                   /* STATUS: enum store_event */
-    int64_t count;               /* STATUS: how many (devices) */
+    int64_t counts[STORE_EV_COUNT]; /* STATUS: how many, per event */
     int64_t inbox_acked;         /* out DEVICE_SEEN */
     int64_t bcast_cursor;        /* out DEVICE_SEEN */
     bool created;                /* out DEVICE_SEEN: first time seen */

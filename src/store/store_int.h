@@ -24,6 +24,8 @@ enum wstmt {
     W_MSG_INSERT,
     W_BHEAD_GET,
     W_DEV_APPEND,
+    W_DEV_SEQ,
+    W_DEV_SEQ_SET,
     W_INBOX_COLLAPSE,
     W_INBOX_INSERT,
     W_BHEAD_BUMP,
@@ -35,8 +37,7 @@ enum wstmt {
     W_ACK_DEL_INBOX,
     W_ACK_COUNT_BCAST,
     W_ACK_SET,
-    W_STATUS_0, /* W_STATUS_0 + event: one per status column pair */
-    W_STATUS_LAST = W_STATUS_0 + STORE_EV_COUNT - 1,
+    W_STATUS, /* every event's columns in one statement */
     W_SWEEP_DUE,
     W_SWEEP_INBOX_COUNT,
     W_SWEEP_INBOX_DEL,

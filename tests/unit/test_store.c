@@ -5,6 +5,7 @@
  * the TTL sweeper, backpressure, apps, and durability under SIGKILL.
  */
 #include <errno.h>
+#include <sqlite3.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -126,7 +127,7 @@ struct waitset {
 static void ws_done(store_req_t *req, int rc) {
     struct waitset *w = req->data;
     pthread_mutex_lock(&w->mu);
-    int idx = (int)(req->count);
+    int idx = (int)(req->counts[0]); /* test index, unused by these ops */
     if (idx >= 0 && idx < 64) w->rcs[idx] = rc;
     w->done++;
     pthread_cond_broadcast(&w->cv);
@@ -225,14 +226,13 @@ TEST(accept_and_status_events) {
     r.n_devices = 5; /* targeted */
     CHECK_EQ_INT(store_submit_wait(st, &r), 0);
     msg_fill(&r, STORE_OP_STATUS, "a", "on1", NULL);
-    r.event = STORE_EV_WRITTEN;
-    r.count = 4;
+    r.counts[STORE_EV_WRITTEN] = 4;
     CHECK_EQ_INT(store_submit_wait(st, &r), 0);
     CHECK_EQ_INT(store_submit_wait(st, &r), 0);
     r.msg.msg_id = "ghost";
     CHECK_EQ_INT(store_submit_wait(st, &r), STORE_E_NOTFOUND);
     r.msg.msg_id = "on1";
-    r.event = 99;
+    r.counts[STORE_EV_ROUTED] = -1;
     CHECK_EQ_INT(store_submit_wait(st, &r), STORE_E_INVALID);
 
     store_reader_t *rd;
@@ -243,6 +243,17 @@ TEST(accept_and_status_events) {
     CHECK_EQ_INT(ss.targets, 5);
     CHECK_EQ_INT(ss.count[STORE_EV_WRITTEN], 8);
     CHECK(ss.at_ms[STORE_EV_WRITTEN] > 0);
+    CHECK_EQ_INT(ss.at_ms[STORE_EV_ROUTED], 0); /* no count, no time */
+    /* Several events in one request. */
+    msg_fill(&r, STORE_OP_STATUS, "a", "on1", NULL);
+    r.counts[STORE_EV_ROUTED] = 2;
+    r.counts[STORE_EV_ACKED] = 1;
+    CHECK_EQ_INT(store_submit_wait(st, &r), 0);
+    CHECK_EQ_INT(store_status_get(rd, "on1", &ss), 0);
+    CHECK_EQ_INT(ss.count[STORE_EV_ROUTED], 2);
+    CHECK_EQ_INT(ss.count[STORE_EV_ACKED], 1);
+    CHECK_EQ_INT(ss.count[STORE_EV_WRITTEN], 8);
+    CHECK(ss.at_ms[STORE_EV_ROUTED] > 0 && ss.at_ms[STORE_EV_ACKED] > 0);
     CHECK_EQ_INT(ss.at_ms[STORE_EV_STORED], 0);
     int64_t n;
     CHECK_EQ_INT(store_device_count(rd, "a", &n), 0);
@@ -519,7 +530,7 @@ TEST(failing_request_does_not_poison_batch) {
         msg_fill(&reqs[i], STORE_OP_INBOX_APPEND, "a", ids[i], "p");
         reqs[i].devices = devs[i];
         reqs[i].n_devices = 1;
-        reqs[i].count = i; /* index for ws_done */
+        reqs[i].counts[0] = i; /* index for ws_done */
         reqs[i].done = ws_done;
         reqs[i].data = &w;
         if (i == 4) reqs[i].msg.ttl = 0; /* invalid for a stored push */
@@ -547,6 +558,85 @@ TEST(failing_request_does_not_poison_batch) {
     tmpdb_remove(&t);
 }
 
+/* The stored request id of msg_id, read straight from the file. */
+static void request_id_of(const char *path, const char *msg_id, char *out,
+                          size_t cap) {
+    sqlite3 *db;
+    sqlite3_stmt *s;
+    out[0] = 0;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
+        return;
+    if (sqlite3_prepare_v2(db, "SELECT request_id FROM messages"
+                           " WHERE msg_id=?1", -1, &s, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(s, 1, msg_id, -1, SQLITE_STATIC);
+        if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_text(s, 0))
+            snprintf(out, cap, "%s", (const char *)sqlite3_column_text(s, 0));
+        sqlite3_finalize(s);
+    }
+    sqlite3_close(db);
+}
+
+/*
+ * A request that fails AFTER writing (here: it takes over an expired
+ * request id, then its message id clashes) makes the writer redo the batch
+ * with savepoints: its own rows vanish, its neighbours' commit.
+ */
+TEST(failure_after_writes_redoes_batch_with_savepoints) {
+    struct tmpdb t;
+    tmpdb_make(&t);
+    store_t *st = open_at(t.path, NULL);
+    CHECK(st);
+    store_req_t old;
+    const char *d9[1] = {"d9"};
+    msg_fill(&old, STORE_OP_INBOX_APPEND, "a", "old", "x");
+    old.msg.request_id = "req-old";
+    old.msg.created_ms = (int64_t)clock_wall_ms() - 86401LL * 1000;
+    old.msg.ttl = 86400 * 2;
+    old.devices = d9;
+    old.n_devices = 1;
+    CHECK_EQ_INT(store_submit_wait(st, &old), 0);
+
+    struct waitset w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER,
+                        0, {0}};
+    store_req_t reqs[3];
+    const char *devs[3][1] = {{"d0"}, {"d1"}, {"d2"}};
+    const char *ids[3] = {"m0", "old", "m2"};
+    store_stats_t s0, s1;
+    store_stats(st, &s0);
+    store_pause(st, true);
+    for (int i = 0; i < 3; i++) {
+        msg_fill(&reqs[i], STORE_OP_INBOX_APPEND, "a", ids[i], "p");
+        reqs[i].devices = devs[i];
+        reqs[i].n_devices = 1;
+        reqs[i].counts[0] = i; /* index for ws_done */
+        reqs[i].done = ws_done;
+        reqs[i].data = &w;
+        if (i == 1) reqs[i].msg.request_id = "req-old";
+        CHECK_EQ_INT(store_submit(st, &reqs[i]), 0);
+    }
+    store_pause(st, false);
+    ws_wait(&w, 3);
+    store_stats(st, &s1);
+    CHECK_EQ_INT(s1.commits - s0.commits, 1);
+    CHECK_EQ_INT(w.rcs[0], 0);
+    CHECK_EQ_INT(w.rcs[1], STORE_E_EXISTS);
+    CHECK_EQ_INT(w.rcs[2], 0);
+    CHECK_EQ_INT(s1.rows_written - s0.rows_written, 6); /* 3 + 3 */
+    char rid[64];
+    request_id_of(t.path, "old", rid, sizeof rid);
+    CHECK(strcmp(rid, "req-old") == 0); /* its takeover was undone */
+    store_reader_t *rd;
+    CHECK_EQ_INT(store_reader_new(st, &rd), 0);
+    store_device_info_t di;
+    CHECK_EQ_INT(store_device_info(rd, "a", "d1", &di), 0);
+    CHECK(!di.known);
+    CHECK_EQ_INT(store_device_info(rd, "a", "d2", &di), 0);
+    CHECK(di.known && di.inbox_last_seq == 1);
+    store_reader_free(rd);
+    store_close(st);
+    tmpdb_remove(&t);
+}
+
 TEST(queue_full_backpressure_and_close_drains) {
     struct tmpdb t;
     tmpdb_make(&t);
@@ -563,7 +653,7 @@ TEST(queue_full_backpressure_and_close_drains) {
     for (int i = 0; i < 9; i++) {
         snprintf(ids[i], sizeof ids[i], "q%d", i);
         msg_fill(&reqs[i], STORE_OP_ACCEPT, "a", ids[i], NULL);
-        reqs[i].count = i;
+        reqs[i].counts[0] = i;
         reqs[i].done = ws_done;
         reqs[i].data = &w;
         CHECK_EQ_INT(store_submit(st, &reqs[i]), i < 8 ? 0 : STORE_E_FULL);
