@@ -308,6 +308,9 @@ static void before_sleep(ev_loop_t *loop, void *data) {
 
 static void *worker_main(void *arg) {
     gw_worker_t *w = arg;
+    char name[16];
+    snprintf(name, sizeof name, "herald-gw%d", w->idx);
+    (void)pthread_setname_np(pthread_self(), name); /* top -H, perf */
     int rc = ev_run(w->loop);
     if (rc < 0) log_error("gateway worker loop failed", "worker=%d err=%d",
                           w->idx, rc);

@@ -497,6 +497,7 @@ static void on_stop(ev_loop_t *loop, ev_async_t *as) { ev_stop(loop); }
 
 static void *admin_main(void *arg) {
     ops_admin_t *a = arg;
+    (void)pthread_setname_np(pthread_self(), "herald-admin"); /* top -H */
     int rc = ev_run(a->loop);
     if (rc < 0) log_error("admin loop failed", "err=%d", rc);
     return NULL;

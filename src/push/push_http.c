@@ -551,6 +551,7 @@ static void on_stop(ev_loop_t *loop, ev_async_t *a) {
 
 static void *http_main(void *arg) {
     push_http_t *h = arg;
+    (void)pthread_setname_np(pthread_self(), "herald-http"); /* top -H */
     int rc = ev_run(h->loop);
     if (rc < 0)
         log_error("push api loop failed", "err=%d", rc);

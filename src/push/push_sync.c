@@ -286,6 +286,7 @@ static void run_job(push_sync_t *s, job_t *j) {
 
 static void *sync_main(void *arg) {
     push_sync_t *s = arg;
+    (void)pthread_setname_np(pthread_self(), "herald-sync"); /* top -H */
     uint64_t next_flush = clock_mono_ms() + FLUSH_MS;
     pthread_mutex_lock(&s->mu);
     for (;;) {

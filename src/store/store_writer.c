@@ -639,6 +639,7 @@ static void sweep_now(store_t *st) {
 
 void *store__writer_main(void *arg) {
     store_t *st = arg;
+    (void)pthread_setname_np(pthread_self(), "herald-store"); /* top -H */
     store_req_t **batch = calloc((size_t)st->cfg.max_batch, sizeof *batch);
     int *rcs = calloc((size_t)st->cfg.max_batch, sizeof *rcs);
     uint64_t next_sweep = clock_mono_ms() + (uint64_t)st->cfg.sweep_interval_ms;
