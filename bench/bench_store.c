@@ -8,6 +8,13 @@
  *
  *   bench_store [N=200000] [DEVICES=10000] [full|normal] [DIR=/tmp] [RATE]
  *
+ * BENCH_STORE_GROUP=B: submit B requests while the writer is paused, then
+ * wait for them, so every commit holds exactly B requests (the batch a
+ * server sees at a given concurrency); with `perf stat -e instructions`
+ * this compares store changes without the machine's noise.
+ * BENCH_STORE_NO_REQID=1: no requestId (no idempotency lookup), like the
+ * push API benchmark's requests.
+ *
  * Without RATE the submitter is unpaced (throughput; latency then measures
  * queueing).  With RATE (requests/s) it paces itself, so the latency
  * percentiles are those a caller sees at that load.
@@ -44,6 +51,9 @@ int main(int argc, char **argv) {
     bool full = argc > 3 ? strcmp(argv[3], "normal") != 0 : true;
     const char *dir = argc > 4 ? argv[4] : "/tmp";
     double rate = argc > 5 ? atof(argv[5]) : 0;
+    const char *ge = getenv("BENCH_STORE_GROUP");
+    long group = ge ? atol(ge) : 0;
+    bool no_reqid = getenv("BENCH_STORE_NO_REQID") != NULL;
     char tmpl[256], path[300];
     snprintf(tmpl, sizeof tmpl, "%s/bench-store-XXXXXX", dir);
     if (n <= 0 || ndev <= 0 || !mkdtemp(tmpl)) {
@@ -75,7 +85,8 @@ int main(int argc, char **argv) {
         r->op = STORE_OP_INBOX_APPEND;
         r->kind = STORE_KIND_SINGLE;
         r->msg = (store_msg_t){.app = "bench", .msg_id = ids[i],
-                               .request_id = ids[i], .payload = payload,
+                               .request_id = no_reqid ? NULL : ids[i],
+                               .payload = payload,
                                .payload_len = sizeof payload, .ttl = 86400,
                                .need_ack = true, .created_ms = now};
         r->devices = &devp[i % ndev];
@@ -93,6 +104,10 @@ int main(int argc, char **argv) {
     uint64_t t0 = clock_mono_us();
     long full_waits = 0;
     for (long i = 0; i < n; i++) {
+        if (group > 0 && i % group == 0) {
+            while (atomic_load(&n_done) < i) usleep(50);
+            store_pause(st, true);
+        }
         if (rate > 0) {
             uint64_t due = t0 + (uint64_t)((double)i * 1e6 / rate);
             /* Sleep in steps rather than spin: the submitter must not
@@ -105,6 +120,8 @@ int main(int argc, char **argv) {
             usleep(100);
             submit_us[i] = clock_mono_us();
         }
+        if (group > 0 && (i % group == group - 1 || i == n - 1))
+            store_pause(st, false);
     }
     while (atomic_load(&n_done) < n) usleep(1000);
     double secs = (double)(clock_mono_us() - t0) / 1e6;

@@ -11,7 +11,7 @@
 
 #include "store/store.h"
 
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 
 /* Prepared statements of the write connection, by purpose.  Prepared on
  * first use and kept for the life of the connection. */

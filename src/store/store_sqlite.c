@@ -102,6 +102,10 @@ int store__open_conn(const char *path, bool writer, bool sync_full,
                          " PRAGMA cache_size=-16384;";
     if ((rc = store__exec(db, common)) < 0) goto fail;
     if (writer) {
+        /* Only a new file takes it.  8 KiB pages cost ~10 % less CPU per
+         * durable push than 4 KiB on this VM (bench_store with
+         * BENCH_STORE_GROUP=64): fewer frames per commit, shallower trees. */
+        if ((rc = store__exec(db, "PRAGMA page_size=8192")) < 0) goto fail;
         if ((rc = store__exec(db, "PRAGMA journal_mode=WAL")) < 0) goto fail;
         rc = store__exec(db, sync_full ? "PRAGMA synchronous=FULL"
                                        : "PRAGMA synchronous=NORMAL");

@@ -637,6 +637,71 @@ TEST(failure_after_writes_redoes_batch_with_savepoints) {
     tmpdb_remove(&t);
 }
 
+/* A version 1 file (messages with a rowid) opens as version 2 with its
+ * messages kept and the table rebuilt without rowid. */
+TEST(schema_v1_file_migrates_to_v2) {
+    struct tmpdb t;
+    tmpdb_make(&t);
+    sqlite3 *db;
+    CHECK(sqlite3_open(t.path, &db) == SQLITE_OK);
+    const char *v1 =
+        "CREATE TABLE messages(msg_id TEXT PRIMARY KEY, app TEXT NOT NULL,"
+        " kind INTEGER NOT NULL, request_id TEXT, payload BLOB,"
+        " ttl INTEGER NOT NULL, collapse_key TEXT, need_ack INTEGER NOT NULL,"
+        " created_ms INTEGER NOT NULL, expires_ms INTEGER NOT NULL,"
+        " phase INTEGER NOT NULL, sweep_at INTEGER NOT NULL,"
+        " targets INTEGER NOT NULL DEFAULT 0,"
+        " at_accepted INTEGER NOT NULL DEFAULT 0,"
+        " n_accepted INTEGER NOT NULL DEFAULT 0,"
+        " at_stored INTEGER NOT NULL DEFAULT 0,"
+        " n_stored INTEGER NOT NULL DEFAULT 0,"
+        " at_routed INTEGER NOT NULL DEFAULT 0,"
+        " n_routed INTEGER NOT NULL DEFAULT 0,"
+        " at_written INTEGER NOT NULL DEFAULT 0,"
+        " n_written INTEGER NOT NULL DEFAULT 0,"
+        " at_acked INTEGER NOT NULL DEFAULT 0,"
+        " n_acked INTEGER NOT NULL DEFAULT 0,"
+        " at_expired INTEGER NOT NULL DEFAULT 0,"
+        " n_expired INTEGER NOT NULL DEFAULT 0);"
+        "CREATE INDEX messages_sweep ON messages(sweep_at);"
+        "INSERT INTO messages(msg_id,app,kind,request_id,payload,ttl,need_ack,"
+        " created_ms,expires_ms,phase,sweep_at,targets,n_written)"
+        " VALUES('v1msg','a',1,'r1',x'6869',60,1,"
+        " CAST(strftime('%s','now') AS INTEGER)*1000,99999999999999,0,"
+        " 99999999999999,1,3);"
+        "PRAGMA user_version=1;";
+    CHECK(sqlite3_exec(db, v1, NULL, NULL, NULL) == SQLITE_OK);
+    sqlite3_close(db);
+
+    store_t *st = open_at(t.path, NULL);
+    CHECK(st);
+    store_reader_t *rd;
+    CHECK_EQ_INT(store_reader_new(st, &rd), 0);
+    store_status_t ss;
+    CHECK_EQ_INT(store_status_get(rd, "v1msg", &ss), 0);
+    CHECK_EQ_INT(ss.count[STORE_EV_WRITTEN], 3);
+    store_reader_free(rd);
+    char dup[64] = "";
+    /* The request id index came through: the same id is a duplicate. */
+    CHECK_EQ_INT(push1(st, "a", "new", "d1", "r1", NULL, 60, NULL, dup),
+                 STORE_DUPLICATE);
+    CHECK(strcmp(dup, "v1msg") == 0);
+    store_close(st);
+
+    CHECK(sqlite3_open(t.path, &db) == SQLITE_OK);
+    sqlite3_stmt *q;
+    CHECK(sqlite3_prepare_v2(db, "SELECT (SELECT sql FROM sqlite_master"
+                             " WHERE name='messages'), (SELECT user_version"
+                             " FROM pragma_user_version)", -1, &q,
+                             NULL) == SQLITE_OK);
+    CHECK(sqlite3_step(q) == SQLITE_ROW);
+    CHECK(strstr((const char *)sqlite3_column_text(q, 0), "WITHOUT ROWID"));
+    CHECK_EQ_INT(sqlite3_column_int(q, 1), 2);
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    tmpdb_remove(&t);
+}
+
 TEST(queue_full_backpressure_and_close_drains) {
     struct tmpdb t;
     tmpdb_make(&t);
