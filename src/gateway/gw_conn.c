@@ -853,6 +853,10 @@ static void read_input(gw_conn_t *c) {
         jce_arena_reset(w->arena);
         if (rc < 0) return;
         if (keep_tail(c, w->rbuf, len, used) < 0) return;
+        /* Shorter than asked: the socket is drained (EPOLLET raises a new
+         * edge for later bytes), so skip the read that would say EAGAIN:
+         * one syscall less per ack or heartbeat. */
+        if ((size_t)n < room) return;
     }
 }
 
