@@ -226,6 +226,26 @@ static const char *state_name(int st) {
 }
 
 /* The answer of a completed call; frees it. */
+/*
+ * The answer to nearly every call, written without building a JSON tree:
+ * at tens of thousands of pushes per second jansson's pack, object and
+ * dump allocations were a visible share of the API thread.  Both strings
+ * need no escaping: msgId is hex, the state a fixed name.
+ */
+static int single_body(push_api_resp_t *out, const char *msg_id,
+                       const char *state) {
+    char buf[128];
+    int n = snprintf(buf, sizeof buf, "{\"msgId\":\"%s\",\"state\":\"%s\"}",
+                     msg_id, state);
+    if (n < 0 || (size_t)n >= sizeof buf) return -1;
+    free(out->body);
+    out->body = strdup(buf);
+    if (!out->body) return -1;
+    out->status = 200;
+    out->body_len = (size_t)n;
+    return 0;
+}
+
 void push_api_finish(push_call_t *c, push_api_resp_t *resp) {
     /* enum push_op 1..4 lines up with MH_ROUTE_PUSH_DEVICE..PUSH_ALL. */
     resp->route1 = (unsigned)c->op;
@@ -235,6 +255,11 @@ void push_api_finish(push_call_t *c, push_api_resp_t *resp) {
         if (c->ret == PUSH_RET_STORE && !c->ps->cfg.store)
             code = "store_unavailable", st = 503;
         fail(resp, st, code, c->err[0] ? c->err : code);
+        push_call_free(c);
+        return;
+    }
+    if (c->op == PUSH_OP_SINGLE && !c->duplicate &&
+        single_body(resp, c->msg_id, state_name(c->state)) == 0) {
         push_call_free(c);
         return;
     }
