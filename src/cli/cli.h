@@ -5,6 +5,7 @@
 #define HERALD_VERSION "0.1.0"
 
 int cli_serve(int argc, char **argv);
+int cli_config(int argc, char **argv);
 int cli_drain(int argc, char **argv);
 int cli_version(int argc, char **argv);
 int cli_token(int argc, char **argv);

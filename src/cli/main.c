@@ -13,6 +13,7 @@ static const struct cli_cmd {
     const char *help;
 } cmds[] = {
     {"serve", cli_serve, "run herald (device port, push API, admin)"},
+    {"config", cli_config, "check a config file, print an example or docs"},
     {"drain", cli_drain, "drain a running herald serve (--pid-file)"},
     {"token", cli_token, "mint a device token"},
     {"listen", cli_listen, "act as a device: print each push as a line"},

@@ -3,6 +3,11 @@
  *
  *   ts=2026-11-24T19:28:23.123Z level=info msg="listening" port=7100
  *
+ * or, with log_set_format(LOG_FORMAT_JSON), one JSON object per line with
+ * the same fields (values that are numbers become JSON numbers):
+ *
+ *   {"ts":"2026-11-24T19:28:23.123Z","level":"info","msg":"listening","port":7100}
+ *
  * `msg` is a fixed human sentence (quoted and escaped here); `kv_fmt` is a
  * printf format producing the key=value pairs (or NULL for none).  Values
  * that may hold spaces should be quoted by the caller: "path=\"%s\"".
@@ -38,6 +43,18 @@ bool log_enabled(log_level_t level);
 /* "debug", "info", "warn", "error", "off" -> level; -1 if unknown. */
 int log_level_parse(const char *name);
 const char *log_level_name(log_level_t level);
+/* The level names by level, NULL-ended (option tables use them). */
+extern const char *const log_level_names[];
+
+typedef enum log_format {
+    LOG_FORMAT_LOGFMT = 0,
+    LOG_FORMAT_JSON = 1,
+} log_format_t;
+/* "logfmt", "json" by format, NULL-ended. */
+extern const char *const log_format_names[];
+/* Any thread, at any time: the next line uses it.  Default: logfmt. */
+void log_set_format(log_format_t format);
+log_format_t log_get_format(void);
 
 /* Send lines to fd instead of stderr (tests capture them); returns the
  * previous fd. */

@@ -415,6 +415,16 @@ int gw_start(gw_t *gw) {
 
 int gw_port(const gw_t *gw) { return gw->port; }
 
+/* Workers read these three with relaxed atomic loads: a value is never
+ * torn, and which of two reloads a worker sees first does not matter. */
+void gw_set_limits(gw_t *gw, int max_conns, int hb_min, int hb_max) {
+    if (hb_min < 1) hb_min = 1;
+    if (hb_max < hb_min) hb_max = hb_min;
+    __atomic_store_n(&gw->cfg.max_conns, max_conns, __ATOMIC_RELAXED);
+    __atomic_store_n(&gw->cfg.hb_min, hb_min, __ATOMIC_RELAXED);
+    __atomic_store_n(&gw->cfg.hb_max, hb_max, __ATOMIC_RELAXED);
+}
+
 static void stop_workers(gw_t *gw) {
     if (gw->stopped) return;
     gw->stopped = true;

@@ -100,6 +100,12 @@ int gw_port(const gw_t *gw);
 void gw_drain(gw_t *gw, int timeout_ms);
 void gw_free(gw_t *gw);
 
+/* The limits a reload (SIGHUP) may change while devices stay connected:
+ * max_conns (0 = no limit) applies to the next accept, the heartbeat range
+ * to the next HELLO or heartbeat; open connections are never closed for
+ * it.  hb_min <= hb_max.  Any thread. */
+void gw_set_limits(gw_t *gw, int max_conns, int hb_min, int hb_max);
+
 /* Unicast: 1 if the device has a connection here (the message is queued to
  * it), 0 if not online.  Any thread. */
 int gw_push_device(gw_t *gw, const char *app, const char *device,

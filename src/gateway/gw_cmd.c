@@ -402,8 +402,9 @@ static void hello_rsp(gw_conn_t *c, herald_HelloRsp *r, char sid[40]) {
     herald_HelloRsp_init(r);
     r->deviceId = jce_str_from(c->dev->name);
     r->idleTimeout = gw_idle_for(c->w->gw, c->hb);
-    r->heartbeatMin = c->w->gw->cfg.hb_min;
-    r->heartbeatMax = c->w->gw->cfg.hb_max;
+    gw_config_t *cfg = &c->w->gw->cfg; /* the range may change: reload */
+    r->heartbeatMin = __atomic_load_n(&cfg->hb_min, __ATOMIC_RELAXED);
+    r->heartbeatMax = __atomic_load_n(&cfg->hb_max, __ATOMIC_RELAXED);
     r->serverTime = (int64_t)clock_wall_ms();
     snprintf(sid, 40, "%d-%u-%u", c->w->idx, c->slot, c->gen);
     r->sessionId = jce_str_from(sid);

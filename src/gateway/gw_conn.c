@@ -52,9 +52,12 @@ void gw_buf_unref(gw_buf_t *b) {
     if (--b->ref == 0) free(b);
 }
 
+/* The range may change under a reload (gw_set_limits). */
 int gw_clamp_hb(const gw_t *gw, int hb) {
-    if (hb < gw->cfg.hb_min) hb = gw->cfg.hb_min;
-    if (hb > gw->cfg.hb_max) hb = gw->cfg.hb_max;
+    int lo = __atomic_load_n(&gw->cfg.hb_min, __ATOMIC_RELAXED);
+    int hi = __atomic_load_n(&gw->cfg.hb_max, __ATOMIC_RELAXED);
+    if (hb < lo) hb = lo;
+    if (hb > hi) hb = hi;
     return hb;
 }
 
@@ -90,8 +93,9 @@ static int slot_take(gw_worker_t *w, gw_conn_t *c) {
 void gw_conn_accept(gw_worker_t *w, int fd) {
     gw_t *gw = w->gw;
     long total = atomic_fetch_add(&gw->total_conns, 1) + 1;
+    int max = __atomic_load_n(&gw->cfg.max_conns, __ATOMIC_RELAXED);
     gw_conn_t *c = NULL;
-    if (w->draining || (gw->cfg.max_conns > 0 && total > gw->cfg.max_conns) ||
+    if (w->draining || (max > 0 && total > max) ||
         !(c = calloc(1, sizeof *c)) || slot_take(w, c) < 0) {
         atomic_fetch_sub(&gw->total_conns, 1);
         free(c);

@@ -72,6 +72,7 @@ push_service_t *push_service_new(const push_config_t *cfg) {
     ps->gwi.ack = push_gw_ack;
     ps->gwi.sync = push_gw_sync;
     ps->http_port = -1;
+    pthread_rwlock_init(&ps->reg_mu, NULL);
     return ps;
 }
 
@@ -93,10 +94,24 @@ static push_app_t *find_app(const push_service_t *ps, const char *name) {
     return NULL;
 }
 
+/* The key's slot, or -1.  Every candidate of the same length is compared
+ * in full, so timing tells an attacker nothing about how much of a key was
+ * right.  Caller holds reg_mu. */
+static int find_key(const push_service_t *ps, const char *key, size_t len) {
+    int found = -1;
+    for (int i = 0; i < ps->nkeys; i++) {
+        const push_key_t *k = &ps->keys[i];
+        if (k->len == len && !CRYPTO_memcmp(k->key, key, len) && found < 0)
+            found = i;
+    }
+    return found;
+}
+
 static int add_key(push_service_t *ps, int app_idx, const char *key) {
     size_t n = strlen(key);
-    if (push_app_by_key(ps, key, n))
-        return PUSH_E_EXISTS;
+    int i = find_key(ps, key, n);
+    if (i >= 0)
+        return ps->keys[i].app == app_idx ? 0 : PUSH_E_EXISTS;
     push_key_t *nk = realloc(ps->keys, (ps->nkeys + 1) * sizeof *nk);
     if (!nk)
         return PUSH_E_NOMEM;
@@ -110,10 +125,44 @@ static int add_key(push_service_t *ps, int app_idx, const char *key) {
     return 0;
 }
 
-int push_app_add(push_service_t *ps, const char *name, const char *secret,
-                 const char *api_key) {
-    if (ps->started)
-        return PUSH_E_STATE;
+static int set_secret(push_app_t *a, const char *secret, size_t slen) {
+    uint8_t *s = malloc(slen);
+    if (!s)
+        return PUSH_E_NOMEM;
+    memcpy(s, secret, slen);
+    if (a->secret) {
+        OPENSSL_cleanse(a->secret, a->secret_len);
+        free(a->secret);
+    }
+    a->secret = s;
+    a->secret_len = slen;
+    return 0;
+}
+
+static int new_app(push_service_t *ps, const char *name, const char *secret,
+                   size_t slen) {
+    push_app_t *na = realloc(ps->apps, (ps->napps + 1) * sizeof *na);
+    if (!na)
+        return PUSH_E_NOMEM;
+    ps->apps = na;
+    push_app_t *a = &na[ps->napps];
+    memset(a, 0, sizeof *a);
+    if (!(a->name = strdup(name)) || set_secret(a, secret, slen) < 0) {
+        free(a->name);
+        return PUSH_E_NOMEM;
+    }
+    return ps->napps++;
+}
+
+static void free_app(push_app_t *a) {
+    OPENSSL_cleanse(a->secret, a->secret_len);
+    free(a->secret);
+    free(a->name);
+}
+
+/* push_app_add (replace false) and push_app_put (true), under reg_mu. */
+static int app_add(push_service_t *ps, const char *name, const char *secret,
+                   const char *api_key, bool replace) {
     if (!name || !secret || !api_key || !token_id_valid(name, strlen(name)))
         return PUSH_E_INVALID;
     size_t slen = strlen(secret);
@@ -122,35 +171,54 @@ int push_app_add(push_service_t *ps, const char *name, const char *secret,
         return PUSH_E_INVALID;
     push_app_t *a = find_app(ps, name);
     if (a) {
-        /* Same app again: only another key, never a silent secret swap. */
-        if (a->secret_len != slen || memcmp(a->secret, secret, slen))
+        int idx = (int)(a - ps->apps);
+        if (a->secret_len == slen && !memcmp(a->secret, secret, slen))
+            return add_key(ps, idx, api_key);
+        /* Without replace, never a silent secret swap. */
+        if (!replace)
             return PUSH_E_EXISTS;
-        return add_key(ps, (int)(a - ps->apps), api_key);
+        int i = find_key(ps, api_key, strlen(api_key));
+        if (i >= 0 && ps->keys[i].app != idx)
+            return PUSH_E_EXISTS;
+        int rc = set_secret(a, secret, slen);
+        return rc < 0 ? rc : add_key(ps, idx, api_key);
     }
-    push_app_t *na = realloc(ps->apps, (ps->napps + 1) * sizeof *na);
-    if (!na)
-        return PUSH_E_NOMEM;
-    ps->apps = na;
-    a = &na[ps->napps];
-    memset(a, 0, sizeof *a);
-    a->name = strdup(name);
-    a->secret = malloc(slen);
-    if (!a->name || !a->secret) {
-        free(a->name);
-        free(a->secret);
-        return PUSH_E_NOMEM;
-    }
-    memcpy(a->secret, secret, slen);
-    a->secret_len = slen;
-    ps->napps++;
-    int rc = add_key(ps, ps->napps - 1, api_key);
-    if (rc < 0) {
-        ps->napps--;
-        OPENSSL_cleanse(a->secret, slen);
-        free(a->name);
-        free(a->secret);
-    }
+    if (find_key(ps, api_key, strlen(api_key)) >= 0)
+        return PUSH_E_EXISTS;
+    int idx = new_app(ps, name, secret, slen);
+    if (idx < 0)
+        return idx;
+    int rc = add_key(ps, idx, api_key);
+    if (rc < 0)
+        free_app(&ps->apps[--ps->napps]);
     return rc;
+}
+
+int push_app_add(push_service_t *ps, const char *name, const char *secret,
+                 const char *api_key) {
+    pthread_rwlock_wrlock(&ps->reg_mu);
+    int rc = app_add(ps, name, secret, api_key, false);
+    pthread_rwlock_unlock(&ps->reg_mu);
+    return rc;
+}
+
+int push_app_put(push_service_t *ps, const char *name, const char *secret,
+                 const char *api_key) {
+    pthread_rwlock_wrlock(&ps->reg_mu);
+    int rc = app_add(ps, name, secret, api_key, true);
+    pthread_rwlock_unlock(&ps->reg_mu);
+    return rc;
+}
+
+void push_app_drop_key(push_service_t *ps, const char *api_key) {
+    pthread_rwlock_wrlock(&ps->reg_mu);
+    int i = find_key(ps, api_key, strlen(api_key));
+    if (i >= 0) {
+        OPENSSL_cleanse(ps->keys[i].key, ps->keys[i].len);
+        free(ps->keys[i].key);
+        ps->keys[i] = ps->keys[--ps->nkeys];
+    }
+    pthread_rwlock_unlock(&ps->reg_mu);
 }
 
 int push_app_add_spec(push_service_t *ps, const char *spec) {
@@ -171,29 +239,40 @@ int push_app_add_spec(push_service_t *ps, const char *spec) {
     return rc;
 }
 
-int push_app_count(const push_service_t *ps) { return ps->napps; }
+/* The registry is const to readers, but its lock is not. */
+static pthread_rwlock_t *reg_lock(const push_service_t *ps) {
+    return &((push_service_t *)ps)->reg_mu;
+}
 
+int push_app_count(const push_service_t *ps) {
+    pthread_rwlock_rdlock(reg_lock(ps));
+    int n = ps->napps;
+    pthread_rwlock_unlock(reg_lock(ps));
+    return n;
+}
+
+/* Names are never freed before push_service_free, so the pointer stays
+ * valid after the lock is let go. */
 const char *push_app_by_key(const push_service_t *ps, const char *key,
                             size_t key_len) {
-    const char *found = NULL;
-    /* Every candidate of the same length is compared in full, so timing
-     * tells an attacker nothing about how much of a key was right. */
-    for (int i = 0; i < ps->nkeys; i++) {
-        const push_key_t *k = &ps->keys[i];
-        if (k->len == key_len && !CRYPTO_memcmp(k->key, key, key_len) &&
-            !found)
-            found = ps->apps[k->app].name;
-    }
-    return found;
+    pthread_rwlock_rdlock(reg_lock(ps));
+    int i = find_key(ps, key, key_len);
+    const char *name = i >= 0 ? ps->apps[ps->keys[i].app].name : NULL;
+    pthread_rwlock_unlock(reg_lock(ps));
+    return name;
 }
 
 int push_app_secret(const push_service_t *ps, const char *app, uint8_t *out,
                     size_t cap) {
+    pthread_rwlock_rdlock(reg_lock(ps));
     const push_app_t *a = find_app(ps, app);
-    if (!a || a->secret_len > cap)
-        return -1;
-    memcpy(out, a->secret, a->secret_len);
-    return (int)a->secret_len;
+    int n = -1;
+    if (a && a->secret_len <= cap) {
+        memcpy(out, a->secret, a->secret_len);
+        n = (int)a->secret_len;
+    }
+    pthread_rwlock_unlock(reg_lock(ps));
+    return n;
 }
 
 /* ---- gateway callbacks ---------------------------------------------------- */
@@ -308,11 +387,8 @@ void push_service_free(push_service_t *ps) {
     push_service_stop(ps);
     push_sync_free(ps);
     push_auth_free(ps);
-    for (int i = 0; i < ps->napps; i++) {
-        OPENSSL_cleanse(ps->apps[i].secret, ps->apps[i].secret_len);
-        free(ps->apps[i].secret);
-        free(ps->apps[i].name);
-    }
+    for (int i = 0; i < ps->napps; i++)
+        free_app(&ps->apps[i]);
     for (int i = 0; i < ps->nkeys; i++) {
         OPENSSL_cleanse(ps->keys[i].key, ps->keys[i].len);
         free(ps->keys[i].key);
@@ -321,5 +397,6 @@ void push_service_free(push_service_t *ps) {
     free(ps->keys);
     free(ps->host);
     free(ps->tars_host);
+    pthread_rwlock_destroy(&ps->reg_mu);
     free(ps);
 }

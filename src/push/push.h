@@ -31,9 +31,10 @@
  *     gw_drain(gw, ms); gw_free(gw);       so nobody pushes into a freed gw
  *     push_service_free(ps);
  *
- * Threads: the registry is written only before push_service_start and read
- * by any thread afterwards (gateway workers, the HTTP thread) without locks.
- * The gw_service_t callbacks run on gateway workers and only touch atomics.
+ * Threads: the registry is guarded by a read-write lock: gateway workers
+ * read it at each device login, `herald serve` writes it at start and on
+ * a reload (SIGHUP).  The gw_service_t callbacks run on gateway workers
+ * and only touch atomics and short locks.
  */
 #ifndef HERALD_PUSH_H
 #define HERALD_PUSH_H
@@ -86,13 +87,20 @@ push_service_t *push_service_new(const push_config_t *cfg);
 /* Registers an app with its token secret and one API key; call again with
  * the same name and secret to add another key.  name must be a valid token
  * id (token_id_valid), secret 1..PUSH_SECRET_MAX bytes, api_key
- * 1..PUSH_KEY_MAX printable non-space ASCII.  Before push_service_start
- * only (PUSH_E_STATE after).  0 or a negative push_err. */
+ * 1..PUSH_KEY_MAX printable non-space ASCII.  Any thread, any time.  0 or
+ * a negative push_err. */
 int push_app_add(push_service_t *ps, const char *name, const char *secret,
                  const char *api_key);
 /* "NAME:SECRET:APIKEY" (the --app flag).  SECRET may not hold ':'; the key
  * is everything after the second ':'.  0 or a negative push_err. */
 int push_app_add_spec(push_service_t *ps, const char *spec);
+/* Like push_app_add, but an existing app's secret is replaced (a reload
+ * that changed it): tokens signed with the old secret stop working. */
+int push_app_put(push_service_t *ps, const char *name, const char *secret,
+                 const char *api_key);
+/* Forgets an API key of the registry (a reload dropped it); no-op if
+ * unknown.  The store's copy is revoked by the caller. */
+void push_app_drop_key(push_service_t *ps, const char *api_key);
 /* Number of registered apps. */
 int push_app_count(const push_service_t *ps);
 /* The app an API key belongs to (its name, owned by ps), or NULL.  Compares
@@ -105,6 +113,17 @@ int push_app_secret(const push_service_t *ps, const char *app, uint8_t *out,
                     size_t cap);
 
 /* ---- running ------------------------------------------------------------ */
+
+/* The limits a reload may change (SIGHUP), from any thread: rate_app and
+ * burst (0 = rate_app) of every app's token bucket, including buckets
+ * already in use (their tokens are capped at the new burst at once), and
+ * max_payload for the next push.  max_payload must fit the request body
+ * limit fixed at start (push_config_t.max_body). */
+void push_service_set_limits(push_service_t *ps, double rate_app,
+                             double burst, uint32_t max_payload);
+/* Drops the API-key cache, so a key revoked in the store stops working at
+ * once instead of within its cache lifetime (3 s). */
+void push_service_forget_keys(push_service_t *ps);
 
 /* The gateway callbacks, bound to ps; valid until push_service_free. */
 const gw_service_t *push_service_gw_iface(push_service_t *ps);

@@ -191,19 +191,20 @@ int push_auth_device(push_service_t *ps, const char *app, const char *dev,
 
 /* ---- rate limits ------------------------------------------------------- */
 
+/* rate_app and burst are read under rate_mu: a reload changes them. */
 bool push_rate_take(push_service_t *ps, const char *app) {
     push_auth_t *a = ps->auth;
-    double rate = ps->cfg.rate_app, burst = ps->cfg.burst;
-    if (!a || rate <= 0)
+    if (!a)
         return true;
-    if (burst < 1)
-        burst = rate < 1 ? 1 : rate;
     size_t n = strlen(app);
     rate_slot_t *s = &a->rates[hash(app, n) % RATE_SLOTS];
     int64_t now = (int64_t)clock_mono_us();
-    bool ok;
+    bool ok = true;
     pthread_mutex_lock(&a->rate_mu);
-    if (strcmp(s->app, app)) {
+    double rate = ps->cfg.rate_app, burst = ps->cfg.burst;
+    if (burst < 1)
+        burst = rate < 1 ? 1 : rate;
+    if (rate > 0 && strcmp(s->app, app)) {
         /* Slot taken by another app (or new): two apps sharing a slot share
          * a bucket only until one of them is quiet; acceptable for a
          * limiter whose job is to stop floods. */
@@ -211,15 +212,39 @@ bool push_rate_take(push_service_t *ps, const char *app) {
         s->tokens = burst;
         s->last_us = now;
     }
-    s->tokens += (double)(now - s->last_us) * rate / 1e6;
-    if (s->tokens > burst)
-        s->tokens = burst;
-    s->last_us = now;
-    ok = s->tokens >= 1;
-    if (ok)
-        s->tokens -= 1;
+    if (rate > 0) {
+        s->tokens += (double)(now - s->last_us) * rate / 1e6;
+        if (s->tokens > burst) /* a lowered burst applies at once */
+            s->tokens = burst;
+        s->last_us = now;
+        ok = s->tokens >= 1;
+        if (ok)
+            s->tokens -= 1;
+    }
     pthread_mutex_unlock(&a->rate_mu);
     return ok;
+}
+
+void push_service_set_limits(push_service_t *ps, double rate_app,
+                             double burst, uint32_t max_payload) {
+    push_auth_t *a = ps->auth;
+    if (a)
+        pthread_mutex_lock(&a->rate_mu);
+    ps->cfg.rate_app = rate_app;
+    ps->cfg.burst = burst;
+    if (a)
+        pthread_mutex_unlock(&a->rate_mu);
+    /* Read without a lock by the API threads (push_call_set_msg). */
+    __atomic_store_n(&ps->cfg.max_payload, max_payload, __ATOMIC_RELAXED);
+}
+
+void push_service_forget_keys(push_service_t *ps) {
+    push_auth_t *a = ps->auth;
+    if (!a)
+        return;
+    pthread_mutex_lock(&a->mu);
+    OPENSSL_cleanse(a->keys, sizeof a->keys);
+    pthread_mutex_unlock(&a->mu);
 }
 
 /* ---- online table -------------------------------------------------------- */

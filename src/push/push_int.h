@@ -37,6 +37,7 @@ struct push_service {
     push_config_t cfg;
     char *host;
     char *tars_host;
+    pthread_rwlock_t reg_mu;  /* apps, keys (push.c) */
     push_app_t *apps;
     int napps;
     push_key_t *keys;

@@ -77,9 +77,12 @@ int push_call_set_msg(push_call_t *c, const char *request_id, size_t rid_len,
         push_call_set_err(c, PUSH_RET_TTL, msg);
         return c->ret;
     }
-    if (payload_len > cfg->max_payload) {
+    /* A reload may change it (push_service_set_limits). */
+    uint32_t max_payload =
+        __atomic_load_n(&cfg->max_payload, __ATOMIC_RELAXED);
+    if (payload_len > max_payload) {
         snprintf(msg, sizeof msg, "payload is %zu bytes, the limit is %u",
-                 payload_len, cfg->max_payload);
+                 payload_len, max_payload);
         push_call_set_err(c, PUSH_RET_PAYLOAD_TOO_LARGE, msg);
         return c->ret;
     }

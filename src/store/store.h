@@ -243,6 +243,10 @@ int store_app_rotate_key(store_t *st, const char *name, char *key_out,
 /* Adds an app with a given secret and key (the --app flag; idempotent). */
 int store_app_put(store_t *st, const char *name, const char *secret,
                   const char *api_key);
+/* Revokes one key of the app (a reload dropped it from the config); 0
+ * also when the key is unknown or already revoked.  A revoked key is never
+ * revived, not even by store_app_put. */
+int store_app_revoke_key(store_t *st, const char *name, const char *api_key);
 int store_app_get(store_reader_t *r, const char *name, store_app_t *out);
 /* The app owning an unrevoked key; STORE_E_NOTFOUND otherwise. */
 int store_app_by_key(store_reader_t *r, const char *api_key,

@@ -189,3 +189,20 @@ int store_app_put(store_t *st, const char *name, const char *secret,
     struct app_args args = {name, secret, api_key, (int64_t)clock_wall_ms()};
     return in_txn(st, do_put, &args);
 }
+
+static int do_revoke_one(store_t *st, void *arg) {
+    struct app_args *a = arg;
+    char hash[65];
+    store__key_hash(a->key, hash);
+    sqlite3_stmt *s = store__w(st, W_KEY_REVOKE_ONE);
+    if (!s) return STORE_E_IO;
+    sqlite3_bind_text(s, 1, hash, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(s, 2, a->name, -1, SQLITE_STATIC);
+    return step_w(st, s);
+}
+
+int store_app_revoke_key(store_t *st, const char *name, const char *api_key) {
+    if (!name_ok(name) || !api_key || !*api_key) return STORE_E_INVALID;
+    struct app_args args = {.name = name, .key = api_key};
+    return in_txn(st, do_revoke_one, &args);
+}

@@ -48,6 +48,7 @@ enum wstmt {
     W_APP_UPSERT,
     W_KEY_INSERT,
     W_KEY_REVOKE,
+    W_KEY_REVOKE_ONE,
     W_KEY_OWNER,
     W_APP_EXISTS,
     W_COUNT

@@ -111,6 +111,8 @@ static const char *const wsql[W_COUNT] = {
                      " VALUES(?1,?2,?3)",
     [W_KEY_REVOKE] = "UPDATE api_keys SET revoked=1 WHERE app=?1"
                      " AND revoked=0",
+    [W_KEY_REVOKE_ONE] = "UPDATE api_keys SET revoked=1 WHERE key_hash=?1"
+                         " AND app=?2 AND revoked=0",
     [W_KEY_OWNER] = "SELECT app FROM api_keys WHERE key_hash=?1",
     [W_APP_EXISTS] = "SELECT 1 FROM apps WHERE name=?1",
 };

@@ -25,17 +25,20 @@ const SECRET = 'SECRET';
 const KEY = 'KEY';
 
 // Starts `herald serve` on ports chosen by the kernel and waits until it
-// prints both.  extra: more flags.  Registers its stop with t.after.
+// prints both.  extra: more flags; opts.env: more environment variables.
+// Registers its stop with t.after.
 // Each server gets its own SQLite file in a fresh temp folder unless extra
 // names one (--db), so tests never share state.
-async function startServe(t, extra = []) {
+async function startServe(t, extra = [], opts = {}) {
   const os = require('node:os');
   const db = extra.includes('--db') ? null
     : path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'herald-it-')), 'herald.db');
   const args = ['serve', '--port', '0', '--api-port', '0', '--host', '127.0.0.1',
     '--tars-port', '0', ...(db ? ['--db', db] : []),
     '--app', `test:${SECRET}:${KEY}`, '--log-level', 'warn', ...extra];
-  const proc = spawn(HERALD, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(HERALD, args, {
+    stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...(opts.env || {}) },
+  });
   live.add(proc);
   let out = '', err = '';
   proc.stderr.on('data', (d) => { err += d; });

@@ -81,3 +81,75 @@ TEST(long_lines_are_truncated_not_split) {
     CHECK(buf[n - 1] == '\n');
     CHECK_EQ_INT(strchr(buf, '\n') - buf + 1, n);
 }
+
+/* ---- JSON lines ------------------------------------------------------- */
+
+#include <jansson.h>
+
+static void emit_json(void) {
+    log_set_format(LOG_FORMAT_JSON);
+    log_info("listening", "port=%d proto=%s neg=-3 ratio=0.5 id=007", 7100,
+             "yyb");
+    log_warn("bad \"input\"\nline2", "v=%s path=\"a \\\"q\\\" b\" flag",
+             "a\nb");
+    log_set_format(LOG_FORMAT_LOGFMT);
+}
+
+TEST(json_lines_parse_with_the_same_fields) {
+    char buf[2048];
+    capture(emit_json, buf, sizeof buf);
+    char *nl = strchr(buf, '\n');
+    CHECK(nl && nl[1] && strchr(nl + 1, '\n')); /* two lines, no more */
+    CHECK_EQ_INT(strchr(nl + 1, '\n') - buf + 1, strlen(buf));
+    *nl = 0;
+    json_error_t err;
+    json_t *a = json_loads(buf, 0, &err), *b = json_loads(nl + 1, 0, &err);
+    CHECK(a && b);
+    CHECK(!strncmp(buf, "{\"ts\":\"", 7));
+    CHECK(strlen(json_string_value(json_object_get(a, "ts"))) == 24);
+    CHECK(!strcmp(json_string_value(json_object_get(a, "level")), "info"));
+    CHECK(!strcmp(json_string_value(json_object_get(a, "msg")), "listening"));
+    CHECK_EQ_INT(json_integer_value(json_object_get(a, "port")), 7100);
+    CHECK_EQ_INT(json_integer_value(json_object_get(a, "neg")), -3);
+    CHECK(json_is_real(json_object_get(a, "ratio")));
+    CHECK(!strcmp(json_string_value(json_object_get(a, "proto")), "yyb"));
+    CHECK(!strcmp(json_string_value(json_object_get(a, "id")), "007"));
+    CHECK(!strcmp(json_string_value(json_object_get(b, "msg")),
+                  "bad \"input\"\nline2"));
+    CHECK(!strcmp(json_string_value(json_object_get(b, "v")), "a\nb"));
+    CHECK(!strcmp(json_string_value(json_object_get(b, "path")),
+                  "a \"q\" b"));
+    CHECK(json_is_true(json_object_get(b, "flag")));
+    json_decref(a);
+    json_decref(b);
+}
+
+static void emit_json_long(void) {
+    static char big[4000];
+    memset(big, 'y', sizeof big - 1);
+    log_set_format(LOG_FORMAT_JSON);
+    log_info("long \"quoted\"", "a=1 v=\"%s\" after=2", big);
+    log_info("many", "k1=%s k2=%s k3=%s", big + 3000, big + 3000, big + 3000);
+    log_set_format(LOG_FORMAT_LOGFMT);
+}
+
+TEST(json_long_lines_stay_valid) {
+    char buf[8192];
+    size_t n = capture(emit_json_long, buf, sizeof buf);
+    char *nl = strchr(buf, '\n');
+    CHECK(nl);
+    CHECK((size_t)(nl - buf) + 1 <= LOG_LINE_MAX);
+    CHECK(n - (size_t)(nl - buf) - 1 <= LOG_LINE_MAX);
+    CHECK(buf[n - 1] == '\n');
+    buf[n - 1] = 0;
+    *nl = 0;
+    json_error_t err;
+    json_t *a = json_loads(buf, 0, &err), *b = json_loads(nl + 1, 0, &err);
+    CHECK(a && b);
+    CHECK_EQ_INT(json_integer_value(json_object_get(a, "a")), 1);
+    CHECK(json_string_length(json_object_get(a, "v")) > 500); /* cut */
+    CHECK(json_object_get(a, "after") == NULL); /* did not fit: left out */
+    CHECK(json_object_get(b, "k1") && json_object_get(b, "k3") == NULL);
+    json_decref(a);
+    json_decref(b);
+}

@@ -233,6 +233,31 @@ TEST(registry) {
     push_service_free(ps);
 }
 
+/* A reload: push_app_put swaps a secret (add never does), drop_key forgets
+ * one key. */
+TEST(registry_put_and_drop) {
+    push_service_t *ps = push_service_new(NULL);
+    CHECK(ps);
+    CHECK_EQ_INT(push_app_add(ps, "a1", "old", "k1"), 0);
+    CHECK_EQ_INT(push_app_add(ps, "a2", "s2", "k2"), 0);
+    CHECK_EQ_INT(push_app_add(ps, "a1", "new", "k3"), PUSH_E_EXISTS);
+    CHECK_EQ_INT(push_app_put(ps, "a1", "new", "k3"), 0);
+    CHECK_EQ_INT(push_app_put(ps, "a1", "new", "k2"), PUSH_E_EXISTS);
+    CHECK_EQ_INT(push_app_put(ps, "a3", "s3", "k1"), PUSH_E_EXISTS);
+    uint8_t sec[64];
+    CHECK_EQ_INT(push_app_secret(ps, "a1", sec, sizeof sec), 3);
+    CHECK(!memcmp(sec, "new", 3));
+    CHECK(!strcmp(push_app_by_key(ps, "k3", 2), "a1"));
+    CHECK(!strcmp(push_app_by_key(ps, "k1", 2), "a1"));
+    push_app_drop_key(ps, "k1");
+    push_app_drop_key(ps, "unknown");
+    CHECK(push_app_by_key(ps, "k1", 2) == NULL);
+    CHECK(!strcmp(push_app_by_key(ps, "k2", 2), "a2"));
+    CHECK(!strcmp(push_app_by_key(ps, "k3", 2), "a1"));
+    CHECK_EQ_INT(push_app_count(ps), 2);
+    push_service_free(ps);
+}
+
 /* ---- the API ---------------------------------------------------------------- */
 
 TEST(push_device_online_written) {
@@ -726,6 +751,37 @@ TEST(stored_rate_limit) {
     CHECK_EQ_INT(codes[0], 200);
     CHECK_EQ_INT(codes[1], 200);
     CHECK_EQ_INT(codes[2], 429);
+    stop_stored(&s);
+}
+
+/* A reload's limits apply to a running service, buckets already in use
+ * included; a revoked key stops at once once the cache is dropped. */
+TEST(stored_limits_change_live) {
+    stored_svc_t s;
+    CHECK_EQ_INT(start_stored(&s, 0, 0), 0);
+    resp_t r;
+    int codes[4];
+    for (int i = 0; i < 4; i++) {
+        if (i == 1) push_service_set_limits(s.ps, 1, 1, 4096);
+        if (i == 3) push_service_set_limits(s.ps, 0, 0, 4096);
+        CHECK_EQ_INT(post(s.ps, "/v1/push/online", "KEY", "{}", &r), 0);
+        codes[i] = r.status;
+        json_decref(r.json);
+    }
+    CHECK_EQ_INT(codes[0], 200);
+    CHECK_EQ_INT(codes[1], 200);
+    CHECK_EQ_INT(codes[2], 429);
+    CHECK_EQ_INT(codes[3], 200);
+    push_service_set_limits(s.ps, 0, 0, 4);
+    CHECK_EQ_INT(post(s.ps, "/v1/push/online", "KEY", "{\"payload\":\"12345\"}",
+                      &r), 0);
+    CHECK_EQ_INT(r.status, 413);
+    json_decref(r.json);
+    CHECK_EQ_INT(store_app_revoke_key(s.st, "test", "KEY"), 0);
+    push_service_forget_keys(s.ps);
+    CHECK_EQ_INT(post(s.ps, "/v1/push/online", "KEY", "{}", &r), 0);
+    CHECK_EQ_INT(r.status, 401);
+    json_decref(r.json);
     stop_stored(&s);
 }
 

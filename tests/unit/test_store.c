@@ -793,6 +793,16 @@ TEST(apps_create_rotate_put_lookup) {
     CHECK(got.created_ms > 0);
     CHECK_EQ_INT(store_app_get(rd, "evil", &got), STORE_E_NOTFOUND);
     CHECK_EQ_INT(store_app_by_key(rd, "", &got), STORE_E_NOTFOUND);
+    /* A reload drops one configured key: only that key, only its app's. */
+    CHECK_EQ_INT(store_app_put(st, "ops", "s3cret", "k-ops2"), 0);
+    CHECK_EQ_INT(store_app_revoke_key(st, "demo", "k-ops"), 0);
+    CHECK_EQ_INT(store_app_by_key(rd, "k-ops", &got), 0);
+    CHECK_EQ_INT(store_app_revoke_key(st, "ops", "k-ops"), 0);
+    CHECK_EQ_INT(store_app_by_key(rd, "k-ops", &got), STORE_E_NOTFOUND);
+    CHECK_EQ_INT(store_app_by_key(rd, "k-ops2", &got), 0);
+    CHECK_EQ_INT(store_app_revoke_key(st, "ops", "never-seen"), 0);
+    CHECK_EQ_INT(store_app_put(st, "ops", "s3cret", "k-ops"), 0);
+    CHECK_EQ_INT(store_app_by_key(rd, "k-ops", &got), STORE_E_NOTFOUND);
     struct app_seen seen_ = {0, -1};
     CHECK_EQ_INT(store_app_list(rd, app_cb, &seen_), 0);
     CHECK_EQ_INT(seen_.n, 2);
