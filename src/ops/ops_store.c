@@ -52,6 +52,20 @@ static double read_commits(void *ctx, unsigned a, unsigned b) {
     return (double)s.commits;
 }
 
+_Static_assert((int)STORE_OBS_APPEND == (int)MH_STORE_APPEND &&
+               (int)STORE_OBS_FETCH == (int)MH_STORE_FETCH &&
+               (int)STORE_OBS_ACK == (int)MH_STORE_ACK &&
+               (int)STORE_OBS_EXPIRE == (int)MH_STORE_EXPIRE &&
+               (int)STORE_OBS_OTHER == (int)MH_STORE_OTHER,
+               "store_obs and mh_store_op must line up");
+
+/* The store's operations into the latency histogram and error counter. */
+static void observe(void *ctx, int obs, uint64_t usec, bool failed) {
+    (void)ctx;
+    metrics_observe(M_STORE_LATENCY, (unsigned)obs, 0, usec);
+    if (failed) metrics_inc(M_STORE_ERRORS, (unsigned)obs, 0);
+}
+
 ops_store_t *ops_store_new(store_t *st) {
     ops_store_t *os = calloc(1, sizeof *os);
     if (!os) return NULL;
@@ -61,11 +75,13 @@ ops_store_t *ops_store_new(store_t *st) {
     (void)metrics_set_reader(M_EXPIRIES, read_expired, st);
     (void)metrics_set_reader(M_STORE_ROWS, read_rows, st);
     (void)metrics_set_reader(M_STORE_COMMITS, read_commits, st);
+    store_set_observer(st, observe, NULL);
     return os;
 }
 
 void ops_store_free(ops_store_t *os) {
     if (!os) return;
+    store_set_observer(os->st, NULL, NULL);
     (void)metrics_set_reader(M_QUEUE_DEPTH, NULL, NULL);
     (void)metrics_set_reader(M_EXPIRIES, NULL, NULL);
     store_reader_free(os->rd);

@@ -141,7 +141,24 @@ struct store_req {
     store_done_fn done;          /* may be NULL for fire-and-forget ops */
     void *data;                  /* the caller's */
     store_req_t *next;           /* private to the store */
+    uint64_t submit_us;          /* private: when queued (latency) */
 };
+
+/* Operations as the latency metrics see them. */
+enum store_obs {
+    STORE_OBS_APPEND = 0, /* ACCEPT, INBOX_APPEND, BCAST_APPEND */
+    STORE_OBS_FETCH = 1,  /* timeline reads */
+    STORE_OBS_ACK = 2,
+    STORE_OBS_EXPIRE = 3, /* one sweeper run */
+    STORE_OBS_OTHER = 4,  /* status counts, device sightings */
+};
+typedef void (*store_observe_fn)(void *ctx, int obs, uint64_t usec,
+                                 bool failed);
+/* Every operation's time is reported to fn: a write request from
+ * store_submit to its done() (queueing and the durable commit included),
+ * a timeline fetch, a sweeper run.  fn runs on the writer and reader
+ * threads and must be quick.  NULL removes it. */
+void store_set_observer(store_t *st, store_observe_fn fn, void *ctx);
 
 /* Queues req; 0, or STORE_E_FULL / STORE_E_CLOSED without queuing (done is
  * then not called). */

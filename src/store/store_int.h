@@ -86,6 +86,9 @@ struct store {
     pthread_t thread;
     bool thread_started;
 
+    _Atomic(store_observe_fn) obs_fn; /* store_set_observer */
+    void *_Atomic obs_ctx;
+
     store_stats_t stats;
     double commit_ms_total;
     long replaced;              /* writer thread only; published in stats */
@@ -106,6 +109,9 @@ int store__exec(sqlite3 *db, const char *sql);
 /* Write connection only, under db_mu: fsync at commit (full, when the
  * config allows) or not (see batch_needs_fsync in store_writer.c). */
 void store__set_sync(store_t *st, bool full);
+
+/* Reports one operation to the observer, if any. */
+void store__observe(store_t *st, int obs, uint64_t since_us, bool failed);
 
 /* store_schema.c */
 int store__schema_ensure(sqlite3 *db);

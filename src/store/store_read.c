@@ -146,7 +146,10 @@ int store_inbox_fetch(store_reader_t *r, const char *app, const char *device,
     sqlite3_bind_int64(s, 3, after);
     sqlite3_bind_int64(s, 4, now_ms);
     sqlite3_bind_int64(s, 5, (int64_t)limit + 1);
-    return rows_collect(r, s, 0, limit, out);
+    uint64_t t0 = clock_mono_us();
+    int rc = rows_collect(r, s, 0, limit, out);
+    store__observe(r->st, STORE_OBS_FETCH, t0, rc < 0);
+    return rc;
 }
 
 int store_bcast_fetch(store_reader_t *r, const char *app, int64_t after,
@@ -157,7 +160,10 @@ int store_bcast_fetch(store_reader_t *r, const char *app, int64_t after,
     sqlite3_bind_int64(s, 2, after);
     sqlite3_bind_int64(s, 3, now_ms);
     sqlite3_bind_int64(s, 4, (int64_t)limit + 1);
-    return rows_collect(r, s, 1, limit, out);
+    uint64_t t0 = clock_mono_us();
+    int rc = rows_collect(r, s, 1, limit, out);
+    store__observe(r->st, STORE_OBS_FETCH, t0, rc < 0);
+    return rc;
 }
 
 static int one_count(store_reader_t *r, sqlite3_stmt *s, int64_t *out) {

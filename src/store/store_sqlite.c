@@ -6,10 +6,12 @@
  */
 #include "store/store_int.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "core/clock.h"
 #include "core/log.h"
 
 const char *store_strerror(int err) {
@@ -187,9 +189,23 @@ void store_close(store_t *st) {
     store_free_parts(st);
 }
 
+void store_set_observer(store_t *st, store_observe_fn fn, void *ctx) {
+    atomic_store(&st->obs_ctx, ctx);
+    atomic_store(&st->obs_fn, fn);
+}
+
+void store__observe(store_t *st, int obs, uint64_t since_us, bool failed) {
+    store_observe_fn fn = atomic_load_explicit(&st->obs_fn,
+                                               memory_order_acquire);
+    if (fn)
+        fn(atomic_load(&st->obs_ctx), obs, clock_mono_us() - since_us,
+           failed);
+}
+
 int store_submit(store_t *st, store_req_t *req) {
     int rc = 0;
     req->next = NULL;
+    req->submit_us = clock_mono_us();
     pthread_mutex_lock(&st->mu);
     if (st->closing) {
         rc = STORE_E_CLOSED;

@@ -610,6 +610,16 @@ static int take_batch(store_t *st, store_req_t **batch, uint64_t next_sweep,
     return n;
 }
 
+static int obs_of(int op) {
+    switch (op) {
+    case STORE_OP_ACCEPT:
+    case STORE_OP_INBOX_APPEND:
+    case STORE_OP_BCAST_APPEND: return STORE_OBS_APPEND;
+    case STORE_OP_ACK: return STORE_OBS_ACK;
+    default: return STORE_OBS_OTHER;
+    }
+}
+
 static void batch_finish(store_t *st, store_req_t **batch, int n, int *rcs,
                          long rows, uint64_t t0_us) {
     double ms = (double)(clock_mono_us() - t0_us) / 1000.0;
@@ -624,15 +634,20 @@ static void batch_finish(store_t *st, store_req_t **batch, int n, int *rcs,
     pthread_mutex_unlock(&st->mu);
     for (int i = 0; i < n; i++) {
         store_req_t *r = batch[i];
+        /* NOTFOUND is an answer (a swept message, an unknown device). */
+        store__observe(st, obs_of(r->op), r->submit_us,
+                       rcs[i] < 0 && rcs[i] != STORE_E_NOTFOUND);
         if (r->done) r->done(r, rcs[i]); /* r may be freed by its owner now */
     }
 }
 
 static void sweep_now(store_t *st) {
     long expired = 0;
+    uint64_t t0 = clock_mono_us();
     pthread_mutex_lock(&st->db_mu);
     int rc = store__sweep(st, (int64_t)clock_wall_ms(), &expired);
     pthread_mutex_unlock(&st->db_mu);
+    store__observe(st, STORE_OBS_EXPIRE, t0, rc < 0);
     if (rc < 0) log_warn("store sweep failed", "err=\"%s\"", store_strerror(rc));
     pthread_mutex_lock(&st->mu);
     st->stats.expired += expired;

@@ -173,6 +173,12 @@ test('/metrics counters follow a scripted workload', { timeout: 60000 }, async (
     prev = s.value;
   }
 
+  // Every stored push went through the store's append path, timed from
+  // submit to durable commit; the two logins were device sightings.
+  assert.ok(d('herald_store_op_duration_seconds_count', { op: 'append' }) >= PUSHES);
+  assert.ok(d('herald_store_op_duration_seconds_count', { op: 'other' }) >= 2);
+  assert.equal(d('herald_store_errors_total', { op: 'append' }), 0);
+
   // Store figures are read at scrape time.
   assert.equal(after.types.get('herald_queue_depth'), 'gauge');
   assert.ok(val(after, 'herald_queue_depth', { queue: 'store' }) >= 0);
