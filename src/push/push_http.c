@@ -31,6 +31,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "core/clock.h"
 #include "core/log.h"
 #include "core/net.h"
 #include "ev/ev.h"
@@ -71,6 +72,7 @@ struct hconn {
     http_req_t req;
     uint64_t body_len;
     uint64_t req_start; /* ev time of a partial request's first byte, or 0 */
+    uint64_t began_us;  /* the request being answered: parsed at (µs) */
     bool head_done;
     bool closing;   /* answer what is queued, then linger and close */
     bool lingering; /* write side shut, draining input until EOF/timer */
@@ -191,9 +193,13 @@ static void queue_response(hconn_t *c, const push_api_resp_t *r, bool close,
         return;
     }
     push_service_t *ps = c->h->ps;
-    metrics_inc(M_HTTP_REQUESTS,
-                r->route1 ? r->route1 - 1 : MH_ROUTE_OTHER,
-                mh_status_idx(r->status));
+    unsigned route = r->route1 ? r->route1 - 1 : MH_ROUTE_OTHER;
+    metrics_inc(M_HTTP_REQUESTS, route, mh_status_idx(r->status));
+    /* Parsed to answered: a parked push's durable commit included. */
+    if (c->began_us)
+        metrics_observe(M_HTTP_LATENCY, route, 0,
+                        clock_mono_us() - c->began_us);
+    c->began_us = 0;
     atomic_fetch_add_explicit(&ps->n_http, 1, memory_order_relaxed);
     if (r->status >= 400)
         atomic_fetch_add_explicit(&ps->n_http_err, 1, memory_order_relaxed);
@@ -288,6 +294,7 @@ static void on_call_done(push_call_t *call) {
 
 static void answer(hconn_t *c) {
     const char *buf = c->in;
+    c->began_us = clock_mono_us();
     push_api_resp_t r = {0};
     bool ka = keep_alive(&c->req, buf);
     if (push_api_handle_async(c->h->ps, &c->req, buf, buf + c->req.head_len,

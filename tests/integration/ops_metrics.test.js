@@ -173,6 +173,7 @@ test('/metrics counters follow a scripted workload', { timeout: 60000 }, async (
     prev = s.value;
   }
 
+  assert.ok(d('herald_http_request_duration_seconds_count', { route: 'push_device' }) >= PUSHES);
   // Every stored push went through the store's append path, timed from
   // submit to durable commit; the two logins were device sightings.
   assert.ok(d('herald_store_op_duration_seconds_count', { op: 'append' }) >= PUSHES);
