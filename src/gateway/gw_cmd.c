@@ -337,6 +337,11 @@ int gw_push_to_conn(gw_conn_t *c, const gw_pmsg_t *pm, gw_buf_t *fmt[3],
     if (m->sent_at_ms > 0) {
         int64_t us = (int64_t)mh_wall_us() - m->sent_at_ms * 1000;
         metrics_observe(M_DELIVERY_WRITTEN, 0, 0, us > 0 ? (uint64_t)us : 0);
+        if (m->timeline == 0 && m->need_ack && m->seq > 0 &&
+            !c->dev->ack_wait_at) {
+            c->dev->ack_wait_seq = (uint32_t)m->seq;
+            c->dev->ack_wait_at = (uint32_t)m->sent_at_ms | 1; /* never 0 */
+        }
     }
     return 1;
 }
@@ -565,6 +570,12 @@ static int cmd_ack(gw_conn_t *c, int req_id, const req_src_t *src) {
         return reply(c, herald_CMD_ACK, req_id, herald_ERR_BAD_REQUEST, NULL, NULL, NULL);
     gw_t *gw = c->w->gw;
     if (q.inboxSeq > c->dev->inbox_seq) c->dev->inbox_seq = q.inboxSeq;
+    if (c->dev->ack_wait_at &&
+        (int32_t)((uint32_t)q.inboxSeq - c->dev->ack_wait_seq) >= 0) {
+        uint32_t ms = (uint32_t)clock_wall_ms() - c->dev->ack_wait_at;
+        metrics_observe(M_DELIVERY_ACKED, 0, 0, (uint64_t)ms * 1000);
+        c->dev->ack_wait_at = 0;
+    }
     if (q.broadcastSeq > c->dev->broadcast_seq)
         c->dev->broadcast_seq = q.broadcastSeq;
     atomic_fetch_add_explicit(&c->w->acks, 1, memory_order_relaxed);

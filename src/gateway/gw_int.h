@@ -66,6 +66,10 @@ typedef struct gw_dev {
     gw_app_t *app;
     int64_t inbox_seq;
     int64_t broadcast_seq;
+    /* The oldest inbox push written and not yet acked (low 32 bits of its
+     * seq, its accept time in ms mod 2^32): one ack-latency sample per
+     * ack round trip, in 8 bytes. */
+    uint32_t ack_wait_seq, ack_wait_at;
     uint8_t len;
     char name[];
 } gw_dev_t;

@@ -157,7 +157,9 @@ static void gw_msg_of(const push_call_t *c, int timeline, int64_t seq,
     g->payload = c->payload;
     g->payload_len = c->payload_len;
     g->need_ack = c->need_ack;
-    g->sent_at_ms = (int64_t)clock_wall_ms();
+    /* Accepted at: the delivery latency metrics count from there. */
+    g->sent_at_ms = c->req.msg.created_ms > 0 ? c->req.msg.created_ms
+                                              : (int64_t)clock_wall_ms();
 }
 
 static bool stored_kind(const push_call_t *c) {

@@ -130,13 +130,18 @@ test('/metrics counters follow a scripted workload', { timeout: 60000 }, async (
     await d1.waitFor((p) => p.cmd === h.CMD.HEARTBEAT);
   }
   const PUSHES = 3;
-  let msgId;
+  let msgId, lastSeq = 0;
   for (let i = 0; i < PUSHES; i++) {
     const r = await h.push(srv, { deviceId: 'ops-1', payload: `m${i}` });
     assert.equal(r.status, 200, JSON.stringify(r.json));
     msgId = r.json.msgId;
-    await d1.waitFor((p) => p.cmd === h.CMD.PUSH);
+    const p = await d1.waitFor((q) => q.cmd === h.CMD.PUSH);
+    const msgs = h.dec('PushBatch', p.body).msgs;
+    lastSeq = Number(msgs[msgs.length - 1].seq);
   }
+  // One cumulative ack for all three: one accepted -> acked sample.
+  d1.send(h.CMD.ACK, 'AckReq', { inboxSeq: lastSeq }, 20);
+  await d1.waitFor((p) => p.cmd === h.CMD.ACK);
   d2.destroy();
 
   let after;
@@ -174,6 +179,7 @@ test('/metrics counters follow a scripted workload', { timeout: 60000 }, async (
   }
 
   assert.ok(d('herald_http_request_duration_seconds_count', { route: 'push_device' }) >= PUSHES);
+  assert.equal(d('herald_delivery_acked_latency_seconds_count'), 1);
   // Every stored push went through the store's append path, timed from
   // submit to durable commit; the two logins were device sightings.
   assert.ok(d('herald_store_op_duration_seconds_count', { op: 'append' }) >= PUSHES);
