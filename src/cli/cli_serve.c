@@ -20,6 +20,7 @@
 #include "gateway/gw.h"
 #include "ops/admin.h"
 #include "ops/metrics_herald.h"
+#include "ops/ops_mem.h"
 #include "ops/ops_store.h"
 #include "ops/sdnotify.h"
 #include "push/push.h"
@@ -48,7 +49,6 @@ static void serve_usage(FILE *f) {
             "  --max-payload N    payload bytes at most (4096)\n"
             "  --no-fsync         commit without fsync (benchmarks only)\n"
             "  --hb-min S, --hb-max S     accepted heartbeat range (10, 600)\n"
-            "  --max-conns N      device connections at most (0 = no limit)\n"
             "  --pid-file PATH    write the pid there (for `herald drain`)\n"
             "  --head-timeout S   seconds a client has for its HTTP head (10)\n"
             "  --log-level L      debug, info, warn, error (info)\n"
@@ -56,7 +56,22 @@ static void serve_usage(FILE *f) {
             "                     /dashboard (default 127.0.0.1; keep it private)\n"
             "  --admin-port N     admin port (9100; 0 = any free port)\n"
             "  --drain-grace MS   on SIGTERM, /readyz answers 503 this long before\n"
-            "                     the listeners stop (default 0)\n");
+            "                     the listeners stop (default 0)\n"
+            "\noverload protection (docs/operations.md, \"Overload\"):\n"
+            "  --max-conns N      device connections at most (0 = no limit)\n"
+            "  --max-conns-per-ip N  device connections per client address,\n"
+            "                     IPv6 per /64 (0 = no limit)\n"
+            "  --accept-rate N    new device connections/s, whole gateway\n"
+            "                     (0 = no limit)\n"
+            "  --accept-burst N   connections at once above the rate\n"
+            "                     (default: --accept-rate)\n"
+            "  --memory-high SIZE resident memory above which new connections\n"
+            "                     and pushes are refused: bytes or 512M, 2G;\n"
+            "                     0 = off; auto (default) = %d%% of the cgroup\n"
+            "                     limit or of RAM\n"
+            "  the excess gets ERR_OVERLOADED / ERR_TOO_MANY_CONNS (devices),\n"
+            "  503 overloaded or 429 rate_limited (push API)\n",
+            OPS_MEM_AUTO_PCT);
 }
 
 typedef struct serve_opts {
@@ -69,6 +84,8 @@ typedef struct serve_opts {
     bool no_fsync;
     ops_admin_config_t admin;
     int drain_grace_ms;
+    bool mem_auto;      /* --memory-high auto (the default) */
+    uint64_t mem_high;  /* else bytes, 0 = off */
 } serve_opts_t;
 
 static int parse_int(const char *flag, const char *s, long lo, long hi,
@@ -82,10 +99,58 @@ static int parse_int(const char *flag, const char *s, long lo, long hi,
     return 0;
 }
 
+/* ---- overload protection flags (one block: docs/operations.md) ---------- */
+
+enum { O_MAX_CONNS = 512, O_MAX_CONNS_PER_IP, O_ACCEPT_RATE, O_ACCEPT_BURST,
+       O_MEMORY_HIGH };
+
+#define OVERLOAD_LONGS                                                     \
+    {"max-conns", required_argument, 0, O_MAX_CONNS},                      \
+    {"max-conns-per-ip", required_argument, 0, O_MAX_CONNS_PER_IP},        \
+    {"accept-rate", required_argument, 0, O_ACCEPT_RATE},                  \
+    {"accept-burst", required_argument, 0, O_ACCEPT_BURST},                \
+    {"memory-high", required_argument, 0, O_MEMORY_HIGH}
+
+/* 0, -1 on a bad value; 1 if ch is not one of these flags. */
+static int parse_overload_opt(int ch, const char *arg, serve_opts_t *o) {
+    int v = 0, rc;
+    switch (ch) {
+    case O_MAX_CONNS:
+        return parse_int("--max-conns", arg, 0, 100000000, &o->gw.max_conns);
+    case O_MAX_CONNS_PER_IP:
+        return parse_int("--max-conns-per-ip", arg, 0, 100000000,
+                         &o->gw.max_conns_per_ip);
+    case O_ACCEPT_RATE:
+        rc = parse_int("--accept-rate", arg, 0, 100000000, &v);
+        o->gw.accept_rate = v;
+        return rc;
+    case O_ACCEPT_BURST:
+        rc = parse_int("--accept-burst", arg, 1, 100000000, &v);
+        o->gw.accept_burst = v;
+        return rc;
+    case O_MEMORY_HIGH:
+        o->mem_auto = !strcmp(arg, "auto");
+        if (o->mem_auto || ops_mem_parse_size(arg, &o->mem_high) == 0)
+            return 0;
+        fprintf(stderr, "herald serve: bad --memory-high '%s' (bytes, with "
+                        "K/M/G/T, 0 or auto)\n", arg);
+        return -1;
+    }
+    return 1;
+}
+
+/* --memory-high auto: a share of what the process may use, leaving room
+ * for the work in flight when the line is crossed and for the kernel's
+ * page cache under the same limit. */
+static uint64_t auto_memory_high(const char **from, uint64_t *limit) {
+    *limit = ops_mem_limit(from);
+    return *limit / 100 * OPS_MEM_AUTO_PCT;
+}
+
 /* 0, 1 for --help, -1 on a bad flag. */
 static int parse_opts(int argc, char **argv, serve_opts_t *o) {
     enum { O_HOST = 256, O_PORT, O_WORKERS, O_API_HOST, O_API_PORT, O_APP,
-           O_HB_MIN, O_HB_MAX, O_MAX_CONNS, O_HEAD_TIMEOUT, O_LOG, O_PID_FILE,
+           O_HB_MIN, O_HB_MAX, O_HEAD_TIMEOUT, O_LOG, O_PID_FILE,
            O_TARS_HOST, O_TARS_PORT, O_TARS_CONNS, O_DB, O_RATE, O_BURST,
            O_MAX_PAYLOAD, O_NO_FSYNC,
            O_ADMIN_HOST, O_ADMIN_PORT, O_DRAIN_GRACE };
@@ -98,7 +163,6 @@ static int parse_opts(int argc, char **argv, serve_opts_t *o) {
         {"app", required_argument, 0, O_APP},
         {"hb-min", required_argument, 0, O_HB_MIN},
         {"hb-max", required_argument, 0, O_HB_MAX},
-        {"max-conns", required_argument, 0, O_MAX_CONNS},
         {"head-timeout", required_argument, 0, O_HEAD_TIMEOUT},
         {"log-level", required_argument, 0, O_LOG},
         {"pid-file", required_argument, 0, O_PID_FILE},
@@ -113,6 +177,7 @@ static int parse_opts(int argc, char **argv, serve_opts_t *o) {
         {"admin-host", required_argument, 0, O_ADMIN_HOST},
         {"admin-port", required_argument, 0, O_ADMIN_PORT},
         {"drain-grace", required_argument, 0, O_DRAIN_GRACE},
+        OVERLOAD_LONGS,
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
@@ -138,9 +203,6 @@ static int parse_opts(int argc, char **argv, serve_opts_t *o) {
             break;
         case O_HB_MIN: rc = parse_int("--hb-min", optarg, 1, 86400, &o->gw.hb_min); break;
         case O_HB_MAX: rc = parse_int("--hb-max", optarg, 1, 86400, &o->gw.hb_max); break;
-        case O_MAX_CONNS:
-            rc = parse_int("--max-conns", optarg, 0, 100000000, &o->gw.max_conns);
-            break;
         case O_HEAD_TIMEOUT:
             rc = parse_int("--head-timeout", optarg, 1, 3600, &o->gw.head_timeout);
             break;
@@ -192,7 +254,10 @@ static int parse_opts(int argc, char **argv, serve_opts_t *o) {
             rc = parse_int("--drain-grace", optarg, 0, 600000, &o->drain_grace_ms);
             break;
         case 'h': serve_usage(stdout); return 1;
-        default: serve_usage(stderr); return -1;
+        default:
+            if ((rc = parse_overload_opt(ch, optarg, o)) <= 0) break;
+            serve_usage(stderr);
+            return -1;
         }
     }
     if (rc == 0 && optind < argc) {
@@ -321,6 +386,33 @@ static void stop_admin(ops_admin_t *a) {
     (void)metrics_set_reader(M_GW_SOCKETS, NULL, NULL);
 }
 
+/* The memory watermark's sampler; the gateway, the push API and /readyz
+ * borrow it until the end.  Without it (thread or memory failure) herald
+ * still runs, and says so. */
+static ops_mem_t *start_mem(const serve_opts_t *o) {
+    const char *from = "";
+    uint64_t limit = 0;
+    uint64_t high = o->mem_auto ? auto_memory_high(&from, &limit) : o->mem_high;
+    ops_mem_t *m = ops_mem_new(high, 0);
+    int rc = m ? ops_mem_start(m) : -ENOMEM;
+    if (rc < 0) {
+        fprintf(stderr, "herald serve: memory watermark: %s (off)\n",
+                strerror(-rc));
+        ops_mem_free(m);
+        return NULL;
+    }
+    if (!high)
+        printf("herald: memory watermark off\n");
+    else if (o->mem_auto)
+        printf("herald: memory watermark %llu MiB (auto: %d%% of %llu MiB, "
+               "%s)\n", (unsigned long long)(high >> 20), OPS_MEM_AUTO_PCT,
+               (unsigned long long)(limit >> 20), from);
+    else
+        printf("herald: memory watermark %llu MiB\n",
+               (unsigned long long)(high >> 20));
+    return m;
+}
+
 int cli_serve(int argc, char **argv) {
     serve_opts_t o;
     memset(&o, 0, sizeof o);
@@ -328,6 +420,7 @@ int cli_serve(int argc, char **argv) {
     push_config_defaults(&o.push);
     o.push.tars_port = 10000;
     ops_admin_config_defaults(&o.admin);
+    o.mem_auto = true;
     int rc = parse_opts(argc, argv, &o);
     if (rc) return rc > 0 ? 0 : 2;
 
@@ -344,10 +437,13 @@ int cli_serve(int argc, char **argv) {
         return 1;
     }
     printf("herald: store %s\n", sc.path);
+    ops_mem_t *mem = start_mem(&o);
+    o.gw.mem = o.push.mem = o.admin.mem = mem;
     o.push.store = st;
     push_service_t *ps = push_service_new(&o.push);
     if (!ps || add_apps(ps, st, &o) < 0) {
         push_service_free(ps);
+        ops_mem_free(mem);
         store_close(st);
         return 1;
     }
@@ -359,6 +455,7 @@ int cli_serve(int argc, char **argv) {
                 strerror(gw ? -rc : ENOMEM));
         gw_free(gw);
         push_service_free(ps);
+        ops_mem_free(mem);
         store_close(st);
         return 1;
     }
@@ -370,6 +467,7 @@ int cli_serve(int argc, char **argv) {
         gw_drain(gw, 0);
         gw_free(gw);
         push_service_free(ps);
+        ops_mem_free(mem);
         store_close(st);
         return 1;
     }
@@ -409,6 +507,7 @@ int cli_serve(int argc, char **argv) {
     ops_store_free(ops_st); /* its reader goes before store_close */
     gw_free(gw);
     push_service_free(ps);
+    ops_mem_free(mem); /* after everything that borrowed it */
     store_close(st);
     return 0;
 }

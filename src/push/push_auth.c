@@ -21,6 +21,8 @@
 #include <openssl/crypto.h>
 
 #include "core/clock.h"
+#include "ops/metrics_herald.h"
+#include "ops/ops_mem.h"
 #include "push/push_int.h"
 
 #define KEY_TTL_MS 3000
@@ -220,6 +222,18 @@ bool push_rate_take(push_service_t *ps, const char *app) {
         s->tokens -= 1;
     pthread_mutex_unlock(&a->rate_mu);
     return ok;
+}
+
+int push_admit(push_service_t *ps, const char *app) {
+    if (ops_mem_over(ps->cfg.mem)) {
+        metrics_inc(M_REFUSED, MH_REF_PUSH, MH_REF_MEMORY);
+        return PUSH_RET_OVERLOADED;
+    }
+    if (!push_rate_take(ps, app)) {
+        metrics_inc(M_REFUSED, MH_REF_PUSH, MH_REF_RATE_LIMIT);
+        return PUSH_RET_RATE_LIMITED;
+    }
+    return PUSH_RET_OK;
 }
 
 /* ---- online table -------------------------------------------------------- */

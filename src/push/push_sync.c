@@ -23,6 +23,7 @@
 
 #include "core/clock.h"
 #include "core/log.h"
+#include "ops/metrics_herald.h"
 #include "push/push_int.h"
 
 #define FLUSH_MS 100
@@ -78,7 +79,10 @@ static void enqueue(push_sync_t *s, int type, const gw_device_t *d,
     if (s->njobs >= MAX_JOBS || s->stop) {
         /* Overloaded: an ack lost is resent by the device's next ack, a
          * sync lost happens on its next connect. */
+        bool full = !s->stop;
         pthread_mutex_unlock(&s->mu);
+        if (full)
+            metrics_inc(M_QUEUE_DROPPED, MH_DROP_SYNC, 0);
         if (type == JOB_ONLINE)
             push_sync_done(s->ps, j->app, j->device, NULL, NULL);
         free(j);
@@ -120,8 +124,11 @@ void push_status_add(push_service_t *ps, const char *msg_id, int event,
     for (int probe = 0; probe < STATUS_SLOTS; probe++) {
         status_ent_t *e = &s->st[(h + (uint32_t)probe) % STATUS_SLOTS];
         if (!e->msg_id[0]) {
-            if (s->st_used >= STATUS_SLOTS * 3 / 4)
-                break; /* full until the next flush: drop the count */
+            if (s->st_used >= STATUS_SLOTS * 3 / 4) {
+                /* full until the next flush: drop the count */
+                metrics_inc(M_QUEUE_DROPPED, MH_DROP_STATUS, 0);
+                break;
+            }
             snprintf(e->msg_id, sizeof e->msg_id, "%s", msg_id);
             s->st_used++;
         }
@@ -151,8 +158,10 @@ static void submit_status(push_sync_t *s, const char *msg_id, int ev,
     r->event = ev;
     r->count = count;
     r->done = free_req;
-    if (store_submit(s->ps->cfg.store, r) < 0)
+    if (store_submit(s->ps->cfg.store, r) < 0) {
+        metrics_inc(M_QUEUE_DROPPED, MH_DROP_STORE, 0);
         free(r);
+    }
 }
 
 static void flush_status(push_sync_t *s) {
@@ -188,8 +197,10 @@ static void do_ack(push_sync_t *s, const job_t *j) {
     r->seq = j->a;
     r->bseq = j->b;
     r->done = free_req;
-    if (store_submit(s->ps->cfg.store, r) < 0)
+    if (store_submit(s->ps->cfg.store, r) < 0) {
+        metrics_inc(M_QUEUE_DROPPED, MH_DROP_STORE, 0);
         free(r);
+    }
 }
 
 static bool send_rows(push_sync_t *s, const job_t *j, const store_rows_t *rw,
