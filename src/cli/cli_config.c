@@ -12,6 +12,7 @@
 #include "cli/cli_config.h"
 #include "core/log.h"
 #include "core/token.h"
+#include "ops/ops_mem.h"
 
 #define MAX_APPS 64
 #define APP_SECRET_MAX 127 /* the store's limit (store_app_put) */
@@ -34,6 +35,13 @@ static const char *check_app(const char *v) {
         if (*k <= ' ' || *k > '~')
             return "APIKEY must be printable ASCII without spaces";
     return NULL;
+}
+
+/* "auto", or a size ops_mem_parse_size takes ("0" = off). */
+static const char *check_size(const char *v) {
+    uint64_t n;
+    if (!strcmp(v, "auto") || ops_mem_parse_size(v, &n) == 0) return NULL;
+    return "must be auto, 0 or a size in bytes with K, M, G or T";
 }
 
 /* Only the app's name is ever shown. */
@@ -92,6 +100,16 @@ static const conf_opt_t serve_opts[] = {
         "payload bytes at most"),
     INT("max-conns", max_conns, 0, M, "0", LIVE, "N",
         "device connections at most; 0 = no limit"),
+    INT("max-conns-per-ip", max_conns_per_ip, 0, M, "0", 0, "N",
+        "device connections per client address (IPv6 per /64); 0 = no limit"),
+    INT("accept-rate", accept_rate, 0, M, "0", 0, "N",
+        "new device connections per second, whole gateway; 0 = no limit"),
+    INT("accept-burst", accept_burst, 0, M, "0", 0, "N",
+        "connections at once above accept-rate; 0 = accept-rate"),
+    {"memory-high", CONF_STR, F(memory_high), 0, 0, "auto", NULL, 0, "SIZE",
+     "resident memory above which new connections and pushes are refused: "
+     "bytes or 512M, 2G; 0 = off; auto = 85% of the cgroup limit or RAM",
+     check_size, NULL},
     INT("hb-min", hb_min, 1, 86400, "10", LIVE, "S",
         "shortest heartbeat interval accepted, seconds"),
     INT("hb-max", hb_max, 1, 86400, "600", LIVE, "S",

@@ -37,6 +37,10 @@ typedef struct serve_settings {
     int burst;                  /* 0 = rate_app */
     int max_payload;
     int max_conns;
+    int max_conns_per_ip;       /* 0 = no limit */
+    int accept_rate;            /* new device connections/s; 0 = no limit */
+    int accept_burst;           /* 0 = accept_rate */
+    char *memory_high;          /* "auto", "0" (off) or a size: 512M, 2G */
     int hb_min, hb_max;
     int head_timeout;
     int log_level;              /* log_level_t */

@@ -23,6 +23,7 @@
 #include "gateway/gw.h"
 #include "ops/admin.h"
 #include "ops/metrics_herald.h"
+#include "ops/ops_mem.h"
 #include "ops/ops_store.h"
 #include "ops/sdnotify.h"
 #include "push/push.h"
@@ -89,6 +90,7 @@ typedef struct server {
     gw_t *gw;
     ops_store_t *ops_st;
     ops_admin_t *admin;
+    ops_mem_t *mem;             /* the memory watermark's sampler */
 } server_t;
 
 static void make_configs(server_t *sv, const serve_settings_t *s) {
@@ -100,6 +102,9 @@ static void make_configs(server_t *sv, const serve_settings_t *s) {
     g->hb_min = s->hb_min;
     g->hb_max = s->hb_max;
     g->max_conns = s->max_conns;
+    g->max_conns_per_ip = s->max_conns_per_ip;
+    g->accept_rate = s->accept_rate;
+    g->accept_burst = s->accept_burst;
     g->head_timeout = s->head_timeout;
     push_config_t *p = &sv->push_cfg;
     push_config_defaults(p);
@@ -119,6 +124,39 @@ static void make_configs(server_t *sv, const serve_settings_t *s) {
     sv->admin_cfg.port = s->admin_port;
 }
 
+/* The memory watermark's sampler; the gateway, the push API and /readyz
+ * borrow it until the end.  Without it (thread or memory failure) herald
+ * still runs, and says so.  spec was checked by the config table. */
+static ops_mem_t *start_mem(const char *spec) {
+    const char *from = "";
+    uint64_t limit = 0, high = 0;
+    bool automatic = !strcmp(spec, "auto");
+    if (automatic) {
+        limit = ops_mem_limit(&from);
+        high = limit / 100 * OPS_MEM_AUTO_PCT;
+    } else {
+        (void)ops_mem_parse_size(spec, &high);
+    }
+    ops_mem_t *m = ops_mem_new(high, 0);
+    int rc = m ? ops_mem_start(m) : -ENOMEM;
+    if (rc < 0) {
+        fprintf(stderr, "herald serve: memory watermark: %s (off)\n",
+                strerror(-rc));
+        ops_mem_free(m);
+        return NULL;
+    }
+    if (!high)
+        printf("herald: memory watermark off\n");
+    else if (automatic)
+        printf("herald: memory watermark %llu MiB (auto: %d%% of %llu MiB, "
+               "%s)\n", (unsigned long long)(high >> 20), OPS_MEM_AUTO_PCT,
+               (unsigned long long)(limit >> 20), from);
+    else
+        printf("herald: memory watermark %llu MiB\n",
+               (unsigned long long)(high >> 20));
+    return m;
+}
+
 /* Later parts need the earlier ones; on failure what started is undone
  * by server_stop. */
 static int server_start(server_t *sv, const serve_settings_t *s) {
@@ -133,6 +171,8 @@ static int server_start(server_t *sv, const serve_settings_t *s) {
         return -1;
     }
     printf("herald: store %s\n", sc.path);
+    sv->mem = start_mem(s->memory_high);
+    sv->gw_cfg.mem = sv->push_cfg.mem = sv->admin_cfg.mem = sv->mem;
     sv->push_cfg.store = sv->st;
     sv->ps = push_service_new(&sv->push_cfg);
     serve_live_t l = {sv->ps, NULL, sv->st, sv->push_cfg.max_body};
@@ -177,6 +217,7 @@ static void server_stop(server_t *sv) {
     ops_store_free(sv->ops_st); /* its reader goes before store_close */
     gw_free(sv->gw);
     push_service_free(sv->ps);
+    ops_mem_free(sv->mem); /* after everything that borrowed it */
     if (sv->st) store_close(sv->st);
 }
 

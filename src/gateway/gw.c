@@ -12,6 +12,7 @@
 #include "core/log.h"
 #include "core/net.h"
 #include "gateway/gw_int.h"
+#include "ops/metrics_herald.h"
 
 #define PROTO_ERR_DUPLICATE_LOGIN 1010
 #define PROTO_ERR_DRAINING 1012
@@ -176,7 +177,15 @@ static bool reg_find(gw_t *gw, gw_app_t *app, const char *dev, gw_item_t *it,
 
 int gw_mail(gw_t *gw, int idx, const gw_item_t *it) {
     gw_worker_t *w = &gw->workers[idx];
+    bool push = it->kind == GW_I_PUSH_ONE || it->kind == GW_I_PUSH_APP;
     pthread_mutex_lock(&w->mu);
+    if (push && w->nitems >= GW_MAILBOX_MAX) {
+        /* The worker is far behind: more would only grow memory. */
+        pthread_mutex_unlock(&w->mu);
+        atomic_fetch_add_explicit(&w->mailbox_dropped, 1, memory_order_relaxed);
+        metrics_inc(M_QUEUE_DROPPED, MH_DROP_MAILBOX, 0);
+        return -ENOBUFS;
+    }
     if (w->nitems == w->cap_items) {
         uint32_t nc = w->cap_items ? w->cap_items * 2 : 64;
         gw_item_t *ni = realloc(w->items, nc * sizeof *ni);
@@ -292,10 +301,11 @@ static void on_accept(ev_loop_t *loop, ev_io_t *io, unsigned revents) {
     (void)revents;
     for (int i = 0; i < GW_ACCEPT_BATCH && w->lio.fd >= 0; i++) {
         int fd;
-        int rc = net_accept(w->lio.fd, &fd, NULL);
+        struct sockaddr_storage peer;
+        int rc = net_accept(w->lio.fd, &fd, &peer);
         if (rc == -EAGAIN || rc == -EMFILE || rc == -ENFILE) break;
         if (rc < 0) continue;
-        gw_conn_accept(w, fd);
+        gw_conn_accept(w, fd, &peer);
     }
 }
 
@@ -370,6 +380,12 @@ gw_t *gw_new(const gw_config_t *cfg, const gw_service_t *svc) {
     c->host = gw->host;
     gw->port = c->port;
     if (svc) gw->svc = *svc;
+    gw_rate_init(&gw->accept_rate, c->accept_rate, c->accept_burst);
+    if (c->max_conns_per_ip > 0 &&
+        !(gw->iptab = gw_iptab_new((uint32_t)c->max_conns_per_ip))) {
+        free(gw);
+        return NULL;
+    }
     pthread_mutex_init(&gw->apps_mu, NULL);
     for (int i = 0; i < GW_REG_SHARDS; i++) {
         pthread_mutex_init(&gw->shards[i].mu, NULL);
@@ -472,6 +488,7 @@ static void worker_free(gw_worker_t *w) {
         if (w->items[i].msg) gw_pmsg_unref(w->items[i].msg);
     gw_batch_free(w);
     free(w->items);
+    free(w->ip_of);
     free(w->conns);
     free(w->free_slots);
     free(w->dead);
@@ -501,6 +518,7 @@ void gw_free(gw_t *gw) {
         free(a);
     }
     pthread_mutex_destroy(&gw->apps_mu);
+    gw_iptab_free(gw->iptab); /* after the workers: they hold entries */
     free(gw);
 }
 
@@ -578,5 +596,11 @@ void gw_stats(const gw_t *gw, gw_stats_t *out) {
             atomic_load_explicit(&w->slow_consumers, memory_order_relaxed);
         out->hb_timeouts +=
             atomic_load_explicit(&w->hb_timeouts, memory_order_relaxed);
+        out->refused += atomic_load_explicit(&w->refused, memory_order_relaxed);
+        out->mailbox_dropped +=
+            atomic_load_explicit(&w->mailbox_dropped, memory_order_relaxed);
+        pthread_mutex_lock((pthread_mutex_t *)&w->mu); /* cold path */
+        out->mailbox += w->nitems;
+        pthread_mutex_unlock((pthread_mutex_t *)&w->mu);
     }
 }

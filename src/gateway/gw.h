@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 typedef struct gw gw_t;
+struct ops_mem;
 
 typedef struct gw_config {
     const char *host;          /* device port address, default "0.0.0.0" */
@@ -37,6 +38,11 @@ typedef struct gw_config {
     uint32_t max_pending;      /* queued output per connection; 256 KiB */
     int max_conns;             /* 0 = unlimited */
     int head_timeout;          /* seconds for a whole HTTP head; 10 */
+    /* Overload protection (docs/gateway.md "Refusing connections"). */
+    int max_conns_per_ip;      /* per client address (IPv6: per /64); 0 = off */
+    double accept_rate;        /* new connections/s, all workers; 0 = off */
+    double accept_burst;       /* bucket size; default: accept_rate */
+    const struct ops_mem *mem; /* memory watermark (borrowed); NULL = none */
 } gw_config_t;
 
 void gw_config_defaults(gw_config_t *c);
@@ -107,11 +113,15 @@ void gw_free(gw_t *gw);
 void gw_set_limits(gw_t *gw, int max_conns, int hb_min, int hb_max);
 
 /* Unicast: 1 if the device has a connection here (the message is queued to
- * it), 0 if not online.  Any thread. */
+ * it), 0 if not online, or if its worker's mailbox is full
+ * (GW_MAILBOX_MAX: a stored message then waits for the device's next
+ * connect or SYNC).  Any thread. */
 int gw_push_device(gw_t *gw, const char *app, const char *device,
                    const gw_msg_t *m);
 /* Every device of the app connected now; returns how many were targeted.
- * The frame is encoded once per wire format and shared by reference. */
+ * The frame is encoded once per wire format and shared by reference.  A
+ * worker whose mailbox is full is skipped (its devices miss an online-only
+ * message; a stored broadcast reaches them at their next connect). */
 long gw_push_online(gw_t *gw, const char *app, const gw_msg_t *m);
 /* Closes the device's connection with a kick frame (reason: ErrCode). */
 int gw_kick_device(gw_t *gw, const char *app, const char *device, int reason);
@@ -127,6 +137,9 @@ typedef struct gw_stats {
     long acks;
     long slow_consumers;
     long hb_timeouts;
+    long refused;        /* connections refused with an overload code */
+    long mailbox;        /* items waiting in the workers' mailboxes now */
+    long mailbox_dropped; /* pushes a full mailbox refused */
 } gw_stats_t;
 void gw_stats(const gw_t *gw, gw_stats_t *out);
 

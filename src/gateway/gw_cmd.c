@@ -24,6 +24,7 @@
 #include "core/token.h"
 #include "gateway/gw_int.h"
 #include "ops/metrics_herald.h"
+#include "ops/ops_mem.h"
 
 #define GW_CMD_RATE 20
 #define GW_CMD_BURST 40
@@ -66,6 +67,8 @@ const char *gw_err_name(int code) {
     case herald_ERR_TOO_MANY_TOPICS: return "too_many_topics";
     case herald_ERR_ALREADY_AUTHED: return "already_authed";
     case herald_ERR_BAD_REQUEST: return "bad_request";
+    case herald_ERR_OVERLOADED: return "overloaded";
+    case herald_ERR_TOO_MANY_CONNS: return "too_many_conns";
     }
     return "error";
 }
@@ -226,14 +229,18 @@ static int close_after(gw_conn_t *c, int code) {
 gw_buf_t *gw_kick_frame(gw_conn_t *c, int reason, const char *message) {
     if (!message) message = gw_err_name(reason);
     gw_buf_t *k;
+    int retry = c->refuse ? gw_refuse_retry(c->refuse) : 0;
     if (c->transport == GW_WS_JSON) {
-        k = json_frame(json_pack("{s:s, s:i, s:s}", "cmd", "kick", "reason",
-                                 reason, "message", message));
+        json_t *j = json_pack("{s:s, s:i, s:s}", "cmd", "kick", "reason",
+                              reason, "message", message);
+        if (j && retry) json_object_set_new(j, "retryAfter", json_integer(retry));
+        k = json_frame(j);
     } else if (c->transport == GW_TCP || c->transport == GW_WS_JCE) {
         herald_Kick kk;
         herald_Kick_init(&kk);
         kk.reason = reason;
         kk.message = jce_str_from(message);
+        kk.retryAfter = retry;
         jce_out_t o;
         jce_out_init(&o, JCE_POLICY_CPP);
         herald_Kick_encode(&kk, &o);
@@ -532,9 +539,12 @@ static int cmd_hello(gw_conn_t *c, int req_id, const req_src_t *src) {
     herald_HelloReq q;
     if (DECODE(HelloReq, &q) < 0) return bad_package(c, herald_CMD_HELLO, req_id);
     gw_dev_t *dev;
-    int code = c->w->draining
-                   ? herald_ERR_DRAINING
-                   : gw_auth_token(c->w->gw, q.token.data, q.token.len, &dev);
+    /* Overloaded since this connection was admitted: still new work. */
+    bool over = ops_mem_over(c->w->gw->cfg.mem);
+    int code = c->w->draining ? herald_ERR_DRAINING
+               : over         ? herald_ERR_OVERLOADED
+                      : gw_auth_token(c->w->gw, q.token.data, q.token.len, &dev);
+    if (over && !c->w->draining) gw_refuse_count(GW_R_MEMORY);
     if (code) {
         if (reply(c, herald_CMD_HELLO, req_id, code, NULL, NULL, NULL) < 0) return -1;
         return close_after(c, code);

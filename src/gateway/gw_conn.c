@@ -33,9 +33,11 @@
 #include "core/token.h"
 #include "gateway/gw_int.h"
 #include "ops/metrics_herald.h"
+#include "ops/ops_mem.h"
 
 static void on_io(ev_loop_t *loop, ev_io_t *io, unsigned revents);
 static void on_timer(ev_loop_t *loop, ev_timer_t *t);
+static void set_deadline(gw_conn_t *c, uint64_t at);
 
 /* ---- buffers --------------------------------------------------------------- */
 
@@ -68,52 +70,91 @@ int gw_idle_for(const gw_t *gw, int hb) {
 
 /* ---- slots and life cycle -------------------------------------------------- */
 
+/* Grows the slot arrays (conns, free_slots and, with a per-address limit,
+ * ip_of) together to nc entries. */
+static int slots_grow(gw_worker_t *w, uint32_t nc) {
+    gw_conn_t **n = realloc(w->conns, nc * sizeof *n);
+    if (!n) return -ENOMEM;
+    w->conns = n;
+    uint32_t *f = realloc(w->free_slots, nc * sizeof *f);
+    if (!f) return -ENOMEM;
+    w->free_slots = f;
+    if (w->gw->iptab) {
+        gw_ipent_t **ip = realloc(w->ip_of, nc * sizeof *ip);
+        if (!ip) return -ENOMEM;
+        w->ip_of = ip;
+    }
+    w->cap_slots = nc;
+    return 0;
+}
+
 static int slot_take(gw_worker_t *w, gw_conn_t *c) {
     if (w->nfree) {
         c->slot = w->free_slots[--w->nfree];
     } else {
-        if (w->nslots == w->cap_slots) {
-            uint32_t nc = w->cap_slots ? w->cap_slots * 2 : 256;
-            gw_conn_t **n = realloc(w->conns, nc * sizeof *n);
-            if (!n) return -ENOMEM;
-            w->conns = n;
-            uint32_t *f = realloc(w->free_slots, nc * sizeof *f);
-            if (!f) return -ENOMEM;
-            w->free_slots = f;
-            w->cap_slots = nc;
-        }
+        if (w->nslots == w->cap_slots &&
+            slots_grow(w, w->cap_slots ? w->cap_slots * 2 : 256) < 0)
+            return -ENOMEM;
         c->slot = w->nslots++;
     }
     static _Thread_local uint32_t gen_seq;
     c->gen = ++gen_seq;
     w->conns[c->slot] = c;
+    if (w->ip_of) w->ip_of[c->slot] = NULL;
     return 0;
 }
 
-void gw_conn_accept(gw_worker_t *w, int fd) {
+static void slot_release(gw_worker_t *w, gw_conn_t *c) {
+    w->conns[c->slot] = NULL;
+    w->free_slots[w->nfree++] = c->slot;
+}
+
+/*
+ * A refused connection (gw_admit.c) costs a calloc'd gw_conn_t and a slot
+ * for at most GW_REFUSE_MS: it is answered in its own protocol from its
+ * first byte (gw_refuse_answer) and never reads a frame.  If
+ * GW_REFUSED_MAX of them are already pending on this worker, the flood is
+ * beyond answering and the next ones are closed at once.
+ */
+void gw_conn_accept(gw_worker_t *w, int fd,
+                    const struct sockaddr_storage *peer) {
     gw_t *gw = w->gw;
-    long total = atomic_fetch_add(&gw->total_conns, 1) + 1;
-    int max = __atomic_load_n(&gw->cfg.max_conns, __ATOMIC_RELAXED);
-    gw_conn_t *c = NULL;
-    if (w->draining || (max > 0 && total > max) ||
-        !(c = calloc(1, sizeof *c)) || slot_take(w, c) < 0) {
-        atomic_fetch_sub(&gw->total_conns, 1);
+    gw_ipent_t *ip = NULL;
+    if (w->draining) {
+        close(fd);
+        return;
+    }
+    int why = gw_admit(w, peer, &ip);
+    if (why && w->refused_now >= GW_REFUSED_MAX) {
+        metrics_inc(M_REFUSED_UNANSWERED, 0, 0);
+        close(fd);
+        return;
+    }
+    gw_conn_t *c = calloc(1, sizeof *c);
+    if (!c || slot_take(w, c) < 0) {
+        if (!why) gw_unadmit(w, ip);
         free(c);
         close(fd);
         return;
     }
     c->w = w;
+    c->refuse = (uint8_t)why;
     c->hb = (uint16_t)gw_clamp_hb(gw, gw->cfg.hb_default);
     ev_io_init(&c->io, fd, on_io, c);
     ev_timer_init(&c->timer, on_timer);
     if (ev_add(w->loop, &c->io, EV_READ | EV_WRITE | EV_ET) < 0) {
-        w->conns[c->slot] = NULL;
-        w->free_slots[w->nfree++] = c->slot;
-        atomic_fetch_sub(&gw->total_conns, 1);
+        slot_release(w, c);
+        if (!why) gw_unadmit(w, ip);
         free(c);
         close(fd);
         return;
     }
+    if (why) {
+        w->refused_now++;
+        set_deadline(c, ev_now_ms(w->loop) + GW_REFUSE_MS);
+        return;
+    }
+    if (w->ip_of) w->ip_of[c->slot] = ip;
     atomic_fetch_add_explicit(&w->conns_now, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&w->accepted, 1, memory_order_relaxed);
     gw_conn_set_idle(c, gw->cfg.auth_timeout);
@@ -166,6 +207,21 @@ static void tell_offline(gw_conn_t *c, int reason) {
     }
 }
 
+/* Gives back the admission: a refused connection only leaves the pending
+ * count; an admitted one its --max-conns place and address count. */
+static void release(gw_conn_t *c) {
+    gw_worker_t *w = c->w;
+    if (c->refuse) {
+        w->refused_now--;
+        return;
+    }
+    gw_ipent_t *ip = w->ip_of ? w->ip_of[c->slot] : NULL;
+    if (ip) w->ip_of[c->slot] = NULL;
+    gw_unadmit(w, ip);
+    atomic_fetch_sub_explicit(&w->conns_now, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&w->closed, 1, memory_order_relaxed);
+}
+
 void gw_conn_close(gw_conn_t *c, int reason) {
     if (c->state == GW_S_DEAD) return;
     gw_worker_t *w = c->w;
@@ -176,9 +232,7 @@ void gw_conn_close(gw_conn_t *c, int reason) {
     c->io.fd = -1;
     c->state = GW_S_DEAD;
     out_clear(c);
-    atomic_fetch_sub(&w->gw->total_conns, 1);
-    atomic_fetch_sub_explicit(&w->conns_now, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&w->closed, 1, memory_order_relaxed);
+    release(c);
     if (w->ndead == w->cap_dead) {
         uint32_t nc = w->cap_dead ? w->cap_dead * 2 : 64;
         gw_conn_t **d = realloc(w->dead, nc * sizeof *d);
@@ -224,7 +278,8 @@ void gw_conn_linger(gw_conn_t *c, int reason) {
     c->in = NULL;
     c->state = GW_S_CLOSING;
     if (!c->out_head) (void)shutdown(c->io.fd, SHUT_WR);
-    set_deadline(c, ev_now_ms(c->w->loop) + GW_LINGER_MS);
+    set_deadline(c, ev_now_ms(c->w->loop) +
+                        (c->refuse ? GW_REFUSE_MS : GW_LINGER_MS));
 }
 
 void gw_conn_kick(gw_conn_t *c, int reason, const char *message) {
@@ -415,6 +470,12 @@ static int http_head_done(gw_conn_t *c) {
     if (plen == 7 && !memcmp(path, "/v1/yyb", 7)) return yyb_post_start(c);
     if (!(plen == 6 && !memcmp(path, "/v1/ws", 6))) {
         http_error(c, 404, herald_ERR_BAD_REQUEST, "no such path; WebSocket is at /v1/ws");
+        return -1;
+    }
+    if (ops_mem_over(c->w->gw->cfg.mem)) {
+        /* admitted before the watermark was crossed: still new work */
+        gw_refuse_count(GW_R_MEMORY);
+        gw_refuse_http(c, GW_R_MEMORY);
         return -1;
     }
     ws_handshake_t hs;
@@ -752,6 +813,7 @@ static int yyb_input(gw_conn_t *c, uint8_t *buf, size_t len, size_t *used) {
 /* First byte decides: 'Y' is the raw protocol, an upper-case letter an
  * HTTP method; anything else is no protocol of ours. */
 static int detect(gw_conn_t *c, uint8_t first) {
+    if (c->refuse) return gw_refuse_answer(c, first);
     if (first == 'Y') {
         c->state = GW_S_YYB;
         c->transport = GW_TCP;
@@ -875,6 +937,10 @@ static void on_timer(ev_loop_t *loop, ev_timer_t *t) {
     gw_conn_t *c = ev_container_of(t, gw_conn_t, timer);
     if (c->deadline > ev_now_ms(loop)) {
         ev_timer_start_at(loop, t, c->deadline);
+        return;
+    }
+    if (c->refuse) { /* silent all along, or done lingering */
+        gw_conn_close(c, 0);
         return;
     }
     switch (c->state) {

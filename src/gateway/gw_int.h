@@ -20,6 +20,7 @@
 
 #include "ev/ev.h"
 #include "gateway/gw.h"
+#include "gateway/gw_limit.h"
 #include "gateway/http.h"
 #include "gateway/ws.h"
 #include "gateway/yyb.h"
@@ -32,6 +33,16 @@
 #define GW_LINGER_MS 2000        /* lingering close after a kick */
 #define GW_REG_SHARDS 64
 #define GW_BATCH 256             /* io_uring sends per submission */
+#define GW_MAILBOX_MAX 65536     /* pushes waiting per worker, at most */
+#define GW_REFUSE_MS 1000        /* a refused connection's whole life */
+#define GW_REFUSED_MAX 1024      /* refused ones pending per worker; past
+                                    it the next are closed at accept */
+
+/* Why a connection is refused (gw_conn_t.refuse; 0 = admitted).  The
+ * device hears ERR_TOO_MANY_CONNS for GW_R_PER_IP, ERR_OVERLOADED for the
+ * others (docs/gateway.md "Refusing connections"). */
+enum gw_refuse { GW_R_NONE = 0, GW_R_MAX_CONNS, GW_R_ACCEPT_RATE,
+                 GW_R_PER_IP, GW_R_MEMORY };
 
 /* An immutable, refcounted frame.  Only its worker touches the count. */
 typedef struct gw_buf {
@@ -138,6 +149,7 @@ typedef struct gw_conn {
     bool offline_told;
     bool ephemeral;         /* POST /v1/yyb: authenticated, not registered */
     bool aux_http;          /* aux is a gw_http_t (else a fragment buffer) */
+    uint8_t refuse;         /* enum gw_refuse: answer the first bytes, close */
     union {
         yyb_reader_t yyb;
         ws_parser_t ws;
@@ -181,6 +193,10 @@ typedef struct gw_worker {
     uint32_t nfree;
     gw_conn_t **dead;       /* closed, to free before sleeping */
     uint32_t ndead, cap_dead;
+    /* with --max-conns-per-ip: each slot's address count, beside conns
+     * (not in gw_conn_t, which stays at 160 bytes) */
+    gw_ipent_t **ip_of;
+    uint32_t refused_now;   /* refused connections not yet closed */
     bool draining;
     /* mailbox */
     pthread_mutex_t mu;
@@ -188,7 +204,8 @@ typedef struct gw_worker {
     uint32_t nitems, cap_items;
     /* counters, read by gw_stats from any thread */
     atomic_long conns_now, authed_now, accepted, closed, frames_in,
-        pushes_written, acks, slow_consumers, hb_timeouts;
+        pushes_written, acks, slow_consumers, hb_timeouts, refused,
+        mailbox_dropped;
 } gw_worker_t;
 
 /* Registry entry: app+device -> the connection holding it. */
@@ -219,7 +236,9 @@ struct gw {
     gw_shard_t shards[GW_REG_SHARDS];
     pthread_mutex_t apps_mu;
     gw_app_t *apps;
-    atomic_long total_conns;
+    atomic_long total_conns;    /* admitted connections (--max-conns) */
+    gw_rate_t accept_rate;      /* --accept-rate */
+    gw_iptab_t *iptab;          /* --max-conns-per-ip; NULL = off */
     atomic_bool draining;
     bool started, stopped;
 };
@@ -231,15 +250,20 @@ gw_app_t *gw_app_intern(gw_t *gw, const char *name, size_t len);
 void gw_reg_add(gw_t *gw, gw_conn_t *c);
 /* Removes c's entry if it still points at c. */
 void gw_reg_del(gw_t *gw, gw_conn_t *c);
-/* Queues an item to worker idx and wakes it.  0 or -ENOMEM. */
+/* Queues an item to worker idx and wakes it.  0, -ENOMEM, or -ENOBUFS for
+ * a push when the mailbox holds GW_MAILBOX_MAX items (kicks, drain and
+ * stop are never refused). */
 int gw_mail(gw_t *gw, int idx, const gw_item_t *it);
 /* A connection of this worker by handle, or NULL if it has gone. */
 gw_conn_t *gw_worker_conn(gw_worker_t *w, uint32_t slot, uint32_t gen);
 void gw_pmsg_unref(gw_pmsg_t *m);
 
 /* ---- gw_conn.c ---- */
-/* Takes a freshly accepted fd; closes it on failure. */
-void gw_conn_accept(gw_worker_t *w, int fd);
+/* Takes a freshly accepted fd from peer (NULL: unknown): admits it, or
+ * keeps it briefly to answer with the refusal code; closes it on
+ * failure. */
+void gw_conn_accept(gw_worker_t *w, int fd,
+                    const struct sockaddr_storage *peer);
 /* Sends bytes (copied only if they cannot be written now).  Shared frames
  * go through gw_conn_send_buf instead.  0, or -1 if the connection was
  * closed (slow consumer or write error). */
@@ -279,7 +303,7 @@ void gw_conn_authed(gw_conn_t *c, gw_dev_t *dev);
 int gw_send_package(gw_conn_t *c, int cmd, int req_id, int ret,
                     const uint8_t *body, size_t body_len);
 /* The kick frame for c's transport (not sent); caller frees with
- * gw_buf_unref. */
+ * gw_buf_unref.  A refused connection's kick carries retryAfter. */
 gw_buf_t *gw_kick_frame(gw_conn_t *c, int reason, const char *message);
 /* Encodes m once per format into fmt[3] lazily and writes it to c
  * (batch: through gw_batch_send; the caller flushes). */
@@ -287,6 +311,28 @@ int gw_push_to_conn(gw_conn_t *c, const gw_pmsg_t *m, gw_buf_t *fmt[3],
                     bool batch);
 void gw_topics_free(gw_topics_t *t);
 const char *gw_err_name(int code);
+
+
+/* ---- gw_admit.c ---- */
+/* The admission checks at accept (memory, --max-conns, per address,
+ * accept rate).  GW_R_NONE: admitted, holding a --max-conns place and *ip
+ * (the address's count, NULL when not counted) until gw_unadmit.  Else the
+ * enum gw_refuse reason, already counted (herald_refused_total). */
+int gw_admit(gw_worker_t *w, const struct sockaddr_storage *peer,
+             gw_ipent_t **ip);
+void gw_unadmit(gw_worker_t *w, gw_ipent_t *ip);
+/* A refused connection's first byte arrived: answers in that protocol
+ * and lingers (or closes).  Always -1. */
+int gw_refuse_answer(gw_conn_t *c, uint8_t first);
+/* HTTP 503 (429 for GW_R_PER_IP) with Retry-After and a JSON error, then
+ * linger. */
+void gw_refuse_http(gw_conn_t *c, int why);
+/* A refusal's ErrCode, seconds to retry after, and message. */
+int gw_refuse_code(int why);
+int gw_refuse_retry(int why);
+const char *gw_refuse_message(int why);
+/* Counts a refusal in herald_refused_total{what="connection"}. */
+void gw_refuse_count(int why);
 
 /* ---- gw_batch.c ---- */
 /* 0, or negative errno when io_uring is unavailable (then w->batch stays

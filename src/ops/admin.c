@@ -27,6 +27,7 @@
 #include "ops/assets.h"
 #include "ops/metrics.h"
 #include "ops/metrics_herald.h"
+#include "ops/ops_mem.h"
 
 #define CONN_TIMEOUT_MS 10000
 #define TICK_MS 1000
@@ -190,6 +191,7 @@ static char *stats_json(ops_admin_t *a) {
     json_object_set_new(j, "acked_latency_ms", latency_json(&now.acked, &q->acked));
     json_object_set_new(j, "commands", commands_json(&now, q));
     json_object_set_new(j, "draining", json_boolean(atomic_load(&a->draining)));
+    json_object_set_new(j, "overloaded", json_boolean(ops_mem_over(a->cfg.mem)));
     char *s = json_dumps(j, JSON_COMPACT);
     json_decref(j);
     return s;
@@ -318,6 +320,12 @@ static void serve_readyz(aconn_t *c) {
         reason = "draining";
     } else if (a->cfg.listeners_up && !a->cfg.listeners_up(a->cfg.ctx)) {
         reason = "listeners down";
+    } else if (ops_mem_over(a->cfg.mem)) {
+        /* a balancer should send new devices elsewhere meanwhile */
+        reason = "overloaded";
+        snprintf(why, sizeof why, "rss %llu, memory-high %llu",
+                 (unsigned long long)ops_mem_last_rss(a->cfg.mem),
+                 (unsigned long long)ops_mem_high(a->cfg.mem));
     } else if (a->cfg.store_ready &&
                a->cfg.store_ready(a->cfg.ctx, why, sizeof why) < 0) {
         reason = "store unreachable";

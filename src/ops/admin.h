@@ -7,7 +7,8 @@
  *   GET /healthz            200 "ok" while the process answers
  *   GET /readyz             200 {"ready":true}, or 503 {"ready":false,
  *                           "reason":...} when draining, listeners are
- *                           down, or the store is unreachable (callbacks)
+ *                           down, memory is over its watermark
+ *                           ("overloaded"), or the store is unreachable
  *   GET /dashboard[/FILE]   the live dashboard page and its assets,
  *                           embedded in the binary (no internet needed)
  *   GET /api/stats          JSON snapshot for the dashboard: connections,
@@ -25,6 +26,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+struct ops_mem;
+
 #define OPS_ADMIN_PORT 9100
 #define OPS_ADMIN_MAX_CONNS 64
 
@@ -41,6 +44,9 @@ typedef struct ops_admin_config {
     /* The timeline of message id as a malloc'd JSON text in *json_out.
      * 0, -ENOENT (unknown id) or another negative errno. */
     int (*message_timeline)(void *ctx, const char *msg_id, char **json_out);
+    /* The memory watermark (borrowed; NULL = none): /readyz answers 503
+     * "overloaded" while it is crossed. */
+    const struct ops_mem *mem;
 } ops_admin_config_t;
 
 void ops_admin_config_defaults(ops_admin_config_t *c);

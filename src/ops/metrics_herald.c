@@ -34,6 +34,11 @@ static const char *const PUSH_OPS[] = {"single", "multi", "all_online",
 static const char *const STORE_OPS[] = {"append", "fetch", "ack", "expire",
     "other", NULL};
 static const char *const QUEUES[] = {"store", "mailbox", "delivery", NULL};
+static const char *const REFUSED_WHAT[] = {"connection", "push", NULL};
+static const char *const REFUSED_WHY[] = {"max_conns", "accept_rate",
+    "per_ip", "memory", "rate_limit", "queue_full", NULL};
+static const char *const DROP_QUEUES[] = {"store", "sync", "status",
+    "mailbox", NULL};
 
 static double read_rss(void *ctx, unsigned a, unsigned b);
 static double read_fds(void *ctx, unsigned a, unsigned b);
@@ -109,6 +114,22 @@ static const metrics_def_t DEFS[M_HERALD_COUNT] = {
     [M_QUEUE_DEPTH] = {"herald_queue_depth",
         "Items waiting in an internal queue (read at scrape).",
         METRICS_GAUGE_FN, L1("queue", QUEUES)},
+    [M_OVERLOADED] = {"herald_overloaded",
+        "1 while resident memory is above --memory-high: new work is "
+        "refused.", METRICS_GAUGE_FN},
+    [M_MEMORY_HIGH] = {"herald_memory_high_bytes",
+        "The memory high watermark (--memory-high), 0 = off.",
+        METRICS_GAUGE_FN},
+    [M_REFUSED] = {"herald_refused_total",
+        "Device connections and pushes refused with an overload code, by "
+        "what and reason.", METRICS_COUNTER,
+        L2("what", REFUSED_WHAT, "reason", REFUSED_WHY)},
+    [M_REFUSED_UNANSWERED] = {"herald_refused_unanswered_total",
+        "Refused device connections closed at accept without an answer "
+        "(too many refusals pending).", METRICS_COUNTER},
+    [M_QUEUE_DROPPED] = {"herald_queue_dropped_total",
+        "Items an internal queue refused because it was full, by queue.",
+        METRICS_COUNTER, L1("queue", DROP_QUEUES)},
     [M_PROC_RSS] = {"process_resident_memory_bytes",
         "Resident memory size in bytes.", METRICS_GAUGE_FN, .read = read_rss},
     [M_PROC_FDS] = {"process_open_fds", "Open file descriptors.",

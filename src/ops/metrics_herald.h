@@ -47,6 +47,12 @@ enum metrics_herald_id {
     M_STORE_ROWS,          /* callback counter: rows written */
     M_STORE_COMMITS,       /* callback counter: transactions committed */
     M_QUEUE_DEPTH,         /* callback gauge {queue} */
+    /* overload protection */
+    M_OVERLOADED,          /* callback gauge: 1 while over --memory-high */
+    M_MEMORY_HIGH,         /* callback gauge: the watermark, bytes */
+    M_REFUSED,             /* counter {what, reason} */
+    M_REFUSED_UNANSWERED,  /* counter: closed at accept, no answer */
+    M_QUEUE_DROPPED,       /* counter {queue}: items a full queue refused */
     /* process */
     M_PROC_RSS,
     M_PROC_FDS,
@@ -72,6 +78,14 @@ enum mh_push_op { MH_OP_SINGLE, MH_OP_MULTI, MH_OP_ALL_ONLINE, MH_OP_ALL };
 enum mh_store_op { MH_STORE_APPEND, MH_STORE_FETCH, MH_STORE_ACK,
                    MH_STORE_EXPIRE, MH_STORE_OTHER };
 enum mh_queue { MH_Q_STORE, MH_Q_MAILBOX, MH_Q_DELIVERY };
+/* herald_refused_total: what was refused and why (docs/operations.md). */
+enum mh_refused_what { MH_REF_CONNECTION, MH_REF_PUSH };
+enum mh_refused_reason { MH_REF_MAX_CONNS, MH_REF_ACCEPT_RATE, MH_REF_PER_IP,
+                         MH_REF_MEMORY, MH_REF_RATE_LIMIT,
+                         MH_REF_QUEUE_FULL };
+/* herald_queue_dropped_total */
+enum mh_drop_queue { MH_DROP_STORE, MH_DROP_SYNC, MH_DROP_STATUS,
+                     MH_DROP_MAILBOX };
 
 #define MH_NCMDS 10 /* hello .. bye, then "unknown" */
 

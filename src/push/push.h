@@ -45,6 +45,8 @@
 
 #include "gateway/gw.h"
 
+struct ops_mem;
+
 enum push_err {
     PUSH_E_OK = 0,
     PUSH_E_NOMEM = -1,   /* out of memory */
@@ -73,6 +75,8 @@ typedef struct push_config {
     int tars_max_conns;     /* TARS connections (one thread each); 64 */
     double rate_app;        /* pushes per second per app; default 100000 */
     double burst;           /* bucket size; default = rate_app */
+    const struct ops_mem *mem; /* memory watermark (borrowed): pushes get
+                                  503 overloaded while it is crossed */
 } push_config_t;
 
 void push_config_defaults(push_config_t *c);

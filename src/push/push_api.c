@@ -450,9 +450,16 @@ int push_api_handle_async(push_service_t *ps, const http_req_t *r,
     if (!auth_app(ps, r, buf, app))
         return fail(resp, 401, "unauthorized",
                     "missing or unknown API key (Authorization: Bearer KEY)");
-    if (!push_rate_take(ps, app))
+    switch (push_admit(ps, app)) {
+    case PUSH_RET_OVERLOADED:
+        resp->route1 = (unsigned)op; /* == MH_ROUTE_* + 1 */
+        return fail(resp, 503, "overloaded",
+                    "server memory above its high watermark, retry later");
+    case PUSH_RET_RATE_LIMITED:
+        resp->route1 = (unsigned)op;
         return fail(resp, 429, "rate_limited",
                     "the application's push rate limit is exhausted");
+    }
     json_error_t jerr;
     json_t *j = json_loadb(body, body_len, JSON_REJECT_DUPLICATES, &jerr);
     if (!j)

@@ -21,6 +21,8 @@
 #include <openssl/crypto.h>
 
 #include "core/clock.h"
+#include "ops/metrics_herald.h"
+#include "ops/ops_mem.h"
 #include "push/push_int.h"
 
 #define KEY_TTL_MS 3000
@@ -245,6 +247,18 @@ void push_service_forget_keys(push_service_t *ps) {
     pthread_mutex_lock(&a->mu);
     OPENSSL_cleanse(a->keys, sizeof a->keys);
     pthread_mutex_unlock(&a->mu);
+}
+
+int push_admit(push_service_t *ps, const char *app) {
+    if (ops_mem_over(ps->cfg.mem)) {
+        metrics_inc(M_REFUSED, MH_REF_PUSH, MH_REF_MEMORY);
+        return PUSH_RET_OVERLOADED;
+    }
+    if (!push_rate_take(ps, app)) {
+        metrics_inc(M_REFUSED, MH_REF_PUSH, MH_REF_RATE_LIMIT);
+        return PUSH_RET_RATE_LIMITED;
+    }
+    return PUSH_RET_OK;
 }
 
 /* ---- online table -------------------------------------------------------- */

@@ -185,7 +185,8 @@ static void queue_response(hconn_t *c, const push_api_resp_t *r, bool close,
                      r->allow_post ? "Allow: POST\r\n"
                      : r->allow_get ? "Allow: GET, HEAD\r\n"
                                     : "",
-                     r->status == 429 ? "Retry-After: 1\r\n" : "",
+                     r->status == 429 || r->status == 503
+                         ? "Retry-After: 1\r\n" : "",
                      close ? "Connection: close\r\n" : "");
     if (!out_append(c, hd, (size_t)n) ||
         (!head_only && !out_append(c, r->body, r->body_len))) {
@@ -478,6 +479,24 @@ static void on_timer(ev_loop_t *loop, ev_timer_t *t) {
 
 /* ---- listener and thread ------------------------------------------------ */
 
+#define BUSY_BODY                                                          \
+    "{\"error\":{\"code\":\"overloaded\",\"message\":"                     \
+    "\"too many API connections\"}}\n"
+
+/* At max_conns: answered before the request is read (a client that writes
+ * its request first still reads this), then closed. */
+static void refuse_busy(int fd) {
+    char buf[256];
+    int n = snprintf(buf, sizeof buf,
+                     "HTTP/1.1 503 Service Unavailable\r\n"
+                     "Content-Type: application/json\r\nRetry-After: 1\r\n"
+                     "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
+                     sizeof BUSY_BODY - 1, BUSY_BODY);
+    metrics_inc(M_REFUSED, MH_REF_PUSH, MH_REF_MAX_CONNS);
+    (void)!write(fd, buf, (size_t)n); /* best effort: closing anyway */
+    close(fd);
+}
+
 static void on_accept(ev_loop_t *loop, ev_io_t *io, unsigned revents) {
     push_http_t *h = io->data;
     (void)revents;
@@ -492,11 +511,7 @@ static void on_accept(ev_loop_t *loop, ev_io_t *io, unsigned revents) {
                          ? calloc(1, sizeof *c)
                          : NULL;
         if (!c) {
-            static const char busy[] =
-                "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
-                "Connection: close\r\n\r\n";
-            (void)!write(fd, busy, sizeof busy - 1); /* best effort */
-            close(fd);
+            refuse_busy(fd);
             continue;
         }
         (void)net_set_nodelay(fd, true); /* small answers, send at once */

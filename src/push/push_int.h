@@ -179,6 +179,10 @@ int push_auth_key(push_service_t *ps, const char *key, size_t len,
                   char app[64]);
 /* Takes a token of the app's bucket; false when empty. */
 bool push_rate_take(push_service_t *ps, const char *app);
+/* Whether a push of app may start now: PUSH_RET_OK, PUSH_RET_OVERLOADED
+ * (memory watermark crossed) or PUSH_RET_RATE_LIMITED (takes a token when
+ * not refused); a refusal is counted in herald_refused_total. */
+int push_admit(push_service_t *ps, const char *app);
 /* Online table (gateway callbacks). */
 void push_online_set(push_service_t *ps, const gw_device_t *d, bool on);
 bool push_online_get(push_service_t *ps, const char *app, const char *dev,

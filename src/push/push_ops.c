@@ -275,8 +275,10 @@ static int accept_after(push_call_t *c, const store_req_t *r) {
     q->devices = NULL; /* ACCEPT only counts them (targets) */
     q->done = free_self;
     q->data = q;
-    if (store_submit(c->ps->cfg.store, q) < 0)
+    if (store_submit(c->ps->cfg.store, q) < 0) {
+        metrics_inc(M_QUEUE_DROPPED, MH_DROP_STORE, 0);
         free(q);
+    }
     return 1;
 }
 
@@ -328,6 +330,8 @@ int push_call_run(push_call_t *c) {
     int rc = store_submit(ps->cfg.store, r);
     if (rc < 0) {
         atomic_fetch_sub_explicit(&ps->inflight, 1, memory_order_release);
+        if (rc == STORE_E_FULL)
+            metrics_inc(M_REFUSED, MH_REF_PUSH, MH_REF_QUEUE_FULL);
         push_call_set_err(c, rc == STORE_E_FULL ? PUSH_RET_OVERLOADED
                                                 : PUSH_RET_STORE,
                           store_strerror(rc));

@@ -20,6 +20,7 @@
  *     so a broadcast to many devices costs one write, not one each.
  */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,7 @@
 
 #include "core/clock.h"
 #include "core/log.h"
+#include "ops/metrics_herald.h"
 #include "push/push_agg.h"
 #include "push/push_int.h"
 
@@ -58,7 +60,7 @@ struct push_sync {
     push_agg_t *acks, *acks_out;     /* under mu / sync thread's */
     pthread_mutex_t st_mu;
     push_agg_t *status, *status_out; /* under st_mu / sync thread's */
-    long dropped;                    /* under st_mu: counts lost */
+    atomic_long dropped;             /* counts and acks lost */
 };
 
 /* ---- job queue ------------------------------------------------------- */
@@ -80,7 +82,10 @@ static void enqueue(push_sync_t *s, int type, const gw_device_t *d,
     if (s->njobs >= MAX_JOBS || s->stop) {
         /* Overloaded: an ack lost is resent by the device's next ack, a
          * sync lost happens on its next connect. */
+        bool full = !s->stop;
         pthread_mutex_unlock(&s->mu);
+        if (full)
+            metrics_inc(M_QUEUE_DROPPED, MH_DROP_SYNC, 0);
         if (type == JOB_ONLINE)
             push_sync_done(s->ps, j->app, j->device, NULL, NULL);
         free(j);
@@ -113,8 +118,10 @@ void push_sync_ack(push_service_t *ps, const gw_device_t *d, int64_t iseq,
         return;
     pthread_mutex_lock(&s->mu);
     if (!s->stop && (push_agg_put(s->acks, key, (size_t)n, 0, iseq) < 0 ||
-                     push_agg_put(s->acks, key, (size_t)n, 1, bseq) < 0))
-        s->dropped++; /* the device's next ack carries it */
+                     push_agg_put(s->acks, key, (size_t)n, 1, bseq) < 0)) {
+        atomic_fetch_add(&s->dropped, 1); /* its next ack carries it */
+        metrics_inc(M_QUEUE_DROPPED, MH_DROP_SYNC, 0);
+    }
     pthread_mutex_unlock(&s->mu);
 }
 
@@ -126,8 +133,10 @@ void push_status_add(push_service_t *ps, const char *msg_id, int event,
     if (!s || event < 0 || event >= STORE_EV_COUNT)
         return;
     pthread_mutex_lock(&s->st_mu);
-    if (push_agg_put(s->status, msg_id, strlen(msg_id), event, count) < 0)
-        s->dropped++;
+    if (push_agg_put(s->status, msg_id, strlen(msg_id), event, count) < 0) {
+        atomic_fetch_add(&s->dropped, 1); /* full until the next flush */
+        metrics_inc(M_QUEUE_DROPPED, MH_DROP_STATUS, 0);
+    }
     pthread_mutex_unlock(&s->st_mu);
 }
 
@@ -148,8 +157,10 @@ static void submit_status(void *ctx, const char *msg_id, size_t len,
     r->msg.msg_id = id;
     memcpy(r->counts, counts, sizeof r->counts);
     r->done = free_req;
-    if (store_submit(s->ps->cfg.store, r) < 0)
+    if (store_submit(s->ps->cfg.store, r) < 0) {
+        metrics_inc(M_QUEUE_DROPPED, MH_DROP_STORE, 0);
         free(r);
+    }
 }
 
 static void flush_status(push_sync_t *s) {
@@ -157,9 +168,8 @@ static void flush_status(push_sync_t *s) {
     push_agg_t *full = s->status;
     s->status = s->status_out;
     s->status_out = full;
-    long dropped = s->dropped;
-    s->dropped = 0;
     pthread_mutex_unlock(&s->st_mu);
+    long dropped = atomic_exchange(&s->dropped, 0);
     push_agg_drain(full, submit_status, s);
     if (dropped)
         log_warn("status counts or acks dropped", "n=%ld", dropped);
@@ -181,8 +191,10 @@ static void submit_ack(void *ctx, const char *key, size_t len,
     r->seq = seqs[0];
     r->bseq = seqs[1];
     r->done = free_req;
-    if (store_submit(s->ps->cfg.store, r) < 0)
+    if (store_submit(s->ps->cfg.store, r) < 0) {
+        metrics_inc(M_QUEUE_DROPPED, MH_DROP_STORE, 0);
         free(r);
+    }
 }
 
 /* Before a sync too: the store must see a device's acks before the

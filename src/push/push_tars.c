@@ -73,8 +73,9 @@ static push_call_t *begin(tconn_t *t, int op, jce_str_t key,
         *ret = PUSH_RET_UNAUTHORIZED;
         return NULL;
     }
-    if (!push_rate_take(ps, app)) {
-        *ret = PUSH_RET_RATE_LIMITED;
+    int adm = push_admit(ps, app);
+    if (adm != PUSH_RET_OK) {
+        *ret = adm; /* PUSH_ERR_OVERLOADED or PUSH_ERR_RATE_LIMITED */
         return NULL;
     }
     push_call_t *c = push_call_new(ps, op, app);
@@ -311,7 +312,9 @@ static void accept_one(push_tars_t *pt) {
     tconn_t *t = calloc(1, sizeof *t);
     pthread_mutex_lock(&pt->mu);
     if (!t || pt->nconns >= pt->ps->cfg.tars_max_conns) {
+        /* TARS has no answer without a request: the client sees a close */
         pthread_mutex_unlock(&pt->mu);
+        metrics_inc(M_REFUSED, MH_REF_PUSH, MH_REF_MAX_CONNS);
         free(t);
         close(fd);
         return;

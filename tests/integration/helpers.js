@@ -138,9 +138,10 @@ const CMD = { HELLO: 1, HEARTBEAT: 2, PUSH: 3, ACK: 4, KICK: 8, BYE: 9 };
 
 // A raw TCP device: collects decoded Packages; waitFor(pred) resolves with
 // the first one matching; `closed` resolves when the server closes.
+// localAddress: connect from another loopback address (127.0.0.2, ...).
 class TcpDevice {
-  constructor(port) {
-    this.sock = net.connect(port, '127.0.0.1');
+  constructor(port, { localAddress } = {}) {
+    this.sock = net.connect({ port, host: '127.0.0.1', localAddress });
     this.buf = Buffer.alloc(0);
     this.pkgs = [];
     this.waiters = [];

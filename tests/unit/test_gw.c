@@ -926,6 +926,161 @@ TEST(yyb_post_short_lived) {
     jce_out_free(&o);
 }
 
+/* ---- overload: refused connections get a code (gw_admit.c) ---- */
+
+static gw_t *start_limited(int per_ip, int max_conns, double rate,
+                           double burst) {
+    gw_config_t c;
+    gw_config_defaults(&c);
+    c.host = "127.0.0.1";
+    c.port = 0;
+    c.workers = 2;
+    c.max_conns_per_ip = per_ip;
+    c.max_conns = max_conns;
+    c.accept_rate = rate;
+    c.accept_burst = burst;
+    gw_t *gw = gw_new(&c, &svc);
+    if (gw && gw_start(gw) < 0) {
+        gw_free(gw);
+        return NULL;
+    }
+    return gw;
+}
+
+static int cl_connect_from(gw_t *gw, const char *src) {
+    int fd;
+    if (net_connect_tcp("127.0.0.1", gw_port(gw), src, false, &fd) < 0)
+        return -1;
+    struct timeval tv = {3, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    return fd;
+}
+
+static int login_from(gw_t *gw, const char *src, const char *dev) {
+    int fd = cl_connect_from(gw, src);
+    if (fd < 0) return -1;
+    if (cl_hello(fd, mint(APP, dev, time(NULL) + 600, SECRET), 60, NULL,
+                 NULL) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* Sends preface + hello and expects, instead of the hello's answer, a Kick
+ * with this reason and retryAfter, then EOF. */
+static bool refused_from(gw_t *gw, const char *src, int reason, int retry) {
+    int fd = cl_connect_from(gw, src);
+    if (fd < 0) return false;
+    herald_HelloReq q;
+    herald_HelloReq_init(&q);
+    q.token = jce_str_from(mint(APP, "refused", time(NULL) + 600, SECRET));
+    jce_out_t o;
+    jce_out_init(&o, JCE_POLICY_CPP);
+    herald_HelloReq_encode(&q, &o);
+    bool ok = cl_preface(fd, 1) == 0 && cl_send_pkg(fd, herald_CMD_HELLO, 7, &o) == 0;
+    jce_out_free(&o);
+    uint8_t buf[512];
+    herald_Package pk;
+    herald_Kick k;
+    ok = ok && cl_recv_pkg(fd, buf, sizeof buf, &pk) == 0 &&
+         pk.cmd == herald_CMD_KICK;
+    if (ok) {
+        jce_in_t in;
+        jce_in_init(&in, pk.body.data, pk.body.len, NULL);
+        ok = herald_Kick_decode(&k, &in) == 0 && k.reason == reason &&
+             k.retryAfter == retry && cl_closed(fd);
+    }
+    close(fd);
+    return ok;
+}
+
+/* A WebSocket upgrade from 127.0.0.1 answered status with this ErrCode
+ * in the body and a Retry-After. */
+static bool ws_refused(gw_t *gw, int status, int code) {
+    char head[1024], body[256] = {0}, want[32];
+    int st;
+    int fd = ws_open(gw, mint(APP, "ip-ws", time(NULL) + 60, SECRET), &st,
+                     head, sizeof head);
+    snprintf(want, sizeof want, "\"code\":%d", code);
+    bool ok = st == status && strstr(head, "Retry-After: ") != NULL &&
+              recv(fd, body, sizeof body - 1, 0) > 0 && strstr(body, want);
+    close(fd);
+    return ok;
+}
+
+static bool wait_conns(gw_t *gw, long n) {
+    gw_stats_t s;
+    for (int i = 0; i < 300; i++) {
+        gw_stats(gw, &s);
+        if (s.conns == n) return true;
+        usleep(10000);
+    }
+    return false;
+}
+
+TEST(refuse_per_ip_and_max_conns) {
+    gw_t *gw = start_limited(2, 3, 0, 0);
+    CHECK(gw != NULL);
+    int a1 = login_from(gw, "127.0.0.1", "ip-a1");
+    int a2 = login_from(gw, "127.0.0.1", "ip-a2");
+    CHECK(a1 >= 0 && a2 >= 0);
+    CHECK(refused_from(gw, "127.0.0.1", herald_ERR_TOO_MANY_CONNS, 5));
+    int b1 = login_from(gw, "127.0.0.2", "ip-b1"); /* its own count */
+    CHECK(b1 >= 0);
+    CHECK(refused_from(gw, "127.0.0.3", herald_ERR_OVERLOADED, 5)); /* cap 3 */
+    /* a WebSocket upgrade is refused in HTTP, before its head is read */
+    CHECK(ws_refused(gw, 503, 1019));
+    /* one leaves: its address and the cap have room again */
+    close(a1);
+    CHECK(wait_conns(gw, 2));
+    int a3 = login_from(gw, "127.0.0.1", "ip-a3");
+    CHECK(a3 >= 0);
+    close(b1);
+    CHECK(wait_conns(gw, 2));
+    CHECK(ws_refused(gw, 429, 1020)); /* from 127.0.0.1, at its limit */
+    gw_stats_t s;
+    gw_stats(gw, &s);
+    CHECK_EQ_INT(s.refused, 4);
+    CHECK_EQ_INT(s.accepted, 4); /* refused ones never count as accepted */
+    close(a2);
+    close(a3);
+    gw_drain(gw, 1000);
+    gw_free(gw);
+}
+
+TEST(refuse_accept_rate) {
+    gw_t *gw = start_limited(0, 0, 0.2, 2); /* a token per 5 s, 2 at once */
+    CHECK(gw != NULL);
+    int a = login_from(gw, "127.0.0.1", "rate-a");
+    int b = login_from(gw, "127.0.0.2", "rate-b");
+    CHECK(a >= 0 && b >= 0);
+    CHECK(refused_from(gw, "127.0.0.3", herald_ERR_OVERLOADED, 1));
+    close(a);
+    close(b);
+    gw_drain(gw, 1000);
+    gw_free(gw);
+}
+
+/* A worker's mailbox holds GW_MAILBOX_MAX pushes at most; kicks, drain
+ * and stop still get through.  (Not started: nothing drains it.) */
+TEST(mailbox_bounded) {
+    gw_config_t c;
+    gw_config_defaults(&c);
+    c.workers = 1;
+    gw_t *gw = gw_new(&c, &svc);
+    CHECK(gw != NULL);
+    gw_item_t push = {.kind = GW_I_PUSH_ONE}, kick = {.kind = GW_I_KICK};
+    for (int i = 0; i < GW_MAILBOX_MAX; i++) CHECK_EQ_INT(gw_mail(gw, 0, &push), 0);
+    CHECK_EQ_INT(gw_mail(gw, 0, &push), -ENOBUFS);
+    CHECK_EQ_INT(gw_mail(gw, 0, &kick), 0);
+    gw_stats_t s;
+    gw_stats(gw, &s);
+    CHECK_EQ_INT(s.mailbox, GW_MAILBOX_MAX + 1);
+    CHECK_EQ_INT(s.mailbox_dropped, 1);
+    gw_free(gw);
+}
+
 /* Last: drains and frees the shared gateway. */
 TEST(zz_drain_kicks_and_frees) {
     int fd = cl_login(G, "dev-drain");
