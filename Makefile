@@ -1,6 +1,6 @@
 # herald — plain Makefile, out-of-tree build folder.
 #
-#   make            build herald and the tools into build/
+#   make            build herald, the tools and the bench tools into build/
 #   make run        make deps, build, start `herald serve`
 #   make test       make deps, build, run every test (unit, sanitizer, jce2c,
 #                   interop, integration) and print one summary line
@@ -59,7 +59,9 @@ BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 .PHONY: all gen deps run test unit unit-san fuzz fuzz-build bench clean
 .DEFAULT_GOAL := all
 
-all: $(HERALD) $(JCE2C) $(UNIT_BIN) $(TOOL_BIN)
+# The bench tools are built too (not run): tests/integration/push_load.test.js
+# drives push_load, and a tool nobody compiles rots.
+all: $(HERALD) $(JCE2C) $(UNIT_BIN) $(TOOL_BIN) $(BENCH_BIN)
 gen: $(GEN_C) $(GEN_H)
 
 # ---- jce2c and generated code ----------------------------------------------

@@ -1,8 +1,10 @@
 #!/bin/sh
 # make bench: the codec micro-benchmark, then `herald bench` against herald
 # (raw TCP, then WebSocket, each on a fresh server), Mosquitto 2.0 and
-# nginx+Nchan with one workload.  Builds nothing (make did); prints
-# everything and keeps a copy in BUILD/bench/last-run.txt.
+# nginx+Nchan with one workload, then push_load (durable pushSingleDevice
+# over HTTP, then TARS, to online devices; fresh server each).  Builds
+# nothing (make did); prints everything and keeps a copy in
+# BUILD/bench/last-run.txt.
 #
 #   sh bench/run.sh BUILD
 #
@@ -10,8 +12,13 @@
 #   BENCH_CONNS [19000]  device connections     BENCH_MSGS [5]  broadcasts
 #   BENCH_PAYLOAD [64]   payload bytes          BENCH_PROCS [auto] workers
 #   BENCH_UNI_RATE [10000] BENCH_UNI_SECS [5]   herald unicast phase
-#   BENCH_TARGETS ["herald-tcp herald-ws mosquitto nchan codec"]
+#   BENCH_PUSH_CONNS [32] BENCH_PUSH_SECS [5]   push_load connections, seconds
+#   BENCH_PUSH_DEVICES [1000]                   push_load online devices
+#   BENCH_TARGETS ["codec herald-tcp herald-ws mosquitto nchan push-http
+#                  push-tars"]
 #
+# herald's store lives in the temporary folder (BENCH_DB_DIR to put it on
+# another disk: durable pushes cost an fsync per group commit there).
 # Traffic stays on 127.0.0.0/8; every process started here is stopped on
 # exit (trap), and each step has a time limit.
 set -u
@@ -37,11 +44,15 @@ M=${BENCH_MSGS:-5}
 PAYLOAD=${BENCH_PAYLOAD:-64}
 UNI_RATE=${BENCH_UNI_RATE:-10000}
 UNI_SECS=${BENCH_UNI_SECS:-5}
-TARGETS=${BENCH_TARGETS:-"codec herald-tcp herald-ws mosquitto nchan"}
+PUSH_CONNS=${BENCH_PUSH_CONNS:-32}
+PUSH_SECS=${BENCH_PUSH_SECS:-5}
+PUSH_DEVICES=${BENCH_PUSH_DEVICES:-1000}
+TARGETS=${BENCH_TARGETS:-"codec herald-tcp herald-ws mosquitto nchan push-http push-tars"}
 PROCS=${BENCH_PROCS:+--procs $BENCH_PROCS}
 STEP_LIMIT=${BENCH_STEP_LIMIT:-300}
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/herald-bench.XXXXXX")
+DB_DIR=${BENCH_DB_DIR:-$TMP}
 SERVER_PID=
 
 # shellcheck disable=SC2317 # called by the trap
@@ -50,6 +61,7 @@ cleanup() {
     sh "$PEERS" stop mosquitto "$TMP/mosquitto" 2>/dev/null
     sh "$PEERS" stop nchan "$TMP/nchan" 2>/dev/null
     rm -rf "$TMP"
+    [ "$DB_DIR" = "$TMP" ] || rm -f "$DB_DIR"/herald-bench.db*
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -81,9 +93,13 @@ KEY=$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')
 start_herald() {
     DEV_PORT=$(free_port 27100)
     API_PORT=$(free_port 28080)
+    TARS_PORT=$(free_port 29100)
+    # A fresh store for every server, so each row starts from the same state.
+    rm -f "$DB_DIR"/herald-bench.db*
     # exec keeps the pid: herald bench samples this very process.
     sh -c 'ulimit -n 20000 2>/dev/null; exec "$@"' sh "$HERALD" serve \
         --host 127.0.0.1 --port "$DEV_PORT" --api-port "$API_PORT" \
+        --tars-port "$TARS_PORT" --admin-port 0 --db "$DB_DIR/herald-bench.db" \
         --app "bench:$SECRET:$KEY" --log-level warn \
         >"$TMP/herald.log" 2>&1 &
     SERVER_PID=$!
@@ -93,7 +109,7 @@ start_herald() {
         stop_herald
         return 1
     fi
-    echo "bench: herald serve pid $SERVER_PID, devices 127.0.0.1:$DEV_PORT, API 127.0.0.1:$API_PORT"
+    echo "bench: herald serve pid $SERVER_PID, devices 127.0.0.1:$DEV_PORT, API 127.0.0.1:$API_PORT, TARS 127.0.0.1:$TARS_PORT"
 }
 
 stop_herald() {
@@ -158,6 +174,22 @@ for t in $TARGETS; do
         fi
         sh "$PEERS" stop mosquitto "$TMP/mosquitto"
         ;;
+    push-http | push-tars)
+        if [ ! -x "$BUILD/bench/push_load" ]; then
+            echo "bench: $BUILD/bench/push_load not built, skipped"
+            continue
+        fi
+        start_herald || { FAILED=1; continue; }
+        if [ "$t" = push-http ]; then api="--http 127.0.0.1:$API_PORT"; else api="--tars 127.0.0.1:$TARS_PORT"; fi
+        # shellcheck disable=SC2086 # api is two words
+        set -- $api --key "$KEY" --conns "$PUSH_CONNS" --secs "$PUSH_SECS" \
+            --devices "$PUSH_DEVICES" --online --gw "127.0.0.1:$DEV_PORT" \
+            --app bench --pid "$SERVER_PID"
+        echo "+ $BUILD/bench/push_load $(echo "$*" | sed "s/$KEY/KEY/") (secret in HERALD_SECRET)"
+        HERALD_SECRET=$SECRET timeout -k 5 "$STEP_LIMIT" "$BUILD/bench/push_load" "$@" ||
+            { echo "bench: push_load exited $?"; FAILED=1; }
+        stop_herald
+        ;;
     nchan)
         port=$(free_port 28090)
         if pids=$(sh "$PEERS" start nchan "$TMP/nchan" "$port"); then
@@ -177,6 +209,6 @@ for t in $TARGETS; do
 done
 
 echo
-echo "== summary (RESULT lines) =="
-grep -h '^RESULT' "$OUT" 2>/dev/null || true
+echo "== summary (RESULT and push_load lines) =="
+grep -hE '^(RESULT|push_load (http|tars):)' "$OUT" 2>/dev/null || true
 exit $FAILED

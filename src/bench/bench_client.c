@@ -26,6 +26,7 @@
 
 #include "Protocol.h"
 #include "bench/bench.h"
+#include "bench/bench_stat.h"
 #include "bench/bench_wire.h"
 #include "core/clock.h"
 #include "core/token.h"
@@ -53,8 +54,7 @@ typedef struct bchild {
     uint32_t *cnt;
     uint64_t *first, *last;
     bool *done;
-    uint32_t *lat;
-    size_t nlat, caplat;
+    bench_lat_t lat; /* unicast: receipt - send, µs */
     uint64_t now; /* µs, read once per batch of events */
     uint64_t next_keepalive;
     struct sockaddr_in dst;
@@ -127,9 +127,7 @@ static void conn_kill(bchild_t *b, bconn_t *c) {
     close(c->fd);
     c->fd = -1;
     c->st = C_DEAD;
-    free(c->part);
-    c->part = NULL;
-    c->part_len = 0;
+    bench_part_drop(&c->part, &c->part_len);
 }
 
 static void conn_ready(bchild_t *b, bconn_t *c) {
@@ -160,16 +158,8 @@ static void on_mark(void *ctx, char kind, uint64_t v) {
         check_done(b, m);
         return;
     }
-    if (b->nlat == b->caplat) {
-        size_t nc = b->caplat ? b->caplat * 2 : 4096;
-        uint32_t *nl = realloc(b->lat, nc * sizeof *nl);
-        if (!nl)
-            return;
-        b->lat = nl;
-        b->caplat = nc;
-    }
-    uint64_t d = b->now > v ? b->now - v : 0;
-    b->lat[b->nlat++] = d > UINT32_MAX ? UINT32_MAX : (uint32_t)d;
+    /* Out of memory loses the sample, not the run. */
+    (void)bench_lat_add(&b->lat, b->now > v ? b->now - v : 0);
 }
 
 /* ---- handshakes --------------------------------------------------------------- */
@@ -189,25 +179,10 @@ static bool herald_hello(bchild_t *b, bconn_t *c, long i) {
                                     NULL);
         return n && send_all(c->fd, req, n);
     }
-    herald_HelloReq h;
-    herald_HelloReq_init(&h);
-    h.token = jce_str_from(tok);
-    h.heartbeat = 300;
-    jce_out_t body, fr;
-    jce_out_init(&body, JCE_POLICY_CPP);
-    herald_HelloReq_encode(&h, &body);
-    herald_Package p;
-    herald_Package_init(&p);
-    p.cmd = herald_CMD_HELLO;
-    p.reqId = 1;
-    p.body = (jce_bytes_t){body.buf, (uint32_t)body.len};
+    jce_out_t fr;
     jce_out_init(&fr, JCE_POLICY_CPP);
-    uint8_t pre[YYB_PREFACE_LEN];
-    yyb_preface(pre, YYB_VERSION);
-    jce_out_raw(&fr, pre, sizeof pre);
-    yyb_encode_frame(&fr, &p);
-    bool ok = !fr.err && !body.err && send_all(c->fd, fr.buf, fr.len);
-    jce_out_free(&body);
+    bool ok = bench_yyb_hello(&fr, tok, 300) == 0 &&
+              send_all(c->fd, fr.buf, fr.len);
     jce_out_free(&fr);
     return ok;
 }
@@ -384,13 +359,7 @@ static long eat(bchild_t *b, bconn_t *c, const uint8_t *p, size_t n) {
 }
 
 static void on_readable(bchild_t *b, bconn_t *c) {
-    size_t have = c->part_len;
-    if (have) {
-        memcpy(rbuf, c->part, have);
-        free(c->part);
-        c->part = NULL;
-        c->part_len = 0;
-    }
+    size_t have = bench_part_take(&c->part, &c->part_len, rbuf);
     ssize_t r = read(c->fd, rbuf + have, RBUF_SIZE - have);
     if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) {
         conn_kill(b, c);
@@ -399,19 +368,10 @@ static void on_readable(bchild_t *b, bconn_t *c) {
     if (r > 0)
         have += (size_t)r;
     long used = eat(b, c, rbuf, have);
-    if (used < 0) {
+    if (used < 0 ||
+        bench_part_keep(&c->part, &c->part_len, rbuf + used,
+                        have - (size_t)used) < 0)
         conn_kill(b, c);
-        return;
-    }
-    size_t left = have - (size_t)used;
-    if (!left)
-        return;
-    if (left > UINT16_MAX || !(c->part = malloc(left))) {
-        conn_kill(b, c);
-        return;
-    }
-    memcpy(c->part, rbuf + used, left);
-    c->part_len = (uint16_t)left;
 }
 
 /* ---- keepalive and reports ------------------------------------------------- */
@@ -422,13 +382,10 @@ static void keepalive_all(bchild_t *b) {
     if (b->o->target == BENCH_MQTT) {
         n = bench_mqtt_pingreq(pkt, sizeof pkt);
     } else if (b->o->target == BENCH_HERALD && !b->o->ws) {
-        herald_Package p;
-        herald_Package_init(&p);
-        p.cmd = herald_CMD_HEARTBEAT;
         jce_out_t o;
         jce_out_init(&o, JCE_POLICY_CPP);
-        yyb_encode_frame(&o, &p);
-        if (!o.err && o.len <= sizeof pkt) {
+        if (bench_yyb_frame(&o, herald_CMD_HEARTBEAT, 0, NULL) == 0 &&
+            o.len <= sizeof pkt) {
             memcpy(pkt, o.buf, o.len);
             n = o.len;
         }
@@ -445,13 +402,13 @@ static void final_report(bchild_t *b) {
                 b->last[m]);
     size_t off = 0;
     do {
-        size_t k = b->nlat - off < 16384 ? b->nlat - off : 16384;
+        size_t k = b->lat.n - off < 16384 ? b->lat.n - off : 16384;
         put_rec(b, BENCH_REC_LAT, (uint32_t)k, 0, 0, 0);
-        put_raw(b, b->lat + off, k * sizeof *b->lat);
+        put_raw(b, b->lat.v + off, k * sizeof *b->lat.v);
         off += k;
-    } while (off < b->nlat);
+    } while (off < b->lat.n);
     put_rec(b, BENCH_REC_END, (uint32_t)b->ready, (uint64_t)b->closed, 0, 0);
-    b->nlat = 0;
+    b->lat.n = 0;
 }
 
 /* Returns false when the worker should exit. */

@@ -6,7 +6,9 @@
 #include <string.h>
 #include <strings.h>
 
+#include "Protocol.h"
 #include "bench/bench_wire.h"
+#include "gateway/yyb.h"
 
 /* ---- payload markers ------------------------------------------------------ */
 
@@ -203,6 +205,61 @@ int bench_ws_parse(const uint8_t *buf, size_t len, bench_ws_frame_t *f) {
     f->len = n;
     f->total = h + (size_t)n;
     return 1;
+}
+
+/* ---- split frames ------------------------------------------------------------ */
+
+size_t bench_part_take(uint8_t **part, uint16_t *len, uint8_t *buf) {
+    size_t n = *len;
+    if (n)
+        memcpy(buf, *part, n);
+    bench_part_drop(part, len);
+    return n;
+}
+
+void bench_part_drop(uint8_t **part, uint16_t *len) {
+    free(*part);
+    *part = NULL;
+    *len = 0;
+}
+
+int bench_part_keep(uint8_t **part, uint16_t *len, const uint8_t *p, size_t n) {
+    if (!n)
+        return 0;
+    if (n > UINT16_MAX || !(*part = malloc(n)))
+        return -1;
+    memcpy(*part, p, n);
+    *len = (uint16_t)n;
+    return 0;
+}
+
+/* ---- herald raw TCP ------------------------------------------------------ */
+
+int bench_yyb_frame(jce_out_t *o, int cmd, int req_id, const jce_out_t *body) {
+    herald_Package p;
+    herald_Package_init(&p);
+    p.cmd = cmd;
+    p.reqId = req_id;
+    if (body)
+        p.body = (jce_bytes_t){body->buf, (uint32_t)body->len};
+    yyb_encode_frame(o, &p);
+    return o->err || (body && body->err) ? -1 : 0;
+}
+
+int bench_yyb_hello(jce_out_t *o, const char *token, int heartbeat) {
+    herald_HelloReq h;
+    herald_HelloReq_init(&h);
+    h.token = jce_str_from(token);
+    h.heartbeat = heartbeat;
+    jce_out_t body;
+    jce_out_init(&body, JCE_POLICY_CPP);
+    herald_HelloReq_encode(&h, &body);
+    uint8_t pre[YYB_PREFACE_LEN];
+    yyb_preface(pre, YYB_VERSION);
+    jce_out_raw(o, pre, sizeof pre);
+    int rc = bench_yyb_frame(o, herald_CMD_HELLO, 1, &body);
+    jce_out_free(&body);
+    return rc;
 }
 
 /* ---- MQTT 3.1.1 ---------------------------------------------------------- */

@@ -11,8 +11,9 @@
  * how each server wraps a payload (JCE, JSON, MQTT): they scan the bytes of
  * each complete frame for markers.
  *
- * Builders return the bytes written, or 0 if cap is too small.  Parsers
- * return 1 (a whole unit parsed), 0 (need more bytes) or -1 (malformed).
+ * Builders return the bytes written, or 0 if cap is too small (the herald
+ * ones append to a jce_out_t and return 0 or -1).  Parsers return 1 (a
+ * whole unit parsed), 0 (need more bytes) or -1 (malformed).
  */
 #ifndef HERALD_BENCH_WIRE_H
 #define HERALD_BENCH_WIRE_H
@@ -20,6 +21,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "jce/jce.h"
 
 /* ---- payload markers ------------------------------------------------------ */
 
@@ -73,6 +76,27 @@ typedef struct bench_ws_frame {
 
 /* A server frame (unmasked; a masked one is malformed). */
 int bench_ws_parse(const uint8_t *buf, size_t len, bench_ws_frame_t *f);
+
+/* ---- split frames ------------------------------------------------------------ */
+
+/* Connections that share one read buffer keep, between reads, only the
+ * partial frame a read ended in, in a small heap block (*part, *len).
+ * take moves it to the start of buf (which must hold UINT16_MAX bytes
+ * more than the caller reads) and returns its length; keep saves the n
+ * bytes left over after the whole frames: 0, or -1 if n > UINT16_MAX or
+ * out of memory; drop forgets it (the connection closed). */
+size_t bench_part_take(uint8_t **part, uint16_t *len, uint8_t *buf);
+int bench_part_keep(uint8_t **part, uint16_t *len, const uint8_t *p, size_t n);
+void bench_part_drop(uint8_t **part, uint16_t *len);
+
+/* ---- herald raw TCP (YYB, docs/protocol.md) ------------------------------ */
+
+/* Appends one frame: a Package of cmd (reqId req_id) whose body is the
+ * encoded struct in body (NULL: no body). */
+int bench_yyb_frame(jce_out_t *o, int cmd, int req_id, const jce_out_t *body);
+/* Appends what a device sends first: the preface and a CMD_HELLO (reqId 1)
+ * with token and heartbeat (seconds). */
+int bench_yyb_hello(jce_out_t *o, const char *token, int heartbeat);
 
 /* ---- MQTT 3.1.1 -------------------------------------------------------------- */
 

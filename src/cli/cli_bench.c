@@ -16,7 +16,6 @@
  * The same workload drives Mosquitto (MQTT 3.1.1) and nginx+Nchan
  * (WebSocket), so bench/run.sh can measure the three side by side.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stddef.h>
@@ -33,6 +32,7 @@
 #include <unistd.h>
 
 #include "bench/bench.h"
+#include "bench/bench_stat.h"
 #include "bench/bench_wire.h"
 #include "cli/cli.h"
 #include "core/clock.h"
@@ -261,56 +261,6 @@ static long status_field(const char *path, const char *key) {
     return v;
 }
 
-static long proc_cpu_ticks(int pid) {
-    char path[64], buf[1024];
-    snprintf(path, sizeof path, "/proc/%d/stat", pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return -1;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    /* Fields after the ")" of comm: state is field 3; utime 14, stime 15. */
-    char *p = strrchr(buf, ')');
-    if (!p)
-        return -1;
-    unsigned long ut = 0, st = 0;
-    if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
-               &ut, &st) != 2)
-        return -1;
-    return (long)(ut + st);
-}
-
-/* CPU time of every thread, in ns, from the scheduler's own accounting
- * (/proc/PID/task/TID/schedstat): exact, where utime+stime come in 10 ms
- * ticks.  -1 if schedstat is not available (then ticks are used). */
-static long long proc_cpu_ns(int pid) {
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/task", pid);
-    DIR *d = opendir(path);
-    if (!d)
-        return -1;
-    long long sum = 0;
-    bool any = false;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (e->d_name[0] == '.')
-            continue;
-        char sp[300];
-        snprintf(sp, sizeof sp, "/proc/%d/task/%s/schedstat", pid, e->d_name);
-        FILE *f = fopen(sp, "r");
-        long long ns;
-        if (f && fscanf(f, "%lld", &ns) == 1) {
-            sum += ns;
-            any = true;
-        }
-        if (f)
-            fclose(f);
-    }
-    closedir(d);
-    return any ? sum : -1;
-}
-
 static long sockstat_tcp_pages(void) {
     FILE *f = fopen("/proc/net/sockstat", "r");
     if (!f)
@@ -336,8 +286,8 @@ static sample_t take_sample(const bench_opts_t *o) {
         snprintf(path, sizeof path, "/proc/%d/smaps_rollup", o->pids[i]);
         long pc = status_field(path, "Private_Clean:");
         long pd = status_field(path, "Private_Dirty:");
-        long cpu = proc_cpu_ticks(o->pids[i]);
-        long long ns = proc_cpu_ns(o->pids[i]);
+        long cpu = bench_proc_cpu_ticks(o->pids[i]);
+        long long ns = bench_proc_cpu_ns(o->pids[i]);
         s.cpu_ns = ns < 0 || s.cpu_ns < 0 ? -1 : s.cpu_ns + ns;
         if (rss < 0 || cpu < 0)
             s.ok = false;
@@ -367,8 +317,7 @@ typedef struct run {
     uint64_t *m_first;
     uint64_t *m_count;
     long *m_done;         /* workers done with the message */
-    uint32_t *lat;
-    size_t nlat, caplat;
+    bench_lat_t lat;      /* unicast latencies from every worker */
     long uni_sent, uni_ok, uni_err;
     uint64_t uni_t0, uni_t1;
     long long gen_ns; /* workers' CPU over the broadcast phase; -1 unknown */
@@ -446,24 +395,18 @@ static void on_rec(run_t *R, worker_t *w, const bench_rec_t *r) {
         break;
     case BENCH_REC_LAT: {
         size_t n = r->a;
-        if (R->nlat + n > R->caplat) {
-            size_t nc = (R->nlat + n) * 2;
-            uint32_t *nl = realloc(R->lat, nc * sizeof *nl);
-            if (!nl) {
-                uint32_t sink[256];
-                while (n) { /* drain, losing the samples */
-                    size_t k = n < 256 ? n : 256;
-                    if (read_full(w->up, sink, k * 4))
-                        break;
-                    n -= k;
-                }
-                break;
+        if (bench_lat_reserve(&R->lat, n) < 0) {
+            uint32_t sink[256];
+            while (n) { /* drain, losing the samples */
+                size_t k = n < 256 ? n : 256;
+                if (read_full(w->up, sink, k * 4))
+                    break;
+                n -= k;
             }
-            R->lat = nl;
-            R->caplat = nc;
+            break;
         }
-        if (read_full(w->up, R->lat + R->nlat, n * sizeof *R->lat) == 0)
-            R->nlat += n;
+        if (read_full(w->up, R->lat.v + R->lat.n, n * sizeof *R->lat.v) == 0)
+            R->lat.n += n;
         break;
     }
     case BENCH_REC_END:
@@ -649,7 +592,7 @@ static int pub_send(publisher_t *p, const bench_opts_t *o, const char *pl,
 static long long workers_cpu_ns(const run_t *R) {
     long long sum = 0;
     for (long i = 0; i < R->nw; i++) {
-        long long ns = proc_cpu_ns(R->w[i].pid);
+        long long ns = bench_proc_cpu_ns(R->w[i].pid);
         if (ns < 0)
             return -1;
         sum += ns;
@@ -773,18 +716,6 @@ static void unicast_phase(run_t *R) {
 
 /* ---- report ---------------------------------------------------------------------- */
 
-static int cmp_u32(const void *a, const void *b) {
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-static uint32_t pct(const uint32_t *v, size_t n, double p) {
-    if (!n)
-        return 0;
-    size_t i = (size_t)(p * (double)(n - 1) + 0.5);
-    return v[i < n ? i : n - 1];
-}
-
 static const char *target_name(const bench_opts_t *o) {
     return o->target == BENCH_MQTT    ? "mosquitto"
            : o->target == BENCH_NCHAN ? "nchan"
@@ -880,18 +811,16 @@ static int report(run_t *R, const sample_t *s0, const sample_t *s1,
                    "over the broadcast phase)\n", cpu_us,
                    cpu_us * (double)delivered / 1e3);
     }
-    if (R->nlat)
-        qsort(R->lat, R->nlat, sizeof *R->lat, cmp_u32);
-    uint32_t p50 = pct(R->lat, R->nlat, .5), p90 = pct(R->lat, R->nlat, .9),
-             p99 = pct(R->lat, R->nlat, .99),
-             mx = R->nlat ? R->lat[R->nlat - 1] : 0;
+    bench_lat_sort(&R->lat);
+    uint32_t p50 = bench_lat_pct(&R->lat, .5), p90 = bench_lat_pct(&R->lat, .9),
+             p99 = bench_lat_pct(&R->lat, .99), mx = bench_lat_pct(&R->lat, 1);
     double uni_rate = R->uni_t1 > R->uni_t0
                           ? (double)R->uni_sent / ((double)(R->uni_t1 - R->uni_t0) / 1e6)
                           : 0;
     if (R->uni_sent) {
         printf("unicast           %ld sent (%.0f/s), %ld accepted, %ld errors, "
                "%zu received\n",
-               R->uni_sent, uni_rate, R->uni_ok, R->uni_err, R->nlat);
+               R->uni_sent, uni_rate, R->uni_ok, R->uni_err, R->lat.n);
         printf("unicast latency   p50 %u us, p90 %u us, p99 %u us, max %u us\n",
                p50, p90, p99, mx);
     }
@@ -915,7 +844,7 @@ static int report(run_t *R, const sample_t *s0, const sample_t *s1,
     if (R->uni_sent)
         printf(" uni_sent=%ld uni_rate=%.0f uni_recv=%zu uni_p50_us=%u "
                "uni_p90_us=%u uni_p99_us=%u uni_max_us=%u",
-               R->uni_sent, uni_rate, R->nlat, p50, p90, p99, mx);
+               R->uni_sent, uni_rate, R->lat.n, p50, p90, p99, mx);
     printf(" closed=%ld\n", closed);
     fflush(stdout);
     return ready == 0 || failed || missing ? 1 : 0;
@@ -943,7 +872,7 @@ static void run_free(run_t *R) {
     free(R->m_first);
     free(R->m_count);
     free(R->m_done);
-    free(R->lat);
+    bench_lat_free(&R->lat);
     free(R->w);
 }
 

@@ -1,9 +1,13 @@
 /* bench_wire: the load generator's client-side codecs.  MQTT bytes are
  * checked against MQTT 3.1.1 §3.1/§3.8/§3.3 layouts, WebSocket framing
- * against RFC 6455 §5.2/§5.3 (masking), markers by round trip. */
+ * against RFC 6455 §5.2/§5.3 (masking), markers by round trip, herald
+ * frames by the gateway's own reader (yyb.h). */
+#include <stdlib.h>
 #include <string.h>
 
+#include "Protocol.h"
 #include "bench/bench_wire.h"
+#include "gateway/yyb.h"
 #include "test.h"
 
 typedef struct seen {
@@ -121,4 +125,61 @@ TEST(http_post_layout) {
     CHECK_EQ_INT(n, strlen(want));
     CHECK(!memcmp(out, want, n));
     CHECK_EQ_INT(bench_http_post(out, 16, "h", "/p", NULL, "t", "ab", 2), 0);
+}
+
+TEST(yyb_hello_is_preface_then_hello_frame) {
+    jce_out_t o;
+    jce_out_init(&o, JCE_POLICY_CPP);
+    CHECK_EQ_INT(bench_yyb_hello(&o, "app.dev.9.sig", 300), 0);
+    CHECK(o.len > 11 && !memcmp(o.buf, "YYB\0\0\0\1", 7));
+    yyb_reader_t r;
+    yyb_reader_init(&r, true);
+    size_t used = 0;
+    yyb_frame_t f;
+    CHECK_EQ_INT(yyb_feed(&r, o.buf, o.len, &used, &f), YYB_FRAME);
+    CHECK_EQ_INT(used, o.len);
+    herald_Package p;
+    CHECK_EQ_INT(yyb_decode_package(&f, NULL, &p, NULL), 0);
+    CHECK_EQ_INT(p.cmd, herald_CMD_HELLO);
+    CHECK_EQ_INT(p.reqId, 1);
+    herald_HelloReq h;
+    jce_in_t in;
+    jce_arena_t *a = jce_arena_new(0);
+    jce_in_init(&in, p.body.data, p.body.len, a);
+    int rc = herald_HelloReq_decode(&h, &in);
+    bool ok = rc == 0 && h.heartbeat == 300 && h.token.len == 13 &&
+              !memcmp(h.token.data, "app.dev.9.sig", 13);
+    jce_arena_free(a);
+    jce_out_free(&o);
+    CHECK(ok);
+}
+
+TEST(yyb_frame_without_body) {
+    jce_out_t o;
+    jce_out_init(&o, JCE_POLICY_CPP);
+    CHECK_EQ_INT(bench_yyb_frame(&o, herald_CMD_HEARTBEAT, 0, NULL), 0);
+    /* A bare heartbeat: length 6, then Package{cmd 2} ("00 02"). */
+    CHECK_HEX(o.buf, o.len, "00 00 00 06 00 02");
+    jce_out_free(&o);
+}
+
+TEST(split_frame_kept_and_taken_back) {
+    uint8_t *part = NULL, buf[16];
+    uint16_t len = 0;
+    CHECK_EQ_INT(bench_part_take(&part, &len, buf), 0);
+    CHECK_EQ_INT(bench_part_keep(&part, &len, (const uint8_t *)"abc", 0), 0);
+    CHECK(part == NULL);
+    CHECK_EQ_INT(bench_part_keep(&part, &len, (const uint8_t *)"abc", 3), 0);
+    CHECK_EQ_INT(len, 3);
+    CHECK_EQ_INT(bench_part_take(&part, &len, buf), 3);
+    CHECK(!memcmp(buf, "abc", 3) && part == NULL && len == 0);
+    uint8_t *big = calloc(1, 70000);
+    CHECK(big);
+    int rc = bench_part_keep(&part, &len, big, 70000);
+    free(big);
+    CHECK_EQ_INT(rc, -1);
+    CHECK(part == NULL && len == 0);
+    CHECK_EQ_INT(bench_part_keep(&part, &len, (const uint8_t *)"x", 1), 0);
+    bench_part_drop(&part, &len);
+    CHECK(part == NULL && len == 0);
 }
