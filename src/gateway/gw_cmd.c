@@ -597,6 +597,13 @@ static int cmd_ack(gw_conn_t *c, int req_id, const req_src_t *src) {
         gw->svc.ack(gw->svc.ctx, &d, q.inboxSeq > 0 ? q.inboxSeq : -1,
                     q.broadcastSeq > 0 ? q.broadcastSeq : -1);
     }
+    /* reqId 0: one-way (docs/protocol.md).  A device acking every push
+     * of a busy stream would otherwise get as many answers as pushes, a
+     * write here and a read there each, for cursors it already knows. */
+    if (req_id == 0) {
+        last_ret = 0;
+        return 0;
+    }
     herald_AckRsp r;
     herald_AckRsp_init(&r);
     r.inboxSeq = c->dev->inbox_seq;

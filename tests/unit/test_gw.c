@@ -715,12 +715,17 @@ TEST(ws_json_session) {
     CHECK(ws_recv(fd, &op, msg, sizeof msg) > 0);
     CHECK(strstr(msg, "\"payloadB64\":\"/wA=\"") != NULL);
 
+    /* Without reqId an ack is one-way; the answer that comes is the
+     * second ack's, so the first got none (frames run in order). */
     const char *ack = "{\"cmd\":\"ack\",\"inboxSeq\":3}";
+    const char *ack8 = "{\"cmd\":\"ack\",\"reqId\":8,\"inboxSeq\":3}";
     int before = n_acks;
     CHECK(ws_send(fd, WS_OP_TEXT, ack, strlen(ack), true) == 0);
+    CHECK(ws_send(fd, WS_OP_TEXT, ack8, strlen(ack8), true) == 0);
     CHECK(ws_recv(fd, &op, msg, sizeof msg) > 0);
     CHECK(strstr(msg, "\"cmd\":\"ack\""));
-    CHECK_EQ_INT(n_acks, before + 1);
+    CHECK(strstr(msg, "\"reqId\":8"));
+    CHECK_EQ_INT(n_acks, before + 2);
 
     /* an unmasked client frame is a protocol error: close 1002 */
     CHECK(ws_send(fd, WS_OP_TEXT, hb, strlen(hb), false) == 0);
