@@ -38,7 +38,7 @@ static void serve_usage(FILE *f) {
             "  --api-port N       push API port (8080)\n"
             "  --tars-host ADDR   TARS PushAPI address (default: --api-host)\n"
             "  --tars-port N      TARS PushAPI port (10000; -1 = off)\n"
-            "  --tars-max-conns N TARS connections, one thread each (64)\n"
+            "  --tars-max-conns N TARS connections open at once (64)\n"
             "  --db PATH          SQLite store ($HERALD_DB, else ./herald.db)\n"
             "  --app NAME:SECRET:APIKEY   an application, upserted into the\n"
             "                     store (repeatable); an empty store without\n"
