@@ -80,7 +80,7 @@ static const conf_opt_t serve_opts[] = {
     INT("tars-port", tars_port, -1, 65535, "10000", 0, "N",
         "TARS PushAPI port; -1 = off, 0 = any free port"),
     INT("tars-max-conns", tars_max_conns, 1, 4096, "64", 0, "N",
-        "TARS connections at once, one thread each"),
+        "TARS connections open at once"),
     STR("admin-host", admin_host, "127.0.0.1", 0, "ADDR",
         "admin listener: /metrics, /healthz, /readyz, /dashboard (private)"),
     INT("admin-port", admin_port, 0, 65535, "9100", 0, "N",

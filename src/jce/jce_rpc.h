@@ -24,6 +24,9 @@ enum jce_rpc_ret {
     JCE_RPC_NO_SERVANT = -4,
     JCE_RPC_OVERLOAD = -9,
     JCE_RPC_UNKNOWN_ERR = -99,
+    /* Not a wire code: the impl called jce_call_defer(), nothing was
+     * encoded, and the server answers later (see trpc_server_handle_async). */
+    JCE_RPC_DEFERRED = 1,
 };
 
 enum { JCE_RPC_TARS = 1, JCE_RPC_TUP = 3 };
@@ -36,7 +39,16 @@ typedef struct jce_call {
     jce_out_t *out;          /* the response's sBuffer, written by the method */
     void *ctx;               /* the server's per-call context (borrowed) */
     char desc[128];          /* sResultDesc on framework errors */
+    bool deferred;           /* set by jce_call_defer() */
 } jce_call_t;
+
+/* Called by an impl that answers after it returns: its return value and
+ * out parameters are ignored, and everything the later answer needs must
+ * be copied out of the call (args and arena die with it).  The server
+ * encodes the answer with the generated M_I_op_reply(). */
+static inline void jce_call_defer(jce_call_t *call) {
+    call->deferred = true;
+}
 
 /* Runs one operation: decodes args, calls the impl, encodes ret and outs.
  * Returns a jce_rpc_ret framework code. */

@@ -72,7 +72,7 @@ typedef struct push_config {
     struct store *store;    /* borrowed; NULL = no storage (online only) */
     const char *tars_host;  /* default: http_host */
     int tars_port;          /* default 10000; 0 = any; -1 = no TARS */
-    int tars_max_conns;     /* TARS connections (one thread each); 64 */
+    int tars_max_conns;     /* TARS connections open at once; 64 */
     double rate_app;        /* pushes per second per app; default 100000 */
     double burst;           /* bucket size; default = rate_app */
     const struct ops_mem *mem; /* memory watermark (borrowed): pushes get

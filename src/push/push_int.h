@@ -10,6 +10,7 @@
 
 #include "gateway/http.h"
 #include "push/push.h"
+#include "rpc/trpc.h"
 #include "store/store.h"
 
 typedef struct push_app {
@@ -213,9 +214,43 @@ void push_sync_ack(push_service_t *ps, const gw_device_t *d, int64_t iseq,
 void push_status_add(push_service_t *ps, const char *msg_id, int event,
                      long count);
 
-/* ---- push_tars.c ---- */
+/* ---- push_tars.c: TARS connections on one loop thread ---- */
 int push_tars_start(push_service_t *ps);
 void push_tars_stop(push_service_t *ps);
+
+/* ---- push_tars_ops.c: the PushAPI servant (loop thread only) ---- */
+#define PUSH_TARS_SERVANT "herald.PushServer.PushAPIObj"
+
+/* A call whose answer waits for the store. */
+typedef struct tars_call {
+    push_call_t *c;       /* owned; c->reply_ctx points back here */
+    push_tars_t *pt;
+    void *conn;           /* the connection to answer on (push_tars.c) */
+    trpc_req_t req;       /* set once the dispatcher returns */
+    uint64_t t0;          /* clock_mono_us() when its frame was taken */
+    struct tars_call *next;
+} tars_call_t;
+
+/* The impls' ctx for one dispatched frame. */
+typedef struct tars_disp {
+    push_service_t *ps;
+    push_tars_t *pt;
+    void *conn;
+    push_reply_fn reply;    /* hands a finished call to the loop thread */
+    uint64_t t0;
+    int32_t app_ret;        /* PushRet of an answer made at once */
+    tars_call_t *deferred;  /* set when the impl deferred its answer */
+} tars_disp_t;
+
+/* Registers the servant (PUSH_TARS_SERVANT) on srv. */
+int push_tars_register(trpc_server_t *srv);
+/* The answer frame of a finished deferred call into frame (body and a are
+ * scratch).  0 or a trpc error. */
+int push_tars_answer(tars_call_t *tc, jce_out_t *body, jce_arena_t *a,
+                     jce_out_t *frame);
+/* herald_tars_calls_total and the latency histogram; func as trpc_req_t
+ * names it (NULL = unknown). */
+void push_tars_count(const char *func, bool ok, uint64_t t0);
 
 /* push_http.c: binds, starts the thread / stops it and frees. */
 int push_http_start(push_service_t *ps);

@@ -154,9 +154,9 @@ static void set_desc(jce_call_t *call, const char *what, jce_str_t name) {
 }
 
 /* Finds servant and method and runs it; the sBuffer it writes is left in
- * srv->body. */
+ * srv->body.  info gets the names found. */
 static int32_t dispatch(trpc_server_t *srv, const tars_RequestPacket *req,
-                        void *ctx, jce_call_t *call) {
+                        void *ctx, jce_call_t *call, trpc_req_t *info) {
     call->version = req->iVersion;
     call->args = req->sBuffer.data;
     call->args_len = req->sBuffer.len;
@@ -164,6 +164,7 @@ static int32_t dispatch(trpc_server_t *srv, const tars_RequestPacket *req,
     call->out = &srv->body;
     call->ctx = ctx;
     call->desc[0] = '\0';
+    call->deferred = false;
 
     if (req->iVersion != JCE_RPC_TARS && req->iVersion != JCE_RPC_TUP) {
         snprintf(call->desc, sizeof call->desc, "unsupported iVersion %d",
@@ -175,9 +176,11 @@ static int32_t dispatch(trpc_server_t *srv, const tars_RequestPacket *req,
         set_desc(call, "no such servant", req->sServantName);
         return JCE_RPC_NO_SERVANT;
     }
+    info->servant = s->name;
     /* Built in for every servant, as in TarsCpp's Servant::dispatch: an
      * empty sBuffer, or an empty map for TUP peers that decode one. */
     if (jce_str_eq(req->sFuncName, JCE_STR_LIT("tars_ping"))) {
+        info->func = "tars_ping";
         if (req->iVersion == JCE_RPC_TUP) jce_tup_put_begin(call->out, 0);
         return JCE_RPC_OK;
     }
@@ -187,6 +190,7 @@ static int32_t dispatch(trpc_server_t *srv, const tars_RequestPacket *req,
         set_desc(call, "no such function", req->sFuncName);
         return JCE_RPC_NO_FUNC;
     }
+    info->func = m->name;
     int32_t ret = m->fn(s->impl, call);
     if (ret == JCE_RPC_OK && call->out->err) {
         snprintf(call->desc, sizeof call->desc, "encode error: %s",
@@ -198,14 +202,25 @@ static int32_t dispatch(trpc_server_t *srv, const tars_RequestPacket *req,
     return ret;
 }
 
-static void encode_v1_reply(const tars_RequestPacket *req, const outcome_t *oc,
+/* The request fields an answer repeats.  Names as the request spelled them
+ * (immediate answers) or as registered (deferred ones): the same bytes
+ * whenever the call reached a method. */
+typedef struct reply_head {
+    int16_t version;
+    int32_t req_id;
+    int32_t msg_type;
+    jce_str_t servant;
+    jce_str_t func;
+} reply_head_t;
+
+static void encode_v1_reply(const reply_head_t *h, const outcome_t *oc,
                             jce_out_t *reply) {
     tars_ResponsePacket rsp;
     tars_ResponsePacket_init(&rsp);
-    rsp.iVersion = req->iVersion;
+    rsp.iVersion = h->version;
     rsp.cPacketType = TRPC_NORMAL;
-    rsp.iRequestId = req->iRequestId;
-    rsp.iMessageType = req->iMessageType;
+    rsp.iRequestId = h->req_id;
+    rsp.iMessageType = h->msg_type;
     rsp.iRet = oc->ret;
     rsp.sBuffer = oc->body;
     rsp.sResultDesc = jce_str_from(oc->desc);
@@ -215,7 +230,7 @@ static void encode_v1_reply(const tars_RequestPacket *req, const outcome_t *oc,
 /* TUP answers are RequestPacket-shaped (tars-wire §2.4).  Both status keys
  * are always written, as the JS server does; keys are in memcmp order so
  * the map is also what C++ would write. */
-static void encode_v3_reply(const tars_RequestPacket *req, const outcome_t *oc,
+static void encode_v3_reply(const reply_head_t *h, const outcome_t *oc,
                             jce_out_t *reply) {
     char code[16];
     snprintf(code, sizeof code, "%d", (int)oc->ret);
@@ -225,12 +240,12 @@ static void encode_v3_reply(const tars_RequestPacket *req, const outcome_t *oc,
 
     tars_RequestPacket rsp;
     tars_RequestPacket_init(&rsp);
-    rsp.iVersion = req->iVersion;
+    rsp.iVersion = h->version;
     rsp.cPacketType = TRPC_NORMAL;
-    rsp.iMessageType = req->iMessageType;
-    rsp.iRequestId = req->iRequestId;
-    rsp.sServantName = req->sServantName;
-    rsp.sFuncName = req->sFuncName;
+    rsp.iMessageType = h->msg_type;
+    rsp.iRequestId = h->req_id;
+    rsp.sServantName = h->servant;
+    rsp.sFuncName = h->func;
     rsp.sBuffer = oc->body;
     rsp.status.keys = keys;
     rsp.status.vals = vals;
@@ -238,22 +253,33 @@ static void encode_v3_reply(const tars_RequestPacket *req, const outcome_t *oc,
     tars_RequestPacket_encode(&rsp, reply);
 }
 
-static int encode_reply(const tars_RequestPacket *req, const outcome_t *oc,
+/* No partial results on an error.  A TUP client decodes sBuffer as a map
+ * even then (@tars/rpc throws on an empty one), so it gets {}. */
+static void fail_body(int version, outcome_t *oc) {
+    static const uint8_t empty_tup[] = {0x08, 0x0c};
+    bool tup = is_tup(version);
+    oc->body.data = tup ? empty_tup : NULL;
+    oc->body.len = tup ? sizeof empty_tup : 0;
+}
+
+static int encode_reply(const reply_head_t *h, outcome_t *oc,
                         jce_out_t *reply) {
+    if (oc->ret != JCE_RPC_OK) fail_body(h->version, oc);
     int policy = reply->policy;
     reply->policy = JCE_POLICY_CPP;
     size_t off = frame_open(reply);
-    if (is_tup(req->iVersion))
-        encode_v3_reply(req, oc, reply);
+    if (is_tup(h->version))
+        encode_v3_reply(h, oc, reply);
     else
-        encode_v1_reply(req, oc, reply);
+        encode_v1_reply(h, oc, reply);
     frame_close(reply, off);
     reply->policy = policy;
     return reply->err ? TRPC_ERR_ENCODE : 0;
 }
 
-int trpc_server_handle(trpc_server_t *srv, const uint8_t *frame, size_t len,
-                       void *ctx, jce_out_t *reply) {
+int trpc_server_handle_async(trpc_server_t *srv, const uint8_t *frame,
+                             size_t len, void *ctx, jce_out_t *reply,
+                             trpc_req_t *info_out) {
     jce_out_reset(reply);
     uint32_t flen = 0;
     if (trpc_frame_check(frame, len, UINT32_MAX, &flen) != 1 || flen != len)
@@ -268,25 +294,63 @@ int trpc_server_handle(trpc_server_t *srv, const uint8_t *frame, size_t len,
     jce_in_init(&in, frame + 4, len - 4, srv->arena);
     if (tars_RequestPacket_decode(&req, &in) < 0) return TRPC_ERR_DECODE;
 
+    trpc_req_t info = {.version = req.iVersion,
+                       .packet_type = req.cPacketType,
+                       .req_id = req.iRequestId,
+                       .msg_type = req.iMessageType};
     jce_call_t call;
     memset(&call, 0, sizeof call);
     outcome_t oc;
-    oc.ret = dispatch(srv, &req, ctx, &call);
+    oc.ret = dispatch(srv, &req, ctx, &call, &info);
+    if (oc.ret == JCE_RPC_DEFERRED) {
+        if (info_out) {
+            *info_out = info;
+            return TRPC_DEFERRED;
+        }
+        snprintf(call.desc, sizeof call.desc,
+                 "answer deferred on a synchronous server");
+        oc.ret = JCE_RPC_UNKNOWN_ERR;
+    }
+    info.ret = oc.ret;
+    if (info_out) *info_out = info;
     if (req.cPacketType == TRPC_ONEWAY) return 0; /* never answered */
 
     oc.desc = oc.ret == JCE_RPC_OK ? "" : call.desc;
     oc.body.data = srv->body.buf;
     oc.body.len = (uint32_t)srv->body.len;
     if (srv->body.len > UINT32_MAX) oc.ret = JCE_RPC_ENCODE_ERR;
-    if (oc.ret != JCE_RPC_OK) {
-        /* No partial results.  A TUP client decodes sBuffer as a map even
-         * on errors (@tars/rpc throws on an empty one), so give it {}. */
-        static const uint8_t empty_tup[] = {0x08, 0x0c};
-        bool tup = is_tup(req.iVersion);
-        oc.body.data = tup ? empty_tup : NULL;
-        oc.body.len = tup ? sizeof empty_tup : 0;
+    reply_head_t h = {req.iVersion, req.iRequestId, req.iMessageType,
+                      req.sServantName, req.sFuncName};
+    return encode_reply(&h, &oc, reply);
+}
+
+int trpc_server_handle(trpc_server_t *srv, const uint8_t *frame, size_t len,
+                       void *ctx, jce_out_t *reply) {
+    return trpc_server_handle_async(srv, frame, len, ctx, reply, NULL);
+}
+
+int trpc_reply_encode(const trpc_req_t *req, int32_t ret, const char *desc,
+                      const jce_out_t *body, jce_out_t *reply) {
+    jce_out_reset(reply);
+    if (!req) return TRPC_ERR_ARG;
+    if (req->packet_type == TRPC_ONEWAY) return 0;
+    char why[64];
+    outcome_t oc = {ret, {NULL, 0}, ret == JCE_RPC_OK ? "" : desc ? desc : ""};
+    if (ret == JCE_RPC_OK && body && body->err) {
+        snprintf(why, sizeof why, "encode error: %s", jce_strerror(body->err));
+        oc.ret = JCE_RPC_ENCODE_ERR;
+        oc.desc = why;
+    } else if (ret == JCE_RPC_OK && body && body->len > UINT32_MAX) {
+        oc.ret = JCE_RPC_ENCODE_ERR;
+        oc.desc = "encode error: answer too large";
+    } else if (body) {
+        oc.body.data = body->buf;
+        oc.body.len = (uint32_t)body->len;
     }
-    return encode_reply(&req, &oc, reply);
+    reply_head_t h = {req->version, req->req_id, req->msg_type,
+                      jce_str_from(req->servant ? req->servant : ""),
+                      jce_str_from(req->func ? req->func : "")};
+    return encode_reply(&h, &oc, reply);
 }
 
 /* ---- client ---- */

@@ -16,6 +16,13 @@
  * longer speaks) in the TUP shape its clients parse, the rest as a
  * ResponsePacket.
  * One-way requests (cPacketType 1) are run but never answered.
+ *
+ * Deferred answers: trpc_server_handle_async() lets an impl answer after it
+ * returns (jce_call_defer(), e.g. to wait for a store commit without
+ * blocking an event loop).  The caller keeps the trpc_req_t it gets back
+ * and later encodes the answer's sBuffer with the generated M_I_op_reply()
+ * and the frame with trpc_reply_encode(), in any order relative to other
+ * calls of the same connection: TARS clients match answers by iRequestId.
  */
 #ifndef HERALD_TRPC_H
 #define HERALD_TRPC_H
@@ -76,6 +83,22 @@ void trpc_server_free(trpc_server_t *srv);
 int trpc_server_add(trpc_server_t *srv, const char *servant,
                     const jce_interface_t *itf, const void *impl);
 
+/* What answering a request needs from it, and what a caller may count it
+ * by.  Strings are not copied: servant is the registered name (owned by
+ * the server), func the generated method's name or "tars_ping" (static);
+ * either is NULL when the request named none that exists. */
+typedef struct trpc_req {
+    int16_t version;
+    int8_t packet_type;  /* TRPC_NORMAL or TRPC_ONEWAY */
+    int32_t req_id;
+    int32_t msg_type;
+    const char *servant;
+    const char *func;
+    int32_t ret;         /* framework code of an answer made at once */
+} trpc_req_t;
+
+#define TRPC_DEFERRED 1 /* trpc_server_handle_async: the impl answers later */
+
 /*
  * Runs one request frame (length prefix included, as found by
  * trpc_frame_check) and writes the whole reply frame, prefix included, into
@@ -89,6 +112,29 @@ int trpc_server_add(trpc_server_t *srv, const char *servant,
  */
 int trpc_server_handle(trpc_server_t *srv, const uint8_t *frame, size_t len,
                        void *ctx, jce_out_t *reply);
+
+/*
+ * trpc_server_handle for servers that let impls defer their answer.  As
+ * above, and *req is filled whenever the RequestPacket decoded (return
+ * >= 0).  When the impl called jce_call_defer(), TRPC_DEFERRED is returned
+ * and reply is left empty: the caller keeps *req and answers with
+ * trpc_reply_encode() once the impl's work is done (for a one-way request
+ * that writes nothing, but the work must still be finished).  A plain
+ * trpc_server_handle() answers a deferring impl with JCE_RPC_UNKNOWN_ERR.
+ */
+int trpc_server_handle_async(trpc_server_t *srv, const uint8_t *frame,
+                             size_t len, void *ctx, jce_out_t *reply,
+                             trpc_req_t *req);
+
+/*
+ * The answer frame to a deferred request, into `reply` after clearing it
+ * (left empty for one-way requests).  ret is the framework code (0 unless
+ * the work failed as a whole; desc then says why), body the sBuffer from
+ * the generated M_I_op_reply(); an encoder error in body is answered as
+ * JCE_RPC_ENCODE_ERR with no results.  0 or TRPC_ERR_ENCODE.
+ */
+int trpc_reply_encode(const trpc_req_t *req, int32_t ret, const char *desc,
+                      const jce_out_t *body, jce_out_t *reply);
 
 /* ---- client ---- */
 

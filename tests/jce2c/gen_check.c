@@ -365,3 +365,48 @@ TEST(dispatch_v3)
     jce_out_free(&args);
     jce_out_free(&out);
 }
+
+/* An impl that defers: the method encodes nothing, and the generated
+ * _reply() later writes exactly what an immediate answer would have. */
+static int32_t hello_defer(jce_call_t *call, int32_t id, jce_str_t s, jce_str_t *r, Test_Pair *p)
+{
+    jce_call_defer(call);
+    return 99; /* ignored */
+}
+
+TEST(deferred_answer_matches_immediate)
+{
+    Test_Hello_impl now = {.testHello = hello_impl};
+    Test_Hello_impl later = {.testHello = hello_defer};
+    jce_out_t args, out, sync_out;
+    jce_call_t call;
+    jce_out_init(&args, JCE_POLICY_JS);
+    jce_out_init(&out, JCE_POLICY_JS);
+    jce_out_init(&sync_out, JCE_POLICY_JS);
+    for (int v = 1; v <= 3; v += 2) {
+        jce_out_reset(&args);
+        jce_out_reset(&out);
+        jce_out_reset(&sync_out);
+        Test_Hello_testHello_args(&args, v, 7, JCE_STR_LIT("abc"));
+        CHECK_EQ_INT(run("testHello", v, args.buf, args.len, &sync_out, &now, &call), JCE_RPC_OK);
+        CHECK(!call.deferred);
+        CHECK_EQ_INT(run("testHello", v, args.buf, args.len, &out, &later, &call), JCE_RPC_DEFERRED);
+        CHECK(call.deferred);
+        CHECK_EQ_INT((int)out.len, 0);
+        Test_Pair p;
+        Test_Pair_init(&p);
+        p.a = 14;
+        p.b = JCE_STR_LIT("ABC");
+        Test_Hello_testHello_reply(&out, v, 0, JCE_STR_LIT("hi abc"), &p);
+        CHECK_EQ_INT(out.err, 0);
+        CHECK_EQ_INT((int)out.len, (int)sync_out.len);
+        CHECK(out.len == sync_out.len && memcmp(out.buf, sync_out.buf, out.len) == 0);
+    }
+    /* a decode error is answered at once even by a deferring impl */
+    jce_out_reset(&out);
+    CHECK_EQ_INT(run("testHello", 1, args.buf, 2, &out, &later, &call), JCE_RPC_DECODE_ERR);
+    CHECK(!call.deferred);
+    jce_out_free(&args);
+    jce_out_free(&out);
+    jce_out_free(&sync_out);
+}

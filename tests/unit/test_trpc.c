@@ -388,6 +388,161 @@ TEST(v3_error_carries_code_and_empty_map) {
     jce_out_free(&reply);
 }
 
+/* ---- deferred answers (trpc_server_handle_async) ---- */
+
+static int32_t hello_later(jce_call_t *call, int32_t id, jce_str_t s,
+                           jce_str_t *r, Test_Pair *p) {
+    if (call->ctx) ((counts_t *)call->ctx)->hello++;
+    jce_call_defer(call);
+    return -5; /* ignored: nothing is encoded now */
+}
+
+static const Test_Hello_impl later_impl = {.testHello = hello_later};
+
+static trpc_server_t *later_server(void) {
+    trpc_server_t *srv = trpc_server_new();
+    if (srv && trpc_server_add(srv, "Test.HelloServer.HelloObj",
+                               &Test_Hello_interface, &later_impl) < 0) {
+        trpc_server_free(srv);
+        return NULL;
+    }
+    return srv;
+}
+
+/* The answer a deferring impl gives later is the immediate one, byte for
+ * byte, in both versions. */
+TEST(deferred_answer_matches_immediate) {
+    const char *specs[2] = {HELLO_V1_REQ, HELLO_V3_REQ};
+    jce_out_t now, later, body;
+    jce_out_init(&now, JCE_POLICY_CPP);
+    jce_out_init(&later, JCE_POLICY_CPP);
+    jce_out_init(&body, JCE_POLICY_CPP);
+    trpc_server_t *srv = later_server();
+    CHECK(srv != NULL);
+    for (int i = 0; srv && i < 2; i++) {
+        uint8_t f[2048];
+        size_t n = frame_of(specs[i], f, sizeof f);
+        CHECK_EQ_INT(run_spec(specs[i], &now, NULL), 0);
+        counts_t cnt = {0, 0};
+        trpc_req_t rq;
+        memset(&rq, 0xff, sizeof rq);
+        jce_out_raw(&later, "junk", 4); /* cleared */
+        CHECK_EQ_INT(trpc_server_handle_async(srv, f, n, &cnt, &later, &rq),
+                     TRPC_DEFERRED);
+        CHECK_EQ_INT(cnt.hello, 1);
+        CHECK_EQ_INT(later.len, 0);
+        CHECK_EQ_INT(rq.version, i ? 3 : 1);
+        CHECK_EQ_INT(rq.packet_type, TRPC_NORMAL);
+        CHECK_EQ_INT(rq.req_id, i ? 17 : 11);
+        CHECK(rq.servant && !strcmp(rq.servant, "Test.HelloServer.HelloObj"));
+        CHECK(rq.func && !strcmp(rq.func, "testHello"));
+        /* another call in between: the server keeps nothing of the first */
+        CHECK_EQ_INT(run_spec(HDR_V1("0d") " 66 09 'tars_ping' 7d 00 0c 81 0b "
+                              "b8 98 0c a8 0c", &body, NULL), 0);
+        Test_Pair p;
+        Test_Pair_init(&p);
+        p.a = 14;
+        p.b = JCE_STR_LIT("ABC");
+        jce_out_reset(&body);
+        Test_Hello_testHello_reply(&body, rq.version, 0, JCE_STR_LIT("hi abc"), &p);
+        CHECK_EQ_INT(trpc_reply_encode(&rq, JCE_RPC_OK, NULL, &body, &later), 0);
+        CHECK_EQ_INT(later.len, now.len);
+        CHECK(later.len == now.len && !memcmp(later.buf, now.buf, now.len));
+    }
+    trpc_server_free(srv);
+    jce_out_free(&now);
+    jce_out_free(&later);
+    jce_out_free(&body);
+}
+
+TEST(deferred_errors_and_oneway) {
+    jce_out_t reply, body;
+    jce_out_init(&reply, JCE_POLICY_CPP);
+    jce_out_init(&body, JCE_POLICY_CPP);
+    jce_arena_t *a = jce_arena_new(0);
+    trpc_response_t r;
+    trpc_req_t rq = {.version = 1, .req_id = 5, .servant = "S.S.O",
+                     .func = "testHello"};
+    /* the work failed as a whole: a framework code, no results */
+    CHECK_EQ_INT(trpc_reply_encode(&rq, JCE_RPC_UNKNOWN_ERR, "gone", &body,
+                                   &reply), 0);
+    CHECK_EQ_INT(trpc_response_decode(reply.buf, reply.len, a, &r), 0);
+    CHECK_EQ_INT(r.req_id, 5);
+    CHECK_EQ_INT(r.ret, JCE_RPC_UNKNOWN_ERR);
+    CHECK(jce_str_eq(r.desc, JCE_STR_LIT("gone")));
+    CHECK_EQ_INT(r.body.len, 0);
+    /* v3 gets the empty map its clients need */
+    rq.version = 3;
+    CHECK_EQ_INT(trpc_reply_encode(&rq, JCE_RPC_UNKNOWN_ERR, NULL, NULL,
+                                   &reply), 0);
+    CHECK_EQ_INT(trpc_response_decode(reply.buf, reply.len, a, &r), 0);
+    CHECK_EQ_INT(r.ret, JCE_RPC_UNKNOWN_ERR);
+    CHECK_HEX(r.body.data, r.body.len, "08 0c");
+    /* an encoder error in the body is an encode error, not garbage */
+    rq.version = 1;
+    body.err = JCE_ERR_NOMEM;
+    CHECK_EQ_INT(trpc_reply_encode(&rq, JCE_RPC_OK, NULL, &body, &reply), 0);
+    CHECK_EQ_INT(trpc_response_decode(reply.buf, reply.len, a, &r), 0);
+    CHECK_EQ_INT(r.ret, JCE_RPC_ENCODE_ERR);
+    CHECK_EQ_INT(r.body.len, 0);
+    /* one-way: the work runs (deferred) and nothing is ever written */
+    trpc_server_t *srv = later_server();
+    uint8_t f[256];
+    size_t n = frame_of("10 01 20 01 3c 40 0f 56 19 " SERVANT
+                        " 66 09 'testHello' 7d 00 00 07 10 07 26 03 'abc' "
+                        "81 0b b8 98 0c a8 0c", f, sizeof f);
+    counts_t cnt = {0, 0};
+    CHECK_EQ_INT(trpc_server_handle_async(srv, f, n, &cnt, &reply, &rq),
+                 TRPC_DEFERRED);
+    CHECK_EQ_INT(cnt.hello, 1);
+    CHECK_EQ_INT(rq.packet_type, TRPC_ONEWAY);
+    jce_out_reset(&body);
+    jce_out_raw(&reply, "junk", 4);
+    CHECK_EQ_INT(trpc_reply_encode(&rq, JCE_RPC_OK, NULL, &body, &reply), 0);
+    CHECK_EQ_INT(reply.len, 0);
+    /* a synchronous server cannot wait: the deferring impl gets -99 */
+    n = frame_of(HELLO_V1_REQ, f, sizeof f);
+    CHECK_EQ_INT(trpc_server_handle(srv, f, n, &cnt, &reply), 0);
+    CHECK_EQ_INT(trpc_response_decode(reply.buf, reply.len, a, &r), 0);
+    CHECK_EQ_INT(r.ret, JCE_RPC_UNKNOWN_ERR);
+    CHECK_EQ_INT(r.req_id, 11);
+    trpc_server_free(srv);
+    jce_arena_free(a);
+    jce_out_free(&reply);
+    jce_out_free(&body);
+}
+
+/* Immediate answers report what they ran, for the caller's metrics. */
+TEST(async_reports_func_and_code) {
+    trpc_server_t *srv = hello_server();
+    jce_out_t reply;
+    jce_out_init(&reply, JCE_POLICY_CPP);
+    uint8_t f[256];
+    trpc_req_t rq;
+    size_t n = frame_of(HDR_V1("0d") " 66 09 'tars_ping' 7d 00 0c 81 0b b8 98 "
+                        "0c a8 0c", f, sizeof f);
+    CHECK_EQ_INT(trpc_server_handle_async(srv, f, n, NULL, &reply, &rq), 0);
+    CHECK(rq.func && !strcmp(rq.func, "tars_ping"));
+    CHECK_EQ_INT(rq.ret, 0);
+    CHECK_EQ_INT(rq.req_id, 13);
+    CHECK(reply.len > 0);
+    n = frame_of(HDR_V1("0c") " 66 04 'nope' 7d 00 0c 81 0b b8 98 0c a8 0c", f,
+                 sizeof f);
+    CHECK_EQ_INT(trpc_server_handle_async(srv, f, n, NULL, &reply, &rq), 0);
+    CHECK(rq.func == NULL && rq.servant != NULL);
+    CHECK_EQ_INT(rq.ret, JCE_RPC_NO_FUNC);
+    n = frame_of(HELLO_V1_REQ, f, sizeof f);
+    CHECK_EQ_INT(trpc_server_handle_async(srv, f, n, NULL, &reply, &rq), 0);
+    CHECK(rq.func && !strcmp(rq.func, "testHello"));
+    CHECK_EQ_INT(rq.ret, 0);
+    n = frame_of(HDR_V1("10") " 66 09 'testHello' 7d 00 00 02 10 07 81 0b b8 "
+                 "98 0c a8 0c", f, sizeof f);
+    CHECK_EQ_INT(trpc_server_handle_async(srv, f, n, NULL, &reply, &rq), 0);
+    CHECK_EQ_INT(rq.ret, JCE_RPC_DECODE_ERR);
+    trpc_server_free(srv);
+    jce_out_free(&reply);
+}
+
 TEST(undecodable_packets_fail) {
     trpc_server_t *srv = hello_server();
     jce_out_t reply;

@@ -5,6 +5,12 @@
  * 1..N by position, return value at tag 0) and TUP v3 (a UniAttribute
  * keyed by parameter name, each value at tag 0; return value under "" and
  * "tars_ret").  UniAttribute keys are written in strcmp order, as C++ does.
+ *
+ * Deferred answers: an impl that cannot answer before it returns (it waits
+ * for a store, say) calls jce_call_defer(); the method then encodes nothing
+ * and returns JCE_RPC_DEFERRED, and the server later encodes the answer's
+ * sBuffer with the generated M_I_op_reply(), the very function the method
+ * uses for an immediate answer, so both paths write the same bytes.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,10 +65,30 @@ static void result_proto(buf_t *o, const def_t *d, const op_t *op, const char *p
     buf_puts(o, ")");
 }
 
+/* The reply's out parameters are passed like inputs: by value or const
+ * pointer. */
+static void reply_proto(buf_t *o, const def_t *d, const op_t *op, const char *prefix)
+{
+    buf_printf(o, "void %s_%s_reply(jce_out_t *o, int version", d->cname, op->name);
+    if (has_ret(op))
+        buf_printf(o, ", %s %sret", type_ctype(op->ret), prefix);
+    for (int i = 0; i < op->n_params; i++) {
+        if (!op->params[i].out)
+            continue;
+        param_t in = op->params[i];
+        in.out = false;
+        buf_puts(o, ", ");
+        param_decl(o, &in, prefix);
+    }
+    buf_puts(o, ")");
+}
+
 void gen_rpc_header(def_t *d, buf_t *o)
 {
     buf_printf(o, "/* interface %s.%s: the server fills in an impl; a NULL member answers\n"
-                  " * JCE_RPC_NO_FUNC.  Out parameters arrive initialised to defaults. */\n",
+                  " * JCE_RPC_NO_FUNC.  Out parameters arrive initialised to defaults.  An\n"
+                  " * impl that calls jce_call_defer() answers later: M_I_op_reply() encodes\n"
+                  " * the return value and out parameters into the answer's sBuffer. */\n",
                d->module, d->name);
     buf_printf(o, "typedef struct %s_impl {\n", d->cname);
     for (int i = 0; i < d->n_ops; i++) {
@@ -80,6 +106,8 @@ void gen_rpc_header(def_t *d, buf_t *o)
         args_proto(o, d, &d->ops[i], "");
         buf_puts(o, ";\n");
         result_proto(o, d, &d->ops[i], "");
+        buf_puts(o, ";\n");
+        reply_proto(o, d, &d->ops[i], "");
         buf_puts(o, ";\n");
     }
     buf_puts(o, "\n");
@@ -176,6 +204,23 @@ static void gen_method(def_t *d, op_t *op, buf_t *o)
     }
     buf_puts(o, ");\n");
 
+    buf_printf(o, "    if (call->deferred)\n        return JCE_RPC_DEFERRED;\n"
+                  "    %s_%s_reply(call->out, call->version", d->cname, op->name);
+    if (has_ret(op))
+        buf_puts(o, ", p_ret");
+    for (int i = 0; i < op->n_params; i++) {
+        param_t *p = &op->params[i];
+        if (p->out)
+            buf_printf(o, ", %sp_%s", by_pointer(p->type) ? "&" : "", p->name);
+    }
+    buf_puts(o, ");\n    return call->out->err ? JCE_RPC_ENCODE_ERR : JCE_RPC_OK;\n}\n\n");
+}
+
+/* Encodes the return value and out parameters: the sBuffer of an answer. */
+static void gen_reply(def_t *d, op_t *op, buf_t *o)
+{
+    reply_proto(o, d, op, "p_");
+    buf_puts(o, "\n{\n");
     tup_key_t *keys = xcalloc((size_t)op->n_params + 2, sizeof *keys);
     int nk = 0;
     if (has_ret(op)) {
@@ -185,23 +230,23 @@ static void gen_method(def_t *d, op_t *op, buf_t *o)
     for (int i = 0; i < op->n_params; i++)
         if (op->params[i].out)
             keys[nk++] = (tup_key_t){op->params[i].name, op->params[i].type,
-                                     xasprintf("p_%s", op->params[i].name)};
-    buf_puts(o, "    if (call->version == JCE_RPC_TUP) {\n");
-    emit_tup_put(o, keys, nk, "call->out", "        ");
-    buf_puts(o, "    } else {\n");
+                                     deref(&op->params[i], "p_")};
+    buf_puts(o, "    if (version == JCE_RPC_TUP) {\n");
+    emit_tup_put(o, keys, nk, "o", "        ");
+    buf_puts(o, "        return;\n    }\n");
     if (has_ret(op)) {
-        buf_puts(o, "        ");
-        emit_put(o, op->ret, "call->out", "0", "p_ret");
+        buf_puts(o, "    ");
+        emit_put(o, op->ret, "o", "0", "p_ret");
     }
     for (int i = 0; i < op->n_params; i++) {
         if (!op->params[i].out)
             continue;
         char tag[16];
         snprintf(tag, sizeof tag, "%d", i + 1);
-        buf_puts(o, "        ");
-        emit_put(o, op->params[i].type, "call->out", tag, xasprintf("p_%s", op->params[i].name));
+        buf_puts(o, "    ");
+        emit_put(o, op->params[i].type, "o", tag, deref(&op->params[i], "p_"));
     }
-    buf_puts(o, "    }\n    return call->out->err ? JCE_RPC_ENCODE_ERR : JCE_RPC_OK;\n}\n\n");
+    buf_puts(o, "}\n\n");
 }
 
 static void gen_args(def_t *d, op_t *op, buf_t *o)
@@ -308,6 +353,7 @@ void gen_rpc_code(def_t *d, buf_t *o)
         gen_method(d, &d->ops[i], o);
         gen_args(d, &d->ops[i], o);
         gen_result(d, &d->ops[i], o);
+        gen_reply(d, &d->ops[i], o);
     }
     qsort(sorted, (size_t)d->n_ops, sizeof *sorted, cmp_op);
     buf_printf(o, "static const jce_method_t %s_methods[] = {\n", d->cname);
