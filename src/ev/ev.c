@@ -231,8 +231,9 @@ int ev_run(ev_loop_t *loop) {
 static void async_ready(ev_loop_t *loop, ev_io_t *io, unsigned revents) {
     ev_async_t *a = ev_container_of(io, ev_async_t, io);
     uint64_t v;
-    while (read(io->fd, &v, sizeof v) == (ssize_t)sizeof v) {
-    }
+    /* One read takes the whole counter (a second could only say EAGAIN). */
+    ssize_t r = read(io->fd, &v, sizeof v);
+    (void)r; /* EAGAIN: a spurious edge; the callback finds no work */
     atomic_store(&a->pending, 0);
     a->fn(loop, a);
 }
@@ -250,13 +251,36 @@ int ev_async_init(ev_loop_t *loop, ev_async_t *a, ev_async_fn fn,
     return rc;
 }
 
-void ev_async_send(ev_async_t *a) {
-    if (atomic_exchange(&a->pending, 1)) return;
+/* Wake-ups held by this thread (ev_async_hold), written at the flush. */
+#define HELD_MAX 64
+static __thread int held_depth, held_n;
+static __thread ev_async_t *held[HELD_MAX];
+
+static void async_write(ev_async_t *a) {
     uint64_t one = 1;
     /* Only EAGAIN (counter saturated) can fail, and then a wake-up is
      * already pending. */
     ssize_t w = write(a->io.fd, &one, sizeof one);
     (void)w;
+}
+
+void ev_async_send(ev_async_t *a) {
+    if (atomic_exchange(&a->pending, 1)) return;
+    if (held_depth > 0 && held_n < HELD_MAX) {
+        held[held_n++] = a; /* pending stays 1: others skip their write */
+        return;
+    }
+    async_write(a);
+}
+
+void ev_async_hold(void) {
+    held_depth++;
+}
+
+void ev_async_flush(void) {
+    if (held_depth > 0 && --held_depth > 0) return;
+    for (int i = 0; i < held_n; i++) async_write(held[i]);
+    held_n = 0;
 }
 
 void ev_async_close(ev_loop_t *loop, ev_async_t *a) {

@@ -79,8 +79,11 @@ struct store {
 
     pthread_mutex_t mu;         /* guards the queue, flags and stats */
     pthread_cond_t cv;          /* writer: work arrived / closing / resumed */
+    /* Two FIFOs: pushes and sightings, and the bookkeeping (status counts,
+     * acks) that arrives in bursts every flush window (store_writer.c). */
     store_req_t *head, *tail;
-    long queued;
+    store_req_t *lo_head, *lo_tail;
+    long queued;                /* both */
     bool closing;
     bool paused;
     pthread_t thread;

@@ -212,9 +212,12 @@ int store_submit(store_t *st, store_req_t *req) {
     } else if (st->queued >= st->cfg.max_queue) {
         rc = STORE_E_FULL;
     } else {
-        if (st->tail) st->tail->next = req;
-        else st->head = req;
-        st->tail = req;
+        bool lo = req->op == STORE_OP_STATUS || req->op == STORE_OP_ACK;
+        store_req_t **head = lo ? &st->lo_head : &st->head;
+        store_req_t **tail = lo ? &st->lo_tail : &st->tail;
+        if (*tail) (*tail)->next = req;
+        else *head = req;
+        *tail = req;
         /* Only an idle writer needs a wake-up; a busy one drains the queue
          * before it sleeps again. */
         if (st->queued++ == 0) pthread_cond_signal(&st->cv);

@@ -19,6 +19,7 @@
 
 #include "core/clock.h"
 #include "core/log.h"
+#include "ev/ev.h"
 
 /* Event ev's count is parameter ?n; its first time is set only by a
  * positive count. */
@@ -578,13 +579,33 @@ static long run_batch(store_t *st, store_req_t **batch, int n, int *rcs) {
     return rows;
 }
 
+/*
+ * Bookkeeping per transaction, at most.  Status counts and acks come from
+ * the push service in one burst per 100 ms window (thousands under load);
+ * taken in one transaction they made every push queued behind them wait
+ * for all of it, the p99 of the push API.  They still run in their own
+ * FIFO order (an ack before the next sighting of its device).
+ */
+#define LO_PER_BATCH 256
+
+static int take_from(store_req_t **head, store_req_t **tail,
+                     store_req_t **batch, int n, int max) {
+    while (*head && n < max) {
+        batch[n++] = *head;
+        *head = (*head)->next;
+    }
+    if (!*head) *tail = NULL;
+    return n;
+}
+
 /* Sleeps until work, closing, or the next sweep; returns up to max_batch
- * requests detached from the queue (0 when it is time to sweep or stop). */
+ * requests detached from the queues (0 when it is time to sweep or stop):
+ * pushes first, then up to LO_PER_BATCH bookkeeping requests. */
 static int take_batch(store_t *st, store_req_t **batch, uint64_t next_sweep,
                       bool *stop) {
     int n = 0;
     pthread_mutex_lock(&st->mu);
-    while (!st->closing && (st->paused || !st->head)) {
+    while (!st->closing && (st->paused || (!st->head && !st->lo_head))) {
         uint64_t now = clock_mono_ms();
         if (now >= next_sweep && !st->paused) break;
         struct timespec ts;
@@ -599,13 +620,14 @@ static int take_batch(store_t *st, store_req_t **batch, uint64_t next_sweep,
         int rc = pthread_cond_timedwait(&st->cv, &st->mu, &ts);
         if (rc != 0 && rc != ETIMEDOUT) break;
     }
-    while (st->head && n < st->cfg.max_batch && !st->paused) {
-        batch[n++] = st->head;
-        st->head = st->head->next;
-        st->queued--;
+    if (!st->paused) {
+        int max = st->cfg.max_batch;
+        n = take_from(&st->head, &st->tail, batch, 0, max);
+        int lo_max = n + LO_PER_BATCH < max ? n + LO_PER_BATCH : max;
+        n = take_from(&st->lo_head, &st->lo_tail, batch, n, lo_max);
+        st->queued -= n;
     }
-    if (!st->head) st->tail = NULL;
-    *stop = st->closing && !st->head && n == 0;
+    *stop = st->closing && !st->head && !st->lo_head && n == 0;
     pthread_mutex_unlock(&st->mu);
     return n;
 }
@@ -632,6 +654,7 @@ static void batch_finish(store_t *st, store_req_t **batch, int n, int *rcs,
     st->stats.requests += n;
     st->commit_ms_total += ms;
     pthread_mutex_unlock(&st->mu);
+    ev_async_hold(); /* the loops the done()s wake, woken once each */
     for (int i = 0; i < n; i++) {
         store_req_t *r = batch[i];
         /* NOTFOUND is an answer (a swept message, an unknown device). */
@@ -639,6 +662,7 @@ static void batch_finish(store_t *st, store_req_t **batch, int n, int *rcs,
                        rcs[i] < 0 && rcs[i] != STORE_E_NOTFOUND);
         if (r->done) r->done(r, rcs[i]); /* r may be freed by its owner now */
     }
+    ev_async_flush();
 }
 
 static void sweep_now(store_t *st) {

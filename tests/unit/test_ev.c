@@ -490,3 +490,29 @@ TEST(tcp_echo_server_pattern) {
     close(lfd);
     ev_loop_free(loop);
 }
+
+/* Held sends are written at the flush, once per ev_async. */
+static int held_calls;
+static void on_held(ev_loop_t *loop, ev_async_t *a) {
+    (void)loop;
+    (void)a;
+    held_calls++;
+}
+
+TEST(async_hold_writes_once_at_flush) {
+    ev_loop_t *loop = ev_loop_new(8);
+    ev_async_t a;
+    held_calls = 0;
+    CHECK_EQ_INT(ev_async_init(loop, &a, on_held, NULL), 0);
+    ev_async_hold();
+    ev_async_hold(); /* nested: only the outer flush writes */
+    for (int i = 0; i < 3; i++) ev_async_send(&a);
+    ev_async_flush();
+    uint64_t v;
+    CHECK(read(a.io.fd, &v, sizeof v) < 0); /* nothing written yet */
+    ev_async_flush();
+    CHECK(read(a.io.fd, &v, sizeof v) == (ssize_t)sizeof v);
+    CHECK(v == 1); /* three sends, one write */
+    ev_async_close(loop, &a);
+    ev_loop_free(loop);
+}
