@@ -34,6 +34,7 @@ enum wstmt {
     W_DEV_INSERT,
     W_DEV_TOUCH,
     W_ACK_COUNT_INBOX,
+    W_ACK_ONE,
     W_ACK_DEL_INBOX,
     W_ACK_COUNT_BCAST,
     W_ACK_SET,

@@ -73,18 +73,18 @@ static const char *const wsql[W_COUNT] = {
                      " RETURNING bcast_cursor",
     [W_DEV_TOUCH] = "UPDATE devices SET last_seen_ms=?3"
                     " WHERE app=?1 AND device=?2",
-    [W_ACK_COUNT_INBOX] =
-        "UPDATE messages SET n_acked=n_acked+1,"
-        " at_acked=CASE WHEN at_acked=0 THEN ?4 ELSE at_acked END"
-        " WHERE msg_id IN (SELECT msg_id FROM inbox"
-        " WHERE app=?1 AND device=?2 AND seq<=?3)",
+    /* The rows an ack newly covers; each message's count goes up alone
+     * (W_ACK_ONE): an UPDATE .. WHERE msg_id IN (subquery) materialised
+     * the subquery into an ephemeral index on every ack. */
+    [W_ACK_COUNT_INBOX] = "SELECT msg_id FROM inbox WHERE app=?1"
+                          " AND device=?2 AND seq>?3 AND seq<=?4",
+    [W_ACK_COUNT_BCAST] = "SELECT msg_id FROM bcast WHERE app=?1"
+                          " AND seq>?3 AND seq<=?4",
     [W_ACK_DEL_INBOX] = "DELETE FROM inbox WHERE app=?1 AND device=?2"
                         " AND seq<=?3",
-    [W_ACK_COUNT_BCAST] =
-        "UPDATE messages SET n_acked=n_acked+1,"
-        " at_acked=CASE WHEN at_acked=0 THEN ?4 ELSE at_acked END"
-        " WHERE msg_id IN (SELECT msg_id FROM bcast"
-        " WHERE app=?1 AND seq>?2 AND seq<=?3)",
+    [W_ACK_ONE] = "UPDATE messages SET n_acked=n_acked+1,"
+                  " at_acked=CASE WHEN at_acked=0 THEN ?2 ELSE at_acked END"
+                  " WHERE msg_id=?1",
     [W_ACK_SET] = "UPDATE devices SET inbox_acked=?3, bcast_cursor=?4"
                   " WHERE app=?1 AND device=?2",
     /* ?3.. follow enum store_event */
@@ -361,20 +361,35 @@ static int bcast_head(store_t *st, const char *app, int64_t *head) {
     return rc;
 }
 
-/* Marks a range acked in messages' status, via id (inbox or bcast). */
-static int ack_count(store_t *st, enum wstmt id, const char *app,
+/* Counts an ack for every message of timeline rows (lo, hi] (inbox rows
+ * of dev, or the app's broadcast rows), via sel. */
+static int ack_count(store_t *st, enum wstmt sel, const char *app,
                      const char *dev, int64_t lo, int64_t hi, int64_t now) {
-    sqlite3_stmt *s = store__w(st, id);
+    sqlite3_stmt *s = store__w(st, sel);
     if (!s) return STORE_E_IO;
     sqlite3_bind_text(s, 1, app, -1, SQLITE_STATIC);
-    if (id == W_ACK_COUNT_INBOX) {
-        sqlite3_bind_text(s, 2, dev, -1, SQLITE_STATIC);
-    } else {
-        sqlite3_bind_int64(s, 2, lo);
+    if (dev) sqlite3_bind_text(s, 2, dev, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, lo);
+    sqlite3_bind_int64(s, 4, hi);
+    int rc;
+    /* Updating messages while this cursor walks another table is safe. */
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        sqlite3_stmt *u = store__w(st, W_ACK_ONE);
+        if (!u) {
+            sqlite3_reset(s);
+            return STORE_E_IO;
+        }
+        sqlite3_bind_text(u, 1, (const char *)sqlite3_column_text(s, 0), -1,
+                          SQLITE_TRANSIENT);
+        sqlite3_bind_int64(u, 2, now);
+        if ((rc = step_done(st, u)) < 0) {
+            sqlite3_reset(s);
+            return rc;
+        }
     }
-    sqlite3_bind_int64(s, 3, hi);
-    sqlite3_bind_int64(s, 4, now);
-    return step_done(st, s);
+    rc = rc == SQLITE_DONE ? 0 : store__sql_err(st->db, rc, "ack rows");
+    sqlite3_reset(s);
+    return rc;
 }
 
 /*
@@ -393,7 +408,8 @@ static int op_ack(store_t *st, store_req_t *req, int64_t now) {
     if (req->seq > acked) {
         acked = req->seq < d.last_seq ? req->seq : d.last_seq;
         if (acked > d.acked) {
-            rc = ack_count(st, W_ACK_COUNT_INBOX, app, dev, 0, acked, now);
+            rc = ack_count(st, W_ACK_COUNT_INBOX, app, dev, d.acked, acked,
+                           now);
             sqlite3_stmt *s = rc < 0 ? NULL : store__w(st, W_ACK_DEL_INBOX);
             if (!s) return rc < 0 ? rc : STORE_E_IO;
             sqlite3_bind_text(s, 1, app, -1, SQLITE_STATIC);
