@@ -85,6 +85,7 @@ struct store {
     store_req_t *head, *tail;
     store_req_t *lo_head, *lo_tail;
     long queued;                /* both */
+    long lo_queued;             /* the bookkeeping FIFO */
     bool closing;
     bool paused;
     pthread_t thread;

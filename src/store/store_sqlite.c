@@ -218,6 +218,7 @@ int store_submit(store_t *st, store_req_t *req) {
         if (*tail) (*tail)->next = req;
         else *head = req;
         *tail = req;
+        if (lo) st->lo_queued++;
         /* Only an idle writer needs a wake-up; a busy one drains the queue
          * before it sleeps again. */
         if (st->queued++ == 0) pthread_cond_signal(&st->cv);
