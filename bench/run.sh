@@ -12,7 +12,7 @@
 #   BENCH_CONNS [19000]  device connections     BENCH_MSGS [5]  broadcasts
 #   BENCH_PAYLOAD [64]   payload bytes          BENCH_PROCS [auto] workers
 #   BENCH_UNI_RATE [10000] BENCH_UNI_SECS [5]   herald unicast phase
-#   BENCH_PUSH_CONNS [32] BENCH_PUSH_SECS [5]   push_load connections, seconds
+#   BENCH_PUSH_CONNS [128] BENCH_PUSH_SECS [5]   push_load connections, seconds
 #   BENCH_PUSH_DEVICES [1000]                   push_load online devices
 #   BENCH_TARGETS ["codec herald-tcp herald-ws mosquitto nchan push-http
 #                  push-tars"]
@@ -44,7 +44,7 @@ M=${BENCH_MSGS:-5}
 PAYLOAD=${BENCH_PAYLOAD:-64}
 UNI_RATE=${BENCH_UNI_RATE:-10000}
 UNI_SECS=${BENCH_UNI_SECS:-5}
-PUSH_CONNS=${BENCH_PUSH_CONNS:-32}
+PUSH_CONNS=${BENCH_PUSH_CONNS:-128}
 PUSH_SECS=${BENCH_PUSH_SECS:-5}
 PUSH_DEVICES=${BENCH_PUSH_DEVICES:-1000}
 TARGETS=${BENCH_TARGETS:-"codec herald-tcp herald-ws mosquitto nchan push-http push-tars"}
@@ -100,7 +100,7 @@ start_herald() {
     sh -c 'ulimit -n 20000 2>/dev/null; exec "$@"' sh "$HERALD" serve \
         --host 127.0.0.1 --port "$DEV_PORT" --api-port "$API_PORT" \
         --tars-port "$TARS_PORT" --admin-port 0 --db "$DB_DIR/herald-bench.db" \
-        --app "bench:$SECRET:$KEY" --log-level warn \
+        --app "bench:$SECRET:$KEY" --log-level warn --tars-max-conns 1024 \
         >"$TMP/herald.log" 2>&1 &
     SERVER_PID=$!
     if ! wait_port "$DEV_PORT" "$SERVER_PID" || ! wait_port "$API_PORT" "$SERVER_PID"; then
