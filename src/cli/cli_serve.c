@@ -7,6 +7,7 @@
  * kicked with ERR_DRAINING and pending writes flushed.
  */
 #include <errno.h>
+#include <math.h>
 #include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
@@ -157,6 +158,24 @@ static ops_mem_t *start_mem(const char *spec) {
     return m;
 }
 
+/* herald_queue_depth: the store's queue and the gateway workers'
+ * mailboxes (ops_store alone knows only the first). */
+static double read_queues(void *ctx, unsigned a, unsigned b) {
+    const server_t *sv = ctx;
+    (void)b;
+    if (a == MH_Q_STORE) {
+        store_stats_t s;
+        store_stats(sv->st, &s);
+        return (double)s.queue_depth;
+    }
+    if (a == MH_Q_MAILBOX) {
+        gw_stats_t g;
+        gw_stats(sv->gw, &g);
+        return (double)g.mailbox;
+    }
+    return NAN; /* delivery: not measured; left out of the output */
+}
+
 /* Later parts need the earlier ones; on failure what started is undone
  * by server_stop. */
 static int server_start(server_t *sv, const serve_settings_t *s) {
@@ -206,6 +225,7 @@ static int server_start(server_t *sv, const serve_settings_t *s) {
         sv->admin_cfg.message_timeline = ops_store_timeline;
     }
     sv->admin = start_admin(&sv->admin_cfg, sv->gw);
+    (void)metrics_set_reader(M_QUEUE_DEPTH, read_queues, sv);
     return 0;
 }
 
@@ -214,6 +234,7 @@ static void server_stop(server_t *sv) {
     push_service_stop(sv->ps);
     if (sv->gw) gw_drain(sv->gw, DRAIN_MS);
     stop_admin(sv->admin);
+    (void)metrics_set_reader(M_QUEUE_DEPTH, NULL, NULL); /* reads gw, st */
     ops_store_free(sv->ops_st); /* its reader goes before store_close */
     gw_free(sv->gw);
     push_service_free(sv->ps);
