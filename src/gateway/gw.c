@@ -245,11 +245,14 @@ static void drain_worker(gw_worker_t *w) {
 
 static void run_item(gw_worker_t *w, gw_item_t *it) {
     gw_conn_t *c;
+    /* Single-device pushes go out through the batch (one io_uring submit
+     * for a whole mailbox run); anything else may write, so it flushes. */
+    if (it->kind != GW_I_PUSH_ONE) gw_batch_flush(w);
     switch (it->kind) {
     case GW_I_PUSH_ONE:
         if ((c = gw_worker_conn(w, it->slot, it->gen))) {
             gw_buf_t *fmt[3] = {0};
-            (void)gw_push_to_conn(c, it->msg, fmt, false);
+            (void)gw_push_to_conn(c, it->msg, fmt, true);
             for (int i = 0; i < 3; i++)
                 if (fmt[i]) gw_buf_unref(fmt[i]);
         }
@@ -289,6 +292,7 @@ static void on_wake(ev_loop_t *loop, ev_async_t *a) {
             return;
         }
         for (uint32_t i = 0; i < n; i++) run_item(w, &items[i]);
+        gw_batch_flush(w);
         free(items);
     }
 }

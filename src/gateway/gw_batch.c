@@ -13,10 +13,12 @@
  * has queued output, or a worker without a ring (io_uring unavailable or
  * disabled, e.g. kernel.io_uring_disabled), takes the plain path.
  *
- * Only push_app() (one pass over a worker's connections) batches: between
- * gw_batch_send and gw_batch_flush nothing else may write to those
- * connections, which holds because the pass runs on the worker's thread
- * and visits each connection once.
+ * push_app() (one pass over a worker's connections) and a mailbox run of
+ * single-device pushes (gw.c on_wake) batch.  Between gw_batch_send and
+ * gw_batch_flush nothing else may write to those connections: the worker
+ * flushes before any other mailbox item, and a second push to a
+ * connection already in the batch flushes the batch first (sends in one
+ * submission are not ordered).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -76,6 +78,7 @@ void gw_batch_flush(gw_worker_t *w) {
         gw_conn_t *c = b->ent[i].c;
         gw_buf_t *buf = b->ent[i].b;
         b->ent[i].c = NULL;
+        c->batched = false;
         if (res == -EAGAIN || res == -EINTR) res = 0;
         if (res < 0) gw_conn_close(c, herald_ERR_SERVER);
         else if ((uint32_t)res < buf->len) (void)gw_conn_queue(c, buf, (uint32_t)res);
@@ -84,6 +87,7 @@ void gw_batch_flush(gw_worker_t *w) {
     /* Submission failed: nothing was sent, so everything is still owed. */
     for (uint32_t i = 0; i < b->n; i++) {
         if (!b->ent[i].c) continue;
+        b->ent[i].c->batched = false;
         (void)gw_conn_queue(b->ent[i].c, b->ent[i].b, 0);
         gw_buf_unref(b->ent[i].b);
         b->ent[i].c = NULL;
@@ -94,6 +98,7 @@ void gw_batch_flush(gw_worker_t *w) {
 int gw_batch_send(gw_conn_t *c, gw_buf_t *buf) {
     gw_worker_t *w = c->w;
     gw_batch_t *b = w->batch;
+    if (b && c->batched) gw_batch_flush(w); /* keep its frames in order */
     if (!b || c->out_head || c->state == GW_S_DEAD)
         return gw_conn_send_buf(c, buf);
     struct io_uring_sqe *sqe = io_uring_get_sqe(&b->ring);
@@ -105,6 +110,7 @@ int gw_batch_send(gw_conn_t *c, gw_buf_t *buf) {
     sqe->user_data = b->n;
     b->ent[b->n].c = c;
     b->ent[b->n].b = gw_buf_ref(buf);
+    c->batched = true;
     if (++b->n == GW_BATCH) gw_batch_flush(w);
     return 0;
 }

@@ -150,6 +150,7 @@ typedef struct gw_conn {
     bool ephemeral;         /* POST /v1/yyb: authenticated, not registered */
     bool aux_http;          /* aux is a gw_http_t (else a fragment buffer) */
     uint8_t refuse;         /* enum gw_refuse: answer the first bytes, close */
+    bool batched;           /* a send of it waits in the worker's batch */
     union {
         yyb_reader_t yyb;
         ws_parser_t ws;
