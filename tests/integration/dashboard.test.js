@@ -9,24 +9,12 @@
 const test = require('node:test');
 const assert = require('node:assert');
 const fs = require('node:fs');
-const net = require('node:net');
 const path = require('node:path');
 const h = require('./helpers');
 
 const CHROMIUM = '/usr/bin/chromium';
 const WAIT_MS = 20000;
 const SHOT = path.join(h.BUILD, 'screenshots', 'dashboard.png');
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 async function waitHealthy(url) {
   for (let i = 0; i < 100; i++) {
@@ -49,7 +37,7 @@ function loadPlaywright() {
 test('the dashboard charts live figures and looks up a message', { timeout: 120000 }, async (t) => {
   assert.ok(fs.existsSync(CHROMIUM), `${CHROMIUM} is missing: run \`make deps\``);
   const { chromium } = loadPlaywright();
-  const adminPort = await freePort();
+  const adminPort = await h.freePort();
   const srv = await h.startServe(t, ['--admin-port', String(adminPort)]);
   const admin = `http://127.0.0.1:${adminPort}`;
   await waitHealthy(admin);

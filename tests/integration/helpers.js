@@ -198,7 +198,17 @@ class TcpDevice {
 
 function sleep(ms) { return new Promise((r) => setTimeout(r, ms)); }
 
+// A loopback port free now (for a port a test must know before starting
+// the server: the admin port, fixed ports across restarts).
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); });
+  });
+}
+
 module.exports = {
   BUILD, HERALD, SECRET, KEY, CMD, startServe, serveHas, token, expiredToken, push,
-  enc, dec, full, frame, preface, TcpDevice, sleep, live,
+  enc, dec, full, frame, preface, TcpDevice, sleep, live, freePort,
 };

@@ -6,24 +6,10 @@
 // "draining" after SIGTERM while a device is still connected.
 const test = require('node:test');
 const assert = require('node:assert');
-const net = require('node:net');
 const h = require('./helpers');
 
-// A free loopback port for --admin-port (helpers.startServe only waits for
-// the device and API lines, so the port is chosen here and polled).
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
-
 async function startWithAdmin(t, extra = []) {
-  const adminPort = await freePort();
+  const adminPort = await h.freePort();
   const srv = await h.startServe(t, ['--admin-port', String(adminPort), ...extra]);
   srv.admin = `http://127.0.0.1:${adminPort}`;
   for (let i = 0; i < 100; i++) {

@@ -41,19 +41,9 @@ function mint(device) {
   return `${signed}.${crypto.createHmac('sha256', h.SECRET).update(signed).digest('base64url')}`;
 }
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 async function startWithAdmin(t, extra) {
-  const port = await freePort();
+  const port = await h.freePort();
   const srv = await h.startServe(t, ['--workers', '2', '--admin-port', String(port), ...extra]);
   srv.admin = `http://127.0.0.1:${port}`;
   for (let i = 0; i < 100; i++) {

@@ -17,7 +17,6 @@ const test = require('node:test');
 const assert = require('node:assert');
 const { spawn } = require('node:child_process');
 const http = require('node:http');
-const net = require('node:net');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
@@ -39,14 +38,6 @@ async function until(cond, ms, what) {
     if (Date.now() > end) throw new Error(`${what} not met in time`);
     await sleep(50);
   }
-}
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => resolve(p)); });
-  });
 }
 
 // `herald serve` on fixed ports (so devices reconnect to the same place).
@@ -150,8 +141,8 @@ test(`durability: ${N} pushes, ${KILLS} SIGKILLs, every acknowledged push delive
   const t0 = Date.now();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'herald-dur-'));
   const db = path.join(dir, 'herald.db');
-  const devPort = await freePort();
-  const apiPort = await freePort();
+  const devPort = await h.freePort();
+  const apiPort = await h.freePort();
   let srv = await serve(db, devPort, apiPort);
   const stoppers = [];
   t.after(async () => {

@@ -115,13 +115,6 @@ class Raw {
   }
 }
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); });
-  });
-}
 
 async function metric(admin, name, labels) {
   const text = await (await fetch(`${admin}/metrics`)).text();
@@ -137,7 +130,7 @@ async function metric(admin, name, labels) {
 // ---- tests -----------------------------------------------------------------
 
 test('pipelined v1 calls: all answered by iRequestId, one-way runs, metrics count them', async (t) => {
-  const adminPort = await freePort();
+  const adminPort = await h.freePort();
   const srv = await h.startServe(t, ['--admin-port', String(adminPort)]);
   const admin = `http://127.0.0.1:${adminPort}`;
   const c = new Raw(srv.tarsPort);
