@@ -317,7 +317,12 @@ int push_route_device(push_service_t *ps, const char *app, const char *dev,
     online_ent_t *e = a->online[hash(k, n) % ONLINE_BUCKETS];
     while (e && memcmp(e->key, k, n))
         e = e->next;
-    int rc = e && e->syncing ? 1 : ps->sink.device(ps->sink.ctx, app, dev, m);
+    /* No entry: offline, or registered in the gateway but not yet told to
+     * us (the online callback follows the registration).  Routing it live
+     * then could let its ack overtake the sync and lose older messages (as
+     * above), or deliver it twice; stored, the coming sync sends it. */
+    int rc = !e ? 0 : e->syncing ? 1
+                                 : ps->sink.device(ps->sink.ctx, app, dev, m);
     pthread_mutex_unlock(&a->on_mu);
     return rc;
 }
@@ -337,6 +342,22 @@ void push_sync_done(push_service_t *ps, const char *app, const char *dev,
         if (!memcmp(e->key, k, n))
             e->syncing = false;
     pthread_mutex_unlock(&a->on_mu);
+}
+
+bool push_online_syncing(push_service_t *ps, const char *app,
+                         const char *dev) {
+    push_auth_t *a = ps->auth;
+    char k[300];
+    size_t n = a ? make_key(k, sizeof k, app, dev) : 0;
+    if (!n)
+        return false;
+    pthread_mutex_lock(&a->on_mu);
+    online_ent_t *e = a->online[hash(k, n) % ONLINE_BUCKETS];
+    while (e && memcmp(e->key, k, n))
+        e = e->next;
+    bool syncing = e && e->syncing;
+    pthread_mutex_unlock(&a->on_mu);
+    return syncing;
 }
 
 bool push_online_get(push_service_t *ps, const char *app, const char *dev,

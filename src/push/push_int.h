@@ -188,6 +188,10 @@ int push_admit(push_service_t *ps, const char *app);
 void push_online_set(push_service_t *ps, const gw_device_t *d, bool on);
 bool push_online_get(push_service_t *ps, const char *app, const char *dev,
                      int *transport, int64_t *since_ms);
+/* Whether app/dev's connect-time sync still holds its live pushes (tests
+ * wait on it). */
+bool push_online_syncing(push_service_t *ps, const char *app,
+                         const char *dev);
 /* Live routing of an inbox message (held while the device is synced). */
 int push_route_device(push_service_t *ps, const char *app, const char *dev,
                       const gw_msg_t *m);
