@@ -121,9 +121,15 @@ void store__observe(store_t *st, int obs, uint64_t since_us, bool failed);
 /* store_schema.c */
 int store__schema_ensure(sqlite3 *db);
 
+/* store_ops.c (writer thread only) */
+sqlite3_stmt *store__w(store_t *st, enum wstmt id);
+/* Steps a write statement to its end and resets it; 0 or a store error. */
+int store__step(store_t *st, sqlite3_stmt *s);
+/* Runs one request's statements; 0, STORE_DUPLICATE or a store error. */
+int store__op_run(store_t *st, store_req_t *req, int64_t now);
+
 /* store_writer.c */
 void *store__writer_main(void *arg);
-sqlite3_stmt *store__w(store_t *st, enum wstmt id);
 
 /* store_app.c: hex SHA-256 of an API key (keys are stored hashed). */
 void store__key_hash(const char *key, char out[65]);
