@@ -8,6 +8,10 @@
  *
  * Blocking I/O and poll(): one connection, nothing to multiplex, and the
  * code reads top to bottom like the protocol does.
+ *
+ * This file holds the options, the duplicate set, printing and the
+ * reconnect loop; each transport is a file of its own, cli_listen_tcp.c
+ * and cli_listen_ws.c (shared types: cli_listen_int.h).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -23,9 +27,8 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
-#include "Protocol.h"
 #include "cli/cli.h"
-#include "cli/cli_http.h"
+#include "cli/cli_listen_int.h"
 #include "core/b64.h"
 #include "core/clock.h"
 #include "core/net.h"
@@ -34,35 +37,7 @@
 #include "gateway/yyb.h"
 #include "jce/jce.h"
 
-#define RX_MAX (1u << 20)   /* one frame or WebSocket message */
-#define SEEN_MAX 1024       /* msgIds remembered for duplicate dropping */
-#define MSGID_MAX 128
 #define BACKOFF_CAP_MS 30000
-
-/* What one session ended with. */
-enum { S_RETRY = 0, S_EXIT_OK = 1, S_EXIT_FAIL = 2 };
-
-typedef struct listener {
-    /* options */
-    char host[256];
-    int port;
-    const char *token;
-    const char *app, *secret, *device;
-    bool ws, json;
-    int heartbeat;
-    long count;
-    /* state */
-    int fd;
-    uint8_t *rx;
-    size_t rx_len;
-    long printed;
-    int64_t inbox_seq, broadcast_seq;
-    char seen[SEEN_MAX][MSGID_MAX + 1];
-    int seen_next, seen_n;
-    jce_arena_t *arena;
-    yyb_reader_t yr;
-    char tok[TOKEN_MAX];
-} listener_t;
 
 static volatile sig_atomic_t stop_flag;
 
@@ -111,9 +86,9 @@ static bool printable_text(const uint8_t *p, size_t n) {
 
 /* One delivered message: prints it unless it is a duplicate.  Returns
  * true when --count is reached. */
-static bool deliver(listener_t *l, const char *id, size_t id_len, int64_t seq,
-                    int timeline, const uint8_t *payload, size_t plen,
-                    const char *topic, size_t topic_len) {
+bool cli_listen_deliver(listener_t *l, const char *id, size_t id_len,
+                        int64_t seq, int timeline, const uint8_t *payload,
+                        size_t plen, const char *topic, size_t topic_len) {
     if (seen_check_add(l, id, id_len))
         return false;
     bool text = printable_text(payload, plen);
@@ -160,7 +135,7 @@ static bool deliver(listener_t *l, const char *id, size_t id_len, int64_t seq,
 
 /* Reads what is there into rx (poll said readable).  1 on data, 0 on EOF,
  * -1 on error or overflow. */
-static int recv_some(listener_t *l) {
+int cli_listen_recv_some(listener_t *l) {
     if (l->rx_len == RX_MAX)
         return -1;
     ssize_t n;
@@ -173,370 +148,9 @@ static int recv_some(listener_t *l) {
     return 1;
 }
 
-static void rx_consume(listener_t *l, size_t n) {
+void cli_listen_rx_consume(listener_t *l, size_t n) {
     memmove(l->rx, l->rx + n, l->rx_len - n);
     l->rx_len -= n;
-}
-
-/* ---- raw TCP (YYB) ---------------------------------------------------------- */
-
-static int yyb_send(listener_t *l, int cmd, int req_id, const jce_out_t *body) {
-    herald_Package p;
-    herald_Package_init(&p);
-    p.cmd = cmd;
-    p.reqId = req_id;
-    if (body) {
-        p.body.data = body->buf;
-        p.body.len = (uint32_t)body->len;
-    }
-    jce_out_t o;
-    jce_out_init(&o, JCE_POLICY_CPP);
-    yyb_encode_frame(&o, &p);
-    int rc = o.err ? -1 : cli_http_write_all(l->fd, o.buf, o.len);
-    jce_out_free(&o);
-    return rc;
-}
-
-static int tcp_hello(listener_t *l) {
-    uint8_t pre[YYB_PREFACE_LEN];
-    yyb_preface(pre, YYB_VERSION);
-    if (cli_http_write_all(l->fd, pre, sizeof pre) < 0)
-        return -1;
-    herald_HelloReq h;
-    herald_HelloReq_init(&h);
-    h.token = jce_str_from(l->tok);
-    h.heartbeat = l->heartbeat;
-    h.platform = JCE_STR_LIT("cli");
-    h.clientVersion = JCE_STR_LIT(HERALD_VERSION);
-    h.inboxSeq = l->inbox_seq;
-    h.broadcastSeq = l->broadcast_seq;
-    jce_out_t o;
-    jce_out_init(&o, JCE_POLICY_CPP);
-    herald_HelloReq_encode(&h, &o);
-    int rc = o.err ? -1 : yyb_send(l, herald_CMD_HELLO, 1, &o);
-    jce_out_free(&o);
-    return rc;
-}
-
-static int tcp_heartbeat(listener_t *l) {
-    herald_HeartbeatReq h;
-    herald_HeartbeatReq_init(&h);
-    h.interval = l->heartbeat;
-    jce_out_t o;
-    jce_out_init(&o, JCE_POLICY_CPP);
-    herald_HeartbeatReq_encode(&h, &o);
-    int rc = o.err ? -1 : yyb_send(l, herald_CMD_HEARTBEAT, 0, &o);
-    jce_out_free(&o);
-    return rc;
-}
-
-static void tcp_bye(listener_t *l) {
-    (void)yyb_send(l, herald_CMD_BYE, 0, NULL); /* closing anyway */
-}
-
-/* Acks a batch: cumulative seqs for the timelines, ids for online-only. */
-static int tcp_ack(listener_t *l, const herald_PushBatch *b) {
-    herald_AckReq a;
-    herald_AckReq_init(&a);
-    jce_str_t ids[256];
-    bool any = false;
-    for (uint32_t i = 0; i < b->msgs.n; i++) {
-        const herald_PushMsg *m = &b->msgs.items[i];
-        if (!m->needAck)
-            continue;
-        any = true;
-        if (m->timeline == 0 && m->seq > 0)
-            a.inboxSeq = m->seq > l->inbox_seq ? m->seq : l->inbox_seq;
-        else if (m->timeline == 1 && m->seq > 0)
-            a.broadcastSeq =
-                m->seq > l->broadcast_seq ? m->seq : l->broadcast_seq;
-        else if (a.msgIds.n < 256)
-            ids[a.msgIds.n++] = m->msgId;
-    }
-    if (!any)
-        return 0;
-    a.msgIds.items = ids;
-    if (a.inboxSeq > l->inbox_seq)
-        l->inbox_seq = a.inboxSeq;
-    if (a.broadcastSeq > l->broadcast_seq)
-        l->broadcast_seq = a.broadcastSeq;
-    jce_out_t o;
-    jce_out_init(&o, JCE_POLICY_CPP);
-    herald_AckReq_encode(&a, &o);
-    int rc = o.err ? -1 : yyb_send(l, herald_CMD_ACK, 0, &o);
-    jce_out_free(&o);
-    return rc;
-}
-
-static const char *err_name(int code) {
-    const char *n = herald_ErrCode_name(code);
-    return n ? n : "?";
-}
-
-/* One package from the server; S_RETRY to go on (or reconnect when
- * *closed), or an exit. */
-static int tcp_package(listener_t *l, const herald_Package *p, bool *closed) {
-    jce_in_t in;
-    jce_in_init(&in, p->body.data, p->body.len, l->arena);
-    switch (p->cmd) {
-    case herald_CMD_HELLO:
-        if (p->ret != 0) {
-            fprintf(stderr, "disconnected reason=hello_refused code=%d (%s)\n",
-                    p->ret, err_name(p->ret));
-            /* A refused token does not get better by retrying, unless we
-             * mint a fresh one (expiry). */
-            *closed = true;
-            return p->ret == herald_ERR_TOKEN_EXPIRED && l->secret
-                       ? S_RETRY
-                       : S_EXIT_FAIL;
-        }
-        fprintf(stderr, "connected transport=tcp\n");
-        return S_RETRY;
-    case herald_CMD_PUSH: {
-        herald_PushBatch b;
-        if (herald_PushBatch_decode(&b, &in) < 0) {
-            fprintf(stderr, "listen: undecodable push batch\n");
-            return S_RETRY;
-        }
-        bool done = false;
-        for (uint32_t i = 0; i < b.msgs.n && !done; i++) {
-            const herald_PushMsg *m = &b.msgs.items[i];
-            done = deliver(l, m->msgId.data, m->msgId.len, m->seq,
-                           m->timeline, m->payload.data, m->payload.len,
-                           m->topic.data, m->topic.len);
-        }
-        if (tcp_ack(l, &b) < 0)
-            *closed = true;
-        return done ? S_EXIT_OK : S_RETRY;
-    }
-    case herald_CMD_KICK: {
-        herald_Kick k;
-        herald_Kick_init(&k);
-        (void)herald_Kick_decode(&k, &in); /* reason 0 if it is garbled */
-        fprintf(stderr, "disconnected reason=kick code=%d (%s) message=%.*s\n",
-                k.reason, err_name(k.reason), (int)k.message.len,
-                k.message.data ? k.message.data : "");
-        if (k.redirectHost.len && k.redirectHost.len < sizeof l->host &&
-            k.redirectPort > 0) {
-            memcpy(l->host, k.redirectHost.data, k.redirectHost.len);
-            l->host[k.redirectHost.len] = 0;
-            l->port = k.redirectPort;
-        }
-        *closed = true;
-        return S_RETRY;
-    }
-    default:
-        if (p->ret != 0)
-            fprintf(stderr, "listen: cmd=%d answered code=%d (%s)\n", p->cmd,
-                    p->ret, err_name(p->ret));
-        return S_RETRY;
-    }
-}
-
-static int tcp_input(listener_t *l, bool *closed) {
-    for (;;) {
-        size_t used = 0;
-        yyb_frame_t f;
-        int rc = yyb_feed(&l->yr, l->rx, l->rx_len, &used, &f);
-        if (rc < 0) {
-            fprintf(stderr, "disconnected reason=bad_frame (%s)\n",
-                    yyb_strerror(rc));
-            *closed = true;
-            return S_RETRY;
-        }
-        if (rc == YYB_AGAIN) {
-            rx_consume(l, used);
-            return S_RETRY;
-        }
-        herald_Package p;
-        jce_arena_reset(l->arena);
-        int st = S_RETRY;
-        if (yyb_decode_package(&f, l->arena, &p, NULL) == 0)
-            st = tcp_package(l, &p, closed);
-        rx_consume(l, used);
-        if (st != S_RETRY || *closed)
-            return st;
-    }
-}
-
-/* ---- WebSocket (JSON text) ---------------------------------------------------- */
-
-static int ws_send(listener_t *l, unsigned op, const void *p, size_t n) {
-    uint8_t hdr[WS_HEADER_MAX], mask[4];
-    if (RAND_bytes(mask, 4) != 1)
-        return -1;
-    size_t hl = ws_frame_header_masked(hdr, op, true, n, mask);
-    uint8_t *buf = malloc(hl + n + 1);
-    if (!buf)
-        return -1;
-    memcpy(buf, hdr, hl);
-    memcpy(buf + hl, p, n);
-    ws_mask(buf + hl, n, mask, 0);
-    int rc = cli_http_write_all(l->fd, buf, hl + n);
-    free(buf);
-    return rc;
-}
-
-static int ws_send_json(listener_t *l, json_t *j) {
-    char *s = json_dumps(j, JSON_COMPACT);
-    json_decref(j);
-    if (!s)
-        return -1;
-    int rc = ws_send(l, WS_OP_TEXT, s, strlen(s));
-    free(s);
-    return rc;
-}
-
-static int ws_upgrade(listener_t *l) {
-    uint8_t key[16];
-    char key64[B64_ENC_LEN(16) + 1], req[1024];
-    if (RAND_bytes(key, sizeof key) != 1)
-        return -1;
-    b64_encode(key64, key, sizeof key);
-    int n = snprintf(req, sizeof req,
-                     "GET /v1/ws?token=%s HTTP/1.1\r\nHost: %s:%d\r\n"
-                     "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-                     "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n"
-                     "\r\n",
-                     l->tok, l->host, l->port, key64);
-    if (n < 0 || (size_t)n >= sizeof req || cli_http_write_all(l->fd, req, (size_t)n) < 0)
-        return -1;
-    for (;;) {
-        uint8_t *end = memmem(l->rx, l->rx_len, "\r\n\r\n", 4);
-        if (end) {
-            size_t head = (size_t)(end - l->rx) + 4;
-            int status = 0;
-            l->rx[head - 1] = 0;
-            (void)sscanf((char *)l->rx, "HTTP/1.1 %d", &status);
-            if (status != 101) {
-                fprintf(stderr, "disconnected reason=upgrade_refused "
-                                "status=%d\n", status);
-                return status == 401 || status == 403 ? -2 : -1;
-            }
-            rx_consume(l, head); /* frames may follow in the same read */
-            return 0;
-        }
-        struct pollfd pf = {.fd = l->fd, .events = POLLIN};
-        if (poll(&pf, 1, 10000) <= 0 || recv_some(l) <= 0)
-            return -1;
-    }
-}
-
-static int ws_heartbeat(listener_t *l) {
-    return ws_send_json(l, json_pack("{s:s,s:i}", "cmd", "heartbeat",
-                                     "interval", l->heartbeat));
-}
-
-static int ws_text(listener_t *l, const uint8_t *p, size_t n, bool *closed) {
-    json_t *j = json_loadb((const char *)p, n, 0, NULL);
-    const char *cmd = j ? json_string_value(json_object_get(j, "cmd")) : NULL;
-    int st = S_RETRY;
-    if (cmd && !strcmp(cmd, "push")) {
-        json_t *id = json_object_get(j, "msgId");
-        json_t *pl = json_object_get(j, "payload");
-        json_t *pb = json_object_get(j, "payloadB64");
-        json_t *tp = json_object_get(j, "topic");
-        int64_t seq = json_integer_value(json_object_get(j, "seq"));
-        int timeline = (int)json_integer_value(json_object_get(j, "timeline"));
-        json_t *na = json_object_get(j, "needAck");
-        uint8_t *bin = NULL;
-        size_t blen = 0;
-        if (json_is_string(pb)) {
-            size_t sl = json_string_length(pb);
-            bin = malloc(B64_DEC_MAX(sl) + 1);
-            if (bin && b64_decode(bin, B64_DEC_MAX(sl) + 1,
-                                  json_string_value(pb), sl, &blen) != 0)
-                blen = 0;
-        }
-        if (json_is_string(id)) {
-            bool done = deliver(
-                l, json_string_value(id), json_string_length(id), seq,
-                timeline,
-                bin ? bin : (const uint8_t *)json_string_value(pl),
-                bin ? blen : json_string_length(pl), json_string_value(tp),
-                json_string_length(tp));
-            if (!na || json_is_true(na)) {
-                json_t *ack = json_pack("{s:s}", "cmd", "ack");
-                if (seq > 0 && timeline == 1)
-                    json_object_set_new(ack, "broadcastSeq",
-                                        json_integer(seq));
-                else if (seq > 0)
-                    json_object_set_new(ack, "inboxSeq", json_integer(seq));
-                else
-                    json_object_set_new(ack, "msgIds",
-                                        json_pack("[O]", id));
-                if (ws_send_json(l, ack) < 0)
-                    *closed = true;
-            }
-            if (done)
-                st = S_EXIT_OK;
-        }
-        free(bin);
-    } else if (cmd && !strcmp(cmd, "kick")) {
-        fprintf(stderr, "disconnected reason=kick code=%lld\n",
-                (long long)json_integer_value(json_object_get(j, "reason")));
-        *closed = true;
-    } else if (cmd && !strcmp(cmd, "hello")) {
-        json_t *ret = json_object_get(j, "ret");
-        if (json_integer_value(ret) != 0) {
-            fprintf(stderr, "disconnected reason=hello_refused code=%lld\n",
-                    (long long)json_integer_value(ret));
-            *closed = true;
-            st = S_EXIT_FAIL;
-        }
-    }
-    json_decref(j);
-    return st;
-}
-
-/* Server frames are unmasked; a tiny parser of our own (ws_feed is the
- * server's, which insists on masks). */
-static int ws_input(listener_t *l, bool *closed) {
-    for (;;) {
-        if (l->rx_len < 2)
-            return S_RETRY;
-        uint8_t b0 = l->rx[0], b1 = l->rx[1];
-        uint64_t len = b1 & 0x7f;
-        size_t hl = 2;
-        if (len == 126) {
-            if (l->rx_len < 4)
-                return S_RETRY;
-            len = (uint64_t)l->rx[2] << 8 | l->rx[3];
-            hl = 4;
-        } else if (len == 127) {
-            if (l->rx_len < 10)
-                return S_RETRY;
-            len = 0;
-            for (int i = 0; i < 8; i++)
-                len = len << 8 | l->rx[2 + i];
-            hl = 10;
-        }
-        if ((b1 & 0x80) || len > RX_MAX - hl) {
-            fprintf(stderr, "disconnected reason=bad_ws_frame\n");
-            *closed = true;
-            return S_RETRY;
-        }
-        if (l->rx_len < hl + len)
-            return S_RETRY;
-        uint8_t *p = l->rx + hl;
-        unsigned op = b0 & 0x0f;
-        int st = S_RETRY;
-        if (op == WS_OP_TEXT) {
-            st = ws_text(l, p, (size_t)len, closed);
-        } else if (op == WS_OP_PING) {
-            if (ws_send(l, WS_OP_PONG, p, (size_t)len) < 0)
-                *closed = true;
-        } else if (op == WS_OP_CLOSE) {
-            unsigned code = len >= 2 ? (unsigned)(p[0] << 8 | p[1]) : 1005;
-            fprintf(stderr, "disconnected reason=ws_close code=%u %.*s\n",
-                    code, len > 2 ? (int)len - 2 : 0, (const char *)p + 2);
-            (void)ws_send(l, WS_OP_CLOSE, p, len >= 2 ? 2 : 0);
-            *closed = true;
-        }
-        rx_consume(l, hl + (size_t)len);
-        if (st != S_RETRY || *closed)
-            return st;
-    }
 }
 
 /* ---- sessions and the reconnect loop ------------------------------------------- */
@@ -567,21 +181,22 @@ static int session(listener_t *l, bool *authed) {
     int st = S_RETRY;
     bool closed = false;
     if (l->ws) {
-        rc = ws_upgrade(l);
+        rc = cli_listen_ws_upgrade(l);
         if (rc < 0) {
             close(l->fd);
             return rc == -2 ? S_EXIT_FAIL : S_RETRY;
         }
         fprintf(stderr, "connected transport=ws\n");
         *authed = true;
-    } else if (tcp_hello(l) < 0) {
+    } else if (cli_listen_tcp_hello(l) < 0) {
         closed = true;
     }
     uint64_t next_hb = clock_mono_ms() + (uint64_t)l->heartbeat * 1000;
     while (!closed && st == S_RETRY && !stop_flag) {
         uint64_t now = clock_mono_ms();
         if (now >= next_hb) {
-            if ((l->ws ? ws_heartbeat(l) : tcp_heartbeat(l)) < 0)
+            if ((l->ws ? cli_listen_ws_heartbeat(l)
+                       : cli_listen_tcp_heartbeat(l)) < 0)
                 break;
             next_hb = now + (uint64_t)l->heartbeat * 1000;
         }
@@ -591,23 +206,24 @@ static int session(listener_t *l, bool *authed) {
             continue;
         if (n <= 0)
             continue;
-        int r = recv_some(l);
+        int r = cli_listen_recv_some(l);
         if (r <= 0) {
             fprintf(stderr, "disconnected reason=%s\n",
                     r == 0 ? "eof" : "read_error");
             closed = true;
             break;
         }
-        st = l->ws ? ws_input(l, &closed) : tcp_input(l, &closed);
+        st = l->ws ? cli_listen_ws_input(l, &closed)
+                   : cli_listen_tcp_input(l, &closed);
         if (!l->ws)
             *authed = true;
     }
     if (!closed && (stop_flag || st == S_EXIT_OK)) {
         if (l->ws) {
             uint8_t code[2] = {WS_CLOSE_NORMAL >> 8, WS_CLOSE_NORMAL & 0xff};
-            (void)ws_send(l, WS_OP_CLOSE, code, 2); /* leaving anyway */
+            (void)cli_listen_ws_send(l, WS_OP_CLOSE, code, 2); /* leaving anyway */
         } else {
-            tcp_bye(l);
+            cli_listen_tcp_bye(l);
         }
     }
     close(l->fd);
