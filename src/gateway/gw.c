@@ -1,8 +1,9 @@
 /*
  * gw: life cycle, worker threads, the device registry and the mailboxes
  * through which other threads reach a worker's connections (see gw.h and
- * gw_int.h).  A connection's own I/O lives in gw_conn.c, its commands in
- * gw_cmd.c.
+ * gw_int.h).  A connection's own I/O lives in gw_conn.c (reads, framing,
+ * closing), gw_out.c (writes) and gw_http.c (an HTTP head), its commands
+ * in gw_cmd.c.
  */
 #include <errno.h>
 #include <stdlib.h>

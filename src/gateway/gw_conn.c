@@ -1,8 +1,9 @@
 /*
  * gw_conn: one device connection's I/O on its worker's thread — protocol
  * detection, reading into the worker's scratch buffer, framing (raw TCP,
- * HTTP head, WebSocket), the output queue, timeouts and closing.  What the
- * frames mean is gw_cmd.c's business.
+ * WebSocket), timeouts and closing.  What the frames mean is gw_cmd.c's
+ * business; the output queue is gw_out.c's, an HTTP head (WebSocket
+ * upgrade, POST /v1/yyb) gw_http.c's.
  *
  * Reads: the socket is edge-triggered; each wake-up reads until EAGAIN
  * into the worker's scratch buffer, preceded by the connection's kept
@@ -10,49 +11,26 @@
  * copy); only the tail of an incomplete frame is copied into a malloc'd
  * buffer of the connection, freed as soon as the frame completes.
  *
- * Writes: straight to the socket; what does not fit is queued as
- * (refcounted buffer, offset), so a shared broadcast frame is never copied
- * per connection.  The queue is capped by max_pending; past it the
- * connection is cut as a slow consumer.
- *
  * Closing: a kick or bye writes its last frame, half-closes (SHUT_WR) once
  * the queue is empty and then discards input until the peer's EOF or
  * GW_LINGER_MS — closing with unread input would send a RST that can
  * destroy the kick frame before the peer reads it.
  */
 #include <errno.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
 #include "Protocol.h"
-#include "core/log.h"
-#include "core/token.h"
 #include "gateway/gw_int.h"
 #include "ops/metrics_herald.h"
-#include "ops/ops_mem.h"
 
 static void on_io(ev_loop_t *loop, ev_io_t *io, unsigned revents);
 static void on_timer(ev_loop_t *loop, ev_timer_t *t);
 static void set_deadline(gw_conn_t *c, uint64_t at);
 
-/* ---- buffers --------------------------------------------------------------- */
-
-gw_buf_t *gw_buf_new(const void *p, size_t len) {
-    gw_buf_t *b = malloc(sizeof *b + len);
-    if (!b) return NULL;
-    b->ref = 1;
-    b->len = (uint32_t)len;
-    if (p) memcpy(b->data, p, len);
-    return b;
-}
-
-void gw_buf_unref(gw_buf_t *b) {
-    if (--b->ref == 0) free(b);
-}
+/* ---- heartbeat interval ---------------------------------------------------- */
 
 /* The range may change under a reload (gw_set_limits). */
 int gw_clamp_hb(const gw_t *gw, int hb) {
@@ -172,16 +150,6 @@ void gw_conn_set_idle(gw_conn_t *c, int seconds) {
     set_deadline(c, ev_now_ms(c->w->loop) + (uint64_t)seconds * 1000);
 }
 
-static void out_clear(gw_conn_t *c) {
-    for (gw_out_t *o = c->out_head, *nx; o; o = nx) {
-        nx = o->next;
-        gw_buf_unref(o->buf);
-        free(o);
-    }
-    c->out_head = c->out_tail = NULL;
-    c->out_bytes = 0;
-}
-
 /* Set just before closing a connection whose peer vanished (EOF or reset
  * without a bye): the service is told ERR_HEARTBEAT_TIMEOUT, but the
  * disconnect metric keeps it apart from real idle timeouts. */
@@ -231,7 +199,7 @@ void gw_conn_close(gw_conn_t *c, int reason) {
     close(c->io.fd);
     c->io.fd = -1;
     c->state = GW_S_DEAD;
-    out_clear(c);
+    gw_conn_out_clear(c);
     release(c);
     if (w->ndead == w->cap_dead) {
         uint32_t nc = w->cap_dead ? w->cap_dead * 2 : 64;
@@ -291,400 +259,6 @@ void gw_conn_kick(gw_conn_t *c, int reason, const char *message) {
         if (rc < 0) return;
     }
     gw_conn_linger(c, reason);
-}
-
-/* ---- output ----------------------------------------------------------------- */
-
-static void slow_consumer(gw_conn_t *c) {
-    atomic_fetch_add_explicit(&c->w->slow_consumers, 1, memory_order_relaxed);
-    metrics_inc(M_SLOW_CONSUMERS, 0, 0);
-    log_warn("slow consumer disconnected", "app=%s device=%s pending=%u",
-             c->dev ? c->dev->app->name : "-", c->dev ? c->dev->name : "-",
-             c->out_bytes);
-    gw_conn_close(c, herald_ERR_SLOW_CONSUMER);
-}
-
-/* Writes the queue until EAGAIN; -1 if the connection closed. */
-static int flush_out(gw_conn_t *c) {
-    while (c->out_head) {
-        struct iovec iov[16];
-        int n = 0;
-        for (gw_out_t *o = c->out_head; o && n < 16; o = o->next, n++) {
-            iov[n].iov_base = o->buf->data + o->off;
-            iov[n].iov_len = o->buf->len - o->off;
-        }
-        struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n};
-        ssize_t wr = sendmsg(c->io.fd, &mh, MSG_NOSIGNAL);
-        if (wr < 0) {
-            if (errno == EAGAIN || errno == EINTR) return 0;
-            gw_conn_close(c, herald_ERR_SERVER);
-            return -1;
-        }
-        size_t left = (size_t)wr;
-        c->out_bytes -= (uint32_t)left;
-        while (left && c->out_head) {
-            gw_out_t *o = c->out_head;
-            size_t avail = o->buf->len - o->off;
-            if (left < avail) {
-                o->off += (uint32_t)left;
-                break;
-            }
-            left -= avail;
-            c->out_head = o->next;
-            gw_buf_unref(o->buf);
-            free(o);
-        }
-        if (!c->out_head) c->out_tail = NULL;
-    }
-    if (c->state == GW_S_CLOSING) (void)shutdown(c->io.fd, SHUT_WR);
-    return 0;
-}
-
-int gw_conn_queue(gw_conn_t *c, gw_buf_t *b, uint32_t off) {
-    if (c->out_bytes + (b->len - off) > c->w->gw->cfg.max_pending) {
-        slow_consumer(c);
-        return -1;
-    }
-    gw_out_t *o = malloc(sizeof *o);
-    if (!o) {
-        gw_conn_close(c, herald_ERR_SERVER);
-        return -1;
-    }
-    o->next = NULL;
-    o->buf = gw_buf_ref(b);
-    o->off = off;
-    if (c->out_tail) c->out_tail->next = o;
-    else c->out_head = o;
-    c->out_tail = o;
-    c->out_bytes += b->len - off;
-    return 0;
-}
-
-/* Bytes written now, or -1 if the connection closed. */
-static ssize_t write_now(gw_conn_t *c, const void *p, size_t len) {
-    if (c->out_head) return 0;
-    ssize_t wr = send(c->io.fd, p, len, MSG_NOSIGNAL);
-    if (wr >= 0) return wr;
-    if (errno == EAGAIN || errno == EINTR) return 0;
-    gw_conn_close(c, herald_ERR_SERVER);
-    return -1;
-}
-
-/* POST /v1/yyb collects its answer before the HTTP head can be written. */
-static bool captured(gw_conn_t *c, const void *p, size_t len) {
-    if (c->state != GW_S_HTTP || !c->aux) return false;
-    gw_http_t *h = c->aux;
-    if (!h->capture) return false;
-    jce_out_raw(h->capture, p, len);
-    return true;
-}
-
-int gw_conn_send(gw_conn_t *c, const void *p, size_t len) {
-    if (c->state == GW_S_DEAD) return -1;
-    if (captured(c, p, len)) return 0;
-    ssize_t wr = write_now(c, p, len);
-    if (wr < 0) return -1;
-    if ((size_t)wr == len) return 0;
-    gw_buf_t *b = gw_buf_new((const uint8_t *)p + wr, len - (size_t)wr);
-    if (!b) {
-        gw_conn_close(c, herald_ERR_SERVER);
-        return -1;
-    }
-    int rc = gw_conn_queue(c, b, 0);
-    gw_buf_unref(b);
-    return rc;
-}
-
-int gw_conn_send_buf(gw_conn_t *c, gw_buf_t *b) {
-    if (c->state == GW_S_DEAD) return -1;
-    if (captured(c, b->data, b->len)) return 0;
-    ssize_t wr = write_now(c, b->data, b->len);
-    if (wr < 0) return -1;
-    if ((size_t)wr == b->len) return 0;
-    return gw_conn_queue(c, b, (uint32_t)wr);
-}
-
-/* ---- HTTP head and WebSocket upgrade ----------------------------------------- */
-
-static void http_reply(gw_conn_t *c, int status, const char *reason,
-                       const char *body) {
-    char buf[512];
-    int n = snprintf(buf, sizeof buf,
-                     "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
-                     "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
-                     status, reason, strlen(body), body);
-    if (n > 0 && (size_t)n < sizeof buf && gw_conn_send(c, buf, (size_t)n) < 0)
-        return;
-    gw_conn_linger(c, 0);
-}
-
-static void http_error(gw_conn_t *c, int status, int code, const char *msg) {
-    char body[256];
-    const char *reason = status == 400   ? "Bad Request"
-                         : status == 401 ? "Unauthorized"
-                         : status == 404 ? "Not Found"
-                         : status == 408 ? "Request Timeout"
-                         : status == 414 ? "URI Too Long"
-                         : status == 431 ? "Request Header Fields Too Large"
-                         : status == 501 ? "Not Implemented"
-                         : status == 503 ? "Service Unavailable"
-                         : status == 505 ? "HTTP Version Not Supported"
-                                         : "Error";
-    snprintf(body, sizeof body,
-             "{\"error\":\"%s\",\"code\":%d,\"message\":\"%s\"}\n",
-             gw_err_name(code), code, msg);
-    http_reply(c, status, reason, body);
-}
-
-/* Token from ?token= or Authorization: Bearer. */
-static int find_token(const http_req_t *r, const char *buf, char *tok,
-                      size_t cap) {
-    int n = http_query_param(r, buf, "token", tok, cap);
-    if (n >= 0) return n;
-    const http_header_t *h = http_find_header(r, buf, "Authorization");
-    if (!h) return -1;
-    const char *v = buf + h->value.off;
-    size_t vl = h->value.len;
-    if (vl < 8 || strncasecmp(v, "Bearer ", 7)) return -1;
-    v += 7;
-    vl -= 7;
-    while (vl && *v == ' ') v++, vl--;
-    if (vl >= cap) return -1;
-    memcpy(tok, v, vl);
-    tok[vl] = 0;
-    return (int)vl;
-}
-
-static int ws_input(gw_conn_t *c, uint8_t *buf, size_t len, size_t *used);
-static int yyb_post_start(gw_conn_t *c);
-static int yyb_post_run(gw_conn_t *c);
-static int keep_tail(gw_conn_t *c, const uint8_t *buf, size_t len,
-                     size_t used);
-
-/* A complete head: upgrade to WebSocket, or answer and close. */
-static int http_head_done(gw_conn_t *c) {
-    gw_http_t *h = c->aux;
-    const http_req_t *r = &h->req;
-    const char *path = h->buf + r->path.off;
-    size_t plen = r->path.len;
-    if (plen == 7 && !memcmp(path, "/v1/yyb", 7)) return yyb_post_start(c);
-    if (!(plen == 6 && !memcmp(path, "/v1/ws", 6))) {
-        http_error(c, 404, herald_ERR_BAD_REQUEST, "no such path; WebSocket is at /v1/ws");
-        return -1;
-    }
-    if (ops_mem_over(c->w->gw->cfg.mem)) {
-        /* admitted before the watermark was crossed: still new work */
-        gw_refuse_count(GW_R_MEMORY);
-        gw_refuse_http(c, GW_R_MEMORY);
-        return -1;
-    }
-    ws_handshake_t hs;
-    int rc = ws_handshake_check(r, h->buf, &hs);
-    if (rc < 0) {
-        char out[512];
-        int n = ws_handshake_reject(out, sizeof out, rc);
-        if (n > 0) (void)gw_conn_send(c, out, (size_t)n);
-        if (c->state != GW_S_DEAD) gw_conn_linger(c, 0);
-        return -1;
-    }
-    char tok[TOKEN_MAX];
-    int tl = find_token(r, h->buf, tok, sizeof tok);
-    gw_dev_t *dev = NULL;
-    int code = tl < 0 ? herald_ERR_BAD_TOKEN
-                      : gw_auth_token(c->w->gw, tok, (size_t)tl, &dev);
-    if (code) {
-        http_error(c, 401, code,
-                   tl < 0 ? "token missing (?token= or Authorization: Bearer)"
-                   : code == herald_ERR_TOKEN_EXPIRED ? "token expired"
-                                               : "token rejected");
-        return -1;
-    }
-    char out[256];
-    int n = ws_handshake_response(out, sizeof out, h->buf + hs.key.off,
-                                  hs.key.len, hs.jce);
-    if (n < 0 || gw_conn_send(c, out, (size_t)n) < 0) {
-        free(dev);
-        if (c->state != GW_S_DEAD) gw_conn_close(c, herald_ERR_SERVER);
-        return -1;
-    }
-    /* Bytes that followed the head are the first WebSocket frames. */
-    size_t rest = h->len - r->head_len;
-    uint8_t *tail = c->w->rbuf;
-    memcpy(tail, h->buf + r->head_len, rest);
-    free(h);
-    c->aux = NULL;
-    c->aux_http = false;
-    c->state = GW_S_WS;
-    c->transport = hs.jce ? GW_WS_JCE : GW_WS_JSON;
-    ws_parser_init(&c->p.ws);
-    c->p.ws.max_msg = c->w->gw->cfg.max_frame;
-    gw_conn_authed(c, dev);
-    if (gw_cmd_ws_hello(c) < 0) return -1;
-    if (!rest) return 0;
-    size_t used = 0;
-    rc = ws_input(c, tail, rest, &used);
-    if (rc < 0) return -1;
-    return keep_tail(c, tail, rest, used);
-}
-
-/* ---- POST /v1/yyb: the short-lived form (DESIGN.md §3) ----------------------
- *
- * Body: the preface and one or more frames, exactly as on a raw TCP
- * connection; the answer (200, application/octet-stream) has the same
- * layout.  The device authenticates with ?token= / Authorization: Bearer,
- * or with a HELLO as the first package.  Such a request is never
- * registered: it neither kicks the device's connection nor counts as
- * online.  Framing errors answer 400 with a JSON error. */
-
-static int yyb_post_start(gw_conn_t *c) {
-    gw_http_t *h = c->aux;
-    uint64_t len = 0;
-    if (h->req.method != HTTP_M_POST) {
-        http_error(c, 405, herald_ERR_BAD_REQUEST, "use POST");
-        return -1;
-    }
-    int rc = http_content_length(&h->req, h->buf, &len);
-    if (rc <= 0) {
-        http_error(c, rc == 0 ? 411 : 400, herald_ERR_BAD_REQUEST,
-                   "Content-Length required");
-        return -1;
-    }
-    if (len < YYB_PREFACE_LEN + YYB_FRAME_MIN ||
-        len > (uint64_t)c->w->gw->cfg.max_frame * 4 + YYB_PREFACE_LEN) {
-        http_error(c, len < YYB_PREFACE_LEN ? 400 : 413, herald_ERR_BAD_REQUEST,
-                   "body must be a preface and frames");
-        return -1;
-    }
-    if (!(h->body = malloc(len))) {
-        gw_conn_close(c, herald_ERR_SERVER);
-        return -1;
-    }
-    h->body_len = (uint32_t)len;
-    size_t extra = h->len - h->req.head_len;
-    if (extra > len) extra = len;
-    memcpy(h->body, h->buf + h->req.head_len, extra);
-    h->body_have = (uint32_t)extra;
-    /* curl and others wait a second for this before a larger body */
-    static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-    if (extra < len && http_header_has_token(&h->req, h->buf, "Expect", "100-continue"))
-        return gw_conn_send(c, cont, sizeof cont - 1);
-    return 0;
-}
-
-static void http_reply_bin(gw_conn_t *c, const uint8_t *p, size_t len) {
-    char head[160];
-    int n = snprintf(head, sizeof head,
-                     "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
-                     "Content-Length: %zu\r\nConnection: close\r\n\r\n",
-                     len);
-    if (gw_conn_send(c, head, (size_t)n) < 0 || gw_conn_send(c, p, len) < 0)
-        return;
-    gw_conn_linger(c, 0);
-}
-
-/* Handles the body's packages; answers and closes.  Always -1. */
-static int yyb_post_run(gw_conn_t *c) {
-    gw_http_t *h = c->aux;
-    gw_worker_t *w = c->w;
-    char tok[TOKEN_MAX];
-    c->ephemeral = true;
-    int tl = find_token(&h->req, h->buf, tok, sizeof tok);
-    if (tl >= 0) {
-        gw_dev_t *dev = NULL;
-        int code = gw_auth_token(w->gw, tok, (size_t)tl, &dev);
-        if (code) {
-            http_error(c, 401, code, code == herald_ERR_TOKEN_EXPIRED
-                                         ? "token expired" : "token rejected");
-            return -1;
-        }
-        gw_conn_authed(c, dev);
-    }
-    jce_out_t cap;
-    jce_out_init(&cap, JCE_POLICY_CPP);
-    uint8_t pre[YYB_PREFACE_LEN];
-    yyb_preface(pre, YYB_VERSION);
-    jce_out_raw(&cap, pre, sizeof pre);
-    h->capture = &cap;
-    c->transport = GW_TCP;
-    yyb_reader_t r;
-    yyb_reader_init(&r, true);
-    r.max_frame = w->gw->cfg.max_frame;
-    size_t off = 0;
-    int rc, frames = 0;
-    do {
-        yyb_frame_t f;
-        size_t n;
-        rc = yyb_feed(&r, h->body + off, h->body_len - off, &n, &f);
-        off += n;
-        if (rc != YYB_FRAME) break;
-        frames++;
-        atomic_fetch_add_explicit(&w->frames_in, 1, memory_order_relaxed);
-        (void)gw_cmd_jce(c, f.data, f.len);
-    } while (!h->stop && c->state == GW_S_HTTP);
-    jce_arena_reset(w->arena);
-    if (c->state != GW_S_HTTP) { /* closed meanwhile: h is still ours */
-        jce_out_free(&cap);
-        return -1;
-    }
-    h->capture = NULL;
-    c->transport = 0;
-    if (rc < 0 || (!h->stop && off < h->body_len) || frames == 0) {
-        int code = rc < 0 ? yyb_err_code(rc) : herald_ERR_BAD_PACKAGE;
-        jce_out_free(&cap);
-        http_error(c, 400, code, rc < 0 ? yyb_strerror(rc) : "truncated frame");
-        return -1;
-    }
-    if (cap.err) {
-        jce_out_free(&cap);
-        gw_conn_close(c, herald_ERR_SERVER);
-        return -1;
-    }
-    http_reply_bin(c, cap.buf, cap.len);
-    jce_out_free(&cap);
-    return -1;
-}
-
-/* Reads into the head buffer (then a POST body) directly; -1 if the
- * connection closed or is closing. */
-static int http_read(gw_conn_t *c) {
-    gw_http_t *h = c->aux;
-    for (;;) {
-        if (h->body) {
-            if (h->body_have == h->body_len) return yyb_post_run(c);
-            ssize_t n = read(c->io.fd, h->body + h->body_have,
-                             h->body_len - h->body_have);
-            if (n > 0) {
-                h->body_have += (uint32_t)n;
-                continue;
-            }
-            if (n < 0 && (errno == EAGAIN || errno == EINTR)) return 0;
-            gw_conn_close(c, 0);
-            return -1;
-        }
-        int rc = http_parse(&h->req, h->buf, h->len);
-        if (rc == HTTP_DONE) {
-            rc = http_head_done(c);
-            if (rc < 0 || c->state != GW_S_HTTP) return rc;
-            continue; /* a POST body follows */
-        }
-        if (rc < 0) {
-            http_error(c, http_err_status(rc), herald_ERR_BAD_REQUEST,
-                       http_strerror(rc));
-            return -1;
-        }
-        if (h->len >= sizeof h->buf) {
-            http_error(c, 431, herald_ERR_BAD_REQUEST, "request head too large");
-            return -1;
-        }
-        ssize_t n = read(c->io.fd, h->buf + h->len, sizeof h->buf - h->len);
-        if (n > 0) {
-            h->len += (uint16_t)n;
-            continue;
-        }
-        if (n < 0 && (errno == EAGAIN || errno == EINTR)) return 0;
-        gw_conn_close(c, 0);
-        return -1;
-    }
 }
 
 /* ---- WebSocket frames ---------------------------------------------------------- */
@@ -759,7 +333,7 @@ static int ws_frame(gw_conn_t *c, ws_frame_t *f) {
 }
 
 /* Handles whole frames of buf; *used = bytes consumed.  -1: closed. */
-static int ws_input(gw_conn_t *c, uint8_t *buf, size_t len, size_t *used) {
+int gw_conn_ws_input(gw_conn_t *c, uint8_t *buf, size_t len, size_t *used) {
     size_t off = 0;
     while (off < len && c->state == GW_S_WS) {
         ws_frame_t f;
@@ -843,8 +417,8 @@ static int detect(gw_conn_t *c, uint8_t first) {
 }
 
 /* Keeps the unconsumed tail buf[used..len) for the next read. */
-static int keep_tail(gw_conn_t *c, const uint8_t *buf, size_t len,
-                     size_t used) {
+int gw_conn_keep_tail(gw_conn_t *c, const uint8_t *buf, size_t len,
+                      size_t used) {
     size_t rest = len - used;
     if (!rest) {
         free(c->in);
@@ -879,7 +453,7 @@ static void read_input(gw_conn_t *c) {
     gw_worker_t *w = c->w;
     for (;;) {
         if (c->state == GW_S_HTTP) {
-            if (http_read(c) < 0) return;
+            if (gw_http_read(c) < 0) return;
             if (c->state == GW_S_HTTP) return;
             continue; /* upgraded: frames may follow */
         }
@@ -915,10 +489,10 @@ static void read_input(gw_conn_t *c) {
             continue;
         }
         int rc = c->state == GW_S_YYB ? yyb_input(c, w->rbuf, len, &used)
-                                      : ws_input(c, w->rbuf, len, &used);
+                                      : gw_conn_ws_input(c, w->rbuf, len, &used);
         jce_arena_reset(w->arena);
         if (rc < 0) return;
-        if (keep_tail(c, w->rbuf, len, used) < 0) return;
+        if (gw_conn_keep_tail(c, w->rbuf, len, used) < 0) return;
         /* Shorter than asked: the socket is drained (EPOLLET raises a new
          * edge for later bytes), so skip the read that would say EAGAIN:
          * one syscall less per ack or heartbeat. */
@@ -929,7 +503,7 @@ static void read_input(gw_conn_t *c) {
 static void on_io(ev_loop_t *loop, ev_io_t *io, unsigned revents) {
     gw_conn_t *c = io->data;
     (void)loop;
-    if ((revents & EV_WRITE) && c->out_head && flush_out(c) < 0) return;
+    if ((revents & EV_WRITE) && c->out_head && gw_conn_flush(c) < 0) return;
     if (revents & (EV_READ | EV_ERROR)) read_input(c);
 }
 
@@ -948,7 +522,7 @@ static void on_timer(ev_loop_t *loop, ev_timer_t *t) {
         gw_conn_close(c, 0);
         break;
     case GW_S_HTTP:
-        http_error(c, 408, herald_ERR_HEARTBEAT_TIMEOUT, "request head too slow");
+        gw_http_error(c, 408, herald_ERR_HEARTBEAT_TIMEOUT, "request head too slow");
         break;
     default:
         if (c->dev) {

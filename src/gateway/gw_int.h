@@ -1,8 +1,11 @@
 /*
  * gw_int: the gateway's internals, shared by gw.c (workers, registry,
- * mailboxes, life cycle), gw_conn.c (a connection's I/O and its state
- * machine) and gw_cmd.c (device commands over raw TCP and WebSocket).
- * Nothing here is public; the public surface is gw.h.
+ * mailboxes, life cycle), gw_conn.c (a connection's reads, framing and
+ * state machine), gw_out.c (its output queue), gw_http.c (an HTTP head:
+ * WebSocket upgrade, POST /v1/yyb), gw_cmd.c (device commands over raw TCP
+ * and WebSocket), gw_frame.c (the frames written, per transport),
+ * gw_admit.c and gw_batch.c.  Nothing here is public; the public surface
+ * is gw.h.
  *
  * Ownership and threads: a connection belongs to one worker and is only
  * touched on that worker's thread.  Other threads reach it by a handle
@@ -25,6 +28,8 @@
 #include "gateway/ws.h"
 #include "gateway/yyb.h"
 #include "jce/jce.h"
+
+struct json_t; /* <jansson.h>, for gw_json_frame */
 
 #define GW_READ_CHUNK (64u * 1024) /* per-worker scratch for read() */
 #define GW_ACCEPT_BATCH 64
@@ -265,14 +270,6 @@ void gw_pmsg_unref(gw_pmsg_t *m);
  * failure. */
 void gw_conn_accept(gw_worker_t *w, int fd,
                     const struct sockaddr_storage *peer);
-/* Sends bytes (copied only if they cannot be written now).  Shared frames
- * go through gw_conn_send_buf instead.  0, or -1 if the connection was
- * closed (slow consumer or write error). */
-int gw_conn_send(gw_conn_t *c, const void *p, size_t len);
-int gw_conn_send_buf(gw_conn_t *c, gw_buf_t *b);
-/* Queues b from offset off without trying to write (the caller already
- * did).  0, or -1 if the connection was closed (slow consumer). */
-int gw_conn_queue(gw_conn_t *c, gw_buf_t *b, uint32_t off);
 /* Sends a kick/close in the connection's transport, then closes
  * gracefully.  reason is an ErrCode (0 = orderly, e.g. bye). */
 void gw_conn_kick(gw_conn_t *c, int reason, const char *message);
@@ -287,6 +284,33 @@ void gw_conn_free(gw_conn_t *c);
 /* Idle timeout (seconds) for heartbeat interval hb. */
 int gw_idle_for(const gw_t *gw, int hb);
 int gw_clamp_hb(const gw_t *gw, int hb);
+/* Handles whole WebSocket frames of buf; *used = bytes consumed.  -1:
+ * closed. */
+int gw_conn_ws_input(gw_conn_t *c, uint8_t *buf, size_t len, size_t *used);
+/* Keeps the unconsumed tail buf[used..len) for the next read. */
+int gw_conn_keep_tail(gw_conn_t *c, const uint8_t *buf, size_t len,
+                      size_t used);
+
+/* ---- gw_out.c ---- */
+/* Sends bytes (copied only if they cannot be written now).  Shared frames
+ * go through gw_conn_send_buf instead.  0, or -1 if the connection was
+ * closed (slow consumer or write error). */
+int gw_conn_send(gw_conn_t *c, const void *p, size_t len);
+int gw_conn_send_buf(gw_conn_t *c, gw_buf_t *b);
+/* Queues b from offset off without trying to write (the caller already
+ * did).  0, or -1 if the connection was closed (slow consumer). */
+int gw_conn_queue(gw_conn_t *c, gw_buf_t *b, uint32_t off);
+/* Writes the queue until EAGAIN; -1 if the connection closed. */
+int gw_conn_flush(gw_conn_t *c);
+/* Drops the queue (the connection is closing). */
+void gw_conn_out_clear(gw_conn_t *c);
+
+/* ---- gw_http.c ---- */
+/* Reads into the head buffer (then a POST body) directly; -1 if the
+ * connection closed or is closing. */
+int gw_http_read(gw_conn_t *c);
+/* Answers status with a JSON error (ErrCode code, msg), then lingers. */
+void gw_http_error(gw_conn_t *c, int status, int code, const char *msg);
 
 /* ---- gw_cmd.c ---- */
 /* One raw-TCP package or WebSocket binary message.  Returns -1 if the
@@ -303,9 +327,6 @@ void gw_conn_authed(gw_conn_t *c, gw_dev_t *dev);
 /* Writes a Package (cmd, reqId, ret) with a JCE body in c's transport. */
 int gw_send_package(gw_conn_t *c, int cmd, int req_id, int ret,
                     const uint8_t *body, size_t body_len);
-/* The kick frame for c's transport (not sent); caller frees with
- * gw_buf_unref.  A refused connection's kick carries retryAfter. */
-gw_buf_t *gw_kick_frame(gw_conn_t *c, int reason, const char *message);
 /* Encodes m once per format into fmt[3] lazily and writes it to c
  * (batch: through gw_batch_send; the caller flushes). */
 int gw_push_to_conn(gw_conn_t *c, const gw_pmsg_t *m, gw_buf_t *fmt[3],
@@ -313,6 +334,22 @@ int gw_push_to_conn(gw_conn_t *c, const gw_pmsg_t *m, gw_buf_t *fmt[3],
 void gw_topics_free(gw_topics_t *t);
 const char *gw_err_name(int code);
 
+/* ---- gw_frame.c ---- */
+/* Frames built, not sent: each returns a new buffer (the caller frees it
+ * with gw_buf_unref), or NULL on error or OOM. */
+
+/* A Package (cmd, reqId, ret, JCE body) framed for transport. */
+gw_buf_t *gw_package_frame(int transport, int cmd, int req_id, int ret,
+                           const uint8_t *body, size_t body_len);
+/* j as a WebSocket text message; takes j (NULL gives NULL). */
+gw_buf_t *gw_json_frame(struct json_t *j);
+/* The kick frame for c's transport (not sent).  A refused connection's
+ * kick carries retryAfter. */
+gw_buf_t *gw_kick_frame(gw_conn_t *c, int reason, const char *message);
+/* A push as JSON text (payloadB64 unless valid UTF-8 without NUL), or as
+ * a PushBatch Package for transport (raw TCP or WebSocket binary). */
+gw_buf_t *gw_push_frame_json(const gw_msg_t *m);
+gw_buf_t *gw_push_frame_jce(const gw_msg_t *m, int transport);
 
 /* ---- gw_admit.c ---- */
 /* The admission checks at accept (memory, --max-conns, per address,
