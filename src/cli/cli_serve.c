@@ -158,8 +158,9 @@ static ops_mem_t *start_mem(const char *spec) {
     return m;
 }
 
-/* herald_queue_depth: the store's queue and the gateway workers'
- * mailboxes (ops_store alone knows only the first). */
+/* herald_queue_depth: the store's queue, the gateway workers' mailboxes
+ * and the bytes waiting in device connections (ops_store alone knows only
+ * the first). */
 static double read_queues(void *ctx, unsigned a, unsigned b) {
     const server_t *sv = ctx;
     (void)b;
@@ -168,12 +169,11 @@ static double read_queues(void *ctx, unsigned a, unsigned b) {
         store_stats(sv->st, &s);
         return (double)s.queue_depth;
     }
-    if (a == MH_Q_MAILBOX) {
-        gw_stats_t g;
-        gw_stats(sv->gw, &g);
-        return (double)g.mailbox;
-    }
-    return NAN; /* delivery: not measured; left out of the output */
+    gw_stats_t g;
+    gw_stats(sv->gw, &g);
+    if (a == MH_Q_MAILBOX) return (double)g.mailbox;
+    if (a == MH_Q_DELIVERY) return (double)g.out_queued; /* bytes */
+    return NAN;
 }
 
 /* Later parts need the earlier ones; on failure what started is undone

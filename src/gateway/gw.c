@@ -608,6 +608,8 @@ void gw_stats(const gw_t *gw, gw_stats_t *out) {
         out->refused += atomic_load_explicit(&w->refused, memory_order_relaxed);
         out->mailbox_dropped +=
             atomic_load_explicit(&w->mailbox_dropped, memory_order_relaxed);
+        out->out_queued +=
+            atomic_load_explicit(&w->out_queued, memory_order_relaxed);
         pthread_mutex_lock((pthread_mutex_t *)&w->mu); /* cold path */
         out->mailbox += w->nitems;
         pthread_mutex_unlock((pthread_mutex_t *)&w->mu);

@@ -140,6 +140,7 @@ typedef struct gw_stats {
     long refused;        /* connections refused with an overload code */
     long mailbox;        /* items waiting in the workers' mailboxes now */
     long mailbox_dropped; /* pushes a full mailbox refused */
+    long out_queued;     /* bytes waiting in device connections' output */
 } gw_stats_t;
 void gw_stats(const gw_t *gw, gw_stats_t *out);
 

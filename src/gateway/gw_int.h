@@ -211,7 +211,8 @@ typedef struct gw_worker {
     /* counters, read by gw_stats from any thread */
     atomic_long conns_now, authed_now, accepted, closed, frames_in,
         pushes_written, acks, slow_consumers, hb_timeouts, refused,
-        mailbox_dropped;
+        mailbox_dropped,
+        out_queued; /* bytes waiting in its connections' output queues */
 } gw_worker_t;
 
 /* Registry entry: app+device -> the connection holding it. */

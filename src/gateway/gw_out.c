@@ -45,6 +45,8 @@ void gw_conn_out_clear(gw_conn_t *c) {
         free(o);
     }
     c->out_head = c->out_tail = NULL;
+    atomic_fetch_sub_explicit(&c->w->out_queued, (long)c->out_bytes,
+                              memory_order_relaxed);
     c->out_bytes = 0;
 }
 
@@ -75,6 +77,8 @@ int gw_conn_flush(gw_conn_t *c) {
         }
         size_t left = (size_t)wr;
         c->out_bytes -= (uint32_t)left;
+        atomic_fetch_sub_explicit(&c->w->out_queued, (long)wr,
+                                  memory_order_relaxed);
         while (left && c->out_head) {
             gw_out_t *o = c->out_head;
             size_t avail = o->buf->len - o->off;
@@ -110,6 +114,8 @@ int gw_conn_queue(gw_conn_t *c, gw_buf_t *b, uint32_t off) {
     else c->out_head = o;
     c->out_tail = o;
     c->out_bytes += b->len - off;
+    atomic_fetch_add_explicit(&c->w->out_queued, (long)(b->len - off),
+                              memory_order_relaxed);
     return 0;
 }
 

@@ -176,6 +176,7 @@ test('/metrics counters follow a scripted workload', { timeout: 60000 }, async (
   assert.equal(after.types.get('herald_queue_depth'), 'gauge');
   assert.ok(val(after, 'herald_queue_depth', { queue: 'store' }) >= 0);
   assert.ok(val(after, 'herald_queue_depth', { queue: 'mailbox' }) >= 0);
+  assert.ok(val(after, 'herald_queue_depth', { queue: 'delivery' }) >= 0);
   assert.equal(after.types.get('herald_expired_total'), 'counter');
 
   // The message's timeline, from the store.

@@ -530,15 +530,58 @@ TEST(slow_consumer_cut) {
     int pushed = 0;
     for (int i = 0; i < 5000 && gw_push_device(G, APP, "dev-slow", &m) == 1; i++)
         pushed++;
+    long queued_max = 0;
     for (int i = 0; i < 300; i++) {
         gw_stats(G, &s1);
+        if (s1.out_queued > queued_max) queued_max = s1.out_queued;
         if (s1.slow_consumers > s0.slow_consumers) break;
         usleep(10000);
     }
     CHECK(pushed > 0);
     CHECK_EQ_INT(s1.slow_consumers, s0.slow_consumers + 1);
+    (void)queued_max;
+    CHECK_EQ_INT(s1.out_queued, s0.out_queued); /* uncounted when cut */
     /* gone from the registry: later pushes find no connection */
     CHECK_EQ_INT(gw_push_device(G, APP, "dev-slow", &m), 0);
+    close(fd);
+}
+
+/* gw_stats().out_queued (herald_queue_depth{queue="delivery"}): bytes
+ * that wait for a slow reader are counted until it reads them. */
+TEST(queued_output_is_counted) {
+    int fd = cl_login(G, "dev-lag");
+    CHECK(fd >= 0);
+    int small = 4096;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    gw_stats_t s0, s1;
+    gw_stats(G, &s0);
+    static uint8_t big[4000];
+    memset(big, 'q', sizeof big);
+    gw_msg_t m = {.msg_id = "m-lag", .payload = big, .payload_len = sizeof big};
+    /* Push until the kernel's buffers are full and bytes queue here; a few
+     * pushes more than that stay far below the 256 KiB cut. */
+    for (int i = 0; i < 3000; i++) {
+        CHECK_EQ_INT(gw_push_device(G, APP, "dev-lag", &m), 1);
+        if (i % 8 == 7) {
+            usleep(2000);
+            gw_stats(G, &s1);
+            if (s1.out_queued > s0.out_queued) break;
+        }
+    }
+    CHECK(s1.out_queued > s0.out_queued);
+    CHECK(s1.slow_consumers == s0.slow_consumers);
+    /* Read everything (a wide window now): the queue drains and the count
+     * returns. */
+    int wide = 1 << 20;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &wide, sizeof wide);
+    uint8_t buf[65536];
+    for (int i = 0; i < 3000; i++) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, 1) > 0 && read(fd, buf, sizeof buf) <= 0) break;
+        gw_stats(G, &s1);
+        if (s1.out_queued == s0.out_queued) break;
+    }
+    CHECK_EQ_INT(s1.out_queued, s0.out_queued);
     close(fd);
 }
 
