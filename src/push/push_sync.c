@@ -330,8 +330,10 @@ static void *sync_main(void *arg) {
             run_job(s, j);
         }
         if (clock_mono_ms() >= next_flush || stop) {
-            flush_acks(s);
+            /* Status first: the store holds a message's routed/written
+             * counts for its ack and writes both in one update. */
             flush_status(s);
+            flush_acks(s);
             next_flush = clock_mono_ms() + FLUSH_MS;
         }
         pthread_mutex_lock(&s->mu);

@@ -101,7 +101,9 @@ enum store_op {
     /* Registers app/device if new (first connect); out: cursors. */
     STORE_OP_DEVICE_SEEN = 5,
     /* Adds counts[ev] to a message's status record for every event with
-     * a count (its first time is set then): one update per message. */
+     * a count (its first time is set then): one update per message.  One
+     * that counts only routed/written may be held until the message's ack
+     * (or 300 ms) and answered 0 at once (store_pend.c). */
     STORE_OP_STATUS = 6,
 };
 

@@ -35,6 +35,7 @@ enum wstmt {
     W_DEV_TOUCH,
     W_ACK_COUNT_INBOX,
     W_ACK_ONE,
+    W_ACK_HELD,
     W_ACK_DEL_INBOX,
     W_ACK_COUNT_BCAST,
     W_ACK_SET,
@@ -68,6 +69,15 @@ enum rstmt {
     R_COUNT
 };
 
+/* store_pend.c: routed/written counts held until the message's ack. */
+typedef struct store_pend store_pend_t;
+typedef struct store_pend_ent {
+    char id[40];                /* msg_id; "" = free slot */
+    int64_t routed, written;
+    int64_t at;                 /* wall ms the counts arrived */
+    uint64_t due;               /* mono ms: written alone after this */
+} store_pend_ent_t;
+
 struct store {
     store_config_t cfg;
     char *path;
@@ -91,6 +101,7 @@ struct store {
     pthread_t thread;
     bool thread_started;
 
+    store_pend_t *pend;         /* writer thread only; NULL = not held */
     _Atomic(store_observe_fn) obs_fn; /* store_set_observer */
     void *_Atomic obs_ctx;
 
@@ -117,6 +128,21 @@ void store__set_sync(store_t *st, bool full);
 
 /* Reports one operation to the observer, if any. */
 void store__observe(store_t *st, int obs, uint64_t since_us, bool failed);
+
+/* store_pend.c (writer thread only) */
+int store__pend_init(store_t *st);
+void store__pend_free(store_t *st);
+/* Holds a STATUS request that counts only routed/written; false: run it. */
+bool store__pend_put(store_t *st, const store_req_t *req, int64_t now);
+/* Takes msg's held counts for its ack's UPDATE (undone by a rollback). */
+bool store__pend_take(store_t *st, const char *msg_id, store_pend_ent_t *out);
+/* After a transaction: its takes stand (committed) or are put back. */
+void store__pend_settle(store_t *st, bool committed);
+/* Writes held entries that are due (all: every one) in one transaction;
+ * the number written, or -1. */
+long store__pend_flush(store_t *st, bool all);
+/* Mono ms the next held entry is due; 0 = none held. */
+uint64_t store__pend_next_due(const store_t *st);
 
 /* store_schema.c */
 int store__schema_ensure(sqlite3 *db);

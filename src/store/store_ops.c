@@ -16,9 +16,10 @@
 
 /* Event ev's count is parameter ?n; its first time is set only by a
  * positive count. */
-#define STATUS_COLS(ev, n)                                                \
-    " at_" ev "=CASE WHEN at_" ev "=0 AND ?" n ">0 THEN ?2 ELSE at_" ev   \
+#define STATUS_COLS_AT(ev, n, t)                                          \
+    " at_" ev "=CASE WHEN at_" ev "=0 AND ?" n ">0 THEN ?" t " ELSE at_" ev \
     " END, n_" ev "=n_" ev "+?" n
+#define STATUS_COLS(ev, n) STATUS_COLS_AT(ev, n, "2")
 
 /* A device first registered starts its broadcast cursor at the app's
  * current head: a new device is not flooded with old broadcasts. */
@@ -78,6 +79,11 @@ static const char *const wsql[W_COUNT] = {
     [W_ACK_ONE] = "UPDATE messages SET n_acked=n_acked+1,"
                   " at_acked=CASE WHEN at_acked=0 THEN ?2 ELSE at_acked END"
                   " WHERE msg_id=?1",
+    /* The ack and the routed/written counts held for it (store_pend.c). */
+    [W_ACK_HELD] = "UPDATE messages SET n_acked=n_acked+1,"
+                   " at_acked=CASE WHEN at_acked=0 THEN ?2 ELSE at_acked END,"
+                   STATUS_COLS_AT("routed", "3", "5") ","
+                   STATUS_COLS_AT("written", "4", "5") " WHERE msg_id=?1",
     [W_ACK_SET] = "UPDATE devices SET inbox_acked=?3, bcast_cursor=?4"
                   " WHERE app=?1 AND device=?2",
     /* ?3.. follow enum store_event */
@@ -367,14 +373,21 @@ static int ack_count(store_t *st, enum wstmt sel, const char *app,
     int rc;
     /* Updating messages while this cursor walks another table is safe. */
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        sqlite3_stmt *u = store__w(st, W_ACK_ONE);
+        const char *id = (const char *)sqlite3_column_text(s, 0);
+        store_pend_ent_t held;
+        bool h = store__pend_take(st, id, &held);
+        sqlite3_stmt *u = store__w(st, h ? W_ACK_HELD : W_ACK_ONE);
         if (!u) {
             sqlite3_reset(s);
             return STORE_E_IO;
         }
-        sqlite3_bind_text(u, 1, (const char *)sqlite3_column_text(s, 0), -1,
-                          SQLITE_TRANSIENT);
+        sqlite3_bind_text(u, 1, id, -1, SQLITE_TRANSIENT);
         sqlite3_bind_int64(u, 2, now);
+        if (h) { /* the held counts keep the time they arrived */
+            sqlite3_bind_int64(u, 3, held.routed);
+            sqlite3_bind_int64(u, 4, held.written);
+            sqlite3_bind_int64(u, 5, held.at);
+        }
         if ((rc = store__step(st, u)) < 0) {
             sqlite3_reset(s);
             return rc;

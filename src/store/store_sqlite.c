@@ -121,6 +121,7 @@ fail:
 }
 
 static void store_free_parts(store_t *st) {
+    store__pend_free(st);
     for (int i = 0; i < W_COUNT; i++) sqlite3_finalize(st->st[i]);
     if (st->db && sqlite3_close(st->db) != SQLITE_OK)
         log_error("sqlite close failed", "err=\"%s\"", sqlite3_errmsg(st->db));
@@ -165,6 +166,8 @@ int store_open(const store_config_t *cfg, store_t **out) {
                               &st->db);
     st->sync_full_now = st->cfg.synchronous_full;
     if (rc == 0) rc = store__schema_ensure(st->db);
+    if (rc == 0 && store__pend_init(st) < 0)
+        log_warn("store: status counts not held for acks (no memory)", NULL);
     if (rc == 0 && pthread_create(&st->thread, NULL, store__writer_main, st))
         rc = STORE_E_NOMEM;
     if (rc < 0) {

@@ -101,16 +101,41 @@ void store__set_sync(store_t *st, bool full) {
 
 /* Runs batch[0..n) in one transaction; rcs[i] gets each request's result.
  * Returns the rows written, or -1 if the transaction did not commit. */
+/* Status requests that store_pend.c holds for their message's ack leave
+ * the batch (to its end, answered 0); the rest keep their order.  Returns
+ * how many remain to run. */
+static int hold_status(store_t *st, store_req_t **batch, int n, int *rcs,
+                       int64_t now) {
+    int keep = 0, held = 0;
+    store_req_t *later[n > 0 ? n : 1]; /* n <= max_batch: 32 KiB at most */
+    for (int i = 0; i < n; i++) {
+        if (batch[i]->op == STORE_OP_STATUS &&
+            store__pend_put(st, batch[i], now))
+            later[held++] = batch[i];
+        else
+            batch[keep++] = batch[i];
+    }
+    for (int i = 0; i < held; i++) {
+        batch[keep + i] = later[i];
+        rcs[keep + i] = 0;
+    }
+    return keep;
+}
+
 static long run_batch(store_t *st, store_req_t **batch, int n, int *rcs) {
     int64_t now = (int64_t)clock_wall_ms();
     long replaced0 = st->replaced;
+    n = hold_status(st, batch, n, rcs, now);
+    if (n == 0) return 0;
     store__set_sync(st, batch_needs_fsync(batch, n));
     long rows = try_batch(st, batch, n, rcs, now, false);
     if (rows == BATCH_REDO) {
         (void)store__exec(st->db, "ROLLBACK"); /* undoes the whole pass */
+        store__pend_settle(st, false);
         st->replaced = replaced0;
         rows = try_batch(st, batch, n, rcs, now, true);
     }
+    store__pend_settle(st, rows >= 0);
     if (rows < 0) {
         /* A failed COMMIT or BEGIN may leave the transaction open. */
         if (!sqlite3_get_autocommit(st->db))
@@ -154,6 +179,8 @@ static int take_batch(store_t *st, store_req_t **batch, uint64_t next_sweep,
     pthread_mutex_lock(&st->mu);
     while (!st->closing && (st->paused || (!st->head && !st->lo_head))) {
         uint64_t now = clock_mono_ms();
+        uint64_t due = store__pend_next_due(st); /* writer-only state */
+        if (due && due < next_sweep) next_sweep = due;
         if (now >= next_sweep && !st->paused) break;
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -228,6 +255,20 @@ static void sweep_now(store_t *st) {
     pthread_mutex_unlock(&st->mu);
 }
 
+/* Held status counts whose ack did not come in time, written alone. */
+static void flush_held(store_t *st, bool all) {
+    if (!store__pend_next_due(st)) return;
+    if (!all && clock_mono_ms() < store__pend_next_due(st)) return;
+    pthread_mutex_lock(&st->db_mu);
+    long n = store__pend_flush(st, all);
+    pthread_mutex_unlock(&st->db_mu);
+    if (n > 0) {
+        pthread_mutex_lock(&st->mu);
+        st->stats.rows_written += n;
+        pthread_mutex_unlock(&st->mu);
+    }
+}
+
 void *store__writer_main(void *arg) {
     store_t *st = arg;
     (void)pthread_setname_np(pthread_self(), "herald-store"); /* top -H */
@@ -248,11 +289,13 @@ void *store__writer_main(void *arg) {
             log_error("store writer out of memory", NULL);
             break;
         }
+        flush_held(st, false);
         if (!stop && clock_mono_ms() >= next_sweep) {
             sweep_now(st);
             next_sweep = clock_mono_ms() + (uint64_t)st->cfg.sweep_interval_ms;
         }
     }
+    flush_held(st, true); /* closing: nothing held is left behind */
     free(batch);
     free(rcs);
     return NULL;
