@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/hash.h"
 #include "core/log.h"
 #include "core/net.h"
 #include "gateway/gw_int.h"
@@ -66,11 +67,7 @@ static gw_app_t *app_find(gw_t *gw, const char *name) {
 
 /* FNV-1a over the app pointer's identity and the device name. */
 static uint32_t reg_hash(const gw_app_t *app, const char *dev, size_t len) {
-    uint32_t h = 2166136261u;
-    uintptr_t p = (uintptr_t)app;
-    for (size_t i = 0; i < sizeof p; i++, p >>= 8) h = (h ^ (p & 0xff)) * 16777619u;
-    for (size_t i = 0; i < len; i++) h = (h ^ (uint8_t)dev[i]) * 16777619u;
-    return h;
+    return core_fnv1a(core_fnv1a(CORE_FNV1A_INIT, &app, sizeof app), dev, len);
 }
 
 static gw_reg_t **reg_slot(gw_shard_t *s, const gw_app_t *app, uint32_t h,

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/hash.h"
+
 typedef struct agg_ent {
     uint32_t hash;
     uint32_t klen;
@@ -26,12 +28,6 @@ struct push_agg {
     char *keys;
     size_t keys_len, keys_cap;
 };
-
-static uint32_t hash_key(const char *k, size_t n) {
-    uint32_t h = 2166136261u; /* FNV-1a: keys are short ids */
-    for (size_t i = 0; i < n; i++) h = (h ^ (uint8_t)k[i]) * 16777619u;
-    return h;
-}
 
 push_agg_t *push_agg_new(int nvals, enum push_agg_op op, uint32_t max_keys) {
     push_agg_t *a = calloc(1, sizeof *a);
@@ -103,7 +99,7 @@ static int reserve(push_agg_t *a, size_t klen) {
 }
 
 static int64_t *find_or_add(push_agg_t *a, const char *key, size_t klen) {
-    uint32_t h = hash_key(key, klen), mask = a->nslots - 1;
+    uint32_t h = core_fnv1a(CORE_FNV1A_INIT, key, klen), mask = a->nslots - 1;
     for (uint32_t i = h & mask; a->slots[i]; i = (i + 1) & mask) {
         agg_ent_t *e = &a->ents[a->slots[i] - 1];
         if (e->hash == h && e->klen == klen &&

@@ -21,6 +21,7 @@
 #include <openssl/crypto.h>
 
 #include "core/clock.h"
+#include "core/hash.h"
 #include "ops/metrics_herald.h"
 #include "ops/ops_mem.h"
 #include "push/push_int.h"
@@ -98,10 +99,7 @@ void push_auth_free(push_service_t *ps) {
 }
 
 static uint32_t hash(const char *p, size_t n) {
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (uint8_t)p[i]) * 16777619u;
-    return h;
+    return core_fnv1a(CORE_FNV1A_INIT, p, n);
 }
 
 /* ---- keys ---------------------------------------------------------------- */

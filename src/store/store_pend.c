@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "core/clock.h"
+#include "core/hash.h"
 #include "core/log.h"
 
 #define PEND_CAP 16384u /* power of two; held at most 3/4 of it */
@@ -36,9 +37,7 @@ struct store_pend {
 };
 
 static uint32_t hash_id(const char *s) {
-    uint32_t h = 2166136261u;
-    while (*s) h = (h ^ (uint8_t)*s++) * 16777619u;
-    return h;
+    return core_fnv1a(CORE_FNV1A_INIT, s, strlen(s));
 }
 
 int store__pend_init(store_t *st) {
