@@ -38,11 +38,10 @@
 #define MAX_STATUS_KEYS (1u << 18) /* messages per window */
 #define MAX_ACK_KEYS (1u << 20)    /* devices per window */
 
-enum { JOB_ONLINE = 1 };
-
+/* A device that came online, to register and sync (acks no longer queue
+ * here: they are merged per device, see push_sync_ack). */
 typedef struct job {
     struct job *next;
-    int type;
     int64_t a, b;     /* the cursors HELLO gave */
     char *device;     /* points into app's buffer */
     char app[];
@@ -65,14 +64,13 @@ struct push_sync {
 
 /* ---- job queue ------------------------------------------------------- */
 
-static void enqueue(push_sync_t *s, int type, const gw_device_t *d,
-                    int64_t a, int64_t b) {
+static void enqueue(push_sync_t *s, const gw_device_t *d, int64_t a,
+                    int64_t b) {
     size_t al = strlen(d->app) + 1, dl = strlen(d->device) + 1;
     job_t *j = malloc(sizeof *j + al + dl);
     if (!j)
         return;
     j->next = NULL;
-    j->type = type;
     j->a = a;
     j->b = b;
     memcpy(j->app, d->app, al);
@@ -80,14 +78,13 @@ static void enqueue(push_sync_t *s, int type, const gw_device_t *d,
     memcpy(j->device, d->device, dl);
     pthread_mutex_lock(&s->mu);
     if (s->njobs >= MAX_JOBS || s->stop) {
-        /* Overloaded: an ack lost is resent by the device's next ack, a
-         * sync lost happens on its next connect. */
+        /* Overloaded: the sync happens on its next connect; its live
+         * pushes must not wait for one that never runs. */
         bool full = !s->stop;
         pthread_mutex_unlock(&s->mu);
         if (full)
             metrics_inc(M_QUEUE_DROPPED, MH_DROP_SYNC, 0);
-        if (type == JOB_ONLINE)
-            push_sync_done(s->ps, j->app, j->device, NULL, NULL);
+        push_sync_done(s->ps, j->app, j->device, NULL, NULL);
         free(j);
         return;
     }
@@ -103,7 +100,7 @@ static void enqueue(push_sync_t *s, int type, const gw_device_t *d,
 
 void push_sync_online(push_service_t *ps, const gw_device_t *d) {
     if (ps->sync)
-        enqueue(ps->sync, JOB_ONLINE, d, d->inbox_seq, d->broadcast_seq);
+        enqueue(ps->sync, d, d->inbox_seq, d->broadcast_seq);
 }
 
 /* Keyed "app\0device". */
@@ -291,11 +288,6 @@ static void do_online(push_sync_t *s, const job_t *j) {
     push_sync_done(s->ps, j->app, j->device, fetch_last, &lf);
 }
 
-static void run_job(push_sync_t *s, job_t *j) {
-    do_online(s, j);
-    free(j);
-}
-
 static void *sync_main(void *arg) {
     push_sync_t *s = arg;
     (void)pthread_setname_np(pthread_self(), "herald-sync"); /* top -H */
@@ -327,7 +319,8 @@ static void *sync_main(void *arg) {
         while (batch) {
             job_t *j = batch;
             batch = j->next;
-            run_job(s, j);
+            do_online(s, j);
+            free(j);
         }
         if (clock_mono_ms() >= next_flush || stop) {
             /* Status first: the store holds a message's routed/written
