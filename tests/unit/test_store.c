@@ -140,6 +140,31 @@ static void ws_wait(struct waitset *w, int n) {
     pthread_mutex_unlock(&w->mu);
 }
 
+/* reqs[0..n) as single-device appends of ids[i] to devs[i], reporting to
+ * w (ws_done, index in counts[0]); the caller adjusts them, then
+ * submit_paused runs them all in one batch. */
+static void appends_fill(store_req_t *reqs, int n, const char *const *ids,
+                         const char *(*devs)[1], struct waitset *w) {
+    for (int i = 0; i < n; i++) {
+        msg_fill(&reqs[i], STORE_OP_INBOX_APPEND, "a", ids[i], "p");
+        reqs[i].devices = devs[i];
+        reqs[i].n_devices = 1;
+        reqs[i].counts[0] = i; /* index for ws_done */
+        reqs[i].done = ws_done;
+        reqs[i].data = w;
+    }
+}
+
+/* Queues reqs while the writer is paused, so they form one batch, and
+ * waits for every done(). */
+static void submit_paused(store_t *st, store_req_t *reqs, int n,
+                          struct waitset *w) {
+    store_pause(st, true);
+    for (int i = 0; i < n; i++) CHECK_EQ_INT(store_submit(st, &reqs[i]), 0);
+    store_pause(st, false);
+    ws_wait(w, n);
+}
+
 /* ---- tests ---------------------------------------------------------------- */
 
 TEST(inbox_append_fetch_and_multi) {
@@ -596,19 +621,9 @@ TEST(failing_request_does_not_poison_batch) {
     const char *ids[5] = {"m0", "m1", "m0", "m3", "m4"}; /* #2 clashes */
     store_stats_t s0, s1;
     store_stats(st, &s0);
-    store_pause(st, true);
-    for (int i = 0; i < 5; i++) {
-        msg_fill(&reqs[i], STORE_OP_INBOX_APPEND, "a", ids[i], "p");
-        reqs[i].devices = devs[i];
-        reqs[i].n_devices = 1;
-        reqs[i].counts[0] = i; /* index for ws_done */
-        reqs[i].done = ws_done;
-        reqs[i].data = &w;
-        if (i == 4) reqs[i].msg.ttl = 0; /* invalid for a stored push */
-        CHECK_EQ_INT(store_submit(st, &reqs[i]), 0);
-    }
-    store_pause(st, false);
-    ws_wait(&w, 5);
+    appends_fill(reqs, 5, ids, devs, &w);
+    reqs[4].msg.ttl = 0; /* invalid for a stored push */
+    submit_paused(st, reqs, 5, &w);
     store_stats(st, &s1);
     CHECK_EQ_INT(s1.commits - s0.commits, 1);
     CHECK_EQ_INT(w.rcs[0], 0);
@@ -674,19 +689,9 @@ TEST(failure_after_writes_redoes_batch_with_savepoints) {
     const char *ids[3] = {"m0", "old", "m2"};
     store_stats_t s0, s1;
     store_stats(st, &s0);
-    store_pause(st, true);
-    for (int i = 0; i < 3; i++) {
-        msg_fill(&reqs[i], STORE_OP_INBOX_APPEND, "a", ids[i], "p");
-        reqs[i].devices = devs[i];
-        reqs[i].n_devices = 1;
-        reqs[i].counts[0] = i; /* index for ws_done */
-        reqs[i].done = ws_done;
-        reqs[i].data = &w;
-        if (i == 1) reqs[i].msg.request_id = "req-old";
-        CHECK_EQ_INT(store_submit(st, &reqs[i]), 0);
-    }
-    store_pause(st, false);
-    ws_wait(&w, 3);
+    appends_fill(reqs, 3, ids, devs, &w);
+    reqs[1].msg.request_id = "req-old";
+    submit_paused(st, reqs, 3, &w);
     store_stats(st, &s1);
     CHECK_EQ_INT(s1.commits - s0.commits, 1);
     CHECK_EQ_INT(w.rcs[0], 0);
