@@ -516,16 +516,24 @@ TEST(conn_struct_is_lean) {
     CHECK(sizeof(gw_conn_t) <= 160);
 }
 
-TEST(slow_consumer_cut) {
-    int fd = cl_login(G, "dev-slow");
-    CHECK(fd >= 0);
-    int small = 4096;
-    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
-    gw_stats_t s0, s1;
-    gw_stats(G, &s0);
+/* A device with a tiny receive window, and a 4,000-byte push for it. */
+static int slow_reader(const char *dev, gw_msg_t *m) {
     static uint8_t big[4000];
     memset(big, 'z', sizeof big);
-    gw_msg_t m = {.msg_id = "m-big", .payload = big, .payload_len = sizeof big};
+    *m = (gw_msg_t){.msg_id = "m-big", .payload = big,
+                    .payload_len = sizeof big};
+    int fd = cl_login(G, dev);
+    int small = 4096;
+    if (fd >= 0) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    return fd;
+}
+
+TEST(slow_consumer_cut) {
+    gw_msg_t m;
+    int fd = slow_reader("dev-slow", &m);
+    CHECK(fd >= 0);
+    gw_stats_t s0, s1;
+    gw_stats(G, &s0);
     /* The client reads nothing: kernel buffers fill, then max_pending. */
     int pushed = 0;
     for (int i = 0; i < 5000 && gw_push_device(G, APP, "dev-slow", &m) == 1; i++)
@@ -549,15 +557,11 @@ TEST(slow_consumer_cut) {
 /* gw_stats().out_queued (herald_queue_depth{queue="delivery"}): bytes
  * that wait for a slow reader are counted until it reads them. */
 TEST(queued_output_is_counted) {
-    int fd = cl_login(G, "dev-lag");
+    gw_msg_t m;
+    int fd = slow_reader("dev-lag", &m);
     CHECK(fd >= 0);
-    int small = 4096;
-    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
     gw_stats_t s0, s1;
     gw_stats(G, &s0);
-    static uint8_t big[4000];
-    memset(big, 'q', sizeof big);
-    gw_msg_t m = {.msg_id = "m-lag", .payload = big, .payload_len = sizeof big};
     /* Push until the kernel's buffers are full and bytes queue here; a few
      * pushes more than that stay far below the 256 KiB cut. */
     for (int i = 0; i < 3000; i++) {
