@@ -197,7 +197,10 @@ static void deliver(push_call_t *c) {
     atomic_fetch_add_explicit(&ps->n_pushes, 1, memory_order_relaxed);
     if (on > 0) {
         atomic_fetch_add_explicit(&ps->n_delivered, on, memory_order_relaxed);
-        if (ps->cfg.store) {
+        /* Called from the store's done() (stored pushes), the counts are
+         * held for the ack directly; elsewhere they go through the window. */
+        if (ps->cfg.store &&
+            !store_hold_delivered(ps->cfg.store, c->msg_id, on, on)) {
             push_status_add(ps, c->msg_id, STORE_EV_ROUTED, on);
             push_status_add(ps, c->msg_id, STORE_EV_WRITTEN, on);
         }

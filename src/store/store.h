@@ -167,6 +167,13 @@ void store_set_observer(store_t *st, store_observe_fn fn, void *ctx);
 int store_submit(store_t *st, store_req_t *req);
 /* Submits and waits for done (for the CLI and tests); returns its rc. */
 int store_submit_wait(store_t *st, store_req_t *req);
+/* From inside a done() callback only (it runs on the writer thread):
+ * holds routed/written counts of msg_id for its coming ack, as a STATUS
+ * request of those counts would be held (store_pend.c), without the
+ * request, its queueing and its own done().  False anywhere else, or when
+ * the table is full: nothing is held, send the STATUS request instead. */
+bool store_hold_delivered(store_t *st, const char *msg_id, long routed,
+                          long written);
 /* Holds (true) or releases (false) the writer between transactions: queued
  * requests wait, store_submit still queues up to max_queue.  For tests of
  * batching and backpressure, and for maintenance. */

@@ -232,6 +232,7 @@ static void batch_finish(store_t *st, store_req_t **batch, int n, int *rcs,
     st->commit_ms_total += ms;
     pthread_mutex_unlock(&st->mu);
     ev_async_hold(); /* the loops the done()s wake, woken once each */
+    store__in_done(st);
     for (int i = 0; i < n; i++) {
         store_req_t *r = batch[i];
         /* NOTFOUND is an answer (a swept message, an unknown device). */
@@ -239,6 +240,7 @@ static void batch_finish(store_t *st, store_req_t **batch, int n, int *rcs,
                        rcs[i] < 0 && rcs[i] != STORE_E_NOTFOUND);
         if (r->done) r->done(r, rcs[i]); /* r may be freed by its owner now */
     }
+    store__in_done(NULL);
     ev_async_flush();
 }
 

@@ -335,6 +335,67 @@ TEST(held_status_merges_into_ack) {
     tmpdb_remove(&t);
 }
 
+/* What a push's done() holds with store_hold_delivered is merged into the
+ * ack's update like a held STATUS; anywhere else the call is refused. */
+struct hold_ctx {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    store_t *st;
+    bool done, held;
+};
+
+static void hold_done(store_req_t *req, int rc) {
+    struct hold_ctx *h = req->data;
+    bool held = rc == 0 && store_hold_delivered(h->st, req->msg.msg_id, 1, 1);
+    pthread_mutex_lock(&h->mu);
+    h->held = held;
+    h->done = true;
+    pthread_cond_broadcast(&h->cv);
+    pthread_mutex_unlock(&h->mu);
+}
+
+TEST(hold_delivered_from_done_merges_into_ack) {
+    struct tmpdb t;
+    tmpdb_make(&t);
+    store_t *st = open_at(t.path, NULL);
+    CHECK(st);
+    CHECK(!store_hold_delivered(st, "h2", 1, 1)); /* not inside a done() */
+    struct hold_ctx h = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER,
+                         st, false, false};
+    store_req_t r;
+    const char *devs[1] = {"d1"};
+    int64_t seq = 0;
+    msg_fill(&r, STORE_OP_INBOX_APPEND, "a", "h2", "h2");
+    r.devices = devs;
+    r.n_devices = 1;
+    r.seqs = &seq;
+    r.done = hold_done;
+    r.data = &h;
+    CHECK_EQ_INT(store_submit(st, &r), 0);
+    pthread_mutex_lock(&h.mu);
+    while (!h.done) pthread_cond_wait(&h.cv, &h.mu);
+    pthread_mutex_unlock(&h.mu);
+    CHECK(h.held);
+    store_stats_t s0, s1;
+    store_stats(st, &s0);
+    usleep(20000);
+    CHECK_EQ_INT(ack(st, "a", "d1", seq, -1, NULL), 0);
+    store_stats(st, &s1);
+    /* the ack: message row (counts), inbox row deleted, device cursor */
+    CHECK_EQ_INT(s1.rows_written - s0.rows_written, 3);
+    store_reader_t *rd;
+    CHECK_EQ_INT(store_reader_new(st, &rd), 0);
+    store_status_t ss;
+    CHECK_EQ_INT(store_status_get(rd, "h2", &ss), 0);
+    CHECK_EQ_INT(ss.count[STORE_EV_ROUTED], 1);
+    CHECK_EQ_INT(ss.count[STORE_EV_WRITTEN], 1);
+    CHECK_EQ_INT(ss.count[STORE_EV_ACKED], 1);
+    CHECK(ss.at_ms[STORE_EV_ACKED] >= ss.at_ms[STORE_EV_WRITTEN] + 15);
+    store_reader_free(rd);
+    store_close(st);
+    tmpdb_remove(&t);
+}
+
 /* Held counts are written at close, not lost. */
 TEST(held_status_written_at_close) {
     struct tmpdb t;
