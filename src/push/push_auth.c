@@ -48,6 +48,7 @@ typedef struct online_ent {
     struct online_ent *next;
     int conns;          /* a duplicate login overlaps the old connection */
     bool syncing;       /* live inbox routing held until the sync is done */
+    int64_t synced_upto; /* the last inbox seq the sync sent */
     int transport;
     int64_t since_ms;
     char key[];         /* "app\0device\0" */
@@ -304,6 +305,13 @@ void push_online_set(push_service_t *ps, const gw_device_t *d, bool on) {
  * their commit precedes this check); push_sync_done() sends the last rows
  * and clears the flag under the same lock, so later live messages queue
  * behind everything fetched. */
+/* A push committed before the sync's last fetch but routed after the hold
+ * ended (its done() runs a little after its commit) was sent by the sync
+ * already; sending it live too was a duplicate. */
+static bool sent_by_sync(const online_ent_t *e, const gw_msg_t *m) {
+    return m->timeline == 0 && m->seq > 0 && m->seq <= e->synced_upto;
+}
+
 int push_route_device(push_service_t *ps, const char *app, const char *dev,
                       const gw_msg_t *m) {
     push_auth_t *a = ps->auth;
@@ -319,26 +327,28 @@ int push_route_device(push_service_t *ps, const char *app, const char *dev,
      * us (the online callback follows the registration).  Routing it live
      * then could let its ack overtake the sync and lose older messages (as
      * above), or deliver it twice; stored, the coming sync sends it. */
-    int rc = !e ? 0 : e->syncing ? 1
-                                 : ps->sink.device(ps->sink.ctx, app, dev, m);
+    int rc = !e ? 0 : e->syncing || sent_by_sync(e, m)
+                          ? 1 : ps->sink.device(ps->sink.ctx, app, dev, m);
     pthread_mutex_unlock(&a->on_mu);
     return rc;
 }
 
 void push_sync_done(push_service_t *ps, const char *app, const char *dev,
-                    void (*last)(void *ctx), void *ctx) {
+                    int64_t (*last)(void *ctx), void *ctx) {
     push_auth_t *a = ps->auth;
     char k[300];
     size_t n = a ? make_key(k, sizeof k, app, dev) : 0;
     if (!n)
         return;
     pthread_mutex_lock(&a->on_mu);
-    if (last)
-        last(ctx);
+    int64_t upto = last ? last(ctx) : -1;
     for (online_ent_t *e = a->online[hash(k, n) % ONLINE_BUCKETS]; e;
          e = e->next)
-        if (!memcmp(e->key, k, n))
+        if (!memcmp(e->key, k, n)) {
             e->syncing = false;
+            if (upto > e->synced_upto)
+                e->synced_upto = upto;
+        }
     pthread_mutex_unlock(&a->on_mu);
 }
 

@@ -195,9 +195,10 @@ bool push_online_syncing(push_service_t *ps, const char *app,
 /* Live routing of an inbox message (held while the device is synced). */
 int push_route_device(push_service_t *ps, const char *app, const char *dev,
                       const gw_msg_t *m);
-/* Runs last(ctx) (the sync's final fetch) and ends the hold, atomically. */
+/* Runs last(ctx) (the sync's final fetch, returning the last inbox seq it
+ * has sent, or -1) and ends the hold, atomically. */
 void push_sync_done(push_service_t *ps, const char *app, const char *dev,
-                    void (*last)(void *ctx), void *ctx);
+                    int64_t (*last)(void *ctx), void *ctx);
 /* Reads through a reader shared under a mutex (HTTP/TARS threads). */
 /* The gateway's secret lookup for apps that live only in the store. */
 int push_auth_secret(push_service_t *ps, const char *app, uint8_t *out,

@@ -261,10 +261,9 @@ typedef struct last_fetch {
     int64_t after;
 } last_fetch_t;
 
-static void fetch_last(void *ctx) {
+static int64_t fetch_last(void *ctx) {
     last_fetch_t *lf = ctx;
-    if (lf->after >= 0)
-        (void)sync_timeline(lf->s, lf->j, 0, lf->after);
+    return lf->after >= 0 ? sync_timeline(lf->s, lf->j, 0, lf->after) : -1;
 }
 
 static void do_online(push_sync_t *s, const job_t *j) {
