@@ -11,7 +11,7 @@
 
 #include "store/store.h"
 
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 
 /* Prepared statements of the write connection, by purpose.  Prepared on
  * first use and kept for the life of the connection. */
@@ -41,8 +41,10 @@ enum wstmt {
     W_ACK_SET,
     W_STATUS, /* every event's columns in one statement */
     W_SWEEP_DUE,
-    W_SWEEP_INBOX_COUNT,
+    W_TARGET_INSERT,
     W_SWEEP_INBOX_DEL,
+    W_SWEEP_TARGETS,
+    W_SWEEP_TARGETS_DEL,
     W_SWEEP_BCAST_DEL,
     W_SWEEP_MARK,
     W_SWEEP_MSG_DEL,

@@ -34,11 +34,16 @@ static const char *const wsql[W_COUNT] = {
                     " WHERE app=?1 AND request_id=?2",
     [W_IDEM_FORGET] = "UPDATE messages SET request_id=NULL"
                       " WHERE app=?1 AND request_id=?2",
+    /* device: the one device of a single-device push (the sweeper's way
+     * to its inbox row); a multi-device push lists its in inbox_targets. */
     [W_MSG_INSERT] =
         "INSERT INTO messages(msg_id,app,kind,request_id,payload,ttl,"
         "collapse_key,need_ack,created_ms,expires_ms,phase,sweep_at,targets,"
-        "at_accepted,n_accepted,at_stored,n_stored)"
-        " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,1,?15,?16)",
+        "at_accepted,n_accepted,at_stored,n_stored,device)"
+        " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,1,?15,?16,"
+        "?17)",
+    [W_TARGET_INSERT] = "INSERT OR IGNORE INTO inbox_targets(msg_id,device)"
+                        " VALUES(?1,?2)",
     [W_BHEAD_GET] = "SELECT last_seq FROM bcast_heads WHERE app=?1",
     [W_DEV_APPEND] =
         "INSERT INTO devices(app,device,first_seen_ms,last_seen_ms,"
@@ -91,11 +96,14 @@ static const char *const wsql[W_COUNT] = {
                  STATUS_COLS("stored", "4") "," STATUS_COLS("routed", "5") ","
                  STATUS_COLS("written", "6") "," STATUS_COLS("acked", "7") ","
                  STATUS_COLS("expired", "8") " WHERE msg_id=?1",
-    [W_SWEEP_DUE] = "SELECT msg_id, phase, expires_ms, created_ms"
-                    " FROM messages WHERE sweep_at<=?1 ORDER BY sweep_at"
-                    " LIMIT ?2",
-    [W_SWEEP_INBOX_COUNT] = "SELECT count(*) FROM inbox WHERE msg_id=?1",
-    [W_SWEEP_INBOX_DEL] = "DELETE FROM inbox WHERE msg_id=?1",
+    [W_SWEEP_DUE] = "SELECT msg_id, phase, expires_ms, created_ms, app,"
+                    " device FROM messages WHERE sweep_at<=?1"
+                    " ORDER BY sweep_at LIMIT ?2",
+    /* One device's rows of one message: a walk of that device's inbox. */
+    [W_SWEEP_INBOX_DEL] = "DELETE FROM inbox WHERE app=?1 AND device=?2"
+                          " AND msg_id=?3",
+    [W_SWEEP_TARGETS] = "SELECT device FROM inbox_targets WHERE msg_id=?1",
+    [W_SWEEP_TARGETS_DEL] = "DELETE FROM inbox_targets WHERE msg_id=?1",
     [W_SWEEP_BCAST_DEL] = "DELETE FROM bcast WHERE msg_id=?1",
     [W_SWEEP_MARK] =
         "UPDATE messages SET phase=1, sweep_at=?2,"
@@ -197,7 +205,24 @@ static int msg_insert(store_t *st, const store_req_t *req, int64_t created,
     sqlite3_bind_int64(s, 14, created);
     sqlite3_bind_int64(s, 15, stored ? created : 0);
     sqlite3_bind_int64(s, 16, n_stored);
+    if (req->op == STORE_OP_INBOX_APPEND && req->n_devices == 1)
+        sqlite3_bind_text(s, 17, req->devices[0], -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(s, 17);
     return store__step(st, s);
+}
+
+/* The devices of a multi-device push, for the sweeper (schema_v3). */
+static int targets_insert(store_t *st, const store_req_t *req) {
+    sqlite3_stmt *s = store__w(st, W_TARGET_INSERT);
+    if (!s) return STORE_E_IO;
+    for (uint32_t i = 0; i < req->n_devices; i++) {
+        sqlite3_bind_text(s, 1, req->msg.msg_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 2, req->devices[i], -1, SQLITE_STATIC);
+        int rc = store__step(st, s);
+        if (rc < 0) return rc;
+    }
+    return 0;
 }
 
 /*
@@ -315,6 +340,7 @@ static int op_message(store_t *st, store_req_t *req, int64_t now) {
     if ((rc = msg_insert(st, req, created, expires, n_stored)) < 0) return rc;
     if (req->op == STORE_OP_BCAST_APPEND) return bcast_append(st, req, expires);
     if (req->op == STORE_OP_ACCEPT) return 0;
+    if (req->n_devices > 1 && (rc = targets_insert(st, req)) < 0) return rc;
     for (uint32_t i = 0; i < req->n_devices; i++) {
         int64_t seq = 0;
         rc = inbox_append_one(st, m, req->devices[i], now, expires, &seq);

@@ -21,7 +21,7 @@
 #define SWEEP_MAX_MS 50
 
 struct due {
-    char *msg_id;
+    char *msg_id, *app, *device; /* device: NULL unless single-device */
     int phase;
     int64_t expires_ms, created_ms;
 };
@@ -42,23 +42,42 @@ static int run_id(store_t *st, enum wstmt id, const char *msg_id) {
     return step_reset(st, s, "sweep");
 }
 
-static int count_inbox(store_t *st, const char *msg_id, int64_t *n) {
-    sqlite3_stmt *s = store__w(st, W_SWEEP_INBOX_COUNT);
+/* Deletes dev's inbox rows of d's message, adding them to *n. */
+static int drop_rows(store_t *st, const struct due *d, const char *dev,
+                     int64_t *n) {
+    sqlite3_stmt *s = store__w(st, W_SWEEP_INBOX_DEL);
     if (!s) return STORE_E_IO;
-    sqlite3_bind_text(s, 1, msg_id, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(s);
-    *n = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
-    rc = rc == SQLITE_ROW ? 0 : store__sql_err(st->db, rc, "sweep count");
-    sqlite3_reset(s);
+    sqlite3_bind_text(s, 1, d->app, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, dev, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, d->msg_id, -1, SQLITE_STATIC);
+    int rc = step_reset(st, s, "sweep inbox");
+    if (rc == 0) *n += sqlite3_changes(st->db);
     return rc;
+}
+
+/* The message's remaining (unacked) inbox rows, deleted and counted: the
+ * single device's, or each listed target's (schema_v3 in store_schema.c). */
+static int drop_inbox(store_t *st, const struct due *d, int64_t *n) {
+    int rc = d->device ? drop_rows(st, d, d->device, n) : 0;
+    sqlite3_stmt *s = store__w(st, W_SWEEP_TARGETS);
+    if (rc < 0 || !s) return rc < 0 ? rc : STORE_E_IO;
+    sqlite3_bind_text(s, 1, d->msg_id, -1, SQLITE_STATIC);
+    /* Deleting inbox rows while this cursor walks inbox_targets is safe. */
+    while (rc == 0 && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *dev = (const char *)sqlite3_column_text(s, 0);
+        rc = drop_rows(st, d, dev ? dev : "", n);
+    }
+    if (rc == SQLITE_DONE) rc = 0;
+    else if (rc > 0) rc = store__sql_err(st->db, rc, "sweep targets");
+    sqlite3_reset(s);
+    return rc < 0 ? rc : run_id(st, W_SWEEP_TARGETS_DEL, d->msg_id);
 }
 
 /* Phase 0 of one message; *removed set when the row went too. */
 static int expire_one(store_t *st, const struct due *d, int64_t now,
                       bool *removed) {
-    int64_t n;
-    int rc = count_inbox(st, d->msg_id, &n);
-    if (rc == 0) rc = run_id(st, W_SWEEP_INBOX_DEL, d->msg_id);
+    int64_t n = 0;
+    int rc = drop_inbox(st, d, &n);
     if (rc == 0) rc = run_id(st, W_SWEEP_BCAST_DEL, d->msg_id);
     if (rc < 0) return rc;
     n += sqlite3_changes(st->db); /* the broadcast row, if any */
@@ -88,16 +107,20 @@ static int collect_due(store_t *st, int64_t now, struct due *due, int *n) {
     *n = 0;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         const char *id = (const char *)sqlite3_column_text(s, 0);
+        const char *app = (const char *)sqlite3_column_text(s, 4);
+        const char *dev = (const char *)sqlite3_column_text(s, 5);
         struct due *d = &due[*n];
         d->msg_id = strdup(id ? id : "");
-        if (!d->msg_id) {
+        d->app = strdup(app ? app : "");
+        d->device = dev ? strdup(dev) : NULL;
+        (*n)++; /* freed by the caller, even when incomplete */
+        if (!d->msg_id || !d->app || (dev && !d->device)) {
             sqlite3_reset(s);
             return STORE_E_NOMEM;
         }
         d->phase = sqlite3_column_int(s, 1);
         d->expires_ms = sqlite3_column_int64(s, 2);
         d->created_ms = sqlite3_column_int64(s, 3);
-        (*n)++;
     }
     sqlite3_reset(s);
     return rc == SQLITE_DONE ? 0 : store__sql_err(st->db, rc, "sweep due");
@@ -115,7 +138,11 @@ static int sweep_slice(store_t *st, int64_t now, struct due *due, int *n,
                      : expire_one(st, &due[i], now, &removed);
         gone += removed;
     }
-    for (int i = 0; i < *n; i++) free(due[i].msg_id);
+    for (int i = 0; i < *n; i++) {
+        free(due[i].msg_id);
+        free(due[i].app);
+        free(due[i].device);
+    }
     if (rc == 0) rc = store__exec(st->db, "COMMIT");
     if (rc < 0) {
         (void)store__exec(st->db, "ROLLBACK"); /* rc is the error to report */

@@ -774,9 +774,9 @@ TEST(failure_after_writes_redoes_batch_with_savepoints) {
     tmpdb_remove(&t);
 }
 
-/* A version 1 file (messages with a rowid) opens as version 2 with its
- * messages kept and the table rebuilt without rowid. */
-TEST(schema_v1_file_migrates_to_v2) {
+/* A version 1 file (messages with a rowid) opens as the current version
+ * with its messages kept and the table rebuilt without rowid. */
+TEST(schema_v1_file_migrates_to_v3) {
     struct tmpdb t;
     tmpdb_make(&t);
     sqlite3 *db;
@@ -833,9 +833,111 @@ TEST(schema_v1_file_migrates_to_v2) {
                              NULL) == SQLITE_OK);
     CHECK(sqlite3_step(q) == SQLITE_ROW);
     CHECK(strstr((const char *)sqlite3_column_text(q, 0), "WITHOUT ROWID"));
-    CHECK_EQ_INT(sqlite3_column_int(q, 1), 2);
+    CHECK_EQ_INT(sqlite3_column_int(q, 1), 3);
     sqlite3_finalize(q);
     sqlite3_close(db);
+    tmpdb_remove(&t);
+}
+
+/* n = the single integer of sql on the file at path; -1 on error. */
+static long long sql_int(const char *path, const char *sql) {
+    sqlite3 *db;
+    sqlite3_stmt *q;
+    long long v = -1;
+    if (sqlite3_open(path, &db) != SQLITE_OK) return -1;
+    if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) == SQLITE_OK) {
+        if (sqlite3_step(q) == SQLITE_ROW) v = sqlite3_column_int64(q, 0);
+        sqlite3_finalize(q);
+    }
+    sqlite3_close(db);
+    return v;
+}
+
+/* One push of msg_id to devs[0..n), ttl 1 s, waited for; seqs out. */
+static int push_to(store_t *st, const char *msg_id, const char **devs,
+                   uint32_t n, int64_t *seqs) {
+    store_req_t r;
+    msg_fill(&r, STORE_OP_INBOX_APPEND, "a", msg_id, msg_id);
+    r.kind = n > 1 ? STORE_KIND_MULTI : STORE_KIND_SINGLE;
+    r.msg.ttl = 1;
+    r.devices = devs;
+    r.n_devices = n;
+    r.seqs = seqs;
+    return store_submit_wait(st, &r);
+}
+
+/* Expiry finds a message's unacked inbox rows without an index by
+ * msg_id: through messages.device for a single device, inbox_targets for
+ * several; an acked row is not counted. */
+TEST(sweeper_expires_single_and_multi_rows) {
+    struct tmpdb t;
+    tmpdb_make(&t);
+    store_config_t c;
+    store_config_defaults(&c);
+    c.sweep_interval_ms = 100;
+    store_t *st = open_at(t.path, &c);
+    CHECK(st);
+    const char *three[3] = {"d1", "d2", "d3"}, *one[1] = {"d4"};
+    int64_t seqs[3], s4;
+    CHECK_EQ_INT(push_to(st, "multi", three, 3, seqs), 0);
+    CHECK_EQ_INT(push_to(st, "single", one, 1, &s4), 0);
+    CHECK_EQ_INT(ack(st, "a", "d2", seqs[1], -1, NULL), 0);
+    CHECK_EQ_INT(sql_int(t.path, "SELECT count(*) FROM inbox_targets"), 3);
+    usleep(1600 * 1000);
+    store_reader_t *rd;
+    CHECK_EQ_INT(store_reader_new(st, &rd), 0);
+    store_status_t ss;
+    CHECK_EQ_INT(store_status_get(rd, "multi", &ss), 0);
+    CHECK_EQ_INT(ss.count[STORE_EV_EXPIRED], 2); /* d1, d3: d2 acked */
+    CHECK_EQ_INT(store_status_get(rd, "single", &ss), 0);
+    CHECK_EQ_INT(ss.count[STORE_EV_EXPIRED], 1);
+    store_reader_free(rd);
+    store_close(st);
+    CHECK_EQ_INT(sql_int(t.path, "SELECT count(*) FROM inbox"), 0);
+    CHECK_EQ_INT(sql_int(t.path, "SELECT count(*) FROM inbox_targets"), 0);
+    tmpdb_remove(&t);
+}
+
+/* A version 2 file (inbox indexed by msg_id, no targets) migrates: its
+ * inbox rows become targets, so they still expire and are counted. */
+TEST(schema_v2_file_migrates_to_v3) {
+    struct tmpdb t;
+    tmpdb_make(&t);
+    store_t *st = open_at(t.path, NULL);
+    CHECK(st);
+    const char *two[2] = {"d1", "d2"}, *one[1] = {"d3"};
+    int64_t seqs[2], s3;
+    CHECK_EQ_INT(push_to(st, "m2", two, 2, seqs), 0);
+    CHECK_EQ_INT(push_to(st, "s2", one, 1, &s3), 0);
+    store_close(st);
+    /* back to the version 2 shape */
+    sqlite3 *db;
+    CHECK(sqlite3_open(t.path, &db) == SQLITE_OK);
+    CHECK(sqlite3_exec(db, "DROP TABLE inbox_targets;"
+                       " ALTER TABLE messages DROP COLUMN device;"
+                       " CREATE INDEX inbox_msg ON inbox(msg_id);"
+                       " PRAGMA user_version=2;", NULL, NULL, NULL) == SQLITE_OK);
+    sqlite3_close(db);
+
+    store_config_t c;
+    store_config_defaults(&c);
+    c.sweep_interval_ms = 100;
+    st = open_at(t.path, &c);
+    CHECK(st);
+    usleep(1600 * 1000);
+    store_reader_t *rd;
+    CHECK_EQ_INT(store_reader_new(st, &rd), 0);
+    store_status_t ss;
+    CHECK_EQ_INT(store_status_get(rd, "m2", &ss), 0);
+    CHECK_EQ_INT(ss.count[STORE_EV_EXPIRED], 2);
+    CHECK_EQ_INT(store_status_get(rd, "s2", &ss), 0);
+    CHECK_EQ_INT(ss.count[STORE_EV_EXPIRED], 1);
+    store_reader_free(rd);
+    store_close(st);
+    CHECK_EQ_INT(sql_int(t.path, "SELECT user_version FROM pragma_user_version"), 3);
+    CHECK_EQ_INT(sql_int(t.path, "SELECT count(*) FROM sqlite_master"
+                                 " WHERE name='inbox_msg'"), 0);
+    CHECK_EQ_INT(sql_int(t.path, "SELECT count(*) FROM inbox"), 0);
     tmpdb_remove(&t);
 }
 
