@@ -32,10 +32,14 @@ const OFFLINE = 16;          // connect only after the last push
 
 function sleep(ms) { return new Promise((r) => setTimeout(r, ms)); }
 
+// what: a string, or a function giving one when the time is up (so the
+// message shows the state at the end, not at the start).
 async function until(cond, ms, what) {
   const end = Date.now() + ms;
   while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`${what} not met in time`);
+    if (Date.now() > end) {
+      throw new Error(`${typeof what === 'function' ? what() : what} not met in time`);
+    }
     await sleep(50);
   }
 }
@@ -247,7 +251,15 @@ test(`durability: ${N} pushes, ${KILLS} SIGKILLs, every acknowledged push delive
   for (const s of all) s.expected = [];
   const owner = new Map(all.map((s) => [s.id, s]));
   for (const [msgId, dev] of acked) owner.get(dev).expected.push(msgId);
-  await until(() => missing() === 0, 120000, `all acknowledged pushes delivered (missing ${missing()})`);
+  const missingReport = () => {
+    const lost = [];
+    for (const s of all) {
+      const ids = s.expected.filter((id) => !s.seen.has(id));
+      if (ids.length) lost.push(`${s.id}: ${ids.length} (first ${ids[0]}, seen ${s.seen.size})`);
+    }
+    return `all acknowledged pushes delivered (missing ${missing()}; ${lost.join('; ')})`;
+  };
+  await until(() => missing() === 0, 120000, missingReport);
   // A moment for stray duplicates or misdeliveries to show up.
   await sleep(500);
 
