@@ -284,8 +284,7 @@ int push_gw_app_secret(void *ctx, const char *app, uint8_t *out, size_t cap) {
 
 void push_gw_online(void *ctx, const gw_device_t *d) {
     push_service_t *ps = ctx;
-    push_online_set(ps, d, true);
-    push_sync_online(ps, d);
+    push_sync_online(ps, d, push_online_set(ps, d, true));
     atomic_fetch_add_explicit(&ps->n_online, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&ps->n_online_ev, 1, memory_order_relaxed);
 }
@@ -313,7 +312,7 @@ void push_gw_sync(void *ctx, const gw_device_t *d, int64_t inbox_seq,
     gw_device_t q = *d;
     q.inbox_seq = inbox_seq;
     q.broadcast_seq = broadcast_seq;
-    push_sync_online(ctx, &q);
+    push_sync_online(ctx, &q, push_online_hold(ctx, d->app, d->device));
 }
 
 const gw_service_t *push_service_gw_iface(push_service_t *ps) {

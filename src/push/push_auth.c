@@ -47,8 +47,9 @@ typedef struct rate_slot {
 typedef struct online_ent {
     struct online_ent *next;
     int conns;          /* a duplicate login overlaps the old connection */
-    bool syncing;       /* live inbox routing held until the sync is done */
-    int64_t synced_upto; /* the last inbox seq the sync sent */
+    int syncs;          /* syncs in flight: live inbox routing held */
+    uint64_t gen;       /* tells this entry from a later one of the key */
+    int64_t synced_upto; /* the last inbox seq a sync sent */
     int transport;
     int64_t since_ms;
     char key[];         /* "app\0device\0" */
@@ -62,6 +63,7 @@ struct push_auth {
     rate_slot_t rates[RATE_SLOTS];
     pthread_mutex_t on_mu;
     online_ent_t *online[ONLINE_BUCKETS];
+    uint64_t last_gen;           /* under on_mu */
 };
 
 int push_auth_new(push_service_t *ps) {
@@ -268,12 +270,19 @@ static size_t make_key(char *buf, size_t cap, const char *app,
     return n < 0 || (size_t)n >= cap ? 0 : (size_t)n + 1;
 }
 
-void push_online_set(push_service_t *ps, const gw_device_t *d, bool on) {
+/* Every sync in flight holds the device's live pushes, each counted: with
+ * a duplicate login, or a SYNC command during a connect-time sync, the
+ * first sync to end must not release pushes the other has yet to send (a
+ * live seq acked first would delete the rows it is about to fetch).  A
+ * sync ends only a hold of its own entry's generation, never one of a
+ * later connection's entry. */
+uint64_t push_online_set(push_service_t *ps, const gw_device_t *d, bool on) {
     push_auth_t *a = ps->auth;
     char k[300];
     size_t n = a ? make_key(k, sizeof k, d->app, d->device) : 0;
     if (!n)
-        return;
+        return 0;
+    uint64_t gen = 0;
     online_ent_t **pp = &a->online[hash(k, n) % ONLINE_BUCKETS];
     pthread_mutex_lock(&a->on_mu);
     while (*pp && memcmp((*pp)->key, k, n))
@@ -282,13 +291,16 @@ void push_online_set(push_service_t *ps, const gw_device_t *d, bool on) {
         online_ent_t *e = *pp;
         if (!e && (e = calloc(1, sizeof *e + n))) {
             memcpy(e->key, k, n);
+            e->gen = ++a->last_gen;
             *pp = e;
         }
         if (e) {
             e->conns++;
-            e->syncing = ps->sync != NULL;
+            if (ps->sync)
+                e->syncs++;
             e->transport = d->transport;
             e->since_ms = (int64_t)clock_wall_ms();
+            gen = e->gen;
         }
     } else if (*pp && --(*pp)->conns <= 0) {
         online_ent_t *e = *pp;
@@ -296,14 +308,40 @@ void push_online_set(push_service_t *ps, const gw_device_t *d, bool on) {
         free(e);
     }
     pthread_mutex_unlock(&a->on_mu);
+    return gen;
+}
+
+static online_ent_t *find_ent(push_auth_t *a, const char *k, size_t n) {
+    online_ent_t *e = a->online[hash(k, n) % ONLINE_BUCKETS];
+    while (e && memcmp(e->key, k, n))
+        e = e->next;
+    return e;
+}
+
+uint64_t push_online_hold(push_service_t *ps, const char *app,
+                          const char *dev) {
+    push_auth_t *a = ps->auth;
+    char k[300];
+    size_t n = a ? make_key(k, sizeof k, app, dev) : 0;
+    if (!n || !ps->sync)
+        return 0;
+    pthread_mutex_lock(&a->on_mu);
+    online_ent_t *e = find_ent(a, k, n);
+    uint64_t gen = 0;
+    if (e) {
+        e->syncs++;
+        gen = e->gen;
+    }
+    pthread_mutex_unlock(&a->on_mu);
+    return gen;
 }
 
 /* Why hold live inbox messages while a device is synced: acks are
  * cumulative, so a live seq 101 overtaking synced 3..100 would be acked
  * first and delete 3..100 from the store before they reached the device.
- * While `syncing`, live messages are left to the sync (which fetches them:
- * their commit precedes this check); push_sync_done() sends the last rows
- * and clears the flag under the same lock, so later live messages queue
+ * While a sync is in flight, live messages are left to it (it fetches
+ * them: their commit precedes this check); push_sync_done() sends the last
+ * rows and ends the hold under the same lock, so later live messages queue
  * behind everything fetched. */
 /* A push committed before the sync's last fetch but routed after the hold
  * ended (its done() runs a little after its commit) was sent by the sync
@@ -320,21 +358,19 @@ int push_route_device(push_service_t *ps, const char *app, const char *dev,
     if (!n)
         return ps->sink.device(ps->sink.ctx, app, dev, m);
     pthread_mutex_lock(&a->on_mu);
-    online_ent_t *e = a->online[hash(k, n) % ONLINE_BUCKETS];
-    while (e && memcmp(e->key, k, n))
-        e = e->next;
+    online_ent_t *e = find_ent(a, k, n);
     /* No entry: offline, or registered in the gateway but not yet told to
      * us (the online callback follows the registration).  Routing it live
      * then could let its ack overtake the sync and lose older messages (as
      * above), or deliver it twice; stored, the coming sync sends it. */
-    int rc = !e ? 0 : e->syncing || sent_by_sync(e, m)
+    int rc = !e ? 0 : e->syncs > 0 || sent_by_sync(e, m)
                           ? 1 : ps->sink.device(ps->sink.ctx, app, dev, m);
     pthread_mutex_unlock(&a->on_mu);
     return rc;
 }
 
 void push_sync_done(push_service_t *ps, const char *app, const char *dev,
-                    int64_t (*last)(void *ctx), void *ctx) {
+                    uint64_t gen, int64_t (*last)(void *ctx), void *ctx) {
     push_auth_t *a = ps->auth;
     char k[300];
     size_t n = a ? make_key(k, sizeof k, app, dev) : 0;
@@ -342,13 +378,13 @@ void push_sync_done(push_service_t *ps, const char *app, const char *dev,
         return;
     pthread_mutex_lock(&a->on_mu);
     int64_t upto = last ? last(ctx) : -1;
-    for (online_ent_t *e = a->online[hash(k, n) % ONLINE_BUCKETS]; e;
-         e = e->next)
-        if (!memcmp(e->key, k, n)) {
-            e->syncing = false;
-            if (upto > e->synced_upto)
-                e->synced_upto = upto;
-        }
+    online_ent_t *e = find_ent(a, k, n);
+    if (e && gen && e->gen == gen) {
+        if (e->syncs > 0)
+            e->syncs--;
+        if (upto > e->synced_upto)
+            e->synced_upto = upto;
+    }
     pthread_mutex_unlock(&a->on_mu);
 }
 
@@ -360,10 +396,8 @@ bool push_online_syncing(push_service_t *ps, const char *app,
     if (!n)
         return false;
     pthread_mutex_lock(&a->on_mu);
-    online_ent_t *e = a->online[hash(k, n) % ONLINE_BUCKETS];
-    while (e && memcmp(e->key, k, n))
-        e = e->next;
-    bool syncing = e && e->syncing;
+    online_ent_t *e = find_ent(a, k, n);
+    bool syncing = e && e->syncs > 0;
     pthread_mutex_unlock(&a->on_mu);
     return syncing;
 }

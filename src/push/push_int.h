@@ -184,8 +184,14 @@ bool push_rate_take(push_service_t *ps, const char *app);
  * (memory watermark crossed) or PUSH_RET_RATE_LIMITED (takes a token when
  * not refused); a refusal is counted in herald_refused_total. */
 int push_admit(push_service_t *ps, const char *app);
-/* Online table (gateway callbacks). */
-void push_online_set(push_service_t *ps, const gw_device_t *d, bool on);
+/* Online table (gateway callbacks).  A connection (on) also holds the
+ * device's live inbox pushes for its connect-time sync, when there is a
+ * store; returns the entry's generation for push_sync_online (0: none). */
+uint64_t push_online_set(push_service_t *ps, const gw_device_t *d, bool on);
+/* Holds live pushes for one more sync of an online device (a SYNC
+ * command); its generation, or 0 when it is not online. */
+uint64_t push_online_hold(push_service_t *ps, const char *app,
+                          const char *dev);
 bool push_online_get(push_service_t *ps, const char *app, const char *dev,
                      int *transport, int64_t *since_ms);
 /* Whether app/dev's connect-time sync still holds its live pushes (tests
@@ -196,9 +202,9 @@ bool push_online_syncing(push_service_t *ps, const char *app,
 int push_route_device(push_service_t *ps, const char *app, const char *dev,
                       const gw_msg_t *m);
 /* Runs last(ctx) (the sync's final fetch, returning the last inbox seq it
- * has sent, or -1) and ends the hold, atomically. */
+ * has sent, or -1) and ends one hold of generation gen, atomically. */
 void push_sync_done(push_service_t *ps, const char *app, const char *dev,
-                    int64_t (*last)(void *ctx), void *ctx);
+                    uint64_t gen, int64_t (*last)(void *ctx), void *ctx);
 /* Reads through a reader shared under a mutex (HTTP/TARS threads). */
 /* The gateway's secret lookup for apps that live only in the store. */
 int push_auth_secret(push_service_t *ps, const char *app, uint8_t *out,
@@ -212,7 +218,8 @@ int push_auth_device(push_service_t *ps, const char *app, const char *dev,
 int push_sync_start(push_service_t *ps);
 void push_sync_stop(push_service_t *ps);
 void push_sync_free(push_service_t *ps);
-void push_sync_online(push_service_t *ps, const gw_device_t *d);
+/* Queues a sync of d from its cursors; gen: the hold it ends (0: none). */
+void push_sync_online(push_service_t *ps, const gw_device_t *d, uint64_t gen);
 void push_sync_ack(push_service_t *ps, const gw_device_t *d, int64_t iseq,
                    int64_t bseq);
 /* Adds to a message's routed/written counts, flushed every 100 ms. */

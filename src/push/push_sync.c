@@ -43,6 +43,7 @@
 typedef struct job {
     struct job *next;
     int64_t a, b;     /* the cursors HELLO gave */
+    uint64_t gen;     /* the online entry's hold it ends (0: none) */
     char *device;     /* points into app's buffer */
     char app[];
 } job_t;
@@ -65,14 +66,17 @@ struct push_sync {
 /* ---- job queue ------------------------------------------------------- */
 
 static void enqueue(push_sync_t *s, const gw_device_t *d, int64_t a,
-                    int64_t b) {
+                    int64_t b, uint64_t gen) {
     size_t al = strlen(d->app) + 1, dl = strlen(d->device) + 1;
     job_t *j = malloc(sizeof *j + al + dl);
-    if (!j)
+    if (!j) { /* no sync now (the next connect's); no hold either */
+        push_sync_done(s->ps, d->app, d->device, gen, NULL, NULL);
         return;
+    }
     j->next = NULL;
     j->a = a;
     j->b = b;
+    j->gen = gen;
     memcpy(j->app, d->app, al);
     j->device = j->app + al;
     memcpy(j->device, d->device, dl);
@@ -84,7 +88,7 @@ static void enqueue(push_sync_t *s, const gw_device_t *d, int64_t a,
         pthread_mutex_unlock(&s->mu);
         if (full)
             metrics_inc(M_QUEUE_DROPPED, MH_DROP_SYNC, 0);
-        push_sync_done(s->ps, j->app, j->device, NULL, NULL);
+        push_sync_done(s->ps, j->app, j->device, j->gen, NULL, NULL);
         free(j);
         return;
     }
@@ -98,9 +102,10 @@ static void enqueue(push_sync_t *s, const gw_device_t *d, int64_t a,
     pthread_mutex_unlock(&s->mu);
 }
 
-void push_sync_online(push_service_t *ps, const gw_device_t *d) {
+void push_sync_online(push_service_t *ps, const gw_device_t *d,
+                      uint64_t gen) {
     if (ps->sync)
-        enqueue(ps->sync, d, d->inbox_seq, d->broadcast_seq);
+        enqueue(ps->sync, d, d->inbox_seq, d->broadcast_seq, gen);
 }
 
 /* Keyed "app\0device". */
@@ -284,7 +289,7 @@ static void do_online(push_sync_t *s, const job_t *j) {
         (void)sync_timeline(s, j, 1, bcast); /* -1: gone, next connect */
     }
     /* Always: a failed sync must not hold live messages forever. */
-    push_sync_done(s->ps, j->app, j->device, fetch_last, &lf);
+    push_sync_done(s->ps, j->app, j->device, j->gen, fetch_last, &lf);
 }
 
 static void *sync_main(void *arg) {

@@ -753,6 +753,50 @@ TEST(stored_route_after_sync_not_twice) {
     stop_stored(&s);
 }
 
+/* Two syncs in flight for one device (a duplicate login; a SYNC command)
+ * hold its live pushes until both have ended, not just the first; and a
+ * sync of an earlier connection's entry ends no hold of a later one. */
+TEST(stored_live_held_until_every_sync_ends) {
+    stored_svc_t s;
+    CHECK_EQ_INT(start_stored(&s, 0, 0), 0);
+    pthread_mutex_lock(&R.mu);
+    R.nlog = 0;
+    R.online_device = "dev6";
+    pthread_mutex_unlock(&R.mu);
+    const gw_service_t *gi = push_service_gw_iface(s.ps);
+    gw_device_t d = {.app = "test", .device = "dev6", .transport = GW_TCP};
+    store_pause(s.st, true); /* the syncs wait in their first store call */
+    gi->online(gi->ctx, &d);
+    gi->online(gi->ctx, &d); /* a second connection of the same device */
+    uint64_t gen = push_online_hold(s.ps, "test", "dev6");
+    CHECK(gen != 0);
+    /* one of the three holds ends: the other two still hold */
+    push_sync_done(s.ps, "test", "dev6", gen, NULL, NULL);
+    CHECK(push_online_syncing(s.ps, "test", "dev6"));
+    gw_msg_t m = {.msg_id = "live", .seq = 50, .timeline = 0};
+    CHECK_EQ_INT(push_route_device(s.ps, "test", "dev6", &m), 1);
+    CHECK_EQ_INT(R.nlog, 0); /* held for the syncs, not sent */
+    store_pause(s.st, false);
+    for (int i = 0; i < 200 && push_online_syncing(s.ps, "test", "dev6"); i++)
+        usleep(10000);
+    CHECK(!push_online_syncing(s.ps, "test", "dev6"));
+    CHECK_EQ_INT(push_route_device(s.ps, "test", "dev6", &m), 1);
+    CHECK_EQ_INT(R.nlog, 1); /* now it goes out */
+    /* both connections go; a new one's hold outlives the old generation */
+    gi->offline(gi->ctx, &d, 0);
+    gi->offline(gi->ctx, &d, 0);
+    store_pause(s.st, true);
+    gi->online(gi->ctx, &d);
+    push_sync_done(s.ps, "test", "dev6", gen, NULL, NULL);
+    CHECK(push_online_syncing(s.ps, "test", "dev6"));
+    store_pause(s.st, false);
+    for (int i = 0; i < 200 && push_online_syncing(s.ps, "test", "dev6"); i++)
+        usleep(10000);
+    CHECK(!push_online_syncing(s.ps, "test", "dev6"));
+    gi->offline(gi->ctx, &d, 0);
+    stop_stored(&s);
+}
+
 /* A SYNC command after a cursor: the stored messages after it come as
  * pushes. */
 TEST(stored_sync_command) {
