@@ -336,13 +336,6 @@ uint64_t push_online_hold(push_service_t *ps, const char *app,
     return gen;
 }
 
-/* Why hold live inbox messages while a device is synced: acks are
- * cumulative, so a live seq 101 overtaking synced 3..100 would be acked
- * first and delete 3..100 from the store before they reached the device.
- * While a sync is in flight, live messages are left to it (it fetches
- * them: their commit precedes this check); push_sync_done() sends the last
- * rows and ends the hold under the same lock, so later live messages queue
- * behind everything fetched. */
 /* A push committed before the sync's last fetch but routed after the hold
  * ended (its done() runs a little after its commit) was sent by the sync
  * already; sending it live too was a duplicate. */
@@ -350,6 +343,13 @@ static bool sent_by_sync(const online_ent_t *e, const gw_msg_t *m) {
     return m->timeline == 0 && m->seq > 0 && m->seq <= e->synced_upto;
 }
 
+/* Why hold live inbox messages while a device is synced: acks are
+ * cumulative, so a live seq 101 overtaking synced 3..100 would be acked
+ * first and delete 3..100 from the store before they reached the device.
+ * While a sync is in flight, live messages are left to it (it fetches
+ * them: their commit precedes this check); push_sync_done() sends the last
+ * rows and ends the hold under the same lock, so later live messages queue
+ * behind everything fetched. */
 int push_route_device(push_service_t *ps, const char *app, const char *dev,
                       const gw_msg_t *m) {
     push_auth_t *a = ps->auth;

@@ -136,9 +136,9 @@ int store__pend_init(store_t *st);
 void store__pend_free(store_t *st);
 /* Holds a STATUS request that counts only routed/written; false: run it. */
 bool store__pend_put(store_t *st, const store_req_t *req, int64_t now);
-/* Takes msg's held counts for its ack's UPDATE (undone by a rollback). */
 /* Marks the writer calling done()s of st (NULL: no longer). */
 void store__in_done(const store_t *st);
+/* Takes msg's held counts for its ack's UPDATE (undone by a rollback). */
 bool store__pend_take(store_t *st, const char *msg_id, store_pend_ent_t *out);
 /* After a transaction: its takes stand (committed) or are put back. */
 void store__pend_settle(store_t *st, bool committed);
