@@ -59,16 +59,18 @@ static int drop_rows(store_t *st, const struct due *d, const char *dev,
  * single device's, or each listed target's (schema_v3 in store_schema.c). */
 static int drop_inbox(store_t *st, const struct due *d, int64_t *n) {
     int rc = d->device ? drop_rows(st, d, d->device, n) : 0;
+    if (rc < 0) return rc;
     sqlite3_stmt *s = store__w(st, W_SWEEP_TARGETS);
-    if (rc < 0 || !s) return rc < 0 ? rc : STORE_E_IO;
+    if (!s) return STORE_E_IO;
     sqlite3_bind_text(s, 1, d->msg_id, -1, SQLITE_STATIC);
     /* Deleting inbox rows while this cursor walks inbox_targets is safe. */
-    while (rc == 0 && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+    int step;
+    while ((step = sqlite3_step(s)) == SQLITE_ROW) {
         const char *dev = (const char *)sqlite3_column_text(s, 0);
-        rc = drop_rows(st, d, dev ? dev : "", n);
+        if ((rc = drop_rows(st, d, dev ? dev : "", n)) < 0) break;
     }
-    if (rc == SQLITE_DONE) rc = 0;
-    else if (rc > 0) rc = store__sql_err(st->db, rc, "sweep targets");
+    if (rc == 0 && step != SQLITE_DONE)
+        rc = store__sql_err(st->db, step, "sweep targets");
     sqlite3_reset(s);
     return rc < 0 ? rc : run_id(st, W_SWEEP_TARGETS_DEL, d->msg_id);
 }
