@@ -16,8 +16,8 @@
  *
  * Version 3 dropped the inbox(msg_id) index.  Only the sweeper looked rows
  * up by message, once per message at its expiry, yet every push inserted
- * into it and every ack deleted from it: without it the writer spends ~9 %
- * less CPU per durable push (bench/push_ab.sh, 4 rounds).  The sweeper now
+ * into it and every ack deleted from it: without it the writer spends ~8 %
+ * less CPU per durable push (bench/push_ab.sh, 3 rounds).  The sweeper now
  * finds a message's inbox rows by device: messages.device names the one
  * device of a single-device push, and inbox_targets lists the devices of a
  * multi-device push (written once per push, never touched by acks, removed
