@@ -52,6 +52,9 @@ typedef struct store_config {
     int sweep_interval_ms;    /* TTL sweeper period; default 1000 */
     int idem_window_s;        /* idempotency window; default 86400 */
     bool synchronous_full;    /* fsync every commit (default true) */
+    /* Hot inbox journal (store_hot.c): bytes per file before the other
+     * file takes over; default 8 MiB (tests make it small). */
+    long hot_file_max;
 } store_config_t;
 
 void store_config_defaults(store_config_t *c);

@@ -7,6 +7,7 @@
 #define HERALD_STORE_INT_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sqlite3.h>
 
 #include "store/store.h"
@@ -55,6 +56,10 @@ enum wstmt {
     W_KEY_REVOKE_ONE,
     W_KEY_OWNER,
     W_APP_EXISTS,
+    W_HOT_MSG,
+    W_HOT_INBOX,
+    W_HOT_REPLAY_INBOX,
+    W_HOT_DEV,
     W_COUNT
 };
 
@@ -70,6 +75,8 @@ enum rstmt {
     R_APP_LIST,
     R_COUNT
 };
+
+typedef struct store_hot store_hot_t;
 
 /* store_pend.c: routed/written counts held until the message's ack. */
 typedef struct store_pend store_pend_t;
@@ -104,6 +111,17 @@ struct store {
     bool thread_started;
 
     store_pend_t *pend;         /* writer thread only; NULL = not held */
+    store_hot_t *hot;           /* writer thread only; NULL = SQL only */
+    _Atomic long hot_n;         /* pushes held hot (readers' quick test) */
+    uint64_t fold_asked, fold_done; /* under mu: store__hot_barrier */
+    pthread_cond_t fold_cv;     /* fold_done moved */
+
+    /* store_ckpt.c: the checkpointer thread and its connection */
+    sqlite3 *ckpt_db;
+    pthread_t ckpt_thread;
+    pthread_mutex_t ckpt_mu;
+    pthread_cond_t ckpt_cv;
+    bool ckpt_want, ckpt_stop, ckpt_init, ckpt_started;
     _Atomic(store_observe_fn) obs_fn; /* store_set_observer */
     void *_Atomic obs_ctx;
 
@@ -140,6 +158,8 @@ bool store__pend_put(store_t *st, const store_req_t *req, int64_t now);
 void store__in_done(const store_t *st);
 /* Takes msg's held counts for its ack's UPDATE (undone by a rollback). */
 bool store__pend_take(store_t *st, const char *msg_id, store_pend_ent_t *out);
+/* Removes and returns msg's held counts for good (a hot ack, store_hot.c). */
+bool store__pend_pop(store_t *st, const char *msg_id, store_pend_ent_t *out);
 /* After a transaction: its takes stand (committed) or are put back. */
 void store__pend_settle(store_t *st, bool committed);
 /* Writes held entries that are due (all: every one) in one transaction;
@@ -147,6 +167,39 @@ void store__pend_settle(store_t *st, bool committed);
 long store__pend_flush(store_t *st, bool all);
 /* Mono ms the next held entry is due; 0 = none held. */
 uint64_t store__pend_next_due(const store_t *st);
+
+/* store_hot.c: single-device pushes held in memory behind a journal. */
+/* Before the writer starts: replays and empties the journal of a crashed
+ * run and takes it over (stays SQL only if another process holds it). */
+int store__hot_open(store_t *st);
+void store__hot_free(store_hot_t *h);
+/* Writer thread.  _append and _ack take a request they can do in memory
+ * (true, *rc its result); false: run it through SQL after a full fold. */
+bool store__hot_append(store_t *st, store_req_t *req, int64_t now, int *rc);
+bool store__hot_ack(store_t *st, store_req_t *req, int64_t now, int *rc);
+/* After an ACK that also ran through SQL committed: its results. */
+void store__hot_acked(store_t *st, store_req_t *req);
+/* Writes this batch's journal records and fdatasyncs them. */
+int store__hot_sync(store_t *st);
+/* Folds hot pushes into SQLite in their own transaction: those old enough
+ * (HOT_OLD), all of them and every device row (HOT_ALL), or only the
+ * device rows (HOT_DEVS); rows written or an error. */
+enum { HOT_OLD, HOT_ALL, HOT_DEVS };
+long store__hot_fold(store_t *st, int mode);
+/* Forgets a cached device the SQL path changed (after a full fold). */
+void store__hot_forget(store_t *st, const char *app, const char *dev);
+void store__hot_rotate(store_t *st);
+/* Mono ms the oldest hot push is due for folding; 0 = none. */
+uint64_t store__hot_next_due(const store_t *st);
+/* Folds everything and empties the journal (writer stopping). */
+void store__hot_close(store_t *st);
+/* Any thread but the writer: returns once every push acknowledged before
+ * the call is in SQLite. */
+void store__hot_barrier(store_t *st);
+
+/* store_ckpt.c: WAL checkpoints off the writer thread. */
+int store__ckpt_start(store_t *st);
+void store__ckpt_stop(store_t *st);
 
 /* store_schema.c */
 int store__schema_ensure(sqlite3 *db);

@@ -123,6 +123,23 @@ static const char *const wsql[W_COUNT] = {
                          " AND app=?2 AND revoked=0",
     [W_KEY_OWNER] = "SELECT app FROM api_keys WHERE key_hash=?1",
     [W_APP_EXISTS] = "SELECT 1 FROM apps WHERE name=?1",
+    /* A hot push's message row with the status it has reached
+     * (store_hot.c); IGNORE: a replayed record may be there already. */
+    [W_HOT_MSG] =
+        "INSERT OR IGNORE INTO messages(msg_id,app,kind,payload,ttl,need_ack,"
+        "created_ms,expires_ms,phase,sweep_at,targets,at_accepted,n_accepted,"
+        "at_stored,n_stored,device,at_routed,n_routed,at_written,n_written,"
+        "at_acked,n_acked) VALUES(?1,?2,1,?3,?4,?5,?6,?7,0,?7,1,?6,1,?6,1,?8,"
+        "CASE WHEN ?10>0 THEN ?9 ELSE 0 END,?10,"
+        "CASE WHEN ?11>0 THEN ?9 ELSE 0 END,?11,?12,?13)",
+    [W_HOT_INBOX] = "INSERT OR IGNORE INTO inbox(app,device,seq,msg_id,"
+                    "expires_ms) VALUES(?1,?2,?3,?4,?5)",
+    [W_HOT_REPLAY_INBOX] =
+        "INSERT OR IGNORE INTO inbox(app,device,seq,msg_id,expires_ms)"
+        " SELECT ?1,?2,?3,?4,?5 FROM devices WHERE app=?1 AND device=?2"
+        " AND inbox_acked<?3",
+    [W_HOT_DEV] = "UPDATE devices SET inbox_last_seq=max(inbox_last_seq,?3),"
+                  " inbox_acked=max(inbox_acked,?4) WHERE app=?1 AND device=?2",
 };
 
 sqlite3_stmt *store__w(store_t *st, enum wstmt id) {

@@ -24,8 +24,8 @@
 #include "core/hash.h"
 #include "core/log.h"
 
-#define PEND_CAP 16384u /* power of two; held at most 3/4 of it */
-#define PEND_MS 300     /* three of the push service's windows */
+#define PEND_CAP 32768u /* power of two; held at most 3/4 of it */
+#define PEND_MS 500     /* five of the push service windows */
 #define TAKEN_MAX 4096
 
 struct store_pend {
@@ -149,6 +149,16 @@ bool store__pend_take(store_t *st, const char *id, store_pend_ent_t *out) {
     if (!e->id[0] || p->ntaken == TAKEN_MAX) return false;
     *out = *e;
     p->taken[p->ntaken++] = *e;
+    erase(p, e);
+    return true;
+}
+
+bool store__pend_pop(store_t *st, const char *id, store_pend_ent_t *out) {
+    store_pend_t *p = st->pend;
+    if (!p || !p->n || !id || strlen(id) >= sizeof p->ent->id) return false;
+    store_pend_ent_t *e = find(p, id);
+    if (!e->id[0]) return false;
+    *out = *e;
     erase(p, e);
     return true;
 }

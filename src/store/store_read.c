@@ -139,6 +139,7 @@ static int rows_collect(store_reader_t *r, sqlite3_stmt *s, int timeline,
 int store_inbox_fetch(store_reader_t *r, const char *app, const char *device,
                       int64_t after, uint32_t limit, int64_t now_ms,
                       store_rows_t *out) {
+    store__hot_barrier(r->st);
     sqlite3_stmt *s = rstmt(r, R_INBOX_FETCH);
     if (!s) return STORE_E_IO;
     sqlite3_bind_text(s, 1, app, -1, SQLITE_STATIC);
@@ -175,6 +176,7 @@ static int one_count(store_reader_t *r, sqlite3_stmt *s, int64_t *out) {
 
 int store_device_info(store_reader_t *r, const char *app, const char *device,
                       store_device_info_t *out) {
+    store__hot_barrier(r->st);
     memset(out, 0, sizeof *out);
     sqlite3_stmt *s = rstmt(r, R_DEV_INFO);
     if (!s) return STORE_E_IO;
@@ -209,6 +211,7 @@ int store_device_count(store_reader_t *r, const char *app, int64_t *out) {
 
 int store_status_get(store_reader_t *r, const char *msg_id,
                      store_status_t *out) {
+    store__hot_barrier(r->st);
     memset(out, 0, sizeof *out);
     sqlite3_stmt *s = rstmt(r, R_STATUS);
     if (!s) return STORE_E_IO;

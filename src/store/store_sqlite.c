@@ -37,6 +37,7 @@ void store_config_defaults(store_config_t *c) {
     c->sweep_interval_ms = 1000;
     c->idem_window_s = 86400;
     c->synchronous_full = true;
+    c->hot_file_max = 8L << 20;
 }
 
 /* Maps an SQLite failure to a store code, logging SQLite's own words (they
@@ -121,6 +122,8 @@ fail:
 }
 
 static void store_free_parts(store_t *st) {
+    store__ckpt_stop(st);
+    store__hot_free(st->hot);
     store__pend_free(st);
     for (int i = 0; i < W_COUNT; i++) sqlite3_finalize(st->st[i]);
     if (st->db && sqlite3_close(st->db) != SQLITE_OK)
@@ -128,6 +131,7 @@ static void store_free_parts(store_t *st) {
     pthread_mutex_destroy(&st->db_mu);
     pthread_mutex_destroy(&st->mu);
     pthread_cond_destroy(&st->cv);
+    pthread_cond_destroy(&st->fold_cv);
     free(st->path);
     free(st);
 }
@@ -141,6 +145,7 @@ static void config_fill(store_config_t *c, const store_config_t *in) {
     if (c->max_queue <= 0) c->max_queue = d.max_queue;
     if (c->sweep_interval_ms <= 0) c->sweep_interval_ms = d.sweep_interval_ms;
     if (c->idem_window_s <= 0) c->idem_window_s = d.idem_window_s;
+    if (c->hot_file_max <= 0) c->hot_file_max = d.hot_file_max;
 }
 
 int store_open(const store_config_t *cfg, store_t **out) {
@@ -161,6 +166,7 @@ int store_open(const store_config_t *cfg, store_t **out) {
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&st->cv, &ca);
+    pthread_cond_init(&st->fold_cv, NULL);
     pthread_condattr_destroy(&ca);
     int rc = store__open_conn(st->path, true, st->cfg.synchronous_full,
                               &st->db);
@@ -168,6 +174,8 @@ int store_open(const store_config_t *cfg, store_t **out) {
     if (rc == 0) rc = store__schema_ensure(st->db);
     if (rc == 0 && store__pend_init(st) < 0)
         log_warn("store: status counts not held for acks (no memory)", NULL);
+    if (rc == 0) rc = store__hot_open(st);
+    if (rc == 0) rc = store__ckpt_start(st);
     if (rc == 0 && pthread_create(&st->thread, NULL, store__writer_main, st))
         rc = STORE_E_NOMEM;
     if (rc < 0) {

@@ -122,11 +122,103 @@ static int hold_status(store_t *st, store_req_t **batch, int n, int *rcs,
     return keep;
 }
 
+static long sql_batch(store_t *st, store_req_t **batch, int n, int *rcs,
+                      int64_t now, long replaced0);
+
+/* Requests the hot inbox does in memory (store_hot.c) leave the batch to
+ * its end, their results set; the rest keep their order.  *hot gets how
+ * many left.  Returns how many remain for SQL. */
+static int take_hot(store_t *st, store_req_t **batch, int n, int *rcs,
+                    int64_t now, int *hot) {
+    int keep = 0, took = 0;
+    store_req_t *later[n > 0 ? n : 1];
+    int later_rc[n > 0 ? n : 1];
+    for (int i = 0; st->hot && i < n; i++) {
+        int rc = 0;
+        if (store__hot_append(st, batch[i], now, &rc) ||
+            store__hot_ack(st, batch[i], now, &rc)) {
+            later_rc[took] = rc;
+            later[took++] = batch[i];
+        } else {
+            batch[keep++] = batch[i];
+        }
+    }
+    if (!st->hot) keep = n;
+    for (int i = 0; i < took; i++) {
+        batch[keep + i] = later[i];
+        rcs[keep + i] = later_rc[i];
+    }
+    *hot = took;
+    return keep;
+}
+
+/*
+ * SQL requests that read or change what a hot push holds see every hot
+ * push in SQLite first: appends (a device's seq head, its collapseKey
+ * rows), sightings (a device's cursors) and status counts (a message
+ * row).  An ack needs no fold: the hot part of it is done in memory
+ * (store__hot_ack), the SQL part covers only rows already in SQLite.
+ */
+static bool needs_fold(store_req_t **batch, int n) {
+    for (int i = 0; i < n; i++)
+        if (batch[i]->op != STORE_OP_ACK && batch[i]->op != STORE_OP_ACCEPT &&
+            batch[i]->op != STORE_OP_BCAST_APPEND)
+            return true;
+    return false;
+}
+
+/* Devices an SQL request changed are dropped from the hot cache (their
+ * heads are stale); an ack's results update it. */
+static void after_sql(store_t *st, store_req_t **batch, int n, int *rcs) {
+    for (int i = 0; i < n; i++) {
+        store_req_t *r = batch[i];
+        if (r->op == STORE_OP_INBOX_APPEND)
+            for (uint32_t k = 0; r->devices && k < r->n_devices; k++)
+                store__hot_forget(st, r->msg.app, r->devices[k]);
+        else if (r->op == STORE_OP_DEVICE_SEEN)
+            store__hot_forget(st, r->msg.app, r->device);
+        else if (r->op == STORE_OP_ACK && rcs[i] == 0)
+            store__hot_acked(st, r);
+    }
+}
+
+/* This batch's hot records to disk.  If the journal fails, a full fold
+ * with an fsync makes them durable in SQLite instead; only if that fails
+ * too are their pushes answered with the error. */
+static void hot_durable(store_t *st, store_req_t **batch, int from, int n,
+                        int *rcs) {
+    if (store__hot_sync(st) == 0) return;
+    store__set_sync(st, true);
+    long rc = store__hot_fold(st, HOT_ALL);
+    if (rc >= 0) return;
+    for (int i = from; i < from + n; i++)
+        if (batch[i]->op == STORE_OP_INBOX_APPEND && rcs[i] == 0)
+            rcs[i] = (int)rc;
+}
+
 static long run_batch(store_t *st, store_req_t **batch, int n, int *rcs) {
     int64_t now = (int64_t)clock_wall_ms();
     long replaced0 = st->replaced;
     n = hold_status(st, batch, n, rcs, now);
+    int hot = 0;
+    n = take_hot(st, batch, n, rcs, now, &hot);
+    if (hot) hot_durable(st, batch, n, hot, rcs);
     if (n == 0) return 0;
+    long folded = 0;
+    if (needs_fold(batch, n)) {
+        store__set_sync(st, false);
+        if ((folded = store__hot_fold(st, HOT_ALL)) < 0) {
+            for (int i = 0; i < n; i++) rcs[i] = (int)folded;
+            return -1;
+        }
+    }
+    long rows = sql_batch(st, batch, n, rcs, now, replaced0);
+    after_sql(st, batch, n, rcs);
+    return rows < 0 ? rows : rows + folded;
+}
+
+static long sql_batch(store_t *st, store_req_t **batch, int n, int *rcs,
+                      int64_t now, long replaced0) {
     store__set_sync(st, batch_needs_fsync(batch, n));
     long rows = try_batch(st, batch, n, rcs, now, false);
     if (rows == BATCH_REDO) {
@@ -177,9 +269,12 @@ static int take_batch(store_t *st, store_req_t **batch, uint64_t next_sweep,
                       bool *stop) {
     int n = 0;
     pthread_mutex_lock(&st->mu);
-    while (!st->closing && (st->paused || (!st->head && !st->lo_head))) {
+    while (!st->closing && st->fold_asked == st->fold_done &&
+           (st->paused || (!st->head && !st->lo_head))) {
         uint64_t now = clock_mono_ms();
         uint64_t due = store__pend_next_due(st); /* writer-only state */
+        if (due && due < next_sweep) next_sweep = due;
+        due = store__hot_next_due(st);
         if (due && due < next_sweep) next_sweep = due;
         if (now >= next_sweep && !st->paused) break;
         struct timespec ts;
@@ -257,6 +352,28 @@ static void sweep_now(store_t *st) {
     pthread_mutex_unlock(&st->mu);
 }
 
+/* Hot pushes old enough, or all of them for readers waiting on a
+ * barrier (store__hot_barrier), into SQLite. */
+static void fold_hot(store_t *st) {
+    if (!st->hot) return;
+    pthread_mutex_lock(&st->mu);
+    uint64_t asked = st->fold_asked;
+    bool all = asked != st->fold_done;
+    pthread_mutex_unlock(&st->mu);
+    pthread_mutex_lock(&st->db_mu);
+    store__set_sync(st, false); /* the journal holds them durably */
+    long rows = store__hot_fold(st, all ? HOT_ALL : HOT_OLD);
+    store__hot_rotate(st);
+    pthread_mutex_unlock(&st->db_mu);
+    pthread_mutex_lock(&st->mu);
+    if (rows > 0) st->stats.rows_written += rows;
+    if (all && rows >= 0) {
+        st->fold_done = asked;
+        pthread_cond_broadcast(&st->fold_cv);
+    }
+    pthread_mutex_unlock(&st->mu);
+}
+
 /* Held status counts whose ack did not come in time, written alone. */
 static void flush_held(store_t *st, bool all) {
     if (!store__pend_next_due(st)) return;
@@ -291,13 +408,21 @@ void *store__writer_main(void *arg) {
             log_error("store writer out of memory", NULL);
             break;
         }
+        fold_hot(st);
         flush_held(st, false);
         if (!stop && clock_mono_ms() >= next_sweep) {
             sweep_now(st);
             next_sweep = clock_mono_ms() + (uint64_t)st->cfg.sweep_interval_ms;
         }
     }
+    pthread_mutex_lock(&st->db_mu);
+    store__hot_close(st);
+    pthread_mutex_unlock(&st->db_mu);
     flush_held(st, true); /* closing: nothing held is left behind */
+    pthread_mutex_lock(&st->mu);
+    st->fold_done = st->fold_asked;
+    pthread_cond_broadcast(&st->fold_cv);
+    pthread_mutex_unlock(&st->mu);
     free(batch);
     free(rcs);
     return NULL;

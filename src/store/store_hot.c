@@ -1,0 +1,816 @@
+/*
+ * The hot inbox: single-device pushes held in memory, made durable by an
+ * append-only journal beside the SQLite file, and written to SQLite
+ * ("folded") in bulk once they are HOT_AGE_MS old (writer thread only).
+ *
+ * Why: a push to an online device is usually acked within milliseconds.
+ * Through SQLite alone it cost about eight statements and seven B-tree
+ * changes (message row, seq head, inbox row; on the ack the seq head, the
+ * inbox delete and the status update), half the server's CPU per push.
+ * Held here, the ack lands in memory first, and the fold writes one
+ * message row with its final status and no inbox row at all; a push still
+ * unacked at fold time gets its inbox row then.  The journal is a plain
+ * file because what it needs (append, fdatasync, replay after a crash) is
+ * a few lines of C, while an SQLite table for it would cost the very
+ * B-tree work the hot inbox exists to avoid.
+ *
+ * Invariants:
+ *  - a hot push's done() runs only after its journal record is on disk
+ *    (fdatasync), as a SQLite push's runs only after its commit;
+ *  - everything else sees SQLite only: a request the hot path does not
+ *    take folds every hot push first (store_writer.c), and a reader asks
+ *    the writer to fold all (store__hot_barrier) before reading;
+ *  - the journal files (PATH-hot0, PATH-hot1, used in turn) are emptied
+ *    only after every record in them is folded and the WAL is fsynced;
+ *  - replaying a record is idempotent (INSERT OR IGNORE, seqs only move
+ *    forward, an acked or expired record gets no inbox row), so a crash at
+ *    any point replays at most what is already there.
+ *
+ * Acks held in memory are not journaled: after a crash, a push acked but
+ * not yet folded comes back unacked and is delivered again, which clients
+ * drop by message id (DESIGN.md §4: at least once).
+ */
+#include "store/store_int.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include "core/clock.h"
+#include "core/hash.h"
+#include "core/log.h"
+
+#define HOT_AGE_MS 300          /* below store_pend.c's PEND_MS (500) */
+#define HOT_MAX 65536           /* entries held before a full fold */
+#define HOT_PAYLOAD_MAX (1u << 20)
+#define DEV_BUCKETS_MIN 1024u
+#define DEV_CACHE_MAX 200000u   /* idle devices dropped past this */
+
+typedef struct hot_dev hot_dev_t;
+typedef struct hot_ent hot_ent_t;
+
+struct hot_ent {
+    hot_ent_t *next;            /* FIFO of all entries (fold order) */
+    hot_ent_t *dnext;           /* this device's entries, by seq */
+    hot_dev_t *dev;
+    int64_t seq, created, expires, at_acked;
+    int64_t routed, written, at_delivered; /* taken from store_pend */
+    int32_t ttl;
+    bool need_ack;
+    uint8_t file;               /* journal file holding its record */
+    uint64_t born_ms;           /* mono */
+    char msg_id[40];
+    size_t payload_len;
+    uint8_t payload[];
+};
+
+struct hot_dev {
+    hot_dev_t *hnext;           /* hash chain */
+    hot_dev_t *dirty_next;
+    int64_t last_seq, acked, cursor;
+    bool dirty;                 /* head or ack ahead of its SQLite row */
+    /* SQLite may hold unacked inbox rows of this device up to sql_max;
+     * sql_acked is how far acks have removed them. */
+    int64_t sql_max, sql_acked;
+    hot_ent_t *first, *last;
+    uint32_t hash;
+    size_t app_len;
+    char key[];                 /* app NUL device NUL */
+};
+
+struct store_hot {
+    int fd[2];
+    uint64_t gen[2];            /* the generation its header names */
+    off_t off[2];               /* where its next record goes */
+    off_t size[2];              /* bytes allocated (written once as zeros) */
+    long live[2];               /* unfolded records per file */
+    int cur;
+    int walfd;                  /* PATH-wal, for fdatasync; -1 = not yet */
+    hot_ent_t *head, *tail;
+    long n;
+    hot_dev_t **buckets;
+    uint32_t nbuckets, ndev;
+    hot_dev_t *dirty;
+    uint8_t *jbuf;              /* this batch's records */
+    size_t jlen, jcap;
+};
+
+/* ---- device cache ------------------------------------------------------- */
+
+static uint32_t dev_hash(const char *app, const char *dev) {
+    uint32_t h = core_fnv1a(CORE_FNV1A_INIT, app, strlen(app) + 1);
+    return core_fnv1a(h, dev, strlen(dev));
+}
+
+static hot_dev_t *dev_find(store_hot_t *h, const char *app, const char *dev,
+                           uint32_t hash) {
+    for (hot_dev_t *d = h->buckets[hash & (h->nbuckets - 1)]; d; d = d->hnext)
+        if (d->hash == hash && !strcmp(d->key, app) &&
+            !strcmp(d->key + d->app_len + 1, dev))
+            return d;
+    return NULL;
+}
+
+static void dev_unlink(store_hot_t *h, hot_dev_t *d) {
+    hot_dev_t **p = &h->buckets[d->hash & (h->nbuckets - 1)];
+    while (*p != d) p = &(*p)->hnext;
+    *p = d->hnext;
+    h->ndev--;
+}
+
+/* Drops cached devices with nothing hot and nothing to write back. */
+static void dev_trim(store_hot_t *h) {
+    for (uint32_t i = 0; i < h->nbuckets; i++) {
+        for (hot_dev_t **p = &h->buckets[i]; *p;) {
+            hot_dev_t *d = *p;
+            if (!d->first && !d->dirty) {
+                *p = d->hnext;
+                h->ndev--;
+                free(d);
+            } else {
+                p = &d->hnext;
+            }
+        }
+    }
+}
+
+static int dev_grow(store_hot_t *h) {
+    uint32_t nb = h->nbuckets * 2;
+    hot_dev_t **b = calloc(nb, sizeof *b);
+    if (!b) return STORE_E_NOMEM;
+    for (uint32_t i = 0; i < h->nbuckets; i++) {
+        for (hot_dev_t *d = h->buckets[i], *next; d; d = next) {
+            next = d->hnext;
+            d->hnext = b[d->hash & (nb - 1)];
+            b[d->hash & (nb - 1)] = d;
+        }
+    }
+    free(h->buckets);
+    h->buckets = b;
+    h->nbuckets = nb;
+    return 0;
+}
+
+/* The cached device, loaded from its SQLite row on a miss.  NULL with *rc
+ * 0: the device is not registered (the SQL path registers it). */
+static hot_dev_t *dev_get(store_t *st, const char *app, const char *dev,
+                          int *rc) {
+    store_hot_t *h = st->hot;
+    uint32_t hash = dev_hash(app, dev);
+    hot_dev_t *d = dev_find(h, app, dev, hash);
+    *rc = 0;
+    if (d) return d;
+    sqlite3_stmt *s = store__w(st, W_DEV_GET);
+    if (!s) {
+        *rc = STORE_E_IO;
+        return NULL;
+    }
+    sqlite3_bind_text(s, 1, app, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, dev, -1, SQLITE_STATIC);
+    int step = sqlite3_step(s);
+    if (step == SQLITE_ROW) {
+        size_t al = strlen(app), dl = strlen(dev);
+        d = calloc(1, sizeof *d + al + dl + 2);
+        if (d) {
+            d->last_seq = sqlite3_column_int64(s, 0);
+            d->acked = sqlite3_column_int64(s, 1);
+            d->cursor = sqlite3_column_int64(s, 2);
+            d->sql_max = d->last_seq; /* nothing hot: any row is in SQL */
+            d->sql_acked = d->acked;
+            d->hash = hash;
+            d->app_len = al;
+            memcpy(d->key, app, al + 1);
+            memcpy(d->key + al + 1, dev, dl + 1);
+        } else {
+            *rc = STORE_E_NOMEM;
+        }
+    } else if (step != SQLITE_DONE) {
+        *rc = store__sql_err(st->db, step, "hot device");
+    }
+    sqlite3_reset(s);
+    if (!d) return NULL;
+    if (h->ndev >= DEV_CACHE_MAX) dev_trim(h);
+    if (h->ndev >= h->nbuckets && dev_grow(h) < 0) {
+        free(d);
+        *rc = STORE_E_NOMEM;
+        return NULL;
+    }
+    d->hnext = h->buckets[hash & (h->nbuckets - 1)];
+    h->buckets[hash & (h->nbuckets - 1)] = d;
+    h->ndev++;
+    return d;
+}
+
+/* What readers test before asking for a fold: pushes held, or device
+ * rows behind their cache. */
+static void publish(store_t *st) {
+    atomic_store(&st->hot_n, st->hot->n + (st->hot->dirty ? 1 : 0));
+}
+
+static void dev_mark_dirty(store_t *st, hot_dev_t *d) {
+    store_hot_t *h = st->hot;
+    if (d->dirty) return;
+    d->dirty = true;
+    d->dirty_next = h->dirty;
+    h->dirty = d;
+    publish(st);
+}
+
+void store__hot_forget(store_t *st, const char *app, const char *dev) {
+    store_hot_t *h = st->hot;
+    if (!h || !app || !dev) return;
+    hot_dev_t *d = dev_find(h, app, dev, dev_hash(app, dev));
+    /* Only called after a full fold: nothing hot, nothing dirty. */
+    if (d && !d->first && !d->dirty) {
+        dev_unlink(h, d);
+        free(d);
+    }
+}
+
+/* ---- journal records ----------------------------------------------------- */
+
+/* A journal file: a header (magic, version, u64 generation), then records
+ * from JHEAD on.  Files are reused, not truncated: a data fdatasync that
+ * must not also change the file size costs half as much here (160 vs 310
+ * us).  A record's checksum is seeded with its file's generation, so
+ * records of an earlier use of the file end the replay like a torn one.
+ *
+ * A record: u32 body length, u32 FNV-1a of the body, then the body:
+ * i64 seq, created, expires; i32 ttl; u8 need_ack; u16 app, device and
+ * msg_id lengths; u32 payload length; the four strings' bytes. */
+#define REC_HEAD 8
+#define JHEAD 16
+#define JMAGIC 0x544f4848u /* "HHOT" */
+#define JGROW (1 << 20)
+
+static uint32_t rec_sum(uint64_t gen, const uint8_t *b, uint32_t len) {
+    return core_fnv1a(core_fnv1a(CORE_FNV1A_INIT, &gen, 8), b, len);
+}
+#define REC_FIXED (8 * 3 + 4 + 1 + 2 * 3 + 4)
+
+static int jbuf_reserve(store_hot_t *h, size_t n) {
+    if (h->jlen + n <= h->jcap) return 0;
+    size_t cap = h->jcap ? h->jcap : 65536;
+    while (cap < h->jlen + n) cap *= 2;
+    uint8_t *b = realloc(h->jbuf, cap);
+    if (!b) return STORE_E_NOMEM;
+    h->jbuf = b;
+    h->jcap = cap;
+    return 0;
+}
+
+static uint8_t *put_bytes(uint8_t *p, const void *v, size_t n) {
+    memcpy(p, v, n);
+    return p + n;
+}
+
+static int journal_add(store_hot_t *h, const hot_ent_t *e) {
+    uint64_t gen = h->gen[h->cur];
+    const hot_dev_t *d = e->dev;
+    uint16_t al = (uint16_t)d->app_len;
+    uint16_t dl = (uint16_t)strlen(d->key + d->app_len + 1);
+    uint16_t il = (uint16_t)strlen(e->msg_id);
+    uint32_t pl = (uint32_t)e->payload_len;
+    uint32_t body = REC_FIXED + al + dl + il + pl;
+    if (jbuf_reserve(h, REC_HEAD + body) < 0) return STORE_E_NOMEM;
+    uint8_t *p = h->jbuf + h->jlen + REC_HEAD, *b = p;
+    uint8_t na = e->need_ack;
+    p = put_bytes(p, &e->seq, 8);
+    p = put_bytes(p, &e->created, 8);
+    p = put_bytes(p, &e->expires, 8);
+    p = put_bytes(p, &e->ttl, 4);
+    p = put_bytes(p, &na, 1);
+    p = put_bytes(p, &al, 2);
+    p = put_bytes(p, &dl, 2);
+    p = put_bytes(p, &il, 2);
+    p = put_bytes(p, &pl, 4);
+    p = put_bytes(p, d->key, al);
+    p = put_bytes(p, d->key + d->app_len + 1, dl);
+    p = put_bytes(p, e->msg_id, il);
+    p = put_bytes(p, e->payload, pl);
+    uint32_t sum = rec_sum(gen, b, body);
+    memcpy(h->jbuf + h->jlen, &body, 4);
+    memcpy(h->jbuf + h->jlen + 4, &sum, 4);
+    h->jlen += REC_HEAD + body;
+    return 0;
+}
+
+static int write_at(int fd, const uint8_t *p, size_t n, off_t off) {
+    while (n > 0) {
+        ssize_t w = pwrite(fd, p, n, off);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return STORE_E_IO;
+        p += w;
+        off += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* Zeros up to a JGROW boundary past `need`, synced once, so that record
+ * writes land on allocated blocks. */
+static int grow(store_hot_t *h, int i, off_t need) {
+    static const uint8_t zero[65536];
+    if (need <= h->size[i]) return 0;
+    off_t to = (need + JGROW - 1) / JGROW * JGROW;
+    for (off_t at = h->size[i]; at < to; at += (off_t)sizeof zero)
+        if (write_at(h->fd[i], zero, sizeof zero, at) < 0) return STORE_E_IO;
+    if (fdatasync(h->fd[i]) < 0) return STORE_E_IO;
+    h->size[i] = to;
+    return 0;
+}
+
+/* Starts file i over under a new generation (its old records die). */
+static int restart(store_hot_t *h, int i, uint64_t gen) {
+    uint8_t head[JHEAD];
+    uint32_t magic = JMAGIC, ver = 1;
+    memcpy(head, &magic, 4);
+    memcpy(head + 4, &ver, 4);
+    memcpy(head + 8, &gen, 8);
+    if (grow(h, i, JHEAD) < 0 || write_at(h->fd[i], head, JHEAD, 0) < 0)
+        return STORE_E_IO;
+    h->gen[i] = gen;
+    h->off[i] = JHEAD;
+    return 0;
+}
+
+int store__hot_sync(store_t *st) {
+    store_hot_t *h = st->hot;
+    if (!h || !h->jlen) return 0;
+    int i = h->cur;
+    int rc = grow(h, i, h->off[i] + (off_t)h->jlen);
+    if (rc == 0) rc = write_at(h->fd[i], h->jbuf, h->jlen, h->off[i]);
+    if (rc == 0 && st->cfg.synchronous_full && fdatasync(h->fd[i]) < 0)
+        rc = STORE_E_IO;
+    if (rc < 0)
+        log_error("hot journal write failed", "err=\"%s\"", strerror(errno));
+    h->off[i] += (off_t)h->jlen;
+    h->jlen = 0;
+    return rc;
+}
+
+/* ---- the fast paths -------------------------------------------------------- */
+
+static bool name_ok(const char *s) {
+    return s && *s && strlen(s) < 64;
+}
+
+bool store__hot_append(store_t *st, store_req_t *req, int64_t now, int *rc) {
+    store_hot_t *h = st->hot;
+    const store_msg_t *m = &req->msg;
+    if (!h || req->op != STORE_OP_INBOX_APPEND ||
+        req->kind != STORE_KIND_SINGLE || req->n_devices != 1 ||
+        !req->devices || !name_ok(m->app) || !name_ok(m->msg_id) ||
+        strlen(m->msg_id) >= sizeof ((hot_ent_t *)0)->msg_id ||
+        !req->devices[0] || !*req->devices[0] ||
+        strlen(req->devices[0]) > UINT16_MAX ||
+        (m->request_id && *m->request_id) ||
+        (m->collapse_key && *m->collapse_key) || m->ttl <= 0 ||
+        m->payload_len > HOT_PAYLOAD_MAX || (m->payload_len && !m->payload) ||
+        h->n >= HOT_MAX)
+        return false;
+    hot_dev_t *d = dev_get(st, m->app, req->devices[0], rc);
+    if (!d) return *rc < 0; /* unknown: the SQL path registers it */
+    hot_ent_t *e = malloc(sizeof *e + m->payload_len);
+    if (!e) {
+        *rc = STORE_E_NOMEM;
+        return true;
+    }
+    memset(e, 0, sizeof *e);
+    e->dev = d;
+    e->seq = d->last_seq + 1;
+    e->created = m->created_ms > 0 ? m->created_ms : now;
+    e->expires = e->created + (int64_t)m->ttl * 1000;
+    e->ttl = m->ttl;
+    e->need_ack = m->need_ack;
+    e->file = (uint8_t)h->cur;
+    e->born_ms = clock_mono_ms();
+    memcpy(e->msg_id, m->msg_id, strlen(m->msg_id) + 1); /* length checked */
+    e->payload_len = m->payload_len;
+    if (m->payload_len) memcpy(e->payload, m->payload, m->payload_len);
+    if ((*rc = journal_add(h, e)) < 0) {
+        free(e);
+        return true;
+    }
+    d->last_seq = e->seq;
+    dev_mark_dirty(st, d);
+    if (d->last) d->last->dnext = e;
+    else d->first = e;
+    d->last = e;
+    if (h->tail) h->tail->next = e;
+    else h->head = e;
+    h->tail = e;
+    h->n++;
+    h->live[e->file]++;
+    publish(st);
+    if (req->seqs) req->seqs[0] = e->seq;
+    return true;
+}
+
+/*
+ * The hot part of a cumulative ack happens here, in memory.  Inbox rows of
+ * the device in SQLite (pushes folded before their ack) or a broadcast
+ * cursor to move leave the request to the SQL path as well (false), which
+ * removes those rows; store__hot_acked then records how far it got.
+ */
+bool store__hot_ack(store_t *st, store_req_t *req, int64_t now, int *rc) {
+    store_hot_t *h = st->hot;
+    if (!h || req->op != STORE_OP_ACK || !name_ok(req->msg.app) ||
+        !req->device || !*req->device)
+        return false;
+    hot_dev_t *d = dev_find(h, req->msg.app, req->device,
+                            dev_hash(req->msg.app, req->device));
+    if (!d) return false; /* nothing hot: SQLite has all of it */
+    int64_t acked = req->seq < d->last_seq ? req->seq : d->last_seq;
+    if (acked > d->acked) {
+        for (hot_ent_t *e = d->first; e && e->seq <= acked; e = e->dnext) {
+            if (e->at_acked) continue;
+            e->at_acked = now;
+            store_pend_ent_t held;
+            if (store__pend_pop(st, e->msg_id, &held)) {
+                e->routed = held.routed;
+                e->written = held.written;
+                e->at_delivered = held.at;
+            }
+        }
+        d->acked = acked;
+        dev_mark_dirty(st, d);
+    }
+    if ((d->sql_acked < d->sql_max && req->seq > d->sql_acked) ||
+        req->bseq > d->cursor)
+        return false;
+    req->inbox_acked = d->acked;
+    req->bcast_cursor = d->cursor;
+    *rc = 0;
+    return true;
+}
+
+void store__hot_acked(store_t *st, store_req_t *req) {
+    store_hot_t *h = st->hot;
+    if (!h || req->op != STORE_OP_ACK || !req->device) return;
+    hot_dev_t *d = dev_find(h, req->msg.app, req->device,
+                            dev_hash(req->msg.app, req->device));
+    if (!d) return;
+    if (req->inbox_acked > d->sql_acked) d->sql_acked = req->inbox_acked;
+    if (req->inbox_acked > d->acked) d->acked = req->inbox_acked;
+    d->cursor = req->bcast_cursor;
+    req->inbox_acked = d->acked; /* the hot part counts too */
+}
+
+/* ---- folding into SQLite ---------------------------------------------------- */
+
+static int fold_one(store_t *st, const hot_ent_t *e) {
+    const hot_dev_t *d = e->dev;
+    const char *dev = d->key + d->app_len + 1;
+    sqlite3_stmt *s = store__w(st, W_HOT_MSG);
+    if (!s) return STORE_E_IO;
+    sqlite3_bind_text(s, 1, e->msg_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, d->key, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(s, 3, e->payload_len ? (const void *)e->payload : "",
+                      (int)e->payload_len, SQLITE_STATIC);
+    sqlite3_bind_int(s, 4, e->ttl);
+    sqlite3_bind_int(s, 5, e->need_ack);
+    sqlite3_bind_int64(s, 6, e->created);
+    sqlite3_bind_int64(s, 7, e->expires);
+    sqlite3_bind_text(s, 8, dev, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 9, e->at_delivered);
+    sqlite3_bind_int64(s, 10, e->routed);
+    sqlite3_bind_int64(s, 11, e->written);
+    sqlite3_bind_int64(s, 12, e->at_acked);
+    sqlite3_bind_int64(s, 13, e->at_acked ? 1 : 0);
+    int rc = store__step(st, s);
+    if (rc < 0 || e->at_acked) return rc;
+    s = store__w(st, W_HOT_INBOX);
+    if (!s) return STORE_E_IO;
+    sqlite3_bind_text(s, 1, d->key, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, dev, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, e->seq);
+    sqlite3_bind_text(s, 4, e->msg_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 5, e->expires);
+    return store__step(st, s);
+}
+
+static int fold_dev(store_t *st, const hot_dev_t *d) {
+    sqlite3_stmt *s = store__w(st, W_HOT_DEV);
+    if (!s) return STORE_E_IO;
+    sqlite3_bind_text(s, 1, d->key, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, d->key + d->app_len + 1, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, d->last_seq);
+    sqlite3_bind_int64(s, 4, d->acked);
+    return store__step(st, s);
+}
+
+/* Frees the first n entries, folded by a committed transaction. */
+static void drop_folded(store_t *st, long n) {
+    store_hot_t *h = st->hot;
+    while (n-- > 0 && h->head) {
+        hot_ent_t *e = h->head;
+        hot_dev_t *d = e->dev;
+        if (!e->at_acked && e->seq > d->sql_max) d->sql_max = e->seq;
+        d->first = e->dnext;
+        if (!d->first) d->last = NULL;
+        h->head = e->next;
+        if (!h->head) h->tail = NULL;
+        h->live[e->file]--;
+        h->n--;
+        free(e);
+    }
+    publish(st);
+}
+
+/*
+ * HOT_OLD folds the pushes older than HOT_AGE_MS.  A device's row (its seq
+ * head and ack) is written with them only when one of them gets an inbox
+ * row (an SQL ack of it reads the row); otherwise rows wait for HOT_DEVS,
+ * which writes every device row behind its cache, before a journal file
+ * is reused (store__hot_rotate) and in every HOT_ALL.  One row per device
+ * per reuse instead of one per fold: most folds would touch as many
+ * devices as pushes.
+ */
+long store__hot_fold(store_t *st, int mode) {
+    store_hot_t *h = st->hot;
+    if (!h || (!h->head && !h->dirty)) return 0;
+    uint64_t now = clock_mono_ms();
+    if (mode == HOT_OLD && h->n < HOT_MAX / 2 &&
+        (!h->head || h->head->born_ms + HOT_AGE_MS > now))
+        return 0;
+    long n = 0, rows = 0;
+    int rc = store__exec(st->db, "BEGIN IMMEDIATE");
+    for (hot_ent_t *e = h->head; rc == 0 && mode != HOT_DEVS && e;
+         e = e->next) {
+        if (mode == HOT_OLD && e->born_ms + HOT_AGE_MS > now) break;
+        if ((rc = fold_one(st, e)) < 0) break;
+        n++;
+        rows += e->at_acked ? 1 : 2;
+        if (!e->at_acked && mode == HOT_OLD && (rc = fold_dev(st, e->dev)) == 0)
+            rows++;
+    }
+    for (hot_dev_t *d = h->dirty; rc == 0 && mode != HOT_OLD && d;
+         d = d->dirty_next)
+        if ((rc = fold_dev(st, d)) == 0) rows++;
+    if (rc == 0) rc = store__exec(st->db, "COMMIT");
+    if (rc < 0) {
+        if (!sqlite3_get_autocommit(st->db))
+            (void)store__exec(st->db, "ROLLBACK");
+        log_warn("hot fold failed; retried next batch", "err=\"%s\"",
+                 store_strerror(rc));
+        return rc;
+    }
+    while (mode != HOT_OLD && h->dirty) {
+        h->dirty->dirty = false;
+        h->dirty = h->dirty->dirty_next;
+    }
+    drop_folded(st, n); /* publishes */
+    return rows;
+}
+
+/* Folds commit without an fsync; records may leave the journal once the
+ * WAL holding their fold is on disk (a checkpoint syncs what it copies
+ * out of the WAL, so what is no longer there is on disk too). */
+static int wal_sync(store_t *st) {
+    store_hot_t *h = st->hot;
+    if (!st->cfg.synchronous_full) return 0;
+    if (h->walfd < 0) {
+        char wal[4096];
+        snprintf(wal, sizeof wal, "%s-wal", st->path);
+        h->walfd = open(wal, O_RDONLY | O_CLOEXEC);
+    }
+    return h->walfd >= 0 && fdatasync(h->walfd) == 0 ? 0 : STORE_E_IO;
+}
+
+/* Empties the idle journal file when everything in it is folded and
+ * durable, and makes it the one written next. */
+void store__hot_rotate(store_t *st) {
+    store_hot_t *h = st->hot;
+    if (!h || h->off[h->cur] < st->cfg.hot_file_max || h->live[!h->cur])
+        return;
+    if (store__hot_fold(st, HOT_DEVS) < 0 || wal_sync(st) < 0) return;
+    int other = !h->cur;
+    uint64_t gen = (h->gen[0] > h->gen[1] ? h->gen[0] : h->gen[1]) + 1;
+    if (restart(h, other, gen) == 0) h->cur = other;
+}
+
+uint64_t store__hot_next_due(const store_t *st) {
+    const store_hot_t *h = st->hot;
+    return h && h->head ? h->head->born_ms + HOT_AGE_MS : 0;
+}
+
+/* ---- barrier for readers ------------------------------------------------------ */
+
+void store__hot_barrier(store_t *st) {
+    if (!atomic_load(&st->hot_n)) return;
+    pthread_mutex_lock(&st->mu);
+    uint64_t t = ++st->fold_asked;
+    pthread_cond_broadcast(&st->cv);
+    while (st->fold_done < t && st->thread_started)
+        pthread_cond_wait(&st->fold_cv, &st->mu);
+    pthread_mutex_unlock(&st->mu);
+}
+
+/* ---- open, replay, close -------------------------------------------------------- */
+
+static int replay_dev(store_t *st, const char *app, const char *dev,
+                      int64_t seq) {
+    sqlite3_stmt *s = store__w(st, W_HOT_DEV);
+    if (!s) return STORE_E_IO;
+    sqlite3_bind_text(s, 1, app, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, dev, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, seq);
+    sqlite3_bind_int64(s, 4, 0);
+    return store__step(st, s);
+}
+
+/* One record back into SQLite: its message row (unless there), its inbox
+ * row if it is live and beyond the device's ack, its device's seq head. */
+static int replay_one(store_t *st, const uint8_t *b, uint32_t len,
+                      int64_t now) {
+    if (len < REC_FIXED) return STORE_E_INVALID;
+    int64_t seq, created, expires;
+    int32_t ttl;
+    uint16_t al, dl, il;
+    uint32_t pl;
+    const uint8_t *p = b;
+    memcpy(&seq, p, 8), p += 8;
+    memcpy(&created, p, 8), p += 8;
+    memcpy(&expires, p, 8), p += 8;
+    memcpy(&ttl, p, 4), p += 4;
+    uint8_t need_ack = *p++;
+    memcpy(&al, p, 2), p += 2;
+    memcpy(&dl, p, 2), p += 2;
+    memcpy(&il, p, 2), p += 2;
+    memcpy(&pl, p, 4), p += 4;
+    if ((uint64_t)REC_FIXED + al + dl + il + pl != len || !al || !dl || !il ||
+        al >= 64 || il >= 40 || pl > HOT_PAYLOAD_MAX)
+        return STORE_E_INVALID;
+    char app[64], msg_id[40], *dev = malloc((size_t)dl + 1);
+    if (!dev) return STORE_E_NOMEM;
+    memcpy(app, p, al), app[al] = 0, p += al;
+    memcpy(dev, p, dl), dev[dl] = 0, p += dl;
+    memcpy(msg_id, p, il), msg_id[il] = 0, p += il;
+    sqlite3_stmt *s = store__w(st, W_HOT_MSG);
+    int rc = s ? 0 : STORE_E_IO;
+    if (rc == 0) {
+        sqlite3_bind_text(s, 1, msg_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 2, app, -1, SQLITE_STATIC);
+        sqlite3_bind_blob(s, 3, pl ? (const void *)p : "", (int)pl,
+                          SQLITE_STATIC);
+        sqlite3_bind_int(s, 4, ttl);
+        sqlite3_bind_int(s, 5, need_ack);
+        sqlite3_bind_int64(s, 6, created);
+        sqlite3_bind_int64(s, 7, expires);
+        sqlite3_bind_text(s, 8, dev, -1, SQLITE_STATIC);
+        for (int i = 9; i <= 13; i++) sqlite3_bind_int64(s, i, 0);
+        rc = store__step(st, s);
+    }
+    if (rc == 0 && expires > now) {
+        s = store__w(st, W_HOT_REPLAY_INBOX);
+        rc = s ? 0 : STORE_E_IO;
+        if (rc == 0) {
+            sqlite3_bind_text(s, 1, app, -1, SQLITE_STATIC);
+            sqlite3_bind_text(s, 2, dev, -1, SQLITE_STATIC);
+            sqlite3_bind_int64(s, 3, seq);
+            sqlite3_bind_text(s, 4, msg_id, -1, SQLITE_STATIC);
+            sqlite3_bind_int64(s, 5, expires);
+            rc = store__step(st, s);
+        }
+    }
+    if (rc == 0) rc = replay_dev(st, app, dev, seq);
+    free(dev);
+    return rc;
+}
+
+/* Replays one journal file; the number of records, or an error.  A torn
+ * or damaged record ends the file: nothing after it was acknowledged. */
+static long replay_file(store_t *st, store_hot_t *h, int i, int64_t now) {
+    off_t size = lseek(h->fd[i], 0, SEEK_END);
+    if (size < 0) return STORE_E_IO;
+    h->size[i] = size;
+    if (size < JHEAD) return 0;
+    uint8_t *buf = malloc((size_t)size);
+    if (!buf) return STORE_E_NOMEM;
+    ssize_t got = pread(h->fd[i], buf, (size_t)size, 0);
+    long n = 0;
+    int rc = got == size ? 0 : STORE_E_IO;
+    uint32_t magic = 0;
+    uint64_t gen = 0;
+    if (rc == 0) {
+        memcpy(&magic, buf, 4);
+        memcpy(&gen, buf + 8, 8);
+        if (magic == JMAGIC) h->gen[i] = gen;
+    }
+    for (off_t off = JHEAD; rc == 0 && magic == JMAGIC && off + REC_HEAD <= got;) {
+        uint32_t len, sum;
+        memcpy(&len, buf + off, 4);
+        memcpy(&sum, buf + off + 4, 4);
+        /* The end of what was written (or a torn or stale record). */
+        if (len > (uint64_t)(got - off - REC_HEAD) ||
+            rec_sum(gen, buf + off + REC_HEAD, len) != sum)
+            break;
+        rc = replay_one(st, buf + off + REC_HEAD, len, now);
+        if (rc == STORE_E_INVALID) {
+            log_warn("hot journal record invalid", "at=%ld", (long)off);
+            rc = 0;
+            break;
+        }
+        off += REC_HEAD + len;
+        n++;
+    }
+    free(buf);
+    return rc < 0 ? rc : n;
+}
+
+static int replay(store_t *st, store_hot_t *h) {
+    int64_t now = (int64_t)clock_wall_ms();
+    long n = 0;
+    int rc = store__exec(st->db, "BEGIN IMMEDIATE");
+    for (int i = 0; rc == 0 && i < 2; i++) {
+        long k = replay_file(st, h, i, now);
+        if (k < 0) rc = (int)k;
+        else n += k;
+    }
+    if (rc == 0) rc = store__exec(st->db, "COMMIT"); /* FULL: durable */
+    if (rc < 0) {
+        if (!sqlite3_get_autocommit(st->db))
+            (void)store__exec(st->db, "ROLLBACK");
+        return rc;
+    }
+    /* New generations: what was replayed is dead. */
+    uint64_t gen = (h->gen[0] > h->gen[1] ? h->gen[0] : h->gen[1]) + 1;
+    if (restart(h, 1, gen + 1) < 0 || restart(h, 0, gen) < 0 ||
+        fdatasync(h->fd[0]) < 0 || fdatasync(h->fd[1]) < 0)
+        return STORE_E_IO;
+    h->cur = 0;
+    if (n) log_info("hot journal replayed", "pushes=%ld", n);
+    return 0;
+}
+
+int store__hot_open(store_t *st) {
+    store_hot_t *h = calloc(1, sizeof *h);
+    if (!h) return STORE_E_NOMEM;
+    h->fd[0] = h->fd[1] = h->walfd = -1;
+    h->nbuckets = DEV_BUCKETS_MIN;
+    h->buckets = calloc(h->nbuckets, sizeof *h->buckets);
+    int rc = h->buckets ? 0 : STORE_E_NOMEM;
+    for (int i = 0; rc == 0 && i < 2; i++) {
+        char p[4096];
+        snprintf(p, sizeof p, "%s-hot%d", st->path, i);
+        h->fd[i] = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (h->fd[i] < 0) rc = STORE_E_IO;
+    }
+    /* One process owns the journal; another opener (a CLI beside a
+     * running server) writes through SQLite only. */
+    if (rc == 0 && flock(h->fd[0], LOCK_EX | LOCK_NB) < 0) {
+        store__hot_free(h);
+        return 0;
+    }
+    if (rc == 0) rc = replay(st, h);
+    if (rc < 0) {
+        log_error("hot journal unusable", "path=\"%s\" err=\"%s\"", st->path,
+                  store_strerror(rc));
+        store__hot_free(h);
+        return rc;
+    }
+    st->hot = h;
+    return 0;
+}
+
+/* After the writer folded everything and stopped. */
+void store__hot_free(store_hot_t *h) {
+    if (!h) return;
+    while (h->head) {
+        hot_ent_t *e = h->head;
+        h->head = e->next;
+        free(e);
+    }
+    for (uint32_t i = 0; h->buckets && i < h->nbuckets; i++) {
+        for (hot_dev_t *d = h->buckets[i], *next; d; d = next) {
+            next = d->hnext;
+            free(d);
+        }
+    }
+    free(h->buckets);
+    free(h->jbuf);
+    for (int i = 0; i < 2; i++)
+        if (h->fd[i] >= 0) close(h->fd[i]);
+    if (h->walfd >= 0) close(h->walfd);
+    free(h);
+}
+
+/* Everything folded with an fsync: the journal can go. */
+void store__hot_close(store_t *st) {
+    store_hot_t *h = st->hot;
+    if (!h) return;
+    if (store__hot_fold(st, HOT_ALL) < 0 || h->head || wal_sync(st) < 0) {
+        log_warn("hot journal kept for replay at the next open", NULL);
+        return;
+    }
+    uint64_t gen = (h->gen[0] > h->gen[1] ? h->gen[0] : h->gen[1]) + 1;
+    if (restart(h, 0, gen) < 0 || restart(h, 1, gen + 1) < 0 ||
+        fdatasync(h->fd[0]) < 0 || fdatasync(h->fd[1]) < 0)
+        log_warn("hot journal not emptied (replayed at the next open)", NULL);
+}
