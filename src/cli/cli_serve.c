@@ -183,6 +183,7 @@ static int server_start(server_t *sv, const serve_settings_t *s) {
     store_config_defaults(&sc);
     sc.path = s->db;
     sc.synchronous_full = !s->no_fsync;
+    sc.exclusive = true;
     int rc = store_open(&sc, &sv->st);
     if (rc < 0) {
         fprintf(stderr, "herald serve: store %s: %s\n", sc.path,

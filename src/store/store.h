@@ -39,6 +39,7 @@ enum store_err {
     STORE_E_INVALID = -5,
     STORE_E_CLOSED = -6,      /* store closing, request not run */
     STORE_E_FULL = -7,        /* writer queue over its limit: back off */
+    STORE_E_LOCKED = -8,      /* another process serves this database */
 };
 const char *store_strerror(int err);
 
@@ -55,6 +56,10 @@ typedef struct store_config {
     /* Hot inbox journal (store_hot.c): bytes per file before the other
      * file takes over; default 8 MiB (tests make it small). */
     long hot_file_max;
+    /* The one process that serves pushes from this file: store_open fails
+     * with STORE_E_LOCKED while another holds it.  Others (herald app)
+     * open beside it and write through SQLite only. */
+    bool exclusive;
 } store_config_t;
 
 void store_config_defaults(store_config_t *c);

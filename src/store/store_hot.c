@@ -762,11 +762,12 @@ int store__hot_open(store_t *st) {
         h->fd[i] = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
         if (h->fd[i] < 0) rc = STORE_E_IO;
     }
-    /* One process owns the journal; another opener (a CLI beside a
-     * running server) writes through SQLite only. */
+    /* One process owns the journal (its cache of seq heads is only right
+     * while nobody else appends); another opener, `herald app` beside a
+     * running server, writes through SQLite only. */
     if (rc == 0 && flock(h->fd[0], LOCK_EX | LOCK_NB) < 0) {
         store__hot_free(h);
-        return 0;
+        return st->cfg.exclusive ? STORE_E_LOCKED : 0;
     }
     if (rc == 0) rc = replay(st, h);
     if (rc < 0) {

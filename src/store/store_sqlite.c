@@ -25,6 +25,7 @@ const char *store_strerror(int err) {
     case STORE_E_INVALID: return "invalid argument";
     case STORE_E_CLOSED: return "store closed";
     case STORE_E_FULL: return "store queue full";
+    case STORE_E_LOCKED: return "database in use by another herald serve";
     }
     return "unknown store error";
 }

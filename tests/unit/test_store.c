@@ -1052,6 +1052,107 @@ TEST(apps_create_rotate_put_lookup) {
     tmpdb_remove(&t);
 }
 
+/* ---- hot inbox (store_hot.c) --------------------------------------------- */
+
+/*
+ * A push acked before its fold leaves no inbox row behind, only its
+ * message row with the final status; readers see hot pushes and acks at
+ * once; a push still unacked at the fold keeps its inbox row.
+ */
+TEST(hot_ack_before_fold_writes_no_inbox_row) {
+    struct tmpdb t;
+    tmpdb_make(&t);
+    store_t *st = open_at(t.path, NULL);
+    CHECK(st);
+    /* The first push registers d1 through SQL; m2..m4 are hot. */
+    int64_t seq = 0;
+    char id[16];
+    for (int i = 1; i <= 4; i++) {
+        snprintf(id, sizeof id, "m%d", i);
+        CHECK_EQ_INT(push1(st, "a", id, "d1", NULL, NULL, 60, &seq, NULL), 0);
+        CHECK_EQ_INT(seq, i);
+    }
+    store_reader_t *rd;
+    CHECK_EQ_INT(store_reader_new(st, &rd), 0);
+    store_rows_t rows;
+    CHECK_EQ_INT(store_inbox_fetch(rd, "a", "d1", 1, 10, 0, &rows), 0);
+    CHECK_EQ_INT(rows.n, 3);
+    CHECK_EQ_INT(rows.rows[2].seq, 4);
+    CHECK(rows.rows[2].payload_len == 2 &&
+          !memcmp(rows.rows[2].payload, "m4", 2));
+    store_rows_free(&rows);
+    /* The fetch above folded m2..m4 (unacked: inbox rows).  An ack of
+     * m3 covers rows in SQLite; m5, pushed after, is hot when acked. */
+    store_req_t out;
+    CHECK_EQ_INT(ack(st, "a", "d1", 3, -1, &out), 0);
+    CHECK_EQ_INT(out.inbox_acked, 3);
+    CHECK_EQ_INT(push1(st, "a", "m5", "d1", NULL, NULL, 60, &seq, NULL), 0);
+    CHECK_EQ_INT(seq, 5);
+    CHECK_EQ_INT(ack(st, "a", "d1", 5, -1, &out), 0);
+    CHECK_EQ_INT(out.inbox_acked, 5);
+    store_device_info_t di;
+    CHECK_EQ_INT(store_device_info(rd, "a", "d1", &di), 0);
+    CHECK_EQ_INT(di.inbox_last_seq, 5);
+    CHECK_EQ_INT(di.inbox_acked, 5);
+    CHECK_EQ_INT(di.inbox_depth, 0);
+    store_status_t ss;
+    CHECK_EQ_INT(store_status_get(rd, "m5", &ss), 0);
+    CHECK_EQ_INT(ss.count[STORE_EV_STORED], 1);
+    CHECK_EQ_INT(ss.count[STORE_EV_ACKED], 1);
+    CHECK(ss.at_ms[STORE_EV_ACKED] > 0);
+    /* Pushed and acked before any fold: m6, in memory only (no row
+     * written yet); m7 never acked. */
+    store_stats_t s0, s1;
+    store_stats(st, &s0);
+    CHECK_EQ_INT(push1(st, "a", "m6", "d1", NULL, NULL, 60, &seq, NULL), 0);
+    CHECK_EQ_INT(ack(st, "a", "d1", 6, -1, &out), 0);
+    CHECK_EQ_INT(out.inbox_acked, 6);
+    store_stats(st, &s1);
+    /* Through SQLite: 6 rows (message, seq head, inbox; inbox delete,
+     * status, ack).  Hot: none, or the message row if a fold came between. */
+    CHECK(s1.rows_written - s0.rows_written <= 1);
+    CHECK_EQ_INT(push1(st, "a", "m7", "d1", NULL, NULL, 60, &seq, NULL), 0);
+    store_reader_free(rd);
+    store_close(st);
+    CHECK_EQ_INT(sql_int(t.path, "SELECT count(*) FROM inbox WHERE msg_id='m6'"),
+                 0);
+    CHECK_EQ_INT(sql_int(t.path, "SELECT n_acked FROM messages"
+                                 " WHERE msg_id='m6'"), 1);
+    CHECK_EQ_INT(sql_int(t.path, "SELECT n_stored FROM messages"
+                                 " WHERE msg_id='m6'"), 1);
+    CHECK_EQ_INT(sql_int(t.path, "SELECT seq FROM inbox WHERE msg_id='m7'"), 7);
+    CHECK_EQ_INT(sql_int(t.path, "SELECT inbox_last_seq*10+inbox_acked"
+                                 " FROM devices WHERE device='d1'"), 76);
+    tmpdb_remove(&t);
+}
+
+/* One process serves a database: a second exclusive opener is refused,
+ * a plain one (herald app beside the server) works through SQLite. */
+TEST(hot_journal_has_one_owner) {
+    struct tmpdb t;
+    tmpdb_make(&t);
+    store_config_t c;
+    store_config_defaults(&c);
+    c.exclusive = true;
+    store_t *st = open_at(t.path, &c);
+    CHECK(st);
+    CHECK_EQ_INT(push1(st, "a", "m1", "d1", NULL, NULL, 60, NULL, NULL), 0);
+    c.path = t.path;
+    store_t *other = NULL;
+    CHECK_EQ_INT(store_open(&c, &other), STORE_E_LOCKED);
+    store_t *side = open_at(t.path, NULL);
+    CHECK(side);
+    store_app_t app;
+    char key[80];
+    CHECK_EQ_INT(store_app_create(side, "second", &app, key, sizeof key), 0);
+    store_close(side);
+    int64_t seq = 0;
+    CHECK_EQ_INT(push1(st, "a", "m2", "d1", NULL, NULL, 60, &seq, NULL), 0);
+    CHECK_EQ_INT(seq, 2);
+    store_close(st);
+    tmpdb_remove(&t);
+}
+
 /* ---- durability under SIGKILL ---------------------------------------------- */
 
 static int ack_fd = -1;
