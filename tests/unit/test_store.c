@@ -1214,6 +1214,8 @@ static void __attribute__((noreturn)) child_pusher(const char *path, int fd,
         if (!r->seqs) _exit(2);
         r->done = child_done;
         while (store_submit(st, r) == STORE_E_FULL) usleep(200);
+        /* Acks keep up only with a paced stream (they queue behind). */
+        if (child_acks) usleep(300);
     }
 }
 
@@ -1244,7 +1246,12 @@ static void sigkill_run(long hot_file_max, bool acks) {
     CHECK(buf);
     uint64_t t0 = clock_mono_ms();
     int lines = 0;
-    while (clock_mono_ms() - t0 < 10000 && lines < 3000) {
+    /* With acks, long enough for the journal files to turn several times
+     * after dev0's first acks (a turn needs the idle file's pushes folded,
+     * 300 ms after they came). */
+    uint64_t min_ms = acks ? 1500 : 0;
+    while (clock_mono_ms() - t0 < 10000 &&
+           (lines < 3000 || clock_mono_ms() - t0 < min_ms)) {
         ssize_t n = read(p[0], buf + len, cap - len - 1);
         if (n <= 0) break;
         for (ssize_t i = 0; i < n; i++) lines += buf[len + i] == '\n';
