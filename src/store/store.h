@@ -152,6 +152,7 @@ struct store_req {
     void *data;                  /* the caller's */
     store_req_t *next;           /* private to the store */
     uint64_t submit_us;          /* private: when queued (latency) */
+    void *hot;                   /* private: its hot-inbox entry */
 };
 
 /* Operations as the latency metrics see them. */

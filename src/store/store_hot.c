@@ -38,6 +38,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <liburing.h>
 #include <sys/file.h>
 #include <unistd.h>
 
@@ -98,6 +99,16 @@ struct store_hot {
     hot_dev_t *dirty;
     uint8_t *jbuf;              /* this batch's records */
     size_t jlen, jcap;
+    /* The batch's write and fdatasync go through io_uring, so the writer
+     * folds older pushes while the disk flushes (store__hot_sync_start). */
+    struct io_uring ring;
+    bool ring_ok, ring_tried;
+    /* Readers (store__hot_fetch) walk the device table and entry lists:
+     * the writer changes them under mu.  Never held while taking another
+     * lock or waiting on anything. */
+    pthread_mutex_t mu;
+    int inflight;               /* completions still to reap */
+    hot_ent_t *unsynced;        /* first push whose record is not on disk */
 };
 
 /* ---- device cache ------------------------------------------------------- */
@@ -224,12 +235,14 @@ static void dev_mark_dirty(store_t *st, hot_dev_t *d) {
 void store__hot_forget(store_t *st, const char *app, const char *dev) {
     store_hot_t *h = st->hot;
     if (!h || !app || !dev) return;
+    pthread_mutex_lock(&h->mu);
     hot_dev_t *d = dev_find(h, app, dev, dev_hash(app, dev));
     /* Only called after a full fold: nothing hot, nothing dirty. */
     if (d && !d->first && !d->dirty) {
         dev_unlink(h, d);
         free(d);
     }
+    pthread_mutex_unlock(&h->mu);
 }
 
 /* ---- journal records ----------------------------------------------------- */
@@ -339,18 +352,149 @@ static int restart(store_hot_t *h, int i, uint64_t gen) {
     return 0;
 }
 
-int store__hot_sync(store_t *st) {
+static int sync_now(store_t *st, int i) {
     store_hot_t *h = st->hot;
-    if (!h || !h->jlen) return 0;
-    int i = h->cur;
-    int rc = grow(h, i, h->off[i] + (off_t)h->jlen);
-    if (rc == 0) rc = write_at(h->fd[i], h->jbuf, h->jlen, h->off[i]);
+    int rc = write_at(h->fd[i], h->jbuf, h->jlen, h->off[i]);
     if (rc == 0 && st->cfg.synchronous_full && fdatasync(h->fd[i]) < 0)
         rc = STORE_E_IO;
-    if (rc < 0)
-        log_error("hot journal write failed", "err=\"%s\"", strerror(errno));
+    return rc;
+}
+
+/*
+ * The ring is set up by the writer, its only user, with COOP_TASKRUN:
+ * otherwise io_uring signals completions to the task that set it up by
+ * interrupting it, and a blocking socket read with a timeout there fails
+ * with EINTR (test_push's client did, when store_open ran on its thread).
+ */
+static void ring_init(store_hot_t *h) {
+    h->ring_tried = true;
+    struct io_uring_params p;
+    memset(&p, 0, sizeof p);
+    p.flags = IORING_SETUP_COOP_TASKRUN;
+    h->ring_ok = io_uring_queue_init_params(4, &h->ring, &p) == 0;
+    if (!h->ring_ok) /* an older kernel: in place (sync_now) instead */
+        log_info("hot journal writes without io_uring", NULL);
+}
+
+int store__hot_sync_start(store_t *st) {
+    store_hot_t *h = st->hot;
+    if (!h || !h->jlen || h->inflight) return 0;
+    if (!h->ring_tried) ring_init(h);
+    int i = h->cur;
+    int rc = grow(h, i, h->off[i] + (off_t)h->jlen);
+    struct io_uring_sqe *w = NULL, *f = NULL;
+    if (rc == 0 && h->ring_ok) {
+        w = io_uring_get_sqe(&h->ring);
+        f = st->cfg.synchronous_full ? io_uring_get_sqe(&h->ring) : NULL;
+    }
+    if (rc == 0 && w && (f || !st->cfg.synchronous_full)) {
+        io_uring_prep_write(w, h->fd[i], h->jbuf, (unsigned)h->jlen,
+                            (uint64_t)h->off[i]);
+        io_uring_sqe_set_data64(w, h->jlen);
+        if (f) {
+            w->flags |= IOSQE_IO_LINK; /* the flush only after the write */
+            io_uring_prep_fsync(f, h->fd[i], IORING_FSYNC_DATASYNC);
+            io_uring_sqe_set_data64(f, 0);
+        }
+        int want = f ? 2 : 1;
+        if (io_uring_submit(&h->ring) == want) {
+            h->inflight = want;
+            h->off[i] += (off_t)h->jlen;
+            return 0;
+        }
+        rc = STORE_E_IO;
+    }
+    if (rc == 0) rc = sync_now(st, i); /* no ring here: in place */
     h->off[i] += (off_t)h->jlen;
     h->jlen = 0;
+    pthread_mutex_lock(&h->mu);
+    h->unsynced = NULL;
+    pthread_mutex_unlock(&h->mu);
+    if (rc < 0) h->inflight = -1; /* reported by the wait */
+    return rc;
+}
+
+int store__hot_sync_wait(store_t *st) {
+    store_hot_t *h = st->hot;
+    if (!h || !h->inflight) return 0;
+    int rc = 0;
+    if (h->inflight < 0) {
+        rc = STORE_E_IO;
+    } else {
+        while (h->inflight > 0) {
+            struct io_uring_cqe *cqe;
+            int w = io_uring_wait_cqe(&h->ring, &cqe);
+            if (w == -EINTR) continue;
+            if (w < 0) { /* the ring is unusable: give up on it */
+                rc = STORE_E_IO;
+                h->ring_ok = false;
+                break;
+            }
+            uint64_t want = io_uring_cqe_get_data64(cqe);
+            if (cqe->res < 0 || (want && (uint64_t)cqe->res != want))
+                rc = STORE_E_IO;
+            io_uring_cqe_seen(&h->ring, cqe);
+            h->inflight--;
+        }
+    }
+    if (rc < 0)
+        log_error("hot journal write failed", NULL);
+    h->inflight = 0;
+    h->jlen = 0;
+    pthread_mutex_lock(&h->mu);
+    h->unsynced = NULL;
+    pthread_mutex_unlock(&h->mu);
+    return rc;
+}
+
+void store__hot_lock(store_t *st, bool lock) {
+    if (!st->hot) return;
+    if (lock) pthread_mutex_lock(&st->hot->mu);
+    else pthread_mutex_unlock(&st->hot->mu);
+}
+
+/* Copies one entry into a row; 0 or STORE_E_NOMEM. */
+static int row_of(const hot_ent_t *e, store_row_t *row) {
+    memset(row, 0, sizeof *row);
+    row->msg_id = strdup(e->msg_id);
+    row->payload = malloc(e->payload_len ? e->payload_len : 1);
+    if (!row->msg_id || !row->payload) return STORE_E_NOMEM;
+    memcpy(row->payload, e->payload, e->payload_len);
+    row->payload_len = e->payload_len;
+    row->seq = e->seq;
+    row->need_ack = e->need_ack;
+    row->created_ms = e->created;
+    row->expires_ms = e->expires;
+    return 0;
+}
+
+int store__hot_fetch(store_t *st, const char *app, const char *dev,
+                     int64_t after, uint32_t limit, int64_t now,
+                     store_rows_t *out) {
+    store_hot_t *h = st->hot;
+    memset(out, 0, sizeof *out);
+    if (!h || !app || !dev) return 0;
+    int rc = 0;
+    pthread_mutex_lock(&h->mu);
+    hot_dev_t *d = dev_find(h, app, dev, dev_hash(app, dev));
+    for (hot_ent_t *e = d ? d->first : NULL; e && rc == 0; e = e->dnext) {
+        /* Not on disk yet: its push is not acknowledged, and a crash now
+         * would hand its seq to another message. */
+        if (e == h->unsynced) break;
+        if (e->seq <= after || e->at_acked || (now && e->expires <= now))
+            continue;
+        if (out->n == limit) {
+            out->more = true;
+            break;
+        }
+        if (!out->rows && !(out->rows = calloc(limit, sizeof *out->rows))) {
+            rc = STORE_E_NOMEM;
+            break;
+        }
+        rc = row_of(e, &out->rows[out->n++]);
+    }
+    pthread_mutex_unlock(&h->mu);
+    if (rc < 0) store_rows_free(out);
     return rc;
 }
 
@@ -402,6 +546,7 @@ bool store__hot_append(store_t *st, store_req_t *req, int64_t now, int *rc) {
     if (d->last) d->last->dnext = e;
     else d->first = e;
     d->last = e;
+    if (!h->unsynced) h->unsynced = e;
     if (h->tail) h->tail->next = e;
     else h->head = e;
     h->tail = e;
@@ -409,6 +554,17 @@ bool store__hot_append(store_t *st, store_req_t *req, int64_t now, int *rc) {
     h->live[e->file]++;
     publish(st);
     if (req->seqs) req->seqs[0] = e->seq;
+    req->hot = e; /* until its done(): folds come after */
+    return true;
+}
+
+bool store__hot_delivered(void *ent, const char *msg_id, long routed,
+                          long written, int64_t now) {
+    hot_ent_t *e = ent;
+    if (strcmp(e->msg_id, msg_id)) return false;
+    e->routed += routed;
+    e->written += written;
+    if (!e->at_delivered) e->at_delivered = now;
     return true;
 }
 
@@ -431,11 +587,11 @@ bool store__hot_ack(store_t *st, store_req_t *req, int64_t now, int *rc) {
         for (hot_ent_t *e = d->first; e && e->seq <= acked; e = e->dnext) {
             if (e->at_acked) continue;
             e->at_acked = now;
-            store_pend_ent_t held;
+            store_pend_ent_t held; /* counts a STATUS request brought */
             if (store__pend_pop(st, e->msg_id, &held)) {
-                e->routed = held.routed;
-                e->written = held.written;
-                e->at_delivered = held.at;
+                e->routed += held.routed;
+                e->written += held.written;
+                if (!e->at_delivered) e->at_delivered = held.at;
             }
         }
         d->acked = acked;
@@ -456,10 +612,12 @@ void store__hot_acked(store_t *st, store_req_t *req) {
     hot_dev_t *d = dev_find(h, req->msg.app, req->device,
                             dev_hash(req->msg.app, req->device));
     if (!d) return;
+    pthread_mutex_lock(&h->mu);
     if (req->inbox_acked > d->sql_acked) d->sql_acked = req->inbox_acked;
     if (req->inbox_acked > d->acked) d->acked = req->inbox_acked;
     d->cursor = req->bcast_cursor;
     req->inbox_acked = d->acked; /* the hot part counts too */
+    pthread_mutex_unlock(&h->mu);
 }
 
 /* ---- folding into SQLite ---------------------------------------------------- */
@@ -508,6 +666,7 @@ static int fold_dev(store_t *st, const hot_dev_t *d) {
 /* Frees the first n entries, folded by a committed transaction. */
 static void drop_folded(store_t *st, long n) {
     store_hot_t *h = st->hot;
+    pthread_mutex_lock(&h->mu);
     while (n-- > 0 && h->head) {
         hot_ent_t *e = h->head;
         hot_dev_t *d = e->dev;
@@ -520,6 +679,7 @@ static void drop_folded(store_t *st, long n) {
         h->n--;
         free(e);
     }
+    pthread_mutex_unlock(&h->mu);
     publish(st);
 }
 
@@ -544,6 +704,7 @@ long store__hot_fold(store_t *st, int mode) {
     for (hot_ent_t *e = h->head; rc == 0 && mode != HOT_DEVS && e;
          e = e->next) {
         if (mode == HOT_OLD && e->born_ms + HOT_AGE_MS > now) break;
+        if (e == h->unsynced) break; /* not on disk yet: readers wait */
         if ((rc = fold_one(st, e)) < 0) break;
         n++;
         rows += e->at_acked ? 1 : 2;
@@ -587,7 +748,8 @@ static int wal_sync(store_t *st) {
  * durable, and makes it the one written next. */
 void store__hot_rotate(store_t *st) {
     store_hot_t *h = st->hot;
-    if (!h || h->off[h->cur] < st->cfg.hot_file_max || h->live[!h->cur])
+    if (!h || h->inflight || h->off[h->cur] < st->cfg.hot_file_max ||
+        h->live[!h->cur])
         return;
     if (store__hot_fold(st, HOT_DEVS) < 0 || wal_sync(st) < 0) return;
     int other = !h->cur;
@@ -749,10 +911,40 @@ static int replay(store_t *st, store_hot_t *h) {
     return 0;
 }
 
+/*
+ * One process owns the journal (its cache of seq heads is only right while
+ * nobody else appends); another opener, `herald app` beside a running
+ * server, writes through SQLite only.  Both files are locked: a killed
+ * owner's io_uring requests still in flight keep its open files, and so
+ * its locks, until the kernel has finished them, and no replay may start
+ * before a dead owner's last write has landed.  So an exclusive opener
+ * (herald serve) waits up to LOCK_WAIT_MS for a lock held that way.
+ */
+#define LOCK_WAIT_MS 10000
+
+static bool lock_journal(store_t *st, store_hot_t *h) {
+    uint64_t t0 = clock_mono_ms();
+    bool said = false;
+    for (;;) {
+        if (flock(h->fd[0], LOCK_EX | LOCK_NB) == 0) {
+            if (flock(h->fd[1], LOCK_EX | LOCK_NB) == 0) return true;
+            (void)flock(h->fd[0], LOCK_UN);
+        }
+        if (!st->cfg.exclusive || clock_mono_ms() - t0 >= LOCK_WAIT_MS)
+            return false;
+        if (!said) {
+            log_info("hot journal locked; waiting", "path=\"%s\"", st->path);
+            said = true;
+        }
+        usleep(10 * 1000);
+    }
+}
+
 int store__hot_open(store_t *st) {
     store_hot_t *h = calloc(1, sizeof *h);
     if (!h) return STORE_E_NOMEM;
     h->fd[0] = h->fd[1] = h->walfd = -1;
+    pthread_mutex_init(&h->mu, NULL);
     h->nbuckets = DEV_BUCKETS_MIN;
     h->buckets = calloc(h->nbuckets, sizeof *h->buckets);
     int rc = h->buckets ? 0 : STORE_E_NOMEM;
@@ -762,10 +954,7 @@ int store__hot_open(store_t *st) {
         h->fd[i] = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
         if (h->fd[i] < 0) rc = STORE_E_IO;
     }
-    /* One process owns the journal (its cache of seq heads is only right
-     * while nobody else appends); another opener, `herald app` beside a
-     * running server, writes through SQLite only. */
-    if (rc == 0 && flock(h->fd[0], LOCK_EX | LOCK_NB) < 0) {
+    if (rc == 0 && !lock_journal(st, h)) {
         store__hot_free(h);
         return st->cfg.exclusive ? STORE_E_LOCKED : 0;
     }
@@ -796,6 +985,8 @@ void store__hot_free(store_hot_t *h) {
     }
     free(h->buckets);
     free(h->jbuf);
+    if (h->ring_ok) io_uring_queue_exit(&h->ring);
+    pthread_mutex_destroy(&h->mu);
     for (int i = 0; i < 2; i++)
         if (h->fd[i] >= 0) close(h->fd[i]);
     if (h->walfd >= 0) close(h->walfd);

@@ -154,8 +154,8 @@ int store__pend_init(store_t *st);
 void store__pend_free(store_t *st);
 /* Holds a STATUS request that counts only routed/written; false: run it. */
 bool store__pend_put(store_t *st, const store_req_t *req, int64_t now);
-/* Marks the writer calling done()s of st (NULL: no longer). */
-void store__in_done(const store_t *st);
+/* Marks the writer calling req's done() for st (NULL: no longer). */
+void store__in_done(const store_t *st, const store_req_t *req);
 /* Takes msg's held counts for its ack's UPDATE (undone by a rollback). */
 bool store__pend_take(store_t *st, const char *msg_id, store_pend_ent_t *out);
 /* Removes and returns msg's held counts for good (a hot ack, store_hot.c). */
@@ -177,10 +177,23 @@ void store__hot_free(store_hot_t *h);
  * (true, *rc its result); false: run it through SQL after a full fold. */
 bool store__hot_append(store_t *st, store_req_t *req, int64_t now, int *rc);
 bool store__hot_ack(store_t *st, store_req_t *req, int64_t now, int *rc);
+/* Writer: holds (true) or releases the lock readers of hot pushes take,
+ * around every change of the device table or the entry lists. */
+void store__hot_lock(store_t *st, bool lock);
+/* Any thread: the device's unacked hot pushes after `after` whose records
+ * are on disk, by seq (store_inbox_fetch merges them with SQLite's). */
+int store__hot_fetch(store_t *st, const char *app, const char *dev,
+                     int64_t after, uint32_t limit, int64_t now,
+                     store_rows_t *out);
+/* Adds delivery counts to the hot entry ent if it is msg_id's. */
+bool store__hot_delivered(void *ent, const char *msg_id, long routed,
+                          long written, int64_t now);
 /* After an ACK that also ran through SQL committed: its results. */
 void store__hot_acked(store_t *st, store_req_t *req);
-/* Writes this batch's journal records and fdatasyncs them. */
-int store__hot_sync(store_t *st);
+/* Starts writing this batch's journal records and their fdatasync;
+ * _wait returns when they are on disk (0) or failed. */
+int store__hot_sync_start(store_t *st);
+int store__hot_sync_wait(store_t *st);
 /* Folds hot pushes into SQLite in their own transaction: those old enough
  * (HOT_OLD), all of them and every device row (HOT_ALL), or only the
  * device rows (HOT_DEVS); rows written or an error. */

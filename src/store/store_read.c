@@ -69,13 +69,18 @@ void store_reader_free(store_reader_t *r) {
     free(r);
 }
 
-void store_rows_free(store_rows_t *rows) {
-    if (!rows) return;
+/* The rows' own strings and payloads, not the array. */
+static void store_rows_free_items(store_rows_t *rows) {
     for (uint32_t i = 0; i < rows->n; i++) {
         free(rows->rows[i].msg_id);
         free(rows->rows[i].payload);
         free(rows->rows[i].collapse_key);
     }
+}
+
+void store_rows_free(store_rows_t *rows) {
+    if (!rows) return;
+    store_rows_free_items(rows);
     free(rows->rows);
     memset(rows, 0, sizeof *rows);
 }
@@ -136,19 +141,68 @@ static int rows_collect(store_reader_t *r, sqlite3_stmt *s, int timeline,
     return 0;
 }
 
+/* Rows of a and b (each by seq) in one list by seq, a row in both taken
+ * once, at most limit; b's rows are moved or freed, a becomes the result. */
+static int rows_merge(store_rows_t *a, store_rows_t *b, uint32_t limit) {
+    if (!b->n) return 0;
+    store_row_t *m = calloc((size_t)a->n + b->n, sizeof *m);
+    if (!m) return STORE_E_NOMEM;
+    uint32_t i = 0, j = 0, n = 0;
+    while (i < a->n || j < b->n) {
+        store_row_t *x;
+        if (j == b->n || (i < a->n && a->rows[i].seq <= b->rows[j].seq)) {
+            x = &a->rows[i++];
+            if (j < b->n && b->rows[j].seq == x->seq) { /* folded between */
+                store_rows_t one = {&b->rows[j++], 1, false};
+                store_rows_free_items(&one);
+            }
+        } else {
+            x = &b->rows[j++];
+        }
+        m[n++] = *x;
+        memset(x, 0, sizeof *x);
+    }
+    bool more = a->more || b->more;
+    free(b->rows);
+    b->rows = NULL;
+    b->n = 0;
+    free(a->rows);
+    a->rows = m;
+    a->n = n;
+    if (n > limit) {
+        store_rows_t tail = {m + limit, n - limit, false};
+        store_rows_free_items(&tail);
+        a->n = limit;
+        more = true;
+    }
+    a->more = more;
+    return 0;
+}
+
+/* SQLite's rows and the hot inbox's (store_hot.c), hot ones copied first:
+ * one folded in between is then in both (taken once), never in neither. */
 int store_inbox_fetch(store_reader_t *r, const char *app, const char *device,
                       int64_t after, uint32_t limit, int64_t now_ms,
                       store_rows_t *out) {
-    store__hot_barrier(r->st);
+    store_rows_t hot = {0};
+    memset(out, 0, sizeof *out);
+    int rc = store__hot_fetch(r->st, app, device, after, limit, now_ms, &hot);
+    if (rc < 0) return rc;
     sqlite3_stmt *s = rstmt(r, R_INBOX_FETCH);
-    if (!s) return STORE_E_IO;
+    if (!s) {
+        store_rows_free(&hot);
+        return STORE_E_IO;
+    }
     sqlite3_bind_text(s, 1, app, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 2, device, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 3, after);
     sqlite3_bind_int64(s, 4, now_ms);
     sqlite3_bind_int64(s, 5, (int64_t)limit + 1);
     uint64_t t0 = clock_mono_us();
-    int rc = rows_collect(r, s, 0, limit, out);
+    rc = rows_collect(r, s, 0, limit, out);
+    if (rc == 0 && (rc = rows_merge(out, &hot, limit)) < 0)
+        store_rows_free(out);
+    store_rows_free(&hot);
     store__observe(r->st, STORE_OBS_FETCH, t0, rc < 0);
     return rc;
 }

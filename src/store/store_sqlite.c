@@ -217,6 +217,7 @@ void store__observe(store_t *st, int obs, uint64_t since_us, bool failed) {
 int store_submit(store_t *st, store_req_t *req) {
     int rc = 0;
     req->next = NULL;
+    req->hot = NULL;
     req->submit_us = clock_mono_us();
     pthread_mutex_lock(&st->mu);
     if (st->closing) {

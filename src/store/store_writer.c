@@ -133,6 +133,7 @@ static int take_hot(store_t *st, store_req_t **batch, int n, int *rcs,
     int keep = 0, took = 0;
     store_req_t *later[n > 0 ? n : 1];
     int later_rc[n > 0 ? n : 1];
+    store__hot_lock(st, true);
     for (int i = 0; st->hot && i < n; i++) {
         int rc = 0;
         if (store__hot_append(st, batch[i], now, &rc) ||
@@ -143,6 +144,7 @@ static int take_hot(store_t *st, store_req_t **batch, int n, int *rcs,
             batch[keep++] = batch[i];
         }
     }
+    store__hot_lock(st, false);
     if (!st->hot) keep = n;
     for (int i = 0; i < took; i++) {
         batch[keep + i] = later[i];
@@ -182,12 +184,15 @@ static void after_sql(store_t *st, store_req_t **batch, int n, int *rcs) {
     }
 }
 
-/* This batch's hot records to disk.  If the journal fails, a full fold
+/* Waits for this batch's hot records to be on disk (store__hot_sync_start
+ * began writing them).  If the journal fails, a full fold
  * with an fsync makes them durable in SQLite instead; only if that fails
  * too are their pushes answered with the error. */
 static void hot_durable(store_t *st, store_req_t **batch, int from, int n,
                         int *rcs) {
-    if (store__hot_sync(st) == 0) return;
+    if (store__hot_sync_wait(st) == 0) return;
+    for (int i = from; i < from + n; i++)
+        batch[i]->hot = NULL; /* the fold below frees the entries */
     store__set_sync(st, true);
     long rc = store__hot_fold(st, HOT_ALL);
     if (rc >= 0) return;
@@ -196,16 +201,27 @@ static void hot_durable(store_t *st, store_req_t **batch, int from, int n,
             rcs[i] = (int)rc;
 }
 
-static long run_batch(store_t *st, store_req_t **batch, int n, int *rcs) {
+/* The requests the hot inbox took: batch[from .. from + n). */
+struct hot_part {
+    int from, n;
+};
+
+/* Leaves the hot part's journal write in flight (hot_durable ends it)
+ * unless an SQL request needs every hot push folded first. */
+static long run_batch(store_t *st, store_req_t **batch, int n, int *rcs,
+                      struct hot_part *hp) {
     int64_t now = (int64_t)clock_wall_ms();
     long replaced0 = st->replaced;
     n = hold_status(st, batch, n, rcs, now);
     int hot = 0;
     n = take_hot(st, batch, n, rcs, now, &hot);
-    if (hot) hot_durable(st, batch, n, hot, rcs);
+    hp->from = n;
+    hp->n = hot;
+    if (hot) (void)store__hot_sync_start(st); /* failures: at the wait */
     if (n == 0) return 0;
     long folded = 0;
     if (needs_fold(batch, n)) {
+        hot_durable(st, batch, hp->from, hp->n, rcs);
         store__set_sync(st, false);
         if ((folded = store__hot_fold(st, HOT_ALL)) < 0) {
             for (int i = 0; i < n; i++) rcs[i] = (int)folded;
@@ -327,15 +343,15 @@ static void batch_finish(store_t *st, store_req_t **batch, int n, int *rcs,
     st->commit_ms_total += ms;
     pthread_mutex_unlock(&st->mu);
     ev_async_hold(); /* the loops the done()s wake, woken once each */
-    store__in_done(st);
     for (int i = 0; i < n; i++) {
         store_req_t *r = batch[i];
+        store__in_done(st, r);
         /* NOTFOUND is an answer (a swept message, an unknown device). */
         store__observe(st, obs_of(r->op), r->submit_us,
                        rcs[i] < 0 && rcs[i] != STORE_E_NOTFOUND);
         if (r->done) r->done(r, rcs[i]); /* r may be freed by its owner now */
     }
-    store__in_done(NULL);
+    store__in_done(NULL, NULL);
     ev_async_flush();
 }
 
@@ -353,17 +369,19 @@ static void sweep_now(store_t *st) {
 }
 
 /* Hot pushes old enough, or all of them for readers waiting on a
- * barrier (store__hot_barrier), into SQLite. */
-static void fold_hot(store_t *st) {
+ * barrier (store__hot_barrier), into SQLite.  While a batch's journal
+ * write is in flight (overlap) only the old ones: a reader must not see a
+ * push that a crash could still take back. */
+static void fold_hot(store_t *st, bool overlap) {
     if (!st->hot) return;
     pthread_mutex_lock(&st->mu);
     uint64_t asked = st->fold_asked;
-    bool all = asked != st->fold_done;
+    bool all = !overlap && asked != st->fold_done;
     pthread_mutex_unlock(&st->mu);
     pthread_mutex_lock(&st->db_mu);
     store__set_sync(st, false); /* the journal holds them durably */
     long rows = store__hot_fold(st, all ? HOT_ALL : HOT_OLD);
-    store__hot_rotate(st);
+    if (!overlap) store__hot_rotate(st);
     pthread_mutex_unlock(&st->db_mu);
     pthread_mutex_lock(&st->mu);
     if (rows > 0) st->stats.rows_written += rows;
@@ -399,8 +417,13 @@ void *store__writer_main(void *arg) {
         int n = batch && rcs ? take_batch(st, batch, next_sweep, &stop) : 0;
         if (n > 0) {
             uint64_t t0 = clock_mono_us();
+            struct hot_part hp;
             pthread_mutex_lock(&st->db_mu);
-            long rows = run_batch(st, batch, n, rcs);
+            long rows = run_batch(st, batch, n, rcs, &hp);
+            pthread_mutex_unlock(&st->db_mu);
+            fold_hot(st, true); /* while the journal flushes */
+            pthread_mutex_lock(&st->db_mu);
+            hot_durable(st, batch, hp.from, hp.n, rcs);
             pthread_mutex_unlock(&st->db_mu);
             batch_finish(st, batch, n, rcs, rows, t0);
         }
@@ -408,7 +431,7 @@ void *store__writer_main(void *arg) {
             log_error("store writer out of memory", NULL);
             break;
         }
-        fold_hot(st);
+        fold_hot(st, false);
         flush_held(st, false);
         if (!stop && clock_mono_ms() >= next_sweep) {
             sweep_now(st);

@@ -1081,8 +1081,8 @@ TEST(hot_ack_before_fold_writes_no_inbox_row) {
     CHECK(rows.rows[2].payload_len == 2 &&
           !memcmp(rows.rows[2].payload, "m4", 2));
     store_rows_free(&rows);
-    /* The fetch above folded m2..m4 (unacked: inbox rows).  An ack of
-     * m3 covers rows in SQLite; m5, pushed after, is hot when acked. */
+    /* m1 is an inbox row in SQLite, m2..m4 are hot: an ack of m3 runs
+     * in memory and, for m1, through SQL; m5 is hot when acked. */
     store_req_t out;
     CHECK_EQ_INT(ack(st, "a", "d1", 3, -1, &out), 0);
     CHECK_EQ_INT(out.inbox_acked, 3);
@@ -1150,6 +1150,95 @@ TEST(hot_journal_has_one_owner) {
     CHECK_EQ_INT(push1(st, "a", "m2", "d1", NULL, NULL, 60, &seq, NULL), 0);
     CHECK_EQ_INT(seq, 2);
     store_close(st);
+    tmpdb_remove(&t);
+}
+
+/* A done() that waits for a lock the reading thread holds: the push
+ * service's sync fetches a device's last rows under its online-table lock,
+ * which the writer's done()s take to route.  A fetch that waited for the
+ * writer (a fold) deadlocked; hot pushes are read from memory instead. */
+static pthread_mutex_t route_mu = PTHREAD_MUTEX_INITIALIZER;
+static int routed_done;
+
+static void route_done(store_req_t *req, int rc) {
+    (void)req;
+    (void)rc;
+    pthread_mutex_lock(&route_mu);
+    routed_done = 1;
+    pthread_mutex_unlock(&route_mu);
+}
+
+TEST(hot_fetch_does_not_wait_for_the_writer) {
+    struct tmpdb t;
+    tmpdb_make(&t);
+    store_t *st = open_at(t.path, NULL);
+    CHECK(st);
+    CHECK_EQ_INT(push1(st, "a", "m1", "d1", NULL, NULL, 60, NULL, NULL), 0);
+    store_reader_t *rd;
+    CHECK_EQ_INT(store_reader_new(st, &rd), 0);
+    pthread_mutex_lock(&route_mu);
+    store_req_t r;
+    const char *devs[1] = {"d1"};
+    msg_fill(&r, STORE_OP_INBOX_APPEND, "a", "m2", "m2");
+    r.devices = devs;
+    r.n_devices = 1;
+    r.done = route_done;
+    CHECK_EQ_INT(store_submit(st, &r), 0);
+    usleep(100 * 1000); /* the writer is now stuck in route_done */
+    alarm(20);          /* a deadlock fails the test instead of hanging */
+    store_rows_t rows;
+    CHECK_EQ_INT(store_inbox_fetch(rd, "a", "d1", 0, 10, 0, &rows), 0);
+    alarm(0);
+    CHECK_EQ_INT(rows.n, 2);
+    CHECK_EQ_INT(rows.rows[1].seq, 2);
+    CHECK(rows.n == 2 && !strcmp(rows.rows[1].msg_id, "m2"));
+    store_rows_free(&rows);
+    pthread_mutex_unlock(&route_mu);
+    for (int i = 0; i < 500; i++) {
+        pthread_mutex_lock(&route_mu);
+        int done = routed_done;
+        pthread_mutex_unlock(&route_mu);
+        if (done) break;
+        usleep(10 * 1000);
+    }
+    CHECK_EQ_INT(routed_done, 1);
+    store_reader_free(rd);
+    store_close(st);
+    tmpdb_remove(&t);
+}
+
+/* A damaged journal (noise, a record longer than the file, a stale
+ * generation) replays what is whole and opens; the store works after. */
+TEST(hot_journal_damage_is_survived) {
+    struct tmpdb t;
+    tmpdb_make(&t);
+    store_t *st = open_at(t.path, NULL);
+    CHECK(st);
+    CHECK_EQ_INT(push1(st, "a", "m1", "d1", NULL, NULL, 60, NULL, NULL), 0);
+    store_close(st);
+    char p0[128], p1[128];
+    snprintf(p0, sizeof p0, "%s-hot0", t.path);
+    snprintf(p1, sizeof p1, "%s-hot1", t.path);
+    /* hot0: its own header (kept), then a record claiming 1 GiB. */
+    FILE *f = fopen(p0, "r+b");
+    CHECK(f);
+    uint32_t big[2] = {1u << 30, 0};
+    CHECK(fseek(f, 16, SEEK_SET) == 0 && fwrite(big, 4, 2, f) == 2);
+    fclose(f);
+    /* hot1: noise from the first byte. */
+    f = fopen(p1, "wb");
+    CHECK(f);
+    srand(7);
+    for (int i = 0; i < 70000; i++) fputc(rand() & 0xff, f);
+    fclose(f);
+    st = open_at(t.path, NULL);
+    CHECK(st);
+    int64_t seq = 0;
+    CHECK_EQ_INT(push1(st, "a", "m2", "d1", NULL, NULL, 60, &seq, NULL), 0);
+    CHECK_EQ_INT(seq, 2);
+    store_close(st);
+    unlink(p0);
+    unlink(p1);
     tmpdb_remove(&t);
 }
 
@@ -1267,7 +1356,13 @@ static void sigkill_run(long hot_file_max, bool acks) {
     waitpid(pid, &wst, 0);
     CHECK(WIFSIGNALED(wst) && WTERMSIG(wst) == SIGKILL);
 
-    store_t *st = open_at(t.path, NULL);
+    /* As herald serve opens it: exclusive, so it waits for the dead
+     * child's journal lock (held until its last io_uring write lands)
+     * and replays; a plain opener would go on without the journal. */
+    store_config_t oc;
+    store_config_defaults(&oc);
+    oc.exclusive = true;
+    store_t *st = open_at(t.path, &oc);
     CHECK(st);
     store_reader_t *rd;
     CHECK_EQ_INT(store_reader_new(st, &rd), 0);
