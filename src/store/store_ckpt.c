@@ -14,7 +14,11 @@
 
 #include "core/log.h"
 
-#define CKPT_FRAMES 1000 /* SQLite's own default threshold */
+/* SQLite's default is 1,000.  Smaller checkpoints flush less at once,
+ * and each flush delays the journal's fdatasync that shares the disk:
+ * push_ab p99 9.6-10.7 ms at 1,000, 7.9-8.2 at 250 (same rate), no better
+ * at 100. */
+#define CKPT_FRAMES 250
 
 /* Writer thread, after each commit. */
 static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames) {
