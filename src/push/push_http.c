@@ -174,20 +174,38 @@ static const char *reason_phrase(int st) {
     }
 }
 
+/* Decimal digits of v at p; returns the end. */
+static char *put_uint(char *p, size_t v) {
+    char tmp[24];
+    int n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (n) *p++ = tmp[--n];
+    return p;
+}
+
+/* Built with stpcpy, not snprintf: formatting was ~1.5 % of the CPU of a
+ * push over HTTP (this head, the body, the message id). */
 static void queue_response(hconn_t *c, const push_api_resp_t *r, bool close,
                            bool head_only) {
     char hd[384];
-    int n = snprintf(hd, sizeof hd,
-                     "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
-                     "Content-Length: %zu\r\n%s%s%s%s\r\n",
-                     r->status, reason_phrase(r->status), r->body_len,
-                     r->status == 401 ? "WWW-Authenticate: Bearer\r\n" : "",
-                     r->allow_post ? "Allow: POST\r\n"
-                     : r->allow_get ? "Allow: GET, HEAD\r\n"
-                                    : "",
-                     r->status == 429 || r->status == 503
-                         ? "Retry-After: 1\r\n" : "",
-                     close ? "Connection: close\r\n" : "");
+    char *p = stpcpy(hd, "HTTP/1.1 ");
+    p = put_uint(p, (size_t)r->status);
+    *p++ = ' ';
+    p = stpcpy(p, reason_phrase(r->status));
+    p = stpcpy(p, "\r\nContent-Type: application/json\r\nContent-Length: ");
+    p = put_uint(p, r->body_len);
+    p = stpcpy(p, "\r\n");
+    if (r->status == 401) p = stpcpy(p, "WWW-Authenticate: Bearer\r\n");
+    if (r->allow_post) p = stpcpy(p, "Allow: POST\r\n");
+    else if (r->allow_get) p = stpcpy(p, "Allow: GET, HEAD\r\n");
+    if (r->status == 429 || r->status == 503)
+        p = stpcpy(p, "Retry-After: 1\r\n");
+    if (close) p = stpcpy(p, "Connection: close\r\n");
+    p = stpcpy(p, "\r\n");
+    int n = (int)(p - hd);
     if (!out_append(c, hd, (size_t)n) ||
         (!head_only && !out_append(c, r->body, r->body_len))) {
         conn_close(c);
