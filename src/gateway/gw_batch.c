@@ -43,15 +43,7 @@ int gw_batch_init(gw_worker_t *w) {
     if (getenv("HERALD_NO_URING")) return -ENOSYS;
     gw_batch_t *b = calloc(1, sizeof *b);
     if (!b) return -ENOMEM;
-    /* Set up on the starting thread but used by the worker: without
-     * COOP_TASKRUN, io_uring signals completions by interrupting the
-     * thread that set it up, and its blocking socket reads with a timeout
-     * fail with EINTR (store_hot.c's ring did that to a test's client). */
-    struct io_uring_params p;
-    memset(&p, 0, sizeof p);
-    p.flags = IORING_SETUP_COOP_TASKRUN;
-    int rc = io_uring_queue_init_params(GW_BATCH, &b->ring, &p);
-    if (rc < 0) rc = io_uring_queue_init(GW_BATCH, &b->ring, 0);
+    int rc = io_uring_queue_init(GW_BATCH, &b->ring, 0);
     if (rc < 0) {
         free(b);
         return rc;
