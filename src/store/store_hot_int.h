@@ -1,0 +1,91 @@
+/*
+ * The hot inbox's private structures, shared by store_hot.c (the held
+ * pushes, their device cache, folding) and store_journal.c (the journal
+ * files: records, io_uring writes, replay, the owner's lock).  Writer
+ * thread only, except what store_hot.c guards with store_hot.mu.
+ */
+#ifndef HERALD_STORE_HOT_INT_H
+#define HERALD_STORE_HOT_INT_H
+
+#include <liburing.h>
+#include <sys/types.h>
+
+#include "store/store_int.h"
+
+#define HOT_PAYLOAD_MAX (1u << 20) /* bytes: larger pushes take SQL */
+
+typedef struct hot_dev hot_dev_t;
+typedef struct hot_ent hot_ent_t;
+
+struct hot_ent {
+    hot_ent_t *next;            /* FIFO of all entries (fold order) */
+    hot_ent_t *dnext;           /* this device's entries, by seq */
+    hot_dev_t *dev;
+    int64_t seq, created, expires, at_acked;
+    int64_t routed, written, at_delivered; /* taken from store_pend */
+    int32_t ttl;
+    bool need_ack;
+    uint8_t file;               /* journal file holding its record */
+    uint64_t born_ms;           /* mono */
+    char msg_id[40];
+    size_t payload_len;
+    uint8_t payload[];
+};
+
+struct hot_dev {
+    hot_dev_t *hnext;           /* hash chain */
+    hot_dev_t *dirty_next;
+    int64_t last_seq, acked, cursor;
+    bool dirty;                 /* head or ack ahead of its SQLite row */
+    /* SQLite may hold unacked inbox rows of this device up to sql_max;
+     * sql_acked is how far acks have removed them. */
+    int64_t sql_max, sql_acked;
+    hot_ent_t *first, *last;
+    uint32_t hash;
+    size_t app_len;
+    char key[];                 /* app NUL device NUL */
+};
+
+struct store_hot {
+    int fd[2];
+    uint64_t gen[2];            /* the generation its header names */
+    off_t off[2];               /* where its next record goes */
+    off_t size[2];              /* bytes allocated (written once as zeros) */
+    long live[2];               /* unfolded records per file */
+    int cur;
+    int walfd;                  /* PATH-wal, for fdatasync; -1 = not yet */
+    hot_ent_t *head, *tail;
+    long n;
+    hot_dev_t **buckets;
+    uint32_t nbuckets, ndev;
+    hot_dev_t *dirty;
+    uint8_t *jbuf;              /* this batch's records */
+    size_t jlen, jcap;
+    /* The batch's write and fdatasync go through io_uring, so the writer
+     * folds older pushes while the disk flushes (store__hot_sync_start). */
+    struct io_uring ring;
+    bool ring_ok, ring_tried;
+    bool sync;                  /* fdatasync at all (synchronous_full) */
+    /* Readers (store__hot_fetch) walk the device table and entry lists:
+     * the writer changes them under mu.  Never held while taking another
+     * lock or waiting on anything. */
+    pthread_mutex_t mu;
+    int inflight;               /* completions still to reap */
+    hot_ent_t *unsynced;        /* first push whose record is not on disk */
+};
+
+/* store_journal.c */
+/* Appends e's record to this batch's buffer (written by sync_start). */
+int store__journal_add(store_hot_t *h, const hot_ent_t *e);
+/* Starts file i over under generation gen: its old records are dead. */
+int store__journal_restart(store_hot_t *h, int i, uint64_t gen);
+/* fdatasync of both files (nothing when h->sync is off); 0 or error. */
+int store__journal_flush(store_hot_t *h);
+/* Takes the owner's lock on both files (an exclusive opener waits for a
+ * dead owner's last writes); false: another process owns them. */
+bool store__journal_lock(store_t *st, store_hot_t *h);
+/* Replays both files into SQLite (one synced transaction) and starts
+ * them over; 0 or an error. */
+int store__journal_replay(store_t *st, store_hot_t *h);
+
+#endif
