@@ -548,6 +548,12 @@ TEST(slow_consumer_cut) {
     CHECK(pushed > 0);
     CHECK_EQ_INT(s1.slow_consumers, s0.slow_consumers + 1);
     (void)queued_max;
+    /* The worker counts the cut, logs it, then closes (and uncounts the
+     * queue): the stats can be read in between, so wait for the close. */
+    for (int i = 0; i < 200 && s1.out_queued != s0.out_queued; i++) {
+        usleep(5000);
+        gw_stats(G, &s1);
+    }
     CHECK_EQ_INT(s1.out_queued, s0.out_queued); /* uncounted when cut */
     /* gone from the registry: later pushes find no connection */
     CHECK_EQ_INT(gw_push_device(G, APP, "dev-slow", &m), 0);
