@@ -40,10 +40,6 @@ static int random_token(const char *prefix, char *out, size_t cap) {
     return 0;
 }
 
-static bool name_ok(const char *s) {
-    return s && *s && strlen(s) < 64;
-}
-
 static int step_w(store_t *st, sqlite3_stmt *s) {
     if (!s) return STORE_E_IO;
     int rc = sqlite3_step(s);
@@ -107,7 +103,7 @@ static int do_create(store_t *st, void *arg) {
 
 int store_app_create(store_t *st, const char *name, store_app_t *app,
                      char *key_out, size_t cap) {
-    if (!name_ok(name) || !key_out) return STORE_E_INVALID;
+    if (!store__name_ok(name) || !key_out) return STORE_E_INVALID;
     store_app_t a = {.created_ms = (int64_t)clock_wall_ms()};
     snprintf(a.name, sizeof a.name, "%s", name);
     int rc = random_token("", a.secret, sizeof a.secret);
@@ -135,7 +131,7 @@ static int do_rotate(store_t *st, void *arg) {
 
 int store_app_rotate_key(store_t *st, const char *name, char *key_out,
                          size_t cap) {
-    if (!name_ok(name) || !key_out) return STORE_E_INVALID;
+    if (!store__name_ok(name) || !key_out) return STORE_E_INVALID;
     int rc = random_token(KEY_PREFIX, key_out, cap);
     if (rc < 0) return rc;
     struct app_args args = {.name = name, .key = key_out};
@@ -183,7 +179,7 @@ static int do_put(store_t *st, void *arg) {
  */
 int store_app_put(store_t *st, const char *name, const char *secret,
                   const char *api_key) {
-    if (!name_ok(name) || !secret || !*secret || strlen(secret) >= 128 ||
+    if (!store__name_ok(name) || !secret || !*secret || strlen(secret) >= 128 ||
         !api_key || !*api_key)
         return STORE_E_INVALID;
     struct app_args args = {name, secret, api_key, (int64_t)clock_wall_ms()};
@@ -202,7 +198,7 @@ static int do_revoke_one(store_t *st, void *arg) {
 }
 
 int store_app_revoke_key(store_t *st, const char *name, const char *api_key) {
-    if (!name_ok(name) || !api_key || !*api_key) return STORE_E_INVALID;
+    if (!store__name_ok(name) || !api_key || !*api_key) return STORE_E_INVALID;
     struct app_args args = {.name = name, .key = api_key};
     return in_txn(st, do_revoke_one, &args);
 }

@@ -237,16 +237,12 @@ int store__hot_fetch(store_t *st, const char *app, const char *dev,
 
 /* ---- the fast paths -------------------------------------------------------- */
 
-static bool name_ok(const char *s) {
-    return s && *s && strlen(s) < 64;
-}
-
 bool store__hot_append(store_t *st, store_req_t *req, int64_t now, int *rc) {
     store_hot_t *h = st->hot;
     const store_msg_t *m = &req->msg;
     if (!h || req->op != STORE_OP_INBOX_APPEND ||
         req->kind != STORE_KIND_SINGLE || req->n_devices != 1 ||
-        !req->devices || !name_ok(m->app) || !name_ok(m->msg_id) ||
+        !req->devices || !store__name_ok(m->app) || !store__name_ok(m->msg_id) ||
         strlen(m->msg_id) >= sizeof ((hot_ent_t *)0)->msg_id ||
         !req->devices[0] || !*req->devices[0] ||
         strlen(req->devices[0]) > UINT16_MAX ||
@@ -313,7 +309,7 @@ bool store__hot_delivered(void *ent, const char *msg_id, long routed,
  */
 bool store__hot_ack(store_t *st, store_req_t *req, int64_t now, int *rc) {
     store_hot_t *h = st->hot;
-    if (!h || req->op != STORE_OP_ACK || !name_ok(req->msg.app) ||
+    if (!h || req->op != STORE_OP_ACK || !store__name_ok(req->msg.app) ||
         !req->device || !*req->device)
         return false;
     hot_dev_t *d = dev_find(h, req->msg.app, req->device,
@@ -359,45 +355,60 @@ void store__hot_acked(store_t *st, store_req_t *req) {
 
 /* ---- folding into SQLite ---------------------------------------------------- */
 
-static int fold_one(store_t *st, const hot_ent_t *e) {
-    const hot_dev_t *d = e->dev;
-    const char *dev = d->key + d->app_len + 1;
+int store__hot_write_row(store_t *st, const hot_row_t *r, bool inbox) {
     sqlite3_stmt *s = store__w(st, W_HOT_MSG);
     if (!s) return STORE_E_IO;
-    sqlite3_bind_text(s, 1, e->msg_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 2, d->key, -1, SQLITE_STATIC);
-    sqlite3_bind_blob(s, 3, e->payload_len ? (const void *)e->payload : "",
-                      (int)e->payload_len, SQLITE_STATIC);
-    sqlite3_bind_int(s, 4, e->ttl);
-    sqlite3_bind_int(s, 5, e->need_ack);
-    sqlite3_bind_int64(s, 6, e->created);
-    sqlite3_bind_int64(s, 7, e->expires);
-    sqlite3_bind_text(s, 8, dev, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 9, e->at_delivered);
-    sqlite3_bind_int64(s, 10, e->routed);
-    sqlite3_bind_int64(s, 11, e->written);
-    sqlite3_bind_int64(s, 12, e->at_acked);
-    sqlite3_bind_int64(s, 13, e->at_acked ? 1 : 0);
+    sqlite3_bind_text(s, 1, r->msg_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, r->app, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(s, 3, r->payload_len ? r->payload : "",
+                      (int)r->payload_len, SQLITE_STATIC);
+    sqlite3_bind_int(s, 4, r->ttl);
+    sqlite3_bind_int(s, 5, r->need_ack);
+    sqlite3_bind_int64(s, 6, r->created);
+    sqlite3_bind_int64(s, 7, r->expires);
+    sqlite3_bind_text(s, 8, r->dev, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 9, r->at_delivered);
+    sqlite3_bind_int64(s, 10, r->routed);
+    sqlite3_bind_int64(s, 11, r->written);
+    sqlite3_bind_int64(s, 12, r->at_acked);
+    sqlite3_bind_int64(s, 13, r->at_acked ? 1 : 0);
     int rc = store__step(st, s);
-    if (rc < 0 || e->at_acked) return rc;
-    s = store__w(st, W_HOT_INBOX);
-    if (!s) return STORE_E_IO;
-    sqlite3_bind_text(s, 1, d->key, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 2, dev, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 3, e->seq);
-    sqlite3_bind_text(s, 4, e->msg_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 5, e->expires);
+    if (rc < 0 || !inbox) return rc;
+    if (!(s = store__w(st, W_HOT_INBOX))) return STORE_E_IO;
+    sqlite3_bind_text(s, 1, r->app, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, r->dev, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, r->seq);
+    sqlite3_bind_text(s, 4, r->msg_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 5, r->expires);
     return store__step(st, s);
 }
 
-static int fold_dev(store_t *st, const hot_dev_t *d) {
+int store__hot_write_dev(store_t *st, const char *app, const char *dev,
+                         int64_t last_seq, int64_t acked) {
     sqlite3_stmt *s = store__w(st, W_HOT_DEV);
     if (!s) return STORE_E_IO;
-    sqlite3_bind_text(s, 1, d->key, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 2, d->key + d->app_len + 1, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 3, d->last_seq);
-    sqlite3_bind_int64(s, 4, d->acked);
+    sqlite3_bind_text(s, 1, app, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, dev, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, last_seq);
+    sqlite3_bind_int64(s, 4, acked);
     return store__step(st, s);
+}
+
+static int fold_one(store_t *st, const hot_ent_t *e) {
+    const hot_dev_t *d = e->dev;
+    hot_row_t r = {
+        .msg_id = e->msg_id, .app = d->key, .dev = d->key + d->app_len + 1,
+        .payload = e->payload, .payload_len = (uint32_t)e->payload_len,
+        .ttl = e->ttl, .need_ack = e->need_ack, .seq = e->seq,
+        .created = e->created, .expires = e->expires,
+        .at_delivered = e->at_delivered, .routed = e->routed,
+        .written = e->written, .at_acked = e->at_acked};
+    return store__hot_write_row(st, &r, !e->at_acked);
+}
+
+static int fold_dev(store_t *st, const hot_dev_t *d) {
+    return store__hot_write_dev(st, d->key, d->key + d->app_len + 1,
+                                d->last_seq, d->acked);
 }
 
 /* Frees the first n entries, folded by a committed transaction. */

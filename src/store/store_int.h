@@ -8,6 +8,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <string.h>
 #include <sqlite3.h>
 
 #include "store/store.h"
@@ -58,7 +59,6 @@ enum wstmt {
     W_APP_EXISTS,
     W_HOT_MSG,
     W_HOT_INBOX,
-    W_HOT_REPLAY_INBOX,
     W_HOT_DEV,
     W_COUNT
 };
@@ -216,6 +216,12 @@ void store__ckpt_stop(store_t *st);
 
 /* store_schema.c */
 int store__schema_ensure(sqlite3 *db);
+
+/* App names and message ids: under 64 bytes (they are copied into fixed
+ * fields of store_status_t and dup_msg_id). */
+static inline bool store__name_ok(const char *s) {
+    return s && *s && strlen(s) < 64;
+}
 
 /* store_ops.c (writer thread only) */
 sqlite3_stmt *store__w(store_t *st, enum wstmt id);

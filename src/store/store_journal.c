@@ -229,72 +229,37 @@ int store__journal_flush(store_hot_t *h) {
 
 /* ---- replay and the owner's lock ----------------------------------------- */
 
-static int replay_dev(store_t *st, const char *app, const char *dev,
-                      int64_t seq) {
-    sqlite3_stmt *s = store__w(st, W_HOT_DEV);
-    if (!s) return STORE_E_IO;
-    sqlite3_bind_text(s, 1, app, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 2, dev, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 3, seq);
-    sqlite3_bind_int64(s, 4, 0);
-    return store__step(st, s);
-}
-
 /* One record back into SQLite: its message row (unless there), its inbox
  * row if it is live and beyond the device's ack, its device's seq head. */
 static int replay_one(store_t *st, const uint8_t *b, uint32_t len,
                       int64_t now) {
     if (len < REC_FIXED) return STORE_E_INVALID;
-    int64_t seq, created, expires;
-    int32_t ttl;
+    hot_row_t r = {0};
     uint16_t al, dl, il;
-    uint32_t pl;
     const uint8_t *p = b;
-    memcpy(&seq, p, 8), p += 8;
-    memcpy(&created, p, 8), p += 8;
-    memcpy(&expires, p, 8), p += 8;
-    memcpy(&ttl, p, 4), p += 4;
-    uint8_t need_ack = *p++;
+    memcpy(&r.seq, p, 8), p += 8;
+    memcpy(&r.created, p, 8), p += 8;
+    memcpy(&r.expires, p, 8), p += 8;
+    memcpy(&r.ttl, p, 4), p += 4;
+    r.need_ack = *p++ != 0;
     memcpy(&al, p, 2), p += 2;
     memcpy(&dl, p, 2), p += 2;
     memcpy(&il, p, 2), p += 2;
-    memcpy(&pl, p, 4), p += 4;
-    if ((uint64_t)REC_FIXED + al + dl + il + pl != len || !al || !dl || !il ||
-        al >= 64 || il >= 40 || pl > HOT_PAYLOAD_MAX)
+    memcpy(&r.payload_len, p, 4), p += 4;
+    if ((uint64_t)REC_FIXED + al + dl + il + r.payload_len != len || !al ||
+        !dl || !il || al >= 64 || il >= 40 || r.payload_len > HOT_PAYLOAD_MAX)
         return STORE_E_INVALID;
     char app[64], msg_id[40], *dev = malloc((size_t)dl + 1);
     if (!dev) return STORE_E_NOMEM;
     memcpy(app, p, al), app[al] = 0, p += al;
     memcpy(dev, p, dl), dev[dl] = 0, p += dl;
     memcpy(msg_id, p, il), msg_id[il] = 0, p += il;
-    sqlite3_stmt *s = store__w(st, W_HOT_MSG);
-    int rc = s ? 0 : STORE_E_IO;
-    if (rc == 0) {
-        sqlite3_bind_text(s, 1, msg_id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(s, 2, app, -1, SQLITE_STATIC);
-        sqlite3_bind_blob(s, 3, pl ? (const void *)p : "", (int)pl,
-                          SQLITE_STATIC);
-        sqlite3_bind_int(s, 4, ttl);
-        sqlite3_bind_int(s, 5, need_ack);
-        sqlite3_bind_int64(s, 6, created);
-        sqlite3_bind_int64(s, 7, expires);
-        sqlite3_bind_text(s, 8, dev, -1, SQLITE_STATIC);
-        for (int i = 9; i <= 13; i++) sqlite3_bind_int64(s, i, 0);
-        rc = store__step(st, s);
-    }
-    if (rc == 0 && expires > now) {
-        s = store__w(st, W_HOT_REPLAY_INBOX);
-        rc = s ? 0 : STORE_E_IO;
-        if (rc == 0) {
-            sqlite3_bind_text(s, 1, app, -1, SQLITE_STATIC);
-            sqlite3_bind_text(s, 2, dev, -1, SQLITE_STATIC);
-            sqlite3_bind_int64(s, 3, seq);
-            sqlite3_bind_text(s, 4, msg_id, -1, SQLITE_STATIC);
-            sqlite3_bind_int64(s, 5, expires);
-            rc = store__step(st, s);
-        }
-    }
-    if (rc == 0) rc = replay_dev(st, app, dev, seq);
+    r.app = app;
+    r.dev = dev;
+    r.msg_id = msg_id;
+    r.payload = p;
+    int rc = store__hot_write_row(st, &r, r.expires > now);
+    if (rc == 0) rc = store__hot_write_dev(st, app, dev, r.seq, 0);
     free(dev);
     return rc;
 }

@@ -132,9 +132,9 @@ static const char *const wsql[W_COUNT] = {
         "at_acked,n_acked) VALUES(?1,?2,1,?3,?4,?5,?6,?7,0,?7,1,?6,1,?6,1,?8,"
         "CASE WHEN ?10>0 THEN ?9 ELSE 0 END,?10,"
         "CASE WHEN ?11>0 THEN ?9 ELSE 0 END,?11,?12,?13)",
-    [W_HOT_INBOX] = "INSERT OR IGNORE INTO inbox(app,device,seq,msg_id,"
-                    "expires_ms) VALUES(?1,?2,?3,?4,?5)",
-    [W_HOT_REPLAY_INBOX] =
+    /* Only beyond the device's ack: a replayed record of a push acked
+     * since gets no row back (a folded push is never behind it). */
+    [W_HOT_INBOX] =
         "INSERT OR IGNORE INTO inbox(app,device,seq,msg_id,expires_ms)"
         " SELECT ?1,?2,?3,?4,?5 FROM devices WHERE app=?1 AND device=?2"
         " AND inbox_acked<?3",
@@ -162,10 +162,6 @@ int store__step(store_t *st, sqlite3_stmt *s) {
 static void bind_text(sqlite3_stmt *s, int i, const char *v) {
     if (v && *v) sqlite3_bind_text(s, i, v, -1, SQLITE_STATIC);
     else sqlite3_bind_null(s, i);
-}
-
-static bool name_ok(const char *s) {
-    return s && *s && strlen(s) < 64;
 }
 
 static int idem_check(store_t *st, store_req_t *req, int64_t now) {
@@ -330,7 +326,7 @@ static int bcast_append(store_t *st, store_req_t *req, int64_t expires) {
 
 static int validate_msg(const store_req_t *req) {
     const store_msg_t *m = &req->msg;
-    if (!name_ok(m->app) || !name_ok(m->msg_id)) return STORE_E_INVALID;
+    if (!store__name_ok(m->app) || !store__name_ok(m->msg_id)) return STORE_E_INVALID;
     if (m->payload_len > 0 && !m->payload) return STORE_E_INVALID;
     if (m->payload_len > (size_t)INT32_MAX) return STORE_E_INVALID;
     if (req->op != STORE_OP_ACCEPT && m->ttl <= 0) return STORE_E_INVALID;
@@ -449,7 +445,7 @@ static int ack_count(store_t *st, enum wstmt sel, const char *app,
  */
 static int op_ack(store_t *st, store_req_t *req, int64_t now) {
     const char *app = req->msg.app, *dev = req->device;
-    if (!name_ok(app) || !dev || !*dev) return STORE_E_INVALID;
+    if (!store__name_ok(app) || !dev || !*dev) return STORE_E_INVALID;
     struct devrow d;
     int rc = dev_get(st, app, dev, &d);
     if (rc <= 0) return rc < 0 ? rc : STORE_E_NOTFOUND;
@@ -492,7 +488,7 @@ static int op_ack(store_t *st, store_req_t *req, int64_t now) {
 
 static int op_device_seen(store_t *st, store_req_t *req, int64_t now) {
     const char *app = req->msg.app, *dev = req->device;
-    if (!name_ok(app) || !dev || !*dev) return STORE_E_INVALID;
+    if (!store__name_ok(app) || !dev || !*dev) return STORE_E_INVALID;
     struct devrow d;
     int rc = dev_get(st, app, dev, &d);
     if (rc < 0) return rc;
@@ -516,7 +512,7 @@ static int op_device_seen(store_t *st, store_req_t *req, int64_t now) {
 }
 
 static int op_status(store_t *st, store_req_t *req, int64_t now) {
-    if (!name_ok(req->msg.msg_id)) return STORE_E_INVALID;
+    if (!store__name_ok(req->msg.msg_id)) return STORE_E_INVALID;
     for (int ev = 0; ev < STORE_EV_COUNT; ev++)
         if (req->counts[ev] < 0) return STORE_E_INVALID;
     sqlite3_stmt *s = store__w(st, W_STATUS);
