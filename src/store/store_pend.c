@@ -150,17 +150,6 @@ bool store_hold_delivered(store_t *st, const char *msg_id, long routed,
     return hold(st, msg_id, routed, written, now);
 }
 
-bool store__pend_take(store_t *st, const char *id, store_pend_ent_t *out) {
-    store_pend_t *p = st->pend;
-    if (!p || !p->n || !id || strlen(id) >= sizeof p->ent->id) return false;
-    store_pend_ent_t *e = find(p, id);
-    if (!e->id[0] || p->ntaken == TAKEN_MAX) return false;
-    *out = *e;
-    p->taken[p->ntaken++] = *e;
-    erase(p, e);
-    return true;
-}
-
 bool store__pend_pop(store_t *st, const char *id, store_pend_ent_t *out) {
     store_pend_t *p = st->pend;
     if (!p || !p->n || !id || strlen(id) >= sizeof p->ent->id) return false;
@@ -168,6 +157,14 @@ bool store__pend_pop(store_t *st, const char *id, store_pend_ent_t *out) {
     if (!e->id[0]) return false;
     *out = *e;
     erase(p, e);
+    return true;
+}
+
+bool store__pend_take(store_t *st, const char *id, store_pend_ent_t *out) {
+    store_pend_t *p = st->pend;
+    if (!p || p->ntaken == TAKEN_MAX || !store__pend_pop(st, id, out))
+        return false;
+    p->taken[p->ntaken++] = *out;
     return true;
 }
 

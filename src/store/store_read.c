@@ -70,7 +70,7 @@ void store_reader_free(store_reader_t *r) {
 }
 
 /* The rows' own strings and payloads, not the array. */
-static void store_rows_free_items(store_rows_t *rows) {
+static void rows_free_items(store_rows_t *rows) {
     for (uint32_t i = 0; i < rows->n; i++) {
         free(rows->rows[i].msg_id);
         free(rows->rows[i].payload);
@@ -80,7 +80,7 @@ static void store_rows_free_items(store_rows_t *rows) {
 
 void store_rows_free(store_rows_t *rows) {
     if (!rows) return;
-    store_rows_free_items(rows);
+    rows_free_items(rows);
     free(rows->rows);
     memset(rows, 0, sizeof *rows);
 }
@@ -154,7 +154,7 @@ static int rows_merge(store_rows_t *a, store_rows_t *b, uint32_t limit) {
             x = &a->rows[i++];
             if (j < b->n && b->rows[j].seq == x->seq) { /* folded between */
                 store_rows_t one = {&b->rows[j++], 1, false};
-                store_rows_free_items(&one);
+                rows_free_items(&one);
             }
         } else {
             x = &b->rows[j++];
@@ -171,7 +171,7 @@ static int rows_merge(store_rows_t *a, store_rows_t *b, uint32_t limit) {
     a->n = n;
     if (n > limit) {
         store_rows_t tail = {m + limit, n - limit, false};
-        store_rows_free_items(&tail);
+        rows_free_items(&tail);
         a->n = limit;
         more = true;
     }
