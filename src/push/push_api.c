@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <jansson.h>
+#include <math.h>
 #include <openssl/rand.h>
 
 #include "core/b64.h"
@@ -23,6 +24,7 @@
 #include "core/token.h"
 #include "gateway/http.h"
 #include "ops/metrics_herald.h"
+#include "push/push_body.h"
 #include "push/push_int.h"
 
 #define ID_FIELD_MAX 128 /* requestId, collapseKey */
@@ -110,43 +112,53 @@ static int ret_status(int ret, const char **code) {
     }
 }
 
-static bool opt_string(json_t *body, const char *key, const char **out,
+static bool opt_string(const cJSON *body, const char *key, const char **out,
                        size_t *len, push_api_resp_t *resp) {
-    json_t *v = json_object_get(body, key);
-    if (!v || json_is_null(v))
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, key);
+    if (!v || cJSON_IsNull(v))
         return true;
-    if (!json_is_string(v)) {
+    if (!cJSON_IsString(v)) {
         char msg[96];
         snprintf(msg, sizeof msg, "%s must be a string", key);
         fail(resp, 400, "invalid_argument", msg);
         return false;
     }
-    *out = json_string_value(v);
-    *len = json_string_length(v);
+    /* push_body_parse() let no NUL into a string: strlen is its length. */
+    *out = v->valuestring;
+    *len = strlen(v->valuestring);
+    return true;
+}
+
+/* An integral number as int64 (cJSON keeps every number as a double;
+ * push_body_parse() made sure it is finite). */
+static bool int_value(const cJSON *v, int64_t *out) {
+    if (!cJSON_IsNumber(v))
+        return false;
+    double d = v->valuedouble;
+    if (d != floor(d) || d < -9.0e18 || d > 9.0e18)
+        return false;
+    *out = (int64_t)d;
     return true;
 }
 
 /* The message fields of every push body into c (copied). */
-static bool read_msg(push_call_t *c, json_t *body, push_api_resp_t *resp) {
+static bool read_msg(push_call_t *c, const cJSON *body,
+                     push_api_resp_t *resp) {
     const char *rid = NULL, *ck = NULL, *text = NULL, *b64 = NULL;
     size_t rid_n = 0, ck_n = 0, text_n = 0, b64_n = 0;
     int64_t ttl = 86400;
     bool need_ack = true;
-    json_t *jt = json_object_get(body, "ttl");
-    if (jt && !json_is_null(jt)) {
-        if (!json_is_integer(jt))
-            return fail(resp, 400, "invalid_argument",
-                        "ttl must be an integer"),
-                   false;
-        ttl = json_integer_value(jt);
-    }
-    json_t *ack = json_object_get(body, "needAck");
-    if (ack && !json_is_null(ack)) {
-        if (!json_is_boolean(ack))
+    const cJSON *jt = cJSON_GetObjectItemCaseSensitive(body, "ttl");
+    if (jt && !cJSON_IsNull(jt) && !int_value(jt, &ttl))
+        return fail(resp, 400, "invalid_argument", "ttl must be an integer"),
+               false;
+    const cJSON *ack = cJSON_GetObjectItemCaseSensitive(body, "needAck");
+    if (ack && !cJSON_IsNull(ack)) {
+        if (!cJSON_IsBool(ack))
             return fail(resp, 400, "invalid_argument",
                         "needAck must be true or false"),
                    false;
-        need_ack = json_is_true(ack);
+        need_ack = cJSON_IsTrue(ack);
     }
     if (!opt_string(body, "requestId", &rid, &rid_n, resp) ||
         !opt_string(body, "collapseKey", &ck, &ck_n, resp) ||
@@ -179,43 +191,41 @@ static bool read_msg(push_call_t *c, json_t *body, push_api_resp_t *resp) {
     return ret == PUSH_RET_OK;
 }
 
-static bool read_targets(push_call_t *c, json_t *body,
+static bool read_targets(push_call_t *c, const cJSON *body,
                          push_api_resp_t *resp) {
     if (c->op == PUSH_OP_SINGLE) {
-        json_t *d = json_object_get(body, "deviceId");
-        if (!d || json_is_null(d))
+        const cJSON *d = cJSON_GetObjectItemCaseSensitive(body, "deviceId");
+        if (!d || cJSON_IsNull(d))
             return fail(resp, 400, "invalid_argument", "deviceId is missing"),
                    false;
-        if (!json_is_string(d))
+        if (!cJSON_IsString(d))
             return fail(resp, 400, "invalid_argument",
                         "deviceId must be a string"),
                    false;
-        return push_call_add_device(c, json_string_value(d),
-                                    json_string_length(d)) == PUSH_RET_OK;
+        return push_call_add_device(c, d->valuestring,
+                                    strlen(d->valuestring)) == PUSH_RET_OK;
     }
     if (c->op != PUSH_OP_MULTI)
         return true;
-    json_t *a = json_object_get(body, "deviceIds");
-    if (!a || json_is_null(a))
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(body, "deviceIds");
+    if (!a || cJSON_IsNull(a))
         return fail(resp, 400, "invalid_argument", "deviceIds is missing"),
                false;
-    if (!json_is_array(a))
+    if (!cJSON_IsArray(a))
         return fail(resp, 400, "invalid_argument",
                     "deviceIds must be an array of strings"),
                false;
-    if (json_array_size(a) > PUSH_MAX_DEVICES)
+    if (cJSON_GetArraySize(a) > PUSH_MAX_DEVICES)
         return fail(resp, 400, "too_many_devices",
                     "at most 10000 deviceIds per call"),
                false;
-    size_t i;
-    json_t *v;
-    json_array_foreach(a, i, v) {
-        if (!json_is_string(v))
+    for (const cJSON *v = a->child; v; v = v->next) {
+        if (!cJSON_IsString(v))
             return fail(resp, 400, "invalid_argument",
                         "deviceIds must be an array of strings"),
                    false;
-        if (push_call_add_device(c, json_string_value(v),
-                                 json_string_length(v)) != PUSH_RET_OK)
+        if (push_call_add_device(c, v->valuestring, strlen(v->valuestring)) !=
+            PUSH_RET_OK)
             return false;
     }
     return true;
@@ -301,7 +311,8 @@ void push_api_finish(push_call_t *c, push_api_resp_t *resp) {
 
 /* ---- operations ---------------------------------------------------------- */
 
-static int op_push(push_service_t *ps, int op, const char *app, json_t *body,
+static int op_push(push_service_t *ps, int op, const char *app,
+                   const cJSON *body,
                    push_api_resp_t *resp, push_reply_fn reply, void *ctx) {
     push_call_t *c = push_call_new(ps, op, app);
     if (!c)
@@ -468,16 +479,24 @@ int push_api_handle_async(push_service_t *ps, const http_req_t *r,
         return fail(resp, 429, "rate_limited",
                     "the application's push rate limit is exhausted");
     }
-    json_error_t jerr;
-    json_t *j = json_loadb(body, body_len, JSON_REJECT_DUPLICATES, &jerr);
-    if (!j)
-        return fail(resp, 400, "bad_json", "body is not valid JSON");
-    if (!json_is_object(j)) {
-        json_decref(j);
+    cJSON *j;
+    int prc = push_body_parse(body, body_len, &j);
+    if (prc == PB_E_NOMEM)
+        return fail(resp, 500, "internal", "out of memory");
+    if (prc < 0) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "body is not valid JSON: %s",
+                 push_body_strerror(prc));
+        return fail(resp, 400, "bad_json", prc == PB_E_SYNTAX
+                                               ? "body is not valid JSON"
+                                               : msg);
+    }
+    if (!cJSON_IsObject(j)) {
+        cJSON_Delete(j);
         return fail(resp, 400, "bad_json", "body must be a JSON object");
     }
     int st = op_push(ps, op, app, j, resp, reply, ctx);
-    json_decref(j);
+    cJSON_Delete(j);
     return st;
 }
 
