@@ -288,6 +288,7 @@ bool store__hot_append(store_t *st, store_req_t *req, int64_t now, int *rc) {
     if (d->last) d->last->dnext = e;
     else d->first = e;
     d->last = e;
+    if (!d->ack_next) d->ack_next = e;
     if (!h->unsynced) h->unsynced = e;
     if (h->tail) h->tail->next = e;
     else h->head = e;
@@ -326,7 +327,8 @@ bool store__hot_ack(store_t *st, store_req_t *req, int64_t now, int *rc) {
     if (!d) return false; /* nothing hot: SQLite has all of it */
     int64_t acked = req->seq < d->last_seq ? req->seq : d->last_seq;
     if (acked > d->acked) {
-        for (hot_ent_t *e = d->first; e && e->seq <= acked; e = e->dnext) {
+        hot_ent_t *e = d->ack_next;
+        for (; e && e->seq <= acked; e = e->dnext) {
             if (e->at_acked) continue;
             e->at_acked = now;
             store_pend_ent_t held; /* counts a STATUS request brought */
@@ -336,6 +338,7 @@ bool store__hot_ack(store_t *st, store_req_t *req, int64_t now, int *rc) {
                 if (!e->at_delivered) e->at_delivered = held.at;
             }
         }
+        d->ack_next = e;
         d->acked = acked;
         dev_mark_dirty(st, d);
     }
@@ -430,6 +433,7 @@ static void drop_folded(store_t *st, long n) {
         if (!e->at_acked && e->seq > d->sql_max) d->sql_max = e->seq;
         d->first = e->dnext;
         if (!d->first) d->last = NULL;
+        if (d->ack_next == e) d->ack_next = e->dnext;
         h->head = e->next;
         if (!h->head) h->tail = NULL;
         h->live[e->file]--;

@@ -41,6 +41,9 @@ struct hot_dev {
      * sql_acked is how far acks have removed them. */
     int64_t sql_max, sql_acked;
     hot_ent_t *first, *last;
+    /* The first entry an ack has not reached (seq > acked), so an ack
+     * walks only what it newly covers, not every held entry before. */
+    hot_ent_t *ack_next;
     uint32_t hash;
     size_t app_len;
     char key[];                 /* app NUL device NUL */
