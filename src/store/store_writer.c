@@ -377,10 +377,17 @@ static void fold_hot(store_t *st, bool overlap) {
     pthread_mutex_lock(&st->mu);
     uint64_t asked = st->fold_asked;
     bool all = !overlap && asked != st->fold_done;
+    bool waiting = st->head != NULL;
     pthread_mutex_unlock(&st->mu);
     pthread_mutex_lock(&st->db_mu);
     store__set_sync(st, false); /* the journal holds them durably */
-    long rows = store__hot_fold(st, all ? HOT_ALL : HOT_OLD);
+    long rows = 0;
+    /* With pushes waiting, old pushes fold in the next batch's overlap
+     * (free time: the writer would only wait for the disk), not here
+     * between batches, where a fold held the waiting pushes back: ~80 of
+     * a 560 µs writer cycle at 46k pushes/s, 15 % of the store's latency. */
+    if (overlap || all || !waiting)
+        rows = store__hot_fold(st, all ? HOT_ALL : HOT_OLD);
     if (!overlap) store__hot_rotate(st);
     pthread_mutex_unlock(&st->db_mu);
     pthread_mutex_lock(&st->mu);
