@@ -327,6 +327,12 @@ static void *worker_main(void *arg) {
     char name[16];
     snprintf(name, sizeof name, "herald-gw%d", w->idx);
     (void)pthread_setname_np(pthread_self(), name); /* top -H, perf */
+    /* The ring is set up here, by its only user: io_uring ties a ring to
+     * the task that creates it, and one created by the starting thread
+     * could interrupt that thread's blocking reads with EINTR (the
+     * store's ring did, see store_journal.c).  Optional: without it
+     * sends take send(). */
+    (void)gw_batch_init(w);
     int rc = ev_run(w->loop);
     if (rc < 0) log_error("gateway worker loop failed", "worker=%d err=%d",
                           w->idx, rc);
@@ -349,7 +355,6 @@ static int worker_init(gw_t *gw, gw_worker_t *w, int idx) {
     w->rbuf_cap = GW_READ_CHUNK + gw->cfg.max_frame + WS_HEADER_MAX;
     if (!(w->rbuf = malloc(w->rbuf_cap))) return -ENOMEM;
     ev_set_before_sleep(w->loop, before_sleep, w);
-    (void)gw_batch_init(w); /* optional: without it broadcasts use send() */
     return ev_async_init(w->loop, &w->wake, on_wake, w);
 }
 
