@@ -58,6 +58,11 @@ typedef struct online_ent {
 struct push_auth {
     pthread_mutex_t mu;          /* keys, reader */
     store_reader_t *rd;
+    /* Status and device reads make the store writer fold every hot push
+     * first (one writer cycle or more): on their own connection, so a
+     * gateway HELLO's key lookup on rd never waits behind one. */
+    pthread_mutex_t fold_mu;
+    store_reader_t *fold_rd;
     key_slot_t keys[KEY_SLOTS];
     pthread_mutex_t rate_mu;
     rate_slot_t rates[RATE_SLOTS];
@@ -73,7 +78,12 @@ int push_auth_new(push_service_t *ps) {
     pthread_mutex_init(&a->mu, NULL);
     pthread_mutex_init(&a->rate_mu, NULL);
     pthread_mutex_init(&a->on_mu, NULL);
-    if (ps->cfg.store && store_reader_new(ps->cfg.store, &a->rd) < 0) {
+    pthread_mutex_init(&a->fold_mu, NULL);
+    if (ps->cfg.store &&
+        (store_reader_new(ps->cfg.store, &a->rd) < 0 ||
+         store_reader_new(ps->cfg.store, &a->fold_rd) < 0)) {
+        if (a->rd)
+            store_reader_free(a->rd);
         free(a);
         return PUSH_E_SYS;
     }
@@ -87,6 +97,8 @@ void push_auth_free(push_service_t *ps) {
         return;
     if (a->rd)
         store_reader_free(a->rd);
+    if (a->fold_rd)
+        store_reader_free(a->fold_rd);
     for (int i = 0; i < ONLINE_BUCKETS; i++)
         while (a->online[i]) {
             online_ent_t *e = a->online[i];
@@ -97,6 +109,7 @@ void push_auth_free(push_service_t *ps) {
     pthread_mutex_destroy(&a->mu);
     pthread_mutex_destroy(&a->rate_mu);
     pthread_mutex_destroy(&a->on_mu);
+    pthread_mutex_destroy(&a->fold_mu);
     free(a);
     ps->auth = NULL;
 }
@@ -172,11 +185,11 @@ int push_auth_secret(push_service_t *ps, const char *app, uint8_t *out,
 int push_auth_status(push_service_t *ps, const char *msg_id,
                      store_status_t *out) {
     push_auth_t *a = ps->auth;
-    if (!a || !a->rd)
+    if (!a || !a->fold_rd)
         return STORE_E_NOTFOUND;
-    pthread_mutex_lock(&a->mu);
-    int rc = store_status_get(a->rd, msg_id, out);
-    pthread_mutex_unlock(&a->mu);
+    pthread_mutex_lock(&a->fold_mu);
+    int rc = store_status_get(a->fold_rd, msg_id, out);
+    pthread_mutex_unlock(&a->fold_mu);
     return rc;
 }
 
@@ -184,11 +197,11 @@ int push_auth_device(push_service_t *ps, const char *app, const char *dev,
                      store_device_info_t *out) {
     push_auth_t *a = ps->auth;
     memset(out, 0, sizeof *out);
-    if (!a || !a->rd)
+    if (!a || !a->fold_rd)
         return 0;
-    pthread_mutex_lock(&a->mu);
-    int rc = store_device_info(a->rd, app, dev, out);
-    pthread_mutex_unlock(&a->mu);
+    pthread_mutex_lock(&a->fold_mu);
+    int rc = store_device_info(a->fold_rd, app, dev, out);
+    pthread_mutex_unlock(&a->fold_mu);
     return rc == STORE_E_NOTFOUND ? 0 : rc;
 }
 

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -41,9 +42,13 @@ typedef struct rec {
         int64_t seq;
         int timeline;
     } log[256];
+    pthread_cond_t cv;
+    bool block;   /* sink_device waits while set (stalls the store writer) */
+    bool blocked; /* ... and says it did */
 } rec_t;
 
-static rec_t R = {.mu = PTHREAD_MUTEX_INITIALIZER};
+static rec_t R = {.mu = PTHREAD_MUTEX_INITIALIZER,
+                  .cv = PTHREAD_COND_INITIALIZER};
 
 static void rec_msg(const char *app, const char *dev, const gw_msg_t *m) {
     pthread_mutex_lock(&R.mu);
@@ -69,6 +74,12 @@ static void rec_msg(const char *app, const char *dev, const gw_msg_t *m) {
 static int sink_device(void *ctx, const char *app, const char *dev,
                        const gw_msg_t *m) {
     (void)ctx;
+    pthread_mutex_lock(&R.mu);
+    while (R.block) {
+        R.blocked = true;
+        pthread_cond_wait(&R.cv, &R.mu);
+    }
+    pthread_mutex_unlock(&R.mu);
     rec_msg(app, dev, m);
     return R.online_device && !strcmp(dev, R.online_device);
 }
@@ -970,6 +981,84 @@ TEST(stored_rotated_key) {
         json_decref(r.json);
     }
     CHECK_EQ_INT(st, 401);
+    stop_stored(&s);
+}
+
+typedef struct bg_call {
+    push_service_t *ps;
+    atomic_bool done;
+    int rc;
+    char app[64];
+} bg_call_t;
+
+static void *bg_push(void *p) {
+    bg_call_t *b = p;
+    resp_t r;
+    if (post(b->ps, "/v1/push/device", "KEY",
+             "{\"deviceId\":\"dev1\",\"payload\":\"x\"}", &r) == 0)
+        json_decref(r.json);
+    atomic_store(&b->done, true);
+    return NULL;
+}
+
+static void *bg_status(void *p) {
+    bg_call_t *b = p;
+    store_status_t st;
+    b->rc = push_auth_status(b->ps, "000000000000000000000000", &st);
+    atomic_store(&b->done, true);
+    return NULL;
+}
+
+static void *bg_key(void *p) {
+    bg_call_t *b = p;
+    b->rc = push_auth_key(b->ps, "KEY2", 4, b->app);
+    atomic_store(&b->done, true);
+    return NULL;
+}
+
+static bool sink_blocked(void) {
+    pthread_mutex_lock(&R.mu);
+    bool b = R.blocked;
+    pthread_mutex_unlock(&R.mu);
+    return b;
+}
+
+/* A status read waits until the store writer has folded every hot push.
+ * It must not hold the lock that API-key lookups (every gateway HELLO,
+ * every new API key) take: with the writer stuck in a delivery, a
+ * lookup of a key not yet cached still answers at once. */
+TEST(stored_status_read_leaves_key_lookups_alone) {
+    stored_svc_t s;
+    CHECK_EQ_INT(start_stored(&s, 0, 0), 0);
+    CHECK_EQ_INT(store_app_put(s.st, "other", "S2", "KEY2"), 0);
+    pthread_mutex_lock(&R.mu);
+    R.block = true;
+    R.blocked = false;
+    pthread_mutex_unlock(&R.mu);
+    bg_call_t push = {.ps = s.ps}, status = {.ps = s.ps}, key = {.ps = s.ps};
+    pthread_t tp, ts, tk;
+    CHECK_EQ_INT(pthread_create(&tp, NULL, bg_push, &push), 0);
+    for (int i = 0; i < 1000 && !sink_blocked(); i++) usleep(2000);
+    bool writer_stuck = sink_blocked();
+    CHECK_EQ_INT(pthread_create(&ts, NULL, bg_status, &status), 0);
+    usleep(100 * 1000);
+    bool status_waited = !atomic_load(&status.done);
+    CHECK_EQ_INT(pthread_create(&tk, NULL, bg_key, &key), 0);
+    for (int i = 0; i < 500 && !atomic_load(&key.done); i++) usleep(2000);
+    bool key_answered = atomic_load(&key.done);
+    pthread_mutex_lock(&R.mu); /* let everything finish, pass or fail */
+    R.block = false;
+    pthread_cond_broadcast(&R.cv);
+    pthread_mutex_unlock(&R.mu);
+    pthread_join(tp, NULL);
+    pthread_join(ts, NULL);
+    pthread_join(tk, NULL);
+    CHECK(writer_stuck);  /* the set-up holds: the writer is in the sink */
+    CHECK(status_waited); /* and the status read waits for it */
+    CHECK(key_answered);  /* within 1 s, while both still wait */
+    CHECK_EQ_INT(key.rc, 0);
+    CHECK(!strcmp(key.app, "other"));
+    CHECK_EQ_INT(status.rc, STORE_E_NOTFOUND);
     stop_stored(&s);
 }
 
