@@ -112,10 +112,17 @@ static int ret_status(int ret, const char **code) {
     }
 }
 
+/* body's member key, or NULL when it is absent or null (the same to the
+ * API: every field is optional or reported missing either way). */
+static const cJSON *field(const cJSON *body, const char *key) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, key);
+    return cJSON_IsNull(v) ? NULL : v;
+}
+
 static bool opt_string(const cJSON *body, const char *key, const char **out,
                        size_t *len, push_api_resp_t *resp) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, key);
-    if (!v || cJSON_IsNull(v))
+    const cJSON *v = field(body, key);
+    if (!v)
         return true;
     if (!cJSON_IsString(v)) {
         char msg[96];
@@ -148,12 +155,12 @@ static bool read_msg(push_call_t *c, const cJSON *body,
     size_t rid_n = 0, ck_n = 0, text_n = 0, b64_n = 0;
     int64_t ttl = 86400;
     bool need_ack = true;
-    const cJSON *jt = cJSON_GetObjectItemCaseSensitive(body, "ttl");
-    if (jt && !cJSON_IsNull(jt) && !int_value(jt, &ttl))
+    const cJSON *jt = field(body, "ttl");
+    if (jt && !int_value(jt, &ttl))
         return fail(resp, 400, "invalid_argument", "ttl must be an integer"),
                false;
-    const cJSON *ack = cJSON_GetObjectItemCaseSensitive(body, "needAck");
-    if (ack && !cJSON_IsNull(ack)) {
+    const cJSON *ack = field(body, "needAck");
+    if (ack) {
         if (!cJSON_IsBool(ack))
             return fail(resp, 400, "invalid_argument",
                         "needAck must be true or false"),
@@ -194,8 +201,8 @@ static bool read_msg(push_call_t *c, const cJSON *body,
 static bool read_targets(push_call_t *c, const cJSON *body,
                          push_api_resp_t *resp) {
     if (c->op == PUSH_OP_SINGLE) {
-        const cJSON *d = cJSON_GetObjectItemCaseSensitive(body, "deviceId");
-        if (!d || cJSON_IsNull(d))
+        const cJSON *d = field(body, "deviceId");
+        if (!d)
             return fail(resp, 400, "invalid_argument", "deviceId is missing"),
                    false;
         if (!cJSON_IsString(d))
@@ -207,8 +214,8 @@ static bool read_targets(push_call_t *c, const cJSON *body,
     }
     if (c->op != PUSH_OP_MULTI)
         return true;
-    const cJSON *a = cJSON_GetObjectItemCaseSensitive(body, "deviceIds");
-    if (!a || cJSON_IsNull(a))
+    const cJSON *a = field(body, "deviceIds");
+    if (!a)
         return fail(resp, 400, "invalid_argument", "deviceIds is missing"),
                false;
     if (!cJSON_IsArray(a))
@@ -483,14 +490,8 @@ int push_api_handle_async(push_service_t *ps, const http_req_t *r,
     int prc = push_body_parse(body, body_len, &j);
     if (prc == PB_E_NOMEM)
         return fail(resp, 500, "internal", "out of memory");
-    if (prc < 0) {
-        char msg[96];
-        snprintf(msg, sizeof msg, "body is not valid JSON: %s",
-                 push_body_strerror(prc));
-        return fail(resp, 400, "bad_json", prc == PB_E_SYNTAX
-                                               ? "body is not valid JSON"
-                                               : msg);
-    }
+    if (prc < 0)
+        return fail(resp, 400, "bad_json", push_body_strerror(prc));
     if (!cJSON_IsObject(j)) {
         cJSON_Delete(j);
         return fail(resp, 400, "bad_json", "body must be a JSON object");

@@ -22,6 +22,7 @@
  */
 #include "push/push_body.h"
 
+#include <ctype.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -30,19 +31,13 @@
 
 #include "gateway/ws.h"
 
-static bool is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
-
-static bool is_hex(unsigned char c) {
-    return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-}
-
 static bool number_char(unsigned char c) {
-    return is_digit(c) || c == '-' || c == '+' || c == '.' || c == 'e' ||
+    return isdigit(c) || c == '-' || c == '+' || c == '.' || c == 'e' ||
            c == 'E';
 }
 
 static size_t digits(const unsigned char *p, size_t n, size_t j) {
-    while (j < n && is_digit(p[j])) j++;
+    while (j < n && isdigit(p[j])) j++;
     return j;
 }
 
@@ -76,8 +71,8 @@ static long scan_string(const unsigned char *p, size_t n, size_t i) {
         if (++i >= n) break;
         if (p[i] != 'u') continue; /* cJSON refuses unknown escapes */
         /* cJSON reads a bad hex digit as a 0, so \u0zzz would be a NUL */
-        if (i + 4 >= n || !is_hex(p[i + 1]) || !is_hex(p[i + 2]) ||
-            !is_hex(p[i + 3]) || !is_hex(p[i + 4]))
+        if (i + 4 >= n || !isxdigit(p[i + 1]) || !isxdigit(p[i + 2]) ||
+            !isxdigit(p[i + 3]) || !isxdigit(p[i + 4]))
             return PB_E_SYNTAX;
         if (!memcmp(p + i + 1, "0000", 4)) return PB_E_NUL;
         i += 4;
@@ -97,7 +92,7 @@ static int scan(const unsigned char *p, size_t n) {
             long e = scan_string(p, n, i);
             if (e < 0) return (int)e;
             i = (size_t)e;
-        } else if (c == '-' || is_digit(c)) {
+        } else if (c == '-' || isdigit(c)) {
             size_t k = number_len(p + i, n - i);
             if (!k || (i + k < n && number_char(p[i + k]))) return PB_E_NUMBER;
             if (k > PB_MAX_NUMBER) return PB_E_NUMBER_LONG;
@@ -185,13 +180,13 @@ const char *push_body_strerror(int err) {
     switch (err) {
     case PB_OK: return "ok";
     case PB_E_UTF8: return "body is not UTF-8";
-    case PB_E_CONTROL: return "control character in the body";
-    case PB_E_NUL: return "\\u0000 in a string";
-    case PB_E_NUMBER: return "malformed number";
-    case PB_E_NUMBER_LONG: return "number too long";
-    case PB_E_RANGE: return "number out of range";
-    case PB_E_DEPTH: return "nested too deep";
-    case PB_E_DUPLICATE: return "duplicate key in an object";
+    case PB_E_CONTROL: return "body has a control character in a string";
+    case PB_E_NUL: return "body has \\u0000 in a string";
+    case PB_E_NUMBER: return "body has a malformed number";
+    case PB_E_NUMBER_LONG: return "body has a number over 63 characters";
+    case PB_E_RANGE: return "body has a number out of range";
+    case PB_E_DEPTH: return "body is nested over 64 levels";
+    case PB_E_DUPLICATE: return "body has an object with a key twice";
     case PB_E_NOMEM: return "out of memory";
     default: return "body is not valid JSON";
     }

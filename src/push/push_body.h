@@ -32,6 +32,7 @@ enum push_body_err {
  * cJSON_Delete) or returns a push_body_err and leaves *out NULL. */
 int push_body_parse(const char *buf, size_t len, cJSON **out);
 
+/* A sentence for the client (the 400 bad_json answer's message). */
 const char *push_body_strerror(int err);
 
 #endif
