@@ -250,3 +250,33 @@ void log_write(log_level_t level, const char *msg, const char *kv_fmt, ...) {
                       buf, pos);
     (void)w; /* nowhere to report a failed log write */
 }
+
+bool log_limited(log_limit_t *lim, log_level_t level, const char *msg,
+                 const char *kv_fmt, ...) {
+    if (!log_enabled(level)) return false;
+    uint64_t now = clock_mono_ms();
+    uint64_t next = atomic_load(&lim->next_ms);
+    /* One thread wins the slot; the others count themselves held. */
+    if (now < next ||
+        !atomic_compare_exchange_strong(&lim->next_ms, &next,
+                                        now + lim->every_ms)) {
+        atomic_fetch_add(&lim->held, 1);
+        return false;
+    }
+    uint64_t held = atomic_exchange(&lim->held, 0);
+    char kv[LOG_LINE_MAX];
+    kv[0] = 0;
+    if (kv_fmt) {
+        va_list ap;
+        va_start(ap, kv_fmt);
+        int n = vsnprintf(kv, sizeof kv, kv_fmt, ap);
+        va_end(ap);
+        if (n < 0) kv[0] = 0;
+    }
+    if (held)
+        log_write(level, msg, "%s%ssuppressed=%llu", kv, kv[0] ? " " : "",
+                  (unsigned long long)held);
+    else
+        log_write(level, msg, kv[0] ? "%s" : NULL, kv);
+    return true;
+}

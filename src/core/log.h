@@ -21,7 +21,9 @@
 #ifndef HERALD_CORE_LOG_H
 #define HERALD_CORE_LOG_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #define LOG_LINE_MAX 1024
 
@@ -62,6 +64,26 @@ int log_set_fd(int fd);
 
 void log_write(log_level_t level, const char *msg, const char *kv_fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/*
+ * A rate-limited log site, for faults that repeat as fast as they are
+ * retried (a full disk, descriptors exhausted, failed logins): at most one
+ * line per `every_ms`, and the next line says how many it held back
+ * (`suppressed=N`).  Any thread; a static `log_limit_t` per site:
+ *
+ *   static log_limit_t lim = LOG_LIMIT_INIT(1000);
+ *   log_limited(&lim, LOG_LEVEL_WARN, "accept failed", "err=%d", err);
+ *
+ * Returns true if the line was written.
+ */
+typedef struct log_limit {
+    _Atomic uint64_t next_ms;   /* mono ms before which lines are held */
+    _Atomic uint64_t held;      /* lines held back since the last one */
+    uint32_t every_ms;
+} log_limit_t;
+#define LOG_LIMIT_INIT(ms) {0, 0, (ms)}
+bool log_limited(log_limit_t *lim, log_level_t level, const char *msg,
+                 const char *kv_fmt, ...) __attribute__((format(printf, 4, 5)));
 
 #define log_debug(msg, ...) log_write(LOG_LEVEL_DEBUG, msg, __VA_ARGS__)
 #define log_info(msg, ...) log_write(LOG_LEVEL_INFO, msg, __VA_ARGS__)

@@ -153,3 +153,24 @@ TEST(json_long_lines_stay_valid) {
     json_decref(a);
     json_decref(b);
 }
+
+static log_limit_t burst_lim = LOG_LIMIT_INIT(200);
+
+static void emit_burst(void) {
+    for (int i = 0; i < 1000; i++)
+        log_limited(&burst_lim, LOG_LEVEL_WARN, "disk full", "try=%d", i);
+    usleep(250 * 1000); /* past every_ms: the next line names the held ones */
+    log_limited(&burst_lim, LOG_LEVEL_WARN, "disk full", "try=%d", 1000);
+}
+
+/* A fault retried in a tight loop writes one line, then one line with the
+ * count of what it held back, not a line per retry. */
+TEST(limited_lines_count_what_they_held_back) {
+    char buf[4096];
+    capture(emit_burst, buf, sizeof buf);
+    int lines = 0;
+    for (const char *p = buf; (p = strchr(p, '\n')); p++) lines++;
+    CHECK_EQ_INT(lines, 2);
+    CHECK(strstr(buf, "msg=\"disk full\" try=0\n"));
+    CHECK(strstr(buf, "msg=\"disk full\" try=1000 suppressed=999\n"));
+}
