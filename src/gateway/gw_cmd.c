@@ -69,6 +69,8 @@ const char *gw_err_name(int code) {
     case herald_ERR_BAD_REQUEST: return "bad_request";
     case herald_ERR_OVERLOADED: return "overloaded";
     case herald_ERR_TOO_MANY_CONNS: return "too_many_conns";
+    case herald_ERR_TOKEN_TOO_LONG: return "token_too_long";
+    case herald_ERR_TOKEN_REVOKED: return "token_revoked";
     }
     return "error";
 }

@@ -13,7 +13,7 @@
 
 #include "store/store.h"
 
-#define STORE_SCHEMA_VERSION 3
+#define STORE_SCHEMA_VERSION 4
 
 /* Prepared statements of the write connection, by purpose.  Prepared on
  * first use and kept for the life of the connection. */

@@ -22,6 +22,16 @@
  * device of a single-device push, and inbox_targets lists the devices of a
  * multi-device push (written once per push, never touched by acks, removed
  * at expiry).
+ *
+ * Version 4 adds what the fault fixes of issue 12 need: a `dropped` event
+ * on every status record (a message discarded before delivery: an inbox
+ * over its cap, an online-only push to an offline device), an app's
+ * policy for pushes to devices it never saw (apps.unknown_device: 0
+ * store, 1 reject), per-device token revocations (tokens issued before
+ * before_s are refused), and the journal's own bookkeeping in SQLite
+ * (journal_files: the generation each hot file should carry and how far
+ * its records are known to reach), so a damaged or missing journal file
+ * is noticed instead of read as an empty one.
  */
 #include "store/store_int.h"
 
@@ -128,6 +138,23 @@ static const char *const migrate_v3[] = {
     "DROP INDEX IF EXISTS inbox_msg",
 };
 
+/* Version 3 -> 4, also run on a new file after version 3 (columns come
+ * last either way). */
+static const char *const migrate_v4[] = {
+    "ALTER TABLE messages ADD COLUMN at_dropped INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE messages ADD COLUMN n_dropped INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE apps ADD COLUMN unknown_device INTEGER NOT NULL DEFAULT 0",
+    "CREATE TABLE IF NOT EXISTS device_revocations("
+    " app TEXT NOT NULL,"
+    " device TEXT NOT NULL,"
+    " before_s INTEGER NOT NULL,"
+    " PRIMARY KEY(app, device)) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS journal_files("
+    " file INTEGER PRIMARY KEY,"
+    " gen INTEGER NOT NULL,"
+    " end_off INTEGER NOT NULL)",
+};
+
 static int user_version(sqlite3 *db, int *out) {
     sqlite3_stmt *s;
     int rc = sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, NULL);
@@ -168,9 +195,13 @@ int store__schema_ensure(sqlite3 *db) {
         rc = EXEC_ALL(db, migrate_v2);
     }
     if (rc == 0) rc = EXEC_ALL(db, schema_v2);
-    if (rc == 0) { /* every version below 3, a new file (0) included */
+    if (rc == 0 && ver < 3) { /* a new file (0) included */
         if (ver > 0) log_info("store schema migrating", "from=%d to=3", ver);
         rc = EXEC_ALL(db, migrate_v3);
+    }
+    if (rc == 0 && ver < 4) { /* a new file (0) included */
+        if (ver > 0) log_info("store schema migrating", "from=%d to=4", ver);
+        rc = EXEC_ALL(db, migrate_v4);
     }
     char sql[64];
     snprintf(sql, sizeof sql, "PRAGMA user_version=%d", STORE_SCHEMA_VERSION);

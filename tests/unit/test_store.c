@@ -777,7 +777,7 @@ TEST(failure_after_writes_redoes_batch_with_savepoints) {
 
 /* A version 1 file (messages with a rowid) opens as the current version
  * with its messages kept and the table rebuilt without rowid. */
-TEST(schema_v1_file_migrates_to_v3) {
+TEST(schema_v1_file_migrates_to_current) {
     struct tmpdb t;
     tmpdb_make(&t);
     sqlite3 *db;
@@ -834,7 +834,8 @@ TEST(schema_v1_file_migrates_to_v3) {
                              NULL) == SQLITE_OK);
     CHECK(sqlite3_step(q) == SQLITE_ROW);
     CHECK(strstr((const char *)sqlite3_column_text(q, 0), "WITHOUT ROWID"));
-    CHECK_EQ_INT(sqlite3_column_int(q, 1), 3);
+    CHECK(strstr((const char *)sqlite3_column_text(q, 0), "n_dropped"));
+    CHECK_EQ_INT(sqlite3_column_int(q, 1), 4);
     sqlite3_finalize(q);
     sqlite3_close(db);
     tmpdb_remove(&t);
@@ -899,9 +900,45 @@ TEST(sweeper_expires_single_and_multi_rows) {
     tmpdb_remove(&t);
 }
 
+/* What version 4 added, taken away again: a file of version 3's shape. */
+#define BACK_TO_V3                                                        \
+    "ALTER TABLE messages DROP COLUMN at_dropped;"                        \
+    " ALTER TABLE messages DROP COLUMN n_dropped;"                        \
+    " ALTER TABLE apps DROP COLUMN unknown_device;"                       \
+    " DROP TABLE device_revocations; DROP TABLE journal_files;"           \
+    " PRAGMA user_version=3;"
+
+/* A version 3 file gains the dropped counts, the unknown-device policy,
+ * revocations and the journal's bookkeeping; its rows stay. */
+TEST(schema_v3_file_migrates_to_v4) {
+    struct tmpdb t;
+    tmpdb_make(&t);
+    store_t *st = open_at(t.path, NULL);
+    CHECK(st);
+    const char *one[1] = {"d3"};
+    int64_t s3;
+    CHECK_EQ_INT(push_to(st, "s3", one, 1, &s3), 0);
+    store_close(st);
+    sqlite3 *db;
+    CHECK(sqlite3_open(t.path, &db) == SQLITE_OK);
+    CHECK(sqlite3_exec(db, BACK_TO_V3, NULL, NULL, NULL) == SQLITE_OK);
+    sqlite3_close(db);
+    st = open_at(t.path, NULL);
+    CHECK(st);
+    store_close(st);
+    CHECK_EQ_INT(sql_int(t.path, "SELECT user_version FROM pragma_user_version"), 4);
+    CHECK_EQ_INT(sql_int(t.path, "SELECT n_dropped FROM messages WHERE msg_id='s3'"), 0);
+    CHECK_EQ_INT(sql_int(t.path, "SELECT count(*) FROM device_revocations"), 0);
+    CHECK_EQ_INT(sql_int(t.path, "SELECT count(*) FROM pragma_table_info('apps')"
+                                 " WHERE name='unknown_device'"), 1);
+    CHECK_EQ_INT(sql_int(t.path, "SELECT count(*) FROM sqlite_master"
+                                 " WHERE name='journal_files'"), 1);
+    tmpdb_remove(&t);
+}
+
 /* A version 2 file (inbox indexed by msg_id, no targets) migrates: its
  * inbox rows become targets, so they still expire and are counted. */
-TEST(schema_v2_file_migrates_to_v3) {
+TEST(schema_v2_file_migrates_to_current) {
     struct tmpdb t;
     tmpdb_make(&t);
     store_t *st = open_at(t.path, NULL);
@@ -914,7 +951,7 @@ TEST(schema_v2_file_migrates_to_v3) {
     /* back to the version 2 shape */
     sqlite3 *db;
     CHECK(sqlite3_open(t.path, &db) == SQLITE_OK);
-    CHECK(sqlite3_exec(db, "DROP TABLE inbox_targets;"
+    CHECK(sqlite3_exec(db, BACK_TO_V3 " DROP TABLE inbox_targets;"
                        " ALTER TABLE messages DROP COLUMN device;"
                        " CREATE INDEX inbox_msg ON inbox(msg_id);"
                        " PRAGMA user_version=2;", NULL, NULL, NULL) == SQLITE_OK);
@@ -935,7 +972,7 @@ TEST(schema_v2_file_migrates_to_v3) {
     CHECK_EQ_INT(ss.count[STORE_EV_EXPIRED], 1);
     store_reader_free(rd);
     store_close(st);
-    CHECK_EQ_INT(sql_int(t.path, "SELECT user_version FROM pragma_user_version"), 3);
+    CHECK_EQ_INT(sql_int(t.path, "SELECT user_version FROM pragma_user_version"), 4);
     CHECK_EQ_INT(sql_int(t.path, "SELECT count(*) FROM sqlite_master"
                                  " WHERE name='inbox_msg'"), 0);
     CHECK_EQ_INT(sql_int(t.path, "SELECT count(*) FROM inbox"), 0);
