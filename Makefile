@@ -20,7 +20,7 @@ WARN    := -Wall -Wextra -Wshadow -Wpointer-arith -Wstrict-prototypes \
 CFLAGS  ?= $(OPT) -g
 ALL_CFLAGS = -std=gnu11 $(WARN) $(CFLAGS) -D_GNU_SOURCE -MMD -MP \
              -Isrc -I$(BUILD)/gen -I$(BUILD)/gen-test $(SAN_FLAGS)
-LDLIBS  := -ljansson -lcjson -lssl -lcrypto -lsqlite3 -luring -lpthread -lm
+LDLIBS  := -ljansson -lcjson -lssl -lcrypto -lsqlite3 -luring -lz -lpthread -lm
 
 ifeq ($(SAN),1)
 SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all \

@@ -88,6 +88,9 @@ static const conf_opt_t serve_opts[] = {
     STR("db", db, "herald.db", 0, "PATH", "SQLite store file"),
     BOOL("no-fsync", no_fsync, "false", 0,
          "commit without fsync (benchmarks only: a crash may lose pushes)"),
+    BOOL("accept-journal-loss", accept_journal_loss, "false", 0,
+         "start although the hot journal is damaged or missing: recover "
+         "what is readable, log what was lost"),
     {"app", CONF_LIST, F(app), 0, MAX_APPS, NULL, NULL, LIVE | CONF_SECRET,
      "NAME:SECRET:APIKEY",
      "an application, upserted into the store; none and an empty store: "

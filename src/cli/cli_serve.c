@@ -184,10 +184,16 @@ static int server_start(server_t *sv, const serve_settings_t *s) {
     sc.path = s->db;
     sc.synchronous_full = !s->no_fsync;
     sc.exclusive = true;
+    sc.accept_journal_loss = s->accept_journal_loss;
     int rc = store_open(&sc, &sv->st);
     if (rc < 0) {
         fprintf(stderr, "herald serve: store %s: %s\n", sc.path,
                 store_strerror(rc));
+        if (rc == STORE_E_JOURNAL)
+            fprintf(stderr, "herald serve: acknowledged pushes may be lost"
+                    " (the log line above says how many); to recover what"
+                    " is readable and start anyway:\n  herald serve"
+                    " --accept-journal-loss ...\n");
         return -1;
     }
     printf("herald: store %s\n", sc.path);

@@ -114,6 +114,12 @@ static const metrics_def_t DEFS[M_HERALD_COUNT] = {
     [M_QUEUE_DEPTH] = {"herald_queue_depth",
         "Items waiting in an internal queue (read at scrape).",
         METRICS_GAUGE_FN, L1("queue", QUEUES)},
+    [M_STORE_DISK_FULL] = {"herald_store_disk_full",
+        "1 while the store's disk is full: durable pushes are refused (503) "
+        "and nothing is lost.", METRICS_GAUGE_FN},
+    [M_STORE_FAULT] = {"herald_store_write_failing",
+        "1 while the store's writes fail (a full disk or an I/O error).",
+        METRICS_GAUGE_FN},
     [M_OVERLOADED] = {"herald_overloaded",
         "1 while resident memory is above --memory-high: new work is "
         "refused.", METRICS_GAUGE_FN},

@@ -46,6 +46,14 @@ static double read_rows(void *ctx, unsigned a, unsigned b) {
     return (double)s.rows_written;
 }
 
+static double read_disk_full(void *ctx, unsigned a, unsigned b) {
+    return store_fault(ctx) == STORE_E_NOSPACE;
+}
+
+static double read_fault(void *ctx, unsigned a, unsigned b) {
+    return store_fault(ctx) != 0;
+}
+
 static double read_commits(void *ctx, unsigned a, unsigned b) {
     store_stats_t s;
     store_stats(ctx, &s);
@@ -75,6 +83,8 @@ ops_store_t *ops_store_new(store_t *st) {
     (void)metrics_set_reader(M_EXPIRIES, read_expired, st);
     (void)metrics_set_reader(M_STORE_ROWS, read_rows, st);
     (void)metrics_set_reader(M_STORE_COMMITS, read_commits, st);
+    (void)metrics_set_reader(M_STORE_DISK_FULL, read_disk_full, st);
+    (void)metrics_set_reader(M_STORE_FAULT, read_fault, st);
     store_set_observer(st, observe, NULL);
     return os;
 }
@@ -84,6 +94,10 @@ void ops_store_free(ops_store_t *os) {
     store_set_observer(os->st, NULL, NULL);
     (void)metrics_set_reader(M_QUEUE_DEPTH, NULL, NULL);
     (void)metrics_set_reader(M_EXPIRIES, NULL, NULL);
+    (void)metrics_set_reader(M_STORE_ROWS, NULL, NULL);
+    (void)metrics_set_reader(M_STORE_COMMITS, NULL, NULL);
+    (void)metrics_set_reader(M_STORE_DISK_FULL, NULL, NULL);
+    (void)metrics_set_reader(M_STORE_FAULT, NULL, NULL);
     store_reader_free(os->rd);
     free(os);
 }
@@ -92,14 +106,20 @@ static int reader(ops_store_t *os) {
     return os->rd ? 0 : store_reader_new(os->st, &os->rd);
 }
 
+/* Never waits for the writer: /readyz runs on the admin thread, which
+ * also answers /healthz and /metrics.  A store that cannot write is not
+ * ready (it refuses durable pushes); one that answers a read is. */
 int ops_store_ready(void *ctx, char *why, size_t cap) {
     ops_store_t *os = ctx;
-    store_status_t s;
-    int rc = reader(os);
-    /* An id that cannot exist: NOTFOUND proves the database answers. */
-    if (rc == 0) rc = store_status_get(os->rd, "-readyz-", &s);
-    if (rc == 0 || rc == STORE_E_NOTFOUND) return 0;
-    snprintf(why, cap, "%s", store_strerror(rc));
+    int rc = store_fault(os->st);
+    if (rc < 0) {
+        snprintf(why, cap, "store: %s", store_strerror(rc));
+        return -EROFS;
+    }
+    rc = reader(os);
+    if (rc == 0) rc = store_ping(os->rd);
+    if (rc == 0) return 0;
+    snprintf(why, cap, "store: %s", store_strerror(rc));
     return -EIO;
 }
 

@@ -40,6 +40,9 @@ enum store_err {
     STORE_E_CLOSED = -6,      /* store closing, request not run */
     STORE_E_FULL = -7,        /* writer queue over its limit: back off */
     STORE_E_LOCKED = -8,      /* another process serves this database */
+    STORE_E_NOSPACE = -9,     /* the disk is full: nothing was written */
+    STORE_E_TIMEOUT = -10,    /* the writer did not answer in time */
+    STORE_E_JOURNAL = -11,    /* the hot journal is damaged or missing */
 };
 const char *store_strerror(int err);
 
@@ -60,6 +63,11 @@ typedef struct store_config {
      * with STORE_E_LOCKED while another holds it.  Others (herald app)
      * open beside it and write through SQLite only. */
     bool exclusive;
+    /* A hot journal found damaged or missing where journal_files says
+     * acknowledged pushes may be in it: store_open fails with
+     * STORE_E_JOURNAL, unless this is set; then what is readable is
+     * recovered, the loss is logged with its counts, and the store opens. */
+    bool accept_journal_loss;
 } store_config_t;
 
 void store_config_defaults(store_config_t *c);
@@ -200,10 +208,19 @@ typedef struct store_stats {
 } store_stats_t;
 void store_stats(store_t *st, store_stats_t *out);
 
+/* Why the store cannot write now: 0, STORE_E_NOSPACE (the disk is full)
+ * or STORE_E_IO (a write failed).  Set by the writer when a commit or a
+ * journal write fails, cleared by the next one that succeeds; any thread,
+ * without a lock (/readyz, the metrics). */
+int store_fault(const store_t *st);
+
 /* ---- reads (any thread, one reader per thread) --------------------------- */
 
 int store_reader_new(store_t *st, store_reader_t **out);
 void store_reader_free(store_reader_t *r);
+/* One trivial read (never waits for the writer): 0 if the database
+ * answers. */
+int store_ping(store_reader_t *r);
 
 typedef struct store_row {
     char *msg_id;

@@ -38,6 +38,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/clock.h"
@@ -460,9 +461,16 @@ static bool aged_at_least(const store_hot_t *h, uint64_t now, int n) {
  * which writes every device row behind its cache, before a journal file
  * is reused (store__hot_rotate) and in every HOT_ALL.  One row per device
  * per reuse instead of one per fold: most folds would touch as many
- * devices as pushes.
+ * devices as pushes.  HOT_RESCUE is HOT_ALL for a batch whose journal
+ * write failed: its pushes are folded too (the caller commits with an
+ * fsync, so SQLite holds them durably instead).
+ *
+ * Every fold also tells journal_files how far the files' records are on
+ * disk: replay's lower bound, by which a file cut short or damaged at its
+ * end is noticed.
  */
 long store__hot_fold(store_t *st, int mode) {
+    static log_limit_t lim = LOG_LIMIT_INIT(1000);
     store_hot_t *h = st->hot;
     if (!h || (!h->head && !h->dirty)) return 0;
     uint64_t now = clock_mono_ms();
@@ -478,7 +486,8 @@ long store__hot_fold(store_t *st, int mode) {
         if (mode == HOT_OLD &&
             (e->born_ms + HOT_AGE_MS > now || n >= HOT_FOLD_MAX))
             break;
-        if (e == h->unsynced) break; /* not on disk yet: readers wait */
+        /* not on disk yet: readers wait */
+        if (e == h->unsynced && mode != HOT_RESCUE) break;
         if ((rc = fold_one(st, e)) < 0) break;
         n++;
         rows += e->at_acked ? 1 : 2;
@@ -488,13 +497,20 @@ long store__hot_fold(store_t *st, int mode) {
     for (hot_dev_t *d = h->dirty; rc == 0 && mode != HOT_OLD && d;
          d = d->dirty_next)
         if ((rc = fold_dev(st, d)) == 0) rows++;
+    if (rc == 0) rc = store__journal_note_ends(st);
     if (rc == 0) rc = store__exec(st->db, "COMMIT");
     if (rc < 0) {
         if (!sqlite3_get_autocommit(st->db))
             (void)store__exec(st->db, "ROLLBACK");
-        log_warn("hot fold failed; retried next batch", "err=\"%s\"",
-                 store_strerror(rc));
+        h->db_idx[0] = h->db_idx[1] = UINT32_MAX; /* unknown: write again */
+        log_limited(&lim, LOG_LEVEL_WARN, "hot fold failed; retried later",
+                    "err=\"%s\"", store_strerror(rc));
         return rc;
+    }
+    if (mode == HOT_RESCUE) {
+        pthread_mutex_lock(&h->mu);
+        h->unsynced = NULL; /* in SQLite now: readers may see them */
+        pthread_mutex_unlock(&h->mu);
     }
     while (mode != HOT_OLD && h->dirty) {
         h->dirty->dirty = false;
@@ -519,16 +535,55 @@ static int wal_sync(store_t *st) {
 }
 
 /* Empties the idle journal file when everything in it is folded and
- * durable, and makes it the one written next. */
+ * durable, and makes it the one written next.  journal_files names the
+ * new generation first, synced with the WAL, then the header follows. */
 void store__hot_rotate(store_t *st) {
     store_hot_t *h = st->hot;
     if (!h || h->inflight || h->off[h->cur] < st->cfg.hot_file_max ||
         h->live[!h->cur])
         return;
-    if (store__hot_fold(st, HOT_DEVS) < 0 || wal_sync(st) < 0) return;
     int other = !h->cur;
     uint64_t gen = (h->gen[0] > h->gen[1] ? h->gen[0] : h->gen[1]) + 1;
+    if (store__hot_fold(st, HOT_DEVS) < 0 ||
+        store__journal_row(st, other, gen, true) < 0 || wal_sync(st) < 0)
+        return;
     if (store__journal_restart(h, other, gen) == 0) h->cur = other;
+}
+
+void store__hot_discard(store_t *st) {
+    store_hot_t *h = st->hot;
+    if (!h || !h->unsynced) return;
+    pthread_mutex_lock(&h->mu);
+    hot_ent_t *first = h->unsynced, *keep = NULL;
+    for (hot_ent_t *e = h->head; e && e != first; e = e->next) keep = e;
+    /* The batch's entries are the newest: the end of each of their
+     * devices' lists. */
+    for (hot_ent_t *e = first; e; e = e->next) e->doomed = true;
+    for (hot_ent_t *e = first; e; e = e->next) {
+        hot_dev_t *d = e->dev;
+        if (!d->last || !d->last->doomed) continue; /* cut already */
+        hot_ent_t *last = NULL;
+        for (hot_ent_t *x = d->first; x && !x->doomed; x = x->dnext) last = x;
+        if (last) last->dnext = NULL;
+        else d->first = NULL;
+        d->last = last;
+        if (d->ack_next && d->ack_next->doomed) d->ack_next = NULL;
+    }
+    long n = 0;
+    for (hot_ent_t *e = first, *next; e; e = next) {
+        next = e->next;
+        h->live[e->file]--;
+        h->n--;
+        free(e);
+        n++;
+    }
+    if (keep) keep->next = NULL;
+    else h->head = NULL;
+    h->tail = keep;
+    h->unsynced = NULL;
+    pthread_mutex_unlock(&h->mu);
+    publish(st);
+    log_warn("hot pushes not stored: journal write failed", "pushes=%ld", n);
 }
 
 uint64_t store__hot_next_due(const store_t *st) {
@@ -538,14 +593,29 @@ uint64_t store__hot_next_due(const store_t *st) {
 
 /* ---- barrier for readers ------------------------------------------------------ */
 
-void store__hot_barrier(store_t *st) {
-    if (!atomic_load(&st->hot_n)) return;
+/* A reader runs on some caller's event loop (the push API's, the admin
+ * port's): it must never wait unbounded.  When SQLite already cannot
+ * write (a full disk) no fold can succeed, so it does not wait at all;
+ * otherwise the writer answers within one cycle, and BARRIER_MS bounds a
+ * writer stuck in a long commit. */
+#define BARRIER_MS 2000
+
+int store__hot_barrier(store_t *st) {
+    if (!atomic_load(&st->hot_n)) return 0;
+    int rc = atomic_load_explicit(&st->fault_sql, memory_order_relaxed);
+    if (rc) return rc;
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += BARRIER_MS / 1000;
     pthread_mutex_lock(&st->mu);
     uint64_t t = ++st->fold_asked;
     pthread_cond_broadcast(&st->cv);
-    while (st->fold_done < t && st->thread_started)
-        pthread_cond_wait(&st->fold_cv, &st->mu);
+    while (rc == 0 && st->fold_done < t && st->thread_started)
+        if (pthread_cond_timedwait(&st->fold_cv, &st->mu, &until) == ETIMEDOUT)
+            rc = STORE_E_TIMEOUT;
+    if (rc == 0 && st->fold_done >= t) rc = st->fold_rc;
     pthread_mutex_unlock(&st->mu);
+    return rc;
 }
 
 
@@ -563,7 +633,11 @@ int store__hot_open(store_t *st) {
     for (int i = 0; rc == 0 && i < 2; i++) {
         char p[4096];
         snprintf(p, sizeof p, "%s-hot%d", st->path, i);
-        h->fd[i] = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        h->fd[i] = open(p, O_RDWR | O_CLOEXEC);
+        if (h->fd[i] < 0 && errno == ENOENT) { /* replay asks if it should */
+            h->missing[i] = true;
+            h->fd[i] = open(p, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        }
         if (h->fd[i] < 0) rc = STORE_E_IO;
     }
     if (rc == 0 && !store__journal_lock(st, h)) {
@@ -605,15 +679,18 @@ void store__hot_free(store_hot_t *h) {
     free(h);
 }
 
-/* Everything folded with an fsync: the journal can go. */
+/* Everything folded with an fsync: the journal can go, and
+ * journal_files says neither file holds anything. */
 void store__hot_close(store_t *st) {
     store_hot_t *h = st->hot;
     if (!h) return;
-    if (store__hot_fold(st, HOT_ALL) < 0 || h->head || wal_sync(st) < 0) {
+    uint64_t gen = (h->gen[0] > h->gen[1] ? h->gen[0] : h->gen[1]) + 1;
+    if (store__hot_fold(st, HOT_ALL) < 0 || h->head ||
+        store__journal_row(st, 0, gen, false) < 0 ||
+        store__journal_row(st, 1, gen + 1, false) < 0 || wal_sync(st) < 0) {
         log_warn("hot journal kept for replay at the next open", NULL);
         return;
     }
-    uint64_t gen = (h->gen[0] > h->gen[1] ? h->gen[0] : h->gen[1]) + 1;
     if (store__journal_restart(h, 0, gen) < 0 ||
         store__journal_restart(h, 1, gen + 1) < 0 || store__journal_flush(h) < 0)
         log_warn("hot journal not emptied (replayed at the next open)", NULL);

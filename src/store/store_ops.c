@@ -140,6 +140,10 @@ static const char *const wsql[W_COUNT] = {
         " AND inbox_acked<?3",
     [W_HOT_DEV] = "UPDATE devices SET inbox_last_seq=max(inbox_last_seq,?3),"
                   " inbox_acked=max(inbox_acked,?4) WHERE app=?1 AND device=?2",
+    [W_JOURNAL_END] = "UPDATE journal_files SET end_off=?2, end_idx=?3"
+                      " WHERE file=?1",
+    [W_JOURNAL_SET] = "INSERT OR REPLACE INTO journal_files"
+                      "(file,gen,end_off,end_idx,in_use) VALUES(?1,?2,?3,0,?4)",
 };
 
 sqlite3_stmt *store__w(store_t *st, enum wstmt id) {

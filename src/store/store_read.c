@@ -42,6 +42,7 @@ static const char *const rsql[R_COUNT] = {
                    " (SELECT count(*) FROM api_keys k"
                    "  WHERE k.app=a.name AND k.revoked=0)"
                    " FROM apps a ORDER BY a.name",
+    [R_PING] = "SELECT count(*) FROM (SELECT 1 FROM apps LIMIT 1)",
 };
 
 static sqlite3_stmt *rstmt(store_reader_t *r, enum rstmt id) {
@@ -230,8 +231,9 @@ static int one_count(store_reader_t *r, sqlite3_stmt *s, int64_t *out) {
 
 int store_device_info(store_reader_t *r, const char *app, const char *device,
                       store_device_info_t *out) {
-    store__hot_barrier(r->st);
     memset(out, 0, sizeof *out);
+    int brc = store__hot_barrier(r->st);
+    if (brc < 0) return brc;
     sqlite3_stmt *s = rstmt(r, R_DEV_INFO);
     if (!s) return STORE_E_IO;
     sqlite3_bind_text(s, 1, app, -1, SQLITE_STATIC);
@@ -256,6 +258,13 @@ int store_device_info(store_reader_t *r, const char *app, const char *device,
     return one_count(r, s, &out->inbox_depth);
 }
 
+int store_ping(store_reader_t *r) {
+    sqlite3_stmt *s = rstmt(r, R_PING);
+    if (!s) return STORE_E_IO;
+    int64_t n;
+    return one_count(r, s, &n);
+}
+
 int store_device_count(store_reader_t *r, const char *app, int64_t *out) {
     sqlite3_stmt *s = rstmt(r, R_DEV_COUNT);
     if (!s) return STORE_E_IO;
@@ -265,8 +274,9 @@ int store_device_count(store_reader_t *r, const char *app, int64_t *out) {
 
 int store_status_get(store_reader_t *r, const char *msg_id,
                      store_status_t *out) {
-    store__hot_barrier(r->st);
     memset(out, 0, sizeof *out);
+    int brc = store__hot_barrier(r->st);
+    if (brc < 0) return brc;
     sqlite3_stmt *s = rstmt(r, R_STATUS);
     if (!s) return STORE_E_IO;
     sqlite3_bind_text(s, 1, msg_id, -1, SQLITE_STATIC);

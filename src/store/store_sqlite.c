@@ -26,6 +26,9 @@ const char *store_strerror(int err) {
     case STORE_E_CLOSED: return "store closed";
     case STORE_E_FULL: return "store queue full";
     case STORE_E_LOCKED: return "database in use by another herald serve";
+    case STORE_E_NOSPACE: return "disk full";
+    case STORE_E_TIMEOUT: return "store did not answer in time";
+    case STORE_E_JOURNAL: return "hot journal damaged or missing";
     }
     return "unknown store error";
 }
@@ -43,13 +46,37 @@ void store_config_defaults(store_config_t *c) {
 
 /* Maps an SQLite failure to a store code, logging SQLite's own words (they
  * name tables and constraints, never values). */
+/* A full disk fails every retry the same way: rate-limited, with a count
+ * (one line a second, not 3 million in 75 s). */
 int store__sql_err(sqlite3 *db, int rc, const char *what) {
+    static log_limit_t lim = LOG_LIMIT_INIT(1000);
     int prim = rc & 0xff;
     if (prim == SQLITE_NOMEM) return STORE_E_NOMEM;
     if (prim == SQLITE_CONSTRAINT) return STORE_E_EXISTS;
-    log_error("sqlite failed", "what=%s rc=%d err=\"%s\"", what, rc,
-              db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
-    return STORE_E_IO;
+    log_limited(&lim, LOG_LEVEL_ERROR, "sqlite failed",
+                "what=\"%.80s\" rc=%d err=\"%s\"", what, rc,
+                db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+    return prim == SQLITE_FULL ? STORE_E_NOSPACE : STORE_E_IO;
+}
+
+int store_fault(const store_t *st) {
+    int sql = atomic_load_explicit(&st->fault_sql, memory_order_relaxed);
+    return sql ? sql
+               : atomic_load_explicit(&st->fault_journal, memory_order_relaxed);
+}
+
+void store__fault_note(store_t *st, _Atomic int *which, int rc) {
+    int now = rc == STORE_E_NOSPACE || rc == STORE_E_IO ? rc : 0;
+    if (rc < 0 && !now) return; /* not about the disk: no news */
+    int was = atomic_exchange_explicit(which, now, memory_order_relaxed);
+    if (was == now) return;
+    if (now)
+        log_error("store cannot write", "why=\"%s\" part=%s",
+                  store_strerror(now),
+                  which == &st->fault_sql ? "sqlite" : "journal");
+    else
+        log_info("store writes again", "part=%s",
+                 which == &st->fault_sql ? "sqlite" : "journal");
 }
 
 int store__exec(sqlite3 *db, const char *sql) {
@@ -167,7 +194,7 @@ int store_open(const store_config_t *cfg, store_t **out) {
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&st->cv, &ca);
-    pthread_cond_init(&st->fold_cv, NULL);
+    pthread_cond_init(&st->fold_cv, &ca); /* readers' bounded wait */
     pthread_condattr_destroy(&ca);
     int rc = store__open_conn(st->path, true, st->cfg.synchronous_full,
                               &st->db);
