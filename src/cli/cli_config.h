@@ -33,6 +33,7 @@ typedef struct serve_settings {
     char *db;
     bool no_fsync;
     bool accept_journal_loss;
+    int inbox_max;
     conf_list_t app;            /* "NAME:SECRET:APIKEY" each */
     int rate_app;
     int burst;                  /* 0 = rate_app */

@@ -185,6 +185,7 @@ static int server_start(server_t *sv, const serve_settings_t *s) {
     sc.synchronous_full = !s->no_fsync;
     sc.exclusive = true;
     sc.accept_journal_loss = s->accept_journal_loss;
+    sc.inbox_max = s->inbox_max;
     int rc = store_open(&sc, &sv->st);
     if (rc < 0) {
         fprintf(stderr, "herald serve: store %s: %s\n", sc.path,

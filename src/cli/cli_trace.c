@@ -67,15 +67,16 @@ static void print_trace(const json_t *j) {
            kind ? kind : "?",
            (long long)json_integer_value(json_object_get(j, "ttl")),
            (long long)json_integer_value(json_object_get(j, "targets")));
-    static const char *steps[] = {"accepted", "stored", "routed",
-                                  "written",  "acked",  "expired"};
+    static const char *steps[] = {"accepted", "stored", "routed", "written",
+                                  "acked",    "expired", "dropped"};
     for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
         const json_t *e = json_object_get(tl, steps[i]);
         long long at = (long long)json_integer_value(json_object_get(e, "at"));
         long long n = (long long)json_integer_value(json_object_get(e, "count"));
-        bool expired = !strcmp(steps[i], "expired");
+        /* Only what happened: a message is rarely expired or dropped. */
+        bool rare = !strcmp(steps[i], "expired") || !strcmp(steps[i], "dropped");
         if (at <= 0) {
-            if (!expired)
+            if (!rare)
                 printf("%-9s -\n", steps[i]);
             continue;
         }

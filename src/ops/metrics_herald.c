@@ -120,6 +120,9 @@ static const metrics_def_t DEFS[M_HERALD_COUNT] = {
     [M_STORE_FAULT] = {"herald_store_write_failing",
         "1 while the store's writes fail (a full disk or an I/O error).",
         METRICS_GAUGE_FN},
+    [M_INBOX_DROPPED] = {"herald_inbox_dropped_total",
+        "Stored messages dropped undelivered because their device's inbox "
+        "was over --inbox-max (oldest first).", METRICS_COUNTER_FN},
     [M_OVERLOADED] = {"herald_overloaded",
         "1 while resident memory is above --memory-high: new work is "
         "refused.", METRICS_GAUGE_FN},

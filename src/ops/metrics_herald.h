@@ -49,6 +49,7 @@ enum metrics_herald_id {
     M_QUEUE_DEPTH,         /* callback gauge {queue} */
     M_STORE_DISK_FULL,     /* callback gauge: 1 while the store's disk is full */
     M_STORE_FAULT,         /* callback gauge: 1 while the store cannot write */
+    M_INBOX_DROPPED,       /* callback counter: inbox rows over inbox_max */
     /* overload protection */
     M_OVERLOADED,          /* callback gauge: 1 while over --memory-high */
     M_MEMORY_HIGH,         /* callback gauge: the watermark, bytes */

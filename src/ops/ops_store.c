@@ -20,6 +20,7 @@ static const char *const STEP_NAMES[STORE_EV_COUNT] = {
     [STORE_EV_ACCEPTED] = "accepted", [STORE_EV_STORED] = "stored",
     [STORE_EV_ROUTED] = "routed",     [STORE_EV_WRITTEN] = "written",
     [STORE_EV_ACKED] = "acked",       [STORE_EV_EXPIRED] = "expired",
+    [STORE_EV_DROPPED] = "dropped",
 };
 
 static const char *const KIND_NAMES[] = {
@@ -38,6 +39,12 @@ static double read_expired(void *ctx, unsigned a, unsigned b) {
     store_stats_t s;
     store_stats(ctx, &s);
     return (double)s.expired;
+}
+
+static double read_dropped(void *ctx, unsigned a, unsigned b) {
+    store_stats_t s;
+    store_stats(ctx, &s);
+    return (double)s.dropped;
 }
 
 static double read_rows(void *ctx, unsigned a, unsigned b) {
@@ -84,6 +91,7 @@ ops_store_t *ops_store_new(store_t *st) {
     (void)metrics_set_reader(M_STORE_ROWS, read_rows, st);
     (void)metrics_set_reader(M_STORE_COMMITS, read_commits, st);
     (void)metrics_set_reader(M_STORE_DISK_FULL, read_disk_full, st);
+    (void)metrics_set_reader(M_INBOX_DROPPED, read_dropped, st);
     (void)metrics_set_reader(M_STORE_FAULT, read_fault, st);
     store_set_observer(st, observe, NULL);
     return os;
@@ -97,6 +105,7 @@ void ops_store_free(ops_store_t *os) {
     (void)metrics_set_reader(M_STORE_ROWS, NULL, NULL);
     (void)metrics_set_reader(M_STORE_COMMITS, NULL, NULL);
     (void)metrics_set_reader(M_STORE_DISK_FULL, NULL, NULL);
+    (void)metrics_set_reader(M_INBOX_DROPPED, NULL, NULL);
     (void)metrics_set_reader(M_STORE_FAULT, NULL, NULL);
     store_reader_free(os->rd);
     free(os);

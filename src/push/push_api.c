@@ -384,8 +384,9 @@ static int get_message(push_service_t *ps, const char *app, const char *id,
     if (rc == STORE_E_NOTFOUND || (rc == 0 && strcmp(st.app, app)))
         return fail(resp, 404, "not_found", "no such message");
     if (rc < 0) return store_read_failed(resp, rc);
-    static const char *ev[STORE_EV_COUNT] = {"accepted", "stored", "routed",
-                                             "written",  "acked",  "expired"};
+    static const char *ev[STORE_EV_COUNT] = {
+        "accepted", "stored", "routed", "written", "acked", "expired",
+        "dropped"};
     json_t *tl = json_object();
     for (int i = 0; i < STORE_EV_COUNT; i++)
         json_object_set_new(tl, ev[i],

@@ -59,6 +59,11 @@ typedef struct store_config {
     /* Hot inbox journal (store_hot.c): bytes per file before the other
      * file takes over; default 8 MiB (tests make it small). */
     long hot_file_max;
+    /* Messages a device's inbox keeps at most: appending beyond it drops
+     * the oldest undelivered ones (their status records count `dropped`),
+     * so a device that never connects cannot fill the disk.  0 = no
+     * limit; default 10000. */
+    long inbox_max;
     /* The one process that serves pushes from this file: store_open fails
      * with STORE_E_LOCKED while another holds it.  Others (herald app)
      * open beside it and write through SQLite only. */
@@ -131,6 +136,7 @@ enum store_event {
     STORE_EV_WRITTEN = 3,
     STORE_EV_ACKED = 4,
     STORE_EV_EXPIRED = 5,
+    STORE_EV_DROPPED = 6,     /* discarded undelivered: an inbox over its cap */
     STORE_EV_COUNT
 };
 
@@ -205,6 +211,7 @@ typedef struct store_stats {
     long expired;             /* messages removed by the sweeper */
     double commit_ms_avg;
     long replaced;            /* inbox rows dropped by collapseKey */
+    long dropped;             /* inbox rows dropped by inbox_max */
 } store_stats_t;
 void store_stats(store_t *st, store_stats_t *out);
 

@@ -217,18 +217,21 @@ static int row_of(const hot_ent_t *e, store_row_t *row) {
 
 int store__hot_fetch(store_t *st, const char *app, const char *dev,
                      int64_t after, uint32_t limit, int64_t now,
-                     store_rows_t *out) {
+                     store_rows_t *out, int64_t *drop_to) {
     store_hot_t *h = st->hot;
     memset(out, 0, sizeof *out);
+    *drop_to = 0;
     if (!h || !app || !dev) return 0;
     int rc = 0;
     pthread_mutex_lock(&h->mu);
     hot_dev_t *d = dev_find(h, app, dev, dev_hash(app, dev));
+    if (d) *drop_to = d->drop_to;
     for (hot_ent_t *e = d ? d->first : NULL; e && rc == 0; e = e->dnext) {
         /* Not on disk yet: its push is not acknowledged, and a crash now
          * would hand its seq to another message. */
         if (e == h->unsynced) break;
-        if (e->seq <= after || e->at_acked || (now && e->expires <= now))
+        if (e->seq <= after || e->at_acked || e->at_dropped ||
+            (now && e->expires <= now))
             continue;
         if (out->n == limit) {
             out->more = true;
@@ -243,6 +246,24 @@ int store__hot_fetch(store_t *st, const char *app, const char *dev,
     pthread_mutex_unlock(&h->mu);
     if (rc < 0) store_rows_free(out);
     return rc;
+}
+
+/* inbox_max: appending seq drops the device's held pushes up to
+ * seq - inbox_max that are not acked; SQLite's rows follow at the next
+ * fold (fold_dev), readers skip them at once (store__hot_fetch). */
+static void inbox_cap(store_t *st, hot_dev_t *d, int64_t seq, int64_t now) {
+    long max = st->cfg.inbox_max;
+    if (max <= 0 || seq - d->acked <= max) return;
+    int64_t cut = seq - max;
+    if (cut <= d->drop_to) return;
+    hot_ent_t *e = d->drop_next ? d->drop_next : d->first;
+    for (; e && e->seq <= cut; e = e->dnext) {
+        if (e->seq <= d->drop_to || e->at_acked || e->at_dropped) continue;
+        e->at_dropped = now;
+        atomic_fetch_add(&st->dropped, 1);
+    }
+    d->drop_next = e;
+    d->drop_to = cut;
 }
 
 /* ---- the fast paths -------------------------------------------------------- */
@@ -284,6 +305,7 @@ bool store__hot_append(store_t *st, store_req_t *req, int64_t now, int *rc) {
         free(e);
         return true;
     }
+    inbox_cap(st, d, e->seq, now);
     d->last_seq = e->seq;
     dev_mark_dirty(st, d);
     if (d->last) d->last->dnext = e;
@@ -330,7 +352,7 @@ bool store__hot_ack(store_t *st, store_req_t *req, int64_t now, int *rc) {
     if (acked > d->acked) {
         hot_ent_t *e = d->ack_next;
         for (; e && e->seq <= acked; e = e->dnext) {
-            if (e->at_acked) continue;
+            if (e->at_acked || e->at_dropped) continue;
             e->at_acked = now;
             store_pend_ent_t held; /* counts a STATUS request brought */
             if (store__pend_pop(st, e->msg_id, &held)) {
@@ -385,6 +407,7 @@ int store__hot_write_row(store_t *st, const hot_row_t *r, bool inbox) {
     sqlite3_bind_int64(s, 11, r->written);
     sqlite3_bind_int64(s, 12, r->at_acked);
     sqlite3_bind_int64(s, 13, r->at_acked ? 1 : 0);
+    sqlite3_bind_int64(s, 14, r->at_dropped);
     int rc = store__step(st, s);
     if (rc < 0 || !inbox) return rc;
     if (!(s = store__w(st, W_HOT_INBOX))) return STORE_E_IO;
@@ -415,14 +438,23 @@ static int fold_one(store_t *st, const hot_ent_t *e) {
         .ttl = e->ttl, .need_ack = e->need_ack, .seq = e->seq,
         .created = e->created, .expires = e->expires,
         .at_delivered = e->at_delivered, .routed = e->routed,
-        .written = e->written, .at_acked = e->at_acked};
-    return store__hot_write_row(st, &r, !e->at_acked);
+        .written = e->written, .at_acked = e->at_acked,
+        .at_dropped = e->at_dropped};
+    return store__hot_write_row(st, &r, !e->at_acked && !e->at_dropped);
 }
 
-static int fold_dev(store_t *st, const hot_dev_t *d) {
-    return store__hot_write_dev(st, d->key, d->key + d->app_len + 1,
-                                d->last_seq, d->acked);
+/* A device row, and SQLite's inbox rows that inbox_max dropped since. */
+static int fold_dev(store_t *st, hot_dev_t *d) {
+    const char *dev = d->key + d->app_len + 1;
+    if (d->drop_to > d->sql_trimmed && d->sql_max > d->sql_acked) {
+        int rc = store__inbox_trim(st, d->key, dev, d->drop_to,
+                                   (int64_t)clock_wall_ms());
+        if (rc < 0) return rc;
+        d->sql_trimmed = d->drop_to; /* a rollback: trimmed again later */
+    }
+    return store__hot_write_dev(st, d->key, dev, d->last_seq, d->acked);
 }
+
 
 /* Frees the first n entries, folded by a committed transaction. */
 static void drop_folded(store_t *st, long n) {
@@ -435,6 +467,7 @@ static void drop_folded(store_t *st, long n) {
         d->first = e->dnext;
         if (!d->first) d->last = NULL;
         if (d->ack_next == e) d->ack_next = e->dnext;
+        if (d->drop_next == e) d->drop_next = e->dnext;
         h->head = e->next;
         if (!h->head) h->tail = NULL;
         h->live[e->file]--;
@@ -568,6 +601,7 @@ void store__hot_discard(store_t *st) {
         else d->first = NULL;
         d->last = last;
         if (d->ack_next && d->ack_next->doomed) d->ack_next = NULL;
+        if (d->drop_next && d->drop_next->doomed) d->drop_next = NULL;
     }
     long n = 0;
     for (hot_ent_t *e = first, *next; e; e = next) {

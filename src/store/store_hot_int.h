@@ -22,6 +22,7 @@ struct hot_ent {
     hot_ent_t *dnext;           /* this device's entries, by seq */
     hot_dev_t *dev;
     int64_t seq, created, expires, at_acked;
+    int64_t at_dropped;         /* inbox_max pushed it out, undelivered */
     int64_t routed, written, at_delivered; /* taken from store_pend */
     int32_t ttl;
     bool need_ack;
@@ -45,6 +46,11 @@ struct hot_dev {
     /* The first entry an ack has not reached (seq > acked), so an ack
      * walks only what it newly covers, not every held entry before. */
     hot_ent_t *ack_next;
+    /* inbox_max: seqs up to drop_to are dropped (held entries marked,
+     * SQLite's rows trimmed by the next fold up to sql_trimmed);
+     * drop_next is the first held entry beyond drop_to. */
+    int64_t drop_to, sql_trimmed;
+    hot_ent_t *drop_next;
     uint32_t hash;
     size_t app_len;
     char key[];                 /* app NUL device NUL */
@@ -104,6 +110,7 @@ typedef struct hot_row {
     bool need_ack;
     int64_t seq, created, expires;
     int64_t at_delivered, routed, written, at_acked; /* 0: not yet */
+    int64_t at_dropped;
 } hot_row_t;
 /* Its message row (unless there) and, with inbox, its inbox row. */
 int store__hot_write_row(store_t *st, const hot_row_t *r, bool inbox);

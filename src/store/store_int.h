@@ -63,6 +63,8 @@ enum wstmt {
     W_HOT_DEV,
     W_JOURNAL_END,
     W_JOURNAL_SET,
+    W_TRIM_COUNT,
+    W_TRIM_DEL,
     W_COUNT
 };
 
@@ -142,6 +144,9 @@ struct store {
     store_stats_t stats;
     double commit_ms_total;
     long replaced;              /* writer thread only; published in stats */
+    /* Inbox rows dropped by inbox_max (a rolled-back batch may have
+     * counted a few that came back). */
+    _Atomic long dropped;
 };
 
 struct store_reader {
@@ -198,10 +203,12 @@ bool store__hot_ack(store_t *st, store_req_t *req, int64_t now, int *rc);
  * around every change of the device table or the entry lists. */
 void store__hot_lock(store_t *st, bool lock);
 /* Any thread: the device's unacked hot pushes after `after` whose records
- * are on disk, by seq (store_inbox_fetch merges them with SQLite's). */
+ * are on disk, by seq (store_inbox_fetch merges them with SQLite's);
+ * *drop_to: seqs up to it are dropped by inbox_max (SQLite's rows too,
+ * even before the fold that trims them). */
 int store__hot_fetch(store_t *st, const char *app, const char *dev,
                      int64_t after, uint32_t limit, int64_t now,
-                     store_rows_t *out);
+                     store_rows_t *out, int64_t *drop_to);
 /* Adds delivery counts to the hot entry ent if it is msg_id's. */
 bool store__hot_delivered(void *ent, const char *msg_id, long routed,
                           long written, int64_t now);
@@ -254,6 +261,10 @@ static inline bool store__name_ok(const char *s) {
 }
 
 /* store_ops.c (writer thread only) */
+/* Drops app/dev's inbox rows with seq <= upto, counting each message
+ * `dropped` (inbox_max). */
+int store__inbox_trim(store_t *st, const char *app, const char *dev,
+                      int64_t upto, int64_t now);
 sqlite3_stmt *store__w(store_t *st, enum wstmt id);
 /* Steps a write statement to its end and resets it; 0 or a store error. */
 int store__step(store_t *st, sqlite3_stmt *s);

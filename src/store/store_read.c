@@ -32,7 +32,8 @@ static const char *const rsql[R_COUNT] = {
     [R_DEV_COUNT] = "SELECT count(*) FROM devices WHERE app=?1",
     [R_STATUS] = "SELECT kind, app, ttl, targets, at_accepted, n_accepted,"
                  " at_stored, n_stored, at_routed, n_routed, at_written,"
-                 " n_written, at_acked, n_acked, at_expired, n_expired"
+                 " n_written, at_acked, n_acked, at_expired, n_expired,"
+                 " at_dropped, n_dropped"
                  " FROM messages WHERE msg_id=?1",
     [R_APP_GET] = "SELECT name, secret, created_ms FROM apps WHERE name=?1",
     [R_APP_BY_KEY] = "SELECT a.name, a.secret, a.created_ms FROM api_keys k"
@@ -187,8 +188,11 @@ int store_inbox_fetch(store_reader_t *r, const char *app, const char *device,
                       store_rows_t *out) {
     store_rows_t hot = {0};
     memset(out, 0, sizeof *out);
-    int rc = store__hot_fetch(r->st, app, device, after, limit, now_ms, &hot);
+    int64_t dropped_to = 0;
+    int rc = store__hot_fetch(r->st, app, device, after, limit, now_ms, &hot,
+                              &dropped_to);
     if (rc < 0) return rc;
+    if (after < dropped_to) after = dropped_to; /* not trimmed yet */
     sqlite3_stmt *s = rstmt(r, R_INBOX_FETCH);
     if (!s) {
         store_rows_free(&hot);

@@ -42,6 +42,7 @@ void store_config_defaults(store_config_t *c) {
     c->idem_window_s = 86400;
     c->synchronous_full = true;
     c->hot_file_max = 8L << 20;
+    c->inbox_max = 10000;
 }
 
 /* Maps an SQLite failure to a store code, logging SQLite's own words (they
@@ -174,6 +175,7 @@ static void config_fill(store_config_t *c, const store_config_t *in) {
     if (c->sweep_interval_ms <= 0) c->sweep_interval_ms = d.sweep_interval_ms;
     if (c->idem_window_s <= 0) c->idem_window_s = d.idem_window_s;
     if (c->hot_file_max <= 0) c->hot_file_max = d.hot_file_max;
+    if (c->inbox_max < 0) c->inbox_max = 0;
 }
 
 int store_open(const store_config_t *cfg, store_t **out) {
@@ -318,6 +320,7 @@ void store_stats(store_t *st, store_stats_t *out) {
     pthread_mutex_lock(&st->mu);
     *out = st->stats;
     out->queue_depth = st->queued;
+    out->dropped = atomic_load_explicit(&st->dropped, memory_order_relaxed);
     out->commit_ms_avg =
         st->stats.commits ? st->commit_ms_total / st->stats.commits : 0;
     pthread_mutex_unlock(&st->mu);

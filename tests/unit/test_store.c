@@ -1605,3 +1605,79 @@ TEST(journal_truncated_is_refused_unless_accepted) {
 TEST(journal_deleted_is_refused_unless_accepted) {
     CHECK(damage_run(DMG_DELETE, STORE_E_JOURNAL, "lost_unknown=yes") >= 0);
 }
+
+/* ---- the inbox cap ---------------------------------------------------------- */
+
+/* The device's stored seqs (after 0), as a count and the first one. */
+static void inbox_span(store_t *st, const char *dev, uint32_t *n,
+                       int64_t *first) {
+    store_reader_t *rd;
+    *n = 0;
+    *first = -1;
+    if (store_reader_new(st, &rd) != 0) return;
+    store_rows_t rows;
+    if (store_inbox_fetch(rd, "a", dev, 0, 1000, 0, &rows) == 0) {
+        *n = rows.n;
+        if (rows.n) *first = rows.rows[0].seq;
+        store_rows_free(&rows);
+    }
+    store_reader_free(rd);
+}
+
+static int64_t dropped_of(store_t *st, const char *msg_id) {
+    store_reader_t *rd;
+    store_status_t ss;
+    if (store_reader_new(st, &rd) != 0) return -1;
+    int rc = store_status_get(rd, msg_id, &ss);
+    store_reader_free(rd);
+    return rc == 0 ? ss.count[STORE_EV_DROPPED] : -1;
+}
+
+/* A device that never reads keeps its newest inbox_max messages; the
+ * older ones are dropped with a status record saying so, through the
+ * hot path (d1: registered, no request id) and SQL (d2: request ids),
+ * and acked ones are not counted as dropped. */
+TEST(inbox_max_keeps_the_newest) {
+    struct tmpdb t;
+    tmpdb_make(&t);
+    store_config_t c;
+    store_config_defaults(&c);
+    c.inbox_max = 5;
+    store_t *st = open_at(t.path, &c);
+    CHECK(st);
+    char id[32], rq[32];
+    for (int i = 1; i <= 12; i++) {
+        snprintf(id, sizeof id, "h%d", i);
+        CHECK_EQ_INT(push1(st, "a", id, "d1", NULL, NULL, 60, NULL, NULL), 0);
+        snprintf(id, sizeof id, "s%d", i);
+        snprintf(rq, sizeof rq, "r%d", i);
+        CHECK_EQ_INT(push1(st, "a", id, "d2", rq, NULL, 60, NULL, NULL), 0);
+        if (i == 2) CHECK_EQ_INT(ack(st, "a", "d1", 1, -1, NULL), 0);
+    }
+    uint32_t n;
+    int64_t first;
+    inbox_span(st, "d1", &n, &first);
+    CHECK_EQ_INT(n, 5);
+    CHECK_EQ_INT(first, 8);
+    inbox_span(st, "d2", &n, &first);
+    CHECK_EQ_INT(n, 5);
+    CHECK_EQ_INT(first, 8);
+    CHECK_EQ_INT(dropped_of(st, "h1"), 0); /* acked before the cap */
+    CHECK_EQ_INT(dropped_of(st, "h2"), 1);
+    CHECK_EQ_INT(dropped_of(st, "h7"), 1);
+    CHECK_EQ_INT(dropped_of(st, "h8"), 0);
+    CHECK_EQ_INT(dropped_of(st, "s7"), 1);
+    CHECK_EQ_INT(dropped_of(st, "s8"), 0);
+    store_stats_t ss;
+    store_stats(st, &ss);
+    CHECK_EQ_INT(ss.dropped, 6 + 7);
+    store_close(st);
+    st = open_at(t.path, &c); /* everything folded: the same in SQLite */
+    CHECK(st);
+    inbox_span(st, "d1", &n, &first);
+    CHECK_EQ_INT(n, 5);
+    CHECK_EQ_INT(first, 8);
+    CHECK_EQ_INT(sql_int(t.path, "SELECT count(*) FROM inbox"), 10);
+    store_close(st);
+    tmpdb_remove(&t);
+}
