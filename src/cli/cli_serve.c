@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <openssl/rand.h>
@@ -304,6 +305,9 @@ static void print_err(void *ctx, const char *line) {
 }
 
 int cli_serve(int argc, char **argv) {
+    /* Whatever serve creates (the store and its journal, the pid file) is
+     * the owner's alone: the store holds every app's secret. */
+    umask(umask(077) | 077);
     serve_conf_t conf;
     conf_errs_t e = {print_err, NULL, 0};
     int rc = serve_conf_init(&conf, argc, argv, &e);

@@ -43,6 +43,7 @@ enum store_err {
     STORE_E_NOSPACE = -9,     /* the disk is full: nothing was written */
     STORE_E_TIMEOUT = -10,    /* the writer did not answer in time */
     STORE_E_JOURNAL = -11,    /* the hot journal is damaged or missing */
+    STORE_E_PERM = -12,       /* a store file is open to other users */
 };
 const char *store_strerror(int err);
 

@@ -6,10 +6,14 @@
  */
 #include "store/store_int.h"
 
+#include <fcntl.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/clock.h"
 #include "core/log.h"
@@ -29,6 +33,9 @@ const char *store_strerror(int err) {
     case STORE_E_NOSPACE: return "disk full";
     case STORE_E_TIMEOUT: return "store did not answer in time";
     case STORE_E_JOURNAL: return "hot journal damaged or missing";
+    case STORE_E_PERM:
+        return "store file readable by other users (it holds app secrets):"
+               " chmod 600 it";
     }
     return "unknown store error";
 }
@@ -178,6 +185,47 @@ static void config_fill(store_config_t *c, const store_config_t *in) {
     if (c->inbox_max < 0) c->inbox_max = 0;
 }
 
+/*
+ * The store holds every app's signing secret (store_app.c), so its files
+ * are the owner's alone: a new database is created 0600 before SQLite
+ * opens it (SQLite gives its -wal and -shm files the database's mode; the
+ * journal files are created 0600 too), and an existing file that other
+ * users may read is refused to the serving process and warned about to
+ * everyone else (`herald app` beside it).  Group access is the owner's
+ * choice (a backup group, say): a warning.
+ */
+static int private_files(const store_config_t *c) {
+    int fd = open(c->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+        close(fd);
+        return 0;
+    }
+    static const char *const sfx[] = {"", "-wal", "-shm", "-hot0", "-hot1"};
+    int rc = 0;
+    for (size_t i = 0; i < sizeof sfx / sizeof sfx[0]; i++) {
+        char p[4096];
+        struct stat sb;
+        snprintf(p, sizeof p, "%s%s", c->path, sfx[i]);
+        if (stat(p, &sb) < 0) continue;
+        if (sb.st_mode & 0007) {
+            if (c->exclusive) {
+                log_error("store file readable by other users",
+                          "path=\"%s\" mode=%04o fix=\"chmod 600 %s*\"", p,
+                          (unsigned)(sb.st_mode & 07777), c->path);
+                rc = STORE_E_PERM;
+            } else {
+                log_warn("store file readable by other users",
+                         "path=\"%s\" mode=%04o", p,
+                         (unsigned)(sb.st_mode & 07777));
+            }
+        } else if (sb.st_mode & 0070) {
+            log_warn("store file readable by its group", "path=\"%s\" mode=%04o",
+                     p, (unsigned)(sb.st_mode & 07777));
+        }
+    }
+    return rc;
+}
+
 int store_open(const store_config_t *cfg, store_t **out) {
     store_t *st = calloc(1, sizeof *st);
     if (!st) return STORE_E_NOMEM;
@@ -198,7 +246,9 @@ int store_open(const store_config_t *cfg, store_t **out) {
     pthread_cond_init(&st->cv, &ca);
     pthread_cond_init(&st->fold_cv, &ca); /* readers' bounded wait */
     pthread_condattr_destroy(&ca);
-    int rc = store__open_conn(st->path, true, st->cfg.synchronous_full,
+    int rc = private_files(&st->cfg);
+    if (rc == 0)
+        rc = store__open_conn(st->path, true, st->cfg.synchronous_full,
                               &st->db);
     st->sync_full_now = st->cfg.synchronous_full;
     if (rc == 0) rc = store__schema_ensure(st->db);

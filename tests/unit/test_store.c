@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -1679,5 +1680,41 @@ TEST(inbox_max_keeps_the_newest) {
     CHECK_EQ_INT(first, 8);
     CHECK_EQ_INT(sql_int(t.path, "SELECT count(*) FROM inbox"), 10);
     store_close(st);
+    tmpdb_remove(&t);
+}
+
+/* ---- the files' modes ------------------------------------------------------- */
+
+static int mode_of(const char *path, const char *sfx) {
+    char p[160];
+    struct stat sb;
+    snprintf(p, sizeof p, "%s%s", path, sfx);
+    return stat(p, &sb) == 0 ? (int)(sb.st_mode & 0777) : -1;
+}
+
+/* The store holds every app's signing secret: its files are created for
+ * the owner alone whatever the umask, and a serving open refuses a file
+ * that others may read (herald app beside it only warns). */
+TEST(store_files_are_private) {
+    struct tmpdb t;
+    tmpdb_make(&t);
+    mode_t old = umask(022);
+    store_t *st = open_at(t.path, NULL);
+    CHECK(st);
+    CHECK_EQ_INT(push1(st, "a", "m1", "d1", NULL, NULL, 60, NULL, NULL), 0);
+    CHECK_EQ_INT(mode_of(t.path, ""), 0600);
+    CHECK_EQ_INT(mode_of(t.path, "-wal"), 0600);
+    CHECK_EQ_INT(mode_of(t.path, "-shm"), 0600);
+    CHECK_EQ_INT(mode_of(t.path, "-hot0"), 0600);
+    CHECK_EQ_INT(mode_of(t.path, "-hot1"), 0600);
+    store_close(st);
+    umask(old);
+    CHECK(chmod(t.path, 0644) == 0);
+    CHECK_EQ_INT(open_rc(t.path, false), STORE_E_PERM);
+    st = open_at(t.path, NULL); /* not exclusive: a warning only */
+    CHECK(st);
+    store_close(st);
+    CHECK(chmod(t.path, 0640) == 0); /* a group is the owner's choice */
+    CHECK_EQ_INT(open_rc(t.path, false), 0);
     tmpdb_remove(&t);
 }
