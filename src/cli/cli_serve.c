@@ -190,7 +190,7 @@ static int server_start(server_t *sv, const serve_settings_t *s) {
     int rc = store_open(&sc, &sv->st);
     if (rc < 0) {
         fprintf(stderr, "herald serve: store %s: %s\n", sc.path,
-                store_strerror(rc));
+                store_open_error(rc));
         if (rc == STORE_E_JOURNAL)
             fprintf(stderr, "herald serve: acknowledged pushes may be lost"
                     " (the log line above says how many); to recover what"

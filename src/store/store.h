@@ -79,6 +79,9 @@ typedef struct store_config {
 void store_config_defaults(store_config_t *c);
 /* Opens (creating the schema if needed) and starts the writer thread. */
 int store_open(const store_config_t *cfg, store_t **out);
+/* Why the last store_open on this thread failed with rc, in words (the
+ * path and the system's reason where there is one). */
+const char *store_open_error(int rc);
 /* Runs every queued request, stops the writer, closes.  Readers must be
  * freed first. */
 void store_close(store_t *st);

@@ -692,6 +692,7 @@ int store__hot_open(store_t *st) {
 /* After the writer folded everything and stopped. */
 void store__hot_free(store_hot_t *h) {
     if (!h) return;
+    store__journal_unlock(h);
     while (h->head) {
         hot_ent_t *e = h->head;
         h->head = e->next;

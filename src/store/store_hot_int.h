@@ -78,6 +78,7 @@ struct store_hot {
     int batch_rc;               /* inflight -1: the outcome, known at once */
     bool batch_wrote;           /* ... and whether bytes may have landed */
     bool missing[2];            /* at open: the file did not exist */
+    bool owner;                 /* this store holds the journal's locks */
     int cur;
     int walfd;                  /* PATH-wal, for fdatasync; -1 = not yet */
     hot_ent_t *head, *tail;
@@ -136,6 +137,8 @@ int store__journal_flush(store_hot_t *h);
 /* Takes the owner's lock on both files (an exclusive opener waits for a
  * dead owner's last writes); false: another process owns them. */
 bool store__journal_lock(store_t *st, store_hot_t *h);
+/* Forgets this process's ownership (the store closing). */
+void store__journal_unlock(store_hot_t *h);
 /* Replays both files into SQLite (one synced transaction) and starts
  * them over; 0 or an error. */
 int store__journal_replay(store_t *st, store_hot_t *h);

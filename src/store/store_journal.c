@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -610,23 +611,82 @@ int store__journal_replay(store_t *st, store_hot_t *h) {
  * its locks, until the kernel has finished them, and no replay may start
  * before a dead owner's last write has landed.  So an exclusive opener
  * (herald serve) waits up to LOCK_WAIT_MS for a lock held that way.
+ *
+ * A live owner is told apart from a dying one at once, so a second
+ * `herald serve` fails at once instead of after 10 s: the owner also holds
+ * a POSIX record lock on PATH-hot0, which the kernel drops when the
+ * process dies (io_uring's reference to the file does not keep it), and
+ * F_GETLK names its pid.  POSIX locks do not conflict within a process,
+ * so this process's own journals are remembered by device and inode.
  */
 #define LOCK_WAIT_MS 10000
+#define OWNED_MAX 16
+
+static pthread_mutex_t owned_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct { dev_t dev; ino_t ino; } owned[OWNED_MAX];
+
+static bool owned_here(int fd, bool add, bool del) {
+    struct stat sb;
+    if (fstat(fd, &sb) < 0) return false;
+    bool found = false;
+    pthread_mutex_lock(&owned_mu);
+    for (int i = 0; i < OWNED_MAX && !found; i++) {
+        if (owned[i].ino == sb.st_ino && owned[i].dev == sb.st_dev) {
+            found = true;
+            if (del) owned[i].ino = 0;
+        }
+    }
+    for (int i = 0; add && !found && i < OWNED_MAX; i++) {
+        if (!owned[i].ino) {
+            owned[i].dev = sb.st_dev;
+            owned[i].ino = sb.st_ino;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&owned_mu);
+    return found;
+}
+
+/* The pid of another live process owning the journal, or 0. */
+static long live_owner(int fd) {
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+    if (fcntl(fd, F_GETLK, &fl) == 0 && fl.l_type != F_UNLCK)
+        return fl.l_pid;
+    return 0;
+}
 
 bool store__journal_lock(store_t *st, store_hot_t *h) {
     uint64_t t0 = clock_mono_ms();
     bool said = false;
     for (;;) {
         if (flock(h->fd[0], LOCK_EX | LOCK_NB) == 0) {
-            if (flock(h->fd[1], LOCK_EX | LOCK_NB) == 0) return true;
+            if (flock(h->fd[1], LOCK_EX | LOCK_NB) == 0) {
+                struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+                (void)fcntl(h->fd[0], F_SETLK, &fl); /* only a hint */
+                (void)owned_here(h->fd[0], true, false);
+                h->owner = true;
+                return true;
+            }
             (void)flock(h->fd[0], LOCK_UN);
         }
         if (!st->cfg.exclusive || clock_mono_ms() - t0 >= LOCK_WAIT_MS)
             return false;
+        long pid = live_owner(h->fd[0]);
+        if (pid || owned_here(h->fd[0], false, false)) {
+            log_error("store in use by another herald serve",
+                      "path=\"%s\" pid=%ld", st->path, pid ? pid : (long)getpid());
+            return false;
+        }
         if (!said) {
-            log_info("hot journal locked; waiting", "path=\"%s\"", st->path);
+            log_info("hot journal locked by a process that ended; waiting"
+                     " for its last writes", "path=\"%s\"", st->path);
             said = true;
         }
         usleep(10 * 1000);
     }
+}
+
+void store__journal_unlock(store_hot_t *h) {
+    if (h->owner && h->fd[0] >= 0) (void)owned_here(h->fd[0], false, true);
+    h->owner = false;
 }

@@ -6,6 +6,7 @@
  */
 #include "store/store_int.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -194,14 +195,61 @@ static void config_fill(store_config_t *c, const store_config_t *in) {
  * everyone else (`herald app` beside it).  Group access is the owner's
  * choice (a backup group, say): a warning.
  */
+/* What the last failed store_open on this thread said in words. */
+static _Thread_local char open_why[512];
+
+const char *store_open_error(int rc) {
+    return open_why[0] ? open_why : store_strerror(rc);
+}
+
+/* The directory part of path ("." for a bare name). */
+static void dir_of(const char *path, char *out, size_t cap) {
+    const char *slash = strrchr(path, '/');
+    if (!slash) snprintf(out, cap, ".");
+    else if (slash == path) snprintf(out, cap, "/");
+    else snprintf(out, cap, "%.*s", (int)(slash - path), path);
+}
+
+/* Why the database cannot be created or written, in words a user can act
+ * on (a missing folder, a read-only file or folder), or 0. */
+static int path_usable(const char *path, int open_errno) {
+    char dir[4096];
+    dir_of(path, dir, sizeof dir);
+    struct stat sb;
+    if (stat(dir, &sb) < 0 || !S_ISDIR(sb.st_mode)) {
+        snprintf(open_why, sizeof open_why,
+                 "cannot create %.200s: the folder %.200s %s", path, dir,
+                 errno == ENOENT ? "does not exist" : "is not a folder");
+        return STORE_E_IO;
+    }
+    if (open_errno != EEXIST) {
+        snprintf(open_why, sizeof open_why, "cannot create %.200s: %s", path,
+                 strerror(open_errno));
+        return STORE_E_IO;
+    }
+    if (access(path, R_OK | W_OK) < 0) {
+        snprintf(open_why, sizeof open_why, "cannot write %.200s: %s", path,
+                 strerror(errno));
+        return STORE_E_IO;
+    }
+    if (access(dir, W_OK | X_OK) < 0) { /* SQLite makes -wal/-shm there */
+        snprintf(open_why, sizeof open_why,
+                 "cannot write in %.200s (the store keeps %.100s-wal there): %s",
+                 dir, path, strerror(errno));
+        return STORE_E_IO;
+    }
+    return 0;
+}
+
 static int private_files(const store_config_t *c) {
     int fd = open(c->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd >= 0) {
         close(fd);
         return 0;
     }
+    int rc = path_usable(c->path, errno);
+    if (rc < 0) return rc;
     static const char *const sfx[] = {"", "-wal", "-shm", "-hot0", "-hot1"};
-    int rc = 0;
     for (size_t i = 0; i < sizeof sfx / sizeof sfx[0]; i++) {
         char p[4096];
         struct stat sb;
@@ -227,6 +275,7 @@ static int private_files(const store_config_t *c) {
 }
 
 int store_open(const store_config_t *cfg, store_t **out) {
+    open_why[0] = 0;
     store_t *st = calloc(1, sizeof *st);
     if (!st) return STORE_E_NOMEM;
     config_fill(&st->cfg, cfg);

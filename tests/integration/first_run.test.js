@@ -1,0 +1,77 @@
+'use strict';
+// What a new user hits first (issue 13): every refusal says what was wrong
+// and why, at once.  Store paths that cannot work, a second server on the
+// same store.
+const test = require('node:test');
+const assert = require('node:assert');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const { spawn, execFileSync } = require('node:child_process');
+const h = require('./helpers');
+
+// Runs herald with args until it exits (or ms pass): { code, out, err, ms }.
+function run(args, ms = 10000, opts = {}) {
+  return new Promise((resolve) => {
+    const t0 = Date.now();
+    const p = spawn(h.HERALD, args, { stdio: ['ignore', 'pipe', 'pipe'], ...opts });
+    h.live.add(p);
+    let out = '', err = '';
+    p.stdout.on('data', (d) => { out += d; });
+    p.stderr.on('data', (d) => { err += d; });
+    const timer = setTimeout(() => p.kill('SIGKILL'), ms);
+    p.on('exit', (code, sig) => {
+      clearTimeout(timer);
+      h.live.delete(p);
+      resolve({ code, sig, out, err, ms: Date.now() - t0 });
+    });
+  });
+}
+
+const PORTS = ['--port', '0', '--api-port', '0', '--tars-port', '-1', '--admin-port', '0',
+  '--host', '127.0.0.1'];
+
+function tmpdir(t, name) {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), name));
+  t.after(() => fs.rmSync(d, { recursive: true, force: true }));
+  return d;
+}
+
+test('a store in a folder that does not exist: the folder is named', async (t) => {
+  const d = tmpdir(t, 'herald-fr-');
+  const db = path.join(d, 'no', 'such', 'herald.db');
+  const r = await run(['serve', ...PORTS, '--db', db]);
+  assert.notEqual(r.code, 0);
+  assert.match(r.err, new RegExp(`cannot create ${db}: the folder ${path.dirname(db)} does not exist`));
+  const a = await run(['app', 'list', '--db', db]);
+  assert.notEqual(a.code, 0);
+  assert.match(a.err, /the folder .* does not exist/);
+});
+
+test('a store on a read-only filesystem: the system\'s reason is given', async (t) => {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'herald-ro-'));
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m,ro', 'tmpfs', d], { stdio: 'ignore' });
+  } catch (_) {
+    fs.rmdirSync(d);
+    t.skip('mounting a read-only tmpfs needs root here');
+    return;
+  }
+  t.after(() => {
+    try { execFileSync('umount', ['-l', d], { stdio: 'ignore' }); } catch (_) {}
+    fs.rmdirSync(d);
+  });
+  const r = await run(['serve', ...PORTS, '--db', path.join(d, 'herald.db')]);
+  assert.notEqual(r.code, 0);
+  assert.match(r.err, /cannot create .*herald\.db: Read-only file system/);
+});
+
+test('a second server on the same store says so at once', async (t) => {
+  const d = tmpdir(t, 'herald-two-');
+  const db = path.join(d, 'herald.db');
+  await h.startServe(t, ['--db', db]);
+  const r = await run(['serve', ...PORTS, '--db', db], 15000);
+  assert.notEqual(r.code, 0);
+  assert.match(r.err, /in use by another herald serve/);
+  assert.ok(r.ms < 3000, `the second server took ${r.ms} ms to give up`);
+});
