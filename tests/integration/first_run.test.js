@@ -75,3 +75,14 @@ test('a second server on the same store says so at once', async (t) => {
   assert.match(r.err, /in use by another herald serve/);
   assert.ok(r.ms < 3000, `the second server took ${r.ms} ms to give up`);
 });
+
+test('serve: a bad flag is named once, with where help is', async () => {
+  const r = await run(['serve', '--bogus']);
+  assert.equal(r.code, 2);
+  assert.equal(r.err.trim().split('\n')[0],
+    "herald serve: unknown option '--bogus' (see herald serve --help)");
+  const v = await run(['serve', '--port']);
+  assert.match(v.err, /^herald serve: option '--port' needs a value/);
+  const a = await run(['serve', 'stray']);
+  assert.match(a.err, /^herald serve: unexpected argument 'stray'/);
+});
