@@ -7,6 +7,9 @@
 #   make deps       install Debian packages and npm test peers (idempotent)
 #   make fuzz       build libFuzzer targets and run each FUZZ_SECONDS
 #   make bench      run the benchmarks (never part of make test)
+#   make install    install herald, its man page, docs, systemd unit and
+#                   /etc/herald files (PREFIX=/usr/local, DESTDIR=)
+#   make deb        build a Debian package: BUILD/herald_VERSION_ARCH.deb
 #
 # BUILD=dir picks the build folder; SAN=1 builds with ASan+UBSan.
 
@@ -56,7 +59,7 @@ UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 TOOL_BIN  := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tests/%)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all gen deps run test unit unit-san fuzz fuzz-build bench clean FORCE
+.PHONY: all gen deps run test unit unit-san fuzz fuzz-build bench install deb clean FORCE
 .DEFAULT_GOAL := all
 
 # The bench tools are built too (not run): tests/integration/push_load.test.js
@@ -206,6 +209,25 @@ fuzz: fuzz-build
 # ---- benchmarks ------------------------------------------------------------
 bench: deps $(BENCH_BIN) $(HERALD)
 	@sh bench/run.sh $(BUILD)
+
+# ---- install and package ---------------------------------------------------
+# mk/install.sh says what goes where; SYSCONFDIR stays /etc whatever the
+# prefix, since the unit reads /etc/herald.  The version is the binary's.
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+MANDIR     ?= $(PREFIX)/share/man
+DOCDIR     ?= $(PREFIX)/share/doc/herald
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+SYSCONFDIR ?= /etc
+VERSION    := $(shell sed -n 's/^\#define HERALD_VERSION "\(.*\)"/\1/p' src/cli/cli.h)
+
+install: $(HERALD)
+	@HERALD=$(HERALD) DESTDIR="$(DESTDIR)" BINDIR="$(BINDIR)" MANDIR="$(MANDIR)" \
+	  DOCDIR="$(DOCDIR)" UNITDIR="$(UNITDIR)" SYSCONFDIR="$(SYSCONFDIR)" \
+	  sh mk/install.sh
+
+deb: $(HERALD)
+	@sh mk/deb.sh $(BUILD) $(VERSION)
 
 clean:
 	rm -rf $(BUILD)
