@@ -14,8 +14,9 @@
 # `RESULT key=value ...` lines (herald bench) and `push_load http|tars: N
 # pushes/s, ...` lines are read, so a file of just those lines works too.
 # A series is keyed by target (and herald's transport); a later line for
-# the same series replaces an earlier one.  An optional line
-# `# chart-title: TEXT` sets the title.  Exit 1 when RUN.txt holds no
+# the same series replaces an earlier one.  The title is an optional line
+# `# chart-title: TEXT`, else run.sh's first line (date, kernel, cores,
+# workload).  Exit 1 when RUN.txt holds no
 # figure, 2 on usage, gnuplot's status otherwise.
 set -eu
 
@@ -41,6 +42,7 @@ function put(panel, name, v) {
     val[panel, name] = v
 }
 /^# chart-title: / { sub(/^# chart-title: /, ""); title = $0; next }
+/^bench: [0-9][0-9][0-9][0-9]-/ && title == "" { sub(/^bench: /, ""); title = "herald beside its peers: " $0; next }
 /^RESULT / {
     delete kv
     for (i = 2; i <= NF; i++) { split($i, p, "="); kv[p[1]] = substr($i, length(p[1]) + 2) }
