@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -42,6 +43,7 @@ static const char *const DROP_QUEUES[] = {"store", "sync", "status",
 
 static double read_rss(void *ctx, unsigned a, unsigned b);
 static double read_fds(void *ctx, unsigned a, unsigned b);
+static double read_max_fds(void *ctx, unsigned a, unsigned b);
 static double read_threads(void *ctx, unsigned a, unsigned b);
 
 #define L1(n, v) .labels = {n}, .values = {v}
@@ -143,6 +145,9 @@ static const metrics_def_t DEFS[M_HERALD_COUNT] = {
         "Resident memory size in bytes.", METRICS_GAUGE_FN, .read = read_rss},
     [M_PROC_FDS] = {"process_open_fds", "Open file descriptors.",
         METRICS_GAUGE_FN, .read = read_fds},
+    [M_PROC_MAX_FDS] = {"process_max_fds",
+        "Maximum number of open file descriptors (the soft RLIMIT_NOFILE).",
+        METRICS_GAUGE_FN, .read = read_max_fds},
     [M_PROC_THREADS] = {"process_threads", "Threads of the process.",
         METRICS_GAUGE_FN, .read = read_threads},
 };
@@ -250,6 +255,15 @@ static double read_fds(void *ctx, unsigned a, unsigned b) {
         if (e->d_name[0] != '.') n++;
     closedir(d);
     return (double)(n - 1); /* not the descriptor opendir itself holds */
+}
+
+/* The soft limit is the one open() and accept() fail at; unlimited is
+ * reported as NaN, i.e. left out of the scrape. */
+static double read_max_fds(void *ctx, unsigned a, unsigned b) {
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
+        return NAN;
+    return (double)rl.rlim_cur;
 }
 
 static double read_threads(void *ctx, unsigned a, unsigned b) {

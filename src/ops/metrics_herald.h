@@ -59,6 +59,7 @@ enum metrics_herald_id {
     /* process */
     M_PROC_RSS,
     M_PROC_FDS,
+    M_PROC_MAX_FDS,        /* callback gauge: RLIMIT_NOFILE (soft) */
     M_PROC_THREADS,
     M_HERALD_COUNT
 };
