@@ -86,3 +86,41 @@ test('serve: a bad flag is named once, with where help is', async () => {
   const a = await run(['serve', 'stray']);
   assert.match(a.err, /^herald serve: unexpected argument 'stray'/);
 });
+
+test('herald --version and herald version print the same line', async () => {
+  const a = await run(['--version']);
+  const b = await run(['version']);
+  assert.equal(a.code, 0);
+  assert.match(a.out, /^herald \d+\.\d+\.\d+\n$/);
+  assert.equal(a.out, b.out);
+});
+
+// Each refusal of herald push says what was wrong before any usage text.
+test('herald push: every refusal says what was wrong, first', async () => {
+  const env = { ...process.env, HERALD_API_KEY: '' };
+  const cases = [
+    [['push', 'device', '--key', 'k', '--device', 'd', 'hello'], /unexpected argument 'hello' \(the payload goes in --payload TEXT\)/],
+    [['push', 'device', '--device', 'd', '--payload', 'x'], /no API key: give --key KEY or set \$HERALD_API_KEY/],
+    [['push', 'device', '--key', 'k', '--payload', 'x'], /--device DEV is required/],
+    [['push', 'devices', '--key', 'k', '--payload', 'x'], /at least one --device DEV is required/],
+    [['push', 'device', '--key', 'k', '--device', 'd'], /no --payload TEXT or --payload-b64 B64/],
+    [['push', 'device', '--key', 'k', '--device', 'd', '--payload', 'x', '--api', 'https://h:1'], /bad --api 'https:\/\/h:1'/],
+  ];
+  for (const [args, want] of cases) {
+    const r = await run(args, 5000, { env });
+    assert.equal(r.code, 2, args.join(' '));
+    assert.match(r.err.split('\n')[0], want, args.join(' '));
+  }
+});
+
+test('herald push: --api HOST:PORT without a scheme works, as the help shows', async (t) => {
+  const srv = await h.startServe(t);
+  const hostPort = srv.api.replace('http://', '');
+  const r = await run(['push', 'device', '--api', hostPort, '--key', h.KEY, '--device', 'dd',
+    '--payload', 'no scheme']);
+  assert.equal(r.code, 0, r.err);
+  assert.match(r.out, /"msgId":"[0-9a-f]{24}"/);
+  const e = await run(['push', 'device', '--api', hostPort, '--key', h.KEY, '--device', 'dd',
+    '--payload', '']);
+  assert.equal(e.code, 0, 'an explicit empty payload is sent: ' + e.err);
+});
