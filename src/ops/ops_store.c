@@ -4,10 +4,10 @@
 #include "ops/ops_store.h"
 
 #include <errno.h>
-#include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "ops/metrics_herald.h"
 
@@ -16,17 +16,6 @@ struct ops_store {
     store_reader_t *rd;
 };
 
-static const char *const STEP_NAMES[STORE_EV_COUNT] = {
-    [STORE_EV_ACCEPTED] = "accepted", [STORE_EV_STORED] = "stored",
-    [STORE_EV_ROUTED] = "routed",     [STORE_EV_WRITTEN] = "written",
-    [STORE_EV_ACKED] = "acked",       [STORE_EV_EXPIRED] = "expired",
-    [STORE_EV_DROPPED] = "dropped",
-};
-
-static const char *const KIND_NAMES[] = {
-    [STORE_KIND_SINGLE] = "single", [STORE_KIND_MULTI] = "multi",
-    [STORE_KIND_ONLINE] = "all_online", [STORE_KIND_ALL] = "all",
-};
 
 static double read_queue(void *ctx, unsigned a, unsigned b) {
     if (a != MH_Q_STORE) return NAN;
@@ -132,37 +121,17 @@ int ops_store_ready(void *ctx, char *why, size_t cap) {
     return -EIO;
 }
 
-static json_t *steps_json(const store_status_t *s) {
-    json_t *a = json_array();
-    for (int e = 0; e < STORE_EV_COUNT; e++) {
-        if (!s->at_ms[e] && !s->count[e]) continue;
-        json_t *o = json_object();
-        json_object_set_new(o, "step", json_string(STEP_NAMES[e]));
-        json_object_set_new(o, "at_ms", s->at_ms[e] ? json_integer(s->at_ms[e])
-                                                    : json_null());
-        json_object_set_new(o, "count", json_integer(s->count[e]));
-        json_array_append_new(a, o);
-    }
-    return a;
-}
-
 int ops_store_timeline(void *ctx, const char *msg_id, char **json_out) {
     ops_store_t *os = ctx;
     store_status_t s;
     int rc = reader(os);
     if (rc == 0) rc = store_status_get(os->rd, msg_id, &s);
     if (rc == STORE_E_NOTFOUND) return -ENOENT;
+    if (rc == STORE_E_NOSPACE || rc == STORE_E_TIMEOUT) return -EAGAIN;
     if (rc < 0) return -EIO;
-    json_t *j = json_object();
-    json_object_set_new(j, "id", json_string(msg_id));
-    const char *kind = s.kind >= STORE_KIND_SINGLE && s.kind <= STORE_KIND_ALL
-                           ? KIND_NAMES[s.kind] : "unknown";
-    json_object_set_new(j, "kind", json_string(kind));
-    json_object_set_new(j, "app", json_string(s.app));
-    json_object_set_new(j, "ttl", json_integer(s.ttl));
-    json_object_set_new(j, "targets", json_integer(s.targets));
-    json_object_set_new(j, "steps", steps_json(&s));
-    *json_out = json_dumps(j, JSON_COMPACT);
-    json_decref(j);
+    char buf[1024];
+    int n = store_status_format(msg_id, &s, buf, sizeof buf);
+    if (n < 0) return -EIO;
+    *json_out = strdup(buf);
     return *json_out ? 0 : -ENOMEM;
 }

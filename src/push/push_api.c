@@ -364,10 +364,6 @@ static bool path_arg(const http_req_t *r, const char *buf, const char *prefix,
     return token_id_valid(out, len - n);
 }
 
-static const char *kind_name(int k) {
-    static const char *n[] = {"", "single", "multi", "online", "all"};
-    return k >= 1 && k <= 4 ? n[k] : "unknown";
-}
 
 /* A read the store could not answer now (disk full: hot pushes cannot be
  * folded for it; a writer too slow) is a 503 to retry, not a 500. */
@@ -384,19 +380,14 @@ static int get_message(push_service_t *ps, const char *app, const char *id,
     if (rc == STORE_E_NOTFOUND || (rc == 0 && strcmp(st.app, app)))
         return fail(resp, 404, "not_found", "no such message");
     if (rc < 0) return store_read_failed(resp, rc);
-    static const char *ev[STORE_EV_COUNT] = {
-        "accepted", "stored", "routed", "written", "acked", "expired",
-        "dropped"};
-    json_t *tl = json_object();
-    for (int i = 0; i < STORE_EV_COUNT; i++)
-        json_object_set_new(tl, ev[i],
-                            json_pack("{s:I,s:I}", "at",
-                                      (json_int_t)st.at_ms[i], "count",
-                                      (json_int_t)st.count[i]));
-    set_body(resp, 200,
-             json_pack("{s:s,s:s,s:s,s:i,s:I,s:o}", "msgId", id, "app", app,
-                       "kind", kind_name(st.kind), "ttl", (int)st.ttl, "targets",
-                       (json_int_t)st.targets, "timeline", tl));
+    char buf[1024];
+    int n = store_status_format(id, &st, buf, sizeof buf);
+    char *body = n > 0 ? strdup(buf) : NULL;
+    if (!body) return fail(resp, 500, "internal", "out of memory");
+    free(resp->body);
+    resp->status = 200;
+    resp->body = body;
+    resp->body_len = (size_t)n;
     return 200;
 }
 

@@ -267,8 +267,16 @@ static char *put_str(char **at, const char *s) {
  * queued before the routed/written counts flush (every 100 ms, FIFO), so
  * they always find it.  Returns 1: answered now.
  */
+/* An online-only push's status record: after the delivery, so it can say
+ * how many devices were targeted (all-online: those connected then) and
+ * how many targets it never reached (offline: dropped, as its answer's
+ * state says). */
 static int accept_after(push_call_t *c, const store_req_t *r) {
     deliver(c);
+    long dropped = c->op == PUSH_OP_SINGLE || c->op == PUSH_OP_MULTI
+                       ? (long)c->n_devices - c->online : 0;
+    if (dropped > 0)
+        push_status_add(c->ps, c->msg_id, STORE_EV_DROPPED, dropped);
     const store_msg_t *m = &r->msg;
     size_t n = sizeof *r + m->payload_len + strlen(m->app) + 1 +
                strlen(m->msg_id) + 1 +
@@ -287,6 +295,8 @@ static int accept_after(push_call_t *c, const store_req_t *r) {
     q->msg.collapse_key = put_str(&at, m->collapse_key);
     q->msg.request_id = NULL;
     q->devices = NULL; /* ACCEPT only counts them (targets) */
+    if (c->op == PUSH_OP_ONLINE || c->op == PUSH_OP_ALL) /* ttl 0: online */
+        q->n_devices = (uint32_t)c->targeted;
     q->done = free_self;
     q->data = q;
     if (store_submit(c->ps->cfg.store, q) < 0) {

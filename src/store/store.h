@@ -287,6 +287,18 @@ typedef struct store_status {
 } store_status_t;
 int store_status_get(store_reader_t *r, const char *msg_id,
                      store_status_t *out);
+/* The one JSON form of a status record, shared by the push API
+ * (GET /v1/messages/ID), the admin port (/api/messages/ID) and so
+ * herald trace:
+ *   {"msgId":ID,"app":APP,"kind":"single|multi|online|all","ttl":N,
+ *    "targets":N,"timeline":{"accepted":{"at":MS,"count":N},...,
+ *    "dropped":{...}}}
+ * every event in order, at 0 = not yet.  Writes it NUL-terminated into
+ * out; its length, or -1 if cap is too small. */
+int store_status_format(const char *msg_id, const store_status_t *s,
+                        char *out, size_t cap);
+/* The event's name in that form ("accepted" .. "dropped"). */
+const char *store_event_name(int ev);
 
 /* ---- applications (rare; synchronous) ------------------------------------- */
 

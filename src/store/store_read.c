@@ -276,6 +276,62 @@ int store_device_count(store_reader_t *r, const char *app, int64_t *out) {
     return one_count(r, s, out);
 }
 
+const char *store_event_name(int ev) {
+    static const char *const names[STORE_EV_COUNT] = {
+        [STORE_EV_ACCEPTED] = "accepted", [STORE_EV_STORED] = "stored",
+        [STORE_EV_ROUTED] = "routed",     [STORE_EV_WRITTEN] = "written",
+        [STORE_EV_ACKED] = "acked",       [STORE_EV_EXPIRED] = "expired",
+        [STORE_EV_DROPPED] = "dropped",
+    };
+    return ev >= 0 && ev < STORE_EV_COUNT ? names[ev] : "unknown";
+}
+
+/* s as a JSON string body: app names and message ids are plain ASCII by
+ * their rules, but a record is the store's, so escape what JSON needs. */
+static size_t json_str(char *out, size_t cap, const char *s) {
+    size_t n = 0;
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        const char *esc = c == '"' ? "\\\"" : c == '\\' ? "\\\\" : NULL;
+        char u[8];
+        if (!esc && c < 0x20) {
+            snprintf(u, sizeof u, "\\u%04x", c);
+            esc = u;
+        }
+        size_t k = esc ? strlen(esc) : 1;
+        if (n + k < cap) memcpy(out + n, esc ? esc : (const char *)&c, k);
+        n += k;
+    }
+    return n;
+}
+
+int store_status_format(const char *msg_id, const store_status_t *s,
+                        char *out, size_t cap) {
+    static const char *const kinds[] = {"unknown", "single", "multi",
+                                        "online", "all"};
+    const char *kind = s->kind >= STORE_KIND_SINGLE &&
+                               s->kind <= STORE_KIND_ALL
+                           ? kinds[s->kind] : kinds[0];
+    char id[160], app[160];
+    if (json_str(id, sizeof id, msg_id) >= sizeof id ||
+        json_str(app, sizeof app, s->app) >= sizeof app)
+        return -1;
+    id[json_str(id, sizeof id, msg_id)] = 0;
+    app[json_str(app, sizeof app, s->app)] = 0;
+    int n = snprintf(out, cap,
+                     "{\"msgId\":\"%s\",\"app\":\"%s\",\"kind\":\"%s\","
+                     "\"ttl\":%d,\"targets\":%lld,\"timeline\":{",
+                     id, app, kind, (int)s->ttl, (long long)s->targets);
+    for (int e = 0; n >= 0 && (size_t)n < cap && e < STORE_EV_COUNT; e++)
+        n += snprintf(out + n, cap - (size_t)n,
+                      "%s\"%s\":{\"at\":%lld,\"count\":%lld}",
+                      e ? "," : "", store_event_name(e),
+                      (long long)s->at_ms[e], (long long)s->count[e]);
+    if (n >= 0 && (size_t)n < cap)
+        n += snprintf(out + n, cap - (size_t)n, "}}");
+    return n >= 0 && (size_t)n < cap ? n : -1;
+}
+
 int store_status_get(store_reader_t *r, const char *msg_id,
                      store_status_t *out) {
     memset(out, 0, sizeof *out);

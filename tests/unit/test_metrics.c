@@ -422,10 +422,12 @@ TEST(ops_store_readiness_timeline_and_figures) {
     CHECK(t);
     CHECK(!strcmp(json_string_value(json_object_get(t, "kind")), "single"));
     CHECK(!strcmp(json_string_value(json_object_get(t, "app")), "app"));
-    json_t *steps = json_object_get(t, "steps");
-    CHECK(json_array_size(steps) >= 1);
-    CHECK(!strcmp(json_string_value(json_object_get(json_array_get(steps, 0), "step")),
-                  "accepted"));
+    CHECK(!strcmp(json_string_value(json_object_get(t, "msgId")), "m-ops-1"));
+    json_t *tl = json_object_get(t, "timeline");
+    CHECK(json_object_size(tl) == STORE_EV_COUNT);
+    CHECK(json_integer_value(json_object_get(json_object_get(tl, "accepted"),
+                                             "at")) == 1700000000000);
+    CHECK(json_object_get(tl, "dropped"));
     json_decref(t);
 
     metrics_buf_t b = {0};
