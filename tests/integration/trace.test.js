@@ -114,8 +114,16 @@ test('herald trace: broadcasts, all-online and dropped online-only pushes read r
   assert.equal(online.status, 200);
   assert.equal(online.json.targeted, 2);
   assert.equal(gone.json.state, 'dropped');
-  await until(async () => (await message(srv, gone.json.msgId)).timeline.dropped.count === 1,
-    5000, 'the online-only push counted dropped');
+  // An online-only push's record is written after its answer: a moment.
+  await until(async () => {
+    const r = await fetch(`${srv.api}/v1/messages/${gone.json.msgId}`,
+      { headers: { authorization: `Bearer ${h.KEY}` } });
+    return r.status === 200 && (await r.json()).timeline.dropped.count === 1;
+  }, 5000, 'the online-only push counted dropped');
+  for (const id of [all.json.msgId, online.json.msgId]) {
+    await until(async () => (await fetch(`${srv.api}/v1/messages/${id}`,
+      { headers: { authorization: `Bearer ${h.KEY}` } })).status === 200, 5000, `${id} recorded`);
+  }
 
   let out = await trace(srv, all.json.msgId);
   assert.equal(out.code, 0, out.stderr);
