@@ -99,7 +99,8 @@ static const conf_opt_t serve_opts[] = {
     INT("max-payload", max_payload, 1, 1 << 20, "4096", LIVE, "BYTES",
         "payload bytes at most"),
     INT("max-conns", max_conns, 0, M, "0", LIVE, "N",
-        "device connections at most; 0 = no limit"),
+        "device connections at most; 0 = derived from the descriptor "
+        "limit, keeping room for the API, admin and store"),
     INT("max-conns-per-ip", max_conns_per_ip, 0, M, "0", 0, "N",
         "device connections per client address (IPv6 per /64); 0 = no limit"),
     INT("accept-rate", accept_rate, 0, M, "0", 0, "N",

@@ -29,8 +29,10 @@ int net_listen_tcp(const char *host, int port, int backlog, bool reuseport,
  * spare descriptor (opened on its first net_accept call); on EMFILE it is
  * closed, the pending connection accepted and closed at once (the client
  * sees a reset rather than a hang), and the spare reopened.  The call still
- * returns -EMFILE so the caller can count it and stop its accept batch; the
- * next wake-up makes progress again, one refusal at a time. */
+ * returns -EMFILE so the caller can count it and stop its accept batch.
+ * That is not enough on its own: another thread may take the freed number
+ * before the spare is reopened, and then nothing here makes progress, so
+ * listeners also pause for a back-off (ev/lpause.h). */
 int net_accept(int lfd, int *fd_out, struct sockaddr_storage *peer);
 
 /* Connects to host:port.  bind_src, if not NULL, is the local address to

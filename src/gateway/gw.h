@@ -36,14 +36,33 @@ typedef struct gw_config {
     int auth_timeout;          /* seconds to send hello; default 10 */
     uint32_t max_frame;        /* bytes; default 65536 */
     uint32_t max_pending;      /* queued output per connection; 256 KiB */
-    int max_conns;             /* 0 = unlimited */
+    int max_conns;             /* 0 = derived from RLIMIT_NOFILE (below) */
     int head_timeout;          /* seconds for a whole HTTP head; 10 */
     /* Overload protection (docs/gateway.md "Refusing connections"). */
     int max_conns_per_ip;      /* per client address (IPv6: per /64); 0 = off */
     double accept_rate;        /* new connections/s, all workers; 0 = off */
     double accept_burst;       /* bucket size; default: accept_rate */
     const struct ops_mem *mem; /* memory watermark (borrowed); NULL = none */
+    /* Descriptors the rest of the process needs (API, TARS and admin
+     * connections, store files, loops); default GW_FD_RESERVE. */
+    int fd_reserve;
 } gw_config_t;
+
+#define GW_FD_RESERVE 64       /* without API ports: the store and loops */
+#define GW_FD_PER_WORKER 4     /* a worker's epoll, eventfd, ring, spare */
+
+/*
+ * What max_conns 0 means.  Device connections must not take the
+ * descriptors the push API, the admin port and the store need: when they
+ * did, herald could not accept a push or answer /healthz.  Of `nofile`
+ * descriptors (RLIMIT_NOFILE), the rest of the process keeps `reserve` +
+ * GW_FD_PER_WORKER per worker, but at most half; of the remaining budget
+ * 1/16 is for refused connections waiting for their answer (*refused, all
+ * workers together; NULL allowed), the rest is the connection cap
+ * (returned, at least 1).  E.g. nofile 20000, reserve 1216 (herald serve
+ * with its defaults), 2 workers: budget 18776, cap 17603, refused 1173.
+ */
+int gw_conns_auto(long nofile, int reserve, int workers, int *refused);
 
 void gw_config_defaults(gw_config_t *c);
 
@@ -106,8 +125,11 @@ int gw_port(const gw_t *gw);
 void gw_drain(gw_t *gw, int timeout_ms);
 void gw_free(gw_t *gw);
 
+/* The connection cap in force (max_conns, or what 0 derived). */
+int gw_max_conns(const gw_t *gw);
+
 /* The limits a reload (SIGHUP) may change while devices stay connected:
- * max_conns (0 = no limit) applies to the next accept, the heartbeat range
+ * max_conns (0 = derived, as at start) applies to the next accept, the heartbeat range
  * to the next HELLO or heartbeat; open connections are never closed for
  * it.  hb_min <= hb_max.  Any thread. */
 void gw_set_limits(gw_t *gw, int max_conns, int hb_min, int hb_max);

@@ -90,9 +90,10 @@ static void slot_release(gw_worker_t *w, gw_conn_t *c) {
 /*
  * A refused connection (gw_admit.c) costs a calloc'd gw_conn_t and a slot
  * for at most GW_REFUSE_MS: it is answered in its own protocol from its
- * first byte (gw_refuse_answer) and never reads a frame.  If
- * GW_REFUSED_MAX of them are already pending on this worker, the flood is
- * beyond answering and the next ones are closed at once.
+ * first byte (gw_refuse_answer) and never reads a frame.  If refused_max
+ * (GW_REFUSED_MAX, or fewer when descriptors are few) of them are already
+ * pending on this worker, the flood is beyond answering and the next ones
+ * are closed at once.
  */
 void gw_conn_accept(gw_worker_t *w, int fd,
                     const struct sockaddr_storage *peer) {
@@ -103,7 +104,7 @@ void gw_conn_accept(gw_worker_t *w, int fd,
         return;
     }
     int why = gw_admit(w, peer, &ip);
-    if (why && w->refused_now >= GW_REFUSED_MAX) {
+    if (why && w->refused_now >= w->refused_max) {
         metrics_inc(M_REFUSED_UNANSWERED, 0, 0);
         close(fd);
         return;

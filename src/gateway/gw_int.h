@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "ev/ev.h"
+#include "ev/lpause.h"
 #include "gateway/gw.h"
 #include "gateway/gw_limit.h"
 #include "gateway/http.h"
@@ -40,8 +41,9 @@ struct json_t; /* <jansson.h>, for gw_json_frame */
 #define GW_BATCH 256             /* io_uring sends per submission */
 #define GW_MAILBOX_MAX 65536     /* pushes waiting per worker, at most */
 #define GW_REFUSE_MS 1000        /* a refused connection's whole life */
-#define GW_REFUSED_MAX 1024      /* refused ones pending per worker; past
-                                    it the next are closed at accept */
+#define GW_REFUSED_MAX 1024      /* refused ones pending per worker (less
+                                    if descriptors are few, gw_conns_auto);
+                                    past it the next are closed at accept */
 
 /* Why a connection is refused (gw_conn_t.refuse; 0 = admitted).  The
  * device hears ERR_TOO_MANY_CONNS for GW_R_PER_IP, ERR_OVERLOADED for the
@@ -187,6 +189,7 @@ typedef struct gw_worker {
     bool started;
     ev_loop_t *loop;
     ev_io_t lio;            /* listener */
+    lpause_t lpause;        /* its back-off when out of descriptors */
     ev_async_t wake;
     jce_arena_t *arena;     /* per decoded frame, reset after each */
     gw_batch_t *batch;      /* io_uring broadcast sends; NULL: send() */
@@ -203,6 +206,7 @@ typedef struct gw_worker {
      * (not in gw_conn_t, which stays at 160 bytes) */
     gw_ipent_t **ip_of;
     uint32_t refused_now;   /* refused connections not yet closed */
+    uint32_t refused_max;   /* past it, refused ones get no answer */
     bool draining;
     /* mailbox */
     pthread_mutex_t mu;
@@ -244,6 +248,8 @@ struct gw {
     pthread_mutex_t apps_mu;
     gw_app_t *apps;
     atomic_long total_conns;    /* admitted connections (--max-conns) */
+    int auto_conns;             /* what max_conns 0 means (gw_conns_auto) */
+    long nofile;                /* RLIMIT_NOFILE when it was derived */
     gw_rate_t accept_rate;      /* --accept-rate */
     gw_iptab_t *iptab;          /* --max-conns-per-ip; NULL = off */
     atomic_bool draining;

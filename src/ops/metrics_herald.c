@@ -39,6 +39,8 @@ static const char *const REFUSED_WHY[] = {"max_conns", "accept_rate",
     "per_ip", "memory", "rate_limit", "queue_full", NULL};
 static const char *const DROP_QUEUES[] = {"store", "sync", "status",
     "mailbox", NULL};
+static const char *const LISTENERS[] = {"device", "api", "tars", "admin",
+    NULL};
 
 static double read_rss(void *ctx, unsigned a, unsigned b);
 static double read_fds(void *ctx, unsigned a, unsigned b);
@@ -130,6 +132,10 @@ static const metrics_def_t DEFS[M_HERALD_COUNT] = {
     [M_QUEUE_DROPPED] = {"herald_queue_dropped_total",
         "Items an internal queue refused because it was full, by queue.",
         METRICS_COUNTER, L1("queue", DROP_QUEUES)},
+    [M_LISTENER_PAUSED] = {"herald_listener_paused_total",
+        "Times a listener stopped accepting for a back-off because the "
+        "process was out of descriptors (EMFILE) or socket memory, by "
+        "listener.", METRICS_COUNTER, L1("listener", LISTENERS)},
     [M_PROC_RSS] = {"process_resident_memory_bytes",
         "Resident memory size in bytes.", METRICS_GAUGE_FN, .read = read_rss},
     [M_PROC_FDS] = {"process_open_fds", "Open file descriptors.",

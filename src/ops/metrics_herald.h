@@ -53,6 +53,7 @@ enum metrics_herald_id {
     M_REFUSED,             /* counter {what, reason} */
     M_REFUSED_UNANSWERED,  /* counter: closed at accept, no answer */
     M_QUEUE_DROPPED,       /* counter {queue}: items a full queue refused */
+    M_LISTENER_PAUSED,     /* counter {listener}: accept out of descriptors */
     /* process */
     M_PROC_RSS,
     M_PROC_FDS,
@@ -86,6 +87,9 @@ enum mh_refused_reason { MH_REF_MAX_CONNS, MH_REF_ACCEPT_RATE, MH_REF_PER_IP,
 /* herald_queue_dropped_total */
 enum mh_drop_queue { MH_DROP_STORE, MH_DROP_SYNC, MH_DROP_STATUS,
                      MH_DROP_MAILBOX };
+
+/* herald_listener_paused_total: == enum lpause_which (ev/lpause.h) */
+enum mh_listener { MH_LSN_DEVICE, MH_LSN_API, MH_LSN_TARS, MH_LSN_ADMIN };
 
 #define MH_NCMDS 10 /* hello .. bye, then "unknown" */
 

@@ -35,6 +35,7 @@
 #include "core/log.h"
 #include "core/net.h"
 #include "ev/ev.h"
+#include "ev/lpause.h"
 #include "ops/metrics_herald.h"
 #include "push/push_int.h"
 
@@ -48,6 +49,7 @@ struct push_http {
     push_service_t *ps;
     ev_loop_t *loop;
     ev_io_t lio;
+    lpause_t lpause;  /* the listener's back-off when out of descriptors */
     ev_async_t stop;
     pthread_t thread;
     bool thread_started;
@@ -524,10 +526,11 @@ static void on_accept(ev_loop_t *loop, ev_io_t *io, unsigned revents) {
     for (int i = 0; i < ACCEPT_BATCH; i++) {
         int fd;
         int rc = net_accept(io->fd, &fd, NULL);
-        if (rc == -EAGAIN || rc == -EMFILE || rc == -ENFILE)
+        if (rc == -EAGAIN || lpause_fault(&h->lpause, rc))
             return;
         if (rc < 0)
             continue;
+        lpause_ok(&h->lpause);
         hconn_t *c = h->nconns < h->ps->cfg.max_conns
                          ? calloc(1, sizeof *c)
                          : NULL;
@@ -620,6 +623,7 @@ static void *http_main(void *arg) {
 }
 
 static void http_free(push_http_t *h) {
+    lpause_stop(&h->lpause);
     if (h->lio.fd >= 0) {
         ev_del(h->loop, &h->lio);
         close(h->lio.fd);
@@ -653,6 +657,7 @@ int push_http_start(push_service_t *ps) {
         return rc;
     }
     ev_io_init(&h->lio, fd, on_accept, h);
+    lpause_init(&h->lpause, h->loop, &h->lio, LPAUSE_API);
     if ((rc = ev_add(h->loop, &h->lio, EV_READ)) < 0 ||
         (rc = ev_async_init(h->loop, &h->stop, on_stop, h)) < 0 ||
         (rc = ev_async_init(h->loop, &h->done, on_done, h)) < 0) {

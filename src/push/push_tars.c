@@ -42,6 +42,7 @@
 #include "core/log.h"
 #include "core/net.h"
 #include "ev/ev.h"
+#include "ev/lpause.h"
 #include "ops/metrics_herald.h"
 #include "push/push_int.h"
 
@@ -64,6 +65,7 @@ struct push_tars {
     push_service_t *ps;
     ev_loop_t *loop;
     ev_io_t lio;
+    lpause_t lpause;          /* the listener's back-off, out of fds */
     ev_async_t stop;
     ev_async_t done;          /* calls back from the store */
     ev_timer_t drain_timer;
@@ -486,10 +488,11 @@ static void on_accept(ev_loop_t *loop, ev_io_t *io, unsigned revents) {
         struct sockaddr_storage ss;
         int fd;
         int rc = net_accept(io->fd, &fd, &ss);
-        if (rc == -EAGAIN || rc == -EMFILE || rc == -ENFILE)
+        if (rc == -EAGAIN || lpause_fault(&pt->lpause, rc))
             return;
         if (rc < 0)
             continue;
+        lpause_ok(&pt->lpause);
         if (pt->nconns >= pt->ps->cfg.tars_max_conns) {
             uint64_t now = ev_now_ms(loop);
             if (now - pt->refused_log_ms >= REFUSED_LOG_MS) {
@@ -545,6 +548,7 @@ static void on_stop(ev_loop_t *loop, ev_async_t *a) {
     if (pt->draining)
         return;
     pt->draining = true;
+    lpause_stop(&pt->lpause);
     ev_del(loop, &pt->lio);
     close(pt->lio.fd);
     pt->lio.fd = -1;
@@ -568,6 +572,7 @@ static void *tars_main(void *arg) {
 }
 
 static void tars_free(push_tars_t *pt) {
+    lpause_stop(&pt->lpause);
     if (pt->lio.fd >= 0) {
         ev_del(pt->loop, &pt->lio);
         close(pt->lio.fd);
@@ -599,6 +604,7 @@ static int tars_init(push_tars_t *pt) {
                              511, false, &fd)) < 0)
         return rc;
     ev_io_init(&pt->lio, fd, on_accept, pt);
+    lpause_init(&pt->lpause, pt->loop, &pt->lio, LPAUSE_TARS);
     if ((rc = ev_add(pt->loop, &pt->lio, EV_READ)) < 0 ||
         (rc = ev_async_init(pt->loop, &pt->stop, on_stop, pt)) < 0 ||
         (rc = ev_async_init(pt->loop, &pt->done, on_done, pt)) < 0)

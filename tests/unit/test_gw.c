@@ -511,6 +511,19 @@ TEST(auth_timeout_closes) {
     close(fd);
 }
 
+/* max_conns 0: what the descriptor limit leaves after the rest of the
+ * process (at most half of it), less 1/16 for refusals. */
+TEST(conns_auto_from_descriptor_limit) {
+    int ref = -1;
+    /* herald serve's defaults: 64 + 1024 API + 64 TARS + 64 admin */
+    CHECK_EQ_INT(gw_conns_auto(20000, 1216, 2, &ref), 17603);
+    CHECK_EQ_INT(ref, 1173);
+    CHECK_EQ_INT(gw_conns_auto(256, 1216, 2, &ref), 120); /* half kept */
+    CHECK_EQ_INT(ref, 8);
+    CHECK_EQ_INT(gw_conns_auto(1048576, 1216, 8, &ref), 981870);
+    CHECK_EQ_INT(gw_conns_auto(2, 1216, 2, NULL), 1); /* never 0 */
+}
+
 TEST(conn_struct_is_lean) {
     /* DESIGN §6: a few hundred bytes per idle connection, all included. */
     CHECK(sizeof(gw_conn_t) <= 160);
