@@ -238,8 +238,15 @@ static int server_start(server_t *sv, const serve_settings_t *s) {
     (void)metrics_herald_init(); /* static storage: cannot fail here */
     sv->gw = gw_new(&sv->gw_cfg, push_service_gw_iface(sv->ps));
     if (!sv->gw || (rc = gw_start(sv->gw)) < 0) {
-        fprintf(stderr, "herald serve: device port %d: %s\n", s->port,
-                strerror(sv->gw ? -rc : ENOMEM));
+        const char *h = *s->host ? s->host : "0.0.0.0";
+        bool v6 = strchr(h, ':') != NULL;
+        if (rc == -EADDRINUSE)
+            fprintf(stderr, "herald serve: device port %s%s%s:%d is in use "
+                    "by another process\n", v6 ? "[" : "", h, v6 ? "]" : "",
+                    s->port);
+        else
+            fprintf(stderr, "herald serve: device port %d: %s\n", s->port,
+                    strerror(sv->gw ? -rc : ENOMEM));
         return -1;
     }
     printf("herald: device port %d (tcp+ws)\n", gw_port(sv->gw));

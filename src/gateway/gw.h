@@ -115,7 +115,9 @@ typedef struct gw_msg {
 } gw_msg_t;
 
 gw_t *gw_new(const gw_config_t *cfg, const gw_service_t *svc);
-/* Binds the listeners and starts the workers.  0 or negative errno. */
+/* Binds the listeners and starts the workers.  0 or negative errno;
+ * -EADDRINUSE when another process (or socket) holds the port: the
+ * workers share it with SO_REUSEPORT among themselves only. */
 int gw_start(gw_t *gw);
 /* The bound device port (useful with port 0). */
 int gw_port(const gw_t *gw);

@@ -254,6 +254,7 @@ struct gw {
     gw_iptab_t *iptab;          /* --max-conns-per-ip; NULL = off */
     atomic_bool draining;
     bool started, stopped;
+    int port_lock;              /* net_port_claim's lock, or -1 */
 };
 
 /* ---- gw.c ---- */
