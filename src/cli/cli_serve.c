@@ -116,6 +116,9 @@ static void make_configs(server_t *sv, const serve_settings_t *s) {
     p->tars_host = *s->tars_host ? s->tars_host : NULL;
     p->tars_port = s->tars_port;
     p->tars_max_conns = s->tars_max_conns;
+    p->max_conns = s->api_max_conns;
+    p->max_conns_per_ip = s->api_max_conns_per_ip;
+    p->head_timeout = s->head_timeout;
     p->rate_app = s->rate_app;
     p->burst = s->burst;
     p->max_payload = (uint32_t)s->max_payload;

@@ -41,6 +41,8 @@ static const char *const DROP_QUEUES[] = {"store", "sync", "status",
     "mailbox", NULL};
 static const char *const LISTENERS[] = {"device", "api", "tars", "admin",
     NULL};
+static const char *const APIS[] = {"http", "tars", NULL};
+static const char *const TIMEOUTS[] = {"head", "idle", NULL};
 
 static double read_rss(void *ctx, unsigned a, unsigned b);
 static double read_fds(void *ctx, unsigned a, unsigned b);
@@ -136,6 +138,10 @@ static const metrics_def_t DEFS[M_HERALD_COUNT] = {
         "Times a listener stopped accepting for a back-off because the "
         "process was out of descriptors (EMFILE) or socket memory, by "
         "listener.", METRICS_COUNTER, L1("listener", LISTENERS)},
+    [M_API_TIMEOUTS] = {"herald_api_timeouts_total",
+        "Push API connections closed by a timeout: head = a request (HTTP) "
+        "or frame (TARS) not whole in time, idle = nothing asked for too "
+        "long.", METRICS_COUNTER, L2("api", APIS, "kind", TIMEOUTS)},
     [M_PROC_RSS] = {"process_resident_memory_bytes",
         "Resident memory size in bytes.", METRICS_GAUGE_FN, .read = read_rss},
     [M_PROC_FDS] = {"process_open_fds", "Open file descriptors.",

@@ -68,11 +68,13 @@ typedef struct push_config {
     int head_timeout;       /* seconds to send a request head; default 10 */
     int idle_timeout;       /* seconds a keep-alive conn may idle; 60 */
     int max_conns;          /* HTTP connections at once; default 1024 */
+    int max_conns_per_ip;   /* of them from one address; 0 = half */
     int max_ttl;            /* seconds; default 30 days */
     struct store *store;    /* borrowed; NULL = no storage (online only) */
     const char *tars_host;  /* default: http_host */
     int tars_port;          /* default 10000; 0 = any; -1 = no TARS */
     int tars_max_conns;     /* TARS connections open at once; 64 */
+
     double rate_app;        /* pushes per second per app; default 100000 */
     double burst;           /* bucket size; default = rate_app */
     const struct ops_mem *mem; /* memory watermark (borrowed): pushes get

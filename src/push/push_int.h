@@ -172,6 +172,14 @@ void push_call_set_err(push_call_t *c, int ret, const char *msg);
 
 #define PUSH_MAX_DEVICES 10000
 
+/* A client address's share of a connection cap: `per_ip`, or half of
+ * `max` when 0 (so one address can never take the whole cap from the
+ * others), at least 1. */
+static inline int push_ip_share(int max, int per_ip) {
+    int n = per_ip > 0 ? per_ip : max / 2;
+    return n < 1 ? 1 : n;
+}
+
 /* ---- push_auth.c ---- */
 int push_auth_new(push_service_t *ps);
 void push_auth_free(push_service_t *ps);
