@@ -85,6 +85,10 @@ static const conf_opt_t serve_opts[] = {
         "of them from one client address; 0 = half of api-max-conns"),
     INT("tars-max-conns", tars_max_conns, 1, 4096, "64", 0, "N",
         "TARS connections open at once"),
+    INT("tars-max-conns-per-ip", tars_max_conns_per_ip, 0, 4096, "0", 0,
+        "N", "of them from one client address; 0 = half of tars-max-conns"),
+    INT("tars-idle-timeout", tars_idle_timeout, 0, 86400, "60", 0, "S",
+        "seconds a TARS connection may stay without a call; 0 = no limit"),
 
     STR("admin-host", admin_host, "127.0.0.1", 0, "ADDR",
         "admin listener: /metrics, /healthz, /readyz, /dashboard (private)"),
@@ -121,7 +125,8 @@ static const conf_opt_t serve_opts[] = {
     INT("hb-max", hb_max, 1, 86400, "600", LIVE, "S",
         "longest heartbeat interval accepted, seconds"),
     INT("head-timeout", head_timeout, 1, 3600, "10", 0, "S",
-        "seconds a client has to send an HTTP head (device and API ports)"),
+        "seconds a client has to send an HTTP head (device and API ports) "
+        "or a whole TARS frame"),
     ENUM("log-level", log_level, log_level_names, "info", LIVE, "LEVEL",
          "lowest level logged"),
     ENUM("log-format", log_format, log_format_names, "logfmt", LIVE, "FMT",

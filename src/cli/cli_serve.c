@@ -116,6 +116,8 @@ static void make_configs(server_t *sv, const serve_settings_t *s) {
     p->tars_host = *s->tars_host ? s->tars_host : NULL;
     p->tars_port = s->tars_port;
     p->tars_max_conns = s->tars_max_conns;
+    p->tars_max_conns_per_ip = s->tars_max_conns_per_ip;
+    p->tars_idle_timeout = s->tars_idle_timeout;
     p->max_conns = s->api_max_conns;
     p->max_conns_per_ip = s->api_max_conns_per_ip;
     p->head_timeout = s->head_timeout;

@@ -40,6 +40,7 @@ void push_config_defaults(push_config_t *c) {
     c->max_ttl = 30 * 86400;
     c->tars_port = -1; /* herald serve turns it on (10000) */
     c->tars_max_conns = 64;
+    c->tars_idle_timeout = 60;
 
     c->rate_app = 100000;
 }

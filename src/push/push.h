@@ -65,7 +65,8 @@ typedef struct push_config {
     int http_port;          /* default 8080; 0 = any free port */
     uint32_t max_payload;   /* bytes of a message payload; default 4096 */
     uint32_t max_body;      /* bytes of a request body; default 1,385,536 */
-    int head_timeout;       /* seconds to send a request head; default 10 */
+    int head_timeout;       /* seconds to send a request head (HTTP) or a
+                               whole frame (TARS); default 10 */
     int idle_timeout;       /* seconds a keep-alive conn may idle; 60 */
     int max_conns;          /* HTTP connections at once; default 1024 */
     int max_conns_per_ip;   /* of them from one address; 0 = half */
@@ -74,6 +75,8 @@ typedef struct push_config {
     const char *tars_host;  /* default: http_host */
     int tars_port;          /* default 10000; 0 = any; -1 = no TARS */
     int tars_max_conns;     /* TARS connections open at once; 64 */
+    int tars_max_conns_per_ip; /* of them from one address; 0 = half */
+    int tars_idle_timeout;  /* seconds without a call; 60 (0 = none) */
 
     double rate_app;        /* pushes per second per app; default 100000 */
     double burst;           /* bucket size; default = rate_app */
