@@ -305,6 +305,9 @@ static void run_item(gw_worker_t *w, gw_item_t *it) {
     case GW_I_STOP:
         ev_stop(w->loop);
         break;
+    case GW_I_MARK: /* behind the page it follows: the mailbox is FIFO */
+        gw_mark_arm(w->gw, gw_worker_conn(w, it->slot, it->gen), it->token);
+        break;
     }
     if (it->msg) gw_pmsg_unref(it->msg);
 }
@@ -561,8 +564,11 @@ static void worker_free(gw_worker_t *w) {
         if (w->wake.io.fd >= 0) ev_async_close(w->loop, &w->wake);
         ev_loop_free(w->loop);
     }
-    for (uint32_t i = 0; i < w->nitems; i++)
+    for (uint32_t i = 0; i < w->nitems; i++) {
         if (w->items[i].msg) gw_pmsg_unref(w->items[i].msg);
+        if (w->items[i].kind == GW_I_MARK) /* exactly one answer each */
+            gw_mark_arm(w->gw, NULL, w->items[i].token);
+    }
     gw_batch_free(w);
     free(w->items);
     free(w->ip_of);
@@ -648,6 +654,16 @@ long gw_push_online(gw_t *gw, const char *app, const gw_msg_t *m) {
         if (gw_mail(gw, i, &it) < 0) gw_pmsg_unref(p);
     }
     return n;
+}
+
+int gw_push_mark(gw_t *gw, const char *app, const char *device,
+                 uint64_t token) {
+    gw_app_t *a = app_find(gw, app);
+    gw_item_t it = {.kind = GW_I_MARK, .token = token};
+    int worker;
+    if (!gw->svc.drained || !a || !reg_find(gw, a, device, &it, &worker))
+        return 0;
+    return gw_mail(gw, worker, &it) < 0 ? 0 : 1;
 }
 
 int gw_kick_device(gw_t *gw, const char *app, const char *device, int reason) {

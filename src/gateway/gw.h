@@ -100,6 +100,13 @@ typedef struct gw_service {
      * goes out at once, empty).  NULL: nothing is stored. */
     void (*sync)(void *ctx, const gw_device_t *d, int64_t inbox_seq,
                  int64_t broadcast_seq);
+    /* The answer to gw_push_mark(token), exactly once per accepted mark,
+     * on a worker thread: ok when the device's connection has written
+     * all it was given before the mark down to a low watermark (send the
+     * next page); !ok when the connection closed first, or another mark
+     * already waits on it (stop this backlog: the other one feeds it).
+     * NULL: marks are not accepted. */
+    void (*drained)(void *ctx, uint64_t token, bool ok);
 } gw_service_t;
 
 /* One message to deliver; the gateway copies what it needs. */
@@ -112,6 +119,10 @@ typedef struct gw_msg {
     bool need_ack;
     int64_t sent_at_ms;         /* wall clock, for latency figures */
     const char *topic;          /* NULL unless a topic push */
+    /* Part of a stored backlog (the connect-time sync), paced by its
+     * sender with gw_push_mark: never cut as a slow consumer, and not
+     * counted against max_pending for live pushes. */
+    bool backlog;
 } gw_msg_t;
 
 gw_t *gw_new(const gw_config_t *cfg, const gw_service_t *svc);
@@ -147,6 +158,20 @@ int gw_push_device(gw_t *gw, const char *app, const char *device,
  * worker whose mailbox is full is skipped (its devices miss an online-only
  * message; a stored broadcast reaches them at their next connect). */
 long gw_push_online(gw_t *gw, const char *app, const gw_msg_t *m);
+/*
+ * Flow control of a backlog.  A sender that writes a device's stored
+ * messages (gw_msg_t.backlog) in pages calls this after each page and
+ * sends the next one only when service->drained(token, ok) comes: the
+ * mark queues behind the page on the device's worker, and fires once
+ * the connection's pending output is at most max_pending / 4.  So a slow
+ * reader gets its whole backlog at its own pace, with at most a page and
+ * the low watermark queued, instead of being cut as a slow consumer
+ * (the slow-consumer cut is for live pushes).  Returns 1 if the mark was
+ * queued (drained follows exactly once), 0 if the device has no
+ * connection here or the service takes no marks.  Any thread.
+ */
+int gw_push_mark(gw_t *gw, const char *app, const char *device,
+                 uint64_t token);
 /* Closes the device's connection with a kick frame (reason: ErrCode). */
 int gw_kick_device(gw_t *gw, const char *app, const char *device, int reason);
 

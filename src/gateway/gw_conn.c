@@ -163,6 +163,7 @@ static void tell_offline(gw_conn_t *c, int reason) {
     gw_t *gw = c->w->gw;
     c->offline_told = true;
     gw_reg_del(gw, c);
+    gw_mark_drop(c); /* no more pushes go out on it */
     atomic_fetch_sub(&c->dev->app->online, 1);
     atomic_fetch_sub_explicit(&c->w->authed_now, 1, memory_order_relaxed);
     metrics_inc(M_DISCONNECTS, gone ? MH_DIS_PEER_GONE : mh_reason_idx(reason), 0);

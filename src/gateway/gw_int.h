@@ -55,6 +55,7 @@ enum gw_refuse { GW_R_NONE = 0, GW_R_MAX_CONNS, GW_R_ACCEPT_RATE,
 typedef struct gw_buf {
     int ref;
     uint32_t len;
+    bool backlog;       /* a backlog push (gw_msg_t.backlog) */
     uint8_t data[];
 } gw_buf_t;
 
@@ -88,6 +89,10 @@ typedef struct gw_dev {
      * seq, its accept time in ms mod 2^32): one ack-latency sample per
      * ack round trip, in 8 bytes. */
     uint32_t ack_wait_seq, ack_wait_at;
+    /* Backlog flow control (gw_push_mark): the mark waiting for the
+     * output to drain (0: none), and the backlog bytes queued. */
+    uint64_t mark;
+    uint32_t backlog_bytes;
     uint8_t len;
     char name[];
 } gw_dev_t;
@@ -166,7 +171,7 @@ typedef struct gw_conn {
 
 /* Mailbox items: what other threads ask a worker to do. */
 enum gw_item_kind { GW_I_PUSH_ONE, GW_I_PUSH_APP, GW_I_KICK, GW_I_DRAIN,
-                    GW_I_STOP };
+                    GW_I_STOP, GW_I_MARK };
 
 /* A message shared by every worker it goes to (atomic refcount). */
 typedef struct gw_pmsg {
@@ -180,6 +185,7 @@ typedef struct gw_item {
     int reason;
     uint32_t slot, gen;
     gw_pmsg_t *msg;
+    uint64_t token;     /* GW_I_MARK */
 } gw_item_t;
 
 typedef struct gw_worker {
@@ -312,6 +318,11 @@ int gw_conn_queue(gw_conn_t *c, gw_buf_t *b, uint32_t off);
 int gw_conn_flush(gw_conn_t *c);
 /* Drops the queue (the connection is closing). */
 void gw_conn_out_clear(gw_conn_t *c);
+/* A backlog mark arrived for c (NULL: its connection is gone): fires it
+ * now if the output is low, else keeps it for gw_conn_flush. */
+void gw_mark_arm(gw_t *gw, gw_conn_t *c, uint64_t token);
+/* The connection is closing: its waiting mark, if any, fires !ok. */
+void gw_mark_drop(gw_conn_t *c);
 
 /* ---- gw_http.c ---- */
 /* Reads into the head buffer (then a POST body) directly; -1 if the

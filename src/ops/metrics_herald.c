@@ -142,6 +142,10 @@ static const metrics_def_t DEFS[M_HERALD_COUNT] = {
         "Push API connections closed by a timeout: head = a request (HTTP) "
         "or frame (TARS) not whole in time, idle = nothing asked for too "
         "long.", METRICS_COUNTER, L2("api", APIS, "kind", TIMEOUTS)},
+    [M_SYNC_WAITING] = {"herald_sync_waiting",
+        "Device syncs (stored backlogs) waiting for their connection to "
+        "write the last page before the next: devices catching up at their "
+        "own pace.", METRICS_GAUGE},
     [M_PROC_RSS] = {"process_resident_memory_bytes",
         "Resident memory size in bytes.", METRICS_GAUGE_FN, .read = read_rss},
     [M_PROC_FDS] = {"process_open_fds", "Open file descriptors.",

@@ -55,6 +55,7 @@ enum metrics_herald_id {
     M_QUEUE_DROPPED,       /* counter {queue}: items a full queue refused */
     M_LISTENER_PAUSED,     /* counter {listener}: accept out of descriptors */
     M_API_TIMEOUTS,        /* counter {api, kind}: API connections timed out */
+    M_SYNC_WAITING,        /* gauge: device syncs waiting for a drain */
     /* process */
     M_PROC_RSS,
     M_PROC_FDS,

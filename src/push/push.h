@@ -152,6 +152,12 @@ typedef struct push_sink {
                   const gw_msg_t *m);
     /* Devices of the app targeted now. */
     long (*online)(void *ctx, const char *app, const gw_msg_t *m);
+    /* Flow control of a device's stored backlog (gw_push_mark): 1 if the
+     * mark was queued behind the pushes sent so far, and the service's
+     * drained callback (push_service_gw_iface) follows; 0 if not.  NULL:
+     * the connect-time sync sends without waiting. */
+    int (*mark)(void *ctx, const char *app, const char *device,
+                uint64_t token);
 } push_sink_t;
 /* push_service_start with any sink (copied).  0 or a negative errno. */
 int push_service_start_sink(push_service_t *ps, const push_sink_t *sink);
