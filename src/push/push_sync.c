@@ -490,7 +490,10 @@ static void *sync_main(void *arg) {
         s->njobs = 0;
         bool stop = s->stop;
         pthread_mutex_unlock(&s->mu);
-        if (batch)
+        bool fresh = false; /* a new device (not a sync going on) */
+        for (job_t *j = batch; j && !fresh; j = j->next)
+            fresh = j->phase == PH_SEEN;
+        if (fresh)
             flush_acks(s);
         while (batch) {
             job_t *j = batch;
