@@ -79,7 +79,9 @@ async function slowloris(t, port, src, n) {
 }
 
 test('HTTP API: one address holds at most its share; others still push', { timeout: 60000 }, async (t) => {
-  const srv = await startWithAdmin(t);
+  // A long head timeout, so the flood holds its places however slow the
+  // machine is (the default 10 s would free them as the test runs).
+  const srv = await startWithAdmin(t, ['--head-timeout', '60']);
   const port = Number(new URL(srv.api).port);
   const conns = await slowloris(t, port, FLOOD, 1100);
   const refused = conns.filter((c) => c.text.startsWith('HTTP/1.1 429'));
