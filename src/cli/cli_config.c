@@ -97,6 +97,12 @@ static const conf_opt_t serve_opts[] = {
     STR("db", db, "herald.db", 0, "PATH", "SQLite store file"),
     BOOL("no-fsync", no_fsync, "false", 0,
          "commit without fsync (benchmarks only: a crash may lose pushes)"),
+    INT("inbox-max", inbox_max, 0, M, "10000", 0, "N",
+        "messages a device's inbox keeps; older undelivered ones are "
+        "dropped (status: dropped); 0 = no limit"),
+    BOOL("accept-journal-loss", accept_journal_loss, "false", 0,
+         "start although the hot journal is damaged or missing: recover "
+         "what is readable, log what was lost"),
     {"app", CONF_LIST, F(app), 0, MAX_APPS, NULL, NULL, LIVE | CONF_SECRET,
      "NAME:SECRET:APIKEY",
      "an application, upserted into the store; none and an empty store: "

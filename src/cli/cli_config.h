@@ -36,6 +36,8 @@ typedef struct serve_settings {
     int admin_port;
     char *db;
     bool no_fsync;
+    bool accept_journal_loss;
+    int inbox_max;
     conf_list_t app;            /* "NAME:SECRET:APIKEY" each */
     int rate_app;
     int burst;                  /* 0 = rate_app */

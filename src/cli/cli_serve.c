@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <openssl/rand.h>
@@ -226,10 +227,17 @@ static int server_start(server_t *sv, const serve_settings_t *s) {
     sc.path = s->db;
     sc.synchronous_full = !s->no_fsync;
     sc.exclusive = true;
+    sc.accept_journal_loss = s->accept_journal_loss;
+    sc.inbox_max = s->inbox_max;
     int rc = store_open(&sc, &sv->st);
     if (rc < 0) {
         fprintf(stderr, "herald serve: store %s: %s\n", sc.path,
-                store_strerror(rc));
+                store_open_error(rc));
+        if (rc == STORE_E_JOURNAL)
+            fprintf(stderr, "herald serve: acknowledged pushes may be lost"
+                    " (the log line above says how many); to recover what"
+                    " is readable and start anyway:\n  herald serve"
+                    " --accept-journal-loss ...\n");
         return -1;
     }
     printf("herald: store %s\n", sc.path);
@@ -348,6 +356,9 @@ static void print_err(void *ctx, const char *line) {
 }
 
 int cli_serve(int argc, char **argv) {
+    /* Whatever serve creates (the store and its journal, the pid file) is
+     * the owner's alone: the store holds every app's secret. */
+    umask(umask(077) | 077);
     serve_conf_t conf;
     conf_errs_t e = {print_err, NULL, 0};
     int rc = serve_conf_init(&conf, argc, argv, &e);

@@ -328,9 +328,10 @@ static void serve_readyz(aconn_t *c) {
         snprintf(why, sizeof why, "rss %llu, memory-high %llu",
                  (unsigned long long)ops_mem_last_rss(a->cfg.mem),
                  (unsigned long long)ops_mem_high(a->cfg.mem));
-    } else if (a->cfg.store_ready &&
-               a->cfg.store_ready(a->cfg.ctx, why, sizeof why) < 0) {
-        reason = "store unreachable";
+    } else if (a->cfg.store_ready) {
+        int rc = a->cfg.store_ready(a->cfg.ctx, why, sizeof why);
+        if (rc == -EROFS) reason = "store cannot write";
+        else if (rc < 0) reason = "store unreachable";
     }
     if (!reason) {
         respond_json(c, 200, "{\"ready\":true}");

@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -46,6 +47,7 @@ static const char *const TIMEOUTS[] = {"head", "idle", NULL};
 
 static double read_rss(void *ctx, unsigned a, unsigned b);
 static double read_fds(void *ctx, unsigned a, unsigned b);
+static double read_max_fds(void *ctx, unsigned a, unsigned b);
 static double read_threads(void *ctx, unsigned a, unsigned b);
 
 #define L1(n, v) .labels = {n}, .values = {v}
@@ -118,6 +120,15 @@ static const metrics_def_t DEFS[M_HERALD_COUNT] = {
     [M_QUEUE_DEPTH] = {"herald_queue_depth",
         "Items waiting in an internal queue (read at scrape).",
         METRICS_GAUGE_FN, L1("queue", QUEUES)},
+    [M_STORE_DISK_FULL] = {"herald_store_disk_full",
+        "1 while the store's disk is full: durable pushes are refused (503) "
+        "and nothing is lost.", METRICS_GAUGE_FN},
+    [M_STORE_FAULT] = {"herald_store_write_failing",
+        "1 while the store's writes fail (a full disk or an I/O error).",
+        METRICS_GAUGE_FN},
+    [M_INBOX_DROPPED] = {"herald_inbox_dropped_total",
+        "Stored messages dropped undelivered because their device's inbox "
+        "was over --inbox-max (oldest first).", METRICS_COUNTER_FN},
     [M_OVERLOADED] = {"herald_overloaded",
         "1 while resident memory is above --memory-high: new work is "
         "refused.", METRICS_GAUGE_FN},
@@ -150,6 +161,9 @@ static const metrics_def_t DEFS[M_HERALD_COUNT] = {
         "Resident memory size in bytes.", METRICS_GAUGE_FN, .read = read_rss},
     [M_PROC_FDS] = {"process_open_fds", "Open file descriptors.",
         METRICS_GAUGE_FN, .read = read_fds},
+    [M_PROC_MAX_FDS] = {"process_max_fds",
+        "Maximum number of open file descriptors (the soft RLIMIT_NOFILE).",
+        METRICS_GAUGE_FN, .read = read_max_fds},
     [M_PROC_THREADS] = {"process_threads", "Threads of the process.",
         METRICS_GAUGE_FN, .read = read_threads},
 };
@@ -257,6 +271,15 @@ static double read_fds(void *ctx, unsigned a, unsigned b) {
         if (e->d_name[0] != '.') n++;
     closedir(d);
     return (double)(n - 1); /* not the descriptor opendir itself holds */
+}
+
+/* The soft limit is the one open() and accept() fail at; unlimited is
+ * reported as NaN, i.e. left out of the scrape. */
+static double read_max_fds(void *ctx, unsigned a, unsigned b) {
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
+        return NAN;
+    return (double)rl.rlim_cur;
 }
 
 static double read_threads(void *ctx, unsigned a, unsigned b) {

@@ -47,6 +47,9 @@ enum metrics_herald_id {
     M_STORE_ROWS,          /* callback counter: rows written */
     M_STORE_COMMITS,       /* callback counter: transactions committed */
     M_QUEUE_DEPTH,         /* callback gauge {queue} */
+    M_STORE_DISK_FULL,     /* callback gauge: 1 while the store's disk is full */
+    M_STORE_FAULT,         /* callback gauge: 1 while the store cannot write */
+    M_INBOX_DROPPED,       /* callback counter: inbox rows over inbox_max */
     /* overload protection */
     M_OVERLOADED,          /* callback gauge: 1 while over --memory-high */
     M_MEMORY_HIGH,         /* callback gauge: the watermark, bytes */
@@ -59,6 +62,7 @@ enum metrics_herald_id {
     /* process */
     M_PROC_RSS,
     M_PROC_FDS,
+    M_PROC_MAX_FDS,        /* callback gauge: RLIMIT_NOFILE (soft) */
     M_PROC_THREADS,
     M_HERALD_COUNT
 };

@@ -145,6 +145,10 @@ struct push_call {
     /* result */
     int ret;                /* enum push_ret */
     char err[160];          /* message when ret != 0 */
+    /* PUSH_RET_STORE because the store cannot write now (a full disk, a
+     * writer that did not answer): nothing was stored, a retry later is
+     * safe (HTTP 503 store_unavailable rather than 500). */
+    bool store_unavailable;
     int state;              /* single: PUSH_ST_* */
     bool duplicate;
     long online, stored, targeted;
