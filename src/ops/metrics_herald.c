@@ -40,6 +40,10 @@ static const char *const REFUSED_WHY[] = {"max_conns", "accept_rate",
     "per_ip", "memory", "rate_limit", "queue_full", NULL};
 static const char *const DROP_QUEUES[] = {"store", "sync", "status",
     "mailbox", NULL};
+static const char *const LISTENERS[] = {"device", "api", "tars", "admin",
+    NULL};
+static const char *const APIS[] = {"http", "tars", NULL};
+static const char *const TIMEOUTS[] = {"head", "idle", NULL};
 
 static double read_rss(void *ctx, unsigned a, unsigned b);
 static double read_fds(void *ctx, unsigned a, unsigned b);
@@ -141,6 +145,18 @@ static const metrics_def_t DEFS[M_HERALD_COUNT] = {
     [M_QUEUE_DROPPED] = {"herald_queue_dropped_total",
         "Items an internal queue refused because it was full, by queue.",
         METRICS_COUNTER, L1("queue", DROP_QUEUES)},
+    [M_LISTENER_PAUSED] = {"herald_listener_paused_total",
+        "Times a listener stopped accepting for a back-off because the "
+        "process was out of descriptors (EMFILE) or socket memory, by "
+        "listener.", METRICS_COUNTER, L1("listener", LISTENERS)},
+    [M_API_TIMEOUTS] = {"herald_api_timeouts_total",
+        "Push API connections closed by a timeout: head = a request (HTTP) "
+        "or frame (TARS) not whole in time, idle = nothing asked for too "
+        "long.", METRICS_COUNTER, L2("api", APIS, "kind", TIMEOUTS)},
+    [M_SYNC_WAITING] = {"herald_sync_waiting",
+        "Device syncs (stored backlogs) waiting for their connection to "
+        "write the last page before the next: devices catching up at their "
+        "own pace.", METRICS_GAUGE},
     [M_PROC_RSS] = {"process_resident_memory_bytes",
         "Resident memory size in bytes.", METRICS_GAUGE_FN, .read = read_rss},
     [M_PROC_FDS] = {"process_open_fds", "Open file descriptors.",

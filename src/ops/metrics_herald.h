@@ -56,6 +56,9 @@ enum metrics_herald_id {
     M_REFUSED,             /* counter {what, reason} */
     M_REFUSED_UNANSWERED,  /* counter: closed at accept, no answer */
     M_QUEUE_DROPPED,       /* counter {queue}: items a full queue refused */
+    M_LISTENER_PAUSED,     /* counter {listener}: accept out of descriptors */
+    M_API_TIMEOUTS,        /* counter {api, kind}: API connections timed out */
+    M_SYNC_WAITING,        /* gauge: device syncs waiting for a drain */
     /* process */
     M_PROC_RSS,
     M_PROC_FDS,
@@ -90,6 +93,12 @@ enum mh_refused_reason { MH_REF_MAX_CONNS, MH_REF_ACCEPT_RATE, MH_REF_PER_IP,
 /* herald_queue_dropped_total */
 enum mh_drop_queue { MH_DROP_STORE, MH_DROP_SYNC, MH_DROP_STATUS,
                      MH_DROP_MAILBOX };
+
+/* herald_listener_paused_total: == enum lpause_which (ev/lpause.h) */
+enum mh_listener { MH_LSN_DEVICE, MH_LSN_API, MH_LSN_TARS, MH_LSN_ADMIN };
+/* herald_api_timeouts_total */
+enum mh_api { MH_API_HTTP, MH_API_TARS };
+enum mh_timeout { MH_TO_HEAD, MH_TO_IDLE };
 
 #define MH_NCMDS 10 /* hello .. bye, then "unknown" */
 
