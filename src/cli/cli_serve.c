@@ -265,9 +265,15 @@ static int server_start(server_t *sv, const serve_settings_t *s) {
     printf("herald: device port %d (tcp+ws)\n", gw_port(sv->gw));
     print_conns(sv, s);
     if ((rc = push_service_start(sv->ps, sv->gw)) < 0) {
-        fprintf(stderr, "herald serve: push API port %d: %s\n", s->api_port,
-                strerror(-rc));
-        fprintf(stderr, "herald serve: (or TARS port %d)\n", s->tars_port);
+        int port;
+        const char *what = push_service_start_failed(sv->ps, &port);
+        fprintf(stderr, "herald serve: %s port %d: %s%s\n", what, port,
+                strerror(-rc),
+                rc != -EADDRINUSE ? ""
+                : !strcmp(what, "TARS") ? " (another process listens there;"
+                                          " --tars-port -1 turns TARS off)"
+                                        : " (another process listens there;"
+                                          " pick another --api-port)");
         return -1;
     }
     const char *api_host = *s->api_host ? s->api_host : "127.0.0.1";

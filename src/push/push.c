@@ -359,14 +359,22 @@ int push_service_start_sink(push_service_t *ps, const push_sink_t *sink) {
     ps->started = true;
     if ((rc = push_http_start(ps)) < 0) {
         ps->started = false;
+        ps->start_failed = "push API";
         return rc;
     }
     if (ps->cfg.tars_port >= 0 && (rc = push_tars_start(ps)) < 0) {
         push_http_stop(ps);
         ps->started = false;
+        ps->start_failed = "TARS";
         return rc;
     }
     return 0;
+}
+
+const char *push_service_start_failed(const push_service_t *ps, int *port) {
+    bool tars = ps->start_failed && !strcmp(ps->start_failed, "TARS");
+    *port = tars ? ps->cfg.tars_port : ps->cfg.http_port;
+    return ps->start_failed ? ps->start_failed : "push API";
 }
 
 int push_service_tars_port(const push_service_t *ps) {

@@ -163,6 +163,9 @@ typedef struct push_sink {
 int push_service_start_sink(push_service_t *ps, const push_sink_t *sink);
 /* The bound TARS port, or -1 (not started or disabled). */
 int push_service_tars_port(const push_service_t *ps);
+/* After a failed start: which listener failed ("push API" or "TARS")
+ * and the port it was given. */
+const char *push_service_start_failed(const push_service_t *ps, int *port);
 /* The bound HTTP port (useful with http_port 0), or -1 before start. */
 int push_service_http_port(const push_service_t *ps);
 /* Stops the HTTP thread and closes its connections.  Any thread except the

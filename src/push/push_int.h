@@ -46,6 +46,7 @@ struct push_service {
     gw_service_t gwi;
     push_sink_t sink;
     bool started;
+    const char *start_failed;  /* "push API" or "TARS": which one */
     int http_port;
     push_http_t *http;
     push_tars_t *tars;

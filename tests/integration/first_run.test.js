@@ -124,3 +124,20 @@ test('herald push: --api HOST:PORT without a scheme works, as the help shows', a
     '--payload', '']);
   assert.equal(e.code, 0, 'an explicit empty payload is sent: ' + e.err);
 });
+
+test('a port clash names the port that clashed', async (t) => {
+  const net = require('node:net');
+  const squat = net.createServer();
+  await new Promise((r) => squat.listen(0, '127.0.0.1', r));
+  t.after(() => squat.close());
+  const busy = squat.address().port;
+  const api = await run(['serve', '--port', '0', '--api-port', String(busy), '--tars-port', '0',
+    '--admin-port', '0', '--host', '127.0.0.1', '--db', path.join(tmpdir(t, 'herald-pc-'), 'h.db')]);
+  assert.notEqual(api.code, 0);
+  assert.match(api.err, new RegExp(`herald serve: push API port ${busy}: Address already in use`));
+  assert.doesNotMatch(api.err, /TARS/);
+  const tars = await run(['serve', '--port', '0', '--api-port', '0', '--tars-port', String(busy),
+    '--admin-port', '0', '--host', '127.0.0.1', '--db', path.join(tmpdir(t, 'herald-pc-'), 'h.db')]);
+  assert.notEqual(tars.code, 0);
+  assert.match(tars.err, new RegExp(`herald serve: TARS port ${busy}: Address already in use .*--tars-port -1`));
+});
