@@ -104,8 +104,9 @@ static char *mint(const char *app, const char *dev, int64_t expiry,
     static char tok[4][TOKEN_MAX];
     static int i;
     char *t = tok[i++ % 4];
-    if (token_mint(t, TOKEN_MAX, app, dev, expiry, (const uint8_t *)secret,
-                   strlen(secret)) < 0)
+    int64_t now = (int64_t)time(NULL), iat = expiry < now ? expiry : now;
+    if (token_mint(t, TOKEN_MAX, app, dev, iat, expiry,
+                   (const uint8_t *)secret, strlen(secret)) < 0)
         return NULL;
     return t;
 }
