@@ -10,6 +10,8 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "core/shq.h"
+#include "core/token.h"
 #include "store/store.h"
 
 const char *cli_db_path(const char *flag) {
@@ -38,11 +40,15 @@ static int run(const char *cmd, const char *name, store_t *st) {
     if (!strcmp(cmd, "create")) {
         store_app_t a;
         rc = store_app_create(st, name, &a, key, sizeof key);
+        char qn[3 * 64], qs[3 * 128]; /* the command, quoted for sh */
+        if (rc == 0 && (shq_quote(qn, sizeof qn, a.name) < 0 ||
+                        shq_quote(qs, sizeof qs, a.secret) < 0))
+            rc = STORE_E_INVALID;
         if (rc == 0)
             printf("app      %s\nsecret   %s\napi key  %s\n"
                    "mint a device token:\n"
                    "  herald token --app %s --device DEVICE --secret %s\n",
-                   a.name, a.secret, key, a.name, a.secret);
+                   a.name, a.secret, key, qn, qs);
     } else if (!strcmp(cmd, "rotate-key")) {
         rc = store_app_rotate_key(st, name, key, sizeof key);
         if (rc == 0)
@@ -101,6 +107,15 @@ int cli_app(int argc, char **argv) {
          strcmp(cmd, "rotate-key")) ||
         needs_name != (name != NULL)) {
         app_usage(stderr);
+        return 2;
+    }
+    if (name && strcmp(cmd, "create") == 0 &&
+        !token_app_valid(name, strlen(name))) {
+        /* The one rule (token.h): a name that is accepted can always
+         * authenticate its devices. */
+        fprintf(stderr, "herald app create: invalid app name (1..63 "
+                        "characters of [A-Za-z0-9_@-], not starting with "
+                        "'-')\n");
         return 2;
     }
     store_config_t sc;

@@ -24,8 +24,9 @@ static const char *check_app(const char *v) {
     const char *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
     if (!c2) return "want NAME:SECRET:APIKEY";
     size_t nl = (size_t)(c1 - v), sl = (size_t)(c2 - c1 - 1);
-    if (nl == 0 || nl > 63 || !token_id_valid(v, nl))
-        return "NAME must be 1..63 characters of [A-Za-z0-9_@-]";
+    if (!token_app_valid(v, nl))
+        return "NAME must be 1..63 characters of [A-Za-z0-9_@-], not "
+               "starting with '-'";
     if (sl == 0 || sl > APP_SECRET_MAX)
         return "SECRET must be 1..127 bytes without ':'";
     size_t kl = strlen(c2 + 1);

@@ -20,6 +20,7 @@
 
 #include "cli/cli_config.h"
 #include "core/log.h"
+#include "core/shq.h"
 #include "gateway/gw.h"
 #include "push/push.h"
 #include "store/store.h"
@@ -56,12 +57,14 @@ static int add_demo_app(store_t *st) {
         fprintf(stderr, "herald serve: demo app: %s\n", store_strerror(rc));
         return rc;
     }
+    char qs[3 * 128]; /* quoted for sh (a random secret needs none) */
+    if (shq_quote(qs, sizeof qs, a.secret) < 0) qs[0] = 0;
     printf("herald: demo app \"demo\" created (first start, no --app)\n"
            "herald:   API key     %s\n"
            "herald:   secret      %s\n"
            "herald:   mint a device token:\n"
            "herald:     herald token --app demo --device DEVICE --secret %s\n",
-           key, a.secret, a.secret);
+           key, a.secret, qs);
     return 0;
 }
 

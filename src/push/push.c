@@ -163,7 +163,7 @@ static void free_app(push_app_t *a) {
 /* push_app_add (replace false) and push_app_put (true), under reg_mu. */
 static int app_add(push_service_t *ps, const char *name, const char *secret,
                    const char *api_key, bool replace) {
-    if (!name || !secret || !api_key || !token_id_valid(name, strlen(name)))
+    if (!name || !secret || !api_key || !token_app_valid(name, strlen(name)))
         return PUSH_E_INVALID;
     size_t slen = strlen(secret);
     if (slen == 0 || slen > PUSH_SECRET_MAX ||
@@ -226,9 +226,9 @@ int push_app_add_spec(push_service_t *ps, const char *spec) {
     const char *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
     if (!c2 || c1 == spec || c2 == c1 + 1 || !c2[1])
         return PUSH_E_INVALID;
-    char name[TOKEN_ID_MAX + 1], secret[PUSH_SECRET_MAX + 1];
+    char name[TOKEN_APP_MAX + 1], secret[PUSH_SECRET_MAX + 1];
     size_t nl = (size_t)(c1 - spec), sl = (size_t)(c2 - c1 - 1);
-    if (nl > TOKEN_ID_MAX || sl > PUSH_SECRET_MAX)
+    if (nl > TOKEN_APP_MAX || sl > PUSH_SECRET_MAX)
         return PUSH_E_INVALID;
     memcpy(name, spec, nl);
     name[nl] = 0;

@@ -89,8 +89,8 @@ push_service_t *push_service_new(const push_config_t *cfg);
 /* ---- app registry ------------------------------------------------------ */
 
 /* Registers an app with its token secret and one API key; call again with
- * the same name and secret to add another key.  name must be a valid token
- * id (token_id_valid), secret 1..PUSH_SECRET_MAX bytes, api_key
+ * the same name and secret to add another key.  name must be a valid app
+ * name (token_app_valid), secret 1..PUSH_SECRET_MAX bytes, api_key
  * 1..PUSH_KEY_MAX printable non-space ASCII.  Any thread, any time.  0 or
  * a negative push_err. */
 int push_app_add(push_service_t *ps, const char *name, const char *secret,

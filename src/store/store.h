@@ -269,13 +269,15 @@ typedef struct store_app {
 } store_app_t;
 
 /* Creates an app with a random secret and a first API key (written to
- * key_out, cap >= 64).  STORE_E_EXISTS if the name is taken. */
+ * key_out, cap >= 64).  STORE_E_EXISTS if the name is taken,
+ * STORE_E_INVALID unless it is a valid app name (token_app_valid). */
 int store_app_create(store_t *st, const char *name, store_app_t *app,
                      char *key_out, size_t cap);
 /* Adds a new key and revokes the old ones (rotate); new key to key_out. */
 int store_app_rotate_key(store_t *st, const char *name, char *key_out,
                          size_t cap);
-/* Adds an app with a given secret and key (the --app flag; idempotent). */
+/* Adds an app with a given secret and key (the --app flag; idempotent).
+ * A new name must be a valid app name, as for store_app_create. */
 int store_app_put(store_t *st, const char *name, const char *secret,
                   const char *api_key);
 /* Revokes one key of the app (a reload dropped it from the config); 0

@@ -16,6 +16,7 @@
 
 #include "core/b64.h"
 #include "core/clock.h"
+#include "core/token.h"
 
 #define KEY_PREFIX "hk_"
 #define RAND_LEN 32
@@ -101,9 +102,15 @@ static int do_create(store_t *st, void *arg) {
     return rc < 0 ? rc : key_insert(st, a->name, a->key);
 }
 
+/* A new name must be one a device token can carry (token_app_valid: the
+ * one rule for app names); names an older herald accepted stay usable. */
+static bool new_name_ok(const char *name) {
+    return name && token_app_valid(name, strlen(name));
+}
+
 int store_app_create(store_t *st, const char *name, store_app_t *app,
                      char *key_out, size_t cap) {
-    if (!store__name_ok(name) || !key_out) return STORE_E_INVALID;
+    if (!new_name_ok(name) || !key_out) return STORE_E_INVALID;
     store_app_t a = {.created_ms = (int64_t)clock_wall_ms()};
     snprintf(a.name, sizeof a.name, "%s", name);
     int rc = random_token("", a.secret, sizeof a.secret);
@@ -179,7 +186,7 @@ static int do_put(store_t *st, void *arg) {
  */
 int store_app_put(store_t *st, const char *name, const char *secret,
                   const char *api_key) {
-    if (!store__name_ok(name) || !secret || !*secret || strlen(secret) >= 128 ||
+    if (!new_name_ok(name) || !secret || !*secret || strlen(secret) >= 128 ||
         !api_key || !*api_key)
         return STORE_E_INVALID;
     struct app_args args = {name, secret, api_key, (int64_t)clock_wall_ms()};

@@ -212,6 +212,8 @@ TEST(registry) {
     CHECK_EQ_INT(push_app_add(ps, "a1", "other", "key-3"), PUSH_E_EXISTS);
     CHECK_EQ_INT(push_app_add(ps, "a2", "x", "key-one"), PUSH_E_EXISTS);
     CHECK_EQ_INT(push_app_add(ps, "bad.name", "x", "k"), PUSH_E_INVALID);
+    CHECK_EQ_INT(push_app_add(ps, "a:b", "x", "k"), PUSH_E_INVALID);
+    CHECK_EQ_INT(push_app_add(ps, "-a", "x", "k"), PUSH_E_INVALID);
     CHECK_EQ_INT(push_app_add(ps, "a3", "", "k"), PUSH_E_INVALID);
     CHECK_EQ_INT(push_app_add(ps, "a3", "x", "has space"), PUSH_E_INVALID);
     CHECK_EQ_INT(push_app_add_spec(ps, "nocolon"), PUSH_E_INVALID);

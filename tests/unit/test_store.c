@@ -1046,6 +1046,13 @@ TEST(apps_create_rotate_put_lookup) {
                  STORE_E_EXISTS);
     CHECK_EQ_INT(store_app_create(st, "", &app, key2, sizeof key2),
                  STORE_E_INVALID);
+    /* Names no device token can carry (token_app_valid) are refused. */
+    static const char *bad[] = {"bad name", "my.app", "a:b", "-x"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        CHECK_EQ_INT(store_app_create(st, bad[i], &app, key2, sizeof key2),
+                     STORE_E_INVALID);
+        CHECK_EQ_INT(store_app_put(st, bad[i], "s", "k-bad"), STORE_E_INVALID);
+    }
 
     store_reader_t *rd;
     CHECK_EQ_INT(store_reader_new(st, &rd), 0);
