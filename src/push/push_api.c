@@ -298,10 +298,11 @@ void push_api_finish(push_call_t *c, push_api_resp_t *resp) {
     case PUSH_OP_MULTI: {
         json_object_set_new(j, "online", json_integer(c->online));
         json_object_set_new(j, "stored", json_integer(c->stored));
+        json_object_set_new(j, "duplicates", json_integer(c->n_dup));
         json_t *rej = json_object();
         for (uint32_t i = 0; i < c->n_rejected; i++)
             json_object_set_new(rej, c->rejected[i],
-                                json_integer(PUSH_RET_INVALID));
+                                json_integer(c->rej_codes[i]));
         json_object_set_new(j, "rejected", rej);
         break;
     }

@@ -137,8 +137,10 @@ struct push_call {
     bool need_ack;
     char **devices;
     uint32_t n_devices, cap_devices;
-    char **rejected;        /* invalid ids of a multi push */
+    char **rejected;        /* refused ids of a multi push */
+    int *rej_codes;         /* their PushRet codes, beside them */
     uint32_t n_rejected, cap_rejected;
+    uint32_t n_dup;         /* repeats dropped (counted in the answer) */
     int64_t *seqs;
     store_req_t req;
     /* result */
@@ -161,8 +163,9 @@ int push_call_set_msg(push_call_t *c, const char *request_id, size_t rid_len,
                       const uint8_t *payload, size_t payload_len, int64_t ttl,
                       bool need_ack);
 /* Adds a target.  An invalid id fails a single push (PUSH_RET_INVALID) and
- * is recorded in c->rejected for a multi push; over PUSH_MAX_DEVICES gives
- * PUSH_RET_TOO_MANY_DEVICES. */
+ * is recorded in c->rejected for a multi push; over PUSH_MAX_DEVICES
+ * (counting repeats) gives PUSH_RET_TOO_MANY_DEVICES.  A multi push's
+ * repeated ids are dropped by push_call_run (c->n_dup counts them). */
 int push_call_add_device(push_call_t *c, const char *id, size_t len);
 /* Runs the call.  Returns 1 when it completed at once (result in c; reply
  * is not called) or 0 when it waits for the store: c->reply(c) follows

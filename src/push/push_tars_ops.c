@@ -49,6 +49,7 @@ static void fill_multi(const push_call_t *c, jce_arena_t *a,
     r->msgId = arena_str(a, c->msg_id);
     r->online = (int32_t)c->online;
     r->stored = (int32_t)c->stored;
+    r->duplicates = (int32_t)c->n_dup;
     uint32_t n = c->n_rejected;
     r->rejected.keys = jce_arena_alloc(a, (n + 1) * sizeof(jce_str_t));
     r->rejected.vals = jce_arena_alloc(a, (n + 1) * sizeof(int32_t));
@@ -56,7 +57,7 @@ static void fill_multi(const push_call_t *c, jce_arena_t *a,
         return; /* out of memory: the list is left empty, the push is done */
     for (uint32_t i = 0; i < n; i++) {
         r->rejected.keys[i] = arena_str(a, c->rejected[i]);
-        r->rejected.vals[i] = PUSH_RET_INVALID;
+        r->rejected.vals[i] = c->rej_codes[i];
     }
     r->rejected.n = n;
 }
