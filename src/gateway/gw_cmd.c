@@ -189,6 +189,10 @@ int gw_push_to_conn(gw_conn_t *c, const gw_pmsg_t *pm, gw_buf_t *fmt[3],
     if (!fmt[f]) return -1;
     if ((batch ? gw_batch_send(c, fmt[f]) : gw_conn_send_buf(c, fmt[f])) < 0)
         return -1;
+    if (m->timeline == 0 && m->seq > c->dev->inbox_sent)
+        c->dev->inbox_sent = m->seq;
+    else if (m->timeline == 1 && m->seq > c->dev->bcast_sent)
+        c->dev->bcast_sent = m->seq;
     atomic_fetch_add_explicit(&c->w->pushes_written, 1, memory_order_relaxed);
     metrics_inc(M_DELIVERIES, 0, 0);
     if (m->sent_at_ms > 0) {
@@ -423,29 +427,45 @@ static int cmd_heartbeat(gw_conn_t *c, int req_id, const req_src_t *src) {
     return reply(c, herald_CMD_HEARTBEAT, req_id, 0, &ops_HeartbeatRsp, &r, NULL);
 }
 
+/* An ack covers what the device was sent on this connection, no more:
+ * a cursor beyond it (2^63-1) is cut to the highest seq written here, the
+ * same value the store records (it clamps to the seqs it assigned, which
+ * every seq written here is).  Seqs a device had before it connected are
+ * covered by its next ack of a newer one (acks are cumulative).
+ * POST /v1/yyb is sent no pushes, so it cannot know the device's head: its
+ * ack goes on as given (the store clamps it) and its AckRsp carries no
+ * cursors (GET /v1/devices/{id} shows what was recorded). */
+static int64_t ack_clamp(int64_t want, int64_t sent) {
+    return want > sent ? sent : want;
+}
+
 static int cmd_ack(gw_conn_t *c, int req_id, const req_src_t *src) {
     herald_AckReq q;
     if (DECODE(AckReq, &q) < 0) return bad_package(c, herald_CMD_ACK, req_id);
     if (q.inboxSeq < 0 || q.broadcastSeq < 0)
         return reply(c, herald_CMD_ACK, req_id, herald_ERR_BAD_REQUEST, NULL, NULL, NULL);
     gw_t *gw = c->w->gw;
-    if (q.inboxSeq > c->dev->inbox_seq) c->dev->inbox_seq = q.inboxSeq;
-    if (c->dev->ack_wait_at &&
-        (int32_t)((uint32_t)q.inboxSeq - c->dev->ack_wait_seq) >= 0) {
-        uint32_t ms = (uint32_t)clock_wall_ms() - c->dev->ack_wait_at;
+    gw_dev_t *dv = c->dev;
+    int64_t in = c->ephemeral ? q.inboxSeq : ack_clamp(q.inboxSeq, dv->inbox_sent);
+    int64_t bc = c->ephemeral ? q.broadcastSeq
+                              : ack_clamp(q.broadcastSeq, dv->bcast_sent);
+    if (in > dv->inbox_acked) dv->inbox_acked = in;
+    if (bc > dv->bcast_acked) dv->bcast_acked = bc;
+    if (in > dv->inbox_seq) dv->inbox_seq = in;
+    if (dv->ack_wait_at &&
+        (int32_t)((uint32_t)in - dv->ack_wait_seq) >= 0) {
+        uint32_t ms = (uint32_t)clock_wall_ms() - dv->ack_wait_at;
         metrics_observe(M_DELIVERY_ACKED, 0, 0, (uint64_t)ms * 1000);
-        c->dev->ack_wait_at = 0;
+        dv->ack_wait_at = 0;
     }
-    if (q.broadcastSeq > c->dev->broadcast_seq)
-        c->dev->broadcast_seq = q.broadcastSeq;
+    if (bc > dv->broadcast_seq) dv->broadcast_seq = bc;
     atomic_fetch_add_explicit(&c->w->acks, 1, memory_order_relaxed);
     if (gw->svc.ack) {
-        gw_device_t d = {.app = c->dev->app->name, .device = c->dev->name,
+        gw_device_t d = {.app = dv->app->name, .device = dv->name,
                          .transport = c->transport,
-                         .inbox_seq = c->dev->inbox_seq,
-                         .broadcast_seq = c->dev->broadcast_seq};
-        gw->svc.ack(gw->svc.ctx, &d, q.inboxSeq > 0 ? q.inboxSeq : -1,
-                    q.broadcastSeq > 0 ? q.broadcastSeq : -1);
+                         .inbox_seq = dv->inbox_seq,
+                         .broadcast_seq = dv->broadcast_seq};
+        gw->svc.ack(gw->svc.ctx, &d, in > 0 ? in : -1, bc > 0 ? bc : -1);
     }
     /* reqId 0: one-way (docs/protocol.md).  A device acking every push
      * of a busy stream would otherwise get as many answers as pushes, a
@@ -456,8 +476,10 @@ static int cmd_ack(gw_conn_t *c, int req_id, const req_src_t *src) {
     }
     herald_AckRsp r;
     herald_AckRsp_init(&r);
-    r.inboxSeq = c->dev->inbox_seq;
-    r.broadcastSeq = c->dev->broadcast_seq;
+    if (!c->ephemeral) {
+        r.inboxSeq = dv->inbox_acked;
+        r.broadcastSeq = dv->bcast_acked;
+    }
     return reply(c, herald_CMD_ACK, req_id, 0, &ops_AckRsp, &r, NULL);
 }
 

@@ -80,8 +80,14 @@ typedef struct gw_app {
 /* An authenticated device, owned by its connection. */
 typedef struct gw_dev {
     gw_app_t *app;
-    int64_t inbox_seq;
+    int64_t inbox_seq;      /* the session's cursors: HELLO's, then acks */
     int64_t broadcast_seq;
+    /* The highest seq of each timeline written to this connection, and
+     * the highest ack recorded on it (never beyond what was written: the
+     * store clamps an ack to the seqs it assigned, and AckRsp says what
+     * was recorded). */
+    int64_t inbox_sent, bcast_sent;
+    int64_t inbox_acked, bcast_acked;
     /* The oldest inbox push written and not yet acked (low 32 bits of its
      * seq, its accept time in ms mod 2^32): one ack-latency sample per
      * ack round trip, in 8 bytes. */

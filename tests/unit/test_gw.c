@@ -345,25 +345,72 @@ TEST(device_command_rate_limit) {
     close(fd);
 }
 
-TEST(ack_reaches_service) {
-    int fd = cl_login(G, "dev-ack");
-    CHECK(fd >= 0);
-    int before = n_acks;
+static bool recv_push(int fd, const char *msg_id, const char *payload);
+
+/* Sends an ack of (inbox, bcast) with reqId 9; its AckRsp into *rsp. */
+static bool cl_ack(int fd, int64_t inbox, int64_t bcast, herald_AckRsp *rsp) {
     herald_AckReq q;
     herald_AckReq_init(&q);
-    q.inboxSeq = 42;
+    q.inboxSeq = inbox;
+    q.broadcastSeq = bcast;
     jce_out_t o;
     jce_out_init(&o, JCE_POLICY_CPP);
     herald_AckReq_encode(&q, &o);
-    CHECK(cl_send_pkg(fd, herald_CMD_ACK, 9, &o) == 0);
+    bool ok = cl_send_pkg(fd, herald_CMD_ACK, 9, &o) == 0;
     jce_out_free(&o);
     uint8_t buf[256];
     herald_Package pk;
-    CHECK(cl_recv_pkg(fd, buf, sizeof buf, &pk) == 0);
-    CHECK_EQ_INT(pk.cmd, herald_CMD_ACK);
-    CHECK_EQ_INT(pk.ret, 0);
+    if (!ok || cl_recv_pkg(fd, buf, sizeof buf, &pk) < 0 ||
+        pk.cmd != herald_CMD_ACK || pk.ret != 0)
+        return false;
+    jce_in_t in;
+    jce_in_init(&in, pk.body.data, pk.body.len, NULL);
+    return herald_AckRsp_decode(rsp, &in) == 0;
+}
+
+TEST(ack_reaches_service) {
+    int fd = cl_login(G, "dev-ack");
+    CHECK(fd >= 0);
+    gw_msg_t m = {.msg_id = "m-42", .seq = 42, .payload = (const uint8_t *)"x",
+                  .payload_len = 1, .need_ack = true};
+    CHECK_EQ_INT(gw_push_device(G, APP, "dev-ack", &m), 1);
+    CHECK(recv_push(fd, "m-42", "x"));
+    int before = n_acks;
+    herald_AckRsp r;
+    CHECK(cl_ack(fd, 42, 0, &r));
+    CHECK_EQ_INT(r.inboxSeq, 42);
     CHECK_EQ_INT(n_acks, before + 1);
     CHECK_EQ_INT(last_ack, 42);
+    close(fd);
+}
+
+/* Issue 12: an ack of 2^63-1 was echoed as "what the server recorded",
+ * though the store clamps it to the seqs it assigned.  The gateway cuts an
+ * ack to the highest seq it wrote to the connection, per timeline, passes
+ * that on, and answers it. */
+TEST(ack_cursor_clamped_to_what_was_sent) {
+    int fd = cl_login(G, "dev-ack-max");
+    CHECK(fd >= 0);
+    gw_msg_t m = {.msg_id = "m-5", .seq = 5, .payload = (const uint8_t *)"x",
+                  .payload_len = 1, .need_ack = true};
+    CHECK_EQ_INT(gw_push_device(G, APP, "dev-ack-max", &m), 1);
+    CHECK(recv_push(fd, "m-5", "x"));
+    herald_AckRsp r;
+    CHECK(cl_ack(fd, INT64_MAX, INT64_MAX, &r));
+    CHECK_EQ_INT(r.inboxSeq, 5);
+    CHECK_EQ_INT(r.broadcastSeq, 0); /* no broadcast was sent */
+    CHECK_EQ_INT(last_ack, 5);
+    /* A lower ack does not move the recorded cursor back. */
+    CHECK(cl_ack(fd, 3, 0, &r));
+    CHECK_EQ_INT(r.inboxSeq, 5);
+    m = (gw_msg_t){.msg_id = "m-b7", .seq = 7, .timeline = 1,
+                   .payload = (const uint8_t *)"y", .payload_len = 1,
+                   .need_ack = true};
+    CHECK_EQ_INT(gw_push_device(G, APP, "dev-ack-max", &m), 1);
+    CHECK(recv_push(fd, "m-b7", "y"));
+    CHECK(cl_ack(fd, 0, INT64_MAX, &r));
+    CHECK_EQ_INT(r.inboxSeq, 5);
+    CHECK_EQ_INT(r.broadcastSeq, 7);
     close(fd);
 }
 
