@@ -159,6 +159,7 @@ static void apply_live(const serve_live_t *l, const serve_settings_t *s) {
     push_service_set_limits(l->ps, s->rate_app, s->burst,
                             (uint32_t)s->max_payload);
     gw_set_limits(l->gw, s->max_conns, s->hb_min, s->hb_max);
+    gw_set_token_max_ttl(l->gw, s->token_max_ttl);
 }
 
 int serve_reload(const serve_live_t *l, const serve_conf_t *c,

@@ -43,6 +43,10 @@ typedef struct gw_config {
     double accept_rate;        /* new connections/s, all workers; 0 = off */
     double accept_burst;       /* bucket size; default: accept_rate */
     const struct ops_mem *mem; /* memory watermark (borrowed); NULL = none */
+    /* Longest token lifetime accepted, seconds (token_lifetime); default
+     * 30 days.  Also what a token without an issue time counts as issued
+     * at: EXPIRY minus this (token_issued_at). */
+    int64_t token_max_ttl;
 } gw_config_t;
 
 void gw_config_defaults(gw_config_t *c);
@@ -81,6 +85,10 @@ typedef struct gw_service {
      * goes out at once, empty).  NULL: nothing is stored. */
     void (*sync)(void *ctx, const gw_device_t *d, int64_t inbox_seq,
                  int64_t broadcast_seq);
+    /* The device's revocation: tokens issued before this Unix second are
+     * refused (ERR_TOKEN_REVOKED); 0 = none.  Called at every login, so it
+     * must answer from memory.  NULL: no revocations. */
+    int64_t (*revoked)(void *ctx, const char *app, const char *device);
 } gw_service_t;
 
 /* One message to deliver; the gateway copies what it needs. */
@@ -125,6 +133,16 @@ int gw_push_device(gw_t *gw, const char *app, const char *device,
 long gw_push_online(gw_t *gw, const char *app, const gw_msg_t *m);
 /* Closes the device's connection with a kick frame (reason: ErrCode). */
 int gw_kick_device(gw_t *gw, const char *app, const char *device, int reason);
+/* The device's tokens issued before before_s are revoked: its connection
+ * here is kicked with ERR_TOKEN_REVOKED if its token was issued before
+ * then (one that logged in again with a newer token stays).  1 if a
+ * connection was found (the kick is asynchronous), 0 if none.  Any
+ * thread. */
+int gw_revoke_device(gw_t *gw, const char *app, const char *device,
+                     int64_t before_s);
+/* The longest token lifetime accepted from the next login on (a reload);
+ * seconds > 0.  Any thread. */
+void gw_set_token_max_ttl(gw_t *gw, int64_t seconds);
 
 /* Counters for metrics and benchmarks (monotonic, summed over workers). */
 typedef struct gw_stats {

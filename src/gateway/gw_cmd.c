@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include <jansson.h>
@@ -21,6 +22,7 @@
 #include "Protocol.h"
 #include "core/clock.h"
 #include "core/log.h"
+#include "core/net.h"
 #include "core/token.h"
 #include "gateway/gw_int.h"
 #include "ops/metrics_herald.h"
@@ -209,21 +211,83 @@ int gw_push_to_conn(gw_conn_t *c, const gw_pmsg_t *pm, gw_buf_t *fmt[3],
 
 /* ---- authentication -------------------------------------------------------------- */
 
-int gw_auth_token(gw_t *gw, const char *tok, size_t len, gw_dev_t **out) {
+const char *gw_auth_message(int code) {
+    switch (code) {
+    case herald_ERR_TOKEN_EXPIRED: return "token expired";
+    case herald_ERR_TOKEN_TOO_LONG:
+        return "token lifetime over the server's maximum (token-max-ttl)";
+    case herald_ERR_TOKEN_REVOKED:
+        return "token issued before the device's tokens were revoked";
+    default: return "token rejected";
+    }
+}
+
+/*
+ * A refused login, counted by reason and logged with the peer's address,
+ * at most one line a second (a flood of bad tokens must not flood the
+ * log; the line after a quiet spell says how many were held back).  The
+ * app and device are named only once the signature held: before that
+ * they are whatever a stranger typed.  Never the token itself.
+ */
+static void auth_refused(gw_conn_t *c, int code, const token_view_t *v,
+                         bool signed_ok) {
+    static log_limit_t lim = LOG_LIMIT_INIT(1000);
+    metrics_inc(M_AUTH_FAILURES, mh_auth_idx(code), 0);
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    char addr[64] = "?";
+    if (getpeername(c->io.fd, (struct sockaddr *)&ss, &sl) == 0)
+        (void)net_addr_str(&ss, addr, sizeof addr);
+    if (signed_ok)
+        log_limited(&lim, LOG_LEVEL_WARN, "device login refused",
+                    "reason=%s addr=%s app=%.*s device=%.*s",
+                    gw_err_name(code), addr, (int)v->app_len, v->app,
+                    (int)v->dev_len, v->dev);
+    else
+        log_limited(&lim, LOG_LEVEL_WARN, "device login refused",
+                    "reason=%s addr=%s", gw_err_name(code), addr);
+}
+
+/* After the signature: the lifetime (a leaked token stays useful for a
+ * bounded time only), then the device's revocation, both from memory. */
+static int auth_policy(gw_t *gw, const token_view_t *v, const char *app,
+                       int64_t now, int64_t *issued) {
+    int64_t max = __atomic_load_n(&gw->cfg.token_max_ttl, __ATOMIC_RELAXED);
+    if (max > 0 && token_lifetime(v, now) > max)
+        return herald_ERR_TOKEN_TOO_LONG;
+    *issued = token_issued_at(v, max);
+    if (!gw->svc.revoked) return 0;
+    char dev[TOKEN_ID_MAX + 1];
+    memcpy(dev, v->dev, v->dev_len);
+    dev[v->dev_len] = 0;
+    int64_t before = gw->svc.revoked(gw->svc.ctx, app, dev);
+    return before > 0 && *issued < before ? herald_ERR_TOKEN_REVOKED : 0;
+}
+
+int gw_auth_token(gw_conn_t *c, const char *tok, size_t len, gw_dev_t **out) {
+    gw_t *gw = c->w->gw;
     token_view_t v;
     *out = NULL;
-    if (token_parse(tok, len, &v) < 0 || !gw->svc.app_secret)
+    if (token_parse(tok, len, &v) < 0 || !gw->svc.app_secret) {
+        auth_refused(c, herald_ERR_BAD_TOKEN, &v, false);
         return herald_ERR_BAD_TOKEN;
-    char app[TOKEN_ID_MAX + 1];
+    }
+    char app[TOKEN_APP_MAX + 1];
     memcpy(app, v.app, v.app_len);
     app[v.app_len] = 0;
     uint8_t secret[512];
     int sl = gw->svc.app_secret(gw->svc.ctx, app, secret, sizeof secret);
-    if (sl < 0) return herald_ERR_BAD_TOKEN;
-    int rc = token_verify(&v, secret, (size_t)sl, (int64_t)time(NULL));
+    int64_t now = (int64_t)time(NULL), issued = 0;
+    int rc = sl < 0 ? TOKEN_ERR_BAD_SIG
+                    : token_verify(&v, secret, (size_t)sl, now);
     memset(secret, 0, sizeof secret);
-    if (rc == TOKEN_ERR_EXPIRED) return herald_ERR_TOKEN_EXPIRED;
-    if (rc < 0) return herald_ERR_BAD_TOKEN;
+    int code = rc == TOKEN_ERR_EXPIRED ? herald_ERR_TOKEN_EXPIRED
+               : rc < 0                ? herald_ERR_BAD_TOKEN
+                                       : auth_policy(gw, &v, app, now, &issued);
+    if (code) {
+        auth_refused(c, code, &v, rc == 0 || rc == TOKEN_ERR_EXPIRED);
+        return code;
+    }
     gw_dev_t *d = calloc(1, sizeof *d + v.dev_len + 1);
     if (!d || !(d->app = gw_app_intern(gw, v.app, v.app_len))) {
         free(d);
@@ -232,6 +296,7 @@ int gw_auth_token(gw_t *gw, const char *tok, size_t len, gw_dev_t **out) {
     d->len = v.dev_len;
     memcpy(d->name, v.dev, v.dev_len);
     d->name[v.dev_len] = 0;
+    d->issued_s = issued;
     *out = d;
     return 0;
 }
@@ -397,10 +462,12 @@ static int cmd_hello(gw_conn_t *c, int req_id, const req_src_t *src) {
     bool over = ops_mem_over(c->w->gw->cfg.mem);
     int code = c->w->draining ? herald_ERR_DRAINING
                : over         ? herald_ERR_OVERLOADED
-                      : gw_auth_token(c->w->gw, q.token.data, q.token.len, &dev);
+                      : gw_auth_token(c, q.token.data, q.token.len, &dev);
     if (over && !c->w->draining) gw_refuse_count(GW_R_MEMORY);
     if (code) {
-        if (reply(c, herald_CMD_HELLO, req_id, code, NULL, NULL, NULL) < 0) return -1;
+        if (reply(c, herald_CMD_HELLO, req_id, code, NULL, NULL,
+                  over || c->w->draining ? NULL : gw_auth_message(code)) < 0)
+            return -1;
         return close_after(c, code);
     }
     c->hb = (uint16_t)gw_clamp_hb(c->w->gw, q.heartbeat);

@@ -88,6 +88,7 @@ typedef struct gw_dev {
      * was recorded). */
     int64_t inbox_sent, bcast_sent;
     int64_t inbox_acked, bcast_acked;
+    int64_t issued_s;       /* its token's issue time (token_issued_at) */
     /* The oldest inbox push written and not yet acked (low 32 bits of its
      * seq, its accept time in ms mod 2^32): one ack-latency sample per
      * ack round trip, in 8 bytes. */
@@ -184,6 +185,8 @@ typedef struct gw_item {
     int reason;
     uint32_t slot, gen;
     gw_pmsg_t *msg;
+    int64_t before_s;   /* GW_I_KICK of a revocation: only tokens issued
+                           before this; 0 = any connection */
 } gw_item_t;
 
 typedef struct gw_worker {
@@ -327,8 +330,12 @@ int gw_cmd_jce(gw_conn_t *c, const uint8_t *p, size_t len);
 int gw_cmd_json(gw_conn_t *c, const uint8_t *p, size_t len);
 /* After a successful WebSocket upgrade with a checked token. */
 int gw_cmd_ws_hello(gw_conn_t *c);
-/* Checks a token; on success fills *dev (malloc'd).  Returns an ErrCode. */
-int gw_auth_token(gw_t *gw, const char *tok, size_t len, gw_dev_t **dev);
+/* Checks c's token: shape, signature, expiry, lifetime, revocation.  On
+ * success fills *dev (malloc'd); a refusal is counted and logged
+ * (rate-limited, with the peer's address).  Returns an ErrCode. */
+int gw_auth_token(gw_conn_t *c, const char *tok, size_t len, gw_dev_t **dev);
+/* What a refused token's 401 or HELLO answer says. */
+const char *gw_auth_message(int code);
 /* Marks c authenticated as dev (registry, service->online). */
 void gw_conn_authed(gw_conn_t *c, gw_dev_t *dev);
 /* Writes a Package (cmd, reqId, ret) with a JCE body in c's transport. */

@@ -71,6 +71,7 @@ push_service_t *push_service_new(const push_config_t *cfg) {
     ps->gwi.offline = push_gw_offline;
     ps->gwi.ack = push_gw_ack;
     ps->gwi.sync = push_gw_sync;
+    ps->gwi.revoked = push_gw_revoked;
     ps->http_port = -1;
     pthread_rwlock_init(&ps->reg_mu, NULL);
     return ps;
@@ -315,6 +316,10 @@ void push_gw_sync(void *ctx, const gw_device_t *d, int64_t inbox_seq,
     push_sync_online(ctx, &q, push_online_hold(ctx, d->app, d->device));
 }
 
+int64_t push_gw_revoked(void *ctx, const char *app, const char *dev) {
+    return push_revoked_before(ctx, app, dev);
+}
+
 const gw_service_t *push_service_gw_iface(push_service_t *ps) {
     return &ps->gwi;
 }
@@ -348,6 +353,8 @@ int push_service_start_sink(push_service_t *ps, const push_sink_t *sink) {
         return rc == PUSH_E_NOMEM ? -ENOMEM : -EIO;
     if (ps->cfg.store && !ps->sync && (rc = push_sync_start(ps)) < 0)
         return rc;
+    if (!ps->revoke && (rc = push_revoke_start(ps)) < 0)
+        return rc;
     ps->started = true;
     if ((rc = push_http_start(ps)) < 0) {
         ps->started = false;
@@ -370,12 +377,14 @@ int push_service_http_port(const push_service_t *ps) {
 }
 
 /* Both API loops finish the calls waiting for the store before they stop,
- * so every accepted push is answered; then the sync thread stops. */
+ * so every accepted push (and revocation) is answered; then the threads
+ * behind them stop. */
 void push_service_stop(push_service_t *ps) {
     if (!ps || !ps->started)
         return;
     push_tars_stop(ps);
     push_http_stop(ps);
+    push_revoke_stop(ps);
     push_sync_stop(ps);
     ps->started = false;
 }
@@ -385,6 +394,7 @@ void push_service_free(push_service_t *ps) {
         return;
     push_service_stop(ps);
     push_sync_free(ps);
+    push_revoke_free(ps);
     push_auth_free(ps);
     for (int i = 0; i < ps->napps; i++)
         free_app(&ps->apps[i]);

@@ -147,6 +147,11 @@ typedef struct push_sink {
                   const gw_msg_t *m);
     /* Devices of the app targeted now. */
     long (*online)(void *ctx, const char *app, const gw_msg_t *m);
+    /* The device's tokens issued before before_s were revoked: close its
+     * connection if its token is one of them (gw_revoke_device).  1 if
+     * it has a connection, 0 if not.  NULL: nothing to close. */
+    int (*revoke)(void *ctx, const char *app, const char *device,
+                  int64_t before_s);
 } push_sink_t;
 /* push_service_start with any sink (copied).  0 or a negative errno. */
 int push_service_start_sink(push_service_t *ps, const push_sink_t *sink);

@@ -5,6 +5,10 @@
  *
  * Order of checks, so every client gets the most useful error first:
  * path (404), method (405), API key (401), JSON (400), fields (400/413).
+ *
+ * DELETE /v1/devices/{id}/tokens (a device's token revocation) is not a
+ * push: it runs on the revoke thread (push_revoke.c), answered like a
+ * push that waited for the store.
  */
 #include <inttypes.h>
 #include <pthread.h>
@@ -271,7 +275,27 @@ static int single_body(push_api_resp_t *out, const char *msg_id,
     return 0;
 }
 
+/* The answer of DELETE /v1/devices/{id}/tokens. */
+static void revoke_body(push_call_t *c, push_api_resp_t *resp) {
+    resp->route1 = 0; /* "other" */
+    if (c->ret != PUSH_RET_OK) {
+        const char *code;
+        int st = ret_status(c->ret, &code);
+        fail(resp, st, code, c->err[0] ? c->err : code);
+    } else {
+        set_body(resp, 200,
+                 json_pack("{s:s,s:I,s:b}", "deviceId", c->devices[0],
+                           "revokedBefore", (json_int_t)c->revoked_before,
+                           "online", c->online > 0));
+    }
+    push_call_free(c);
+}
+
 void push_api_finish(push_call_t *c, push_api_resp_t *resp) {
+    if (c->op == PUSH_OP_REVOKE) {
+        revoke_body(c, resp);
+        return;
+    }
     /* enum push_op 1..4 lines up with MH_ROUTE_PUSH_DEVICE..PUSH_ALL. */
     resp->route1 = (unsigned)c->op;
     if (c->ret != PUSH_RET_OK) {
@@ -423,6 +447,49 @@ static int get_device(push_service_t *ps, const char *app, const char *dev,
     return 200;
 }
 
+/* "/v1/devices/ID/tokens" -> ID (into out); false if the path is not
+ * one. */
+static bool tokens_path(const http_req_t *r, const char *buf, char *out,
+                        size_t cap) {
+    static const char pre[] = "/v1/devices/", suf[] = "/tokens";
+    size_t pn = sizeof pre - 1, sn = sizeof suf - 1, len = r->path.len;
+    const char *p = buf + r->path.off;
+    if (len <= pn + sn || memcmp(p, pre, pn) ||
+        memcmp(p + len - sn, suf, sn) || len - pn - sn >= cap)
+        return false;
+    size_t n = len - pn - sn;
+    memcpy(out, p + pn, n);
+    out[n] = 0;
+    return token_id_valid(out, n);
+}
+
+/* Tokens of the device issued before now are refused from now on, and its
+ * connection is closed (push_revoke.c). */
+static int handle_revoke(push_service_t *ps, const http_req_t *r,
+                         const char *buf, const char *dev,
+                         push_api_resp_t *resp, push_reply_fn reply,
+                         void *ctx) {
+    if (r->method != HTTP_M_DELETE) {
+        resp->allow_delete = true;
+        return fail(resp, 405, "method_not_allowed", "use DELETE");
+    }
+    char app[64];
+    if (!auth_app(ps, r, buf, app))
+        return fail(resp, 401, "unauthorized",
+                    "missing or unknown API key (Authorization: Bearer KEY)");
+    push_call_t *c = push_call_new(ps, PUSH_OP_REVOKE, app);
+    if (!c)
+        return fail(resp, 500, "internal", "out of memory");
+    if (push_call_add_device(c, dev, strlen(dev)) == PUSH_RET_OK) {
+        c->reply = reply;
+        c->reply_ctx = ctx;
+        if (push_revoke_call(c) == 0)
+            return 0;
+    }
+    push_api_finish(c, resp);
+    return resp->status;
+}
+
 static int handle_get(push_service_t *ps, const http_req_t *r,
                       const char *buf, bool is_msg, const char *arg,
                       push_api_resp_t *resp) {
@@ -446,7 +513,7 @@ int push_api_handle_async(push_service_t *ps, const http_req_t *r,
                           void *ctx) {
     int op;
     char arg[160];
-    resp->allow_post = resp->allow_get = false;
+    resp->allow_post = resp->allow_get = resp->allow_delete = false;
     if (path_is(r, buf, "/healthz")) {
         if (r->method != HTTP_M_GET && r->method != HTTP_M_HEAD) {
             resp->allow_get = true;
@@ -455,6 +522,8 @@ int push_api_handle_async(push_service_t *ps, const http_req_t *r,
         set_body(resp, 200, json_pack("{s:b}", "ok", 1));
         return 200;
     }
+    if (tokens_path(r, buf, arg, sizeof arg))
+        return handle_revoke(ps, r, buf, arg, resp, reply, ctx);
     if (path_arg(r, buf, "/v1/messages/", arg, sizeof arg))
         return handle_get(ps, r, buf, true, arg, resp);
     if (path_arg(r, buf, "/v1/devices/", arg, sizeof arg))

@@ -13,9 +13,15 @@ static long gw_sink_online(void *ctx, const char *app, const gw_msg_t *m) {
     return gw_push_online(ctx, app, m);
 }
 
+static int gw_sink_revoke(void *ctx, const char *app, const char *device,
+                          int64_t before_s) {
+    return gw_revoke_device(ctx, app, device, before_s);
+}
+
 int push_service_start(push_service_t *ps, gw_t *gw) {
     push_sink_t s = {.ctx = gw,
                      .device = gw_sink_device,
-                     .online = gw_sink_online};
+                     .online = gw_sink_online,
+                     .revoke = gw_sink_revoke};
     return push_service_start_sink(ps, &s);
 }

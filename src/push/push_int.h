@@ -29,6 +29,7 @@ typedef struct push_http push_http_t;
 typedef struct push_tars push_tars_t;
 typedef struct push_sync push_sync_t;
 typedef struct push_auth push_auth_t;
+typedef struct push_revoke push_revoke_t;
 typedef struct push_call push_call_t;
 /* Called once when a pending call completes, on the store's writer thread:
  * must only hand the call to its transport's thread. */
@@ -52,6 +53,7 @@ struct push_service {
     int tars_port;
     push_sync_t *sync;   /* device sync, acks, status flush (store only) */
     push_auth_t *auth;   /* store-backed keys, rate buckets, online table */
+    push_revoke_t *revoke; /* device token revocations (push_revoke.c) */
     atomic_long inflight; /* push calls waiting for the store */
     atomic_long n_online, n_online_ev, n_offline_ev, n_acks;
     atomic_long n_http, n_http_err, n_pushes, n_delivered;
@@ -64,6 +66,7 @@ void push_gw_ack(void *ctx, const gw_device_t *d, int64_t inbox_seq,
                  int64_t broadcast_seq);
 void push_gw_sync(void *ctx, const gw_device_t *d, int64_t inbox_seq,
                   int64_t broadcast_seq);
+int64_t push_gw_revoked(void *ctx, const char *app, const char *dev);
 
 /* push_api.c: one API request, no sockets.  resp->body is a malloc'd JSON
  * text (free with push_api_resp_free). */
@@ -71,6 +74,7 @@ typedef struct push_api_resp {
     int status;
     bool allow_post; /* 405: add "Allow: POST" */
     bool allow_get;  /* 405: add "Allow: GET, HEAD" */
+    bool allow_delete; /* 405: add "Allow: DELETE" */
     char *body;
     size_t body_len;
     unsigned route1; /* metrics route (enum mh_route) + 1; 0 = other */
@@ -101,6 +105,9 @@ enum push_op { /* == enum store_kind */
     PUSH_OP_MULTI = 2,
     PUSH_OP_ONLINE = 3,
     PUSH_OP_ALL = 4,
+    /* Not a push: DELETE /v1/devices/{id}/tokens (push_revoke.c), one
+     * device in devices[0]; never handed to the store as a message. */
+    PUSH_OP_REVOKE = 5,
 };
 
 /* PushRet of protocol/PushAPI.jce (kept here so push needs no gen header) */
@@ -149,6 +156,7 @@ struct push_call {
     int state;              /* single: PUSH_ST_* */
     bool duplicate;
     long online, stored, targeted;
+    int64_t revoked_before; /* PUSH_OP_REVOKE: the moment in force */
     push_reply_fn reply;
     void *reply_ctx;
     push_call_t *next;      /* transport mailboxes */
@@ -216,6 +224,19 @@ int push_auth_status(push_service_t *ps, const char *msg_id,
                      store_status_t *out);
 int push_auth_device(push_service_t *ps, const char *app, const char *dev,
                      store_device_info_t *out);
+
+/* ---- push_revoke.c ---- */
+/* Loads the revocations in force and starts the thread; 0 or -errno. */
+int push_revoke_start(push_service_t *ps);
+/* Runs the queued revocations, then stops the thread. */
+void push_revoke_stop(push_service_t *ps);
+void push_revoke_free(push_service_t *ps);
+/* The device's revocation moment (Unix s), 0 = none; from memory. */
+int64_t push_revoked_before(push_service_t *ps, const char *app,
+                            const char *dev);
+/* Queues a PUSH_OP_REVOKE call: 0 (c->reply follows, from the revoke
+ * thread) or 1 (completed at once, with an error in c). */
+int push_revoke_call(push_call_t *c);
 
 /* ---- push_sync.c ---- */
 int push_sync_start(push_service_t *ps);

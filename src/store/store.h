@@ -294,4 +294,20 @@ int store_app_list(store_reader_t *r,
                               int n_keys),
                    void *ctx);
 
+/* ---- device token revocations (rare; synchronous) --------------------------- */
+
+/* Tokens of app/device issued before before_s (Unix seconds) are revoked.
+ * A later revocation moves the moment forward, never back; *out (may be
+ * NULL) gets the moment in force.  The device need not be known.
+ * 0, STORE_E_INVALID (a bad app or device name, before_s <= 0) or an
+ * error. */
+int store_device_revoke(store_t *st, const char *app, const char *device,
+                        int64_t before_s, int64_t *out);
+/* Calls fn for every revocation whose moment is at or after since_s
+ * (0: all of them).  0 or an error. */
+int store_revocations(store_reader_t *r, int64_t since_s,
+                      void (*fn)(void *ctx, const char *app,
+                                 const char *device, int64_t before_s),
+                      void *ctx);
+
 #endif

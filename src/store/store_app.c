@@ -209,3 +209,44 @@ int store_app_revoke_key(store_t *st, const char *name, const char *api_key) {
     struct app_args args = {.name = name, .key = api_key};
     return in_txn(st, do_revoke_one, &args);
 }
+
+/* ---- device token revocations ---------------------------------------------- */
+
+struct revoke_args {
+    const char *app, *dev;
+    int64_t before_s, in_force;
+};
+
+/* Prepared per call, not kept in the writer's statement table: a
+ * revocation is rare, and that table is the push path's. */
+static int do_revoke_device(store_t *st, void *arg) {
+    struct revoke_args *a = arg;
+    sqlite3_stmt *s;
+    int rc = sqlite3_prepare_v2(
+        st->db,
+        "INSERT INTO device_revocations(app,device,before_s) VALUES(?1,?2,?3)"
+        " ON CONFLICT(app,device) DO UPDATE"
+        " SET before_s=max(before_s,excluded.before_s) RETURNING before_s",
+        -1, &s, NULL);
+    if (rc != SQLITE_OK) return store__sql_err(st->db, rc, "revoke prepare");
+    sqlite3_bind_text(s, 1, a->app, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, a->dev, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, a->before_s);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) a->in_force = sqlite3_column_int64(s, 0);
+    while (rc == SQLITE_ROW) rc = sqlite3_step(s); /* RETURNING runs to DONE */
+    rc = rc == SQLITE_DONE ? 0 : store__sql_err(st->db, rc, "revoke");
+    sqlite3_finalize(s);
+    return rc;
+}
+
+int store_device_revoke(store_t *st, const char *app, const char *device,
+                        int64_t before_s, int64_t *out) {
+    if (!store__name_ok(app) || !device ||
+        !token_id_valid(device, strlen(device)) || before_s <= 0)
+        return STORE_E_INVALID;
+    struct revoke_args a = {app, device, before_s, before_s};
+    int rc = in_txn(st, do_revoke_device, &a);
+    if (rc == 0 && out) *out = a.in_force;
+    return rc;
+}

@@ -73,6 +73,7 @@ enum rstmt {
     R_APP_GET,
     R_APP_BY_KEY,
     R_APP_LIST,
+    R_REVOKE_SINCE,
     R_COUNT
 };
 

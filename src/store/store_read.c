@@ -42,6 +42,8 @@ static const char *const rsql[R_COUNT] = {
                    " (SELECT count(*) FROM api_keys k"
                    "  WHERE k.app=a.name AND k.revoked=0)"
                    " FROM apps a ORDER BY a.name",
+    [R_REVOKE_SINCE] = "SELECT app, device, before_s FROM device_revocations"
+                       " WHERE before_s>=?1",
 };
 
 static sqlite3_stmt *rstmt(store_reader_t *r, enum rstmt id) {
@@ -337,4 +339,21 @@ int store_app_list(store_reader_t *r,
     }
     sqlite3_reset(s);
     return rc == SQLITE_DONE ? 0 : store__sql_err(r->db, rc, "app list");
+}
+
+int store_revocations(store_reader_t *r, int64_t since_s,
+                      void (*fn)(void *ctx, const char *app,
+                                 const char *device, int64_t before_s),
+                      void *ctx) {
+    sqlite3_stmt *s = rstmt(r, R_REVOKE_SINCE);
+    if (!s) return STORE_E_IO;
+    sqlite3_bind_int64(s, 1, since_s);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *app = (const char *)sqlite3_column_text(s, 0);
+        const char *dev = (const char *)sqlite3_column_text(s, 1);
+        if (app && dev) fn(ctx, app, dev, sqlite3_column_int64(s, 2));
+    }
+    sqlite3_reset(s);
+    return rc == SQLITE_DONE ? 0 : store__sql_err(r->db, rc, "revocations");
 }

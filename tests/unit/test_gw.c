@@ -45,8 +45,16 @@ static void svc_ack(void *ctx, const gw_device_t *d, int64_t in, int64_t bc) {
     n_acks++;
     last_ack = in;
 }
+/* One revoked device at a time: tokens of REVOKED_DEV issued before
+ * revoked_before are refused. */
+#define REVOKED_DEV "dev-revoked"
+static _Atomic int64_t revoked_before;
+static int64_t svc_revoked(void *ctx, const char *app, const char *dev) {
+    (void)ctx;
+    return !strcmp(app, APP) && !strcmp(dev, REVOKED_DEV) ? revoked_before : 0;
+}
 static const gw_service_t svc = {NULL, svc_secret, svc_online, svc_offline,
-                                 svc_ack, NULL};
+                                 svc_ack, NULL, svc_revoked};
 
 static gw_t *start_gw(void) {
     gw_config_t c;
@@ -267,6 +275,100 @@ TEST(hello_bad_tokens) {
         CHECK(cl_closed(fd));
         close(fd);
     }
+}
+
+static char *mint_iat(const char *dev, int64_t iat, int64_t expiry) {
+    static char tok[4][TOKEN_MAX];
+    static int i;
+    char *t = tok[i++ % 4];
+    if (token_mint(t, TOKEN_MAX, APP, dev, iat, expiry,
+                   (const uint8_t *)SECRET, strlen(SECRET)) < 0)
+        return NULL;
+    return t;
+}
+
+/* Issue 12: expiry +100 years and 2^63-1 were accepted.  A lifetime over
+ * the gateway's token_max_ttl (30 days by default) is refused with
+ * ERR_TOKEN_TOO_LONG, after the signature is checked, in both forms. */
+TEST(hello_token_lifetime_limit) {
+    int64_t now = (int64_t)time(NULL), day = 86400;
+    struct {
+        const char *tok;
+        int ret;
+    } cases[] = {
+        {mint_iat("life-ok", now, now + 30 * day), 0},
+        {mint_iat("life-long", now, now + 30 * day + 60), herald_ERR_TOKEN_TOO_LONG},
+        {mint_iat("life-100y", now, now + 100 * 365 * day), herald_ERR_TOKEN_TOO_LONG},
+        {mint_iat("life-max", now, INT64_MAX), herald_ERR_TOKEN_TOO_LONG},
+        /* old form: counted from now */
+        {mint_iat("life-old", TOKEN_NO_IAT, now + 3600), 0},
+        {mint_iat("life-old-max", TOKEN_NO_IAT, INT64_MAX), herald_ERR_TOKEN_TOO_LONG},
+        /* issued 29 days ago for 31: over the maximum though 2 days remain */
+        {mint_iat("life-old-iat", now - 29 * day, now + 2 * day), herald_ERR_TOKEN_TOO_LONG},
+        /* forged and too long: the forgery is what is reported */
+        {mint(APP, "life-forged", INT64_MAX, "wrong-secret"), herald_ERR_BAD_TOKEN},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        CHECK(cases[i].tok != NULL);
+        int fd = cl_connect(G);
+        CHECK_EQ_INT(cl_hello(fd, cases[i].tok, 60, NULL, NULL), cases[i].ret);
+        if (cases[i].ret) CHECK(cl_closed(fd));
+        close(fd);
+    }
+    /* The maximum changes live (a reload): a 2-day token is then too long. */
+    gw_set_token_max_ttl(G, day);
+    int fd = cl_connect(G);
+    int ret = cl_hello(fd, mint_iat("life-live", now, now + 2 * day), 60, NULL,
+                       NULL);
+    close(fd);
+    gw_set_token_max_ttl(G, 30 * day);
+    CHECK_EQ_INT(ret, herald_ERR_TOKEN_TOO_LONG);
+}
+
+/* Tokens issued before the device's revocation are refused; its
+ * connection is kicked with ERR_TOKEN_REVOKED; a token issued since logs
+ * in, and a second kick of the same revocation spares it. */
+TEST(revoked_device_kicked_and_refused) {
+    int64_t now = (int64_t)time(NULL);
+    int old = cl_connect(G);
+    CHECK_EQ_INT(cl_hello(old, mint_iat(REVOKED_DEV, now - 10, now + 600), 60,
+                          NULL, NULL), 0);
+    revoked_before = now;
+    CHECK_EQ_INT(gw_revoke_device(G, APP, REVOKED_DEV, now), 1);
+    CHECK(cl_expect_kick(old, herald_ERR_TOKEN_REVOKED));
+    close(old);
+    /* the same old token again, and the first form expiring within the
+     * maximum (it counts as issued 30 days before its expiry) */
+    const char *refused[] = {mint_iat(REVOKED_DEV, now - 10, now + 600),
+                             mint_iat(REVOKED_DEV, TOKEN_NO_IAT, now + 600)};
+    for (int i = 0; i < 2; i++) {
+        int fd = cl_connect(G);
+        CHECK_EQ_INT(cl_hello(fd, refused[i], 60, NULL, NULL),
+                     herald_ERR_TOKEN_REVOKED);
+        CHECK(cl_closed(fd));
+        close(fd);
+    }
+    int fresh = cl_connect(G);
+    CHECK_EQ_INT(cl_hello(fresh, mint_iat(REVOKED_DEV, now, now + 600), 60,
+                          NULL, NULL), 0);
+    CHECK_EQ_INT(gw_revoke_device(G, APP, REVOKED_DEV, now), 1);
+    CHECK_EQ_INT(gw_revoke_device(G, APP, "nobody", now), 0);
+    /* Still served: a heartbeat is answered. */
+    herald_HeartbeatReq q;
+    herald_HeartbeatReq_init(&q);
+    q.interval = 60;
+    jce_out_t o;
+    jce_out_init(&o, JCE_POLICY_CPP);
+    herald_HeartbeatReq_encode(&q, &o);
+    CHECK(cl_send_pkg(fresh, herald_CMD_HEARTBEAT, 4, &o) == 0);
+    jce_out_free(&o);
+    uint8_t buf[256];
+    herald_Package pk;
+    CHECK(cl_recv_pkg(fresh, buf, sizeof buf, &pk) == 0);
+    CHECK_EQ_INT(pk.cmd, herald_CMD_HEARTBEAT);
+    CHECK_EQ_INT(pk.ret, 0);
+    revoked_before = 0;
+    close(fresh);
 }
 
 TEST(command_before_hello) {

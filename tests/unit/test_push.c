@@ -90,6 +90,26 @@ static long sink_online(void *ctx, const char *app, const gw_msg_t *m) {
     return R.online_count;
 }
 
+/* Revocation kicks: the last one asked for, and how many. */
+static struct {
+    pthread_mutex_t mu;
+    int n;
+    char device[64];
+    int64_t before_s;
+} K = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static int sink_revoke(void *ctx, const char *app, const char *dev,
+                       int64_t before_s) {
+    (void)ctx;
+    (void)app;
+    pthread_mutex_lock(&K.mu);
+    K.n++;
+    snprintf(K.device, sizeof K.device, "%s", dev);
+    K.before_s = before_s;
+    pthread_mutex_unlock(&K.mu);
+    return R.online_device && !strcmp(dev, R.online_device);
+}
+
 static push_service_t *start(int head_timeout) {
     push_config_t c;
     push_config_defaults(&c);
@@ -100,7 +120,7 @@ static push_service_t *start(int head_timeout) {
         push_service_free(ps);
         return NULL;
     }
-    push_sink_t s = {NULL, sink_device, sink_online};
+    push_sink_t s = {NULL, sink_device, sink_online, sink_revoke};
     if (push_service_start_sink(ps, &s) != 0) {
         push_service_free(ps);
         return NULL;
@@ -617,7 +637,7 @@ static int start_stored(stored_svc_t *s, double rate, double burst) {
     c.rate_app = rate;
     c.burst = burst;
     s->ps = push_service_new(&c);
-    push_sink_t sk = {NULL, sink_device, sink_online};
+    push_sink_t sk = {NULL, sink_device, sink_online, sink_revoke};
     if (!s->ps || push_service_start_sink(s->ps, &sk) != 0)
         return -1;
     pthread_mutex_lock(&R.mu);

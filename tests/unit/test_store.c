@@ -1096,6 +1096,51 @@ TEST(apps_create_rotate_put_lookup) {
     tmpdb_remove(&t);
 }
 
+struct revs_seen {
+    int n;
+    int64_t d1;
+};
+
+static void rev_cb(void *ctx, const char *app, const char *dev, int64_t b) {
+    struct revs_seen *r = ctx;
+    r->n++;
+    if (!strcmp(app, "demo") && !strcmp(dev, "d1")) r->d1 = b;
+}
+
+/* Device token revocations: a moment per device that only moves forward,
+ * listed by moment for a server that polls for new ones. */
+TEST(device_revocations_move_forward) {
+    struct tmpdb t;
+    tmpdb_make(&t);
+    store_t *st = open_at(t.path, NULL);
+    CHECK(st);
+    int64_t got = 0;
+    CHECK_EQ_INT(store_device_revoke(st, "demo", "d1", 1000, &got), 0);
+    CHECK_EQ_INT(got, 1000);
+    CHECK_EQ_INT(store_device_revoke(st, "demo", "d1", 900, &got), 0);
+    CHECK_EQ_INT(got, 1000); /* never back */
+    CHECK_EQ_INT(store_device_revoke(st, "demo", "d1", 2000, &got), 0);
+    CHECK_EQ_INT(got, 2000);
+    CHECK_EQ_INT(store_device_revoke(st, "demo", "d2", 1500, NULL), 0);
+    CHECK_EQ_INT(store_device_revoke(st, "demo", "bad id", 1, NULL),
+                 STORE_E_INVALID);
+    CHECK_EQ_INT(store_device_revoke(st, "demo", "d3", 0, NULL),
+                 STORE_E_INVALID);
+    store_reader_t *rd;
+    CHECK_EQ_INT(store_reader_new(st, &rd), 0);
+    struct revs_seen r = {0, 0};
+    CHECK_EQ_INT(store_revocations(rd, 0, rev_cb, &r), 0);
+    CHECK_EQ_INT(r.n, 2);
+    CHECK_EQ_INT(r.d1, 2000);
+    r = (struct revs_seen){0, 0};
+    CHECK_EQ_INT(store_revocations(rd, 1600, rev_cb, &r), 0);
+    CHECK_EQ_INT(r.n, 1);
+    CHECK_EQ_INT(r.d1, 2000);
+    store_reader_free(rd);
+    store_close(st);
+    tmpdb_remove(&t);
+}
+
 /* ---- hot inbox (store_hot.c) --------------------------------------------- */
 
 /*
