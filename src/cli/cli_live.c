@@ -52,7 +52,8 @@ static int put_app(const serve_live_t *l, const char *spec, bool replace,
 static int add_demo_app(store_t *st) {
     store_app_t a;
     char key[128];
-    int rc = store_app_create(st, "demo", &a, key, sizeof key);
+    int rc = store_app_create(st, "demo", STORE_UNKNOWN_STORE, &a, key,
+                              sizeof key);
     if (rc < 0) {
         fprintf(stderr, "herald serve: demo app: %s\n", store_strerror(rc));
         return rc;

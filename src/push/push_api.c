@@ -87,7 +87,7 @@ void push_msg_id(char out[PUSH_MSG_ID_LEN + 1]) {
 /* ---- request pieces ------------------------------------------------------ */
 
 static bool auth_app(push_service_t *ps, const http_req_t *r,
-                     const char *buf, char app[64]) {
+                     const char *buf, char app[64], int *unknown_device) {
     const http_header_t *h = http_find_header(r, buf, "authorization");
     if (!h)
         return false;
@@ -99,7 +99,7 @@ static bool auth_app(push_service_t *ps, const http_req_t *r,
     n -= 7;
     while (n && *v == ' ')
         v++, n--;
-    return n && push_auth_key(ps, v, n, app) == 0;
+    return n && push_auth_key(ps, v, n, app, unknown_device) == 0;
 }
 
 static int ret_status(int ret, const char **code) {
@@ -107,6 +107,7 @@ static int ret_status(int ret, const char **code) {
     case PUSH_RET_INVALID: *code = "invalid_argument"; return 400;
     case PUSH_RET_TTL: *code = "invalid_argument"; return 400;
     case PUSH_RET_TOO_MANY_DEVICES: *code = "too_many_devices"; return 400;
+    case PUSH_RET_UNKNOWN_DEVICE: *code = "unknown_device"; return 404;
     case PUSH_RET_UNAUTHORIZED: *code = "unauthorized"; return 401;
     case PUSH_RET_PAYLOAD_TOO_LARGE: *code = "payload_too_large"; return 413;
     case PUSH_RET_RATE_LIMITED: *code = "rate_limited"; return 429;
@@ -343,14 +344,34 @@ void push_api_finish(push_call_t *c, push_api_resp_t *resp) {
 
 /* ---- operations ---------------------------------------------------------- */
 
+/* "unknownDevice": "store" | "reject" overrides the app's setting for
+ * this request (single and multi-device pushes). */
+static bool read_unknown(push_call_t *c, const cJSON *body,
+                         push_api_resp_t *resp) {
+    const cJSON *v = field(body, "unknownDevice");
+    if (!v)
+        return true;
+    const char *s = cJSON_IsString(v) ? v->valuestring : "";
+    if (!strcmp(s, "store") || !strcmp(s, "reject")) {
+        c->unknown_device =
+            s[0] == 'r' ? STORE_UNKNOWN_REJECT : STORE_UNKNOWN_STORE;
+        return true;
+    }
+    fail(resp, 400, "invalid_argument",
+         "unknownDevice must be \"store\" or \"reject\"");
+    return false;
+}
+
 static int op_push(push_service_t *ps, int op, const char *app,
-                   const cJSON *body,
+                   int unknown_device, const cJSON *body,
                    push_api_resp_t *resp, push_reply_fn reply, void *ctx) {
     push_call_t *c = push_call_new(ps, op, app);
     if (!c)
         return fail(resp, 500, "internal", "out of memory");
+    c->unknown_device = unknown_device;
     resp->status = 0;
-    if (!read_targets(c, body, resp) || !read_msg(c, body, resp)) {
+    if (!read_targets(c, body, resp) || !read_msg(c, body, resp) ||
+        !read_unknown(c, body, resp)) {
         if (resp->status == 0) /* the call said why */
             push_api_finish(c, resp);
         else
@@ -474,7 +495,7 @@ static int handle_revoke(push_service_t *ps, const http_req_t *r,
         return fail(resp, 405, "method_not_allowed", "use DELETE");
     }
     char app[64];
-    if (!auth_app(ps, r, buf, app))
+    if (!auth_app(ps, r, buf, app, NULL))
         return fail(resp, 401, "unauthorized",
                     "missing or unknown API key (Authorization: Bearer KEY)");
     push_call_t *c = push_call_new(ps, PUSH_OP_REVOKE, app);
@@ -498,7 +519,7 @@ static int handle_get(push_service_t *ps, const http_req_t *r,
         return fail(resp, 405, "method_not_allowed", "use GET");
     }
     char app[64];
-    if (!auth_app(ps, r, buf, app))
+    if (!auth_app(ps, r, buf, app, NULL))
         return fail(resp, 401, "unauthorized",
                     "missing or unknown API key (Authorization: Bearer KEY)");
     if (is_msg)
@@ -543,7 +564,8 @@ int push_api_handle_async(push_service_t *ps, const http_req_t *r,
         return fail(resp, 405, "method_not_allowed", "use POST");
     }
     char app[64];
-    if (!auth_app(ps, r, buf, app))
+    int unknown_device;
+    if (!auth_app(ps, r, buf, app, &unknown_device))
         return fail(resp, 401, "unauthorized",
                     "missing or unknown API key (Authorization: Bearer KEY)");
     switch (push_admit(ps, app)) {
@@ -566,7 +588,7 @@ int push_api_handle_async(push_service_t *ps, const http_req_t *r,
         cJSON_Delete(j);
         return fail(resp, 400, "bad_json", "body must be a JSON object");
     }
-    int st = op_push(ps, op, app, j, resp, reply, ctx);
+    int st = op_push(ps, op, app, unknown_device, j, resp, reply, ctx);
     cJSON_Delete(j);
     return st;
 }

@@ -119,6 +119,7 @@ enum push_ret {
     PUSH_RET_PAYLOAD_TOO_LARGE = 4,
     PUSH_RET_TOO_MANY_DEVICES = 5,
     PUSH_RET_TTL = 6,
+    PUSH_RET_UNKNOWN_DEVICE = 7,
     PUSH_RET_OVERLOADED = 8,
     PUSH_RET_STORE = 9,
     PUSH_RET_INTERNAL = 10,
@@ -142,6 +143,7 @@ struct push_call {
     size_t payload_len;
     int64_t ttl;
     bool need_ack;
+    int unknown_device;     /* enum store_unknown_device, for this call */
     char **devices;
     uint32_t n_devices, cap_devices;
     char **rejected;        /* refused ids of a multi push */
@@ -186,9 +188,14 @@ void push_call_set_err(push_call_t *c, int ret, const char *msg);
 /* ---- push_auth.c ---- */
 int push_auth_new(push_service_t *ps);
 void push_auth_free(push_service_t *ps);
-/* The app owning key (copied into app, 64 bytes); 0 or -1. */
+/* The app owning key (copied into app, 64 bytes) and its unknown-device
+ * policy (enum store_unknown_device; may be NULL); 0 or -1. */
 int push_auth_key(push_service_t *ps, const char *key, size_t len,
-                  char app[64]);
+                  char app[64], int *unknown_device);
+/* Whether app/dev ever connected (online here, or a committed sighting):
+ * 0 with *known set, or a store error. */
+int push_auth_known(push_service_t *ps, const char *app, const char *dev,
+                    bool *known);
 /* Takes a token of the app's bucket; false when empty. */
 bool push_rate_take(push_service_t *ps, const char *app);
 /* Whether a push of app may start now: PUSH_RET_OK, PUSH_RET_OVERLOADED

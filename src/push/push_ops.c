@@ -232,6 +232,56 @@ static int dedupe(push_call_t *c) {
     return 0;
 }
 
+/* ---- devices that never connected ---------------------------------------- */
+
+/*
+ * With unknownDevice = reject (the app's setting or the request's), a
+ * target that never connected is refused before anything is stored: a
+ * typo'd id would otherwise sit in a fresh inbox for the whole ttl.  A
+ * single push fails with PUSH_ERR_UNKNOWN_DEVICE; a multi push lists the
+ * id in rejected with that code and goes on with the rest.  Returns how
+ * many were refused, or -1 with c's error set.
+ */
+static long drop_unknown(push_call_t *c) {
+    if (c->unknown_device != STORE_UNKNOWN_REJECT ||
+        (c->op != PUSH_OP_SINGLE && c->op != PUSH_OP_MULTI))
+        return 0;
+    uint32_t k = 0, i;
+    long refused = 0;
+    for (i = 0; i < c->n_devices; i++) {
+        bool known;
+        int rc = push_auth_known(c->ps, c->app, c->devices[i], &known);
+        if (rc < 0) {
+            push_call_set_err(c, PUSH_RET_STORE, store_strerror(rc));
+            break;
+        }
+        if (known) {
+            c->devices[k++] = c->devices[i];
+            continue;
+        }
+        refused++;
+        if (c->op == PUSH_OP_SINGLE) {
+            push_call_set_err(c, PUSH_RET_UNKNOWN_DEVICE,
+                              "device never connected (unknownDevice is "
+                              "reject)");
+            break;
+        }
+        if (reject(c, c->devices[i], strlen(c->devices[i]),
+                   PUSH_RET_UNKNOWN_DEVICE) < 0) {
+            push_call_set_err(c, PUSH_RET_INTERNAL, "out of memory");
+            break;
+        }
+        free(c->devices[i]);
+    }
+    /* Stopped early: the ids not looked at yet close the gap, so every
+     * string left is in the list once (and freed with the call). */
+    for (; i < c->n_devices; i++)
+        c->devices[k++] = c->devices[i];
+    c->n_devices = k;
+    metrics_add(M_UNKNOWN_DEVICES, 0, 0, (uint64_t)refused);
+    return c->ret != PUSH_RET_OK ? -1 : refused;
+}
+
 /* ---- delivery ------------------------------------------------------------ */
 
 static void gw_msg_of(const push_call_t *c, int timeline, int64_t seq,
@@ -377,11 +427,19 @@ int push_call_run(push_call_t *c) {
         return 1;
     if (c->op == PUSH_OP_MULTI && dedupe(c) < 0)
         return 1;
+    long unknown = drop_unknown(c);
+    if (unknown < 0)
+        return 1;
     if ((c->op == PUSH_OP_SINGLE || c->op == PUSH_OP_MULTI) &&
         c->n_devices == 0) {
-        push_call_set_err(c, PUSH_RET_INVALID,
-                          c->op == PUSH_OP_SINGLE ? "deviceId is missing"
-                                                  : "no valid deviceId");
+        if (unknown > 0)
+            push_call_set_err(c, PUSH_RET_UNKNOWN_DEVICE,
+                              "no deviceId ever connected (unknownDevice "
+                              "is reject)");
+        else
+            push_call_set_err(c, PUSH_RET_INVALID,
+                              c->op == PUSH_OP_SINGLE ? "deviceId is missing"
+                                                      : "no valid deviceId");
         return 1;
     }
     push_msg_id(c->msg_id);

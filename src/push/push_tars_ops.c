@@ -85,7 +85,8 @@ static void fill_all(const push_call_t *c, jce_arena_t *a,
 static push_call_t *begin(tars_disp_t *d, int op, jce_str_t key,
                           const herald_PushMessage *m, int32_t *ret) {
     char app[64];
-    if (push_auth_key(d->ps, key.data, key.len, app) < 0) {
+    int unknown_device;
+    if (push_auth_key(d->ps, key.data, key.len, app, &unknown_device) < 0) {
         *ret = PUSH_RET_UNAUTHORIZED;
         return NULL;
     }
@@ -102,6 +103,13 @@ static push_call_t *begin(tars_disp_t *d, int op, jce_str_t key,
     push_call_set_msg(c, m->requestId.data, m->requestId.len,
                       m->collapseKey.data, m->collapseKey.len,
                       m->payload.data, m->payload.len, m->ttl, m->needAck);
+    /* PushMessage.unknownDevice: 0 the app's setting, 1 store, 2 reject */
+    c->unknown_device = m->unknownDevice == 1   ? STORE_UNKNOWN_STORE
+                        : m->unknownDevice == 2 ? STORE_UNKNOWN_REJECT
+                                                : unknown_device;
+    if (c->ret == PUSH_RET_OK && (m->unknownDevice < 0 || m->unknownDevice > 2))
+        push_call_set_err(c, PUSH_RET_INVALID,
+                          "unknownDevice must be 0, 1 or 2");
     return c;
 }
 

@@ -89,7 +89,15 @@ static int in_txn(store_t *st, int (*fn)(store_t *, void *), void *arg) {
 struct app_args {
     const char *name, *secret, *key;
     int64_t now;
+    int mode; /* create: unknown_device */
 };
+
+struct mode_args {
+    const char *name;
+    int mode;
+};
+
+static int do_set_unknown(store_t *st, void *arg);
 
 static int do_create(store_t *st, void *arg) {
     struct app_args *a = arg;
@@ -99,7 +107,10 @@ static int do_create(store_t *st, void *arg) {
     sqlite3_bind_text(s, 2, a->secret, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 3, a->now);
     int rc = step_w(st, s);
-    return rc < 0 ? rc : key_insert(st, a->name, a->key);
+    if (rc == 0) rc = key_insert(st, a->name, a->key);
+    struct mode_args m = {a->name, a->mode};
+    return rc < 0 || a->mode == STORE_UNKNOWN_STORE ? rc
+                                                    : do_set_unknown(st, &m);
 }
 
 /* A new name must be one a device token can carry (token_app_valid: the
@@ -108,15 +119,20 @@ static bool new_name_ok(const char *name) {
     return name && token_app_valid(name, strlen(name));
 }
 
-int store_app_create(store_t *st, const char *name, store_app_t *app,
-                     char *key_out, size_t cap) {
-    if (!new_name_ok(name) || !key_out) return STORE_E_INVALID;
-    store_app_t a = {.created_ms = (int64_t)clock_wall_ms()};
+int store_app_create(store_t *st, const char *name, int unknown_device,
+                     store_app_t *app, char *key_out, size_t cap) {
+    if (!new_name_ok(name) || !key_out ||
+        (unknown_device != STORE_UNKNOWN_STORE &&
+         unknown_device != STORE_UNKNOWN_REJECT))
+        return STORE_E_INVALID;
+    store_app_t a = {.created_ms = (int64_t)clock_wall_ms(),
+                     .unknown_device = unknown_device};
     snprintf(a.name, sizeof a.name, "%s", name);
     int rc = random_token("", a.secret, sizeof a.secret);
     if (rc == 0) rc = random_token(KEY_PREFIX, key_out, cap);
     if (rc < 0) return rc;
-    struct app_args args = {name, a.secret, key_out, a.created_ms};
+    struct app_args args = {name, a.secret, key_out, a.created_ms,
+                            unknown_device};
     if ((rc = in_txn(st, do_create, &args)) < 0) {
         memset(key_out, 0, cap);
         return rc;
@@ -189,7 +205,8 @@ int store_app_put(store_t *st, const char *name, const char *secret,
     if (!new_name_ok(name) || !secret || !*secret || strlen(secret) >= 128 ||
         !api_key || !*api_key)
         return STORE_E_INVALID;
-    struct app_args args = {name, secret, api_key, (int64_t)clock_wall_ms()};
+    struct app_args args = {.name = name, .secret = secret, .key = api_key,
+                            .now = (int64_t)clock_wall_ms()};
     return in_txn(st, do_put, &args);
 }
 
@@ -208,6 +225,34 @@ int store_app_revoke_key(store_t *st, const char *name, const char *api_key) {
     if (!store__name_ok(name) || !api_key || !*api_key) return STORE_E_INVALID;
     struct app_args args = {.name = name, .key = api_key};
     return in_txn(st, do_revoke_one, &args);
+}
+
+/* ---- settings ---------------------------------------------------------------- */
+
+/* Prepared per call like the revocations below: rare, and the writer's
+ * statement table is the push path's. */
+static int do_set_unknown(store_t *st, void *arg) {
+    struct mode_args *a = arg;
+    sqlite3_stmt *s;
+    int rc = sqlite3_prepare_v2(
+        st->db, "UPDATE apps SET unknown_device=?2 WHERE name=?1", -1, &s,
+        NULL);
+    if (rc != SQLITE_OK) return store__sql_err(st->db, rc, "app set prepare");
+    sqlite3_bind_text(s, 1, a->name, -1, SQLITE_STATIC);
+    sqlite3_bind_int(s, 2, a->mode);
+    rc = sqlite3_step(s);
+    rc = rc == SQLITE_DONE ? (sqlite3_changes(st->db) ? 0 : STORE_E_NOTFOUND)
+                           : store__sql_err(st->db, rc, "app set");
+    sqlite3_finalize(s);
+    return rc;
+}
+
+int store_app_set_unknown_device(store_t *st, const char *name, int mode) {
+    if (!store__name_ok(name) ||
+        (mode != STORE_UNKNOWN_STORE && mode != STORE_UNKNOWN_REJECT))
+        return STORE_E_INVALID;
+    struct mode_args a = {name, mode};
+    return in_txn(st, do_set_unknown, &a);
 }
 
 /* ---- device token revocations ---------------------------------------------- */

@@ -74,6 +74,7 @@ enum rstmt {
     R_APP_BY_KEY,
     R_APP_LIST,
     R_REVOKE_SINCE,
+    R_DEV_KNOWN,
     R_COUNT
 };
 

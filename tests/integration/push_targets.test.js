@@ -107,3 +107,89 @@ test('TARS pushMultiDevice: repeats are dropped and counted in duplicates', () =
   assert.equal(rsp.stored, 1);
   assert.equal(rsp.duplicates, 4);
 });
+
+// ---- item 5: pushes to devices that never connected -------------------------
+
+function herald(args) {
+  const r = spawnSync(h.HERALD, args, { encoding: 'utf8', timeout: 10000 });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+test('unknownDevice: store stays the default; reject refuses a typo before anything is stored', async () => {
+  const typo = `typo-${process.pid}`;
+  const dflt = await h.push(srv, { deviceId: `${typo}-d`, payload: 'kept' });
+  assert.equal(dflt.status, 200);
+  assert.equal(dflt.json.state, 'stored');
+  const r = await h.push(srv, { deviceId: typo, payload: 'x', unknownDevice: 'reject' });
+  assert.equal(r.status, 404, JSON.stringify(r.json));
+  assert.equal(r.json.error.code, 'unknown_device');
+  assert.equal(r.json.msgId, undefined);
+  const d = await device(typo);
+  assert.equal(d.known, false);
+  assert.equal(d.inboxLastSeq, 0, 'nothing stored');
+  // A device that was pushed to ("stored") but never connected is unknown too.
+  const again = await h.push(srv, { deviceId: `${typo}-d`, payload: 'x', unknownDevice: 'reject' });
+  assert.equal(again.status, 404);
+  const bad = await h.push(srv, { deviceId: typo, payload: 'x', unknownDevice: 'maybe' });
+  assert.equal(bad.status, 400);
+  assert.equal(bad.json.error.code, 'invalid_argument');
+});
+
+test('unknownDevice reject: devices that connected (now or before) get the push', async () => {
+  const now = `known-now-${process.pid}`, before = `known-before-${process.pid}`;
+  const ws1 = await online(before);
+  await closeWs(ws1);
+  await until(async () => !(await device(before)).online, 5000, 'offline');
+  const r1 = await h.push(srv, { deviceId: before, payload: 'later', unknownDevice: 'reject' });
+  assert.equal(r1.status, 200, JSON.stringify(r1.json));
+  assert.equal(r1.json.state, 'stored');
+  const ws2 = await openWs(now); // its first connect: online before its sighting commits
+  try {
+    await until(async () => (await device(now)).online, 5000, 'online');
+    const r2 = await h.push(srv, { deviceId: now, payload: 'hi', unknownDevice: 'reject' });
+    assert.equal(r2.status, 200, JSON.stringify(r2.json));
+    await until(() => ws2.pushes.some((m) => m.payload === 'hi'), 5000, 'delivered');
+  } finally {
+    await closeWs(ws2);
+  }
+  // Multi: unknown ids go in rejected with 7 (PUSH_ERR_UNKNOWN_DEVICE), the rest get it.
+  const u1 = `nobody1-${process.pid}`, u2 = `nobody2-${process.pid}`;
+  const m = await h.push(srv, { deviceIds: [before, u1, 'bad id', u2, u1], payload: 'm', unknownDevice: 'reject' },
+    { path: '/v1/push/devices' });
+  assert.equal(m.status, 200, JSON.stringify(m.json));
+  assert.equal(m.json.stored, 1);
+  assert.equal(m.json.duplicates, 1);
+  assert.deepEqual(m.json.rejected, { [u1]: 7, [u2]: 7, 'bad id': 1 });
+  assert.equal((await device(u1)).inboxLastSeq, 0);
+  const none = await h.push(srv, { deviceIds: [u1, u2], payload: 'm', unknownDevice: 'reject' },
+    { path: '/v1/push/devices' });
+  assert.equal(none.status, 404);
+  assert.equal(none.json.error.code, 'unknown_device');
+});
+
+test('unknown-device as the app setting (herald app set beside the server), overridden per request, over TARS too', async () => {
+  const set = herald(['app', 'set', 'test', 'unknown-device=reject', '--db', srv.db]);
+  assert.equal(set.code, 0, set.err);
+  const id = `app-typo-${process.pid}`;
+  try {
+    // The key cache holds an app's settings for up to 3 s.
+    await until(async () => (await h.push(srv, { deviceId: id, payload: 'x' })).status === 404,
+      8000, 'the setting applies');
+    const keep = await h.push(srv, { deviceId: id, payload: 'x', unknownDevice: 'store' });
+    assert.equal(keep.status, 200);
+    assert.equal(keep.json.state, 'stored');
+    const tars = herald(['push', 'device', '--tars', `127.0.0.1:${srv.tarsPort}`, '--key', h.KEY,
+      '--device', `${id}-t`, '--payload', 'x']);
+    assert.equal(tars.code, 1, tars.out + tars.err);
+    assert.equal(JSON.parse(tars.out).ret, 7);
+    const tarsKeep = herald(['push', 'device', '--tars', `127.0.0.1:${srv.tarsPort}`, '--key', h.KEY,
+      '--device', `${id}-t`, '--payload', 'x', '--unknown-device', 'store']);
+    assert.equal(tarsKeep.code, 0, tarsKeep.out + tarsKeep.err);
+    const list = herald(['app', 'list', '--db', srv.db]);
+    assert.match(list.out, /^test\s.*unknown-device=reject/m);
+  } finally {
+    assert.equal(herald(['app', 'set', 'test', 'unknown-device=store', '--db', srv.db]).code, 0);
+  }
+  await until(async () => (await h.push(srv, { deviceId: `${id}-2`, payload: 'x' })).status === 200,
+    8000, 'the setting is back');
+});

@@ -1033,7 +1033,7 @@ static void *bg_status(void *p) {
 
 static void *bg_key(void *p) {
     bg_call_t *b = p;
-    b->rc = push_auth_key(b->ps, "KEY2", 4, b->app);
+    b->rc = push_auth_key(b->ps, "KEY2", 4, b->app, NULL);
     atomic_store(&b->done, true);
     return NULL;
 }
