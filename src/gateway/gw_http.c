@@ -102,8 +102,9 @@ static int http_head_done(gw_conn_t *c) {
     char tok[TOKEN_MAX];
     int tl = find_token(r, h->buf, tok, sizeof tok);
     gw_dev_t *dev = NULL;
-    int code = tl < 0 ? herald_ERR_BAD_TOKEN
-                      : gw_auth_token(c, tok, (size_t)tl, &dev);
+    /* No token is a refused login too: counted and logged as one. */
+    int code = gw_auth_token(c, tl < 0 ? "" : tok, tl < 0 ? 0 : (size_t)tl,
+                             &dev);
     if (code) {
         gw_http_error(c, 401, code,
                       tl < 0 ? "token missing (?token= or Authorization: Bearer)"
