@@ -7,6 +7,9 @@
 #   make deps       install Debian packages and npm test peers (idempotent)
 #   make fuzz       build libFuzzer targets and run each FUZZ_SECONDS
 #   make bench      run the benchmarks (never part of make test)
+#   make install    install herald, its man page, docs, systemd unit and
+#                   /etc/herald files (PREFIX=/usr/local, DESTDIR=)
+#   make deb        build a Debian package: BUILD/herald_VERSION_ARCH.deb
 #
 # BUILD=dir picks the build folder; SAN=1 builds with ASan+UBSan.
 
@@ -20,7 +23,7 @@ WARN    := -Wall -Wextra -Wshadow -Wpointer-arith -Wstrict-prototypes \
 CFLAGS  ?= $(OPT) -g
 ALL_CFLAGS = -std=gnu11 $(WARN) $(CFLAGS) -D_GNU_SOURCE -MMD -MP \
              -Isrc -I$(BUILD)/gen -I$(BUILD)/gen-test $(SAN_FLAGS)
-LDLIBS  := -ljansson -lcjson -lssl -lcrypto -lsqlite3 -luring -lpthread -lm
+LDLIBS  := -ljansson -lcjson -lssl -lcrypto -lsqlite3 -luring -lz -lpthread -lm
 
 ifeq ($(SAN),1)
 SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all \
@@ -56,7 +59,7 @@ UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 TOOL_BIN  := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tests/%)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all gen deps run test unit unit-san fuzz fuzz-build bench clean
+.PHONY: all gen deps run test unit unit-san fuzz fuzz-build bench install deb clean FORCE
 .DEFAULT_GOAL := all
 
 # The bench tools are built too (not run): tests/integration/push_load.test.js
@@ -80,16 +83,32 @@ $(BUILD)/gen-test/%.c $(BUILD)/gen-test/%.h: tests/idl/%.jce $(JCE2C)
 	$(JCE2C) -I tests/idl -I protocol -o $(BUILD)/gen-test $<
 
 # ---- dashboard assets, embedded into the binary (src/ops/admin.c) ----------
-# uPlot comes from web/node_modules (make deps); if it is not installed the
-# page is embedded without it and says so.
-ASSET_SRC := $(sort $(wildcard src/ops/dashboard/*)) \
-             $(wildcard web/node_modules/uplot/dist/uPlot.iife.min.js \
-                        web/node_modules/uplot/dist/uPlot.min.css)
+# The page, its script and uPlot (web/node_modules, installed by make deps).
+# The file list is expanded by the shell when the recipe runs, not when make
+# reads this file: `make run` installs web/node_modules (its deps step) after
+# the Makefile was read, and that first build must embed uPlot.  assets.sum
+# holds a checksum of every asset present; it is rewritten only when a file
+# appears, disappears or changes (npm gives the files it unpacks old fixed
+# mtimes, so their mtimes cannot tell an upgrade), and ops_assets.c is
+# regenerated exactly then.  A missing file is left out and the page says so.
+ASSET_FILES := src/ops/dashboard/* \
+               web/node_modules/uplot/dist/uPlot.iife.min.js \
+               web/node_modules/uplot/dist/uPlot.min.css
+ASSET_SUM := $(BUILD)/gen-assets/assets.sum
 LIB_OBJ   += $(BUILD)/obj/gen-assets/ops_assets.o
 
-$(BUILD)/gen-assets/ops_assets.c: $(ASSET_SRC) tools/embed_assets.sh
+# When deps is asked for in the same make (make run, make deps all), it runs
+# first, even with -j.
+$(ASSET_SUM): FORCE | $(if $(filter deps run,$(MAKECMDGOALS)),deps)
 	@mkdir -p $(@D)
-	sh tools/embed_assets.sh $@ $(ASSET_SRC)
+	@cksum $(ASSET_FILES) >$@.tmp 2>/dev/null || true
+	@if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; fi
+
+FORCE:
+
+$(BUILD)/gen-assets/ops_assets.c: $(ASSET_SUM) tools/embed_assets.sh
+	@mkdir -p $(@D)
+	sh tools/embed_assets.sh $@ $(ASSET_FILES)
 
 $(BUILD)/obj/gen-assets/%.o: $(BUILD)/gen-assets/%.c
 	@mkdir -p $(@D)
@@ -190,6 +209,25 @@ fuzz: fuzz-build
 # ---- benchmarks ------------------------------------------------------------
 bench: deps $(BENCH_BIN) $(HERALD)
 	@sh bench/run.sh $(BUILD)
+
+# ---- install and package ---------------------------------------------------
+# mk/install.sh says what goes where; SYSCONFDIR stays /etc whatever the
+# prefix, since the unit reads /etc/herald.  The version is the binary's.
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+MANDIR     ?= $(PREFIX)/share/man
+DOCDIR     ?= $(PREFIX)/share/doc/herald
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+SYSCONFDIR ?= /etc
+VERSION    := $(shell sed -n 's/^\#define HERALD_VERSION "\(.*\)"/\1/p' src/cli/cli.h)
+
+install: $(HERALD)
+	@HERALD=$(HERALD) DESTDIR="$(DESTDIR)" BINDIR="$(BINDIR)" MANDIR="$(MANDIR)" \
+	  DOCDIR="$(DOCDIR)" UNITDIR="$(UNITDIR)" SYSCONFDIR="$(SYSCONFDIR)" \
+	  sh mk/install.sh
+
+deb: $(HERALD)
+	@sh mk/deb.sh $(BUILD) $(VERSION)
 
 clean:
 	rm -rf $(BUILD)

@@ -4,7 +4,8 @@
 # nginx+Nchan with one workload, then push_load (durable pushSingleDevice
 # over HTTP, then TARS, to online devices; fresh server each).  Builds
 # nothing (make did); prints everything and keeps a copy in
-# BUILD/bench/last-run.txt.
+# BUILD/bench/last-run.txt, and draws the figures (bench/chart.sh) into
+# BUILD/bench/last-run.svg.
 #
 #   sh bench/run.sh BUILD
 #
@@ -34,6 +35,11 @@ if [ -z "${BENCH_TEED:-}" ]; then
     rc=$(cat "$st")
     rm -f "$st"
     echo "bench: full output in $OUT"
+    # The side-by-side figures as a chart (bench/chart.sh, gnuplot).
+    svg=$BUILD/bench/last-run.svg
+    if sh "$(dirname "$0")/chart.sh" "$OUT" "$svg"; then
+        echo "bench: chart in $svg"
+    fi
     exit "$rc"
 fi
 

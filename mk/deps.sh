@@ -5,17 +5,21 @@
 # a timestamp check), so `make test` and `make run` can call it every time.
 # Debian packages: apt-get only for what is missing.  npm test peers: into
 # tests/js/node_modules from the lock file.  Services that apt would start
-# (redis, mosquitto, nginx) are kept stopped: tests start their own
-# instances on loopback ports.
+# (redis, mosquitto, nginx, prometheus) are kept stopped: tests start their
+# own instances on loopback ports, or only use the tools (promtool).
+# systemd, dpkg-dev, adduser and groff-base serve the package tests
+# (systemd-analyze verify, dpkg-shlibdeps, the man page).
 set -eu
 
 cd "$(dirname "$0")/.."
 
 PKGS="gcc make pkg-config clang libclang-rt-14-dev
-libjansson-dev libcjson-dev libssl-dev libsqlite3-dev libhiredis-dev liburing-dev
+libjansson-dev libcjson-dev libssl-dev libsqlite3-dev libhiredis-dev liburing-dev zlib1g-dev
 redis-server mosquitto mosquitto-clients nginx libnginx-mod-nchan
-chromium chromium-driver nodejs curl valgrind"
-SERVICES="redis-server mosquitto nginx"
+chromium chromium-driver nodejs curl valgrind
+gnuplot-nox libxml2-utils prometheus
+systemd dpkg-dev adduser groff-base"
+SERVICES="redis-server mosquitto nginx prometheus"
 
 SUDO=
 if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi

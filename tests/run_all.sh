@@ -2,7 +2,9 @@
 # Runs every test suite against one build folder and prints one summary.
 #   sh tests/run_all.sh BUILD
 # Suites, in order: unit, unit under ASan+UBSan, jce2c error tests, interop
-# (node:test files in tests/interop), integration (tests/integration).
+# (node:test files in tests/interop), integration (tests/integration), build
+# (tests/build: the Makefile's rules, the package, the shipped files and the
+# docs checked against the code).
 # A suite whose files do not exist yet is skipped with a note.  A suite
 # that fails without printing counts (crash, build error, timeout) counts
 # as one failure.  The last line is exactly "N passed, N failed".
@@ -101,6 +103,7 @@ fi
 
 node_suite interop tests/interop
 node_suite integration tests/integration
+node_suite build tests/build
 
 echo
 if [ -n "$errors" ]; then echo "suites with errors:$errors"; fi

@@ -181,7 +181,7 @@ int cli_app(int argc, char **argv) {
     store_t *st;
     int rc = store_open(&sc, &st);
     if (rc < 0) {
-        fprintf(stderr, "herald app: %s: %s\n", sc.path, store_strerror(rc));
+        fprintf(stderr, "herald app: %s: %s\n", sc.path, store_open_error(rc));
         return 1;
     }
     rc = run(&a, st);

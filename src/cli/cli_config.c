@@ -83,8 +83,17 @@ static const conf_opt_t serve_opts[] = {
         "TARS PushAPI address; empty = api-host"),
     INT("tars-port", tars_port, -1, 65535, "10000", 0, "N",
         "TARS PushAPI port; -1 = off, 0 = any free port"),
+    INT("api-max-conns", api_max_conns, 1, 65536, "1024", 0, "N",
+        "push API (HTTP) connections open at once"),
+    INT("api-max-conns-per-ip", api_max_conns_per_ip, 0, 65536, "0", 0, "N",
+        "of them from one client address; 0 = half of api-max-conns"),
     INT("tars-max-conns", tars_max_conns, 1, 4096, "64", 0, "N",
         "TARS connections open at once"),
+    INT("tars-max-conns-per-ip", tars_max_conns_per_ip, 0, 4096, "0", 0,
+        "N", "of them from one client address; 0 = half of tars-max-conns"),
+    INT("tars-idle-timeout", tars_idle_timeout, 0, 86400, "60", 0, "S",
+        "seconds a TARS connection may stay without a call; 0 = no limit"),
+
     STR("admin-host", admin_host, "127.0.0.1", 0, "ADDR",
         "admin listener: /metrics, /healthz, /readyz, /dashboard (private)"),
     INT("admin-port", admin_port, 0, 65535, "9100", 0, "N",
@@ -92,6 +101,12 @@ static const conf_opt_t serve_opts[] = {
     STR("db", db, "herald.db", 0, "PATH", "SQLite store file"),
     BOOL("no-fsync", no_fsync, "false", 0,
          "commit without fsync (benchmarks only: a crash may lose pushes)"),
+    INT("inbox-max", inbox_max, 0, M, "10000", 0, "N",
+        "messages a device's inbox keeps; older undelivered ones are "
+        "dropped (status: dropped); 0 = no limit"),
+    BOOL("accept-journal-loss", accept_journal_loss, "false", 0,
+         "start although the hot journal is damaged or missing: recover "
+         "what is readable, log what was lost"),
     {"app", CONF_LIST, F(app), 0, MAX_APPS, NULL, NULL, LIVE | CONF_SECRET,
      "NAME:SECRET:APIKEY",
      "an application, upserted into the store; none and an empty store: "
@@ -110,7 +125,8 @@ static const conf_opt_t serve_opts[] = {
     INT("max-payload", max_payload, 1, 1 << 20, "4096", LIVE, "BYTES",
         "payload bytes at most"),
     INT("max-conns", max_conns, 0, M, "0", LIVE, "N",
-        "device connections at most; 0 = no limit"),
+        "device connections at most; 0 = derived from the descriptor "
+        "limit, keeping room for the API, admin and store"),
     INT("max-conns-per-ip", max_conns_per_ip, 0, M, "0", 0, "N",
         "device connections per client address (IPv6 per /64); 0 = no limit"),
     INT("accept-rate", accept_rate, 0, M, "0", 0, "N",
@@ -126,7 +142,8 @@ static const conf_opt_t serve_opts[] = {
     INT("hb-max", hb_max, 1, 86400, "600", LIVE, "S",
         "longest heartbeat interval accepted, seconds"),
     INT("head-timeout", head_timeout, 1, 3600, "10", 0, "S",
-        "seconds a client has to send its HTTP head"),
+        "seconds a client has to send an HTTP head (device and API ports) "
+        "or a whole TARS frame"),
     ENUM("log-level", log_level, log_level_names, "info", LIVE, "LEVEL",
          "lowest level logged"),
     ENUM("log-format", log_format, log_format_names, "logfmt", LIVE, "FMT",

@@ -28,10 +28,16 @@ typedef struct serve_settings {
     char *tars_host;            /* "" = api_host */
     int tars_port;
     int tars_max_conns;
+    int tars_max_conns_per_ip;  /* 0 = half of tars_max_conns */
+    int tars_idle_timeout;      /* seconds; 0 = none */
+    int api_max_conns;
+    int api_max_conns_per_ip;   /* 0 = half of api_max_conns */
     char *admin_host;
     int admin_port;
     char *db;
     bool no_fsync;
+    bool accept_journal_loss;
+    int inbox_max;
     conf_list_t app;            /* "NAME:SECRET:APIKEY" each */
     char *app_file;             /* more app lines, from a file ("" = none) */
     int token_max_ttl;          /* seconds: longest device token lifetime */

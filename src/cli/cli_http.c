@@ -14,11 +14,14 @@
 
 #define RESP_MAX (1u << 20)
 
-/* "http://host:port[/]" -> host, port. */
+/* "http://host:port[/]" -> host, port.  The scheme may be left out
+ * ("127.0.0.1:8080", as the help shows the default); any other scheme is
+ * refused (https is not spoken here). */
 int cli_http_parse_url(const char *url, char *host, size_t cap, int *port) {
-    if (strncmp(url, "http://", 7))
+    if (!strncmp(url, "http://", 7))
+        url += 7;
+    else if (strstr(url, "://"))
         return -1;
-    url += 7;
     const char *colon = strrchr(url, ':');
     const char *slash = strchr(url, '/');
     size_t hl = colon ? (size_t)(colon - url)

@@ -48,13 +48,14 @@ static void on_signal(int sig) {
 
 static void listen_usage(FILE *f) {
     fprintf(f,
-        "usage: herald listen --server HOST:PORT\n"
+        "usage: herald listen --server HOST:PORT (or ws://HOST:PORT)\n"
         "                     (--token TOK | --app APP --device DEV\n"
         "                      (--secret S | --secret-file F))\n"
         "                     [--ws] [--json] [--heartbeat SECONDS]"
         " [--count N]\n\n"
-        "Prints `push msgId=... seq=... payload=...` per message (or one\n"
-        "JSON object per line with --json), acks it, heartbeats, reconnects.\n"
+        "Prints `push msgId=... timeline=inbox seq=... payload=...` per\n"
+        "message (timeline=broadcast seq=..., or timeline=online), or one\n"
+        "JSON object per line with --json; acks it, heartbeats, reconnects.\n"
         "--count N exits 0 after N distinct pushes.\n");
 }
 
@@ -115,16 +116,27 @@ bool cli_listen_deliver(listener_t *l, const char *id, size_t id_len,
         if (s)
             printf("%s\n", s);
         free(s);
-    } else if (text) {
-        printf("push msgId=%.*s seq=%lld payload=%.*s\n", (int)id_len, id,
-               (long long)seq, (int)plen, (const char *)payload);
     } else {
-        char *b = malloc(B64_ENC_LEN(plen) + 1);
-        if (b)
-            b64_encode(b, payload, plen);
-        printf("push msgId=%.*s seq=%lld payloadB64=%s\n", (int)id_len, id,
-               (long long)seq, b ? b : "");
-        free(b);
+        /* Which timeline it came from: inbox and broadcast seqs count
+         * separately, and an online-only push has none. */
+        static const char *const names[] = {"inbox", "broadcast", "online"};
+        char where[64];
+        if (timeline == 2)
+            snprintf(where, sizeof where, "timeline=online");
+        else
+            snprintf(where, sizeof where, "timeline=%s seq=%lld",
+                     timeline == 1 ? names[1] : names[0], (long long)seq);
+        if (text) {
+            printf("push msgId=%.*s %s payload=%.*s\n", (int)id_len, id, where,
+                   (int)plen, (const char *)payload);
+        } else {
+            char *b = malloc(B64_ENC_LEN(plen) + 1);
+            if (b)
+                b64_encode(b, payload, plen);
+            printf("push msgId=%.*s %s payloadB64=%s\n", (int)id_len, id,
+                   where, b ? b : "");
+            free(b);
+        }
     }
     fflush(stdout);
     l->printed++;
@@ -214,6 +226,16 @@ static int session(listener_t *l, bool *authed) {
             closed = true;
             break;
         }
+        /* A device port answers YYB frames; "HTTP/" is the push API or
+         * the admin port, and its answer read as a frame length is just
+         * "frame too large" forever. */
+        if (!l->ws && l->rx_len >= 5 && !memcmp(l->rx, "HTTP/", 5)) {
+            fprintf(stderr, "herald listen: %s:%d answered in HTTP: this is"
+                    " not a device port (herald serve prints it as 'device"
+                    " port N')\n", l->host, l->port);
+            st = S_EXIT_FAIL;
+            break;
+        }
         st = l->ws ? cli_listen_ws_input(l, &closed)
                    : cli_listen_tcp_input(l, &closed);
         if (!l->ws)
@@ -272,16 +294,32 @@ static int run(listener_t *l) {
     return 0;
 }
 
-static int parse_server(const char *s, char *host, size_t cap, int *port) {
-    const char *c = strrchr(s, ':');
+/* HOST:PORT (raw TCP), tcp://HOST:PORT, or ws://HOST:PORT[/...] (which
+ * means --ws).  NULL, or why it cannot be used. */
+static const char *parse_server(listener_t *l, const char *s) {
+    if (!strncmp(s, "ws://", 5)) {
+        l->ws = true;
+        s += 5;
+    } else if (!strncmp(s, "tcp://", 6)) {
+        s += 6;
+    } else if (strstr(s, "://")) {
+        return "the scheme is not one herald listen speaks (HOST:PORT or"
+               " tcp://HOST:PORT for raw TCP, ws://HOST:PORT for WebSocket)";
+    }
+    size_t n = strcspn(s, "/"); /* ws://h:p/v1/ws: the path is herald's */
+    char hp[300];
+    if (n >= sizeof hp) return "the host is too long";
+    memcpy(hp, s, n);
+    hp[n] = 0;
+    const char *c = strrchr(hp, ':');
     long p;
-    if (!c || c == s || (size_t)(c - s) >= cap ||
+    if (!c || c == hp || (size_t)(c - hp) >= sizeof l->host ||
         cli_parse_long(c + 1, 1, 65535, &p) < 0)
-        return -1;
-    memcpy(host, s, (size_t)(c - s));
-    host[c - s] = 0;
-    *port = (int)p;
-    return 0;
+        return "want HOST:PORT (the device port herald serve prints)";
+    memcpy(l->host, hp, (size_t)(c - hp));
+    l->host[c - hp] = 0;
+    l->port = (int)p;
+    return NULL;
 }
 
 int cli_listen(int argc, char **argv) {
@@ -340,10 +378,18 @@ int cli_listen(int argc, char **argv) {
         default: goto usage;
         }
     }
-    if (!server || optind != argc ||
-        parse_server(server, l->host, sizeof l->host, &l->port) < 0 ||
-        (!l->token && (!l->app || !l->device || !l->secret)))
+    const char *why = !server ? "--server HOST:PORT is required"
+                      : optind != argc ? "unexpected argument"
+                                       : parse_server(l, server);
+    if (!why && !l->token && (!l->app || !l->device || !l->secret))
+        why = "give --token TOK, or --app, --device and --secret (or"
+              " --secret-file, or $HERALD_SECRET)";
+    if (why) {
+        fprintf(stderr, "herald listen: %s%s%s\n\n", why,
+                optind != argc && server ? ": " : "",
+                optind != argc && server ? argv[optind] : "");
         goto usage;
+    }
     l->rx = malloc(RX_MAX);
     l->arena = jce_arena_new(RX_MAX * 2);
     if (!l->rx || !l->arena) {

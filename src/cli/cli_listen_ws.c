@@ -69,7 +69,15 @@ int cli_listen_ws_upgrade(listener_t *l) {
             if (status != 101) {
                 fprintf(stderr, "disconnected reason=upgrade_refused "
                                 "status=%d\n", status);
-                return status == 401 || status == 403 ? -2 : -1;
+                /* A 404 here is the push API or the admin port: retrying
+                 * will not make it a device port. */
+                if (status == 404)
+                    fprintf(stderr, "herald listen: %s:%d has no WebSocket"
+                            " at /v1/ws: this is not a device port (herald"
+                            " serve prints it as 'device port N')\n",
+                            l->host, l->port);
+                return status == 401 || status == 403 || status == 404 ? -2
+                                                                       : -1;
             }
             /* frames may follow in the same read */
             cli_listen_rx_consume(l, head);

@@ -24,11 +24,13 @@
 
 static void push_usage(FILE *f) {
     fprintf(f,
-        "usage: herald push device --key KEY --device DEV [message]\n"
-        "       herald push devices --key KEY --device DEV [--device DEV...]\n"
-        "       herald push online --key KEY [message]\n"
-        "       herald push all --key KEY [message]\n\n"
-        "  --api URL            HTTP API, http://HOST:PORT (127.0.0.1:8080)\n"
+        "usage: herald push device --key KEY --device DEV message\n"
+        "       herald push devices --key KEY --device DEV [--device DEV...]"
+        " message\n"
+        "       herald push online --key KEY message\n"
+        "       herald push all --key KEY message\n\n"
+        "  --api URL            HTTP API, http://HOST:PORT or HOST:PORT\n"
+        "                       (127.0.0.1:8080)\n"
         "  --tars HOST:PORT     use the TARS PushAPI instead of HTTP\n"
         "message: (--payload TEXT | --payload-b64 B64) [--ttl SECONDS]\n"
         "         [--request-id ID] [--collapse-key K] [--no-ack]\n"
@@ -189,6 +191,38 @@ static int push_tars(const char *what, const char *addr, const char *key,
     return out;
 }
 
+/* What is wrong with the call, in one line, or NULL.  A push with no
+ * payload option at all is refused: an empty push sent by mistake reaches
+ * every device it names (--payload '' sends one on purpose). */
+static const char *push_refusal(const char *what, const char *key, int argc,
+                                char **argv, const json_t *req,
+                                const char *url, char *host, size_t cap,
+                                int *port) {
+    static char why[256];
+    bool device = !strcmp(what, "device"), multi = !strcmp(what, "devices");
+    if (optind < argc) {
+        snprintf(why, sizeof why,
+                 "unexpected argument '%.100s' (the payload goes in --payload"
+                 " TEXT)", argv[optind]);
+        return why;
+    }
+    if (!key || !*key)
+        return "no API key: give --key KEY or set $HERALD_API_KEY";
+    if (device && !json_object_get(req, "deviceId"))
+        return "--device DEV is required";
+    if (multi && json_array_size(json_object_get(req, "deviceIds")) == 0)
+        return "at least one --device DEV is required";
+    if (!json_object_get(req, "payload") && !json_object_get(req, "payloadB64"))
+        return "no --payload TEXT or --payload-b64 B64 (--payload '' sends an"
+               " empty push on purpose)";
+    if (cli_http_parse_url(url, host, cap, port) < 0) {
+        snprintf(why, sizeof why,
+                 "bad --api '%.100s' (http://HOST:PORT or HOST:PORT)", url);
+        return why;
+    }
+    return NULL;
+}
+
 int cli_push(int argc, char **argv) {
     static const struct option opts[] = {
         {"api", required_argument, 0, 'u'},
@@ -265,9 +299,10 @@ int cli_push(int argc, char **argv) {
     }
     char host[256];
     int port;
-    if (!key || optind != argc || (device && !json_object_get(req, "deviceId")) ||
-        (multi && json_array_size(ids) == 0) ||
-        cli_http_parse_url(url, host, sizeof host, &port) < 0) {
+    const char *why = push_refusal(what, key, argc, argv, req, url, host,
+                                   sizeof host, &port);
+    if (why) {
+        fprintf(stderr, "herald push %s: %s\n\n", what, why);
         push_usage(stderr);
         json_decref(req);
         return 2;

@@ -7,6 +7,7 @@
  * kicked with ERR_DRAINING and pending writes flushed.
  */
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <getopt.h>
 #include <pthread.h>
@@ -14,6 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <openssl/rand.h>
@@ -115,6 +118,11 @@ static void make_configs(server_t *sv, const serve_settings_t *s) {
     p->tars_host = *s->tars_host ? s->tars_host : NULL;
     p->tars_port = s->tars_port;
     p->tars_max_conns = s->tars_max_conns;
+    p->tars_max_conns_per_ip = s->tars_max_conns_per_ip;
+    p->tars_idle_timeout = s->tars_idle_timeout;
+    p->max_conns = s->api_max_conns;
+    p->max_conns_per_ip = s->api_max_conns_per_ip;
+    p->head_timeout = s->head_timeout;
     p->rate_app = s->rate_app;
     p->burst = s->burst;
     p->max_payload = (uint32_t)s->max_payload;
@@ -124,6 +132,41 @@ static void make_configs(server_t *sv, const serve_settings_t *s) {
     ops_admin_config_defaults(&sv->admin_cfg);
     sv->admin_cfg.host = s->admin_host;
     sv->admin_cfg.port = s->admin_port;
+    /* What device connections must leave to the rest (max-conns 0). */
+    g->fd_reserve = GW_FD_RESERVE + p->max_conns + OPS_ADMIN_MAX_CONNS +
+                    (p->tars_port >= 0 ? p->tars_max_conns : 0);
+}
+
+/* The soft descriptor limit up to the hard one, as servers do: every
+ * device connection is a descriptor, and the soft default (often 1024)
+ * would cap the gateway far below what the hard limit allows. */
+static void raise_nofile(void) {
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= rl.rlim_max)
+        return;
+    rl.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+        fprintf(stderr, "herald serve: raising the descriptor limit: %s\n",
+                strerror(errno));
+}
+
+/* The cap in force, and where it comes from when it was derived. */
+static void print_conns(const server_t *sv, const serve_settings_t *s) {
+    if (s->max_conns > 0) {
+        printf("herald: device connections at most %d (max-conns)\n",
+               gw_max_conns(sv->gw));
+        return;
+    }
+    struct rlimit rl = {0};
+    (void)getrlimit(RLIMIT_NOFILE, &rl);
+    long nofile = rl.rlim_cur > INT_MAX ? INT_MAX : (long)rl.rlim_cur;
+    int refused = 0;
+    int cap = gw_conns_auto(nofile, sv->gw_cfg.fd_reserve,
+                            sv->gw_cfg.workers, &refused);
+    printf("herald: device connections at most %d (max-conns 0: "
+           "descriptor limit %ld, %ld kept for the API, admin and store, "
+           "%d for refusals)\n", gw_max_conns(sv->gw), nofile,
+           nofile - cap - refused, refused);
 }
 
 /* The memory watermark's sampler; the gateway, the push API and /readyz
@@ -185,10 +228,17 @@ static int server_start(server_t *sv, const serve_settings_t *s) {
     sc.path = s->db;
     sc.synchronous_full = !s->no_fsync;
     sc.exclusive = true;
+    sc.accept_journal_loss = s->accept_journal_loss;
+    sc.inbox_max = s->inbox_max;
     int rc = store_open(&sc, &sv->st);
     if (rc < 0) {
         fprintf(stderr, "herald serve: store %s: %s\n", sc.path,
-                store_strerror(rc));
+                store_open_error(rc));
+        if (rc == STORE_E_JOURNAL)
+            fprintf(stderr, "herald serve: acknowledged pushes may be lost"
+                    " (the log line above says how many); to recover what"
+                    " is readable and start anyway:\n  herald serve"
+                    " --accept-journal-loss ...\n");
         return -1;
     }
     printf("herald: store %s\n", sc.path);
@@ -202,11 +252,19 @@ static int server_start(server_t *sv, const serve_settings_t *s) {
     (void)metrics_herald_init(); /* static storage: cannot fail here */
     sv->gw = gw_new(&sv->gw_cfg, push_service_gw_iface(sv->ps));
     if (!sv->gw || (rc = gw_start(sv->gw)) < 0) {
-        fprintf(stderr, "herald serve: device port %d: %s\n", s->port,
-                strerror(sv->gw ? -rc : ENOMEM));
+        const char *h = *s->host ? s->host : "0.0.0.0";
+        bool v6 = strchr(h, ':') != NULL;
+        if (rc == -EADDRINUSE)
+            fprintf(stderr, "herald serve: device port %s%s%s:%d is in use "
+                    "by another process\n", v6 ? "[" : "", h, v6 ? "]" : "",
+                    s->port);
+        else
+            fprintf(stderr, "herald serve: device port %d: %s\n", s->port,
+                    strerror(sv->gw ? -rc : ENOMEM));
         return -1;
     }
     printf("herald: device port %d (tcp+ws)\n", gw_port(sv->gw));
+    print_conns(sv, s);
     if ((rc = push_service_start(sv->ps, sv->gw)) < 0) {
         fprintf(stderr, "herald serve: push API port %d: %s\n", s->api_port,
                 strerror(-rc));
@@ -261,6 +319,7 @@ static int serve_run(const serve_conf_t *conf, const serve_settings_t *s) {
     block_signals(&sigs);
     log_set_level((log_level_t)s->log_level);
     log_set_format((log_format_t)s->log_format);
+    raise_nofile();
     if (conf->path) printf("herald: config %s\n", conf->path);
     server_t sv;
     memset(&sv, 0, sizeof sv);
@@ -298,6 +357,9 @@ static void print_err(void *ctx, const char *line) {
 }
 
 int cli_serve(int argc, char **argv) {
+    /* Whatever serve creates (the store and its journal, the pid file) is
+     * the owner's alone: the store holds every app's secret. */
+    umask(umask(077) | 077);
     serve_conf_t conf;
     conf_errs_t e = {print_err, NULL, 0};
     int rc = serve_conf_init(&conf, argc, argv, &e);

@@ -62,20 +62,31 @@ static void print_trace(const json_t *j) {
     const json_t *tl = json_object_get(j, "timeline");
     const char *app = json_string_value(json_object_get(j, "app"));
     const char *kind = json_string_value(json_object_get(j, "kind"));
-    printf("msg %s  app %s  kind %s  ttl %lld  targets %lld\n",
+    long long ttl = (long long)json_integer_value(json_object_get(j, "ttl"));
+    long long targets =
+        (long long)json_integer_value(json_object_get(j, "targets"));
+    bool bcast = kind && !strcmp(kind, "all") && ttl > 0;
+    /* An all-online push (or ttl 0) is never stored: its ttl means
+     * nothing; a stored broadcast goes to every device, now or later. */
+    bool online = (kind && !strcmp(kind, "online")) || ttl == 0;
+    char ttl_s[32], tg_s[32];
+    if (online) snprintf(ttl_s, sizeof ttl_s, "online-only");
+    else snprintf(ttl_s, sizeof ttl_s, "ttl %lld", ttl);
+    if (bcast) snprintf(tg_s, sizeof tg_s, "every device");
+    else snprintf(tg_s, sizeof tg_s, "%lld", targets);
+    printf("msg %s  app %s  kind %s  %s  targets %s\n",
            json_string_value(json_object_get(j, "msgId")), app ? app : "?",
-           kind ? kind : "?",
-           (long long)json_integer_value(json_object_get(j, "ttl")),
-           (long long)json_integer_value(json_object_get(j, "targets")));
-    static const char *steps[] = {"accepted", "stored", "routed",
-                                  "written",  "acked",  "expired"};
+           kind ? kind : "?", ttl_s, tg_s);
+    static const char *steps[] = {"accepted", "stored", "routed", "written",
+                                  "acked",    "expired", "dropped"};
     for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
         const json_t *e = json_object_get(tl, steps[i]);
         long long at = (long long)json_integer_value(json_object_get(e, "at"));
         long long n = (long long)json_integer_value(json_object_get(e, "count"));
-        bool expired = !strcmp(steps[i], "expired");
+        /* Only what happened: a message is rarely expired or dropped. */
+        bool rare = !strcmp(steps[i], "expired") || !strcmp(steps[i], "dropped");
         if (at <= 0) {
-            if (!expired)
+            if (!rare)
                 printf("%-9s -\n", steps[i]);
             continue;
         }
@@ -83,9 +94,15 @@ static void print_trace(const json_t *j) {
         iso_ms(at, when, sizeof when);
         if (!strcmp(steps[i], "accepted") || n <= 0)
             printf("%-9s %s\n", steps[i], when);
+        else if (!strcmp(steps[i], "stored") && bcast)
+            printf("%-9s %s  (broadcast timeline, once for every device)\n",
+                   steps[i], when);
         else if (!strcmp(steps[i], "stored"))
             printf("%-9s %s  (%lld device%s)\n", steps[i], when, n,
                    n == 1 ? "" : "s");
+        else if (!strcmp(steps[i], "dropped"))
+            printf("%-9s %s  (%lld device%s never got it)\n", steps[i], when,
+                   n, n == 1 ? "" : "s");
         else
             printf("%-9s %s  (%lld)\n", steps[i], when, n);
     }

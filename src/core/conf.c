@@ -77,7 +77,7 @@ int conf_src_args(const conf_table_t *t, int argc, char **argv,
                   conf_src_t *out, conf_errs_t *e) {
     struct option *longs = calloc((size_t)t->n + 2, sizeof *longs);
     if (!longs) {
-        conf_err(e, "%s: out of memory", t->cmd);
+        conf_err(e, "out of memory");
         return -1;
     }
     for (int i = 0; i < t->n; i++) {
@@ -90,7 +90,8 @@ int conf_src_args(const conf_table_t *t, int argc, char **argv,
     longs[t->n].val = 'h';
     int ch, rc = 0;
     optind = 1;
-    while (rc == 0 && (ch = getopt_long(argc, argv, "h", longs, NULL)) != -1) {
+    opterr = 0; /* our own words below, one line, naming the flag */
+    while (rc == 0 && (ch = getopt_long(argc, argv, ":h", longs, NULL)) != -1) {
         if (ch == 'h') {
             rc = 1;
         } else if (ch >= OPT_BASE && ch < OPT_BASE + t->n) {
@@ -98,16 +99,22 @@ int conf_src_args(const conf_table_t *t, int argc, char **argv,
             const char *v = optarg ? optarg : "true"; /* a bare bool */
             snprintf(origin, sizeof origin, "--%s", longs[ch - OPT_BASE].name);
             if (src_add(out, ch - OPT_BASE, v, strlen(v), origin) < 0) {
-                conf_err(e, "%s: out of memory", t->cmd);
+                conf_err(e, "out of memory");
                 rc = -1;
             }
+        } else if (ch == ':') {
+            conf_err(e, "option '%s' needs a value (see %s --help)",
+                     argv[optind - 1], t->cmd);
+            rc = -1;
         } else {
-            conf_err(e, "%s: bad flag (see --help)", t->cmd);
+            conf_err(e, "unknown option '%s' (see %s --help)",
+                     argv[optind - 1], t->cmd);
             rc = -1;
         }
     }
     if (rc == 0 && optind < argc) {
-        conf_err(e, "%s: unexpected argument '%s'", t->cmd, argv[optind]);
+        conf_err(e, "unexpected argument '%s' (options are --name VALUE)",
+                 argv[optind]);
         rc = -1;
     }
     free(longs);

@@ -8,8 +8,10 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "core/net.h"
@@ -71,6 +73,51 @@ int net_listen_tcp(const char *host, int port, int backlog, bool reuseport,
         if (rc == 0) break;
     }
     freeaddrinfo(res);
+    return rc;
+}
+
+static int claim_lock(const struct addrinfo *ai, int port, int *fd_out) {
+    char ip[INET6_ADDRSTRLEN + 8] = "?";
+    (void)getnameinfo(ai->ai_addr, ai->ai_addrlen, ip, sizeof ip, NULL, 0,
+                      NI_NUMERICHOST);
+    struct sockaddr_un un = {.sun_family = AF_UNIX};
+    /* sun_path[0] = 0: the abstract namespace, no file. */
+    int n = snprintf(un.sun_path + 1, sizeof un.sun_path - 1,
+                     "herald.port/%s:%d", ip, port);
+    if (n < 0 || (size_t)n >= sizeof un.sun_path - 1) return -ENAMETOOLONG;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -errno;
+    socklen_t len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 +
+                                (size_t)n);
+    if (bind(fd, (struct sockaddr *)&un, len) < 0) {
+        int err = errno;
+        close(fd);
+        return -err;
+    }
+    *fd_out = fd;
+    return 0;
+}
+
+/* Binds without SO_REUSEPORT (SO_REUSEADDR only: a connection of an
+ * earlier run in TIME_WAIT is no owner) and lets go at once. */
+static int claim_probe(const struct addrinfo *ai) {
+    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -errno;
+    int rc = set_int_opt(fd, SOL_SOCKET, SO_REUSEADDR, 1);
+    if (rc == 0 && bind(fd, ai->ai_addr, ai->ai_addrlen) < 0) rc = -errno;
+    close(fd);
+    return rc;
+}
+
+int net_port_claim(const char *host, int port, int *fd_out) {
+    struct addrinfo *res;
+    int rc = resolve(host, port, true, &res);
+    if (rc < 0) return rc;
+    int lock = -1;
+    rc = claim_lock(res, port, &lock); /* the address listen_one binds */
+    if (rc == 0 && (rc = claim_probe(res)) < 0) close(lock);
+    freeaddrinfo(res);
+    if (rc == 0) *fd_out = lock;
     return rc;
 }
 

@@ -20,6 +20,27 @@
 int net_listen_tcp(const char *host, int port, int backlog, bool reuseport,
                    int *fd_out);
 
+/*
+ * Claims host:port for this process before listeners bind it with
+ * SO_REUSEPORT (which lets any process of the same user share the port,
+ * and the kernel would hand it a share of the connections).  Two checks:
+ *
+ *   - a lock: an abstract-namespace unix socket named after the address
+ *     ("herald.port/127.0.0.1:7100"), bound by one process at a time and
+ *     released by the kernel when the process dies, however it dies (no
+ *     file to clean up, and it works whatever store file each uses).  It
+ *     settles a race between two processes starting at once;
+ *   - a probe: a bind of the same address without SO_REUSEPORT, which
+ *     fails while any other socket listens there (herald or not, on this
+ *     address or the wildcard).
+ *
+ * Two claims of different addresses on one port (0.0.0.0 and 127.0.0.1)
+ * racing at the same instant can still both pass; once either listens,
+ * the other's probe fails.  Returns 0 with *fd_out the lock (close it to
+ * release the claim), -EADDRINUSE when taken, or another negative errno.
+ */
+int net_port_claim(const char *host, int port, int *fd_out);
+
 /* Accepts one connection (non-blocking, close-on-exec) into *fd_out; peer
  * may be NULL.  -EAGAIN: none pending.  -ECONNABORTED and friends: the
  * peer left, try the next one.
@@ -29,8 +50,10 @@ int net_listen_tcp(const char *host, int port, int backlog, bool reuseport,
  * spare descriptor (opened on its first net_accept call); on EMFILE it is
  * closed, the pending connection accepted and closed at once (the client
  * sees a reset rather than a hang), and the spare reopened.  The call still
- * returns -EMFILE so the caller can count it and stop its accept batch; the
- * next wake-up makes progress again, one refusal at a time. */
+ * returns -EMFILE so the caller can count it and stop its accept batch.
+ * That is not enough on its own: another thread may take the freed number
+ * before the spare is reopened, and then nothing here makes progress, so
+ * listeners also pause for a back-off (ev/lpause.h). */
 int net_accept(int lfd, int *fd_out, struct sockaddr_storage *peer);
 
 /* Connects to host:port.  bind_src, if not NULL, is the local address to

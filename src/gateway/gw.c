@@ -6,8 +6,10 @@
  * in gw_cmd.c.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "core/hash.h"
@@ -36,7 +38,39 @@ void gw_config_defaults(gw_config_t *c) {
     c->max_pending = 256u * 1024;
     c->max_conns = 0;
     c->head_timeout = 10;
+    c->fd_reserve = GW_FD_RESERVE;
     c->token_max_ttl = 30 * 86400;
+}
+
+int gw_conns_auto(long nofile, int reserve, int workers, int *refused) {
+    long keep = (long)reserve + (long)GW_FD_PER_WORKER * workers;
+    if (keep > nofile / 2) keep = nofile / 2;
+    long budget = nofile - keep;
+    long ref = budget / 16;
+    long cap = budget - ref;
+    if (cap < 1) cap = 1;
+    if (cap > INT_MAX) cap = INT_MAX;
+    if (refused) *refused = ref > INT_MAX ? INT_MAX : (int)ref;
+    return (int)cap;
+}
+
+/* The soft limit is what accept runs into. */
+static long nofile_now(void) {
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
+        return INT_MAX;
+    return rl.rlim_cur > INT_MAX ? INT_MAX : (long)rl.rlim_cur;
+}
+
+/* The cap for a max_conns setting (0 = derived); says when an explicit
+ * one is more than the descriptors allow. */
+static int conns_for(gw_t *gw, int max_conns) {
+    if (max_conns <= 0) return gw->auto_conns;
+    if (max_conns > gw->auto_conns)
+        log_warn("max-conns is above what the descriptor limit allows",
+                 "max_conns=%d fits=%d nofile=%ld reserve=%d", max_conns,
+                 gw->auto_conns, gw->nofile, gw->cfg.fd_reserve);
+    return max_conns;
 }
 
 /* ---- apps ---------------------------------------------------------------- */
@@ -231,6 +265,7 @@ static void push_app(gw_worker_t *w, gw_pmsg_t *m) {
 static void drain_worker(gw_worker_t *w) {
     if (w->draining) return;
     w->draining = true;
+    lpause_stop(&w->lpause);
     if (w->lio.fd >= 0) {
         (void)ev_del(w->loop, &w->lio);
         close(w->lio.fd);
@@ -278,6 +313,9 @@ static void run_item(gw_worker_t *w, gw_item_t *it) {
     case GW_I_STOP:
         ev_stop(w->loop);
         break;
+    case GW_I_MARK: /* behind the page it follows: the mailbox is FIFO */
+        gw_mark_arm(w->gw, gw_worker_conn(w, it->slot, it->gen), it->token);
+        break;
     }
     if (it->msg) gw_pmsg_unref(it->msg);
 }
@@ -313,8 +351,9 @@ static void on_accept(ev_loop_t *loop, ev_io_t *io, unsigned revents) {
         int fd;
         struct sockaddr_storage peer;
         int rc = net_accept(w->lio.fd, &fd, &peer);
-        if (rc == -EAGAIN || rc == -EMFILE || rc == -ENFILE) break;
+        if (rc == -EAGAIN || lpause_fault(&w->lpause, rc)) break;
         if (rc < 0) continue;
+        lpause_ok(&w->lpause);
         /* Pushes are small writes: with Nagle a second push to a device
          * waited for the TCP ACK of the first (~20 ms of delivery latency
          * under a steady stream, measured with push_load --online). */
@@ -372,6 +411,7 @@ static int worker_listen(gw_t *gw, gw_worker_t *w) {
     if (rc < 0) return rc;
     if (gw->port == 0) gw->port = net_local_port(fd);
     ev_io_init(&w->lio, fd, on_accept, w);
+    lpause_init(&w->lpause, w->loop, &w->lio, LPAUSE_DEVICE);
     rc = ev_add(w->loop, &w->lio, EV_READ);
     if (rc < 0) {
         close(fd);
@@ -398,6 +438,12 @@ gw_t *gw_new(const gw_config_t *cfg, const gw_service_t *svc) {
     snprintf(gw->host, sizeof gw->host, "%s", c->host ? c->host : "0.0.0.0");
     c->host = gw->host;
     gw->port = c->port;
+    if (c->fd_reserve < 0) c->fd_reserve = 0;
+    gw->nofile = nofile_now();
+    int refused = 0;
+    gw->auto_conns = gw_conns_auto(gw->nofile, c->fd_reserve, c->workers,
+                                   &refused);
+    c->max_conns = conns_for(gw, c->max_conns);
     if (svc) gw->svc = *svc;
     gw_rate_init(&gw->accept_rate, c->accept_rate, c->accept_burst);
     if (c->max_conns_per_ip > 0 &&
@@ -405,6 +451,7 @@ gw_t *gw_new(const gw_config_t *cfg, const gw_service_t *svc) {
         free(gw);
         return NULL;
     }
+    gw->port_lock = -1;
     pthread_mutex_init(&gw->apps_mu, NULL);
     for (int i = 0; i < GW_REG_SHARDS; i++) {
         pthread_mutex_init(&gw->shards[i].mu, NULL);
@@ -421,17 +468,33 @@ gw_t *gw_new(const gw_config_t *cfg, const gw_service_t *svc) {
         gw_free(gw);
         return NULL;
     }
+    uint32_t per = (uint32_t)refused / (uint32_t)gw->nworkers;
     for (int i = 0; i < gw->nworkers; i++) {
         if (worker_init(gw, &gw->workers[i], i) < 0) {
             gw_free(gw);
             return NULL;
         }
+        gw->workers[i].refused_max =
+            per < 1 ? 1 : per > GW_REFUSED_MAX ? GW_REFUSED_MAX : per;
     }
     return gw;
 }
 
+/*
+ * The workers' listeners share the port with SO_REUSEPORT, which would
+ * let a second herald of the same user bind it too and take a share of
+ * the devices (measured: 10 of 12 landed on the wrong server and were
+ * refused with 1007).  So the port is claimed first (net_port_claim: a
+ * lock held for the gateway's life, and a bind without SO_REUSEPORT that
+ * fails while anyone else listens there): -EADDRINUSE then.  A kernel-
+ * chosen port (0) is new by definition.
+ */
 int gw_start(gw_t *gw) {
     if (gw->started) return -EALREADY;
+    if (gw->port != 0 && gw->port_lock < 0) {
+        int rc = net_port_claim(gw->host, gw->port, &gw->port_lock);
+        if (rc < 0) return rc;
+    }
     for (int i = 0; i < gw->nworkers; i++) {
         int rc = worker_listen(gw, &gw->workers[i]);
         if (rc < 0) return rc;
@@ -450,12 +513,17 @@ int gw_start(gw_t *gw) {
 
 int gw_port(const gw_t *gw) { return gw->port; }
 
+int gw_max_conns(const gw_t *gw) {
+    return __atomic_load_n(&gw->cfg.max_conns, __ATOMIC_RELAXED);
+}
+
 /* Workers read these three with relaxed atomic loads: a value is never
  * torn, and which of two reloads a worker sees first does not matter. */
 void gw_set_limits(gw_t *gw, int max_conns, int hb_min, int hb_max) {
     if (hb_min < 1) hb_min = 1;
     if (hb_max < hb_min) hb_max = hb_min;
-    __atomic_store_n(&gw->cfg.max_conns, max_conns, __ATOMIC_RELAXED);
+    __atomic_store_n(&gw->cfg.max_conns, conns_for(gw, max_conns),
+                     __ATOMIC_RELAXED);
     __atomic_store_n(&gw->cfg.hb_min, hb_min, __ATOMIC_RELAXED);
     __atomic_store_n(&gw->cfg.hb_max, hb_max, __ATOMIC_RELAXED);
 }
@@ -496,6 +564,7 @@ static void worker_free(gw_worker_t *w) {
                     gw_conn_close(w->conns[i], PROTO_ERR_DRAINING);
                 gw_conn_free(w->conns[i]);
             }
+        lpause_stop(&w->lpause);
         if (w->lio.fd >= 0) {
             (void)ev_del(w->loop, &w->lio);
             close(w->lio.fd);
@@ -503,8 +572,11 @@ static void worker_free(gw_worker_t *w) {
         if (w->wake.io.fd >= 0) ev_async_close(w->loop, &w->wake);
         ev_loop_free(w->loop);
     }
-    for (uint32_t i = 0; i < w->nitems; i++)
+    for (uint32_t i = 0; i < w->nitems; i++) {
         if (w->items[i].msg) gw_pmsg_unref(w->items[i].msg);
+        if (w->items[i].kind == GW_I_MARK) /* exactly one answer each */
+            gw_mark_arm(w->gw, NULL, w->items[i].token);
+    }
     gw_batch_free(w);
     free(w->items);
     free(w->ip_of);
@@ -538,6 +610,7 @@ void gw_free(gw_t *gw) {
     }
     pthread_mutex_destroy(&gw->apps_mu);
     gw_iptab_free(gw->iptab); /* after the workers: they hold entries */
+    if (gw->port_lock >= 0) close(gw->port_lock);
     free(gw);
 }
 
@@ -589,6 +662,16 @@ long gw_push_online(gw_t *gw, const char *app, const gw_msg_t *m) {
         if (gw_mail(gw, i, &it) < 0) gw_pmsg_unref(p);
     }
     return n;
+}
+
+int gw_push_mark(gw_t *gw, const char *app, const char *device,
+                 uint64_t token) {
+    gw_app_t *a = app_find(gw, app);
+    gw_item_t it = {.kind = GW_I_MARK, .token = token};
+    int worker;
+    if (!gw->svc.drained || !a || !reg_find(gw, a, device, &it, &worker))
+        return 0;
+    return gw_mail(gw, worker, &it) < 0 ? 0 : 1;
 }
 
 int gw_kick_device(gw_t *gw, const char *app, const char *device, int reason) {

@@ -36,18 +36,37 @@ typedef struct gw_config {
     int auth_timeout;          /* seconds to send hello; default 10 */
     uint32_t max_frame;        /* bytes; default 65536 */
     uint32_t max_pending;      /* queued output per connection; 256 KiB */
-    int max_conns;             /* 0 = unlimited */
+    int max_conns;             /* 0 = derived from RLIMIT_NOFILE (below) */
     int head_timeout;          /* seconds for a whole HTTP head; 10 */
     /* Overload protection (docs/gateway.md "Refusing connections"). */
     int max_conns_per_ip;      /* per client address (IPv6: per /64); 0 = off */
     double accept_rate;        /* new connections/s, all workers; 0 = off */
     double accept_burst;       /* bucket size; default: accept_rate */
     const struct ops_mem *mem; /* memory watermark (borrowed); NULL = none */
+    /* Descriptors the rest of the process needs (API, TARS and admin
+     * connections, store files, loops); default GW_FD_RESERVE. */
+    int fd_reserve;
     /* Longest token lifetime accepted, seconds (token_lifetime); default
      * 30 days.  Also what a token without an issue time counts as issued
      * at: EXPIRY minus this (token_issued_at). */
     int64_t token_max_ttl;
 } gw_config_t;
+
+#define GW_FD_RESERVE 64       /* without API ports: the store and loops */
+#define GW_FD_PER_WORKER 4     /* a worker's epoll, eventfd, ring, spare */
+
+/*
+ * What max_conns 0 means.  Device connections must not take the
+ * descriptors the push API, the admin port and the store need: when they
+ * did, herald could not accept a push or answer /healthz.  Of `nofile`
+ * descriptors (RLIMIT_NOFILE), the rest of the process keeps `reserve` +
+ * GW_FD_PER_WORKER per worker, but at most half; of the remaining budget
+ * 1/16 is for refused connections waiting for their answer (*refused, all
+ * workers together; NULL allowed), the rest is the connection cap
+ * (returned, at least 1).  E.g. nofile 20000, reserve 1216 (herald serve
+ * with its defaults), 2 workers: budget 18776, cap 17603, refused 1173.
+ */
+int gw_conns_auto(long nofile, int reserve, int workers, int *refused);
 
 void gw_config_defaults(gw_config_t *c);
 
@@ -85,6 +104,13 @@ typedef struct gw_service {
      * goes out at once, empty).  NULL: nothing is stored. */
     void (*sync)(void *ctx, const gw_device_t *d, int64_t inbox_seq,
                  int64_t broadcast_seq);
+    /* The answer to gw_push_mark(token), exactly once per accepted mark,
+     * on a worker thread: ok when the device's connection has written
+     * all it was given before the mark down to a low watermark (send the
+     * next page); !ok when the connection closed first, or another mark
+     * already waits on it (stop this backlog: the other one feeds it).
+     * NULL: marks are not accepted. */
+    void (*drained)(void *ctx, uint64_t token, bool ok);
     /* The device's revocation: tokens issued before this Unix second are
      * refused (ERR_TOKEN_REVOKED); 0 = none.  Called at every login, so it
      * must answer from memory.  NULL: no revocations. */
@@ -101,10 +127,16 @@ typedef struct gw_msg {
     bool need_ack;
     int64_t sent_at_ms;         /* wall clock, for latency figures */
     const char *topic;          /* NULL unless a topic push */
+    /* Part of a stored backlog (the connect-time sync), paced by its
+     * sender with gw_push_mark: never cut as a slow consumer, and not
+     * counted against max_pending for live pushes. */
+    bool backlog;
 } gw_msg_t;
 
 gw_t *gw_new(const gw_config_t *cfg, const gw_service_t *svc);
-/* Binds the listeners and starts the workers.  0 or negative errno. */
+/* Binds the listeners and starts the workers.  0 or negative errno;
+ * -EADDRINUSE when another process (or socket) holds the port: the
+ * workers share it with SO_REUSEPORT among themselves only. */
 int gw_start(gw_t *gw);
 /* The bound device port (useful with port 0). */
 int gw_port(const gw_t *gw);
@@ -114,8 +146,11 @@ int gw_port(const gw_t *gw);
 void gw_drain(gw_t *gw, int timeout_ms);
 void gw_free(gw_t *gw);
 
+/* The connection cap in force (max_conns, or what 0 derived). */
+int gw_max_conns(const gw_t *gw);
+
 /* The limits a reload (SIGHUP) may change while devices stay connected:
- * max_conns (0 = no limit) applies to the next accept, the heartbeat range
+ * max_conns (0 = derived, as at start) applies to the next accept, the heartbeat range
  * to the next HELLO or heartbeat; open connections are never closed for
  * it.  hb_min <= hb_max.  Any thread. */
 void gw_set_limits(gw_t *gw, int max_conns, int hb_min, int hb_max);
@@ -131,6 +166,20 @@ int gw_push_device(gw_t *gw, const char *app, const char *device,
  * worker whose mailbox is full is skipped (its devices miss an online-only
  * message; a stored broadcast reaches them at their next connect). */
 long gw_push_online(gw_t *gw, const char *app, const gw_msg_t *m);
+/*
+ * Flow control of a backlog.  A sender that writes a device's stored
+ * messages (gw_msg_t.backlog) in pages calls this after each page and
+ * sends the next one only when service->drained(token, ok) comes: the
+ * mark queues behind the page on the device's worker, and fires once
+ * the connection's pending output is at most max_pending / 4.  So a slow
+ * reader gets its whole backlog at its own pace, with at most a page and
+ * the low watermark queued, instead of being cut as a slow consumer
+ * (the slow-consumer cut is for live pushes).  Returns 1 if the mark was
+ * queued (drained follows exactly once), 0 if the device has no
+ * connection here or the service takes no marks.  Any thread.
+ */
+int gw_push_mark(gw_t *gw, const char *app, const char *device,
+                 uint64_t token);
 /* Closes the device's connection with a kick frame (reason: ErrCode). */
 int gw_kick_device(gw_t *gw, const char *app, const char *device, int reason);
 /* The device's tokens issued before before_s are revoked: its connection

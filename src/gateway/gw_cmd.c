@@ -185,9 +185,11 @@ int gw_push_to_conn(gw_conn_t *c, const gw_pmsg_t *pm, gw_buf_t *fmt[3],
     if (!c->dev || (c->state != GW_S_YYB && c->state != GW_S_WS)) return 0;
     if (m->topic && !has_topic(c->topics, m->topic)) return 0;
     int f = c->transport == GW_TCP ? 0 : c->transport == GW_WS_JCE ? 1 : 2;
-    if (!fmt[f])
+    if (!fmt[f]) {
         fmt[f] = f == 2 ? gw_push_frame_json(m)
-                          : gw_push_frame_jce(m, c->transport);
+                        : gw_push_frame_jce(m, c->transport);
+        if (fmt[f]) fmt[f]->backlog = m->backlog; /* paced, see gw_out.c */
+    }
     if (!fmt[f]) return -1;
     if ((batch ? gw_batch_send(c, fmt[f]) : gw_conn_send_buf(c, fmt[f])) < 0)
         return -1;

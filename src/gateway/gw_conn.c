@@ -90,9 +90,10 @@ static void slot_release(gw_worker_t *w, gw_conn_t *c) {
 /*
  * A refused connection (gw_admit.c) costs a calloc'd gw_conn_t and a slot
  * for at most GW_REFUSE_MS: it is answered in its own protocol from its
- * first byte (gw_refuse_answer) and never reads a frame.  If
- * GW_REFUSED_MAX of them are already pending on this worker, the flood is
- * beyond answering and the next ones are closed at once.
+ * first byte (gw_refuse_answer) and never reads a frame.  If refused_max
+ * (GW_REFUSED_MAX, or fewer when descriptors are few) of them are already
+ * pending on this worker, the flood is beyond answering and the next ones
+ * are closed at once.
  */
 void gw_conn_accept(gw_worker_t *w, int fd,
                     const struct sockaddr_storage *peer) {
@@ -103,7 +104,7 @@ void gw_conn_accept(gw_worker_t *w, int fd,
         return;
     }
     int why = gw_admit(w, peer, &ip);
-    if (why && w->refused_now >= GW_REFUSED_MAX) {
+    if (why && w->refused_now >= w->refused_max) {
         metrics_inc(M_REFUSED_UNANSWERED, 0, 0);
         close(fd);
         return;
@@ -162,6 +163,7 @@ static void tell_offline(gw_conn_t *c, int reason) {
     gw_t *gw = c->w->gw;
     c->offline_told = true;
     gw_reg_del(gw, c);
+    gw_mark_drop(c); /* no more pushes go out on it */
     atomic_fetch_sub(&c->dev->app->online, 1);
     atomic_fetch_sub_explicit(&c->w->authed_now, 1, memory_order_relaxed);
     metrics_inc(M_DISCONNECTS, gone ? MH_DIS_PEER_GONE : mh_reason_idx(reason), 0);

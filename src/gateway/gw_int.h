@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "ev/ev.h"
+#include "ev/lpause.h"
 #include "gateway/gw.h"
 #include "gateway/gw_limit.h"
 #include "gateway/http.h"
@@ -40,8 +41,9 @@ struct json_t; /* <jansson.h>, for gw_json_frame */
 #define GW_BATCH 256             /* io_uring sends per submission */
 #define GW_MAILBOX_MAX 65536     /* pushes waiting per worker, at most */
 #define GW_REFUSE_MS 1000        /* a refused connection's whole life */
-#define GW_REFUSED_MAX 1024      /* refused ones pending per worker; past
-                                    it the next are closed at accept */
+#define GW_REFUSED_MAX 1024      /* refused ones pending per worker (less
+                                    if descriptors are few, gw_conns_auto);
+                                    past it the next are closed at accept */
 
 /* Why a connection is refused (gw_conn_t.refuse; 0 = admitted).  The
  * device hears ERR_TOO_MANY_CONNS for GW_R_PER_IP, ERR_OVERLOADED for the
@@ -53,6 +55,7 @@ enum gw_refuse { GW_R_NONE = 0, GW_R_MAX_CONNS, GW_R_ACCEPT_RATE,
 typedef struct gw_buf {
     int ref;
     uint32_t len;
+    bool backlog;       /* a backlog push (gw_msg_t.backlog) */
     uint8_t data[];
 } gw_buf_t;
 
@@ -93,6 +96,10 @@ typedef struct gw_dev {
      * seq, its accept time in ms mod 2^32): one ack-latency sample per
      * ack round trip, in 8 bytes. */
     uint32_t ack_wait_seq, ack_wait_at;
+    /* Backlog flow control (gw_push_mark): the mark waiting for the
+     * output to drain (0: none), and the backlog bytes queued. */
+    uint64_t mark;
+    uint32_t backlog_bytes;
     uint8_t len;
     char name[];
 } gw_dev_t;
@@ -171,7 +178,7 @@ typedef struct gw_conn {
 
 /* Mailbox items: what other threads ask a worker to do. */
 enum gw_item_kind { GW_I_PUSH_ONE, GW_I_PUSH_APP, GW_I_KICK, GW_I_DRAIN,
-                    GW_I_STOP };
+                    GW_I_STOP, GW_I_MARK };
 
 /* A message shared by every worker it goes to (atomic refcount). */
 typedef struct gw_pmsg {
@@ -185,6 +192,7 @@ typedef struct gw_item {
     int reason;
     uint32_t slot, gen;
     gw_pmsg_t *msg;
+    uint64_t token;     /* GW_I_MARK */
     int64_t before_s;   /* GW_I_KICK of a revocation: only tokens issued
                            before this; 0 = any connection */
 } gw_item_t;
@@ -196,6 +204,7 @@ typedef struct gw_worker {
     bool started;
     ev_loop_t *loop;
     ev_io_t lio;            /* listener */
+    lpause_t lpause;        /* its back-off when out of descriptors */
     ev_async_t wake;
     jce_arena_t *arena;     /* per decoded frame, reset after each */
     gw_batch_t *batch;      /* io_uring broadcast sends; NULL: send() */
@@ -212,6 +221,7 @@ typedef struct gw_worker {
      * (not in gw_conn_t, which stays at 160 bytes) */
     gw_ipent_t **ip_of;
     uint32_t refused_now;   /* refused connections not yet closed */
+    uint32_t refused_max;   /* past it, refused ones get no answer */
     bool draining;
     /* mailbox */
     pthread_mutex_t mu;
@@ -253,10 +263,13 @@ struct gw {
     pthread_mutex_t apps_mu;
     gw_app_t *apps;
     atomic_long total_conns;    /* admitted connections (--max-conns) */
+    int auto_conns;             /* what max_conns 0 means (gw_conns_auto) */
+    long nofile;                /* RLIMIT_NOFILE when it was derived */
     gw_rate_t accept_rate;      /* --accept-rate */
     gw_iptab_t *iptab;          /* --max-conns-per-ip; NULL = off */
     atomic_bool draining;
     bool started, stopped;
+    int port_lock;              /* net_port_claim's lock, or -1 */
 };
 
 /* ---- gw.c ---- */
@@ -314,6 +327,11 @@ int gw_conn_queue(gw_conn_t *c, gw_buf_t *b, uint32_t off);
 int gw_conn_flush(gw_conn_t *c);
 /* Drops the queue (the connection is closing). */
 void gw_conn_out_clear(gw_conn_t *c);
+/* A backlog mark arrived for c (NULL: its connection is gone): fires it
+ * now if the output is low, else keeps it for gw_conn_flush. */
+void gw_mark_arm(gw_t *gw, gw_conn_t *c, uint64_t token);
+/* The connection is closing: its waiting mark, if any, fires !ok. */
+void gw_mark_drop(gw_conn_t *c);
 
 /* ---- gw_http.c ---- */
 /* Reads into the head buffer (then a POST body) directly; -1 if the

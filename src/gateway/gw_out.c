@@ -7,8 +7,19 @@
  *
  * Writes: straight to the socket; what does not fit is queued as
  * (refcounted buffer, offset), so a shared broadcast frame is never copied
- * per connection.  The queue is capped by max_pending; past it the
+ * per connection.  Live pushes are capped by max_pending; past it the
  * connection is cut as a slow consumer.
+ *
+ * Backlog frames (the connect-time sync's pages, gw_buf_t.backlog) are
+ * not: their sender waits for a mark (gw_push_mark) before each next
+ * page, and the mark fires here once the queue is down to max_pending /
+ * 4 (backlog_low).  A stored backlog of 10 MB used to be written in one
+ * go and cut a healthy but slow reader after 256 KiB; now it costs at
+ * most a page plus that low watermark of queue, at the reader's pace.
+ * The backlog's bytes are counted apart (dev->backlog_bytes) so that they
+ * never count against the live pushes' max_pending either; a backlog
+ * past BACKLOG_CAP x max_pending means its sender does not wait, and is
+ * cut.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -28,6 +39,7 @@ gw_buf_t *gw_buf_new(const void *p, size_t len) {
     if (!b) return NULL;
     b->ref = 1;
     b->len = (uint32_t)len;
+    b->backlog = false;
     if (p) memcpy(b->data, p, len);
     return b;
 }
@@ -48,6 +60,48 @@ void gw_conn_out_clear(gw_conn_t *c) {
     atomic_fetch_sub_explicit(&c->w->out_queued, (long)c->out_bytes,
                               memory_order_relaxed);
     c->out_bytes = 0;
+    if (c->dev) c->dev->backlog_bytes = 0;
+}
+
+/* ---- backlog marks ----------------------------------------------------------- */
+
+static uint32_t backlog_low(const gw_conn_t *c) {
+    return c->w->gw->cfg.max_pending / 4;
+}
+
+static void mark_fire(gw_t *gw, uint64_t token, bool ok) {
+    if (gw->svc.drained) gw->svc.drained(gw->svc.ctx, token, ok);
+}
+
+/* The waiting mark fires once the queue is low again. */
+static void mark_check(gw_conn_t *c) {
+    if (!c->dev || !c->dev->mark || c->out_bytes > backlog_low(c)) return;
+    uint64_t token = c->dev->mark;
+    c->dev->mark = 0;
+    mark_fire(c->w->gw, token, true);
+}
+
+void gw_mark_arm(gw_t *gw, gw_conn_t *c, uint64_t token) {
+    if (!c || !c->dev) {
+        mark_fire(gw, token, false); /* gone meanwhile */
+        return;
+    }
+    if (c->dev->mark) {
+        /* Another backlog already feeds this connection (a SYNC during
+         * the connect-time sync, a sender from a replaced connection):
+         * one at a time, or each would send a page per other's drain. */
+        mark_fire(gw, token, false);
+        return;
+    }
+    c->dev->mark = token;
+    mark_check(c);
+}
+
+void gw_mark_drop(gw_conn_t *c) {
+    if (!c->dev || !c->dev->mark) return;
+    uint64_t token = c->dev->mark;
+    c->dev->mark = 0;
+    mark_fire(c->w->gw, token, false);
 }
 
 static void slow_consumer(gw_conn_t *c) {
@@ -57,6 +111,11 @@ static void slow_consumer(gw_conn_t *c) {
              c->dev ? c->dev->app->name : "-", c->dev ? c->dev->name : "-",
              c->out_bytes);
     gw_conn_close(c, herald_ERR_SLOW_CONSUMER);
+}
+
+/* n bytes of o's buffer went out. */
+static void sent_from(gw_conn_t *c, const gw_out_t *o, size_t n) {
+    if (o->buf->backlog && c->dev) c->dev->backlog_bytes -= (uint32_t)n;
 }
 
 /* Writes the queue until EAGAIN; -1 if the connection closed. */
@@ -71,7 +130,7 @@ int gw_conn_flush(gw_conn_t *c) {
         struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n};
         ssize_t wr = sendmsg(c->io.fd, &mh, MSG_NOSIGNAL);
         if (wr < 0) {
-            if (errno == EAGAIN || errno == EINTR) return 0;
+            if (errno == EAGAIN || errno == EINTR) break;
             gw_conn_close(c, herald_ERR_SERVER);
             return -1;
         }
@@ -83,9 +142,11 @@ int gw_conn_flush(gw_conn_t *c) {
             gw_out_t *o = c->out_head;
             size_t avail = o->buf->len - o->off;
             if (left < avail) {
+                sent_from(c, o, left);
                 o->off += (uint32_t)left;
                 break;
             }
+            sent_from(c, o, avail);
             left -= avail;
             c->out_head = o->next;
             gw_buf_unref(o->buf);
@@ -93,12 +154,23 @@ int gw_conn_flush(gw_conn_t *c) {
         }
         if (!c->out_head) c->out_tail = NULL;
     }
-    if (c->state == GW_S_CLOSING) (void)shutdown(c->io.fd, SHUT_WR);
+    if (!c->out_head && c->state == GW_S_CLOSING)
+        (void)shutdown(c->io.fd, SHUT_WR);
+    mark_check(c);
     return 0;
 }
 
+/* Live pushes are cut past max_pending, counting only live bytes; a
+ * backlog frame is paced by its mark instead (see the top).  Paced, a
+ * backlog queues at most the low watermark plus a page; BACKLOG_CAP
+ * times max_pending is only reached by senders that do not wait (a
+ * device asking SYNC again and again without reading): cut too. */
+#define BACKLOG_CAP 4
 int gw_conn_queue(gw_conn_t *c, gw_buf_t *b, uint32_t off) {
-    if (c->out_bytes + (b->len - off) > c->w->gw->cfg.max_pending) {
+    uint32_t backlog = c->dev ? c->dev->backlog_bytes : 0;
+    uint32_t max = c->w->gw->cfg.max_pending;
+    if (b->backlog ? backlog > BACKLOG_CAP * max
+                   : c->out_bytes - backlog + (b->len - off) > max) {
         slow_consumer(c);
         return -1;
     }
@@ -114,6 +186,7 @@ int gw_conn_queue(gw_conn_t *c, gw_buf_t *b, uint32_t off) {
     else c->out_head = o;
     c->out_tail = o;
     c->out_bytes += b->len - off;
+    if (b->backlog && c->dev) c->dev->backlog_bytes += b->len - off;
     atomic_fetch_add_explicit(&c->w->out_queued, (long)(b->len - off),
                               memory_order_relaxed);
     return 0;

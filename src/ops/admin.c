@@ -23,6 +23,7 @@
 #include "core/log.h"
 #include "core/net.h"
 #include "ev/ev.h"
+#include "ev/lpause.h"
 #include "gateway/http.h"
 #include "ops/assets.h"
 #include "ops/metrics.h"
@@ -64,6 +65,7 @@ struct ops_admin {
     int lfd;
     ev_loop_t *loop;
     ev_io_t lio;
+    lpause_t lpause;        /* the listener's back-off, out of descriptors */
     ev_async_t stop_async;
     ev_timer_t tick;
     pthread_t thread;
@@ -326,9 +328,10 @@ static void serve_readyz(aconn_t *c) {
         snprintf(why, sizeof why, "rss %llu, memory-high %llu",
                  (unsigned long long)ops_mem_last_rss(a->cfg.mem),
                  (unsigned long long)ops_mem_high(a->cfg.mem));
-    } else if (a->cfg.store_ready &&
-               a->cfg.store_ready(a->cfg.ctx, why, sizeof why) < 0) {
-        reason = "store unreachable";
+    } else if (a->cfg.store_ready) {
+        int rc = a->cfg.store_ready(a->cfg.ctx, why, sizeof why);
+        if (rc == -EROFS) reason = "store cannot write";
+        else if (rc < 0) reason = "store unreachable";
     }
     if (!reason) {
         respond_json(c, 200, "{\"ready\":true}");
@@ -493,8 +496,9 @@ static void on_accept(ev_loop_t *loop, ev_io_t *io, unsigned revents) {
     for (int i = 0; i < 16; i++) {
         int fd;
         int rc = net_accept(a->lfd, &fd, NULL);
-        if (rc == -EAGAIN || rc == -EMFILE || rc == -ENFILE) return;
+        if (rc == -EAGAIN || lpause_fault(&a->lpause, rc)) return;
         if (rc < 0) continue;
+        lpause_ok(&a->lpause);
         accept_one(a, fd);
     }
 }
@@ -535,6 +539,7 @@ int ops_admin_start(ops_admin_t *a) {
         goto fail;
     }
     ev_io_init(&a->lio, a->lfd, on_accept, a);
+    lpause_init(&a->lpause, a->loop, &a->lio, LPAUSE_ADMIN);
     if ((rc = ev_add(a->loop, &a->lio, EV_READ)) < 0 ||
         (rc = ev_async_init(a->loop, &a->stop_async, on_stop, a)) < 0)
         goto fail;
@@ -568,6 +573,7 @@ void ops_admin_stop(ops_admin_t *a) {
     pthread_join(a->thread, NULL);
     a->started = false;
     while (a->conns) conn_free(a->conns);
+    lpause_stop(&a->lpause);
     (void)ev_del(a->loop, &a->lio);
     ev_async_close(a->loop, &a->stop_async);
     ev_loop_free(a->loop);

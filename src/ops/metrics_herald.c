@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -39,11 +40,16 @@ static const char *const REFUSED_WHY[] = {"max_conns", "accept_rate",
     "per_ip", "memory", "rate_limit", "queue_full", NULL};
 static const char *const DROP_QUEUES[] = {"store", "sync", "status",
     "mailbox", NULL};
+static const char *const LISTENERS[] = {"device", "api", "tars", "admin",
+    NULL};
+static const char *const APIS[] = {"http", "tars", NULL};
+static const char *const TIMEOUTS[] = {"head", "idle", NULL};
 static const char *const AUTH_REASONS[] = {"bad_token", "token_expired",
     "token_too_long", "token_revoked", "other", NULL};
 
 static double read_rss(void *ctx, unsigned a, unsigned b);
 static double read_fds(void *ctx, unsigned a, unsigned b);
+static double read_max_fds(void *ctx, unsigned a, unsigned b);
 static double read_threads(void *ctx, unsigned a, unsigned b);
 
 #define L1(n, v) .labels = {n}, .values = {v}
@@ -116,6 +122,15 @@ static const metrics_def_t DEFS[M_HERALD_COUNT] = {
     [M_QUEUE_DEPTH] = {"herald_queue_depth",
         "Items waiting in an internal queue (read at scrape).",
         METRICS_GAUGE_FN, L1("queue", QUEUES)},
+    [M_STORE_DISK_FULL] = {"herald_store_disk_full",
+        "1 while the store's disk is full: durable pushes are refused (503) "
+        "and nothing is lost.", METRICS_GAUGE_FN},
+    [M_STORE_FAULT] = {"herald_store_write_failing",
+        "1 while the store's writes fail (a full disk or an I/O error).",
+        METRICS_GAUGE_FN},
+    [M_INBOX_DROPPED] = {"herald_inbox_dropped_total",
+        "Stored messages dropped undelivered because their device's inbox "
+        "was over --inbox-max (oldest first).", METRICS_COUNTER_FN},
     [M_OVERLOADED] = {"herald_overloaded",
         "1 while resident memory is above --memory-high: new work is "
         "refused.", METRICS_GAUGE_FN},
@@ -132,6 +147,18 @@ static const metrics_def_t DEFS[M_HERALD_COUNT] = {
     [M_QUEUE_DROPPED] = {"herald_queue_dropped_total",
         "Items an internal queue refused because it was full, by queue.",
         METRICS_COUNTER, L1("queue", DROP_QUEUES)},
+    [M_LISTENER_PAUSED] = {"herald_listener_paused_total",
+        "Times a listener stopped accepting for a back-off because the "
+        "process was out of descriptors (EMFILE) or socket memory, by "
+        "listener.", METRICS_COUNTER, L1("listener", LISTENERS)},
+    [M_API_TIMEOUTS] = {"herald_api_timeouts_total",
+        "Push API connections closed by a timeout: head = a request (HTTP) "
+        "or frame (TARS) not whole in time, idle = nothing asked for too "
+        "long.", METRICS_COUNTER, L2("api", APIS, "kind", TIMEOUTS)},
+    [M_SYNC_WAITING] = {"herald_sync_waiting",
+        "Device syncs (stored backlogs) waiting for their connection to "
+        "write the last page before the next: devices catching up at their "
+        "own pace.", METRICS_GAUGE},
     [M_AUTH_FAILURES] = {"herald_auth_failures_total",
         "Device logins refused (HELLO, WebSocket upgrade, POST /v1/yyb), by "
         "reason.", METRICS_COUNTER, L1("reason", AUTH_REASONS)},
@@ -145,6 +172,9 @@ static const metrics_def_t DEFS[M_HERALD_COUNT] = {
         "Resident memory size in bytes.", METRICS_GAUGE_FN, .read = read_rss},
     [M_PROC_FDS] = {"process_open_fds", "Open file descriptors.",
         METRICS_GAUGE_FN, .read = read_fds},
+    [M_PROC_MAX_FDS] = {"process_max_fds",
+        "Maximum number of open file descriptors (the soft RLIMIT_NOFILE).",
+        METRICS_GAUGE_FN, .read = read_max_fds},
     [M_PROC_THREADS] = {"process_threads", "Threads of the process.",
         METRICS_GAUGE_FN, .read = read_threads},
 };
@@ -266,6 +296,15 @@ static double read_fds(void *ctx, unsigned a, unsigned b) {
         if (e->d_name[0] != '.') n++;
     closedir(d);
     return (double)(n - 1); /* not the descriptor opendir itself holds */
+}
+
+/* The soft limit is the one open() and accept() fail at; unlimited is
+ * reported as NaN, i.e. left out of the scrape. */
+static double read_max_fds(void *ctx, unsigned a, unsigned b) {
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
+        return NAN;
+    return (double)rl.rlim_cur;
 }
 
 static double read_threads(void *ctx, unsigned a, unsigned b) {

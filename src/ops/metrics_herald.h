@@ -47,12 +47,18 @@ enum metrics_herald_id {
     M_STORE_ROWS,          /* callback counter: rows written */
     M_STORE_COMMITS,       /* callback counter: transactions committed */
     M_QUEUE_DEPTH,         /* callback gauge {queue} */
+    M_STORE_DISK_FULL,     /* callback gauge: 1 while the store's disk is full */
+    M_STORE_FAULT,         /* callback gauge: 1 while the store cannot write */
+    M_INBOX_DROPPED,       /* callback counter: inbox rows over inbox_max */
     /* overload protection */
     M_OVERLOADED,          /* callback gauge: 1 while over --memory-high */
     M_MEMORY_HIGH,         /* callback gauge: the watermark, bytes */
     M_REFUSED,             /* counter {what, reason} */
     M_REFUSED_UNANSWERED,  /* counter: closed at accept, no answer */
     M_QUEUE_DROPPED,       /* counter {queue}: items a full queue refused */
+    M_LISTENER_PAUSED,     /* counter {listener}: accept out of descriptors */
+    M_API_TIMEOUTS,        /* counter {api, kind}: API connections timed out */
+    M_SYNC_WAITING,        /* gauge: device syncs waiting for a drain */
     /* who may talk to herald */
     M_AUTH_FAILURES,       /* counter {reason}: device logins refused */
     M_REVOCATIONS,         /* counter: device token revocations applied */
@@ -60,6 +66,7 @@ enum metrics_herald_id {
     /* process */
     M_PROC_RSS,
     M_PROC_FDS,
+    M_PROC_MAX_FDS,        /* callback gauge: RLIMIT_NOFILE (soft) */
     M_PROC_THREADS,
     M_HERALD_COUNT
 };
@@ -93,6 +100,12 @@ enum mh_auth_reason { MH_AUTH_BAD_TOKEN, MH_AUTH_EXPIRED, MH_AUTH_TOO_LONG,
 /* herald_queue_dropped_total */
 enum mh_drop_queue { MH_DROP_STORE, MH_DROP_SYNC, MH_DROP_STATUS,
                      MH_DROP_MAILBOX };
+
+/* herald_listener_paused_total: == enum lpause_which (ev/lpause.h) */
+enum mh_listener { MH_LSN_DEVICE, MH_LSN_API, MH_LSN_TARS, MH_LSN_ADMIN };
+/* herald_api_timeouts_total */
+enum mh_api { MH_API_HTTP, MH_API_TARS };
+enum mh_timeout { MH_TO_HEAD, MH_TO_IDLE };
 
 #define MH_NCMDS 10 /* hello .. bye, then "unknown" */
 

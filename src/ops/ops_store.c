@@ -4,10 +4,10 @@
 #include "ops/ops_store.h"
 
 #include <errno.h>
-#include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "ops/metrics_herald.h"
 
@@ -16,16 +16,6 @@ struct ops_store {
     store_reader_t *rd;
 };
 
-static const char *const STEP_NAMES[STORE_EV_COUNT] = {
-    [STORE_EV_ACCEPTED] = "accepted", [STORE_EV_STORED] = "stored",
-    [STORE_EV_ROUTED] = "routed",     [STORE_EV_WRITTEN] = "written",
-    [STORE_EV_ACKED] = "acked",       [STORE_EV_EXPIRED] = "expired",
-};
-
-static const char *const KIND_NAMES[] = {
-    [STORE_KIND_SINGLE] = "single", [STORE_KIND_MULTI] = "multi",
-    [STORE_KIND_ONLINE] = "all_online", [STORE_KIND_ALL] = "all",
-};
 
 static double read_queue(void *ctx, unsigned a, unsigned b) {
     if (a != MH_Q_STORE) return NAN;
@@ -40,10 +30,24 @@ static double read_expired(void *ctx, unsigned a, unsigned b) {
     return (double)s.expired;
 }
 
+static double read_dropped(void *ctx, unsigned a, unsigned b) {
+    store_stats_t s;
+    store_stats(ctx, &s);
+    return (double)s.dropped;
+}
+
 static double read_rows(void *ctx, unsigned a, unsigned b) {
     store_stats_t s;
     store_stats(ctx, &s);
     return (double)s.rows_written;
+}
+
+static double read_disk_full(void *ctx, unsigned a, unsigned b) {
+    return store_fault(ctx) == STORE_E_NOSPACE;
+}
+
+static double read_fault(void *ctx, unsigned a, unsigned b) {
+    return store_fault(ctx) != 0;
 }
 
 static double read_commits(void *ctx, unsigned a, unsigned b) {
@@ -75,6 +79,9 @@ ops_store_t *ops_store_new(store_t *st) {
     (void)metrics_set_reader(M_EXPIRIES, read_expired, st);
     (void)metrics_set_reader(M_STORE_ROWS, read_rows, st);
     (void)metrics_set_reader(M_STORE_COMMITS, read_commits, st);
+    (void)metrics_set_reader(M_STORE_DISK_FULL, read_disk_full, st);
+    (void)metrics_set_reader(M_INBOX_DROPPED, read_dropped, st);
+    (void)metrics_set_reader(M_STORE_FAULT, read_fault, st);
     store_set_observer(st, observe, NULL);
     return os;
 }
@@ -84,6 +91,11 @@ void ops_store_free(ops_store_t *os) {
     store_set_observer(os->st, NULL, NULL);
     (void)metrics_set_reader(M_QUEUE_DEPTH, NULL, NULL);
     (void)metrics_set_reader(M_EXPIRIES, NULL, NULL);
+    (void)metrics_set_reader(M_STORE_ROWS, NULL, NULL);
+    (void)metrics_set_reader(M_STORE_COMMITS, NULL, NULL);
+    (void)metrics_set_reader(M_STORE_DISK_FULL, NULL, NULL);
+    (void)metrics_set_reader(M_INBOX_DROPPED, NULL, NULL);
+    (void)metrics_set_reader(M_STORE_FAULT, NULL, NULL);
     store_reader_free(os->rd);
     free(os);
 }
@@ -92,29 +104,21 @@ static int reader(ops_store_t *os) {
     return os->rd ? 0 : store_reader_new(os->st, &os->rd);
 }
 
+/* Never waits for the writer: /readyz runs on the admin thread, which
+ * also answers /healthz and /metrics.  A store that cannot write is not
+ * ready (it refuses durable pushes); one that answers a read is. */
 int ops_store_ready(void *ctx, char *why, size_t cap) {
     ops_store_t *os = ctx;
-    store_status_t s;
-    int rc = reader(os);
-    /* An id that cannot exist: NOTFOUND proves the database answers. */
-    if (rc == 0) rc = store_status_get(os->rd, "-readyz-", &s);
-    if (rc == 0 || rc == STORE_E_NOTFOUND) return 0;
-    snprintf(why, cap, "%s", store_strerror(rc));
-    return -EIO;
-}
-
-static json_t *steps_json(const store_status_t *s) {
-    json_t *a = json_array();
-    for (int e = 0; e < STORE_EV_COUNT; e++) {
-        if (!s->at_ms[e] && !s->count[e]) continue;
-        json_t *o = json_object();
-        json_object_set_new(o, "step", json_string(STEP_NAMES[e]));
-        json_object_set_new(o, "at_ms", s->at_ms[e] ? json_integer(s->at_ms[e])
-                                                    : json_null());
-        json_object_set_new(o, "count", json_integer(s->count[e]));
-        json_array_append_new(a, o);
+    int rc = store_fault(os->st);
+    if (rc < 0) {
+        snprintf(why, cap, "store: %s", store_strerror(rc));
+        return -EROFS;
     }
-    return a;
+    rc = reader(os);
+    if (rc == 0) rc = store_ping(os->rd);
+    if (rc == 0) return 0;
+    snprintf(why, cap, "store: %s", store_strerror(rc));
+    return -EIO;
 }
 
 int ops_store_timeline(void *ctx, const char *msg_id, char **json_out) {
@@ -123,17 +127,11 @@ int ops_store_timeline(void *ctx, const char *msg_id, char **json_out) {
     int rc = reader(os);
     if (rc == 0) rc = store_status_get(os->rd, msg_id, &s);
     if (rc == STORE_E_NOTFOUND) return -ENOENT;
+    if (rc == STORE_E_NOSPACE || rc == STORE_E_TIMEOUT) return -EAGAIN;
     if (rc < 0) return -EIO;
-    json_t *j = json_object();
-    json_object_set_new(j, "id", json_string(msg_id));
-    const char *kind = s.kind >= STORE_KIND_SINGLE && s.kind <= STORE_KIND_ALL
-                           ? KIND_NAMES[s.kind] : "unknown";
-    json_object_set_new(j, "kind", json_string(kind));
-    json_object_set_new(j, "app", json_string(s.app));
-    json_object_set_new(j, "ttl", json_integer(s.ttl));
-    json_object_set_new(j, "targets", json_integer(s.targets));
-    json_object_set_new(j, "steps", steps_json(&s));
-    *json_out = json_dumps(j, JSON_COMPACT);
-    json_decref(j);
+    char buf[1024];
+    int n = store_status_format(msg_id, &s, buf, sizeof buf);
+    if (n < 0) return -EIO;
+    *json_out = strdup(buf);
     return *json_out ? 0 : -ENOMEM;
 }

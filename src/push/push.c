@@ -40,6 +40,8 @@ void push_config_defaults(push_config_t *c) {
     c->max_ttl = 30 * 86400;
     c->tars_port = -1; /* herald serve turns it on (10000) */
     c->tars_max_conns = 64;
+    c->tars_idle_timeout = 60;
+
     c->rate_app = 100000;
 }
 
@@ -71,6 +73,7 @@ push_service_t *push_service_new(const push_config_t *cfg) {
     ps->gwi.offline = push_gw_offline;
     ps->gwi.ack = push_gw_ack;
     ps->gwi.sync = push_gw_sync;
+    ps->gwi.drained = push_gw_drained;
     ps->gwi.revoked = push_gw_revoked;
     ps->http_port = -1;
     pthread_rwlock_init(&ps->reg_mu, NULL);
@@ -318,6 +321,11 @@ void push_gw_sync(void *ctx, const gw_device_t *d, int64_t inbox_seq,
 
 int64_t push_gw_revoked(void *ctx, const char *app, const char *dev) {
     return push_revoked_before(ctx, app, dev);
+}
+
+/* A page of a device's backlog has drained: its sync goes on. */
+void push_gw_drained(void *ctx, uint64_t token, bool ok) {
+    push_sync_resume(ctx, token, ok);
 }
 
 const gw_service_t *push_service_gw_iface(push_service_t *ps) {

@@ -65,14 +65,19 @@ typedef struct push_config {
     int http_port;          /* default 8080; 0 = any free port */
     uint32_t max_payload;   /* bytes of a message payload; default 4096 */
     uint32_t max_body;      /* bytes of a request body; default 1,385,536 */
-    int head_timeout;       /* seconds to send a request head; default 10 */
+    int head_timeout;       /* seconds to send a request head (HTTP) or a
+                               whole frame (TARS); default 10 */
     int idle_timeout;       /* seconds a keep-alive conn may idle; 60 */
     int max_conns;          /* HTTP connections at once; default 1024 */
+    int max_conns_per_ip;   /* of them from one address; 0 = half */
     int max_ttl;            /* seconds; default 30 days */
     struct store *store;    /* borrowed; NULL = no storage (online only) */
     const char *tars_host;  /* default: http_host */
     int tars_port;          /* default 10000; 0 = any; -1 = no TARS */
     int tars_max_conns;     /* TARS connections open at once; 64 */
+    int tars_max_conns_per_ip; /* of them from one address; 0 = half */
+    int tars_idle_timeout;  /* seconds without a call; 60 (0 = none) */
+
     double rate_app;        /* pushes per second per app; default 100000 */
     double burst;           /* bucket size; default = rate_app */
     const struct ops_mem *mem; /* memory watermark (borrowed): pushes get
@@ -147,6 +152,12 @@ typedef struct push_sink {
                   const gw_msg_t *m);
     /* Devices of the app targeted now. */
     long (*online)(void *ctx, const char *app, const gw_msg_t *m);
+    /* Flow control of a device's stored backlog (gw_push_mark): 1 if the
+     * mark was queued behind the pushes sent so far, and the service's
+     * drained callback (push_service_gw_iface) follows; 0 if not.  NULL:
+     * the connect-time sync sends without waiting. */
+    int (*mark)(void *ctx, const char *app, const char *device,
+                uint64_t token);
     /* The device's tokens issued before before_s were revoked: close its
      * connection if its token is one of them (gw_revoke_device).  1 if
      * it has a connection, 0 if not.  NULL: nothing to close. */

@@ -302,7 +302,8 @@ void push_api_finish(push_call_t *c, push_api_resp_t *resp) {
     if (c->ret != PUSH_RET_OK) {
         const char *code;
         int st = ret_status(c->ret, &code);
-        if (c->ret == PUSH_RET_STORE && !c->ps->cfg.store)
+        if (c->ret == PUSH_RET_STORE &&
+            (!c->ps->cfg.store || c->store_unavailable))
             code = "store_unavailable", st = 503;
         fail(resp, st, code, c->err[0] ? c->err : code);
         push_call_free(c);
@@ -409,9 +410,13 @@ static bool path_arg(const http_req_t *r, const char *buf, const char *prefix,
     return token_id_valid(out, len - n);
 }
 
-static const char *kind_name(int k) {
-    static const char *n[] = {"", "single", "multi", "online", "all"};
-    return k >= 1 && k <= 4 ? n[k] : "unknown";
+
+/* A read the store could not answer now (disk full: hot pushes cannot be
+ * folded for it; a writer too slow) is a 503 to retry, not a 500. */
+static int store_read_failed(push_api_resp_t *resp, int rc) {
+    if (rc == STORE_E_NOSPACE || rc == STORE_E_TIMEOUT)
+        return fail(resp, 503, "store_unavailable", store_strerror(rc));
+    return fail(resp, 500, "store_error", store_strerror(rc));
 }
 
 static int get_message(push_service_t *ps, const char *app, const char *id,
@@ -420,20 +425,15 @@ static int get_message(push_service_t *ps, const char *app, const char *id,
     int rc = push_auth_status(ps, id, &st);
     if (rc == STORE_E_NOTFOUND || (rc == 0 && strcmp(st.app, app)))
         return fail(resp, 404, "not_found", "no such message");
-    if (rc < 0)
-        return fail(resp, 500, "store_error", store_strerror(rc));
-    static const char *ev[STORE_EV_COUNT] = {"accepted", "stored", "routed",
-                                             "written",  "acked",  "expired"};
-    json_t *tl = json_object();
-    for (int i = 0; i < STORE_EV_COUNT; i++)
-        json_object_set_new(tl, ev[i],
-                            json_pack("{s:I,s:I}", "at",
-                                      (json_int_t)st.at_ms[i], "count",
-                                      (json_int_t)st.count[i]));
-    set_body(resp, 200,
-             json_pack("{s:s,s:s,s:s,s:i,s:I,s:o}", "msgId", id, "app", app,
-                       "kind", kind_name(st.kind), "ttl", (int)st.ttl, "targets",
-                       (json_int_t)st.targets, "timeline", tl));
+    if (rc < 0) return store_read_failed(resp, rc);
+    char buf[1024];
+    int n = store_status_format(id, &st, buf, sizeof buf);
+    char *body = n > 0 ? strdup(buf) : NULL;
+    if (!body) return fail(resp, 500, "internal", "out of memory");
+    free(resp->body);
+    resp->status = 200;
+    resp->body = body;
+    resp->body_len = (size_t)n;
     return 200;
 }
 
@@ -447,8 +447,7 @@ static int get_device(push_service_t *ps, const char *app, const char *dev,
                       push_api_resp_t *resp) {
     store_device_info_t di;
     int rc = push_auth_device(ps, app, dev, &di);
-    if (rc < 0)
-        return fail(resp, 500, "store_error", store_strerror(rc));
+    if (rc < 0) return store_read_failed(resp, rc);
     int tr = 0;
     int64_t since = 0;
     bool on = push_online_get(ps, app, dev, &tr, &since);

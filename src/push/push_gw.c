@@ -18,10 +18,16 @@ static int gw_sink_revoke(void *ctx, const char *app, const char *device,
     return gw_revoke_device(ctx, app, device, before_s);
 }
 
+static int gw_sink_mark(void *ctx, const char *app, const char *device,
+                        uint64_t token) {
+    return gw_push_mark(ctx, app, device, token);
+}
+
 int push_service_start(push_service_t *ps, gw_t *gw) {
     push_sink_t s = {.ctx = gw,
                      .device = gw_sink_device,
                      .online = gw_sink_online,
+                     .mark = gw_sink_mark,
                      .revoke = gw_sink_revoke};
     return push_service_start_sink(ps, &s);
 }

@@ -21,6 +21,12 @@
  * connection is closed "lingering": our side is shut for writing and what
  * the client still sends is read and dropped for a moment, so the kernel
  * does not reset the connection before the client has read the answer.
+ *
+ * Admission: at most max_conns connections (more are answered 503 at
+ * accept), and at most a share of them per client address (max_conns_per_ip,
+ * half of max_conns by default; more are answered 429), counted in a
+ * gw_limit table.  Without the share, 1,100 slowloris connections from one
+ * address held all 1,024 places and every other client got 503.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -35,6 +41,8 @@
 #include "core/log.h"
 #include "core/net.h"
 #include "ev/ev.h"
+#include "ev/lpause.h"
+#include "gateway/gw_limit.h"
 #include "ops/metrics_herald.h"
 #include "push/push_int.h"
 
@@ -48,6 +56,7 @@ struct push_http {
     push_service_t *ps;
     ev_loop_t *loop;
     ev_io_t lio;
+    lpause_t lpause;  /* the listener's back-off when out of descriptors */
     ev_async_t stop;
     pthread_t thread;
     bool thread_started;
@@ -58,6 +67,8 @@ struct push_http {
     push_call_t *mbox;
     int nconns;
     size_t in_limit;
+    gw_iptab_t *iptab; /* connections per client address (its share) */
+    int share;
 };
 
 struct hconn {
@@ -83,6 +94,7 @@ struct hconn {
     bool zombie;    /* closed while waiting: freed by the call's return */
     bool wait_ka;   /* the parked request's keep-alive and HEAD */
     bool wait_head;
+    gw_ipent_t *ip; /* its address's count; NULL: not counted */
 };
 
 /* ---- connection life ------------------------------------------------------ */
@@ -95,6 +107,9 @@ static void conn_close(hconn_t *c) {
     ev_timer_stop(h->loop, &c->timer);
     close(c->io.fd);
     c->dead = true;
+    if (c->ip)
+        gw_iptab_put(h->iptab, c->ip);
+    c->ip = NULL;
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -490,10 +505,13 @@ static void on_timer(ev_loop_t *loop, ev_timer_t *t) {
     hconn_t *c = ev_container_of(t, hconn_t, timer);
     (void)loop;
     if (c->lingering || c->in_len == 0) {
+        if (!c->lingering)
+            metrics_inc(M_API_TIMEOUTS, MH_API_HTTP, MH_TO_IDLE);
         conn_close(c);
         return;
     }
     /* A request did not arrive whole in time (slow or stuck client). */
+    metrics_inc(M_API_TIMEOUTS, MH_API_HTTP, MH_TO_HEAD);
     c->paused = false;
     reply_error(c, 408, "request_timeout", "request not received in time");
     flush_out(c);
@@ -504,19 +522,47 @@ static void on_timer(ev_loop_t *loop, ev_timer_t *t) {
 #define BUSY_BODY                                                          \
     "{\"error\":{\"code\":\"overloaded\",\"message\":"                     \
     "\"too many API connections\"}}\n"
+#define SHARE_BODY                                                         \
+    "{\"error\":{\"code\":\"too_many_conns\",\"message\":"                 \
+    "\"too many API connections from this address\"}}\n"
 
-/* At max_conns: answered before the request is read (a client that writes
- * its request first still reads this), then closed. */
-static void refuse_busy(int fd) {
-    char buf[256];
+/* At max_conns (503), or the client address at its share of it (429):
+ * answered before the request is read (a client that writes its request
+ * first still reads this), then closed. */
+static void refuse(int fd, bool per_ip) {
+    char buf[320];
+    const char *body = per_ip ? SHARE_BODY : BUSY_BODY;
     int n = snprintf(buf, sizeof buf,
-                     "HTTP/1.1 503 Service Unavailable\r\n"
+                     "HTTP/1.1 %s\r\n"
                      "Content-Type: application/json\r\nRetry-After: 1\r\n"
                      "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
-                     sizeof BUSY_BODY - 1, BUSY_BODY);
-    metrics_inc(M_REFUSED, MH_REF_PUSH, MH_REF_MAX_CONNS);
+                     per_ip ? "429 Too Many Requests"
+                            : "503 Service Unavailable",
+                     strlen(body), body);
+    metrics_inc(M_REFUSED, MH_REF_PUSH,
+                per_ip ? MH_REF_PER_IP : MH_REF_MAX_CONNS);
     (void)!write(fd, buf, (size_t)n); /* best effort: closing anyway */
     close(fd);
+}
+
+/* Room for one more connection from peer: 0 with *ip counted (NULL when
+ * the address could not be), or 1 (503: the cap) / 2 (429: the share). */
+static int admit(push_http_t *h, const struct sockaddr_storage *peer,
+                 gw_ipent_t **ip) {
+    *ip = NULL;
+    if (h->nconns >= h->ps->cfg.max_conns)
+        return 1;
+    if (gw_iptab_take(h->iptab, (const struct sockaddr *)peer, ip) !=
+        GW_IPTAB_OVER)
+        return 0; /* -ENOMEM, another family: admitted, not counted */
+    static log_limit_t lim = LOG_LIMIT_INIT(10000);
+    char addr[64];
+    log_limited(&lim, LOG_LEVEL_WARN,
+                "api connection refused: address at its share",
+                "peer=%s share=%d max=%d",
+                net_addr_str(peer, addr, sizeof addr), h->share,
+                h->ps->cfg.max_conns);
+    return 2;
 }
 
 static void on_accept(ev_loop_t *loop, ev_io_t *io, unsigned revents) {
@@ -524,18 +570,23 @@ static void on_accept(ev_loop_t *loop, ev_io_t *io, unsigned revents) {
     (void)revents;
     for (int i = 0; i < ACCEPT_BATCH; i++) {
         int fd;
-        int rc = net_accept(io->fd, &fd, NULL);
-        if (rc == -EAGAIN || rc == -EMFILE || rc == -ENFILE)
+        struct sockaddr_storage peer;
+        int rc = net_accept(io->fd, &fd, &peer);
+        if (rc == -EAGAIN || lpause_fault(&h->lpause, rc))
             return;
         if (rc < 0)
             continue;
-        hconn_t *c = h->nconns < h->ps->cfg.max_conns
-                         ? calloc(1, sizeof *c)
-                         : NULL;
+        lpause_ok(&h->lpause);
+        gw_ipent_t *ip;
+        int why = admit(h, &peer, &ip);
+        hconn_t *c = why ? NULL : calloc(1, sizeof *c);
         if (!c) {
-            refuse_busy(fd);
+            if (ip)
+                gw_iptab_put(h->iptab, ip);
+            refuse(fd, why == 2);
             continue;
         }
+        c->ip = ip;
         (void)net_set_nodelay(fd, true); /* small answers, send at once */
         c->h = h;
         c->readable = true; /* a request may be in before the first edge */
@@ -543,6 +594,8 @@ static void on_accept(ev_loop_t *loop, ev_io_t *io, unsigned revents) {
         ev_io_init(&c->io, fd, on_io, c);
         ev_timer_init(&c->timer, on_timer);
         if (ev_add(loop, &c->io, EV_READ | EV_WRITE | EV_ET) < 0) {
+            if (c->ip)
+                gw_iptab_put(h->iptab, c->ip);
             close(fd);
             free(c);
             continue;
@@ -621,6 +674,7 @@ static void *http_main(void *arg) {
 }
 
 static void http_free(push_http_t *h) {
+    lpause_stop(&h->lpause);
     if (h->lio.fd >= 0) {
         ev_del(h->loop, &h->lio);
         close(h->lio.fd);
@@ -631,6 +685,7 @@ static void http_free(push_http_t *h) {
         ev_async_close(h->loop, &h->done);
     pthread_mutex_destroy(&h->mbox_mu);
     ev_loop_free(h->loop);
+    gw_iptab_free(h->iptab); /* after the connections: they hold entries */
     free(h);
 }
 
@@ -642,8 +697,13 @@ int push_http_start(push_service_t *ps) {
     h->lio.fd = -1;
     h->in_limit = HTTP_MAX_HEAD + (size_t)ps->cfg.max_body;
     pthread_mutex_init(&h->mbox_mu, NULL);
+    h->share = push_ip_share(ps->cfg.max_conns, ps->cfg.max_conns_per_ip);
     h->loop = ev_loop_new(256);
-    if (!h->loop) {
+    h->iptab = gw_iptab_new((uint32_t)h->share);
+    if (!h->loop || !h->iptab) {
+        if (h->loop)
+            ev_loop_free(h->loop);
+        gw_iptab_free(h->iptab);
         free(h);
         return -ENOMEM;
     }
@@ -654,6 +714,7 @@ int push_http_start(push_service_t *ps) {
         return rc;
     }
     ev_io_init(&h->lio, fd, on_accept, h);
+    lpause_init(&h->lpause, h->loop, &h->lio, LPAUSE_API);
     if ((rc = ev_add(h->loop, &h->lio, EV_READ)) < 0 ||
         (rc = ev_async_init(h->loop, &h->stop, on_stop, h)) < 0 ||
         (rc = ev_async_init(h->loop, &h->done, on_done, h)) < 0) {

@@ -66,6 +66,7 @@ void push_gw_ack(void *ctx, const gw_device_t *d, int64_t inbox_seq,
                  int64_t broadcast_seq);
 void push_gw_sync(void *ctx, const gw_device_t *d, int64_t inbox_seq,
                   int64_t broadcast_seq);
+void push_gw_drained(void *ctx, uint64_t token, bool ok);
 int64_t push_gw_revoked(void *ctx, const char *app, const char *dev);
 
 /* push_api.c: one API request, no sockets.  resp->body is a malloc'd JSON
@@ -155,6 +156,10 @@ struct push_call {
     /* result */
     int ret;                /* enum push_ret */
     char err[160];          /* message when ret != 0 */
+    /* PUSH_RET_STORE because the store cannot write now (a full disk, a
+     * writer that did not answer): nothing was stored, a retry later is
+     * safe (HTTP 503 store_unavailable rather than 500). */
+    bool store_unavailable;
     int state;              /* single: PUSH_ST_* */
     bool duplicate;
     long online, stored, targeted;
@@ -184,6 +189,14 @@ int push_call_run(push_call_t *c);
 void push_call_set_err(push_call_t *c, int ret, const char *msg);
 
 #define PUSH_MAX_DEVICES 10000
+
+/* A client address's share of a connection cap: `per_ip`, or half of
+ * `max` when 0 (so one address can never take the whole cap from the
+ * others), at least 1. */
+static inline int push_ip_share(int max, int per_ip) {
+    int n = per_ip > 0 ? per_ip : max / 2;
+    return n < 1 ? 1 : n;
+}
 
 /* ---- push_auth.c ---- */
 int push_auth_new(push_service_t *ps);
@@ -251,6 +264,9 @@ void push_sync_stop(push_service_t *ps);
 void push_sync_free(push_service_t *ps);
 /* Queues a sync of d from its cursors; gen: the hold it ends (0: none). */
 void push_sync_online(push_service_t *ps, const gw_device_t *d, uint64_t gen);
+/* The answer to a page's mark (gw_service_t.drained): the parked sync
+ * with that token goes on (ok) or ends (!ok).  Any thread. */
+void push_sync_resume(push_service_t *ps, uint64_t token, bool ok);
 void push_sync_ack(push_service_t *ps, const gw_device_t *d, int64_t iseq,
                    int64_t bseq);
 /* Adds to a message's routed/written counts, flushed every 100 ms. */

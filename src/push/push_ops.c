@@ -343,6 +343,19 @@ static void deliver(push_call_t *c) {
     }
 }
 
+/* A push the store did not take is answered as not stored: the store
+ * never delivers a push whose write failed (store_writer.c hot_durable). */
+static void store_failed(push_call_t *c, int rc) {
+    static log_limit_t lim = LOG_LIMIT_INIT(1000);
+    log_limited(&lim, LOG_LEVEL_WARN, "push store failed", "msg=%s err=\"%s\"",
+                c->msg_id, store_strerror(rc));
+    c->store_unavailable = rc == STORE_E_NOSPACE || rc == STORE_E_TIMEOUT;
+    char msg[96];
+    snprintf(msg, sizeof msg, "%s: the push was not stored%s",
+             store_strerror(rc), c->store_unavailable ? "; retry later" : "");
+    push_call_set_err(c, PUSH_RET_STORE, msg);
+}
+
 static void on_stored(store_req_t *req, int rc) {
     push_call_t *c = req->data;
     push_service_t *ps = c->ps;
@@ -351,9 +364,7 @@ static void on_stored(store_req_t *req, int rc) {
         snprintf(c->msg_id, sizeof c->msg_id, "%s", req->dup_msg_id);
         c->state = PUSH_ST_ACCEPTED;
     } else if (rc < 0) {
-        log_warn("push store failed", "msg=%s err=%s", c->msg_id,
-                 store_strerror(rc));
-        push_call_set_err(c, PUSH_RET_STORE, store_strerror(rc));
+        store_failed(c, rc);
     } else {
         deliver(c);
     }
@@ -392,8 +403,16 @@ static char *put_str(char **at, const char *s) {
  * queued before the routed/written counts flush (every 100 ms, FIFO), so
  * they always find it.  Returns 1: answered now.
  */
+/* An online-only push's status record: after the delivery, so it can say
+ * how many devices were targeted (all-online: those connected then) and
+ * how many targets it never reached (offline: dropped, as its answer's
+ * state says). */
 static int accept_after(push_call_t *c, const store_req_t *r) {
     deliver(c);
+    long dropped = c->op == PUSH_OP_SINGLE || c->op == PUSH_OP_MULTI
+                       ? (long)c->n_devices - c->online : 0;
+    if (dropped > 0)
+        push_status_add(c->ps, c->msg_id, STORE_EV_DROPPED, dropped);
     const store_msg_t *m = &r->msg;
     size_t n = sizeof *r + m->payload_len + strlen(m->app) + 1 +
                strlen(m->msg_id) + 1 +
@@ -412,6 +431,8 @@ static int accept_after(push_call_t *c, const store_req_t *r) {
     q->msg.collapse_key = put_str(&at, m->collapse_key);
     q->msg.request_id = NULL;
     q->devices = NULL; /* ACCEPT only counts them (targets) */
+    if (c->op == PUSH_OP_ONLINE || c->op == PUSH_OP_ALL) /* ttl 0: online */
+        q->n_devices = (uint32_t)c->targeted;
     q->done = free_self;
     q->data = q;
     if (store_submit(c->ps->cfg.store, q) < 0) {
@@ -479,11 +500,12 @@ int push_call_run(push_call_t *c) {
     int rc = store_submit(ps->cfg.store, r);
     if (rc < 0) {
         atomic_fetch_sub_explicit(&ps->inflight, 1, memory_order_release);
-        if (rc == STORE_E_FULL)
+        if (rc == STORE_E_FULL) {
             metrics_inc(M_REFUSED, MH_REF_PUSH, MH_REF_QUEUE_FULL);
-        push_call_set_err(c, rc == STORE_E_FULL ? PUSH_RET_OVERLOADED
-                                                : PUSH_RET_STORE,
-                          store_strerror(rc));
+            push_call_set_err(c, PUSH_RET_OVERLOADED, store_strerror(rc));
+        } else {
+            store_failed(c, rc);
+        }
         return 1;
     }
     return 0;

@@ -5,10 +5,19 @@
  *   - a device came online: register it (DEVICE_SEEN, durable), then send
  *     it, oldest first and in batches, its inbox after max(acked cursor,
  *     HELLO inboxSeq) and the app's broadcasts after max(cursor, HELLO
- *     broadcastSeq).  Messages stored while this runs are also routed live
- *     (the device is registered in the gateway before the callback), so
- *     nothing falls between the two; a message may come twice, which
- *     at-least-once allows (clients dedupe by msgId);
+ *     broadcastSeq), then the inbox rows stored meanwhile.  Messages
+ *     stored while this runs are also routed live (the device is
+ *     registered in the gateway before the callback), so nothing falls
+ *     between the two; a message may come twice, which at-least-once
+ *     allows (clients dedupe by msgId);
+ *   - flow control: the backlog goes out in pages of PAGE_BYTES, and
+ *     after each page the job parks until the device's connection has
+ *     written it (gw_push_mark, answered by push_sync_resume), while the
+ *     thread syncs other devices.  Written all at once, a 10 MB backlog
+ *     got a healthy device on a slow network cut as a slow consumer
+ *     (1 MB/s: 42 cuts in 19 s, never caught up); paced, it gets
+ *     everything at its own speed, and the slow-consumer cut is left to
+ *     live pushes;
  *   - acks: cumulative, so only the highest cursors per device within a
  *     window matter: kept per device in memory and sent every FLUSH_MS as
  *     one STORE_OP_ACK each, fire-and-forget (a device acking every push
@@ -33,17 +42,36 @@
 #include "push/push_int.h"
 
 #define FLUSH_MS 100
-#define BATCH 256
+#define BATCH 256                  /* rows per store fetch */
+#define PAGE_BYTES (64u * 1024)    /* sent before waiting for a drain */
+#define ROW_COST 64                /* a row's framing, for the page count */
+#define PARK_BUCKETS 1024
 #define MAX_JOBS 100000
 #define MAX_STATUS_KEYS (1u << 18) /* messages per window */
 #define MAX_ACK_KEYS (1u << 20)    /* devices per window */
 
+/* Where a device's sync is: registering it, then its inbox, the app's
+ * broadcasts, and the inbox rows stored meanwhile (live inbox pushes are
+ * held for the sync while it runs, so they come from the store). */
+enum { PH_SEEN, PH_INBOX, PH_BCAST, PH_TAIL };
+
 /* A device that came online, to register and sync (acks no longer queue
- * here: they are merged per device, see push_sync_ack). */
+ * here: they are merged per device, see push_sync_ack).  Between pages it
+ * waits in the parked table under its mark's token. */
 typedef struct job {
     struct job *next;
-    int64_t a, b;     /* the cursors HELLO gave */
+    int64_t a, b;     /* the cursors HELLO gave, then where each starts */
     uint64_t gen;     /* the online entry's hold it ends (0: none) */
+    uint64_t id;      /* its mark's token while parked; 0: not parked */
+    int phase;        /* PH_* */
+    int64_t after;    /* the current timeline: last seq sent */
+    int64_t inbox;    /* the inbox's last seq sent; -1: unknown (gone) */
+    store_rows_t rows; /* fetched for the current timeline */
+    uint32_t next_row; /* the first of rows not sent yet */
+    bool fetched;     /* rows is from the current timeline */
+    bool more;        /* the store has rows after `rows` */
+    bool ok;          /* the last mark's answer */
+    size_t page;      /* bytes sent since the last mark */
     char *device;     /* points into app's buffer */
     char app[];
 } job_t;
@@ -61,19 +89,27 @@ struct push_sync {
     pthread_mutex_t st_mu;
     push_agg_t *status, *status_out; /* under st_mu / sync thread's */
     atomic_long dropped;             /* counts and acks lost */
+    job_t *parked[PARK_BUCKETS];     /* under mu, by id */
+    uint64_t last_id;                /* under mu */
 };
+
+static void job_free(job_t *j) {
+    store_rows_free(&j->rows);
+    free(j);
+}
 
 /* ---- job queue ------------------------------------------------------- */
 
 static void enqueue(push_sync_t *s, const gw_device_t *d, int64_t a,
                     int64_t b, uint64_t gen) {
     size_t al = strlen(d->app) + 1, dl = strlen(d->device) + 1;
-    job_t *j = malloc(sizeof *j + al + dl);
+    job_t *j = calloc(1, sizeof *j + al + dl);
     if (!j) { /* no sync now (the next connect's); no hold either */
         push_sync_done(s->ps, d->app, d->device, gen, NULL, NULL);
         return;
     }
-    j->next = NULL;
+    j->phase = PH_SEEN;
+    j->inbox = -1;
     j->a = a;
     j->b = b;
     j->gen = gen;
@@ -210,47 +246,52 @@ static void flush_acks(push_sync_t *s) {
     push_agg_drain(full, submit_ack, s);
 }
 
-static bool send_rows(push_sync_t *s, const job_t *j, const store_rows_t *rw,
-                      int64_t *after) {
-    for (uint32_t i = 0; i < rw->n; i++) {
-        const store_row_t *row = &rw->rows[i];
-        gw_msg_t g = {
-            .msg_id = row->msg_id,
-            .seq = row->seq,
-            .timeline = row->timeline,
-            .payload = row->payload,
-            .payload_len = row->payload_len,
-            .need_ack = row->need_ack,
-            .sent_at_ms = (int64_t)clock_wall_ms(),
-        };
-        if (s->ps->sink.device(s->ps->sink.ctx, j->app, j->device, &g) <= 0)
-            return false; /* gone again: its next connect syncs */
-        /* Queued on the device's connection: count it like a live push. */
-        push_status_add(s->ps, row->msg_id, STORE_EV_ROUTED, 1);
-        push_status_add(s->ps, row->msg_id, STORE_EV_WRITTEN, 1);
-        *after = row->seq;
-    }
+/* One row to the device's connection as a backlog push; false when the
+ * device has no connection here (its next connect syncs). */
+static bool send_row(push_sync_t *s, const job_t *j, const store_row_t *row) {
+    gw_msg_t g = {
+        .msg_id = row->msg_id,
+        .seq = row->seq,
+        .timeline = row->timeline,
+        .payload = row->payload,
+        .payload_len = row->payload_len,
+        .need_ack = row->need_ack,
+        .sent_at_ms = (int64_t)clock_wall_ms(),
+        .backlog = true,
+    };
+    if (s->ps->sink.device(s->ps->sink.ctx, j->app, j->device, &g) <= 0)
+        return false;
+    /* Queued on the device's connection: count it like a live push. */
+    push_status_add(s->ps, row->msg_id, STORE_EV_ROUTED, 1);
+    push_status_add(s->ps, row->msg_id, STORE_EV_WRITTEN, 1);
     return true;
 }
 
-/* Sends the timeline after `after`; returns the last seq sent (or after),
- * or -1 when the device went away. */
-static int64_t sync_timeline(push_sync_t *s, const job_t *j, int timeline,
-                             int64_t after) {
+static int fetch(push_sync_t *s, const job_t *j, int timeline, int64_t after,
+                 store_rows_t *rw) {
     int64_t now = (int64_t)clock_wall_ms();
+    int rc = timeline == 0
+                 ? store_inbox_fetch(s->rd, j->app, j->device, after, BATCH,
+                                     now, rw)
+                 : store_bcast_fetch(s->rd, j->app, after, BATCH, now, rw);
+    if (rc < 0)
+        log_warn("device sync read failed", "app=%s device=%s err=%s",
+                 j->app, j->device, store_strerror(rc));
+    return rc;
+}
+
+/* Sends the rest of the inbox after `after` without waiting (the final
+ * fetch under the online table's lock: only what was stored since the
+ * last page); returns the last seq sent, or -1 when the device went. */
+static int64_t send_rest(push_sync_t *s, const job_t *j, int64_t after) {
     for (;;) {
         store_rows_t rw = {0};
-        int rc = timeline == 0
-                     ? store_inbox_fetch(s->rd, j->app, j->device, after,
-                                         BATCH, now, &rw)
-                     : store_bcast_fetch(s->rd, j->app, after, BATCH, now,
-                                         &rw);
-        if (rc < 0) {
-            log_warn("device sync read failed", "app=%s device=%s err=%s",
-                     j->app, j->device, store_strerror(rc));
+        if (fetch(s, j, 0, after, &rw) < 0)
             return -1;
-        }
-        bool ok = send_rows(s, j, &rw, &after);
+        bool ok = true;
+        for (uint32_t i = 0; ok && i < rw.n; i++)
+            if ((ok = send_row(s, j, &rw.rows[i])))
+                after = rw.rows[i].seq;
         bool more = rw.more && rw.n > 0;
         store_rows_free(&rw);
         if (!ok)
@@ -268,28 +309,159 @@ typedef struct last_fetch {
 
 static int64_t fetch_last(void *ctx) {
     last_fetch_t *lf = ctx;
-    return lf->after >= 0 ? sync_timeline(lf->s, lf->j, 0, lf->after) : -1;
+    return lf->after >= 0 ? send_rest(lf->s, lf->j, lf->after) : -1;
 }
 
-static void do_online(push_sync_t *s, const job_t *j) {
+/* The job is over (done, device gone, or stopped): its hold ends, after
+ * a last fetch of the inbox when it got that far. */
+static void finish(push_sync_t *s, job_t *j) {
+    last_fetch_t lf = {s, j, j->inbox};
+    /* Always: a failed sync must not hold live messages forever. */
+    push_sync_done(s->ps, j->app, j->device, j->gen, fetch_last, &lf);
+    job_free(j);
+}
+
+static job_t **park_slot(push_sync_t *s, uint64_t id) {
+    job_t **pp = &s->parked[id % PARK_BUCKETS];
+    while (*pp && (*pp)->id != id)
+        pp = &(*pp)->next;
+    return pp;
+}
+
+/* Parks j until its page has drained.  false: the mark was not taken
+ * (the device has no connection here). */
+static bool park(push_sync_t *s, job_t *j) {
+    pthread_mutex_lock(&s->mu);
+    j->id = ++s->last_id;
+    j->next = s->parked[j->id % PARK_BUCKETS];
+    s->parked[j->id % PARK_BUCKETS] = j;
+    uint64_t id = j->id;
+    pthread_mutex_unlock(&s->mu);
+    metrics_gauge_add(M_SYNC_WAITING, 0, 0, 1);
+    /* Outside the lock: the answer may come (on a gateway worker) before
+     * this returns, and it takes the lock. */
+    if (s->ps->sink.mark(s->ps->sink.ctx, j->app, j->device, id) > 0)
+        return true;
+    pthread_mutex_lock(&s->mu);
+    job_t **pp = park_slot(s, id);
+    if (*pp) /* no answer comes for a refused mark */
+        *pp = j->next;
+    j->id = 0;
+    j->next = NULL;
+    pthread_mutex_unlock(&s->mu);
+    metrics_gauge_add(M_SYNC_WAITING, 0, 0, -1);
+    return false;
+}
+
+enum { STEP_PARKED, STEP_DONE, STEP_GONE };
+
+/* Sends the current timeline from j->after until a page is full (then
+ * parks: STEP_PARKED), the timeline is done (STEP_DONE), or the device or
+ * the store failed (STEP_GONE). */
+static int send_page(push_sync_t *s, job_t *j) {
+    int timeline = j->phase == PH_BCAST ? 1 : 0;
+    for (;;) {
+        if (j->next_row == j->rows.n) {
+            bool end = j->fetched && !j->more;
+            store_rows_free(&j->rows);
+            j->next_row = 0;
+            j->fetched = false;
+            if (end)
+                return STEP_DONE;
+            if (fetch(s, j, timeline, j->after, &j->rows) < 0)
+                return STEP_GONE;
+            j->fetched = true;
+            j->more = j->rows.more && j->rows.n > 0;
+            if (j->rows.n == 0)
+                continue; /* end */
+        }
+        const store_row_t *row = &j->rows.rows[j->next_row++];
+        if (!send_row(s, j, row))
+            return STEP_GONE; /* gone again: its next connect syncs */
+        j->after = row->seq;
+        j->page += row->payload_len + ROW_COST;
+        if (j->page >= PAGE_BYTES && s->ps->sink.mark) {
+            j->page = 0;
+            return park(s, j) ? STEP_PARKED : STEP_GONE;
+        }
+    }
+}
+
+/* DEVICE_SEEN (durable): the store's cursors for the device.  false: the
+ * store failed, nothing to send. */
+static bool device_seen(push_sync_t *s, job_t *j) {
     store_req_t r;
     memset(&r, 0, sizeof r);
     r.op = STORE_OP_DEVICE_SEEN;
     r.msg.app = j->app;
     r.device = j->device;
     int rc = store_submit_wait(s->ps->cfg.store, &r);
-    last_fetch_t lf = {s, j, -1};
     if (rc < 0) {
         log_warn("device seen failed", "app=%s device=%s err=%s", j->app,
                  j->device, store_strerror(rc));
-    } else {
-        int64_t inbox = r.inbox_acked > j->a ? r.inbox_acked : j->a;
-        int64_t bcast = r.bcast_cursor > j->b ? r.bcast_cursor : j->b;
-        lf.after = sync_timeline(s, j, 0, inbox);
-        (void)sync_timeline(s, j, 1, bcast); /* -1: gone, next connect */
+        return false;
     }
-    /* Always: a failed sync must not hold live messages forever. */
-    push_sync_done(s->ps, j->app, j->device, j->gen, fetch_last, &lf);
+    j->a = r.inbox_acked > j->a ? r.inbox_acked : j->a;
+    j->b = r.bcast_cursor > j->b ? r.bcast_cursor : j->b;
+    j->after = j->a;
+    j->phase = PH_INBOX;
+    return true;
+}
+
+/* Runs j until it parks (the thread goes on with other jobs) or ends. */
+static void run_job(push_sync_t *s, job_t *j, bool stop) {
+    if (j->phase == PH_SEEN ? !device_seen(s, j) : !j->ok || stop) {
+        j->inbox = -1; /* gone, failed or stopping: no last fetch */
+        finish(s, j);
+        return;
+    }
+    for (;;) {
+        int st = send_page(s, j);
+        if (st == STEP_PARKED)
+            return;
+        if (st == STEP_GONE) {
+            j->inbox = -1;
+            break;
+        }
+        if (j->phase == PH_BCAST) { /* then the inbox stored meanwhile */
+            j->phase = PH_TAIL;
+            j->after = j->inbox;
+            continue;
+        }
+        j->inbox = j->after;
+        if (j->phase == PH_TAIL)
+            break;
+        j->phase = PH_BCAST;
+        j->after = j->b;
+    }
+    finish(s, j);
+}
+
+void push_sync_resume(push_service_t *ps, uint64_t token, bool ok) {
+    push_sync_t *s = ps->sync;
+    if (!s)
+        return;
+    pthread_mutex_lock(&s->mu);
+    job_t **pp = park_slot(s, token);
+    job_t *j = *pp;
+    if (j) {
+        metrics_gauge_add(M_SYNC_WAITING, 0, 0, -1);
+        *pp = j->next;
+        j->id = 0;
+        j->ok = ok;
+        j->next = NULL;
+        if (s->stop) { /* the thread is gone or going: drop it */
+            job_free(j);
+        } else {
+            if (s->tail)
+                s->tail->next = j;
+            else
+                s->head = j;
+            s->tail = j; /* not counted in njobs: never refused */
+            pthread_cond_signal(&s->cv);
+        }
+    }
+    pthread_mutex_unlock(&s->mu);
 }
 
 static void *sync_main(void *arg) {
@@ -318,13 +490,16 @@ static void *sync_main(void *arg) {
         s->njobs = 0;
         bool stop = s->stop;
         pthread_mutex_unlock(&s->mu);
-        if (batch)
+        bool fresh = false; /* a new device (not a sync going on) */
+        for (job_t *j = batch; j && !fresh; j = j->next)
+            fresh = j->phase == PH_SEEN;
+        if (fresh)
             flush_acks(s);
         while (batch) {
             job_t *j = batch;
             batch = j->next;
-            do_online(s, j);
-            free(j);
+            j->next = NULL;
+            run_job(s, j, stop); /* parks it, or finishes and frees it */
         }
         if (clock_mono_ms() >= next_flush || stop) {
             /* Status first: the store holds a message's routed/written
@@ -397,8 +572,14 @@ void push_sync_free(push_service_t *ps) {
     ps->sync = NULL;
     for (job_t *j = s->head, *n; j; j = n) {
         n = j->next;
-        free(j);
+        job_free(j);
     }
+    for (int i = 0; i < PARK_BUCKETS; i++) /* waiting for a drain */
+        for (job_t *j = s->parked[i], *n; j; j = n) {
+            n = j->next;
+            metrics_gauge_add(M_SYNC_WAITING, 0, 0, -1);
+            job_free(j);
+        }
     store_reader_free(s->rd);
     pthread_mutex_destroy(&s->mu);
     pthread_mutex_destroy(&s->st_mu);

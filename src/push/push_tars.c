@@ -18,9 +18,19 @@
  * CONN_CALLS_MAX of its calls wait for the store or more than OUT_PAUSE
  * bytes of answers wait for it to read; it resumes when that clears.  A
  * peer that lets answers pile up past OUT_MAX, or reads nothing for
- * STALL_MS while answers wait, is cut with a log line.  There is no idle
- * timeout: TARS clients keep their connections.  At most tars_max_conns
- * connections are open; more are closed at accept.
+ * STALL_MS while answers wait, is cut with a log line.
+ *
+ * Timeouts and shares: 64 sockets that never sent a byte used to hold
+ * every place for as long as they stayed.  Now a frame must arrive whole
+ * within head_timeout of the previous one being taken (or of the
+ * connection's first byte), and a connection with no call, no answer
+ * waiting and no partial frame is closed after tars_idle_timeout (TARS
+ * clients reconnect on their next call); both count in
+ * herald_api_timeouts_total{api="tars"}.  At most tars_max_conns
+ * connections are open, of which one client address may hold its share
+ * (tars_max_conns_per_ip, half by default); more are closed at accept
+ * (TARS has no answer without a request) with a log line per 10 s and
+ * herald_refused_total{what="push",reason=max_conns|per_ip}.
  *
  * Output of one loop iteration is written once per connection, from the
  * before-sleep hook, so a group commit answering many calls costs one
@@ -42,6 +52,8 @@
 #include "core/log.h"
 #include "core/net.h"
 #include "ev/ev.h"
+#include "ev/lpause.h"
+#include "gateway/gw_limit.h"
 #include "ops/metrics_herald.h"
 #include "push/push_int.h"
 
@@ -57,6 +69,7 @@
 #define ACCEPT_BATCH 64
 #define READS_PER_TURN 16        /* then other connections go first */
 #define REFUSED_LOG_MS 10000
+#define TIMEOUT_LOG_MS 10000
 
 typedef struct tconn tconn_t;
 
@@ -64,6 +77,7 @@ struct push_tars {
     push_service_t *ps;
     ev_loop_t *loop;
     ev_io_t lio;
+    lpause_t lpause;          /* the listener's back-off, out of fds */
     ev_async_t stop;
     ev_async_t done;          /* calls back from the store */
     ev_timer_t drain_timer;
@@ -80,12 +94,17 @@ struct push_tars {
     int nconns;
     long calls;               /* deferred calls not back from the store */
     bool draining, drain_cut;
-    uint64_t refused_log_ms;
+    gw_iptab_t *iptab;        /* connections per client address */
+    int share;                /* of tars_max_conns, per address */
 };
 
 struct tconn {
     ev_io_t io;
     ev_timer_t stall;
+    ev_timer_t idle;          /* head and idle timeouts, armed lazily */
+    uint64_t deadline;        /* what idle really means; 0 = none (busy) */
+    uint64_t frame_at;        /* a partial frame waits since; 0 = none */
+    gw_ipent_t *ip;           /* its address's count; NULL: not counted */
     push_tars_t *pt;
     tconn_t *prev, *next;     /* pt->conns, then pt->dead */
     tconn_t *ready_next;
@@ -110,8 +129,12 @@ static void conn_close(tconn_t *t) {
     push_tars_t *pt = t->pt;
     ev_del(pt->loop, &t->io);
     ev_timer_stop(pt->loop, &t->stall);
+    ev_timer_stop(pt->loop, &t->idle);
     close(t->io.fd);
     t->dead = true;
+    if (t->ip)
+        gw_iptab_put(pt->iptab, t->ip);
+    t->ip = NULL;
     free(t->in);
     free(t->out);
     t->in = t->out = NULL;
@@ -261,6 +284,7 @@ static int serve_frames(tconn_t *t) {
     if (off) {
         memmove(t->in, t->in + off, t->in_len - off);
         t->in_len -= off;
+        t->frame_at = 0; /* the next frame's time starts now */
     }
     if (t->in_len == 0 && t->in_cap > BUF_KEEP) {
         free(t->in);
@@ -337,6 +361,59 @@ static void maybe_done(tconn_t *t) {
     }
 }
 
+/* The one timer moves lazily: a later deadline only updates the field,
+ * and on_idle re-arms itself when it fires early.  0: none. */
+static void set_deadline(tconn_t *t, uint64_t at) {
+    t->deadline = at;
+    if (at && (!ev_timer_active(&t->idle) || t->idle.node.expire > at))
+        ev_timer_start_at(t->pt->loop, &t->idle, at);
+}
+
+/* After each pump: while calls are out or answers wait, the store and the
+ * stall timer decide (no deadline); a partial frame must complete within
+ * head_timeout; otherwise the connection is idle. */
+static void arm_idle(tconn_t *t) {
+    push_tars_t *pt = t->pt;
+    const push_config_t *cfg = &pt->ps->cfg;
+    uint64_t now = ev_now_ms(pt->loop);
+    if (t->calls > 0 || t->out_off < t->out_len || pt->draining) {
+        t->frame_at = 0;
+        set_deadline(t, 0);
+    } else if (t->in_len > 0) {
+        if (!t->frame_at)
+            t->frame_at = now;
+        set_deadline(t, t->frame_at + (uint64_t)cfg->head_timeout * 1000);
+    } else {
+        set_deadline(t, cfg->tars_idle_timeout > 0
+                            ? now + (uint64_t)cfg->tars_idle_timeout * 1000
+                            : 0);
+    }
+}
+
+static void on_idle(ev_loop_t *loop, ev_timer_t *timer) {
+    tconn_t *t = ev_container_of(timer, tconn_t, idle);
+    if (!t->deadline)
+        return; /* busy meanwhile; arm_idle sets it again */
+    if (t->deadline > ev_now_ms(loop)) {
+        ev_timer_start_at(loop, timer, t->deadline);
+        return;
+    }
+    static log_limit_t lim_head = LOG_LIMIT_INIT(TIMEOUT_LOG_MS);
+    static log_limit_t lim_idle = LOG_LIMIT_INIT(TIMEOUT_LOG_MS);
+    bool head = t->in_len > 0;
+    metrics_inc(M_API_TIMEOUTS, MH_API_TARS, head ? MH_TO_HEAD : MH_TO_IDLE);
+    if (head)
+        log_limited(&lim_head, LOG_LEVEL_WARN,
+                    "tars frame not received in time, closing",
+                    "peer=%s have=%zu timeout_s=%d", t->peer, t->in_len,
+                    t->pt->ps->cfg.head_timeout);
+    else
+        log_limited(&lim_idle, LOG_LEVEL_INFO, "tars connection idle, closing",
+                    "peer=%s timeout_s=%d", t->peer,
+                    t->pt->ps->cfg.tars_idle_timeout);
+    conn_close(t);
+}
+
 /*
  * Makes what progress t allows: runs the frames already buffered, reads
  * more while it may take calls, writes what is queued.  Called on every
@@ -366,6 +443,8 @@ static void conn_pump(tconn_t *t) {
     if (can_take(t) && ((t->readable && !t->eof) || has_frame(t)))
         want_pump(t);
     maybe_done(t);
+    if (!t->dead)
+        arm_idle(t);
 }
 
 static void on_io(ev_loop_t *loop, ev_io_t *io, unsigned revents) {
@@ -455,19 +534,25 @@ static void on_done(ev_loop_t *loop, ev_async_t *a) {
 /* ---- accepting ------------------------------------------------------------ */
 
 static void conn_open(push_tars_t *pt, int fd,
-                      const struct sockaddr_storage *ss) {
+                      const struct sockaddr_storage *ss, gw_ipent_t *ip) {
     tconn_t *t = calloc(1, sizeof *t);
     if (!t) {
+        if (ip)
+            gw_iptab_put(pt->iptab, ip);
         close(fd);
         return;
     }
+    t->ip = ip;
     (void)net_set_nodelay(fd, true); /* small answers, send at once */
     t->pt = pt;
     t->readable = true;
     net_addr_str(ss, t->peer, sizeof t->peer);
     ev_io_init(&t->io, fd, on_io, t);
     ev_timer_init(&t->stall, on_stall);
+    ev_timer_init(&t->idle, on_idle);
     if (ev_add(pt->loop, &t->io, EV_READ | EV_WRITE | EV_ET) < 0) {
+        if (ip)
+            gw_iptab_put(pt->iptab, ip);
         close(fd);
         free(t);
         return;
@@ -477,6 +562,32 @@ static void conn_open(push_tars_t *pt, int fd,
         pt->conns->prev = t;
     pt->conns = t;
     pt->nconns++;
+    arm_idle(t);
+}
+
+/* 0 with *ip counted (NULL: could not be), or 1 (the cap) / 2 (the
+ * address's share), logged once per REFUSED_LOG_MS each. */
+static int admit(push_tars_t *pt, const struct sockaddr_storage *ss,
+                 gw_ipent_t **ip) {
+    static log_limit_t lim_max = LOG_LIMIT_INIT(REFUSED_LOG_MS);
+    static log_limit_t lim_ip = LOG_LIMIT_INIT(REFUSED_LOG_MS);
+    char addr[64];
+    if (pt->nconns >= pt->ps->cfg.tars_max_conns) {
+        log_limited(&lim_max, LOG_LEVEL_WARN,
+                    "tars connection refused: limit reached", "max=%d peer=%s",
+                    pt->ps->cfg.tars_max_conns,
+                    net_addr_str(ss, addr, sizeof addr));
+        return 1;
+    }
+    if (gw_iptab_take(pt->iptab, (const struct sockaddr *)ss, ip) !=
+        GW_IPTAB_OVER)
+        return 0; /* -ENOMEM, another family: admitted, not counted */
+    log_limited(&lim_ip, LOG_LEVEL_WARN,
+                "tars connection refused: address at its share",
+                "peer=%s share=%d max=%d",
+                net_addr_str(ss, addr, sizeof addr), pt->share,
+                pt->ps->cfg.tars_max_conns);
+    return 2;
 }
 
 static void on_accept(ev_loop_t *loop, ev_io_t *io, unsigned revents) {
@@ -486,23 +597,21 @@ static void on_accept(ev_loop_t *loop, ev_io_t *io, unsigned revents) {
         struct sockaddr_storage ss;
         int fd;
         int rc = net_accept(io->fd, &fd, &ss);
-        if (rc == -EAGAIN || rc == -EMFILE || rc == -ENFILE)
+        if (rc == -EAGAIN || lpause_fault(&pt->lpause, rc))
             return;
         if (rc < 0)
             continue;
-        if (pt->nconns >= pt->ps->cfg.tars_max_conns) {
-            uint64_t now = ev_now_ms(loop);
-            if (now - pt->refused_log_ms >= REFUSED_LOG_MS) {
-                log_warn("tars connection refused: limit reached",
-                         "max=%d", pt->ps->cfg.tars_max_conns);
-                pt->refused_log_ms = now;
-            }
+        lpause_ok(&pt->lpause);
+        gw_ipent_t *ip = NULL;
+        int why = admit(pt, &ss, &ip);
+        if (why) {
             /* TARS has no answer without a request: the client sees a close */
-            metrics_inc(M_REFUSED, MH_REF_PUSH, MH_REF_MAX_CONNS);
+            metrics_inc(M_REFUSED, MH_REF_PUSH,
+                        why == 2 ? MH_REF_PER_IP : MH_REF_MAX_CONNS);
             close(fd);
             continue;
         }
-        conn_open(pt, fd, &ss);
+        conn_open(pt, fd, &ss, ip);
     }
 }
 
@@ -545,6 +654,7 @@ static void on_stop(ev_loop_t *loop, ev_async_t *a) {
     if (pt->draining)
         return;
     pt->draining = true;
+    lpause_stop(&pt->lpause);
     ev_del(loop, &pt->lio);
     close(pt->lio.fd);
     pt->lio.fd = -1;
@@ -568,6 +678,7 @@ static void *tars_main(void *arg) {
 }
 
 static void tars_free(push_tars_t *pt) {
+    lpause_stop(&pt->lpause);
     if (pt->lio.fd >= 0) {
         ev_del(pt->loop, &pt->lio);
         close(pt->lio.fd);
@@ -582,6 +693,7 @@ static void tars_free(push_tars_t *pt) {
     jce_out_free(&pt->body);
     jce_arena_free(pt->arena);
     ev_loop_free(pt->loop);
+    gw_iptab_free(pt->iptab); /* after the connections: they hold entries */
     free(pt);
 }
 
@@ -589,7 +701,10 @@ static int tars_init(push_tars_t *pt) {
     pt->loop = ev_loop_new(256);
     pt->srv = trpc_server_new();
     pt->arena = jce_arena_new(0);
-    if (!pt->loop || !pt->srv || !pt->arena)
+    pt->share = push_ip_share(pt->ps->cfg.tars_max_conns,
+                              pt->ps->cfg.tars_max_conns_per_ip);
+    pt->iptab = gw_iptab_new((uint32_t)pt->share);
+    if (!pt->loop || !pt->srv || !pt->arena || !pt->iptab)
         return -ENOMEM;
     int rc = push_tars_register(pt->srv);
     if (rc < 0)
@@ -599,6 +714,7 @@ static int tars_init(push_tars_t *pt) {
                              511, false, &fd)) < 0)
         return rc;
     ev_io_init(&pt->lio, fd, on_accept, pt);
+    lpause_init(&pt->lpause, pt->loop, &pt->lio, LPAUSE_TARS);
     if ((rc = ev_add(pt->loop, &pt->lio, EV_READ)) < 0 ||
         (rc = ev_async_init(pt->loop, &pt->stop, on_stop, pt)) < 0 ||
         (rc = ev_async_init(pt->loop, &pt->done, on_done, pt)) < 0)

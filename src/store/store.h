@@ -40,6 +40,10 @@ enum store_err {
     STORE_E_CLOSED = -6,      /* store closing, request not run */
     STORE_E_FULL = -7,        /* writer queue over its limit: back off */
     STORE_E_LOCKED = -8,      /* another process serves this database */
+    STORE_E_NOSPACE = -9,     /* the disk is full: nothing was written */
+    STORE_E_TIMEOUT = -10,    /* the writer did not answer in time */
+    STORE_E_JOURNAL = -11,    /* the hot journal is damaged or missing */
+    STORE_E_PERM = -12,       /* a store file is open to other users */
 };
 const char *store_strerror(int err);
 
@@ -56,15 +60,28 @@ typedef struct store_config {
     /* Hot inbox journal (store_hot.c): bytes per file before the other
      * file takes over; default 8 MiB (tests make it small). */
     long hot_file_max;
+    /* Messages a device's inbox keeps at most: appending beyond it drops
+     * the oldest undelivered ones (their status records count `dropped`),
+     * so a device that never connects cannot fill the disk.  0 = no
+     * limit; default 10000. */
+    long inbox_max;
     /* The one process that serves pushes from this file: store_open fails
      * with STORE_E_LOCKED while another holds it.  Others (herald app)
      * open beside it and write through SQLite only. */
     bool exclusive;
+    /* A hot journal found damaged or missing where journal_files says
+     * acknowledged pushes may be in it: store_open fails with
+     * STORE_E_JOURNAL, unless this is set; then what is readable is
+     * recovered, the loss is logged with its counts, and the store opens. */
+    bool accept_journal_loss;
 } store_config_t;
 
 void store_config_defaults(store_config_t *c);
 /* Opens (creating the schema if needed) and starts the writer thread. */
 int store_open(const store_config_t *cfg, store_t **out);
+/* Why the last store_open on this thread failed with rc, in words (the
+ * path and the system's reason where there is one). */
+const char *store_open_error(int rc);
 /* Runs every queued request, stops the writer, closes.  Readers must be
  * freed first. */
 void store_close(store_t *st);
@@ -123,6 +140,7 @@ enum store_event {
     STORE_EV_WRITTEN = 3,
     STORE_EV_ACKED = 4,
     STORE_EV_EXPIRED = 5,
+    STORE_EV_DROPPED = 6,     /* discarded undelivered: an inbox over its cap */
     STORE_EV_COUNT
 };
 
@@ -197,13 +215,23 @@ typedef struct store_stats {
     long expired;             /* messages removed by the sweeper */
     double commit_ms_avg;
     long replaced;            /* inbox rows dropped by collapseKey */
+    long dropped;             /* inbox rows dropped by inbox_max */
 } store_stats_t;
 void store_stats(store_t *st, store_stats_t *out);
+
+/* Why the store cannot write now: 0, STORE_E_NOSPACE (the disk is full)
+ * or STORE_E_IO (a write failed).  Set by the writer when a commit or a
+ * journal write fails, cleared by the next one that succeeds; any thread,
+ * without a lock (/readyz, the metrics). */
+int store_fault(const store_t *st);
 
 /* ---- reads (any thread, one reader per thread) --------------------------- */
 
 int store_reader_new(store_t *st, store_reader_t **out);
 void store_reader_free(store_reader_t *r);
+/* One trivial read (never waits for the writer): 0 if the database
+ * answers. */
+int store_ping(store_reader_t *r);
 
 typedef struct store_row {
     char *msg_id;
@@ -264,6 +292,18 @@ typedef struct store_status {
 } store_status_t;
 int store_status_get(store_reader_t *r, const char *msg_id,
                      store_status_t *out);
+/* The one JSON form of a status record, shared by the push API
+ * (GET /v1/messages/ID), the admin port (/api/messages/ID) and so
+ * herald trace:
+ *   {"msgId":ID,"app":APP,"kind":"single|multi|online|all","ttl":N,
+ *    "targets":N,"timeline":{"accepted":{"at":MS,"count":N},...,
+ *    "dropped":{...}}}
+ * every event in order, at 0 = not yet.  Writes it NUL-terminated into
+ * out; its length, or -1 if cap is too small. */
+int store_status_format(const char *msg_id, const store_status_t *s,
+                        char *out, size_t cap);
+/* The event's name in that form ("accepted" .. "dropped"). */
+const char *store_event_name(int ev);
 
 /* ---- applications (rare; synchronous) ------------------------------------- */
 

@@ -38,6 +38,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/clock.h"
@@ -216,18 +217,21 @@ static int row_of(const hot_ent_t *e, store_row_t *row) {
 
 int store__hot_fetch(store_t *st, const char *app, const char *dev,
                      int64_t after, uint32_t limit, int64_t now,
-                     store_rows_t *out) {
+                     store_rows_t *out, int64_t *drop_to) {
     store_hot_t *h = st->hot;
     memset(out, 0, sizeof *out);
+    *drop_to = 0;
     if (!h || !app || !dev) return 0;
     int rc = 0;
     pthread_mutex_lock(&h->mu);
     hot_dev_t *d = dev_find(h, app, dev, dev_hash(app, dev));
+    if (d) *drop_to = d->drop_to;
     for (hot_ent_t *e = d ? d->first : NULL; e && rc == 0; e = e->dnext) {
         /* Not on disk yet: its push is not acknowledged, and a crash now
          * would hand its seq to another message. */
         if (e == h->unsynced) break;
-        if (e->seq <= after || e->at_acked || (now && e->expires <= now))
+        if (e->seq <= after || e->at_acked || e->at_dropped ||
+            (now && e->expires <= now))
             continue;
         if (out->n == limit) {
             out->more = true;
@@ -242,6 +246,24 @@ int store__hot_fetch(store_t *st, const char *app, const char *dev,
     pthread_mutex_unlock(&h->mu);
     if (rc < 0) store_rows_free(out);
     return rc;
+}
+
+/* inbox_max: appending seq drops the device's held pushes up to
+ * seq - inbox_max that are not acked; SQLite's rows follow at the next
+ * fold (fold_dev), readers skip them at once (store__hot_fetch). */
+static void inbox_cap(store_t *st, hot_dev_t *d, int64_t seq, int64_t now) {
+    long max = st->cfg.inbox_max;
+    if (max <= 0 || seq - d->acked <= max) return;
+    int64_t cut = seq - max;
+    if (cut <= d->drop_to) return;
+    hot_ent_t *e = d->drop_next ? d->drop_next : d->first;
+    for (; e && e->seq <= cut; e = e->dnext) {
+        if (e->seq <= d->drop_to || e->at_acked || e->at_dropped) continue;
+        e->at_dropped = now;
+        atomic_fetch_add(&st->dropped, 1);
+    }
+    d->drop_next = e;
+    d->drop_to = cut;
 }
 
 /* ---- the fast paths -------------------------------------------------------- */
@@ -283,6 +305,7 @@ bool store__hot_append(store_t *st, store_req_t *req, int64_t now, int *rc) {
         free(e);
         return true;
     }
+    inbox_cap(st, d, e->seq, now);
     d->last_seq = e->seq;
     dev_mark_dirty(st, d);
     if (d->last) d->last->dnext = e;
@@ -329,7 +352,7 @@ bool store__hot_ack(store_t *st, store_req_t *req, int64_t now, int *rc) {
     if (acked > d->acked) {
         hot_ent_t *e = d->ack_next;
         for (; e && e->seq <= acked; e = e->dnext) {
-            if (e->at_acked) continue;
+            if (e->at_acked || e->at_dropped) continue;
             e->at_acked = now;
             store_pend_ent_t held; /* counts a STATUS request brought */
             if (store__pend_pop(st, e->msg_id, &held)) {
@@ -384,6 +407,7 @@ int store__hot_write_row(store_t *st, const hot_row_t *r, bool inbox) {
     sqlite3_bind_int64(s, 11, r->written);
     sqlite3_bind_int64(s, 12, r->at_acked);
     sqlite3_bind_int64(s, 13, r->at_acked ? 1 : 0);
+    sqlite3_bind_int64(s, 14, r->at_dropped);
     int rc = store__step(st, s);
     if (rc < 0 || !inbox) return rc;
     if (!(s = store__w(st, W_HOT_INBOX))) return STORE_E_IO;
@@ -414,14 +438,23 @@ static int fold_one(store_t *st, const hot_ent_t *e) {
         .ttl = e->ttl, .need_ack = e->need_ack, .seq = e->seq,
         .created = e->created, .expires = e->expires,
         .at_delivered = e->at_delivered, .routed = e->routed,
-        .written = e->written, .at_acked = e->at_acked};
-    return store__hot_write_row(st, &r, !e->at_acked);
+        .written = e->written, .at_acked = e->at_acked,
+        .at_dropped = e->at_dropped};
+    return store__hot_write_row(st, &r, !e->at_acked && !e->at_dropped);
 }
 
-static int fold_dev(store_t *st, const hot_dev_t *d) {
-    return store__hot_write_dev(st, d->key, d->key + d->app_len + 1,
-                                d->last_seq, d->acked);
+/* A device row, and SQLite's inbox rows that inbox_max dropped since. */
+static int fold_dev(store_t *st, hot_dev_t *d) {
+    const char *dev = d->key + d->app_len + 1;
+    if (d->drop_to > d->sql_trimmed && d->sql_max > d->sql_acked) {
+        int rc = store__inbox_trim(st, d->key, dev, d->drop_to,
+                                   (int64_t)clock_wall_ms());
+        if (rc < 0) return rc;
+        d->sql_trimmed = d->drop_to; /* a rollback: trimmed again later */
+    }
+    return store__hot_write_dev(st, d->key, dev, d->last_seq, d->acked);
 }
+
 
 /* Frees the first n entries, folded by a committed transaction. */
 static void drop_folded(store_t *st, long n) {
@@ -434,6 +467,7 @@ static void drop_folded(store_t *st, long n) {
         d->first = e->dnext;
         if (!d->first) d->last = NULL;
         if (d->ack_next == e) d->ack_next = e->dnext;
+        if (d->drop_next == e) d->drop_next = e->dnext;
         h->head = e->next;
         if (!h->head) h->tail = NULL;
         h->live[e->file]--;
@@ -460,9 +494,16 @@ static bool aged_at_least(const store_hot_t *h, uint64_t now, int n) {
  * which writes every device row behind its cache, before a journal file
  * is reused (store__hot_rotate) and in every HOT_ALL.  One row per device
  * per reuse instead of one per fold: most folds would touch as many
- * devices as pushes.
+ * devices as pushes.  HOT_RESCUE is HOT_ALL for a batch whose journal
+ * write failed: its pushes are folded too (the caller commits with an
+ * fsync, so SQLite holds them durably instead).
+ *
+ * Every fold also tells journal_files how far the files' records are on
+ * disk: replay's lower bound, by which a file cut short or damaged at its
+ * end is noticed.
  */
 long store__hot_fold(store_t *st, int mode) {
+    static log_limit_t lim = LOG_LIMIT_INIT(1000);
     store_hot_t *h = st->hot;
     if (!h || (!h->head && !h->dirty)) return 0;
     uint64_t now = clock_mono_ms();
@@ -478,7 +519,8 @@ long store__hot_fold(store_t *st, int mode) {
         if (mode == HOT_OLD &&
             (e->born_ms + HOT_AGE_MS > now || n >= HOT_FOLD_MAX))
             break;
-        if (e == h->unsynced) break; /* not on disk yet: readers wait */
+        /* not on disk yet: readers wait */
+        if (e == h->unsynced && mode != HOT_RESCUE) break;
         if ((rc = fold_one(st, e)) < 0) break;
         n++;
         rows += e->at_acked ? 1 : 2;
@@ -488,13 +530,20 @@ long store__hot_fold(store_t *st, int mode) {
     for (hot_dev_t *d = h->dirty; rc == 0 && mode != HOT_OLD && d;
          d = d->dirty_next)
         if ((rc = fold_dev(st, d)) == 0) rows++;
+    if (rc == 0) rc = store__journal_note_ends(st);
     if (rc == 0) rc = store__exec(st->db, "COMMIT");
     if (rc < 0) {
         if (!sqlite3_get_autocommit(st->db))
             (void)store__exec(st->db, "ROLLBACK");
-        log_warn("hot fold failed; retried next batch", "err=\"%s\"",
-                 store_strerror(rc));
+        h->db_idx[0] = h->db_idx[1] = UINT32_MAX; /* unknown: write again */
+        log_limited(&lim, LOG_LEVEL_WARN, "hot fold failed; retried later",
+                    "err=\"%s\"", store_strerror(rc));
         return rc;
+    }
+    if (mode == HOT_RESCUE) {
+        pthread_mutex_lock(&h->mu);
+        h->unsynced = NULL; /* in SQLite now: readers may see them */
+        pthread_mutex_unlock(&h->mu);
     }
     while (mode != HOT_OLD && h->dirty) {
         h->dirty->dirty = false;
@@ -519,16 +568,56 @@ static int wal_sync(store_t *st) {
 }
 
 /* Empties the idle journal file when everything in it is folded and
- * durable, and makes it the one written next. */
+ * durable, and makes it the one written next.  journal_files names the
+ * new generation first, synced with the WAL, then the header follows. */
 void store__hot_rotate(store_t *st) {
     store_hot_t *h = st->hot;
     if (!h || h->inflight || h->off[h->cur] < st->cfg.hot_file_max ||
         h->live[!h->cur])
         return;
-    if (store__hot_fold(st, HOT_DEVS) < 0 || wal_sync(st) < 0) return;
     int other = !h->cur;
     uint64_t gen = (h->gen[0] > h->gen[1] ? h->gen[0] : h->gen[1]) + 1;
+    if (store__hot_fold(st, HOT_DEVS) < 0 ||
+        store__journal_row(st, other, gen, true) < 0 || wal_sync(st) < 0)
+        return;
     if (store__journal_restart(h, other, gen) == 0) h->cur = other;
+}
+
+void store__hot_discard(store_t *st) {
+    store_hot_t *h = st->hot;
+    if (!h || !h->unsynced) return;
+    pthread_mutex_lock(&h->mu);
+    hot_ent_t *first = h->unsynced, *keep = NULL;
+    for (hot_ent_t *e = h->head; e && e != first; e = e->next) keep = e;
+    /* The batch's entries are the newest: the end of each of their
+     * devices' lists. */
+    for (hot_ent_t *e = first; e; e = e->next) e->doomed = true;
+    for (hot_ent_t *e = first; e; e = e->next) {
+        hot_dev_t *d = e->dev;
+        if (!d->last || !d->last->doomed) continue; /* cut already */
+        hot_ent_t *last = NULL;
+        for (hot_ent_t *x = d->first; x && !x->doomed; x = x->dnext) last = x;
+        if (last) last->dnext = NULL;
+        else d->first = NULL;
+        d->last = last;
+        if (d->ack_next && d->ack_next->doomed) d->ack_next = NULL;
+        if (d->drop_next && d->drop_next->doomed) d->drop_next = NULL;
+    }
+    long n = 0;
+    for (hot_ent_t *e = first, *next; e; e = next) {
+        next = e->next;
+        h->live[e->file]--;
+        h->n--;
+        free(e);
+        n++;
+    }
+    if (keep) keep->next = NULL;
+    else h->head = NULL;
+    h->tail = keep;
+    h->unsynced = NULL;
+    pthread_mutex_unlock(&h->mu);
+    publish(st);
+    log_warn("hot pushes not stored: journal write failed", "pushes=%ld", n);
 }
 
 uint64_t store__hot_next_due(const store_t *st) {
@@ -538,14 +627,29 @@ uint64_t store__hot_next_due(const store_t *st) {
 
 /* ---- barrier for readers ------------------------------------------------------ */
 
-void store__hot_barrier(store_t *st) {
-    if (!atomic_load(&st->hot_n)) return;
+/* A reader runs on some caller's event loop (the push API's, the admin
+ * port's): it must never wait unbounded.  When SQLite already cannot
+ * write (a full disk) no fold can succeed, so it does not wait at all;
+ * otherwise the writer answers within one cycle, and BARRIER_MS bounds a
+ * writer stuck in a long commit. */
+#define BARRIER_MS 2000
+
+int store__hot_barrier(store_t *st) {
+    if (!atomic_load(&st->hot_n)) return 0;
+    int rc = atomic_load_explicit(&st->fault_sql, memory_order_relaxed);
+    if (rc) return rc;
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += BARRIER_MS / 1000;
     pthread_mutex_lock(&st->mu);
     uint64_t t = ++st->fold_asked;
     pthread_cond_broadcast(&st->cv);
-    while (st->fold_done < t && st->thread_started)
-        pthread_cond_wait(&st->fold_cv, &st->mu);
+    while (rc == 0 && st->fold_done < t && st->thread_started)
+        if (pthread_cond_timedwait(&st->fold_cv, &st->mu, &until) == ETIMEDOUT)
+            rc = STORE_E_TIMEOUT;
+    if (rc == 0 && st->fold_done >= t) rc = st->fold_rc;
     pthread_mutex_unlock(&st->mu);
+    return rc;
 }
 
 
@@ -563,7 +667,11 @@ int store__hot_open(store_t *st) {
     for (int i = 0; rc == 0 && i < 2; i++) {
         char p[4096];
         snprintf(p, sizeof p, "%s-hot%d", st->path, i);
-        h->fd[i] = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        h->fd[i] = open(p, O_RDWR | O_CLOEXEC);
+        if (h->fd[i] < 0 && errno == ENOENT) { /* replay asks if it should */
+            h->missing[i] = true;
+            h->fd[i] = open(p, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        }
         if (h->fd[i] < 0) rc = STORE_E_IO;
     }
     if (rc == 0 && !store__journal_lock(st, h)) {
@@ -584,6 +692,7 @@ int store__hot_open(store_t *st) {
 /* After the writer folded everything and stopped. */
 void store__hot_free(store_hot_t *h) {
     if (!h) return;
+    store__journal_unlock(h);
     while (h->head) {
         hot_ent_t *e = h->head;
         h->head = e->next;
@@ -605,15 +714,18 @@ void store__hot_free(store_hot_t *h) {
     free(h);
 }
 
-/* Everything folded with an fsync: the journal can go. */
+/* Everything folded with an fsync: the journal can go, and
+ * journal_files says neither file holds anything. */
 void store__hot_close(store_t *st) {
     store_hot_t *h = st->hot;
     if (!h) return;
-    if (store__hot_fold(st, HOT_ALL) < 0 || h->head || wal_sync(st) < 0) {
+    uint64_t gen = (h->gen[0] > h->gen[1] ? h->gen[0] : h->gen[1]) + 1;
+    if (store__hot_fold(st, HOT_ALL) < 0 || h->head ||
+        store__journal_row(st, 0, gen, false) < 0 ||
+        store__journal_row(st, 1, gen + 1, false) < 0 || wal_sync(st) < 0) {
         log_warn("hot journal kept for replay at the next open", NULL);
         return;
     }
-    uint64_t gen = (h->gen[0] > h->gen[1] ? h->gen[0] : h->gen[1]) + 1;
     if (store__journal_restart(h, 0, gen) < 0 ||
         store__journal_restart(h, 1, gen + 1) < 0 || store__journal_flush(h) < 0)
         log_warn("hot journal not emptied (replayed at the next open)", NULL);

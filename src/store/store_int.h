@@ -14,6 +14,7 @@
 #include "store/store.h"
 
 #define STORE_SCHEMA_VERSION 4
+#define STORE_SCHEMA_STR "4" /* the same, for SQL text */
 
 /* Prepared statements of the write connection, by purpose.  Prepared on
  * first use and kept for the life of the connection. */
@@ -60,6 +61,10 @@ enum wstmt {
     W_HOT_MSG,
     W_HOT_INBOX,
     W_HOT_DEV,
+    W_JOURNAL_END,
+    W_JOURNAL_SET,
+    W_TRIM_COUNT,
+    W_TRIM_DEL,
     W_COUNT
 };
 
@@ -73,6 +78,7 @@ enum rstmt {
     R_APP_GET,
     R_APP_BY_KEY,
     R_APP_LIST,
+    R_PING,
     R_REVOKE_SINCE,
     R_DEV_KNOWN,
     R_COUNT
@@ -127,9 +133,22 @@ struct store {
     _Atomic(store_observe_fn) obs_fn; /* store_set_observer */
     void *_Atomic obs_ctx;
 
+    /* store_fault(): what the last commit (sql) or journal write that wrote
+     * anything said; set and cleared by the writer (store__fault_note). */
+    _Atomic int fault_sql, fault_journal;
+    /* Writer only: after a background write failed (a fold, held counts),
+     * none is tried again before retry_at (mono ms); retry_ms doubles
+     * from 10 ms to 1 s, so a full disk costs a few retries a second, not
+     * a core. */
+    uint64_t retry_at, retry_ms;
+    int fold_rc;                /* under mu: the last full fold's result */
+
     store_stats_t stats;
     double commit_ms_total;
     long replaced;              /* writer thread only; published in stats */
+    /* Inbox rows dropped by inbox_max (a rolled-back batch may have
+     * counted a few that came back). */
+    _Atomic long dropped;
 };
 
 struct store_reader {
@@ -144,6 +163,9 @@ int store__open_conn(const char *path, bool writer, bool sync_full,
 sqlite3_stmt *store__stmt(sqlite3 *db, sqlite3_stmt **slot, const char *sql);
 int store__sql_err(sqlite3 *db, int rc, const char *what);
 int store__exec(sqlite3 *db, const char *sql);
+/* Writer: records what a write that reached the disk said (rc >= 0: it
+ * worked) in *which (&st->fault_sql or &st->fault_journal). */
+void store__fault_note(store_t *st, _Atomic int *which, int rc);
 /* Write connection only, under db_mu: fsync at commit (full, when the
  * config allows) or not (see batch_needs_fsync in store_writer.c). */
 void store__set_sync(store_t *st, bool full);
@@ -183,10 +205,12 @@ bool store__hot_ack(store_t *st, store_req_t *req, int64_t now, int *rc);
  * around every change of the device table or the entry lists. */
 void store__hot_lock(store_t *st, bool lock);
 /* Any thread: the device's unacked hot pushes after `after` whose records
- * are on disk, by seq (store_inbox_fetch merges them with SQLite's). */
+ * are on disk, by seq (store_inbox_fetch merges them with SQLite's);
+ * *drop_to: seqs up to it are dropped by inbox_max (SQLite's rows too,
+ * even before the fold that trims them). */
 int store__hot_fetch(store_t *st, const char *app, const char *dev,
                      int64_t after, uint32_t limit, int64_t now,
-                     store_rows_t *out);
+                     store_rows_t *out, int64_t *drop_to);
 /* Adds delivery counts to the hot entry ent if it is msg_id's. */
 bool store__hot_delivered(void *ent, const char *msg_id, long routed,
                           long written, int64_t now);
@@ -199,8 +223,12 @@ int store__hot_sync_wait(store_t *st);
 /* Folds hot pushes into SQLite in their own transaction: those old enough
  * (HOT_OLD), all of them and every device row (HOT_ALL), or only the
  * device rows (HOT_DEVS); rows written or an error. */
-enum { HOT_OLD, HOT_ALL, HOT_DEVS };
+enum { HOT_OLD, HOT_ALL, HOT_DEVS, HOT_RESCUE };
 long store__hot_fold(store_t *st, int mode);
+/* After the journal write of a batch failed and no fold could save it:
+ * its pushes leave memory as if never taken (their seqs stay used), so a
+ * push answered with a failure is never delivered. */
+void store__hot_discard(store_t *st);
 /* Forgets a cached device the SQL path changed (after a full fold). */
 void store__hot_forget(store_t *st, const char *app, const char *dev);
 void store__hot_rotate(store_t *st);
@@ -208,9 +236,18 @@ void store__hot_rotate(store_t *st);
 uint64_t store__hot_next_due(const store_t *st);
 /* Folds everything and empties the journal (writer stopping). */
 void store__hot_close(store_t *st);
-/* Any thread but the writer: returns once every push acknowledged before
- * the call is in SQLite. */
-void store__hot_barrier(store_t *st);
+/* Any thread but the writer: returns 0 once every push acknowledged
+ * before the call is in SQLite, or at once the fold's error (the store's
+ * fault, STORE_E_TIMEOUT after 2 s): then SQLite lacks hot pushes. */
+int store__hot_barrier(store_t *st);
+
+/* store_journal.c: a full disk's end: grows the current file by one block
+ * (0, which clears the journal's fault, or STORE_E_NOSPACE). */
+int store__journal_probe(store_t *st);
+/* Whether the disk takes writes again after a fault: one block more for
+ * the journal, one row rewritten in SQLite (writer, between batches);
+ * 0 or the error, the fault updated either way. */
+int store__probe_faults(store_t *st);
 
 /* store_ckpt.c: WAL checkpoints off the writer thread. */
 int store__ckpt_start(store_t *st);
@@ -226,6 +263,10 @@ static inline bool store__name_ok(const char *s) {
 }
 
 /* store_ops.c (writer thread only) */
+/* Drops app/dev's inbox rows with seq <= upto, counting each message
+ * `dropped` (inbox_max). */
+int store__inbox_trim(store_t *st, const char *app, const char *dev,
+                      int64_t upto, int64_t now);
 sqlite3_stmt *store__w(store_t *st, enum wstmt id);
 /* Steps a write statement to its end and resets it; 0 or a store error. */
 int store__step(store_t *st, sqlite3_stmt *s);

@@ -51,8 +51,8 @@ static const char *const wsql[W_COUNT] = {
         " VALUES(?1,?2,?3,0,1,0," BCAST_HEAD_OF_1 ")"
         " ON CONFLICT(app,device) DO UPDATE SET"
         " inbox_last_seq=inbox_last_seq+1 RETURNING inbox_last_seq",
-    [W_DEV_SEQ] = "SELECT inbox_last_seq FROM devices WHERE app=?1"
-                  " AND device=?2",
+    [W_DEV_SEQ] = "SELECT inbox_last_seq, inbox_acked FROM devices"
+                  " WHERE app=?1 AND device=?2",
     [W_DEV_SEQ_SET] = "UPDATE devices SET inbox_last_seq=?3"
                       " WHERE app=?1 AND device=?2",
     [W_INBOX_COLLAPSE] = "DELETE FROM inbox WHERE app=?1 AND device=?2"
@@ -95,7 +95,8 @@ static const char *const wsql[W_COUNT] = {
     [W_STATUS] = "UPDATE messages SET" STATUS_COLS("accepted", "3") ","
                  STATUS_COLS("stored", "4") "," STATUS_COLS("routed", "5") ","
                  STATUS_COLS("written", "6") "," STATUS_COLS("acked", "7") ","
-                 STATUS_COLS("expired", "8") " WHERE msg_id=?1",
+                 STATUS_COLS("expired", "8") "," STATUS_COLS("dropped", "9")
+                 " WHERE msg_id=?1",
     [W_SWEEP_DUE] = "SELECT msg_id, phase, expires_ms, created_ms, app,"
                     " device FROM messages WHERE sweep_at<=?1"
                     " ORDER BY sweep_at LIMIT ?2",
@@ -129,9 +130,11 @@ static const char *const wsql[W_COUNT] = {
         "INSERT OR IGNORE INTO messages(msg_id,app,kind,payload,ttl,need_ack,"
         "created_ms,expires_ms,phase,sweep_at,targets,at_accepted,n_accepted,"
         "at_stored,n_stored,device,at_routed,n_routed,at_written,n_written,"
-        "at_acked,n_acked) VALUES(?1,?2,1,?3,?4,?5,?6,?7,0,?7,1,?6,1,?6,1,?8,"
+        "at_acked,n_acked,at_dropped,n_dropped)"
+        " VALUES(?1,?2,1,?3,?4,?5,?6,?7,0,?7,1,?6,1,?6,1,?8,"
         "CASE WHEN ?10>0 THEN ?9 ELSE 0 END,?10,"
-        "CASE WHEN ?11>0 THEN ?9 ELSE 0 END,?11,?12,?13)",
+        "CASE WHEN ?11>0 THEN ?9 ELSE 0 END,?11,?12,?13,?14,"
+        "CASE WHEN ?14>0 THEN 1 ELSE 0 END)",
     /* Only beyond the device's ack: a replayed record of a push acked
      * since gets no row back (a folded push is never behind it). */
     [W_HOT_INBOX] =
@@ -140,6 +143,17 @@ static const char *const wsql[W_COUNT] = {
         " AND inbox_acked<?3",
     [W_HOT_DEV] = "UPDATE devices SET inbox_last_seq=max(inbox_last_seq,?3),"
                   " inbox_acked=max(inbox_acked,?4) WHERE app=?1 AND device=?2",
+    [W_JOURNAL_END] = "UPDATE journal_files SET end_off=?2, end_idx=?3"
+                      " WHERE file=?1",
+    /* An inbox over inbox_max: its rows up to ?3 go, counted dropped
+     * (rare: only a device that far behind, so the IN list is fine). */
+    [W_TRIM_COUNT] = "UPDATE messages SET n_dropped=n_dropped+1,"
+                     " at_dropped=CASE WHEN at_dropped=0 THEN ?4"
+                     " ELSE at_dropped END WHERE msg_id IN (SELECT msg_id"
+                     " FROM inbox WHERE app=?1 AND device=?2 AND seq<=?3)",
+    [W_TRIM_DEL] = "DELETE FROM inbox WHERE app=?1 AND device=?2 AND seq<=?3",
+    [W_JOURNAL_SET] = "INSERT OR REPLACE INTO journal_files"
+                      "(file,gen,end_off,end_idx,in_use) VALUES(?1,?2,?3,0,?4)",
 };
 
 sqlite3_stmt *store__w(store_t *st, enum wstmt id) {
@@ -245,14 +259,18 @@ static int targets_insert(store_t *st, const store_req_t *req) {
  * which cost more than the read.
  */
 static int next_seq(store_t *st, const char *app, const char *dev,
-                    int64_t now, int64_t *seq) {
+                    int64_t now, int64_t *seq, int64_t *acked) {
     sqlite3_stmt *s = store__w(st, W_DEV_SEQ);
     if (!s) return STORE_E_IO;
     sqlite3_bind_text(s, 1, app, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 2, dev, -1, SQLITE_STATIC);
     int rc = sqlite3_step(s);
     bool known = rc == SQLITE_ROW;
-    if (known) *seq = sqlite3_column_int64(s, 0) + 1;
+    *acked = 0;
+    if (known) {
+        *seq = sqlite3_column_int64(s, 0) + 1;
+        *acked = sqlite3_column_int64(s, 1);
+    }
     sqlite3_reset(s);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
         return store__sql_err(st->db, rc, "device seq");
@@ -276,12 +294,35 @@ static int next_seq(store_t *st, const char *app, const char *dev,
     return rc;
 }
 
-/* Appends to one device's inbox; *seq gets the device's new sequence. */
+int store__inbox_trim(store_t *st, const char *app, const char *dev,
+                      int64_t upto, int64_t now) {
+    enum wstmt which[2] = {W_TRIM_COUNT, W_TRIM_DEL};
+    for (int i = 0; i < 2; i++) {
+        sqlite3_stmt *s = store__w(st, which[i]);
+        if (!s) return STORE_E_IO;
+        sqlite3_bind_text(s, 1, app, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 2, dev, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 3, upto);
+        if (i == 0) sqlite3_bind_int64(s, 4, now);
+        int rc = store__step(st, s);
+        if (rc < 0) return rc;
+        if (i == 1) atomic_fetch_add(&st->dropped, sqlite3_changes(st->db));
+    }
+    return 0;
+}
+
+/* Appends to one device's inbox; *seq gets the device's new sequence.
+ * Past inbox_max unacked seqs, the oldest rows go first. */
 static int inbox_append_one(store_t *st, const store_msg_t *m,
                             const char *dev, int64_t now, int64_t expires,
                             int64_t *seq) {
-    int rc = next_seq(st, m->app, dev, now, seq);
+    int64_t acked;
+    int rc = next_seq(st, m->app, dev, now, seq, &acked);
     if (rc < 0) return rc;
+    long max = st->cfg.inbox_max;
+    if (max > 0 && *seq - acked > max &&
+        (rc = store__inbox_trim(st, m->app, dev, *seq - max, now)) < 0)
+        return rc;
     sqlite3_stmt *s;
     if (m->collapse_key && *m->collapse_key) {
         s = store__w(st, W_INBOX_COLLAPSE);

@@ -32,7 +32,8 @@ static const char *const rsql[R_COUNT] = {
     [R_DEV_COUNT] = "SELECT count(*) FROM devices WHERE app=?1",
     [R_STATUS] = "SELECT kind, app, ttl, targets, at_accepted, n_accepted,"
                  " at_stored, n_stored, at_routed, n_routed, at_written,"
-                 " n_written, at_acked, n_acked, at_expired, n_expired"
+                 " n_written, at_acked, n_acked, at_expired, n_expired,"
+                 " at_dropped, n_dropped"
                  " FROM messages WHERE msg_id=?1",
     [R_APP_GET] = "SELECT name, secret, created_ms, unknown_device FROM apps"
                   " WHERE name=?1",
@@ -43,6 +44,7 @@ static const char *const rsql[R_COUNT] = {
                    " (SELECT count(*) FROM api_keys k"
                    "  WHERE k.app=a.name AND k.revoked=0)"
                    " FROM apps a ORDER BY a.name",
+    [R_PING] = "SELECT count(*) FROM (SELECT 1 FROM apps LIMIT 1)",
     /* Known = connected at least once: a sighting sets last_seen_ms, while
      * a push to a device never seen registers it with 0. */
     [R_DEV_KNOWN] = "SELECT 1 FROM devices WHERE app=?1 AND device=?2"
@@ -193,8 +195,11 @@ int store_inbox_fetch(store_reader_t *r, const char *app, const char *device,
                       store_rows_t *out) {
     store_rows_t hot = {0};
     memset(out, 0, sizeof *out);
-    int rc = store__hot_fetch(r->st, app, device, after, limit, now_ms, &hot);
+    int64_t dropped_to = 0;
+    int rc = store__hot_fetch(r->st, app, device, after, limit, now_ms, &hot,
+                              &dropped_to);
     if (rc < 0) return rc;
+    if (after < dropped_to) after = dropped_to; /* not trimmed yet */
     sqlite3_stmt *s = rstmt(r, R_INBOX_FETCH);
     if (!s) {
         store_rows_free(&hot);
@@ -237,8 +242,9 @@ static int one_count(store_reader_t *r, sqlite3_stmt *s, int64_t *out) {
 
 int store_device_info(store_reader_t *r, const char *app, const char *device,
                       store_device_info_t *out) {
-    store__hot_barrier(r->st);
     memset(out, 0, sizeof *out);
+    int brc = store__hot_barrier(r->st);
+    if (brc < 0) return brc;
     sqlite3_stmt *s = rstmt(r, R_DEV_INFO);
     if (!s) return STORE_E_IO;
     sqlite3_bind_text(s, 1, app, -1, SQLITE_STATIC);
@@ -276,6 +282,13 @@ int store_device_known(store_reader_t *r, const char *app, const char *device,
                ? 0 : store__sql_err(r->db, rc, "device known");
 }
 
+int store_ping(store_reader_t *r) {
+    sqlite3_stmt *s = rstmt(r, R_PING);
+    if (!s) return STORE_E_IO;
+    int64_t n;
+    return one_count(r, s, &n);
+}
+
 int store_device_count(store_reader_t *r, const char *app, int64_t *out) {
     sqlite3_stmt *s = rstmt(r, R_DEV_COUNT);
     if (!s) return STORE_E_IO;
@@ -283,10 +296,67 @@ int store_device_count(store_reader_t *r, const char *app, int64_t *out) {
     return one_count(r, s, out);
 }
 
+const char *store_event_name(int ev) {
+    static const char *const names[STORE_EV_COUNT] = {
+        [STORE_EV_ACCEPTED] = "accepted", [STORE_EV_STORED] = "stored",
+        [STORE_EV_ROUTED] = "routed",     [STORE_EV_WRITTEN] = "written",
+        [STORE_EV_ACKED] = "acked",       [STORE_EV_EXPIRED] = "expired",
+        [STORE_EV_DROPPED] = "dropped",
+    };
+    return ev >= 0 && ev < STORE_EV_COUNT ? names[ev] : "unknown";
+}
+
+/* s as a JSON string body: app names and message ids are plain ASCII by
+ * their rules, but a record is the store's, so escape what JSON needs. */
+static size_t json_str(char *out, size_t cap, const char *s) {
+    size_t n = 0;
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        const char *esc = c == '"' ? "\\\"" : c == '\\' ? "\\\\" : NULL;
+        char u[8];
+        if (!esc && c < 0x20) {
+            snprintf(u, sizeof u, "\\u%04x", c);
+            esc = u;
+        }
+        size_t k = esc ? strlen(esc) : 1;
+        if (n + k < cap) memcpy(out + n, esc ? esc : (const char *)&c, k);
+        n += k;
+    }
+    return n;
+}
+
+int store_status_format(const char *msg_id, const store_status_t *s,
+                        char *out, size_t cap) {
+    static const char *const kinds[] = {"unknown", "single", "multi",
+                                        "online", "all"};
+    const char *kind = s->kind >= STORE_KIND_SINGLE &&
+                               s->kind <= STORE_KIND_ALL
+                           ? kinds[s->kind] : kinds[0];
+    char id[160], app[160];
+    if (json_str(id, sizeof id, msg_id) >= sizeof id ||
+        json_str(app, sizeof app, s->app) >= sizeof app)
+        return -1;
+    id[json_str(id, sizeof id, msg_id)] = 0;
+    app[json_str(app, sizeof app, s->app)] = 0;
+    int n = snprintf(out, cap,
+                     "{\"msgId\":\"%s\",\"app\":\"%s\",\"kind\":\"%s\","
+                     "\"ttl\":%d,\"targets\":%lld,\"timeline\":{",
+                     id, app, kind, (int)s->ttl, (long long)s->targets);
+    for (int e = 0; n >= 0 && (size_t)n < cap && e < STORE_EV_COUNT; e++)
+        n += snprintf(out + n, cap - (size_t)n,
+                      "%s\"%s\":{\"at\":%lld,\"count\":%lld}",
+                      e ? "," : "", store_event_name(e),
+                      (long long)s->at_ms[e], (long long)s->count[e]);
+    if (n >= 0 && (size_t)n < cap)
+        n += snprintf(out + n, cap - (size_t)n, "}}");
+    return n >= 0 && (size_t)n < cap ? n : -1;
+}
+
 int store_status_get(store_reader_t *r, const char *msg_id,
                      store_status_t *out) {
-    store__hot_barrier(r->st);
     memset(out, 0, sizeof *out);
+    int brc = store__hot_barrier(r->st);
+    if (brc < 0) return brc;
     sqlite3_stmt *s = rstmt(r, R_STATUS);
     if (!s) return STORE_E_IO;
     sqlite3_bind_text(s, 1, msg_id, -1, SQLITE_STATIC);

@@ -149,10 +149,15 @@ static const char *const migrate_v4[] = {
     " device TEXT NOT NULL,"
     " before_s INTEGER NOT NULL,"
     " PRIMARY KEY(app, device)) WITHOUT ROWID",
+    /* end_off/end_idx: a lower bound of what the file's records reach
+     * (written with each fold); in_use: the file may hold records a
+     * crash leaves unfolded (cleared when the journal is emptied). */
     "CREATE TABLE IF NOT EXISTS journal_files("
     " file INTEGER PRIMARY KEY,"
     " gen INTEGER NOT NULL,"
-    " end_off INTEGER NOT NULL)",
+    " end_off INTEGER NOT NULL,"
+    " end_idx INTEGER NOT NULL,"
+    " in_use INTEGER NOT NULL)",
 };
 
 static int user_version(sqlite3 *db, int *out) {

@@ -6,10 +6,15 @@
  */
 #include "store/store_int.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/clock.h"
 #include "core/log.h"
@@ -26,6 +31,12 @@ const char *store_strerror(int err) {
     case STORE_E_CLOSED: return "store closed";
     case STORE_E_FULL: return "store queue full";
     case STORE_E_LOCKED: return "database in use by another herald serve";
+    case STORE_E_NOSPACE: return "disk full";
+    case STORE_E_TIMEOUT: return "store did not answer in time";
+    case STORE_E_JOURNAL: return "hot journal damaged or missing";
+    case STORE_E_PERM:
+        return "store file readable by other users (it holds app secrets):"
+               " chmod 600 it";
     }
     return "unknown store error";
 }
@@ -39,17 +50,42 @@ void store_config_defaults(store_config_t *c) {
     c->idem_window_s = 86400;
     c->synchronous_full = true;
     c->hot_file_max = 8L << 20;
+    c->inbox_max = 10000;
 }
 
 /* Maps an SQLite failure to a store code, logging SQLite's own words (they
  * name tables and constraints, never values). */
+/* A full disk fails every retry the same way: rate-limited, with a count
+ * (one line a second, not 3 million in 75 s). */
 int store__sql_err(sqlite3 *db, int rc, const char *what) {
+    static log_limit_t lim = LOG_LIMIT_INIT(1000);
     int prim = rc & 0xff;
     if (prim == SQLITE_NOMEM) return STORE_E_NOMEM;
     if (prim == SQLITE_CONSTRAINT) return STORE_E_EXISTS;
-    log_error("sqlite failed", "what=%s rc=%d err=\"%s\"", what, rc,
-              db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
-    return STORE_E_IO;
+    log_limited(&lim, LOG_LEVEL_ERROR, "sqlite failed",
+                "what=\"%.80s\" rc=%d err=\"%s\"", what, rc,
+                db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+    return prim == SQLITE_FULL ? STORE_E_NOSPACE : STORE_E_IO;
+}
+
+int store_fault(const store_t *st) {
+    int sql = atomic_load_explicit(&st->fault_sql, memory_order_relaxed);
+    return sql ? sql
+               : atomic_load_explicit(&st->fault_journal, memory_order_relaxed);
+}
+
+void store__fault_note(store_t *st, _Atomic int *which, int rc) {
+    int now = rc == STORE_E_NOSPACE || rc == STORE_E_IO ? rc : 0;
+    if (rc < 0 && !now) return; /* not about the disk: no news */
+    int was = atomic_exchange_explicit(which, now, memory_order_relaxed);
+    if (was == now) return;
+    if (now)
+        log_error("store cannot write", "why=\"%s\" part=%s",
+                  store_strerror(now),
+                  which == &st->fault_sql ? "sqlite" : "journal");
+    else
+        log_info("store writes again", "part=%s",
+                 which == &st->fault_sql ? "sqlite" : "journal");
 }
 
 int store__exec(sqlite3 *db, const char *sql) {
@@ -147,9 +183,99 @@ static void config_fill(store_config_t *c, const store_config_t *in) {
     if (c->sweep_interval_ms <= 0) c->sweep_interval_ms = d.sweep_interval_ms;
     if (c->idem_window_s <= 0) c->idem_window_s = d.idem_window_s;
     if (c->hot_file_max <= 0) c->hot_file_max = d.hot_file_max;
+    if (c->inbox_max < 0) c->inbox_max = 0;
+}
+
+/*
+ * The store holds every app's signing secret (store_app.c), so its files
+ * are the owner's alone: a new database is created 0600 before SQLite
+ * opens it (SQLite gives its -wal and -shm files the database's mode; the
+ * journal files are created 0600 too), and an existing file that other
+ * users may read is refused to the serving process and warned about to
+ * everyone else (`herald app` beside it).  Group access is the owner's
+ * choice (a backup group, say): a warning.
+ */
+/* What the last failed store_open on this thread said in words. */
+static _Thread_local char open_why[512];
+
+const char *store_open_error(int rc) {
+    return open_why[0] ? open_why : store_strerror(rc);
+}
+
+/* The directory part of path ("." for a bare name). */
+static void dir_of(const char *path, char *out, size_t cap) {
+    const char *slash = strrchr(path, '/');
+    if (!slash) snprintf(out, cap, ".");
+    else if (slash == path) snprintf(out, cap, "/");
+    else snprintf(out, cap, "%.*s", (int)(slash - path), path);
+}
+
+/* Why the database cannot be created or written, in words a user can act
+ * on (a missing folder, a read-only file or folder), or 0. */
+static int path_usable(const char *path, int open_errno) {
+    char dir[4096];
+    dir_of(path, dir, sizeof dir);
+    struct stat sb;
+    if (stat(dir, &sb) < 0 || !S_ISDIR(sb.st_mode)) {
+        snprintf(open_why, sizeof open_why,
+                 "cannot create %.200s: the folder %.200s %s", path, dir,
+                 errno == ENOENT ? "does not exist" : "is not a folder");
+        return STORE_E_IO;
+    }
+    if (open_errno != EEXIST) {
+        snprintf(open_why, sizeof open_why, "cannot create %.200s: %s", path,
+                 strerror(open_errno));
+        return STORE_E_IO;
+    }
+    if (access(path, R_OK | W_OK) < 0) {
+        snprintf(open_why, sizeof open_why, "cannot write %.200s: %s", path,
+                 strerror(errno));
+        return STORE_E_IO;
+    }
+    if (access(dir, W_OK | X_OK) < 0) { /* SQLite makes -wal/-shm there */
+        snprintf(open_why, sizeof open_why,
+                 "cannot write in %.200s (the store keeps %.100s-wal there): %s",
+                 dir, path, strerror(errno));
+        return STORE_E_IO;
+    }
+    return 0;
+}
+
+static int private_files(const store_config_t *c) {
+    int fd = open(c->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+        close(fd);
+        return 0;
+    }
+    int rc = path_usable(c->path, errno);
+    if (rc < 0) return rc;
+    static const char *const sfx[] = {"", "-wal", "-shm", "-hot0", "-hot1"};
+    for (size_t i = 0; i < sizeof sfx / sizeof sfx[0]; i++) {
+        char p[4096];
+        struct stat sb;
+        snprintf(p, sizeof p, "%s%s", c->path, sfx[i]);
+        if (stat(p, &sb) < 0) continue;
+        if (sb.st_mode & 0007) {
+            if (c->exclusive) {
+                log_error("store file readable by other users",
+                          "path=\"%s\" mode=%04o fix=\"chmod 600 %s*\"", p,
+                          (unsigned)(sb.st_mode & 07777), c->path);
+                rc = STORE_E_PERM;
+            } else {
+                log_warn("store file readable by other users",
+                         "path=\"%s\" mode=%04o", p,
+                         (unsigned)(sb.st_mode & 07777));
+            }
+        } else if (sb.st_mode & 0070) {
+            log_warn("store file readable by its group", "path=\"%s\" mode=%04o",
+                     p, (unsigned)(sb.st_mode & 07777));
+        }
+    }
+    return rc;
 }
 
 int store_open(const store_config_t *cfg, store_t **out) {
+    open_why[0] = 0;
     store_t *st = calloc(1, sizeof *st);
     if (!st) return STORE_E_NOMEM;
     config_fill(&st->cfg, cfg);
@@ -167,9 +293,11 @@ int store_open(const store_config_t *cfg, store_t **out) {
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&st->cv, &ca);
-    pthread_cond_init(&st->fold_cv, NULL);
+    pthread_cond_init(&st->fold_cv, &ca); /* readers' bounded wait */
     pthread_condattr_destroy(&ca);
-    int rc = store__open_conn(st->path, true, st->cfg.synchronous_full,
+    int rc = private_files(&st->cfg);
+    if (rc == 0)
+        rc = store__open_conn(st->path, true, st->cfg.synchronous_full,
                               &st->db);
     st->sync_full_now = st->cfg.synchronous_full;
     if (rc == 0) rc = store__schema_ensure(st->db);
@@ -291,6 +419,7 @@ void store_stats(store_t *st, store_stats_t *out) {
     pthread_mutex_lock(&st->mu);
     *out = st->stats;
     out->queue_depth = st->queued;
+    out->dropped = atomic_load_explicit(&st->dropped, memory_order_relaxed);
     out->commit_ms_avg =
         st->stats.commits ? st->commit_ms_total / st->stats.commits : 0;
     pthread_mutex_unlock(&st->mu);

@@ -185,20 +185,39 @@ static void after_sql(store_t *st, store_req_t **batch, int n, int *rcs) {
 }
 
 /* Waits for this batch's hot records to be on disk (store__hot_sync_start
- * began writing them).  If the journal fails, a full fold
- * with an fsync makes them durable in SQLite instead; only if that fails
- * too are their pushes answered with the error. */
+ * began writing them).  If the journal fails, a full fold with an fsync
+ * makes them durable in SQLite instead; only if that fails too are their
+ * pushes answered with the error, and then they leave memory with it: a
+ * push answered with a failure must never be delivered (a client that
+ * retries would get it twice under two ids). */
 static void hot_durable(store_t *st, store_req_t **batch, int from, int n,
                         int *rcs) {
-    if (store__hot_sync_wait(st) == 0) return;
+    int jrc = store__hot_sync_wait(st);
+    if (jrc == 0) return;
     for (int i = from; i < from + n; i++)
         batch[i]->hot = NULL; /* the fold below frees the entries */
     store__set_sync(st, true);
-    long rc = store__hot_fold(st, HOT_ALL);
+    long rc = store__hot_fold(st, HOT_RESCUE);
+    store__fault_note(st, &st->fault_sql, (int)(rc < 0 ? rc : 0));
     if (rc >= 0) return;
+    store__hot_discard(st);
+    if (jrc == STORE_E_NOSPACE) rc = jrc; /* the cause worth telling */
     for (int i = from; i < from + n; i++)
         if (batch[i]->op == STORE_OP_INBOX_APPEND && rcs[i] == 0)
             rcs[i] = (int)rc;
+}
+
+/* What a batch's SQL said about the disk: a request or the commit that
+ * failed for want of space (or with an I/O error) sets the store's fault;
+ * a commit that wrote rows clears it. */
+static void note_disk(store_t *st, const int *rcs, int n, long rows) {
+    for (int i = 0; i < n; i++) {
+        if (rcs[i] == STORE_E_NOSPACE || rcs[i] == STORE_E_IO) {
+            store__fault_note(st, &st->fault_sql, rcs[i]);
+            return;
+        }
+    }
+    if (rows > 0) store__fault_note(st, &st->fault_sql, 0);
 }
 
 /* The requests the hot inbox took: batch[from .. from + n). */
@@ -224,11 +243,13 @@ static long run_batch(store_t *st, store_req_t **batch, int n, int *rcs,
         hot_durable(st, batch, hp->from, hp->n, rcs);
         store__set_sync(st, false);
         if ((folded = store__hot_fold(st, HOT_ALL)) < 0) {
+            store__fault_note(st, &st->fault_sql, (int)folded);
             for (int i = 0; i < n; i++) rcs[i] = (int)folded;
             return -1;
         }
     }
     long rows = sql_batch(st, batch, n, rcs, now, replaced0);
+    note_disk(st, rcs, n, rows + folded);
     after_sql(st, batch, n, rcs);
     return rows < 0 ? rows : rows + folded;
 }
@@ -289,8 +310,9 @@ static int take_batch(store_t *st, store_req_t **batch, uint64_t next_sweep,
            (st->paused || (!st->head && !st->lo_head))) {
         uint64_t now = clock_mono_ms();
         uint64_t due = store__pend_next_due(st); /* writer-only state */
-        if (due && due < next_sweep) next_sweep = due;
-        due = store__hot_next_due(st);
+        uint64_t hot = store__hot_next_due(st);
+        if (hot && (!due || hot < due)) due = hot;
+        if (due && due < st->retry_at) due = st->retry_at; /* backing off */
         if (due && due < next_sweep) next_sweep = due;
         if (now >= next_sweep && !st->paused) break;
         struct timespec ts;
@@ -368,10 +390,32 @@ static void sweep_now(store_t *st) {
     pthread_mutex_unlock(&st->mu);
 }
 
+/* Background writes (folds, held counts) that failed are not retried
+ * before st->retry_at: on a full disk the writer retried a failed fold in
+ * a tight loop at 100 % CPU.  The wait doubles from RETRY_MIN_MS to
+ * RETRY_MAX_MS and starts over once a write works. */
+#define RETRY_MIN_MS 10
+#define RETRY_MAX_MS 1000
+
+static bool backing_off(const store_t *st) {
+    return st->retry_at && clock_mono_ms() < st->retry_at;
+}
+
+static void retry_after(store_t *st, long rc) {
+    if (rc >= 0) {
+        st->retry_at = st->retry_ms = 0;
+        return;
+    }
+    st->retry_ms = st->retry_ms ? st->retry_ms * 2 : RETRY_MIN_MS;
+    if (st->retry_ms > RETRY_MAX_MS) st->retry_ms = RETRY_MAX_MS;
+    st->retry_at = clock_mono_ms() + st->retry_ms;
+}
+
 /* Hot pushes old enough, or all of them for readers waiting on a
  * barrier (store__hot_barrier), into SQLite.  While a batch's journal
  * write is in flight (overlap) only the old ones: a reader must not see a
- * push that a crash could still take back. */
+ * push that a crash could still take back.  While backing off, readers
+ * get the failure at once instead of a fold that would fail again. */
 static void fold_hot(store_t *st, bool overlap) {
     if (!st->hot) return;
     pthread_mutex_lock(&st->mu);
@@ -379,33 +423,64 @@ static void fold_hot(store_t *st, bool overlap) {
     bool all = !overlap && asked != st->fold_done;
     bool waiting = st->head != NULL;
     pthread_mutex_unlock(&st->mu);
-    pthread_mutex_lock(&st->db_mu);
-    store__set_sync(st, false); /* the journal holds them durably */
     long rows = 0;
-    /* With pushes waiting, old pushes fold in the next batch's overlap
-     * (free time: the writer would only wait for the disk), not here
-     * between batches, where a fold held the waiting pushes back: ~80 of
-     * a 560 µs writer cycle at 46k pushes/s, 15 % of the store's latency. */
-    if (overlap || all || !waiting)
-        rows = store__hot_fold(st, all ? HOT_ALL : HOT_OLD);
-    if (!overlap) store__hot_rotate(st);
-    pthread_mutex_unlock(&st->db_mu);
+    bool tried = false;
+    if (backing_off(st)) {
+        int f = store_fault(st);
+        if (all) rows = f ? f : STORE_E_IO;
+    } else {
+        pthread_mutex_lock(&st->db_mu);
+        store__set_sync(st, false); /* the journal holds them durably */
+        /* With pushes waiting, old pushes fold in the next batch's overlap
+         * (free time: the writer would only wait for the disk), not here
+         * between batches, where a fold held the waiting pushes back: ~80
+         * of a 560 µs writer cycle at 46k pushes/s, 15 % of the store's
+         * latency. */
+        if (overlap || all || !waiting) {
+            rows = store__hot_fold(st, all ? HOT_ALL : HOT_OLD);
+            tried = rows != 0;
+        }
+        if (!overlap && rows >= 0) store__hot_rotate(st);
+        pthread_mutex_unlock(&st->db_mu);
+    }
+    if (tried) {
+        retry_after(st, rows);
+        store__fault_note(st, &st->fault_sql, (int)(rows < 0 ? rows : 0));
+    }
     pthread_mutex_lock(&st->mu);
     if (rows > 0) st->stats.rows_written += rows;
-    if (all && rows >= 0) {
+    if (all) {
         st->fold_done = asked;
+        st->fold_rc = rows < 0 ? (int)rows : 0;
         pthread_cond_broadcast(&st->fold_cv);
     }
     pthread_mutex_unlock(&st->mu);
 }
 
+int store__probe_faults(store_t *st) {
+    int rc = 0;
+    if (atomic_load(&st->fault_journal)) rc = store__journal_probe(st);
+    if (rc == 0 && atomic_load(&st->fault_sql)) {
+        pthread_mutex_lock(&st->db_mu);
+        rc = store__exec(st->db, "UPDATE journal_files SET in_use=in_use"
+                                 " WHERE file=0");
+        if (rc == 0 && sqlite3_changes(st->db) == 0) /* no row: any write */
+            rc = store__exec(st->db, "PRAGMA user_version=" STORE_SCHEMA_STR);
+        pthread_mutex_unlock(&st->db_mu);
+        store__fault_note(st, &st->fault_sql, rc);
+    }
+    return rc;
+}
+
 /* Held status counts whose ack did not come in time, written alone. */
 static void flush_held(store_t *st, bool all) {
     if (!store__pend_next_due(st)) return;
-    if (!all && clock_mono_ms() < store__pend_next_due(st)) return;
+    if (!all && (clock_mono_ms() < store__pend_next_due(st) || backing_off(st)))
+        return;
     pthread_mutex_lock(&st->db_mu);
     long n = store__pend_flush(st, all);
     pthread_mutex_unlock(&st->db_mu);
+    if (!all && n != 0) retry_after(st, n);
     if (n > 0) {
         pthread_mutex_lock(&st->mu);
         st->stats.rows_written += n;
@@ -440,6 +515,10 @@ void *store__writer_main(void *arg) {
         }
         fold_hot(st, false);
         flush_held(st, false);
+        /* A fault with no traffic to clear it: try the disk again now and
+         * then, so /readyz turns ready when space is back. */
+        if (store_fault(st) && !backing_off(st))
+            retry_after(st, store__probe_faults(st));
         if (!stop && clock_mono_ms() >= next_sweep) {
             sweep_now(st);
             next_sweep = clock_mono_ms() + (uint64_t)st->cfg.sweep_interval_ms;

@@ -17,7 +17,7 @@ const h = require('./helpers');
 const CHROMIUM = '/usr/bin/chromium';
 const PAGES = path.join(__dirname, 'pages');
 const WAIT_MS = 20000;
-const SHOT = path.join(h.BUILD, 'screenshots', 'browser-push.png');
+const SHOT = path.join(h.BUILD, 'test-output', 'browser-push.png');
 
 function loadPlaywright() {
   try {

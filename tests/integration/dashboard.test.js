@@ -3,9 +3,11 @@
 // Chromium (playwright-core): after a workload (a raw TCP device, pushes
 // through the HTTP API), the uPlot charts exist and the page's data arrays
 // (window.heraldDash) hold the figures; a message id from a push is looked
-// up in the timeline box; a screenshot goes to
-// $HERALD_BUILD/screenshots/dashboard.png.  The page needs no internet: all
-// its files come from herald's admin port.
+// up in the timeline box; a screenshot goes to the test output folder,
+// $HERALD_BUILD/test-output/dashboard.png.  The page needs no internet: all
+// its files come from herald's admin port.  Together with
+// tests/build/assets.test.js (the first build of a fresh clone embeds
+// uPlot) this is the check that a first `make run` shows live charts.
 const test = require('node:test');
 const assert = require('node:assert');
 const fs = require('node:fs');
@@ -14,7 +16,7 @@ const h = require('./helpers');
 
 const CHROMIUM = '/usr/bin/chromium';
 const WAIT_MS = 20000;
-const SHOT = path.join(h.BUILD, 'screenshots', 'dashboard.png');
+const SHOT = path.join(h.BUILD, 'test-output', 'dashboard.png');
 
 async function waitHealthy(url) {
   for (let i = 0; i < 100; i++) {

@@ -36,7 +36,9 @@ async function startServe(t, extra = [], opts = {}) {
   const args = ['serve', '--port', '0', '--api-port', '0', '--host', '127.0.0.1',
     '--tars-port', '0', ...(db ? ['--db', db] : []),
     '--app', `test:${SECRET}:${KEY}`, '--log-level', 'warn', ...extra];
-  const proc = spawn(HERALD, args, {
+  const cmd = opts.nofile ? ['sh', ['-c', `ulimit -n ${Number(opts.nofile)} && exec "$0" "$@"`, HERALD, ...args]]
+    : [HERALD, args];
+  const proc = spawn(cmd[0], cmd[1], {
     stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...(opts.env || {}) },
   });
   live.add(proc);

@@ -36,7 +36,7 @@ for (const ws of [false, true]) {
     assert.equal(r.status, 200);
     assert.equal(r.json.state, 'written');
     assert.equal(await l.exited, 0);
-    assert.match(l.out, new RegExp(`^push msgId=${r.json.msgId} seq=\\d+ payload=hi from the test\\n$`));
+    assert.match(l.out, new RegExp(`^push msgId=${r.json.msgId} timeline=inbox seq=\\d+ payload=hi from the test\\n$`));
   });
 }
 
@@ -76,7 +76,8 @@ test('listen drops a duplicate message id and keeps heartbeating', async (t) => 
   const l = listen(t, srv, ['--token', h.token('d'), '--count', '2']);
   assert.equal(await l.exited, 0);
   const lines = l.out.trim().split('\n');
-  assert.deepEqual(lines, ['push msgId=m-1 seq=0 payload=first', 'push msgId=m-2 seq=0 payload=second']);
+  assert.deepEqual(lines, ['push msgId=m-1 timeline=online payload=first',
+    'push msgId=m-2 timeline=online payload=second']);
   await until(() => acks.length >= 2);
   assert.deepEqual(acks[0].msgIds, ['m-1']);
 });
@@ -94,4 +95,38 @@ test('herald push CLI reaches a listening device', async (t) => {
   const got = JSON.parse(l.out.trim());
   assert.equal(got.msgId, ans.msgId);
   assert.equal(got.payload, 'via cli');
+});
+
+// Pointed at the wrong port or given a URL, listen says what is wrong
+// instead of looping on "frame too large".
+test('listen: the push API port is not a device port, ws:// means --ws', async (t) => {
+  const srv = await h.startServe(t);
+  const api = srv.api.replace('http://', '');
+  for (const ws of [false, true]) {
+    const p = spawn(h.HERALD, ['listen', '--server', ws ? `ws://${api}` : api,
+      '--token', h.token('wrong'), '--count', '1'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    h.live.add(p);
+    let err = '';
+    p.stderr.on('data', (d) => { err += d; });
+    const code = await new Promise((resolve) => {
+      const timer = setTimeout(() => p.kill('SIGKILL'), 8000);
+      p.on('exit', (c) => { clearTimeout(timer); h.live.delete(p); resolve(c); });
+    });
+    assert.equal(code, 1, `${ws ? 'ws' : 'tcp'}: exit ${code}: ${err}`);
+    assert.match(err, /this is not a device port/);
+    assert.doesNotMatch(err, /reconnecting/);
+  }
+  const ok = spawn(h.HERALD, ['listen', '--server', `ws://127.0.0.1:${srv.devPort}/v1/ws`,
+    '--app', 'test', '--secret', h.SECRET, '--device', 'wsdev', '--count', '1'],
+  { stdio: ['ignore', 'pipe', 'pipe'] });
+  h.live.add(ok);
+  let out = '', err = '';
+  ok.stdout.on('data', (d) => { out += d; });
+  ok.stderr.on('data', (d) => { err += d; });
+  t.after(() => ok.kill('SIGKILL'));
+  await until(() => err.includes('connected transport=ws'));
+  const r = await h.push(srv, { deviceId: 'wsdev', payload: 'over ws', ttl: 0 });
+  assert.equal(r.status, 200);
+  await until(() => out.includes('payload=over ws'));
+  assert.match(out, /^push msgId=[0-9a-f]{24} timeline=online payload=over ws\n/);
 });

@@ -248,7 +248,8 @@ test('50000 pings written unread: all answered once the client reads', async (t)
 });
 
 test('--tars-max-conns caps open connections; a bad frame closes only its own', async (t) => {
-  const srv = await h.startServe(t, ['--tars-max-conns', '2']);
+  // All from one address: its share (half the cap by default) is the cap.
+  const srv = await h.startServe(t, ['--tars-max-conns', '2', '--tars-max-conns-per-ip', '2']);
   const ping = async (c, id) => {
     c.sock.write(requestFrame(id, 'tars_ping'));
     const [a] = await c.wait(1, 3000);

@@ -99,3 +99,42 @@ test('herald trace: unknown id and bad key exit 1 with a message', async (t) => 
   out = await trace(srv, 'not/an id');
   assert.equal(out.code, 1);
 });
+
+// A broadcast is stored once, not "for 1 device"; an all-online push has
+// no ttl worth printing and counts the devices it targeted; an
+// online-only push to an offline device says it was dropped.
+test('herald trace: broadcasts, all-online and dropped online-only pushes read right', async (t) => {
+  const srv = await h.startServe(t);
+  await wsDevice(t, srv, 'tr-a');
+  await wsDevice(t, srv, 'tr-b');
+  const all = await h.push(srv, { payload: 'to all', ttl: 600 }, { path: '/v1/push/all' });
+  const online = await h.push(srv, { payload: 'to online' }, { path: '/v1/push/online' });
+  const gone = await h.push(srv, { deviceId: 'tr-offline', payload: 'nobody', ttl: 0 });
+  assert.equal(all.status, 200);
+  assert.equal(online.status, 200);
+  assert.equal(online.json.targeted, 2);
+  assert.equal(gone.json.state, 'dropped');
+  // An online-only push's record is written after its answer: a moment.
+  await until(async () => {
+    const r = await fetch(`${srv.api}/v1/messages/${gone.json.msgId}`,
+      { headers: { authorization: `Bearer ${h.KEY}` } });
+    return r.status === 200 && (await r.json()).timeline.dropped.count === 1;
+  }, 5000, 'the online-only push counted dropped');
+  for (const id of [all.json.msgId, online.json.msgId]) {
+    await until(async () => (await fetch(`${srv.api}/v1/messages/${id}`,
+      { headers: { authorization: `Bearer ${h.KEY}` } })).status === 200, 5000, `${id} recorded`);
+  }
+
+  let out = await trace(srv, all.json.msgId);
+  assert.equal(out.code, 0, out.stderr);
+  assert.match(out.stdout, /^msg \S+  app test  kind all  ttl 600  targets every device\n/);
+  assert.match(out.stdout, /^stored +\S+  \(broadcast timeline, once for every device\)$/m);
+  assert.doesNotMatch(out.stdout, /1 device/);
+
+  out = await trace(srv, online.json.msgId);
+  assert.match(out.stdout, /^msg \S+  app test  kind online  online-only  targets 2\n/);
+
+  out = await trace(srv, gone.json.msgId);
+  assert.match(out.stdout, /^msg \S+  app test  kind single  online-only  targets 1\n/);
+  assert.match(out.stdout, /^dropped +\S+  \(1 device never got it\)$/m);
+});

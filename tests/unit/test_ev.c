@@ -10,6 +10,7 @@
 #include "core/clock.h"
 #include "core/net.h"
 #include "ev/ev.h"
+#include "ev/lpause.h"
 #include "test.h"
 
 static int pair(int sv[2]) {
@@ -514,5 +515,59 @@ TEST(async_hold_writes_once_at_flush) {
     CHECK(read(a.io.fd, &v, sizeof v) == (ssize_t)sizeof v);
     CHECK(v == 1); /* three sends, one write */
     ev_async_close(loop, &a);
+    ev_loop_free(loop);
+}
+
+/* lpause: a listener whose accept ran out of descriptors leaves epoll for
+ * a back-off (a queued connection no longer wakes the loop), comes back
+ * by itself, doubles the back-off while faults go on and starts over
+ * after an accept that worked; other errors do not pause it. */
+TEST(lpause_backs_off_and_resumes) {
+    ev_loop_t *loop = ev_loop_new(8);
+    CHECK(loop);
+    int lfd = -1, cfd = -1;
+    CHECK_EQ_INT(net_listen_tcp("127.0.0.1", 0, 16, false, &lfd), 0);
+    CHECK_EQ_INT(net_connect_tcp("127.0.0.1", net_local_port(lfd), NULL,
+                                 false, &cfd),
+                 0);
+    watch_t w = {0};
+    ev_io_init(&w.io, lfd, on_count, NULL);
+    CHECK_EQ_INT(ev_add(loop, &w.io, EV_READ), 0);
+    lpause_t p;
+    lpause_init(&p, loop, &w.io, LPAUSE_DEVICE);
+    CHECK(!lpause_fault(&p, -ECONNABORTED));
+    CHECK(ev_run_once(loop, 100) >= 1);
+    CHECK_EQ_INT(w.calls, 1); /* the queued connection wakes it */
+
+    uint64_t t0 = clock_mono_ms();
+    CHECK(lpause_fault(&p, -EMFILE));
+    CHECK(p.paused);
+    CHECK_EQ_INT(p.next_ms, 2 * LPAUSE_FIRST_MS);
+    while (p.paused && clock_mono_ms() - t0 < 2000) (void)ev_run_once(loop, 500);
+    uint64_t waited = clock_mono_ms() - t0;
+    CHECK(!p.paused);
+    CHECK_EQ_INT(w.calls, 1); /* not woken while paused */
+    CHECK(waited >= LPAUSE_FIRST_MS - 5 && waited < 1000);
+    CHECK(ev_run_once(loop, 100) >= 1);
+    CHECK_EQ_INT(w.calls, 2); /* back: the connection is still queued */
+
+    for (int i = 0; i < 6; i++) {
+        p.paused = false; /* pretend it resumed, to watch the doubling */
+        CHECK(lpause_fault(&p, -ENFILE));
+        (void)ev_add(loop, &w.io, EV_READ);
+    }
+    CHECK_EQ_INT(p.next_ms, LPAUSE_MAX_MS);
+    lpause_ok(&p);
+    CHECK_EQ_INT(p.next_ms, LPAUSE_FIRST_MS);
+    /* Stopped (the listener closes): never added back. */
+    p.paused = false;
+    CHECK(lpause_fault(&p, -EMFILE));
+    lpause_stop(&p);
+    CHECK(lpause_fault(&p, -EMFILE)); /* still a fault, but no re-arm */
+    (void)ev_run_once(loop, 1200);
+    CHECK(p.paused);
+    CHECK_EQ_INT(ev_timer_count(loop), 0);
+    (void)ev_del(loop, &w.io);
+    close(cfd), close(lfd);
     ev_loop_free(loop);
 }

@@ -45,6 +45,15 @@ static void svc_ack(void *ctx, const gw_device_t *d, int64_t in, int64_t bc) {
     n_acks++;
     last_ack = in;
 }
+/* Backlog marks answered (gw_push_mark): the last token and its answer. */
+static atomic_int n_drained;
+static atomic_ullong last_drained;
+static atomic_bool last_drained_ok;
+static void svc_drained(void *ctx, uint64_t token, bool ok) {
+    last_drained = token;
+    last_drained_ok = ok;
+    n_drained++;
+}
 /* One revoked device at a time: tokens of REVOKED_DEV issued before
  * revoked_before are refused. */
 #define REVOKED_DEV "dev-revoked"
@@ -54,7 +63,7 @@ static int64_t svc_revoked(void *ctx, const char *app, const char *dev) {
     return !strcmp(app, APP) && !strcmp(dev, REVOKED_DEV) ? revoked_before : 0;
 }
 static const gw_service_t svc = {NULL, svc_secret, svc_online, svc_offline,
-                                 svc_ack, NULL, svc_revoked};
+                                 svc_ack, NULL, svc_drained, svc_revoked};
 
 static gw_t *start_gw(void) {
     gw_config_t c;
@@ -661,6 +670,19 @@ TEST(auth_timeout_closes) {
     close(fd);
 }
 
+/* max_conns 0: what the descriptor limit leaves after the rest of the
+ * process (at most half of it), less 1/16 for refusals. */
+TEST(conns_auto_from_descriptor_limit) {
+    int ref = -1;
+    /* herald serve's defaults: 64 + 1024 API + 64 TARS + 64 admin */
+    CHECK_EQ_INT(gw_conns_auto(20000, 1216, 2, &ref), 17603);
+    CHECK_EQ_INT(ref, 1173);
+    CHECK_EQ_INT(gw_conns_auto(256, 1216, 2, &ref), 120); /* half kept */
+    CHECK_EQ_INT(ref, 8);
+    CHECK_EQ_INT(gw_conns_auto(1048576, 1216, 8, &ref), 981870);
+    CHECK_EQ_INT(gw_conns_auto(2, 1216, 2, NULL), 1); /* never 0 */
+}
+
 TEST(conn_struct_is_lean) {
     /* DESIGN §6: a few hundred bytes per idle connection, all included. */
     CHECK(sizeof(gw_conn_t) <= 160);
@@ -707,6 +729,111 @@ TEST(slow_consumer_cut) {
     CHECK_EQ_INT(s1.out_queued, s0.out_queued); /* uncounted when cut */
     /* gone from the registry: later pushes find no connection */
     CHECK_EQ_INT(gw_push_device(G, APP, "dev-slow", &m), 0);
+    close(fd);
+}
+
+/* Waits up to ms for n_drained to reach n. */
+static bool drained_by(int n, int ms) {
+    for (int i = 0; i < ms / 5 && n_drained < n; i++) usleep(5000);
+    return n_drained >= n;
+}
+
+/* Reads and drops what the socket has until `want` bytes came or nothing
+ * arrives for 300 ms; returns the bytes read. */
+static size_t cl_drain(int fd, size_t want) {
+    static uint8_t sink[65536];
+    size_t got = 0;
+    while (got < want) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, 300) != 1) break;
+        ssize_t n = read(fd, sink, sizeof sink);
+        if (n <= 0) break;
+        got += (size_t)n;
+    }
+    return got;
+}
+
+/* Pushes backlog messages m to dev until more than `bytes` wait in the
+ * gateway's queues (past what the kernel took); false if it never got
+ * there or the connection went. */
+static bool backlog_until(const char *dev, gw_msg_t *m, long bytes) {
+    gw_stats_t s;
+    m->backlog = true;
+    for (int i = 0; i < 4000; i++) {
+        if (gw_push_device(G, APP, dev, m) != 1) return false;
+        if (i % 16 == 15) {
+            usleep(2000);
+            gw_stats(G, &s);
+            if (s.out_queued > bytes) return true;
+        }
+    }
+    return false;
+}
+
+/* A backlog (gw_msg_t.backlog, the connect-time sync's pages) is not cut
+ * as a slow consumer past max_pending; its mark fires only once the
+ * reader has taken the output down to max_pending / 4; a second mark
+ * while one waits, or a mark whose connection closes, is answered !ok;
+ * live pushes queued behind a backlog are still cut at max_pending of
+ * their own; a backlog sender that never waits is cut at 4 x
+ * max_pending. */
+TEST(backlog_paced_by_mark_not_cut) {
+    gw_msg_t m;
+    int fd = slow_reader("dev-bl", &m);
+    CHECK(fd >= 0);
+    gw_stats_t s0, s1;
+    gw_stats(G, &s0);
+    /* Nothing read: twice max_pending waits here, past the kernel's. */
+    CHECK(backlog_until("dev-bl", &m, s0.out_queued + 512 * 1024));
+    int d0 = n_drained;
+    CHECK_EQ_INT(gw_push_mark(G, APP, "dev-bl", 41), 1);
+    usleep(200000);
+    CHECK_EQ_INT(n_drained, d0); /* far above the low watermark: waits */
+    gw_stats(G, &s1);
+    CHECK_EQ_INT(s1.slow_consumers, s0.slow_consumers);
+    /* One backlog at a time: a second mark is turned down at once. */
+    CHECK_EQ_INT(gw_push_mark(G, APP, "dev-bl", 42), 1);
+    CHECK(drained_by(d0 + 1, 2000));
+    CHECK_EQ_INT(last_drained, 42);
+    CHECK(!last_drained_ok);
+    /* The reader catches up (with a normal window now, well within the
+     * test gateway's short idle timeout): the first mark fires, ok. */
+    int big = 1 << 20;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
+    for (int i = 0; i < 400 && n_drained < d0 + 2; i++) (void)cl_drain(fd, 65536);
+    CHECK(drained_by(d0 + 2, 2000));
+    CHECK_EQ_INT(last_drained, 41);
+    CHECK(last_drained_ok);
+    while (cl_drain(fd, 1u << 30) > 0) {} /* the rest, until 300 ms quiet */
+    gw_stats(G, &s1);
+    CHECK_EQ_INT(s1.slow_consumers, s0.slow_consumers);
+    /* A mark on a drained connection fires at once. */
+    CHECK_EQ_INT(gw_push_mark(G, APP, "dev-bl", 43), 1);
+    CHECK(drained_by(d0 + 3, 2000));
+    CHECK_EQ_INT(last_drained, 43);
+    CHECK(last_drained_ok);
+    /* Live pushes behind a waiting backlog: cut at max_pending of their
+     * own, and the waiting mark is answered !ok. */
+    gw_stats(G, &s0);
+    CHECK(backlog_until("dev-bl", &m, s0.out_queued + 512 * 1024));
+    CHECK_EQ_INT(gw_push_mark(G, APP, "dev-bl", 44), 1);
+    m.backlog = false;
+    for (int i = 0; i < 5000 && gw_push_device(G, APP, "dev-bl", &m) == 1; i++)
+        if (i % 64 == 63) usleep(1000);
+    CHECK(drained_by(d0 + 4, 3000));
+    CHECK_EQ_INT(last_drained, 44);
+    CHECK(!last_drained_ok);
+    gw_stats(G, &s1);
+    CHECK_EQ_INT(s1.slow_consumers, s0.slow_consumers + 1);
+    CHECK_EQ_INT(gw_push_mark(G, APP, "dev-bl", 45), 0); /* gone */
+    close(fd);
+    /* A backlog sender that never waits for its marks. */
+    fd = slow_reader("dev-bl2", &m);
+    CHECK(fd >= 0);
+    gw_stats(G, &s0);
+    CHECK(!backlog_until("dev-bl2", &m, 1L << 30));
+    gw_stats(G, &s1);
+    CHECK_EQ_INT(s1.slow_consumers, s0.slow_consumers + 1);
     close(fd);
 }
 

@@ -187,3 +187,24 @@ TEST(emfile_refuses_instead_of_spinning) {
     CHECK_EQ_INT(net_accept(lfd, &fd, NULL), -EAGAIN);
     close(cfd), close(lfd);
 }
+
+/* net_port_claim: the lock refuses a second claim while the first is
+ * held (two processes starting at once), the probe refuses any port
+ * someone listens on, even with SO_REUSEPORT (another herald's workers),
+ * and closing the lock releases the claim. */
+TEST(port_claim_lock_and_probe) {
+    int lfd = -1, lock = -1, lock2 = -1;
+    CHECK_EQ_INT(net_listen_tcp("127.0.0.1", 0, 16, true, &lfd), 0);
+    int port = net_local_port(lfd);
+    CHECK_EQ_INT(net_port_claim("127.0.0.1", port, &lock), -EADDRINUSE);
+    CHECK_EQ_INT(net_port_claim("0.0.0.0", port, &lock), -EADDRINUSE);
+    close(lfd);
+    CHECK_EQ_INT(net_port_claim("127.0.0.1", port, &lock), 0);
+    CHECK_EQ_INT(net_port_claim("127.0.0.1", port, &lock2), -EADDRINUSE);
+    /* The claimant's own workers still bind it with SO_REUSEPORT. */
+    CHECK_EQ_INT(net_listen_tcp("127.0.0.1", port, 16, true, &lfd), 0);
+    close(lfd);
+    close(lock);
+    CHECK_EQ_INT(net_port_claim("127.0.0.1", port, &lock2), 0);
+    close(lock2);
+}

@@ -110,6 +110,27 @@ static int sink_revoke(void *ctx, const char *app, const char *dev,
     return R.online_device && !strcmp(dev, R.online_device);
 }
 
+/* Backlog marks (push_sink_t.mark), when a test turns them on: the last
+ * token and how many came; the test answers them through the service's
+ * drained callback, as the gateway would. */
+static bool use_marks;
+static atomic_int n_marks;
+static atomic_ullong last_mark;
+
+static int sink_mark(void *ctx, const char *app, const char *dev,
+                     uint64_t token) {
+    (void)ctx;
+    (void)app;
+    pthread_mutex_lock(&R.mu);
+    bool on = R.online_device && !strcmp(dev, R.online_device);
+    pthread_mutex_unlock(&R.mu);
+    if (!on)
+        return 0;
+    last_mark = token;
+    n_marks++;
+    return 1;
+}
+
 static push_service_t *start(int head_timeout) {
     push_config_t c;
     push_config_defaults(&c);
@@ -120,7 +141,7 @@ static push_service_t *start(int head_timeout) {
         push_service_free(ps);
         return NULL;
     }
-    push_sink_t s = {NULL, sink_device, sink_online, sink_revoke};
+    push_sink_t s = {NULL, sink_device, sink_online, NULL, sink_revoke};
     if (push_service_start_sink(ps, &s) != 0) {
         push_service_free(ps);
         return NULL;
@@ -637,7 +658,8 @@ static int start_stored(stored_svc_t *s, double rate, double burst) {
     c.rate_app = rate;
     c.burst = burst;
     s->ps = push_service_new(&c);
-    push_sink_t sk = {NULL, sink_device, sink_online, sink_revoke};
+    push_sink_t sk = {NULL, sink_device, sink_online,
+                      use_marks ? sink_mark : NULL, sink_revoke};
     if (!s->ps || push_service_start_sink(s->ps, &sk) != 0)
         return -1;
     pthread_mutex_lock(&R.mu);
@@ -821,6 +843,72 @@ TEST(stored_sync_on_connect_and_ack) {
     gi->online(gi->ctx, &d);
     usleep(200000);
     CHECK_EQ_INT(R.nlog, 0); /* all acked: nothing again */
+    gi->offline(gi->ctx, &d, 0);
+    stop_stored(&s);
+}
+
+static int nlog(void) {
+    pthread_mutex_lock(&R.mu);
+    int n = R.nlog;
+    pthread_mutex_unlock(&R.mu);
+    return n;
+}
+
+/* The connect-time sync is flow-controlled: a page of about 64 KiB, then
+ * it waits for the page's mark to be answered (the device's connection
+ * drained) before the next; an answer !ok (the connection went) ends it
+ * and lets go of the live pushes it held. */
+TEST(stored_sync_paced_by_marks) {
+    use_marks = true;
+    stored_svc_t s;
+    int rc = start_stored(&s, 0, 0);
+    use_marks = false;
+    CHECK_EQ_INT(rc, 0);
+    char body[1200];
+    char pl[1001];
+    memset(pl, 'k', 1000);
+    pl[1000] = 0;
+    snprintf(body, sizeof body, "{\"deviceId\":\"dev7\",\"payload\":\"%s\"}",
+             pl);
+    resp_t r;
+    for (int i = 0; i < 200; i++) {
+        CHECK_EQ_INT(post(s.ps, "/v1/push/device", "KEY", body, &r), 0);
+        CHECK_EQ_INT(r.status, 200);
+        json_decref(r.json);
+    }
+    pthread_mutex_lock(&R.mu);
+    R.nlog = 0;
+    R.online_device = "dev7";
+    pthread_mutex_unlock(&R.mu);
+    int m0 = n_marks;
+    const gw_service_t *gi = push_service_gw_iface(s.ps);
+    gw_device_t d = {.app = "test", .device = "dev7", .transport = GW_TCP};
+    gi->online(gi->ctx, &d);
+    for (int i = 0; i < 300 && n_marks == m0; i++)
+        usleep(10000);
+    CHECK_EQ_INT(n_marks, m0 + 1);
+    /* 1000 bytes + 64 of framing a row: the 62nd fills 64 KiB. */
+    usleep(100000);
+    CHECK_EQ_INT(nlog(), 62); /* and no more until the answer */
+    for (int i = 0; i < 62; i++)
+        CHECK_EQ_INT(R.log[i].seq, i + 1);
+    gi->drained(gi->ctx, last_mark, true);
+    for (int i = 0; i < 300 && n_marks == m0 + 1; i++)
+        usleep(10000);
+    CHECK_EQ_INT(n_marks, m0 + 2);
+    usleep(100000);
+    CHECK_EQ_INT(nlog(), 124);
+    CHECK_EQ_INT(R.log[123].seq, 124);
+    CHECK(push_online_syncing(s.ps, "test", "dev7"));
+    /* The connection went: the sync ends, its hold too, nothing more. */
+    gi->drained(gi->ctx, last_mark, false);
+    for (int i = 0; i < 300 && push_online_syncing(s.ps, "test", "dev7"); i++)
+        usleep(10000);
+    CHECK(!push_online_syncing(s.ps, "test", "dev7"));
+    usleep(100000);
+    CHECK_EQ_INT(nlog(), 124);
+    CHECK_EQ_INT(n_marks, m0 + 2);
+    gi->drained(gi->ctx, last_mark, true); /* a late answer: ignored */
     gi->offline(gi->ctx, &d, 0);
     stop_stored(&s);
 }

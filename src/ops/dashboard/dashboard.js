@@ -116,11 +116,15 @@
     return d.toISOString().replace('T', ' ').replace('Z', '');
   }
 
-  // The push service decides the timeline's exact shape; show any array of
-  // step objects as a table and anything else as JSON.
+  // GET /api/messages/ID answers what the push API's GET /v1/messages/ID
+  // does: a timeline object keyed by event, in the order a message lives
+  // them.  The table shows the events that happened.
   function steps(j) {
-    for (const k of ['steps', 'timeline', 'events']) if (Array.isArray(j[k])) return j[k];
-    return Array.isArray(j) ? j : null;
+    const tl = j && j.timeline;
+    if (!tl || typeof tl !== 'object' || Array.isArray(tl)) return null;
+    return Object.entries(tl)
+      .filter(([, v]) => v && (v.at > 0 || v.count > 0))
+      .map(([step, v]) => ({ step, at: v.at > 0 ? v.at : null, count: v.count }));
   }
 
   function renderTimeline(box, j) {
@@ -141,7 +145,7 @@
       for (const k of keys) {
         const v = s[k];
         const timeish = /(^at|_ms$|^ts$|time)/i.test(k);
-        tr.append(el('td', v === undefined ? '' : timeish ? fmtTime(v) : typeof v === 'object' ? JSON.stringify(v) : String(v)));
+        tr.append(el('td', v === undefined || v === null ? '-' : timeish ? fmtTime(v) : typeof v === 'object' ? JSON.stringify(v) : String(v)));
       }
       table.append(tr);
     }
