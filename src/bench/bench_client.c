@@ -168,8 +168,8 @@ static bool herald_hello(bchild_t *b, bconn_t *c, long i) {
     const bench_opts_t *o = b->o;
     char dev[64], tok[TOKEN_MAX];
     bench_device_id(dev, sizeof dev, i);
-    int64_t exp = (int64_t)time(NULL) + 86400;
-    if (token_mint(tok, sizeof tok, o->app, dev, exp,
+    int64_t now = (int64_t)time(NULL), exp = now + 86400;
+    if (token_mint(tok, sizeof tok, o->app, dev, now, exp,
                    (const uint8_t *)o->secret, strlen(o->secret)) < 0)
         return false;
     if (o->ws) {

@@ -129,12 +129,12 @@ static void on_connected(pload_worker_t *w, long k) {
     }
     char id[160], tok[TOKEN_MAX];
     snprintf(id, sizeof id, "%s%ld", o->prefix, w->dev_lo + k);
-    int64_t exp = (int64_t)time(NULL) + 86400;
+    int64_t now = (int64_t)time(NULL), exp = now + 86400;
     struct epoll_event ev = {.events = EPOLLIN,
                              .data.u64 = PLOAD_KEY_DEV | (uint64_t)k};
     jce_out_reset(&w->dout);
     d->st = PLOAD_D_HELLO;
-    if (token_mint(tok, sizeof tok, o->app, id, exp,
+    if (token_mint(tok, sizeof tok, o->app, id, now, exp,
                    (const uint8_t *)o->secret, strlen(o->secret)) < 0) {
         dev_kill(w, k, "cannot mint a token (check --app and the prefix)");
         return;

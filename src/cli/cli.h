@@ -13,6 +13,7 @@ int cli_listen(int argc, char **argv);
 int cli_push(int argc, char **argv);
 int cli_trace(int argc, char **argv);
 int cli_app(int argc, char **argv);
+int cli_device(int argc, char **argv);
 /* The database path: flag, else $HERALD_DB, else "herald.db". */
 const char *cli_db_path(const char *flag);
 int cli_bench(int argc, char **argv);

@@ -2,9 +2,12 @@
  * cli_config: the option table of `herald serve`, how its settings are
  * read (see cli_config.h), and `herald config check|example|doc`.
  */
+#include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <openssl/crypto.h>
 
@@ -24,8 +27,9 @@ static const char *check_app(const char *v) {
     const char *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
     if (!c2) return "want NAME:SECRET:APIKEY";
     size_t nl = (size_t)(c1 - v), sl = (size_t)(c2 - c1 - 1);
-    if (nl == 0 || nl > 63 || !token_id_valid(v, nl))
-        return "NAME must be 1..63 characters of [A-Za-z0-9_@-]";
+    if (!token_app_valid(v, nl))
+        return "NAME must be 1..63 characters of [A-Za-z0-9_@-], not "
+               "starting with '-'";
     if (sl == 0 || sl > APP_SECRET_MAX)
         return "SECRET must be 1..127 bytes without ':'";
     size_t kl = strlen(c2 + 1);
@@ -106,7 +110,14 @@ static const conf_opt_t serve_opts[] = {
     {"app", CONF_LIST, F(app), 0, MAX_APPS, NULL, NULL, LIVE | CONF_SECRET,
      "NAME:SECRET:APIKEY",
      "an application, upserted into the store; none and an empty store: "
-     "a demo app", check_app, show_app},
+     "a demo app.  As a flag it shows in ps: prefer app-file or $HERALD_APP",
+     check_app, show_app},
+    STR("app-file", app_file, "", LIVE, "PATH",
+        "file of NAME:SECRET:APIKEY lines (# comments), one app each, added "
+        "to app; must not be readable by others (chmod 600)"),
+    INT("token-max-ttl", token_max_ttl, 60, 315360000, "2592000", LIVE, "S",
+        "longest device token lifetime accepted, seconds (default 30 days); "
+        "longer ones get ERR_TOKEN_TOO_LONG"),
     INT("rate-app", rate_app, 0, M, "100000", LIVE, "N",
         "pushes per second per app; 0 = no limit"),
     INT("burst", burst, 0, M, "0", LIVE, "N",
@@ -154,8 +165,66 @@ void serve_usage(FILE *f) {
             "Each option is also a config file key (name = value) and an\n"
             "environment variable ($HERALD_NAME, '-' as '_'); flags win over\n"
             "the environment, which wins over the file (docs/config.md).\n"
-            "[live]: SIGHUP applies a change without a restart.\n\n");
+            "[live]: SIGHUP applies a change without a restart.\n\n"
+            "App secrets: --app NAME:SECRET:APIKEY on the command line is\n"
+            "visible to every local user (ps, /proc).  Give apps in a file\n"
+            "instead (--app-file PATH, chmod 600), in $HERALD_APP (several\n"
+            "separated by white space, e.g. from a systemd EnvironmentFile)\n"
+            "or as app lines of a --config file readable by herald only.\n\n");
     conf_print_usage(&serve_table, f);
+}
+
+/* One app line of an --app-file into s->app, checked like any other. */
+static int app_file_line(serve_settings_t *s, const char *path, int ln,
+                         const char *line, conf_errs_t *e) {
+    const conf_opt_t *o = NULL;
+    for (int i = 0; i < serve_table.n; i++)
+        if (!strcmp(serve_table.opts[i].name, "app")) o = &serve_table.opts[i];
+    char why[256];
+    if (o && conf_set(o, s, line, why, sizeof why) == 0) return 0;
+    conf_err(e, "%s:%d: app: %s", path, ln, o ? why : "no app option");
+    return -1;
+}
+
+/*
+ * --app-file: NAME:SECRET:APIKEY lines, blank lines and # comments.  It
+ * holds secrets, so a file that others may read (or write: they could
+ * plant an app) is refused as a whole, before a line is read.  Errors
+ * name the line, never its value.
+ */
+static int read_app_file(serve_settings_t *s, const char *path,
+                         conf_errs_t *e) {
+    FILE *f = fopen(path, "r");
+    struct stat st;
+    if (!f || fstat(fileno(f), &st) < 0) {
+        conf_err(e, "%s: app-file: %s", path, strerror(errno));
+        if (f) fclose(f);
+        return -1;
+    }
+    if (st.st_mode & (S_IROTH | S_IWOTH)) {
+        conf_err(e, "%s: app-file: readable or writable by others; it holds "
+                    "app secrets (chmod 600)", path);
+        fclose(f);
+        return -1;
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    int ln = 0, bad = 0;
+    while ((n = getline(&line, &cap, f)) >= 0) {
+        ln++;
+        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r' ||
+                         line[n - 1] == ' ' || line[n - 1] == '\t'))
+            line[--n] = 0;
+        char *p = line + strspn(line, " \t");
+        if (*p && *p != '#') bad |= app_file_line(s, path, ln, p, e) < 0;
+    }
+    if (line) {
+        OPENSSL_cleanse(line, cap);
+        free(line);
+    }
+    fclose(f);
+    return bad ? -1 : 0;
 }
 
 int serve_conf_init(serve_conf_t *c, int argc, char **argv, conf_errs_t *e) {
@@ -193,6 +262,8 @@ int serve_conf_load(const serve_conf_t *c, serve_settings_t *s,
     }
     (void)conf_apply(t, s, &c->env, e);
     (void)conf_apply(t, s, &c->flags, e);
+    if (s->app_file && *s->app_file)
+        (void)read_app_file(s, s->app_file, e); /* errors counted in e */
     if (e->n == before)
         (void)serve_settings_check(s, c->path ? c->path : t->cmd, e);
     return e->n - before;

@@ -39,6 +39,8 @@ typedef struct serve_settings {
     bool accept_journal_loss;
     int inbox_max;
     conf_list_t app;            /* "NAME:SECRET:APIKEY" each */
+    char *app_file;             /* more app lines, from a file ("" = none) */
+    int token_max_ttl;          /* seconds: longest device token lifetime */
     int rate_app;
     int burst;                  /* 0 = rate_app */
     int max_payload;

@@ -174,8 +174,9 @@ static int mint_token(listener_t *l) {
         strcpy(l->tok, l->token);
         return 0;
     }
-    return token_mint(l->tok, sizeof l->tok, l->app, l->device,
-                      (int64_t)time(NULL) + 3600, (const uint8_t *)l->secret,
+    int64_t now = (int64_t)time(NULL);
+    return token_mint(l->tok, sizeof l->tok, l->app, l->device, now,
+                      now + 3600, (const uint8_t *)l->secret,
                       strlen(l->secret)) < 0
                ? -1
                : 0;

@@ -20,6 +20,7 @@
 
 #include "cli/cli_config.h"
 #include "core/log.h"
+#include "core/shq.h"
 #include "gateway/gw.h"
 #include "push/push.h"
 #include "store/store.h"
@@ -51,17 +52,20 @@ static int put_app(const serve_live_t *l, const char *spec, bool replace,
 static int add_demo_app(store_t *st) {
     store_app_t a;
     char key[128];
-    int rc = store_app_create(st, "demo", &a, key, sizeof key);
+    int rc = store_app_create(st, "demo", STORE_UNKNOWN_STORE, &a, key,
+                              sizeof key);
     if (rc < 0) {
         fprintf(stderr, "herald serve: demo app: %s\n", store_strerror(rc));
         return rc;
     }
+    char qs[3 * 128]; /* quoted for sh (a random secret needs none) */
+    if (shq_quote(qs, sizeof qs, a.secret) < 0) qs[0] = 0;
     printf("herald: demo app \"demo\" created (first start, no --app)\n"
            "herald:   API key     %s\n"
            "herald:   secret      %s\n"
            "herald:   mint a device token:\n"
            "herald:     herald token --app demo --device DEVICE --secret %s\n",
-           key, a.secret, a.secret);
+           key, a.secret, qs);
     return 0;
 }
 
@@ -156,6 +160,7 @@ static void apply_live(const serve_live_t *l, const serve_settings_t *s) {
     push_service_set_limits(l->ps, s->rate_app, s->burst,
                             (uint32_t)s->max_payload);
     gw_set_limits(l->gw, s->max_conns, s->hb_min, s->hb_max);
+    gw_set_token_max_ttl(l->gw, s->token_max_ttl);
 }
 
 int serve_reload(const serve_live_t *l, const serve_conf_t *c,

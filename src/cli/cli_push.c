@@ -33,7 +33,8 @@ static void push_usage(FILE *f) {
         "                       (127.0.0.1:8080)\n"
         "  --tars HOST:PORT     use the TARS PushAPI instead of HTTP\n"
         "message: (--payload TEXT | --payload-b64 B64) [--ttl SECONDS]\n"
-        "         [--request-id ID] [--collapse-key K] [--no-ack]\n\n"
+        "         [--request-id ID] [--collapse-key K] [--no-ack]\n"
+        "         [--unknown-device store|reject]   (device, devices)\n\n"
         "KEY may come from $HERALD_API_KEY.\n");
 }
 
@@ -54,6 +55,9 @@ static int tars_msg(const json_t *req, herald_PushMessage *m, uint8_t **raw) {
         m->ttl = (int32_t)json_integer_value(v);
     if ((v = json_object_get(req, "needAck")))
         m->needAck = json_is_true(v);
+    const char *ud = json_string_value(json_object_get(req, "unknownDevice"));
+    if (ud) /* PushMessage: 1 store, 2 reject (0: the app's setting) */
+        m->unknownDevice = !strcmp(ud, "reject") ? 2 : 1;
     *raw = NULL;
     if ((v = json_object_get(req, "payload"))) {
         m->payload.data = (const uint8_t *)json_string_value(v);
@@ -230,6 +234,7 @@ int cli_push(int argc, char **argv) {
         {"request-id", required_argument, 0, 'r'},
         {"collapse-key", required_argument, 0, 'c'},
         {"no-ack", no_argument, 0, 'n'},
+        {"unknown-device", required_argument, 0, 'U'},
         {"tars", required_argument, 0, 'T'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
@@ -271,6 +276,15 @@ int cli_push(int argc, char **argv) {
         case 'r': json_object_set_new(req, "requestId", json_string(optarg)); break;
         case 'c': json_object_set_new(req, "collapseKey", json_string(optarg)); break;
         case 'n': json_object_set_new(req, "needAck", json_false()); break;
+        case 'U':
+            if (strcmp(optarg, "store") && strcmp(optarg, "reject")) {
+                fprintf(stderr, "herald push: --unknown-device is store or "
+                                "reject\n");
+                json_decref(req);
+                return 2;
+            }
+            json_object_set_new(req, "unknownDevice", json_string(optarg));
+            break;
         case 't':
             if (cli_parse_long(optarg, 0, 1L << 40, &v) < 0) {
                 fprintf(stderr, "herald push: bad --ttl '%s'\n", optarg);

@@ -110,6 +110,7 @@ static void make_configs(server_t *sv, const serve_settings_t *s) {
     g->accept_rate = s->accept_rate;
     g->accept_burst = s->accept_burst;
     g->head_timeout = s->head_timeout;
+    g->token_max_ttl = s->token_max_ttl;
     push_config_t *p = &sv->push_cfg;
     push_config_defaults(p);
     p->http_host = s->api_host;

@@ -1,6 +1,8 @@
 /*
- * `herald token`: mints a device token APP.DEV.EXPIRY.SIG (src/core/token.h)
- * so a backend, a test or an operator can hand one to a device.
+ * `herald token`: mints a device token APP.DEV.IAT.EXPIRY.SIG
+ * (src/core/token.h) so a backend, a test or an operator can hand one to a
+ * device.  The issue time lets a server refuse tokens issued before a
+ * revocation (`herald device revoke`).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -18,8 +20,10 @@ static void token_usage(FILE *f) {
     fprintf(f,
             "usage: herald token --app APP --device DEV [--ttl SECONDS]\n"
             "                    (--secret S | --secret-file FILE)\n\n"
-            "Prints a device token APP.DEV.EXPIRY.SIG valid for --ttl seconds\n"
-            "(default 86400).  The secret may also come from $HERALD_SECRET.\n");
+            "Prints a device token APP.DEV.IAT.EXPIRY.SIG (IAT = now) valid for\n"
+            "--ttl seconds (default 86400; a server refuses tokens that live\n"
+            "longer than its --token-max-ttl, default 30 days).  The secret may\n"
+            "also come from $HERALD_SECRET.\n");
 }
 
 int cli_read_secret_file(const char *path, char *out, size_t cap) {
@@ -96,11 +100,13 @@ int cli_token(int argc, char **argv) {
         return 2;
     }
     char tok[TOKEN_MAX];
-    int rc = token_mint(tok, sizeof tok, app, dev, (int64_t)time(NULL) + ttl,
+    int64_t now = (int64_t)time(NULL);
+    int rc = token_mint(tok, sizeof tok, app, dev, now, now + ttl,
                         (const uint8_t *)secret, strlen(secret));
     OPENSSL_cleanse(filebuf, sizeof filebuf);
     if (rc < 0) {
-        fprintf(stderr, "herald token: %s (app and device: 1..128 of "
+        fprintf(stderr, "herald token: %s (app: 1..63 of [A-Za-z0-9_@-], "
+                        "not starting with '-'; device: 1..128 of "
                         "[A-Za-z0-9_:@-])\n", token_strerror(rc));
         return 1;
     }

@@ -1,19 +1,29 @@
 /*
- * token: device tokens, `APP.DEV.EXPIRY.SIG` (DESIGN.md §3, docs/protocol.md).
+ * token: device tokens (DESIGN.md §3, docs/protocol.md §1).
  *
- *   APP, DEV  1..128 characters of [A-Za-z0-9_:@-] (no '.', so the token
- *             splits unambiguously, and nothing that needs escaping in a
- *             URL query or an HTTP header);
- *   EXPIRY    Unix seconds, decimal, no sign, no leading zeros; the token is
- *             valid while now < EXPIRY;
- *   SIG       unpadded base64url of HMAC-SHA256(app secret, "APP.DEV.EXPIRY")
- *             — always 43 characters.
+ *   APP.DEV.IAT.EXPIRY.SIG    (what `herald token` mints)
+ *   APP.DEV.EXPIRY.SIG        (the first form, still accepted)
+ *
+ *   APP       an app name: 1..63 characters of [A-Za-z0-9_@-], not
+ *             starting with '-' (token_app_valid: the one rule for app
+ *             names, used by the CLI, the config, the push service and the
+ *             store, so a name that is accepted anywhere can authenticate);
+ *   DEV       1..128 characters of [A-Za-z0-9_:@-];
+ *             neither has a '.', so the token splits unambiguously, and
+ *             nothing needs escaping in a URL query or an HTTP header;
+ *   IAT       issued at, Unix seconds;
+ *   EXPIRY    Unix seconds; the token is valid while now < EXPIRY;
+ *             both decimal, no sign, no leading zeros, IAT <= EXPIRY;
+ *   SIG       unpadded base64url of HMAC-SHA256(app secret, everything
+ *             before the last '.') — always 43 characters.
  *
  * Any backend can mint tokens with a few lines of code, so the format is
- * strict and canonical: one (app, dev, expiry, secret) has one token.
+ * strict and canonical: one (app, dev, iat, expiry, secret) has one token.
  * Parsing only splits and checks syntax (no secret needed, so the gateway
  * can look the app's secret up by APP first); verification recomputes the
- * MAC and compares in constant time.
+ * MAC and compares in constant time.  What a server allows beyond that —
+ * a longest lifetime, revocations — is policy: token_lifetime and
+ * token_issued_at give the figures it needs.
  */
 #ifndef HERALD_TOKEN_H
 #define HERALD_TOKEN_H
@@ -30,11 +40,15 @@ enum token_err {
     TOKEN_ERR_CRYPTO = -5,    /* OpenSSL failed (should not happen) */
 };
 
-#define TOKEN_ID_MAX 128       /* longest APP or DEV */
-#define TOKEN_EXPIRY_MAX 19    /* digits: fits int64_t */
+#define TOKEN_APP_MAX 63       /* longest APP: the store keeps < 64 bytes */
+#define TOKEN_ID_MAX 128       /* longest DEV */
+#define TOKEN_EXPIRY_MAX 19    /* digits of IAT or EXPIRY: fits int64_t */
 #define TOKEN_SIG_LEN 43       /* base64url of 32 bytes, unpadded */
 /* Longest token plus its NUL: a buffer of this size always suffices. */
-#define TOKEN_MAX (TOKEN_ID_MAX * 2 + TOKEN_EXPIRY_MAX + TOKEN_SIG_LEN + 3 + 1)
+#define TOKEN_MAX (TOKEN_APP_MAX + TOKEN_ID_MAX + 2 * TOKEN_EXPIRY_MAX + \
+                   TOKEN_SIG_LEN + 4 + 1)
+/* iat of a token in the first form (no issue time). */
+#define TOKEN_NO_IAT (-1)
 
 /* A parsed token; every pointer borrows from the string given to
  * token_parse. */
@@ -42,17 +56,20 @@ typedef struct token_view {
     const char *app;
     const char *dev;
     const char *sig;
-    uint8_t app_len;  /* 1..128 */
+    uint8_t app_len;  /* 1..63 */
     uint8_t dev_len;  /* 1..128 */
-    uint16_t signed_len; /* bytes of "APP.DEV.EXPIRY", starting at app */
+    uint16_t signed_len; /* bytes before ".SIG", starting at app */
+    int64_t iat;      /* TOKEN_NO_IAT in the first form */
     int64_t expiry;
 } token_view_t;
 
 /* Writes the token and a NUL into out; returns its length or a negative
- * token_err (MALFORMED for a bad app/dev/expiry < 0, SPACE if cap is too
- * small). */
+ * token_err (MALFORMED for a bad app/dev, expiry < 0 or iat > expiry,
+ * SPACE if cap is too small).  iat TOKEN_NO_IAT mints the first form
+ * (kept for tests of old clients). */
 int token_mint(char *out, size_t cap, const char *app, const char *dev,
-               int64_t expiry, const uint8_t *secret, size_t secret_len);
+               int64_t iat, int64_t expiry, const uint8_t *secret,
+               size_t secret_len);
 
 /* Splits and checks the syntax of tok[0..len).  0 or TOKEN_ERR_MALFORMED. */
 int token_parse(const char *tok, size_t len, token_view_t *out);
@@ -62,7 +79,21 @@ int token_parse(const char *tok, size_t len, token_view_t *out);
 int token_verify(const token_view_t *v, const uint8_t *secret,
                  size_t secret_len, int64_t now);
 
-/* True if s[0..n) is a valid APP or DEV. */
+/* How long the token is good for, counted from when it was issued or from
+ * now, whichever is earlier (a first-form token: from now; an IAT in the
+ * future does not shorten it).  A server refuses a token whose lifetime
+ * is over its maximum. */
+int64_t token_lifetime(const token_view_t *v, int64_t now);
+
+/* When the token was issued, for revocations ("tokens issued before T are
+ * refused"): its IAT, or for the first form EXPIRY - max_ttl, the earliest
+ * a token within the server's maximum lifetime can have been issued, so
+ * that every such token issued before a revocation counts as revoked. */
+int64_t token_issued_at(const token_view_t *v, int64_t max_ttl);
+
+/* True if s[0..n) is a valid APP: the one rule for application names. */
+int token_app_valid(const char *s, size_t n);
+/* True if s[0..n) is a valid DEV (device id). */
 int token_id_valid(const char *s, size_t n);
 
 const char *token_strerror(int err);

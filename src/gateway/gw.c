@@ -20,6 +20,7 @@
 
 #define PROTO_ERR_DUPLICATE_LOGIN 1010
 #define PROTO_ERR_DRAINING 1012
+#define PROTO_ERR_TOKEN_REVOKED 1022
 
 void gw_config_defaults(gw_config_t *c) {
     memset(c, 0, sizeof *c);
@@ -38,6 +39,7 @@ void gw_config_defaults(gw_config_t *c) {
     c->max_conns = 0;
     c->head_timeout = 10;
     c->fd_reserve = GW_FD_RESERVE;
+    c->token_max_ttl = 30 * 86400;
 }
 
 int gw_conns_auto(long nofile, int reserve, int workers, int *refused) {
@@ -294,10 +296,16 @@ static void run_item(gw_worker_t *w, gw_item_t *it) {
         push_app(w, it->msg);
         break;
     case GW_I_KICK:
-        if ((c = gw_worker_conn(w, it->slot, it->gen)))
-            gw_conn_kick(c, it->reason, it->reason == PROTO_ERR_DUPLICATE_LOGIN
-                                            ? "logged in elsewhere"
-                                            : "kicked");
+        /* A revocation spares a connection that logged in again with a
+         * token issued since. */
+        if ((c = gw_worker_conn(w, it->slot, it->gen)) &&
+            (!it->before_s || (c->dev && c->dev->issued_s < it->before_s)))
+            gw_conn_kick(c, it->reason,
+                         it->reason == PROTO_ERR_DUPLICATE_LOGIN
+                             ? "logged in elsewhere"
+                         : it->reason == PROTO_ERR_TOKEN_REVOKED
+                             ? "token revoked"
+                             : "kicked");
         break;
     case GW_I_DRAIN:
         drain_worker(w);
@@ -672,6 +680,21 @@ int gw_kick_device(gw_t *gw, const char *app, const char *device, int reason) {
     int worker;
     if (!a || !reg_find(gw, a, device, &it, &worker)) return 0;
     return gw_mail(gw, worker, &it) < 0 ? 0 : 1;
+}
+
+int gw_revoke_device(gw_t *gw, const char *app, const char *device,
+                     int64_t before_s) {
+    gw_app_t *a = app_find(gw, app);
+    gw_item_t it = {.kind = GW_I_KICK, .reason = PROTO_ERR_TOKEN_REVOKED,
+                    .before_s = before_s > 0 ? before_s : 1};
+    int worker;
+    if (!a || !reg_find(gw, a, device, &it, &worker)) return 0;
+    return gw_mail(gw, worker, &it) < 0 ? 0 : 1;
+}
+
+void gw_set_token_max_ttl(gw_t *gw, int64_t seconds) {
+    if (seconds > 0)
+        __atomic_store_n(&gw->cfg.token_max_ttl, seconds, __ATOMIC_RELAXED);
 }
 
 void gw_stats(const gw_t *gw, gw_stats_t *out) {

@@ -46,6 +46,10 @@ typedef struct gw_config {
     /* Descriptors the rest of the process needs (API, TARS and admin
      * connections, store files, loops); default GW_FD_RESERVE. */
     int fd_reserve;
+    /* Longest token lifetime accepted, seconds (token_lifetime); default
+     * 30 days.  Also what a token without an issue time counts as issued
+     * at: EXPIRY minus this (token_issued_at). */
+    int64_t token_max_ttl;
 } gw_config_t;
 
 #define GW_FD_RESERVE 64       /* without API ports: the store and loops */
@@ -107,6 +111,10 @@ typedef struct gw_service {
      * already waits on it (stop this backlog: the other one feeds it).
      * NULL: marks are not accepted. */
     void (*drained)(void *ctx, uint64_t token, bool ok);
+    /* The device's revocation: tokens issued before this Unix second are
+     * refused (ERR_TOKEN_REVOKED); 0 = none.  Called at every login, so it
+     * must answer from memory.  NULL: no revocations. */
+    int64_t (*revoked)(void *ctx, const char *app, const char *device);
 } gw_service_t;
 
 /* One message to deliver; the gateway copies what it needs. */
@@ -174,6 +182,16 @@ int gw_push_mark(gw_t *gw, const char *app, const char *device,
                  uint64_t token);
 /* Closes the device's connection with a kick frame (reason: ErrCode). */
 int gw_kick_device(gw_t *gw, const char *app, const char *device, int reason);
+/* The device's tokens issued before before_s are revoked: its connection
+ * here is kicked with ERR_TOKEN_REVOKED if its token was issued before
+ * then (one that logged in again with a newer token stays).  1 if a
+ * connection was found (the kick is asynchronous), 0 if none.  Any
+ * thread. */
+int gw_revoke_device(gw_t *gw, const char *app, const char *device,
+                     int64_t before_s);
+/* The longest token lifetime accepted from the next login on (a reload);
+ * seconds > 0.  Any thread. */
+void gw_set_token_max_ttl(gw_t *gw, int64_t seconds);
 
 /* Counters for metrics and benchmarks (monotonic, summed over workers). */
 typedef struct gw_stats {

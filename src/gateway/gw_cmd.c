@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include <jansson.h>
@@ -21,6 +22,7 @@
 #include "Protocol.h"
 #include "core/clock.h"
 #include "core/log.h"
+#include "core/net.h"
 #include "core/token.h"
 #include "gateway/gw_int.h"
 #include "ops/metrics_herald.h"
@@ -191,6 +193,10 @@ int gw_push_to_conn(gw_conn_t *c, const gw_pmsg_t *pm, gw_buf_t *fmt[3],
     if (!fmt[f]) return -1;
     if ((batch ? gw_batch_send(c, fmt[f]) : gw_conn_send_buf(c, fmt[f])) < 0)
         return -1;
+    if (m->timeline == 0 && m->seq > c->dev->inbox_sent)
+        c->dev->inbox_sent = m->seq;
+    else if (m->timeline == 1 && m->seq > c->dev->bcast_sent)
+        c->dev->bcast_sent = m->seq;
     atomic_fetch_add_explicit(&c->w->pushes_written, 1, memory_order_relaxed);
     metrics_inc(M_DELIVERIES, 0, 0);
     if (m->sent_at_ms > 0) {
@@ -207,21 +213,83 @@ int gw_push_to_conn(gw_conn_t *c, const gw_pmsg_t *pm, gw_buf_t *fmt[3],
 
 /* ---- authentication -------------------------------------------------------------- */
 
-int gw_auth_token(gw_t *gw, const char *tok, size_t len, gw_dev_t **out) {
+const char *gw_auth_message(int code) {
+    switch (code) {
+    case herald_ERR_TOKEN_EXPIRED: return "token expired";
+    case herald_ERR_TOKEN_TOO_LONG:
+        return "token lifetime over the server's maximum (token-max-ttl)";
+    case herald_ERR_TOKEN_REVOKED:
+        return "token issued before the device's tokens were revoked";
+    default: return "token rejected";
+    }
+}
+
+/*
+ * A refused login, counted by reason and logged with the peer's address,
+ * at most one line a second (a flood of bad tokens must not flood the
+ * log; the line after a quiet spell says how many were held back).  The
+ * app and device are named only once the signature held: before that
+ * they are whatever a stranger typed.  Never the token itself.
+ */
+static void auth_refused(gw_conn_t *c, int code, const token_view_t *v,
+                         bool signed_ok) {
+    static log_limit_t lim = LOG_LIMIT_INIT(1000);
+    metrics_inc(M_AUTH_FAILURES, mh_auth_idx(code), 0);
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    char addr[64] = "?";
+    if (getpeername(c->io.fd, (struct sockaddr *)&ss, &sl) == 0)
+        (void)net_addr_str(&ss, addr, sizeof addr);
+    if (signed_ok)
+        log_limited(&lim, LOG_LEVEL_WARN, "device login refused",
+                    "reason=%s addr=%s app=%.*s device=%.*s",
+                    gw_err_name(code), addr, (int)v->app_len, v->app,
+                    (int)v->dev_len, v->dev);
+    else
+        log_limited(&lim, LOG_LEVEL_WARN, "device login refused",
+                    "reason=%s addr=%s", gw_err_name(code), addr);
+}
+
+/* After the signature: the lifetime (a leaked token stays useful for a
+ * bounded time only), then the device's revocation, both from memory. */
+static int auth_policy(gw_t *gw, const token_view_t *v, const char *app,
+                       int64_t now, int64_t *issued) {
+    int64_t max = __atomic_load_n(&gw->cfg.token_max_ttl, __ATOMIC_RELAXED);
+    if (max > 0 && token_lifetime(v, now) > max)
+        return herald_ERR_TOKEN_TOO_LONG;
+    *issued = token_issued_at(v, max);
+    if (!gw->svc.revoked) return 0;
+    char dev[TOKEN_ID_MAX + 1];
+    memcpy(dev, v->dev, v->dev_len);
+    dev[v->dev_len] = 0;
+    int64_t before = gw->svc.revoked(gw->svc.ctx, app, dev);
+    return before > 0 && *issued < before ? herald_ERR_TOKEN_REVOKED : 0;
+}
+
+int gw_auth_token(gw_conn_t *c, const char *tok, size_t len, gw_dev_t **out) {
+    gw_t *gw = c->w->gw;
     token_view_t v;
     *out = NULL;
-    if (token_parse(tok, len, &v) < 0 || !gw->svc.app_secret)
+    if (token_parse(tok, len, &v) < 0 || !gw->svc.app_secret) {
+        auth_refused(c, herald_ERR_BAD_TOKEN, &v, false);
         return herald_ERR_BAD_TOKEN;
-    char app[TOKEN_ID_MAX + 1];
+    }
+    char app[TOKEN_APP_MAX + 1];
     memcpy(app, v.app, v.app_len);
     app[v.app_len] = 0;
     uint8_t secret[512];
     int sl = gw->svc.app_secret(gw->svc.ctx, app, secret, sizeof secret);
-    if (sl < 0) return herald_ERR_BAD_TOKEN;
-    int rc = token_verify(&v, secret, (size_t)sl, (int64_t)time(NULL));
+    int64_t now = (int64_t)time(NULL), issued = 0;
+    int rc = sl < 0 ? TOKEN_ERR_BAD_SIG
+                    : token_verify(&v, secret, (size_t)sl, now);
     memset(secret, 0, sizeof secret);
-    if (rc == TOKEN_ERR_EXPIRED) return herald_ERR_TOKEN_EXPIRED;
-    if (rc < 0) return herald_ERR_BAD_TOKEN;
+    int code = rc == TOKEN_ERR_EXPIRED ? herald_ERR_TOKEN_EXPIRED
+               : rc < 0                ? herald_ERR_BAD_TOKEN
+                                       : auth_policy(gw, &v, app, now, &issued);
+    if (code) {
+        auth_refused(c, code, &v, rc == 0 || rc == TOKEN_ERR_EXPIRED);
+        return code;
+    }
     gw_dev_t *d = calloc(1, sizeof *d + v.dev_len + 1);
     if (!d || !(d->app = gw_app_intern(gw, v.app, v.app_len))) {
         free(d);
@@ -230,6 +298,7 @@ int gw_auth_token(gw_t *gw, const char *tok, size_t len, gw_dev_t **out) {
     d->len = v.dev_len;
     memcpy(d->name, v.dev, v.dev_len);
     d->name[v.dev_len] = 0;
+    d->issued_s = issued;
     *out = d;
     return 0;
 }
@@ -395,10 +464,12 @@ static int cmd_hello(gw_conn_t *c, int req_id, const req_src_t *src) {
     bool over = ops_mem_over(c->w->gw->cfg.mem);
     int code = c->w->draining ? herald_ERR_DRAINING
                : over         ? herald_ERR_OVERLOADED
-                      : gw_auth_token(c->w->gw, q.token.data, q.token.len, &dev);
+                      : gw_auth_token(c, q.token.data, q.token.len, &dev);
     if (over && !c->w->draining) gw_refuse_count(GW_R_MEMORY);
     if (code) {
-        if (reply(c, herald_CMD_HELLO, req_id, code, NULL, NULL, NULL) < 0) return -1;
+        if (reply(c, herald_CMD_HELLO, req_id, code, NULL, NULL,
+                  over || c->w->draining ? NULL : gw_auth_message(code)) < 0)
+            return -1;
         return close_after(c, code);
     }
     c->hb = (uint16_t)gw_clamp_hb(c->w->gw, q.heartbeat);
@@ -425,29 +496,45 @@ static int cmd_heartbeat(gw_conn_t *c, int req_id, const req_src_t *src) {
     return reply(c, herald_CMD_HEARTBEAT, req_id, 0, &ops_HeartbeatRsp, &r, NULL);
 }
 
+/* An ack covers what the device was sent on this connection, no more:
+ * a cursor beyond it (2^63-1) is cut to the highest seq written here, the
+ * same value the store records (it clamps to the seqs it assigned, which
+ * every seq written here is).  Seqs a device had before it connected are
+ * covered by its next ack of a newer one (acks are cumulative).
+ * POST /v1/yyb is sent no pushes, so it cannot know the device's head: its
+ * ack goes on as given (the store clamps it) and its AckRsp carries no
+ * cursors (GET /v1/devices/{id} shows what was recorded). */
+static int64_t ack_clamp(int64_t want, int64_t sent) {
+    return want > sent ? sent : want;
+}
+
 static int cmd_ack(gw_conn_t *c, int req_id, const req_src_t *src) {
     herald_AckReq q;
     if (DECODE(AckReq, &q) < 0) return bad_package(c, herald_CMD_ACK, req_id);
     if (q.inboxSeq < 0 || q.broadcastSeq < 0)
         return reply(c, herald_CMD_ACK, req_id, herald_ERR_BAD_REQUEST, NULL, NULL, NULL);
     gw_t *gw = c->w->gw;
-    if (q.inboxSeq > c->dev->inbox_seq) c->dev->inbox_seq = q.inboxSeq;
-    if (c->dev->ack_wait_at &&
-        (int32_t)((uint32_t)q.inboxSeq - c->dev->ack_wait_seq) >= 0) {
-        uint32_t ms = (uint32_t)clock_wall_ms() - c->dev->ack_wait_at;
+    gw_dev_t *dv = c->dev;
+    int64_t in = c->ephemeral ? q.inboxSeq : ack_clamp(q.inboxSeq, dv->inbox_sent);
+    int64_t bc = c->ephemeral ? q.broadcastSeq
+                              : ack_clamp(q.broadcastSeq, dv->bcast_sent);
+    if (in > dv->inbox_acked) dv->inbox_acked = in;
+    if (bc > dv->bcast_acked) dv->bcast_acked = bc;
+    if (in > dv->inbox_seq) dv->inbox_seq = in;
+    if (dv->ack_wait_at &&
+        (int32_t)((uint32_t)in - dv->ack_wait_seq) >= 0) {
+        uint32_t ms = (uint32_t)clock_wall_ms() - dv->ack_wait_at;
         metrics_observe(M_DELIVERY_ACKED, 0, 0, (uint64_t)ms * 1000);
-        c->dev->ack_wait_at = 0;
+        dv->ack_wait_at = 0;
     }
-    if (q.broadcastSeq > c->dev->broadcast_seq)
-        c->dev->broadcast_seq = q.broadcastSeq;
+    if (bc > dv->broadcast_seq) dv->broadcast_seq = bc;
     atomic_fetch_add_explicit(&c->w->acks, 1, memory_order_relaxed);
     if (gw->svc.ack) {
-        gw_device_t d = {.app = c->dev->app->name, .device = c->dev->name,
+        gw_device_t d = {.app = dv->app->name, .device = dv->name,
                          .transport = c->transport,
-                         .inbox_seq = c->dev->inbox_seq,
-                         .broadcast_seq = c->dev->broadcast_seq};
-        gw->svc.ack(gw->svc.ctx, &d, q.inboxSeq > 0 ? q.inboxSeq : -1,
-                    q.broadcastSeq > 0 ? q.broadcastSeq : -1);
+                         .inbox_seq = dv->inbox_seq,
+                         .broadcast_seq = dv->broadcast_seq};
+        gw->svc.ack(gw->svc.ctx, &d, in > 0 ? in : -1, bc > 0 ? bc : -1);
     }
     /* reqId 0: one-way (docs/protocol.md).  A device acking every push
      * of a busy stream would otherwise get as many answers as pushes, a
@@ -458,8 +545,10 @@ static int cmd_ack(gw_conn_t *c, int req_id, const req_src_t *src) {
     }
     herald_AckRsp r;
     herald_AckRsp_init(&r);
-    r.inboxSeq = c->dev->inbox_seq;
-    r.broadcastSeq = c->dev->broadcast_seq;
+    if (!c->ephemeral) {
+        r.inboxSeq = dv->inbox_acked;
+        r.broadcastSeq = dv->bcast_acked;
+    }
     return reply(c, herald_CMD_ACK, req_id, 0, &ops_AckRsp, &r, NULL);
 }
 

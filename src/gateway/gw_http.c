@@ -102,13 +102,13 @@ static int http_head_done(gw_conn_t *c) {
     char tok[TOKEN_MAX];
     int tl = find_token(r, h->buf, tok, sizeof tok);
     gw_dev_t *dev = NULL;
-    int code = tl < 0 ? herald_ERR_BAD_TOKEN
-                      : gw_auth_token(c->w->gw, tok, (size_t)tl, &dev);
+    /* No token is a refused login too: counted and logged as one. */
+    int code = gw_auth_token(c, tl < 0 ? "" : tok, tl < 0 ? 0 : (size_t)tl,
+                             &dev);
     if (code) {
         gw_http_error(c, 401, code,
                       tl < 0 ? "token missing (?token= or Authorization: Bearer)"
-                      : code == herald_ERR_TOKEN_EXPIRED ? "token expired"
-                                                  : "token rejected");
+                             : gw_auth_message(code));
         return -1;
     }
     char out[256];
@@ -203,10 +203,9 @@ static int yyb_post_run(gw_conn_t *c) {
     int tl = find_token(&h->req, h->buf, tok, sizeof tok);
     if (tl >= 0) {
         gw_dev_t *dev = NULL;
-        int code = gw_auth_token(w->gw, tok, (size_t)tl, &dev);
+        int code = gw_auth_token(c, tok, (size_t)tl, &dev);
         if (code) {
-            gw_http_error(c, 401, code, code == herald_ERR_TOKEN_EXPIRED
-                                            ? "token expired" : "token rejected");
+            gw_http_error(c, 401, code, gw_auth_message(code));
             return -1;
         }
         gw_conn_authed(c, dev);

@@ -83,8 +83,15 @@ typedef struct gw_app {
 /* An authenticated device, owned by its connection. */
 typedef struct gw_dev {
     gw_app_t *app;
-    int64_t inbox_seq;
+    int64_t inbox_seq;      /* the session's cursors: HELLO's, then acks */
     int64_t broadcast_seq;
+    /* The highest seq of each timeline written to this connection, and
+     * the highest ack recorded on it (never beyond what was written: the
+     * store clamps an ack to the seqs it assigned, and AckRsp says what
+     * was recorded). */
+    int64_t inbox_sent, bcast_sent;
+    int64_t inbox_acked, bcast_acked;
+    int64_t issued_s;       /* its token's issue time (token_issued_at) */
     /* The oldest inbox push written and not yet acked (low 32 bits of its
      * seq, its accept time in ms mod 2^32): one ack-latency sample per
      * ack round trip, in 8 bytes. */
@@ -186,6 +193,8 @@ typedef struct gw_item {
     uint32_t slot, gen;
     gw_pmsg_t *msg;
     uint64_t token;     /* GW_I_MARK */
+    int64_t before_s;   /* GW_I_KICK of a revocation: only tokens issued
+                           before this; 0 = any connection */
 } gw_item_t;
 
 typedef struct gw_worker {
@@ -339,8 +348,12 @@ int gw_cmd_jce(gw_conn_t *c, const uint8_t *p, size_t len);
 int gw_cmd_json(gw_conn_t *c, const uint8_t *p, size_t len);
 /* After a successful WebSocket upgrade with a checked token. */
 int gw_cmd_ws_hello(gw_conn_t *c);
-/* Checks a token; on success fills *dev (malloc'd).  Returns an ErrCode. */
-int gw_auth_token(gw_t *gw, const char *tok, size_t len, gw_dev_t **dev);
+/* Checks c's token: shape, signature, expiry, lifetime, revocation.  On
+ * success fills *dev (malloc'd); a refusal is counted and logged
+ * (rate-limited, with the peer's address).  Returns an ErrCode. */
+int gw_auth_token(gw_conn_t *c, const char *tok, size_t len, gw_dev_t **dev);
+/* What a refused token's 401 or HELLO answer says. */
+const char *gw_auth_message(int code);
 /* Marks c authenticated as dev (registry, service->online). */
 void gw_conn_authed(gw_conn_t *c, gw_dev_t *dev);
 /* Writes a Package (cmd, reqId, ret) with a JCE body in c's transport. */

@@ -44,6 +44,8 @@ static const char *const LISTENERS[] = {"device", "api", "tars", "admin",
     NULL};
 static const char *const APIS[] = {"http", "tars", NULL};
 static const char *const TIMEOUTS[] = {"head", "idle", NULL};
+static const char *const AUTH_REASONS[] = {"bad_token", "token_expired",
+    "token_too_long", "token_revoked", "other", NULL};
 
 static double read_rss(void *ctx, unsigned a, unsigned b);
 static double read_fds(void *ctx, unsigned a, unsigned b);
@@ -157,6 +159,15 @@ static const metrics_def_t DEFS[M_HERALD_COUNT] = {
         "Device syncs (stored backlogs) waiting for their connection to "
         "write the last page before the next: devices catching up at their "
         "own pace.", METRICS_GAUGE},
+    [M_AUTH_FAILURES] = {"herald_auth_failures_total",
+        "Device logins refused (HELLO, WebSocket upgrade, POST /v1/yyb), by "
+        "reason.", METRICS_COUNTER, L1("reason", AUTH_REASONS)},
+    [M_REVOCATIONS] = {"herald_token_revocations_total",
+        "Device token revocations applied (DELETE /v1/devices/{id}/tokens, "
+        "herald device revoke).", METRICS_COUNTER},
+    [M_UNKNOWN_DEVICES] = {"herald_unknown_device_rejections_total",
+        "Push targets refused because the device never connected "
+        "(unknownDevice = reject).", METRICS_COUNTER},
     [M_PROC_RSS] = {"process_resident_memory_bytes",
         "Resident memory size in bytes.", METRICS_GAUGE_FN, .read = read_rss},
     [M_PROC_FDS] = {"process_open_fds", "Open file descriptors.",
@@ -197,7 +208,9 @@ unsigned mh_result_idx(int code) {
     case herald_ERR_OK: return MH_RES_OK;
     case herald_ERR_NOT_AUTHED:
     case herald_ERR_BAD_TOKEN:
-    case herald_ERR_TOKEN_EXPIRED: return MH_RES_UNAUTHORIZED;
+    case herald_ERR_TOKEN_EXPIRED:
+    case herald_ERR_TOKEN_TOO_LONG:
+    case herald_ERR_TOKEN_REVOKED: return MH_RES_UNAUTHORIZED;
     case herald_ERR_RATE_LIMITED: return MH_RES_RATE_LIMITED;
     case herald_ERR_BAD_PACKAGE:
     case herald_ERR_UNKNOWN_CMD:
@@ -224,9 +237,21 @@ unsigned mh_reason_idx(int code) {
     case herald_ERR_BAD_REQUEST: return MH_DIS_PROTOCOL_ERROR;
     case herald_ERR_NOT_AUTHED:
     case herald_ERR_BAD_TOKEN:
-    case herald_ERR_TOKEN_EXPIRED: return MH_DIS_AUTH;
+    case herald_ERR_TOKEN_EXPIRED:
+    case herald_ERR_TOKEN_TOO_LONG:
+    case herald_ERR_TOKEN_REVOKED: return MH_DIS_AUTH;
     case herald_ERR_SERVER: return MH_DIS_SERVER_ERROR;
     default: return MH_DIS_OTHER;
+    }
+}
+
+unsigned mh_auth_idx(int code) {
+    switch (code) {
+    case herald_ERR_BAD_TOKEN: return MH_AUTH_BAD_TOKEN;
+    case herald_ERR_TOKEN_EXPIRED: return MH_AUTH_EXPIRED;
+    case herald_ERR_TOKEN_TOO_LONG: return MH_AUTH_TOO_LONG;
+    case herald_ERR_TOKEN_REVOKED: return MH_AUTH_REVOKED;
+    default: return MH_AUTH_OTHER;
     }
 }
 

@@ -59,6 +59,10 @@ enum metrics_herald_id {
     M_LISTENER_PAUSED,     /* counter {listener}: accept out of descriptors */
     M_API_TIMEOUTS,        /* counter {api, kind}: API connections timed out */
     M_SYNC_WAITING,        /* gauge: device syncs waiting for a drain */
+    /* who may talk to herald */
+    M_AUTH_FAILURES,       /* counter {reason}: device logins refused */
+    M_REVOCATIONS,         /* counter: device token revocations applied */
+    M_UNKNOWN_DEVICES,     /* counter: push targets refused as never seen */
     /* process */
     M_PROC_RSS,
     M_PROC_FDS,
@@ -90,6 +94,9 @@ enum mh_refused_what { MH_REF_CONNECTION, MH_REF_PUSH };
 enum mh_refused_reason { MH_REF_MAX_CONNS, MH_REF_ACCEPT_RATE, MH_REF_PER_IP,
                          MH_REF_MEMORY, MH_REF_RATE_LIMIT,
                          MH_REF_QUEUE_FULL };
+/* herald_auth_failures_total: why a device login was refused. */
+enum mh_auth_reason { MH_AUTH_BAD_TOKEN, MH_AUTH_EXPIRED, MH_AUTH_TOO_LONG,
+                      MH_AUTH_REVOKED, MH_AUTH_OTHER };
 /* herald_queue_dropped_total */
 enum mh_drop_queue { MH_DROP_STORE, MH_DROP_SYNC, MH_DROP_STATUS,
                      MH_DROP_MAILBOX };
@@ -114,6 +121,8 @@ unsigned mh_result_idx(int err_code);
 unsigned mh_reason_idx(int err_code);
 unsigned mh_transport_idx(int transport);
 unsigned mh_status_idx(int http_status);
+/* Label index of a refused login's ErrCode (herald_auth_failures_total). */
+unsigned mh_auth_idx(int err_code);
 
 /* Clocks for latency figures: monotonic and wall, in microseconds. */
 uint64_t mh_mono_us(void);

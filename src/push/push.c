@@ -74,6 +74,7 @@ push_service_t *push_service_new(const push_config_t *cfg) {
     ps->gwi.ack = push_gw_ack;
     ps->gwi.sync = push_gw_sync;
     ps->gwi.drained = push_gw_drained;
+    ps->gwi.revoked = push_gw_revoked;
     ps->http_port = -1;
     pthread_rwlock_init(&ps->reg_mu, NULL);
     return ps;
@@ -166,7 +167,7 @@ static void free_app(push_app_t *a) {
 /* push_app_add (replace false) and push_app_put (true), under reg_mu. */
 static int app_add(push_service_t *ps, const char *name, const char *secret,
                    const char *api_key, bool replace) {
-    if (!name || !secret || !api_key || !token_id_valid(name, strlen(name)))
+    if (!name || !secret || !api_key || !token_app_valid(name, strlen(name)))
         return PUSH_E_INVALID;
     size_t slen = strlen(secret);
     if (slen == 0 || slen > PUSH_SECRET_MAX ||
@@ -229,9 +230,9 @@ int push_app_add_spec(push_service_t *ps, const char *spec) {
     const char *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
     if (!c2 || c1 == spec || c2 == c1 + 1 || !c2[1])
         return PUSH_E_INVALID;
-    char name[TOKEN_ID_MAX + 1], secret[PUSH_SECRET_MAX + 1];
+    char name[TOKEN_APP_MAX + 1], secret[PUSH_SECRET_MAX + 1];
     size_t nl = (size_t)(c1 - spec), sl = (size_t)(c2 - c1 - 1);
-    if (nl > TOKEN_ID_MAX || sl > PUSH_SECRET_MAX)
+    if (nl > TOKEN_APP_MAX || sl > PUSH_SECRET_MAX)
         return PUSH_E_INVALID;
     memcpy(name, spec, nl);
     name[nl] = 0;
@@ -318,6 +319,10 @@ void push_gw_sync(void *ctx, const gw_device_t *d, int64_t inbox_seq,
     push_sync_online(ctx, &q, push_online_hold(ctx, d->app, d->device));
 }
 
+int64_t push_gw_revoked(void *ctx, const char *app, const char *dev) {
+    return push_revoked_before(ctx, app, dev);
+}
+
 /* A page of a device's backlog has drained: its sync goes on. */
 void push_gw_drained(void *ctx, uint64_t token, bool ok) {
     push_sync_resume(ctx, token, ok);
@@ -356,6 +361,8 @@ int push_service_start_sink(push_service_t *ps, const push_sink_t *sink) {
         return rc == PUSH_E_NOMEM ? -ENOMEM : -EIO;
     if (ps->cfg.store && !ps->sync && (rc = push_sync_start(ps)) < 0)
         return rc;
+    if (!ps->revoke && (rc = push_revoke_start(ps)) < 0)
+        return rc;
     ps->started = true;
     if ((rc = push_http_start(ps)) < 0) {
         ps->started = false;
@@ -386,12 +393,14 @@ int push_service_http_port(const push_service_t *ps) {
 }
 
 /* Both API loops finish the calls waiting for the store before they stop,
- * so every accepted push is answered; then the sync thread stops. */
+ * so every accepted push (and revocation) is answered; then the threads
+ * behind them stop. */
 void push_service_stop(push_service_t *ps) {
     if (!ps || !ps->started)
         return;
     push_tars_stop(ps);
     push_http_stop(ps);
+    push_revoke_stop(ps);
     push_sync_stop(ps);
     ps->started = false;
 }
@@ -401,6 +410,7 @@ void push_service_free(push_service_t *ps) {
         return;
     push_service_stop(ps);
     push_sync_free(ps);
+    push_revoke_free(ps);
     push_auth_free(ps);
     for (int i = 0; i < ps->napps; i++)
         free_app(&ps->apps[i]);

@@ -94,8 +94,8 @@ push_service_t *push_service_new(const push_config_t *cfg);
 /* ---- app registry ------------------------------------------------------ */
 
 /* Registers an app with its token secret and one API key; call again with
- * the same name and secret to add another key.  name must be a valid token
- * id (token_id_valid), secret 1..PUSH_SECRET_MAX bytes, api_key
+ * the same name and secret to add another key.  name must be a valid app
+ * name (token_app_valid), secret 1..PUSH_SECRET_MAX bytes, api_key
  * 1..PUSH_KEY_MAX printable non-space ASCII.  Any thread, any time.  0 or
  * a negative push_err. */
 int push_app_add(push_service_t *ps, const char *name, const char *secret,
@@ -158,6 +158,11 @@ typedef struct push_sink {
      * the connect-time sync sends without waiting. */
     int (*mark)(void *ctx, const char *app, const char *device,
                 uint64_t token);
+    /* The device's tokens issued before before_s were revoked: close its
+     * connection if its token is one of them (gw_revoke_device).  1 if
+     * it has a connection, 0 if not.  NULL: nothing to close. */
+    int (*revoke)(void *ctx, const char *app, const char *device,
+                  int64_t before_s);
 } push_sink_t;
 /* push_service_start with any sink (copied).  0 or a negative errno. */
 int push_service_start_sink(push_service_t *ps, const push_sink_t *sink);

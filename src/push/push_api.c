@@ -5,6 +5,10 @@
  *
  * Order of checks, so every client gets the most useful error first:
  * path (404), method (405), API key (401), JSON (400), fields (400/413).
+ *
+ * DELETE /v1/devices/{id}/tokens (a device's token revocation) is not a
+ * push: it runs on the revoke thread (push_revoke.c), answered like a
+ * push that waited for the store.
  */
 #include <inttypes.h>
 #include <pthread.h>
@@ -83,7 +87,7 @@ void push_msg_id(char out[PUSH_MSG_ID_LEN + 1]) {
 /* ---- request pieces ------------------------------------------------------ */
 
 static bool auth_app(push_service_t *ps, const http_req_t *r,
-                     const char *buf, char app[64]) {
+                     const char *buf, char app[64], int *unknown_device) {
     const http_header_t *h = http_find_header(r, buf, "authorization");
     if (!h)
         return false;
@@ -95,7 +99,7 @@ static bool auth_app(push_service_t *ps, const http_req_t *r,
     n -= 7;
     while (n && *v == ' ')
         v++, n--;
-    return n && push_auth_key(ps, v, n, app) == 0;
+    return n && push_auth_key(ps, v, n, app, unknown_device) == 0;
 }
 
 static int ret_status(int ret, const char **code) {
@@ -103,6 +107,7 @@ static int ret_status(int ret, const char **code) {
     case PUSH_RET_INVALID: *code = "invalid_argument"; return 400;
     case PUSH_RET_TTL: *code = "invalid_argument"; return 400;
     case PUSH_RET_TOO_MANY_DEVICES: *code = "too_many_devices"; return 400;
+    case PUSH_RET_UNKNOWN_DEVICE: *code = "unknown_device"; return 404;
     case PUSH_RET_UNAUTHORIZED: *code = "unauthorized"; return 401;
     case PUSH_RET_PAYLOAD_TOO_LARGE: *code = "payload_too_large"; return 413;
     case PUSH_RET_RATE_LIMITED: *code = "rate_limited"; return 429;
@@ -271,7 +276,27 @@ static int single_body(push_api_resp_t *out, const char *msg_id,
     return 0;
 }
 
+/* The answer of DELETE /v1/devices/{id}/tokens. */
+static void revoke_body(push_call_t *c, push_api_resp_t *resp) {
+    resp->route1 = 0; /* "other" */
+    if (c->ret != PUSH_RET_OK) {
+        const char *code;
+        int st = ret_status(c->ret, &code);
+        fail(resp, st, code, c->err[0] ? c->err : code);
+    } else {
+        set_body(resp, 200,
+                 json_pack("{s:s,s:I,s:b}", "deviceId", c->devices[0],
+                           "revokedBefore", (json_int_t)c->revoked_before,
+                           "online", c->online > 0));
+    }
+    push_call_free(c);
+}
+
 void push_api_finish(push_call_t *c, push_api_resp_t *resp) {
+    if (c->op == PUSH_OP_REVOKE) {
+        revoke_body(c, resp);
+        return;
+    }
     /* enum push_op 1..4 lines up with MH_ROUTE_PUSH_DEVICE..PUSH_ALL. */
     resp->route1 = (unsigned)c->op;
     if (c->ret != PUSH_RET_OK) {
@@ -299,10 +324,11 @@ void push_api_finish(push_call_t *c, push_api_resp_t *resp) {
     case PUSH_OP_MULTI: {
         json_object_set_new(j, "online", json_integer(c->online));
         json_object_set_new(j, "stored", json_integer(c->stored));
+        json_object_set_new(j, "duplicates", json_integer(c->n_dup));
         json_t *rej = json_object();
         for (uint32_t i = 0; i < c->n_rejected; i++)
             json_object_set_new(rej, c->rejected[i],
-                                json_integer(PUSH_RET_INVALID));
+                                json_integer(c->rej_codes[i]));
         json_object_set_new(j, "rejected", rej);
         break;
     }
@@ -319,14 +345,34 @@ void push_api_finish(push_call_t *c, push_api_resp_t *resp) {
 
 /* ---- operations ---------------------------------------------------------- */
 
+/* "unknownDevice": "store" | "reject" overrides the app's setting for
+ * this request (single and multi-device pushes). */
+static bool read_unknown(push_call_t *c, const cJSON *body,
+                         push_api_resp_t *resp) {
+    const cJSON *v = field(body, "unknownDevice");
+    if (!v)
+        return true;
+    const char *s = cJSON_IsString(v) ? v->valuestring : "";
+    if (!strcmp(s, "store") || !strcmp(s, "reject")) {
+        c->unknown_device =
+            s[0] == 'r' ? STORE_UNKNOWN_REJECT : STORE_UNKNOWN_STORE;
+        return true;
+    }
+    fail(resp, 400, "invalid_argument",
+         "unknownDevice must be \"store\" or \"reject\"");
+    return false;
+}
+
 static int op_push(push_service_t *ps, int op, const char *app,
-                   const cJSON *body,
+                   int unknown_device, const cJSON *body,
                    push_api_resp_t *resp, push_reply_fn reply, void *ctx) {
     push_call_t *c = push_call_new(ps, op, app);
     if (!c)
         return fail(resp, 500, "internal", "out of memory");
+    c->unknown_device = unknown_device;
     resp->status = 0;
-    if (!read_targets(c, body, resp) || !read_msg(c, body, resp)) {
+    if (!read_targets(c, body, resp) || !read_msg(c, body, resp) ||
+        !read_unknown(c, body, resp)) {
         if (resp->status == 0) /* the call said why */
             push_api_finish(c, resp);
         else
@@ -421,6 +467,49 @@ static int get_device(push_service_t *ps, const char *app, const char *dev,
     return 200;
 }
 
+/* "/v1/devices/ID/tokens" -> ID (into out); false if the path is not
+ * one. */
+static bool tokens_path(const http_req_t *r, const char *buf, char *out,
+                        size_t cap) {
+    static const char pre[] = "/v1/devices/", suf[] = "/tokens";
+    size_t pn = sizeof pre - 1, sn = sizeof suf - 1, len = r->path.len;
+    const char *p = buf + r->path.off;
+    if (len <= pn + sn || memcmp(p, pre, pn) ||
+        memcmp(p + len - sn, suf, sn) || len - pn - sn >= cap)
+        return false;
+    size_t n = len - pn - sn;
+    memcpy(out, p + pn, n);
+    out[n] = 0;
+    return token_id_valid(out, n);
+}
+
+/* Tokens of the device issued before now are refused from now on, and its
+ * connection is closed (push_revoke.c). */
+static int handle_revoke(push_service_t *ps, const http_req_t *r,
+                         const char *buf, const char *dev,
+                         push_api_resp_t *resp, push_reply_fn reply,
+                         void *ctx) {
+    if (r->method != HTTP_M_DELETE) {
+        resp->allow_delete = true;
+        return fail(resp, 405, "method_not_allowed", "use DELETE");
+    }
+    char app[64];
+    if (!auth_app(ps, r, buf, app, NULL))
+        return fail(resp, 401, "unauthorized",
+                    "missing or unknown API key (Authorization: Bearer KEY)");
+    push_call_t *c = push_call_new(ps, PUSH_OP_REVOKE, app);
+    if (!c)
+        return fail(resp, 500, "internal", "out of memory");
+    if (push_call_add_device(c, dev, strlen(dev)) == PUSH_RET_OK) {
+        c->reply = reply;
+        c->reply_ctx = ctx;
+        if (push_revoke_call(c) == 0)
+            return 0;
+    }
+    push_api_finish(c, resp);
+    return resp->status;
+}
+
 static int handle_get(push_service_t *ps, const http_req_t *r,
                       const char *buf, bool is_msg, const char *arg,
                       push_api_resp_t *resp) {
@@ -429,7 +518,7 @@ static int handle_get(push_service_t *ps, const http_req_t *r,
         return fail(resp, 405, "method_not_allowed", "use GET");
     }
     char app[64];
-    if (!auth_app(ps, r, buf, app))
+    if (!auth_app(ps, r, buf, app, NULL))
         return fail(resp, 401, "unauthorized",
                     "missing or unknown API key (Authorization: Bearer KEY)");
     if (is_msg)
@@ -444,7 +533,7 @@ int push_api_handle_async(push_service_t *ps, const http_req_t *r,
                           void *ctx) {
     int op;
     char arg[160];
-    resp->allow_post = resp->allow_get = false;
+    resp->allow_post = resp->allow_get = resp->allow_delete = false;
     if (path_is(r, buf, "/healthz")) {
         if (r->method != HTTP_M_GET && r->method != HTTP_M_HEAD) {
             resp->allow_get = true;
@@ -453,6 +542,8 @@ int push_api_handle_async(push_service_t *ps, const http_req_t *r,
         set_body(resp, 200, json_pack("{s:b}", "ok", 1));
         return 200;
     }
+    if (tokens_path(r, buf, arg, sizeof arg))
+        return handle_revoke(ps, r, buf, arg, resp, reply, ctx);
     if (path_arg(r, buf, "/v1/messages/", arg, sizeof arg))
         return handle_get(ps, r, buf, true, arg, resp);
     if (path_arg(r, buf, "/v1/devices/", arg, sizeof arg))
@@ -472,7 +563,8 @@ int push_api_handle_async(push_service_t *ps, const http_req_t *r,
         return fail(resp, 405, "method_not_allowed", "use POST");
     }
     char app[64];
-    if (!auth_app(ps, r, buf, app))
+    int unknown_device;
+    if (!auth_app(ps, r, buf, app, &unknown_device))
         return fail(resp, 401, "unauthorized",
                     "missing or unknown API key (Authorization: Bearer KEY)");
     switch (push_admit(ps, app)) {
@@ -495,7 +587,7 @@ int push_api_handle_async(push_service_t *ps, const http_req_t *r,
         cJSON_Delete(j);
         return fail(resp, 400, "bad_json", "body must be a JSON object");
     }
-    int st = op_push(ps, op, app, j, resp, reply, ctx);
+    int st = op_push(ps, op, app, unknown_device, j, resp, reply, ctx);
     cJSON_Delete(j);
     return st;
 }

@@ -12,6 +12,9 @@
  *   GET /v1/devices/{id}.
  * - One store reader shared by the HTTP and TARS threads under a mutex for
  *   the rare reads (key misses, status and device queries).
+ * - Whether a device ever connected, for apps that refuse pushes to
+ *   unknown devices: online here, or a positive answer cached (a device
+ *   once known stays known), or a point read on a reader of its own.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -30,13 +33,23 @@
 #define KEY_SLOTS 256
 #define RATE_SLOTS 256
 #define ONLINE_BUCKETS 4096
+#define KNOWN_SLOTS 2048
+#define DEV_KEY_MAX 196 /* "app\0device\0": 64 + 129 */
 
 typedef struct key_slot {
     char key[PUSH_KEY_MAX + 1];
     size_t len;
     char app[64];
+    int unknown_device;  /* the app's policy, refreshed with the key */
     int64_t checked_ms;
 } key_slot_t;
+
+/* A device known to have connected (direct-mapped; a miss only costs a
+ * read). */
+typedef struct known_slot {
+    uint16_t len;
+    char key[DEV_KEY_MAX];
+} known_slot_t;
 
 typedef struct rate_slot {
     char app[64];
@@ -69,6 +82,11 @@ struct push_auth {
     pthread_mutex_t on_mu;
     online_ent_t *online[ONLINE_BUCKETS];
     uint64_t last_gen;           /* under on_mu */
+    /* Unknown-device checks: their own reader, so a push's check never
+     * waits behind a key miss or a HELLO's secret lookup on rd. */
+    pthread_mutex_t known_mu;
+    store_reader_t *known_rd;
+    known_slot_t *known;         /* KNOWN_SLOTS */
 };
 
 int push_auth_new(push_service_t *ps) {
@@ -79,11 +97,20 @@ int push_auth_new(push_service_t *ps) {
     pthread_mutex_init(&a->rate_mu, NULL);
     pthread_mutex_init(&a->on_mu, NULL);
     pthread_mutex_init(&a->fold_mu, NULL);
+    pthread_mutex_init(&a->known_mu, NULL);
+    if (!(a->known = calloc(KNOWN_SLOTS, sizeof *a->known))) {
+        free(a);
+        return PUSH_E_NOMEM;
+    }
     if (ps->cfg.store &&
         (store_reader_new(ps->cfg.store, &a->rd) < 0 ||
-         store_reader_new(ps->cfg.store, &a->fold_rd) < 0)) {
+         store_reader_new(ps->cfg.store, &a->fold_rd) < 0 ||
+         store_reader_new(ps->cfg.store, &a->known_rd) < 0)) {
         if (a->rd)
             store_reader_free(a->rd);
+        if (a->fold_rd)
+            store_reader_free(a->fold_rd);
+        free(a->known);
         free(a);
         return PUSH_E_SYS;
     }
@@ -99,6 +126,9 @@ void push_auth_free(push_service_t *ps) {
         store_reader_free(a->rd);
     if (a->fold_rd)
         store_reader_free(a->fold_rd);
+    if (a->known_rd)
+        store_reader_free(a->known_rd);
+    free(a->known);
     for (int i = 0; i < ONLINE_BUCKETS; i++)
         while (a->online[i]) {
             online_ent_t *e = a->online[i];
@@ -110,6 +140,7 @@ void push_auth_free(push_service_t *ps) {
     pthread_mutex_destroy(&a->rate_mu);
     pthread_mutex_destroy(&a->on_mu);
     pthread_mutex_destroy(&a->fold_mu);
+    pthread_mutex_destroy(&a->known_mu);
     free(a);
     ps->auth = NULL;
 }
@@ -121,8 +152,12 @@ static uint32_t hash(const char *p, size_t n) {
 /* ---- keys ---------------------------------------------------------------- */
 
 int push_auth_key(push_service_t *ps, const char *key, size_t len,
-                  char app[64]) {
+                  char app[64], int *unknown_device) {
     push_auth_t *a = ps->auth;
+    int policy_;
+    if (!unknown_device)
+        unknown_device = &policy_;
+    *unknown_device = STORE_UNKNOWN_STORE;
     if (!a || !a->rd) {
         const char *name = push_app_by_key(ps, key, len);
         if (!name)
@@ -139,6 +174,7 @@ int push_auth_key(push_service_t *ps, const char *key, size_t len,
     if (s->len == len && !CRYPTO_memcmp(s->key, key, len) &&
         now - s->checked_ms < KEY_TTL_MS) {
         snprintf(app, 64, "%s", s->app);
+        *unknown_device = s->unknown_device;
         rc = 0;
     } else {
         char k[PUSH_KEY_MAX + 1];
@@ -149,8 +185,10 @@ int push_auth_key(push_service_t *ps, const char *key, size_t len,
             memcpy(s->key, k, len + 1);
             s->len = len;
             snprintf(s->app, sizeof s->app, "%s", sa.name);
+            s->unknown_device = sa.unknown_device;
             s->checked_ms = now;
             snprintf(app, 64, "%s", sa.name);
+            *unknown_device = sa.unknown_device;
             rc = 0;
         } else if (s->len == len && !CRYPTO_memcmp(s->key, key, len)) {
             s->len = 0; /* revoked: forget it */
@@ -434,4 +472,37 @@ bool push_online_get(push_service_t *ps, const char *app, const char *dev,
         }
     pthread_mutex_unlock(&a->on_mu);
     return found;
+}
+
+/* ---- devices that ever connected ------------------------------------------ */
+
+/* Online here, or connected before (the store's sighting).  A device's
+ * first connect is online before its sighting commits, so the two
+ * together leave no gap.  Known once, known for good: devices rows are
+ * never deleted, so positive answers are cached. */
+int push_auth_known(push_service_t *ps, const char *app, const char *dev,
+                    bool *known) {
+    push_auth_t *a = ps->auth;
+    char k[DEV_KEY_MAX];
+    size_t n = a ? make_key(k, sizeof k, app, dev) : 0;
+    *known = false;
+    if (!n)
+        return 0;
+    pthread_mutex_lock(&a->on_mu);
+    *known = find_ent(a, k, n) != NULL;
+    pthread_mutex_unlock(&a->on_mu);
+    if (*known || !a->known_rd)
+        return 0;
+    known_slot_t *s = &a->known[hash(k, n) % KNOWN_SLOTS];
+    int rc = 0;
+    pthread_mutex_lock(&a->known_mu);
+    if (s->len == n && !memcmp(s->key, k, n)) {
+        *known = true;
+    } else if ((rc = store_device_known(a->known_rd, app, dev, known)) == 0 &&
+               *known) {
+        memcpy(s->key, k, n);
+        s->len = (uint16_t)n;
+    }
+    pthread_mutex_unlock(&a->known_mu);
+    return rc;
 }

@@ -13,6 +13,11 @@ static long gw_sink_online(void *ctx, const char *app, const gw_msg_t *m) {
     return gw_push_online(ctx, app, m);
 }
 
+static int gw_sink_revoke(void *ctx, const char *app, const char *device,
+                          int64_t before_s) {
+    return gw_revoke_device(ctx, app, device, before_s);
+}
+
 static int gw_sink_mark(void *ctx, const char *app, const char *device,
                         uint64_t token) {
     return gw_push_mark(ctx, app, device, token);
@@ -22,6 +27,7 @@ int push_service_start(push_service_t *ps, gw_t *gw) {
     push_sink_t s = {.ctx = gw,
                      .device = gw_sink_device,
                      .online = gw_sink_online,
-                     .mark = gw_sink_mark};
+                     .mark = gw_sink_mark,
+                     .revoke = gw_sink_revoke};
     return push_service_start_sink(ps, &s);
 }

@@ -216,6 +216,7 @@ static void queue_response(hconn_t *c, const push_api_resp_t *r, bool close,
     if (r->status == 401) p = stpcpy(p, "WWW-Authenticate: Bearer\r\n");
     if (r->allow_post) p = stpcpy(p, "Allow: POST\r\n");
     else if (r->allow_get) p = stpcpy(p, "Allow: GET, HEAD\r\n");
+    else if (r->allow_delete) p = stpcpy(p, "Allow: DELETE\r\n");
     if (r->status == 429 || r->status == 503)
         p = stpcpy(p, "Retry-After: 1\r\n");
     if (close) p = stpcpy(p, "Connection: close\r\n");

@@ -29,6 +29,7 @@ typedef struct push_http push_http_t;
 typedef struct push_tars push_tars_t;
 typedef struct push_sync push_sync_t;
 typedef struct push_auth push_auth_t;
+typedef struct push_revoke push_revoke_t;
 typedef struct push_call push_call_t;
 /* Called once when a pending call completes, on the store's writer thread:
  * must only hand the call to its transport's thread. */
@@ -53,6 +54,7 @@ struct push_service {
     int tars_port;
     push_sync_t *sync;   /* device sync, acks, status flush (store only) */
     push_auth_t *auth;   /* store-backed keys, rate buckets, online table */
+    push_revoke_t *revoke; /* device token revocations (push_revoke.c) */
     atomic_long inflight; /* push calls waiting for the store */
     atomic_long n_online, n_online_ev, n_offline_ev, n_acks;
     atomic_long n_http, n_http_err, n_pushes, n_delivered;
@@ -66,6 +68,7 @@ void push_gw_ack(void *ctx, const gw_device_t *d, int64_t inbox_seq,
 void push_gw_sync(void *ctx, const gw_device_t *d, int64_t inbox_seq,
                   int64_t broadcast_seq);
 void push_gw_drained(void *ctx, uint64_t token, bool ok);
+int64_t push_gw_revoked(void *ctx, const char *app, const char *dev);
 
 /* push_api.c: one API request, no sockets.  resp->body is a malloc'd JSON
  * text (free with push_api_resp_free). */
@@ -73,6 +76,7 @@ typedef struct push_api_resp {
     int status;
     bool allow_post; /* 405: add "Allow: POST" */
     bool allow_get;  /* 405: add "Allow: GET, HEAD" */
+    bool allow_delete; /* 405: add "Allow: DELETE" */
     char *body;
     size_t body_len;
     unsigned route1; /* metrics route (enum mh_route) + 1; 0 = other */
@@ -103,6 +107,9 @@ enum push_op { /* == enum store_kind */
     PUSH_OP_MULTI = 2,
     PUSH_OP_ONLINE = 3,
     PUSH_OP_ALL = 4,
+    /* Not a push: DELETE /v1/devices/{id}/tokens (push_revoke.c), one
+     * device in devices[0]; never handed to the store as a message. */
+    PUSH_OP_REVOKE = 5,
 };
 
 /* PushRet of protocol/PushAPI.jce (kept here so push needs no gen header) */
@@ -114,6 +121,7 @@ enum push_ret {
     PUSH_RET_PAYLOAD_TOO_LARGE = 4,
     PUSH_RET_TOO_MANY_DEVICES = 5,
     PUSH_RET_TTL = 6,
+    PUSH_RET_UNKNOWN_DEVICE = 7,
     PUSH_RET_OVERLOADED = 8,
     PUSH_RET_STORE = 9,
     PUSH_RET_INTERNAL = 10,
@@ -137,10 +145,13 @@ struct push_call {
     size_t payload_len;
     int64_t ttl;
     bool need_ack;
+    int unknown_device;     /* enum store_unknown_device, for this call */
     char **devices;
     uint32_t n_devices, cap_devices;
-    char **rejected;        /* invalid ids of a multi push */
+    char **rejected;        /* refused ids of a multi push */
+    int *rej_codes;         /* their PushRet codes, beside them */
     uint32_t n_rejected, cap_rejected;
+    uint32_t n_dup;         /* repeats dropped (counted in the answer) */
     int64_t *seqs;
     store_req_t req;
     /* result */
@@ -153,6 +164,7 @@ struct push_call {
     int state;              /* single: PUSH_ST_* */
     bool duplicate;
     long online, stored, targeted;
+    int64_t revoked_before; /* PUSH_OP_REVOKE: the moment in force */
     push_reply_fn reply;
     void *reply_ctx;
     push_call_t *next;      /* transport mailboxes */
@@ -167,8 +179,9 @@ int push_call_set_msg(push_call_t *c, const char *request_id, size_t rid_len,
                       const uint8_t *payload, size_t payload_len, int64_t ttl,
                       bool need_ack);
 /* Adds a target.  An invalid id fails a single push (PUSH_RET_INVALID) and
- * is recorded in c->rejected for a multi push; over PUSH_MAX_DEVICES gives
- * PUSH_RET_TOO_MANY_DEVICES. */
+ * is recorded in c->rejected for a multi push; over PUSH_MAX_DEVICES
+ * (counting repeats) gives PUSH_RET_TOO_MANY_DEVICES.  A multi push's
+ * repeated ids are dropped by push_call_run (c->n_dup counts them). */
 int push_call_add_device(push_call_t *c, const char *id, size_t len);
 /* Runs the call.  Returns 1 when it completed at once (result in c; reply
  * is not called) or 0 when it waits for the store: c->reply(c) follows
@@ -189,9 +202,14 @@ static inline int push_ip_share(int max, int per_ip) {
 /* ---- push_auth.c ---- */
 int push_auth_new(push_service_t *ps);
 void push_auth_free(push_service_t *ps);
-/* The app owning key (copied into app, 64 bytes); 0 or -1. */
+/* The app owning key (copied into app, 64 bytes) and its unknown-device
+ * policy (enum store_unknown_device; may be NULL); 0 or -1. */
 int push_auth_key(push_service_t *ps, const char *key, size_t len,
-                  char app[64]);
+                  char app[64], int *unknown_device);
+/* Whether app/dev ever connected (online here, or a committed sighting):
+ * 0 with *known set, or a store error. */
+int push_auth_known(push_service_t *ps, const char *app, const char *dev,
+                    bool *known);
 /* Takes a token of the app's bucket; false when empty. */
 bool push_rate_take(push_service_t *ps, const char *app);
 /* Whether a push of app may start now: PUSH_RET_OK, PUSH_RET_OVERLOADED
@@ -227,6 +245,19 @@ int push_auth_status(push_service_t *ps, const char *msg_id,
                      store_status_t *out);
 int push_auth_device(push_service_t *ps, const char *app, const char *dev,
                      store_device_info_t *out);
+
+/* ---- push_revoke.c ---- */
+/* Loads the revocations in force and starts the thread; 0 or -errno. */
+int push_revoke_start(push_service_t *ps);
+/* Runs the queued revocations, then stops the thread. */
+void push_revoke_stop(push_service_t *ps);
+void push_revoke_free(push_service_t *ps);
+/* The device's revocation moment (Unix s), 0 = none; from memory. */
+int64_t push_revoked_before(push_service_t *ps, const char *app,
+                            const char *dev);
+/* Queues a PUSH_OP_REVOKE call: 0 (c->reply follows, from the revoke
+ * thread) or 1 (completed at once, with an error in c). */
+int push_revoke_call(push_call_t *c);
 
 /* ---- push_sync.c ---- */
 int push_sync_start(push_service_t *ps);

@@ -48,6 +48,7 @@ void push_call_free(push_call_t *c) {
     free(c->payload);
     free_list(c->devices, c->n_devices);
     free_list(c->rejected, c->n_rejected);
+    free(c->rej_codes);
     free(c->seqs);
     free(c);
 }
@@ -122,7 +123,25 @@ static int push_str(char ***v, uint32_t *n, uint32_t *cap, const char *s,
     return 0;
 }
 
+/* A rejected target and its PushRet code (c->rej_codes beside it). */
+static int reject(push_call_t *c, const char *id, size_t len, int code) {
+    if (c->n_rejected == c->cap_rejected) {
+        uint32_t nc = c->cap_rejected ? c->cap_rejected * 2 : 4;
+        int *ncodes = realloc(c->rej_codes, nc * sizeof *ncodes);
+        if (!ncodes)
+            return -1;
+        c->rej_codes = ncodes;
+    }
+    /* push_str grows the list by the same rule as the codes above. */
+    if (push_str(&c->rejected, &c->n_rejected, &c->cap_rejected, id, len) < 0)
+        return -1;
+    c->rej_codes[c->n_rejected - 1] = code;
+    return 0;
+}
+
 int push_call_add_device(push_call_t *c, const char *id, size_t len) {
+    /* Counted as given, repeats included (push_call_run drops them only
+     * later): the limit bounds the request itself. */
     if (c->n_devices + c->n_rejected >= PUSH_MAX_DEVICES) {
         push_call_set_err(c, PUSH_RET_TOO_MANY_DEVICES,
                           "at most 10000 deviceIds per call");
@@ -137,13 +156,130 @@ int push_call_add_device(push_call_t *c, const char *id, size_t len) {
     }
     int rc = ok ? push_str(&c->devices, &c->n_devices, &c->cap_devices, id,
                            len)
-                : push_str(&c->rejected, &c->n_rejected, &c->cap_rejected,
-                           id, len);
+                : reject(c, id, len, PUSH_RET_INVALID);
     if (rc < 0) {
         push_call_set_err(c, PUSH_RET_INTERNAL, "out of memory");
         return c->ret;
     }
     return PUSH_RET_OK;
+}
+
+/* ---- repeated targets ---------------------------------------------------- */
+
+typedef struct dup_ent {
+    const char *s;
+    uint32_t i;
+} dup_ent_t;
+
+/* By name, then by position: the first of equal names sorts first. */
+static int dup_cmp(const void *a, const void *b) {
+    const dup_ent_t *x = a, *y = b;
+    int r = strcmp(x->s, y->s);
+    return r ? r : (x->i > y->i) - (x->i < y->i);
+}
+
+/*
+ * Drops every repeat of a name from v[0..*n) (and the codes beside it),
+ * keeping the first in its place and the order of the rest; returns how
+ * many went, or -1 (memory).  Sorting, not hashing: the names are the
+ * caller's choice, and a sort stays n log n whatever they are.
+ */
+static long drop_repeats(char **v, int *codes, uint32_t *n) {
+    if (*n < 2)
+        return 0;
+    dup_ent_t *e = malloc(*n * sizeof *e);
+    bool *dup = calloc(*n, sizeof *dup);
+    if (!e || !dup) {
+        free(e);
+        free(dup);
+        return -1;
+    }
+    for (uint32_t i = 0; i < *n; i++)
+        e[i] = (dup_ent_t){v[i], i};
+    qsort(e, *n, sizeof *e, dup_cmp);
+    for (uint32_t i = 1; i < *n; i++)
+        if (!strcmp(e[i].s, e[i - 1].s))
+            dup[e[i].i] = true;
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < *n; i++) {
+        if (dup[i]) {
+            free(v[i]);
+            continue;
+        }
+        v[k] = v[i];
+        if (codes)
+            codes[k] = codes[i];
+        k++;
+    }
+    long gone = (long)(*n - k);
+    *n = k;
+    free(e);
+    free(dup);
+    return gone;
+}
+
+/* A multi push naming a device twice must not store and deliver it twice
+ * (["dup" x 10000] was 10,000 inbox rows and deliveries of one msgId). */
+static int dedupe(push_call_t *c) {
+    long a = drop_repeats(c->devices, NULL, &c->n_devices);
+    long b = a < 0 ? -1 : drop_repeats(c->rejected, c->rej_codes,
+                                       &c->n_rejected);
+    if (b < 0) {
+        push_call_set_err(c, PUSH_RET_INTERNAL, "out of memory");
+        return -1;
+    }
+    c->n_dup += (uint32_t)(a + b);
+    return 0;
+}
+
+/* ---- devices that never connected ---------------------------------------- */
+
+/*
+ * With unknownDevice = reject (the app's setting or the request's), a
+ * target that never connected is refused before anything is stored: a
+ * typo'd id would otherwise sit in a fresh inbox for the whole ttl.  A
+ * single push fails with PUSH_ERR_UNKNOWN_DEVICE; a multi push lists the
+ * id in rejected with that code and goes on with the rest.  Returns how
+ * many were refused, or -1 with c's error set.
+ */
+static long drop_unknown(push_call_t *c) {
+    if (c->unknown_device != STORE_UNKNOWN_REJECT ||
+        (c->op != PUSH_OP_SINGLE && c->op != PUSH_OP_MULTI))
+        return 0;
+    uint32_t k = 0, i;
+    long refused = 0;
+    for (i = 0; i < c->n_devices; i++) {
+        bool known;
+        int rc = push_auth_known(c->ps, c->app, c->devices[i], &known);
+        if (rc < 0) {
+            push_call_set_err(c, PUSH_RET_STORE, store_strerror(rc));
+            break;
+        }
+        if (known) {
+            c->devices[k++] = c->devices[i];
+            continue;
+        }
+        refused++;
+        if (c->op == PUSH_OP_SINGLE) {
+            push_call_set_err(c, PUSH_RET_UNKNOWN_DEVICE,
+                              "device never connected (unknownDevice is "
+                              "reject)");
+            break;
+        }
+        if (reject(c, c->devices[i], strlen(c->devices[i]),
+                   PUSH_RET_UNKNOWN_DEVICE) < 0) {
+            push_call_set_err(c, PUSH_RET_INTERNAL, "out of memory");
+            break;
+        }
+        free(c->devices[i]);
+    }
+    /* Stopped early: the ids not looked at yet close the gap, so every
+     * string left is in the list once (and freed with the call). */
+    for (; i < c->n_devices; i++)
+        c->devices[k++] = c->devices[i];
+    c->n_devices = k;
+    metrics_add(M_UNKNOWN_DEVICES, 0, 0, (uint64_t)refused);
+    return c->ret != PUSH_RET_OK ? -1 : refused;
 }
 
 /* ---- delivery ------------------------------------------------------------ */
@@ -310,11 +446,21 @@ int push_call_run(push_call_t *c) {
     push_service_t *ps = c->ps;
     if (c->ret != PUSH_RET_OK)
         return 1;
+    if (c->op == PUSH_OP_MULTI && dedupe(c) < 0)
+        return 1;
+    long unknown = drop_unknown(c);
+    if (unknown < 0)
+        return 1;
     if ((c->op == PUSH_OP_SINGLE || c->op == PUSH_OP_MULTI) &&
         c->n_devices == 0) {
-        push_call_set_err(c, PUSH_RET_INVALID,
-                          c->op == PUSH_OP_SINGLE ? "deviceId is missing"
-                                                  : "no valid deviceId");
+        if (unknown > 0)
+            push_call_set_err(c, PUSH_RET_UNKNOWN_DEVICE,
+                              "no deviceId ever connected (unknownDevice "
+                              "is reject)");
+        else
+            push_call_set_err(c, PUSH_RET_INVALID,
+                              c->op == PUSH_OP_SINGLE ? "deviceId is missing"
+                                                      : "no valid deviceId");
         return 1;
     }
     push_msg_id(c->msg_id);

@@ -49,6 +49,7 @@ static void fill_multi(const push_call_t *c, jce_arena_t *a,
     r->msgId = arena_str(a, c->msg_id);
     r->online = (int32_t)c->online;
     r->stored = (int32_t)c->stored;
+    r->duplicates = (int32_t)c->n_dup;
     uint32_t n = c->n_rejected;
     r->rejected.keys = jce_arena_alloc(a, (n + 1) * sizeof(jce_str_t));
     r->rejected.vals = jce_arena_alloc(a, (n + 1) * sizeof(int32_t));
@@ -56,7 +57,7 @@ static void fill_multi(const push_call_t *c, jce_arena_t *a,
         return; /* out of memory: the list is left empty, the push is done */
     for (uint32_t i = 0; i < n; i++) {
         r->rejected.keys[i] = arena_str(a, c->rejected[i]);
-        r->rejected.vals[i] = PUSH_RET_INVALID;
+        r->rejected.vals[i] = c->rej_codes[i];
     }
     r->rejected.n = n;
 }
@@ -84,7 +85,8 @@ static void fill_all(const push_call_t *c, jce_arena_t *a,
 static push_call_t *begin(tars_disp_t *d, int op, jce_str_t key,
                           const herald_PushMessage *m, int32_t *ret) {
     char app[64];
-    if (push_auth_key(d->ps, key.data, key.len, app) < 0) {
+    int unknown_device;
+    if (push_auth_key(d->ps, key.data, key.len, app, &unknown_device) < 0) {
         *ret = PUSH_RET_UNAUTHORIZED;
         return NULL;
     }
@@ -101,6 +103,13 @@ static push_call_t *begin(tars_disp_t *d, int op, jce_str_t key,
     push_call_set_msg(c, m->requestId.data, m->requestId.len,
                       m->collapseKey.data, m->collapseKey.len,
                       m->payload.data, m->payload.len, m->ttl, m->needAck);
+    /* PushMessage.unknownDevice: 0 the app's setting, 1 store, 2 reject */
+    c->unknown_device = m->unknownDevice == 1   ? STORE_UNKNOWN_STORE
+                        : m->unknownDevice == 2 ? STORE_UNKNOWN_REJECT
+                                                : unknown_device;
+    if (c->ret == PUSH_RET_OK && (m->unknownDevice < 0 || m->unknownDevice > 2))
+        push_call_set_err(c, PUSH_RET_INVALID,
+                          "unknownDevice must be 0, 1 or 2");
     return c;
 }
 

@@ -274,6 +274,11 @@ int store_device_info(store_reader_t *r, const char *app, const char *device,
                       store_device_info_t *out);
 /* Devices ever registered for the app. */
 int store_device_count(store_reader_t *r, const char *app, int64_t *out);
+/* Whether the device ever connected (a DEVICE_SEEN committed): a device a
+ * push registered without it having connected is not known.  0 or an
+ * error. */
+int store_device_known(store_reader_t *r, const char *app, const char *device,
+                       bool *known);
 
 /* A message's status: its kind, app, times of each event (0 = not yet) and
  * counts, and for fan-outs the number of targets. */
@@ -302,26 +307,39 @@ const char *store_event_name(int ev);
 
 /* ---- applications (rare; synchronous) ------------------------------------- */
 
+/* What a push to a device that never connected does (apps.unknown_device). */
+enum store_unknown_device {
+    STORE_UNKNOWN_STORE = 0,  /* store it for the ttl, like any other */
+    STORE_UNKNOWN_REJECT = 1, /* refuse it (PUSH_ERR_UNKNOWN_DEVICE) */
+};
+
 typedef struct store_app {
     char name[64];
     char secret[128];         /* token signing secret */
     int64_t created_ms;
+    int unknown_device;       /* enum store_unknown_device */
 } store_app_t;
 
-/* Creates an app with a random secret and a first API key (written to
- * key_out, cap >= 64).  STORE_E_EXISTS if the name is taken. */
-int store_app_create(store_t *st, const char *name, store_app_t *app,
-                     char *key_out, size_t cap);
+/* Creates an app with a random secret, a first API key (written to
+ * key_out, cap >= 64) and its unknown-device policy, in one transaction.
+ * STORE_E_EXISTS if the name is taken, STORE_E_INVALID unless it is a
+ * valid app name (token_app_valid) and a known policy. */
+int store_app_create(store_t *st, const char *name, int unknown_device,
+                     store_app_t *app, char *key_out, size_t cap);
 /* Adds a new key and revokes the old ones (rotate); new key to key_out. */
 int store_app_rotate_key(store_t *st, const char *name, char *key_out,
                          size_t cap);
-/* Adds an app with a given secret and key (the --app flag; idempotent). */
+/* Adds an app with a given secret and key (the --app flag; idempotent).
+ * A new name must be a valid app name, as for store_app_create. */
 int store_app_put(store_t *st, const char *name, const char *secret,
                   const char *api_key);
 /* Revokes one key of the app (a reload dropped it from the config); 0
  * also when the key is unknown or already revoked.  A revoked key is never
  * revived, not even by store_app_put. */
 int store_app_revoke_key(store_t *st, const char *name, const char *api_key);
+/* Sets the app's unknown-device policy (enum store_unknown_device).
+ * STORE_E_NOTFOUND for an unknown app, STORE_E_INVALID for a bad mode. */
+int store_app_set_unknown_device(store_t *st, const char *name, int mode);
 int store_app_get(store_reader_t *r, const char *name, store_app_t *out);
 /* The app owning an unrevoked key; STORE_E_NOTFOUND otherwise. */
 int store_app_by_key(store_reader_t *r, const char *api_key,
@@ -331,5 +349,21 @@ int store_app_list(store_reader_t *r,
                    void (*fn)(void *ctx, const store_app_t *app,
                               int n_keys),
                    void *ctx);
+
+/* ---- device token revocations (rare; synchronous) --------------------------- */
+
+/* Tokens of app/device issued before before_s (Unix seconds) are revoked.
+ * A later revocation moves the moment forward, never back; *out (may be
+ * NULL) gets the moment in force.  The device need not be known.
+ * 0, STORE_E_INVALID (a bad app or device name, before_s <= 0) or an
+ * error. */
+int store_device_revoke(store_t *st, const char *app, const char *device,
+                        int64_t before_s, int64_t *out);
+/* Calls fn for every revocation whose moment is at or after since_s
+ * (0: all of them).  0 or an error. */
+int store_revocations(store_reader_t *r, int64_t since_s,
+                      void (*fn)(void *ctx, const char *app,
+                                 const char *device, int64_t before_s),
+                      void *ctx);
 
 #endif

@@ -16,6 +16,7 @@
 
 #include "core/b64.h"
 #include "core/clock.h"
+#include "core/token.h"
 
 #define KEY_PREFIX "hk_"
 #define RAND_LEN 32
@@ -88,7 +89,15 @@ static int in_txn(store_t *st, int (*fn)(store_t *, void *), void *arg) {
 struct app_args {
     const char *name, *secret, *key;
     int64_t now;
+    int mode; /* create: unknown_device */
 };
+
+struct mode_args {
+    const char *name;
+    int mode;
+};
+
+static int do_set_unknown(store_t *st, void *arg);
 
 static int do_create(store_t *st, void *arg) {
     struct app_args *a = arg;
@@ -98,18 +107,32 @@ static int do_create(store_t *st, void *arg) {
     sqlite3_bind_text(s, 2, a->secret, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 3, a->now);
     int rc = step_w(st, s);
-    return rc < 0 ? rc : key_insert(st, a->name, a->key);
+    if (rc == 0) rc = key_insert(st, a->name, a->key);
+    struct mode_args m = {a->name, a->mode};
+    return rc < 0 || a->mode == STORE_UNKNOWN_STORE ? rc
+                                                    : do_set_unknown(st, &m);
 }
 
-int store_app_create(store_t *st, const char *name, store_app_t *app,
-                     char *key_out, size_t cap) {
-    if (!store__name_ok(name) || !key_out) return STORE_E_INVALID;
-    store_app_t a = {.created_ms = (int64_t)clock_wall_ms()};
+/* A new name must be one a device token can carry (token_app_valid: the
+ * one rule for app names); names an older herald accepted stay usable. */
+static bool new_name_ok(const char *name) {
+    return name && token_app_valid(name, strlen(name));
+}
+
+int store_app_create(store_t *st, const char *name, int unknown_device,
+                     store_app_t *app, char *key_out, size_t cap) {
+    if (!new_name_ok(name) || !key_out ||
+        (unknown_device != STORE_UNKNOWN_STORE &&
+         unknown_device != STORE_UNKNOWN_REJECT))
+        return STORE_E_INVALID;
+    store_app_t a = {.created_ms = (int64_t)clock_wall_ms(),
+                     .unknown_device = unknown_device};
     snprintf(a.name, sizeof a.name, "%s", name);
     int rc = random_token("", a.secret, sizeof a.secret);
     if (rc == 0) rc = random_token(KEY_PREFIX, key_out, cap);
     if (rc < 0) return rc;
-    struct app_args args = {name, a.secret, key_out, a.created_ms};
+    struct app_args args = {name, a.secret, key_out, a.created_ms,
+                            unknown_device};
     if ((rc = in_txn(st, do_create, &args)) < 0) {
         memset(key_out, 0, cap);
         return rc;
@@ -179,10 +202,11 @@ static int do_put(store_t *st, void *arg) {
  */
 int store_app_put(store_t *st, const char *name, const char *secret,
                   const char *api_key) {
-    if (!store__name_ok(name) || !secret || !*secret || strlen(secret) >= 128 ||
+    if (!new_name_ok(name) || !secret || !*secret || strlen(secret) >= 128 ||
         !api_key || !*api_key)
         return STORE_E_INVALID;
-    struct app_args args = {name, secret, api_key, (int64_t)clock_wall_ms()};
+    struct app_args args = {.name = name, .secret = secret, .key = api_key,
+                            .now = (int64_t)clock_wall_ms()};
     return in_txn(st, do_put, &args);
 }
 
@@ -201,4 +225,73 @@ int store_app_revoke_key(store_t *st, const char *name, const char *api_key) {
     if (!store__name_ok(name) || !api_key || !*api_key) return STORE_E_INVALID;
     struct app_args args = {.name = name, .key = api_key};
     return in_txn(st, do_revoke_one, &args);
+}
+
+/* ---- settings ---------------------------------------------------------------- */
+
+/* Prepared per call like the revocations below: rare, and the writer's
+ * statement table is the push path's. */
+static int do_set_unknown(store_t *st, void *arg) {
+    struct mode_args *a = arg;
+    sqlite3_stmt *s;
+    int rc = sqlite3_prepare_v2(
+        st->db, "UPDATE apps SET unknown_device=?2 WHERE name=?1", -1, &s,
+        NULL);
+    if (rc != SQLITE_OK) return store__sql_err(st->db, rc, "app set prepare");
+    sqlite3_bind_text(s, 1, a->name, -1, SQLITE_STATIC);
+    sqlite3_bind_int(s, 2, a->mode);
+    rc = sqlite3_step(s);
+    rc = rc == SQLITE_DONE ? (sqlite3_changes(st->db) ? 0 : STORE_E_NOTFOUND)
+                           : store__sql_err(st->db, rc, "app set");
+    sqlite3_finalize(s);
+    return rc;
+}
+
+int store_app_set_unknown_device(store_t *st, const char *name, int mode) {
+    if (!store__name_ok(name) ||
+        (mode != STORE_UNKNOWN_STORE && mode != STORE_UNKNOWN_REJECT))
+        return STORE_E_INVALID;
+    struct mode_args a = {name, mode};
+    return in_txn(st, do_set_unknown, &a);
+}
+
+/* ---- device token revocations ---------------------------------------------- */
+
+struct revoke_args {
+    const char *app, *dev;
+    int64_t before_s, in_force;
+};
+
+/* Prepared per call, not kept in the writer's statement table: a
+ * revocation is rare, and that table is the push path's. */
+static int do_revoke_device(store_t *st, void *arg) {
+    struct revoke_args *a = arg;
+    sqlite3_stmt *s;
+    int rc = sqlite3_prepare_v2(
+        st->db,
+        "INSERT INTO device_revocations(app,device,before_s) VALUES(?1,?2,?3)"
+        " ON CONFLICT(app,device) DO UPDATE"
+        " SET before_s=max(before_s,excluded.before_s) RETURNING before_s",
+        -1, &s, NULL);
+    if (rc != SQLITE_OK) return store__sql_err(st->db, rc, "revoke prepare");
+    sqlite3_bind_text(s, 1, a->app, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, a->dev, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, a->before_s);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) a->in_force = sqlite3_column_int64(s, 0);
+    while (rc == SQLITE_ROW) rc = sqlite3_step(s); /* RETURNING runs to DONE */
+    rc = rc == SQLITE_DONE ? 0 : store__sql_err(st->db, rc, "revoke");
+    sqlite3_finalize(s);
+    return rc;
+}
+
+int store_device_revoke(store_t *st, const char *app, const char *device,
+                        int64_t before_s, int64_t *out) {
+    if (!store__name_ok(app) || !device ||
+        !token_id_valid(device, strlen(device)) || before_s <= 0)
+        return STORE_E_INVALID;
+    struct revoke_args a = {app, device, before_s, before_s};
+    int rc = in_txn(st, do_revoke_device, &a);
+    if (rc == 0 && out) *out = a.in_force;
+    return rc;
 }

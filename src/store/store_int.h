@@ -79,6 +79,8 @@ enum rstmt {
     R_APP_BY_KEY,
     R_APP_LIST,
     R_PING,
+    R_REVOKE_SINCE,
+    R_DEV_KNOWN,
     R_COUNT
 };
 

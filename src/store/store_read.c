@@ -35,15 +35,22 @@ static const char *const rsql[R_COUNT] = {
                  " n_written, at_acked, n_acked, at_expired, n_expired,"
                  " at_dropped, n_dropped"
                  " FROM messages WHERE msg_id=?1",
-    [R_APP_GET] = "SELECT name, secret, created_ms FROM apps WHERE name=?1",
-    [R_APP_BY_KEY] = "SELECT a.name, a.secret, a.created_ms FROM api_keys k"
-                     " JOIN apps a ON a.name=k.app"
+    [R_APP_GET] = "SELECT name, secret, created_ms, unknown_device FROM apps"
+                  " WHERE name=?1",
+    [R_APP_BY_KEY] = "SELECT a.name, a.secret, a.created_ms, a.unknown_device"
+                     " FROM api_keys k JOIN apps a ON a.name=k.app"
                      " WHERE k.key_hash=?1 AND k.revoked=0",
-    [R_APP_LIST] = "SELECT a.name, a.secret, a.created_ms,"
+    [R_APP_LIST] = "SELECT a.name, a.secret, a.created_ms, a.unknown_device,"
                    " (SELECT count(*) FROM api_keys k"
                    "  WHERE k.app=a.name AND k.revoked=0)"
                    " FROM apps a ORDER BY a.name",
     [R_PING] = "SELECT count(*) FROM (SELECT 1 FROM apps LIMIT 1)",
+    /* Known = connected at least once: a sighting sets last_seen_ms, while
+     * a push to a device never seen registers it with 0. */
+    [R_DEV_KNOWN] = "SELECT 1 FROM devices WHERE app=?1 AND device=?2"
+                    " AND last_seen_ms>0",
+    [R_REVOKE_SINCE] = "SELECT app, device, before_s FROM device_revocations"
+                       " WHERE before_s>=?1",
 };
 
 static sqlite3_stmt *rstmt(store_reader_t *r, enum rstmt id) {
@@ -262,6 +269,19 @@ int store_device_info(store_reader_t *r, const char *app, const char *device,
     return one_count(r, s, &out->inbox_depth);
 }
 
+int store_device_known(store_reader_t *r, const char *app, const char *device,
+                       bool *known) {
+    sqlite3_stmt *s = rstmt(r, R_DEV_KNOWN);
+    if (!s) return STORE_E_IO;
+    sqlite3_bind_text(s, 1, app, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, device, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(s);
+    *known = rc == SQLITE_ROW;
+    sqlite3_reset(s);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE
+               ? 0 : store__sql_err(r->db, rc, "device known");
+}
+
 int store_ping(store_reader_t *r) {
     sqlite3_stmt *s = rstmt(r, R_PING);
     if (!s) return STORE_E_IO;
@@ -365,6 +385,7 @@ static void app_fill(sqlite3_stmt *s, store_app_t *a) {
     snprintf(a->name, sizeof a->name, "%s", name ? name : "");
     snprintf(a->secret, sizeof a->secret, "%s", secret ? secret : "");
     a->created_ms = sqlite3_column_int64(s, 2);
+    a->unknown_device = sqlite3_column_int(s, 3);
 }
 
 static int app_one(store_reader_t *r, sqlite3_stmt *s, store_app_t *out) {
@@ -403,8 +424,25 @@ int store_app_list(store_reader_t *r,
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         store_app_t a;
         app_fill(s, &a);
-        fn(ctx, &a, sqlite3_column_int(s, 3));
+        fn(ctx, &a, sqlite3_column_int(s, 4));
     }
     sqlite3_reset(s);
     return rc == SQLITE_DONE ? 0 : store__sql_err(r->db, rc, "app list");
+}
+
+int store_revocations(store_reader_t *r, int64_t since_s,
+                      void (*fn)(void *ctx, const char *app,
+                                 const char *device, int64_t before_s),
+                      void *ctx) {
+    sqlite3_stmt *s = rstmt(r, R_REVOKE_SINCE);
+    if (!s) return STORE_E_IO;
+    sqlite3_bind_int64(s, 1, since_s);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *app = (const char *)sqlite3_column_text(s, 0);
+        const char *dev = (const char *)sqlite3_column_text(s, 1);
+        if (app && dev) fn(ctx, app, dev, sqlite3_column_int64(s, 2));
+    }
+    sqlite3_reset(s);
+    return rc == SQLITE_DONE ? 0 : store__sql_err(r->db, rc, "revocations");
 }

@@ -54,8 +54,16 @@ static void svc_drained(void *ctx, uint64_t token, bool ok) {
     last_drained_ok = ok;
     n_drained++;
 }
+/* One revoked device at a time: tokens of REVOKED_DEV issued before
+ * revoked_before are refused. */
+#define REVOKED_DEV "dev-revoked"
+static _Atomic int64_t revoked_before;
+static int64_t svc_revoked(void *ctx, const char *app, const char *dev) {
+    (void)ctx;
+    return !strcmp(app, APP) && !strcmp(dev, REVOKED_DEV) ? revoked_before : 0;
+}
 static const gw_service_t svc = {NULL, svc_secret, svc_online, svc_offline,
-                                 svc_ack, NULL, svc_drained};
+                                 svc_ack, NULL, svc_drained, svc_revoked};
 
 static gw_t *start_gw(void) {
     gw_config_t c;
@@ -113,8 +121,9 @@ static char *mint(const char *app, const char *dev, int64_t expiry,
     static char tok[4][TOKEN_MAX];
     static int i;
     char *t = tok[i++ % 4];
-    if (token_mint(t, TOKEN_MAX, app, dev, expiry, (const uint8_t *)secret,
-                   strlen(secret)) < 0)
+    int64_t now = (int64_t)time(NULL), iat = expiry < now ? expiry : now;
+    if (token_mint(t, TOKEN_MAX, app, dev, iat, expiry,
+                   (const uint8_t *)secret, strlen(secret)) < 0)
         return NULL;
     return t;
 }
@@ -277,6 +286,100 @@ TEST(hello_bad_tokens) {
     }
 }
 
+static char *mint_iat(const char *dev, int64_t iat, int64_t expiry) {
+    static char tok[4][TOKEN_MAX];
+    static int i;
+    char *t = tok[i++ % 4];
+    if (token_mint(t, TOKEN_MAX, APP, dev, iat, expiry,
+                   (const uint8_t *)SECRET, strlen(SECRET)) < 0)
+        return NULL;
+    return t;
+}
+
+/* Issue 12: expiry +100 years and 2^63-1 were accepted.  A lifetime over
+ * the gateway's token_max_ttl (30 days by default) is refused with
+ * ERR_TOKEN_TOO_LONG, after the signature is checked, in both forms. */
+TEST(hello_token_lifetime_limit) {
+    int64_t now = (int64_t)time(NULL), day = 86400;
+    struct {
+        const char *tok;
+        int ret;
+    } cases[] = {
+        {mint_iat("life-ok", now, now + 30 * day), 0},
+        {mint_iat("life-long", now, now + 30 * day + 60), herald_ERR_TOKEN_TOO_LONG},
+        {mint_iat("life-100y", now, now + 100 * 365 * day), herald_ERR_TOKEN_TOO_LONG},
+        {mint_iat("life-max", now, INT64_MAX), herald_ERR_TOKEN_TOO_LONG},
+        /* old form: counted from now */
+        {mint_iat("life-old", TOKEN_NO_IAT, now + 3600), 0},
+        {mint_iat("life-old-max", TOKEN_NO_IAT, INT64_MAX), herald_ERR_TOKEN_TOO_LONG},
+        /* issued 29 days ago for 31: over the maximum though 2 days remain */
+        {mint_iat("life-old-iat", now - 29 * day, now + 2 * day), herald_ERR_TOKEN_TOO_LONG},
+        /* forged and too long: the forgery is what is reported */
+        {mint(APP, "life-forged", INT64_MAX, "wrong-secret"), herald_ERR_BAD_TOKEN},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        CHECK(cases[i].tok != NULL);
+        int fd = cl_connect(G);
+        CHECK_EQ_INT(cl_hello(fd, cases[i].tok, 60, NULL, NULL), cases[i].ret);
+        if (cases[i].ret) CHECK(cl_closed(fd));
+        close(fd);
+    }
+    /* The maximum changes live (a reload): a 2-day token is then too long. */
+    gw_set_token_max_ttl(G, day);
+    int fd = cl_connect(G);
+    int ret = cl_hello(fd, mint_iat("life-live", now, now + 2 * day), 60, NULL,
+                       NULL);
+    close(fd);
+    gw_set_token_max_ttl(G, 30 * day);
+    CHECK_EQ_INT(ret, herald_ERR_TOKEN_TOO_LONG);
+}
+
+/* Tokens issued before the device's revocation are refused; its
+ * connection is kicked with ERR_TOKEN_REVOKED; a token issued since logs
+ * in, and a second kick of the same revocation spares it. */
+TEST(revoked_device_kicked_and_refused) {
+    int64_t now = (int64_t)time(NULL);
+    int old = cl_connect(G);
+    CHECK_EQ_INT(cl_hello(old, mint_iat(REVOKED_DEV, now - 10, now + 600), 60,
+                          NULL, NULL), 0);
+    revoked_before = now;
+    CHECK_EQ_INT(gw_revoke_device(G, APP, REVOKED_DEV, now), 1);
+    CHECK(cl_expect_kick(old, herald_ERR_TOKEN_REVOKED));
+    close(old);
+    /* the same old token again, and the first form expiring within the
+     * maximum (it counts as issued 30 days before its expiry) */
+    const char *refused[] = {mint_iat(REVOKED_DEV, now - 10, now + 600),
+                             mint_iat(REVOKED_DEV, TOKEN_NO_IAT, now + 600)};
+    for (int i = 0; i < 2; i++) {
+        int fd = cl_connect(G);
+        CHECK_EQ_INT(cl_hello(fd, refused[i], 60, NULL, NULL),
+                     herald_ERR_TOKEN_REVOKED);
+        CHECK(cl_closed(fd));
+        close(fd);
+    }
+    int fresh = cl_connect(G);
+    CHECK_EQ_INT(cl_hello(fresh, mint_iat(REVOKED_DEV, now, now + 600), 60,
+                          NULL, NULL), 0);
+    CHECK_EQ_INT(gw_revoke_device(G, APP, REVOKED_DEV, now), 1);
+    CHECK_EQ_INT(gw_revoke_device(G, APP, "nobody", now), 0);
+    /* Still served: a heartbeat is answered. */
+    herald_HeartbeatReq q;
+    herald_HeartbeatReq_init(&q);
+    q.interval = 60;
+    jce_out_t o;
+    jce_out_init(&o, JCE_POLICY_CPP);
+    herald_HeartbeatReq_encode(&q, &o);
+    CHECK(cl_send_pkg(fresh, herald_CMD_HEARTBEAT, 4, &o) == 0);
+    jce_out_free(&o);
+    uint8_t buf[256];
+    herald_Package pk;
+    CHECK(cl_recv_pkg(fresh, buf, sizeof buf, &pk) == 0);
+    CHECK_EQ_INT(pk.cmd, herald_CMD_HEARTBEAT);
+    CHECK_EQ_INT(pk.ret, 0);
+    revoked_before = 0;
+    close(fresh);
+}
+
 TEST(command_before_hello) {
     int fd = cl_connect(G);
     uint8_t buf[256];
@@ -353,25 +456,72 @@ TEST(device_command_rate_limit) {
     close(fd);
 }
 
-TEST(ack_reaches_service) {
-    int fd = cl_login(G, "dev-ack");
-    CHECK(fd >= 0);
-    int before = n_acks;
+static bool recv_push(int fd, const char *msg_id, const char *payload);
+
+/* Sends an ack of (inbox, bcast) with reqId 9; its AckRsp into *rsp. */
+static bool cl_ack(int fd, int64_t inbox, int64_t bcast, herald_AckRsp *rsp) {
     herald_AckReq q;
     herald_AckReq_init(&q);
-    q.inboxSeq = 42;
+    q.inboxSeq = inbox;
+    q.broadcastSeq = bcast;
     jce_out_t o;
     jce_out_init(&o, JCE_POLICY_CPP);
     herald_AckReq_encode(&q, &o);
-    CHECK(cl_send_pkg(fd, herald_CMD_ACK, 9, &o) == 0);
+    bool ok = cl_send_pkg(fd, herald_CMD_ACK, 9, &o) == 0;
     jce_out_free(&o);
     uint8_t buf[256];
     herald_Package pk;
-    CHECK(cl_recv_pkg(fd, buf, sizeof buf, &pk) == 0);
-    CHECK_EQ_INT(pk.cmd, herald_CMD_ACK);
-    CHECK_EQ_INT(pk.ret, 0);
+    if (!ok || cl_recv_pkg(fd, buf, sizeof buf, &pk) < 0 ||
+        pk.cmd != herald_CMD_ACK || pk.ret != 0)
+        return false;
+    jce_in_t in;
+    jce_in_init(&in, pk.body.data, pk.body.len, NULL);
+    return herald_AckRsp_decode(rsp, &in) == 0;
+}
+
+TEST(ack_reaches_service) {
+    int fd = cl_login(G, "dev-ack");
+    CHECK(fd >= 0);
+    gw_msg_t m = {.msg_id = "m-42", .seq = 42, .payload = (const uint8_t *)"x",
+                  .payload_len = 1, .need_ack = true};
+    CHECK_EQ_INT(gw_push_device(G, APP, "dev-ack", &m), 1);
+    CHECK(recv_push(fd, "m-42", "x"));
+    int before = n_acks;
+    herald_AckRsp r;
+    CHECK(cl_ack(fd, 42, 0, &r));
+    CHECK_EQ_INT(r.inboxSeq, 42);
     CHECK_EQ_INT(n_acks, before + 1);
     CHECK_EQ_INT(last_ack, 42);
+    close(fd);
+}
+
+/* Issue 12: an ack of 2^63-1 was echoed as "what the server recorded",
+ * though the store clamps it to the seqs it assigned.  The gateway cuts an
+ * ack to the highest seq it wrote to the connection, per timeline, passes
+ * that on, and answers it. */
+TEST(ack_cursor_clamped_to_what_was_sent) {
+    int fd = cl_login(G, "dev-ack-max");
+    CHECK(fd >= 0);
+    gw_msg_t m = {.msg_id = "m-5", .seq = 5, .payload = (const uint8_t *)"x",
+                  .payload_len = 1, .need_ack = true};
+    CHECK_EQ_INT(gw_push_device(G, APP, "dev-ack-max", &m), 1);
+    CHECK(recv_push(fd, "m-5", "x"));
+    herald_AckRsp r;
+    CHECK(cl_ack(fd, INT64_MAX, INT64_MAX, &r));
+    CHECK_EQ_INT(r.inboxSeq, 5);
+    CHECK_EQ_INT(r.broadcastSeq, 0); /* no broadcast was sent */
+    CHECK_EQ_INT(last_ack, 5);
+    /* A lower ack does not move the recorded cursor back. */
+    CHECK(cl_ack(fd, 3, 0, &r));
+    CHECK_EQ_INT(r.inboxSeq, 5);
+    m = (gw_msg_t){.msg_id = "m-b7", .seq = 7, .timeline = 1,
+                   .payload = (const uint8_t *)"y", .payload_len = 1,
+                   .need_ack = true};
+    CHECK_EQ_INT(gw_push_device(G, APP, "dev-ack-max", &m), 1);
+    CHECK(recv_push(fd, "m-b7", "y"));
+    CHECK(cl_ack(fd, 0, INT64_MAX, &r));
+    CHECK_EQ_INT(r.inboxSeq, 5);
+    CHECK_EQ_INT(r.broadcastSeq, 7);
     close(fd);
 }
 

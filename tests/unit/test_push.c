@@ -90,6 +90,26 @@ static long sink_online(void *ctx, const char *app, const gw_msg_t *m) {
     return R.online_count;
 }
 
+/* Revocation kicks: the last one asked for, and how many. */
+static struct {
+    pthread_mutex_t mu;
+    int n;
+    char device[64];
+    int64_t before_s;
+} K = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static int sink_revoke(void *ctx, const char *app, const char *dev,
+                       int64_t before_s) {
+    (void)ctx;
+    (void)app;
+    pthread_mutex_lock(&K.mu);
+    K.n++;
+    snprintf(K.device, sizeof K.device, "%s", dev);
+    K.before_s = before_s;
+    pthread_mutex_unlock(&K.mu);
+    return R.online_device && !strcmp(dev, R.online_device);
+}
+
 /* Backlog marks (push_sink_t.mark), when a test turns them on: the last
  * token and how many came; the test answers them through the service's
  * drained callback, as the gateway would. */
@@ -121,7 +141,7 @@ static push_service_t *start(int head_timeout) {
         push_service_free(ps);
         return NULL;
     }
-    push_sink_t s = {NULL, sink_device, sink_online, NULL};
+    push_sink_t s = {NULL, sink_device, sink_online, NULL, sink_revoke};
     if (push_service_start_sink(ps, &s) != 0) {
         push_service_free(ps);
         return NULL;
@@ -233,6 +253,8 @@ TEST(registry) {
     CHECK_EQ_INT(push_app_add(ps, "a1", "other", "key-3"), PUSH_E_EXISTS);
     CHECK_EQ_INT(push_app_add(ps, "a2", "x", "key-one"), PUSH_E_EXISTS);
     CHECK_EQ_INT(push_app_add(ps, "bad.name", "x", "k"), PUSH_E_INVALID);
+    CHECK_EQ_INT(push_app_add(ps, "a:b", "x", "k"), PUSH_E_INVALID);
+    CHECK_EQ_INT(push_app_add(ps, "-a", "x", "k"), PUSH_E_INVALID);
     CHECK_EQ_INT(push_app_add(ps, "a3", "", "k"), PUSH_E_INVALID);
     CHECK_EQ_INT(push_app_add(ps, "a3", "x", "has space"), PUSH_E_INVALID);
     CHECK_EQ_INT(push_app_add_spec(ps, "nocolon"), PUSH_E_INVALID);
@@ -637,7 +659,7 @@ static int start_stored(stored_svc_t *s, double rate, double burst) {
     c.burst = burst;
     s->ps = push_service_new(&c);
     push_sink_t sk = {NULL, sink_device, sink_online,
-                      use_marks ? sink_mark : NULL};
+                      use_marks ? sink_mark : NULL, sink_revoke};
     if (!s->ps || push_service_start_sink(s->ps, &sk) != 0)
         return -1;
     pthread_mutex_lock(&R.mu);
@@ -1099,7 +1121,7 @@ static void *bg_status(void *p) {
 
 static void *bg_key(void *p) {
     bg_call_t *b = p;
-    b->rc = push_auth_key(b->ps, "KEY2", 4, b->app);
+    b->rc = push_auth_key(b->ps, "KEY2", 4, b->app, NULL);
     atomic_store(&b->done, true);
     return NULL;
 }

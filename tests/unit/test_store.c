@@ -1040,14 +1040,25 @@ TEST(apps_create_rotate_put_lookup) {
     CHECK(st);
     store_app_t app;
     char key[64], key2[64];
-    CHECK_EQ_INT(store_app_create(st, "demo", &app, key, sizeof key), 0);
+    CHECK_EQ_INT(store_app_create(st, "demo", STORE_UNKNOWN_STORE, &app, key,
+                                  sizeof key), 0);
     CHECK(strncmp(key, "hk_", 3) == 0);
     CHECK_EQ_INT(strlen(key), 3 + 43);
     CHECK_EQ_INT(strlen(app.secret), 43);
-    CHECK_EQ_INT(store_app_create(st, "demo", &app, key2, sizeof key2),
+    CHECK_EQ_INT(store_app_create(st, "demo", STORE_UNKNOWN_STORE, &app, key2,
+                                  sizeof key2),
                  STORE_E_EXISTS);
-    CHECK_EQ_INT(store_app_create(st, "", &app, key2, sizeof key2),
+    CHECK_EQ_INT(store_app_create(st, "", STORE_UNKNOWN_STORE, &app, key2,
+                                  sizeof key2),
                  STORE_E_INVALID);
+    /* Names no device token can carry (token_app_valid) are refused. */
+    static const char *bad[] = {"bad name", "my.app", "a:b", "-x"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        CHECK_EQ_INT(store_app_create(st, bad[i], STORE_UNKNOWN_STORE, &app,
+                                      key2, sizeof key2),
+                     STORE_E_INVALID);
+        CHECK_EQ_INT(store_app_put(st, bad[i], "s", "k-bad"), STORE_E_INVALID);
+    }
 
     store_reader_t *rd;
     CHECK_EQ_INT(store_reader_new(st, &rd), 0);
@@ -1086,6 +1097,103 @@ TEST(apps_create_rotate_put_lookup) {
     CHECK_EQ_INT(store_app_list(rd, app_cb, &seen_), 0);
     CHECK_EQ_INT(seen_.n, 2);
     CHECK_EQ_INT(seen_.keys_demo, 1);
+    store_reader_free(rd);
+    store_close(st);
+    tmpdb_remove(&t);
+}
+
+struct revs_seen {
+    int n;
+    int64_t d1;
+};
+
+static void rev_cb(void *ctx, const char *app, const char *dev, int64_t b) {
+    struct revs_seen *r = ctx;
+    r->n++;
+    if (!strcmp(app, "demo") && !strcmp(dev, "d1")) r->d1 = b;
+}
+
+/* Device token revocations: a moment per device that only moves forward,
+ * listed by moment for a server that polls for new ones. */
+TEST(device_revocations_move_forward) {
+    struct tmpdb t;
+    tmpdb_make(&t);
+    store_t *st = open_at(t.path, NULL);
+    CHECK(st);
+    int64_t got = 0;
+    CHECK_EQ_INT(store_device_revoke(st, "demo", "d1", 1000, &got), 0);
+    CHECK_EQ_INT(got, 1000);
+    CHECK_EQ_INT(store_device_revoke(st, "demo", "d1", 900, &got), 0);
+    CHECK_EQ_INT(got, 1000); /* never back */
+    CHECK_EQ_INT(store_device_revoke(st, "demo", "d1", 2000, &got), 0);
+    CHECK_EQ_INT(got, 2000);
+    CHECK_EQ_INT(store_device_revoke(st, "demo", "d2", 1500, NULL), 0);
+    CHECK_EQ_INT(store_device_revoke(st, "demo", "bad id", 1, NULL),
+                 STORE_E_INVALID);
+    CHECK_EQ_INT(store_device_revoke(st, "demo", "d3", 0, NULL),
+                 STORE_E_INVALID);
+    store_reader_t *rd;
+    CHECK_EQ_INT(store_reader_new(st, &rd), 0);
+    struct revs_seen r = {0, 0};
+    CHECK_EQ_INT(store_revocations(rd, 0, rev_cb, &r), 0);
+    CHECK_EQ_INT(r.n, 2);
+    CHECK_EQ_INT(r.d1, 2000);
+    r = (struct revs_seen){0, 0};
+    CHECK_EQ_INT(store_revocations(rd, 1600, rev_cb, &r), 0);
+    CHECK_EQ_INT(r.n, 1);
+    CHECK_EQ_INT(r.d1, 2000);
+    store_reader_free(rd);
+    store_close(st);
+    tmpdb_remove(&t);
+}
+
+/* An app's unknown-device policy, and which devices count as known: one
+ * that connected (a sighting), not one a push registered. */
+TEST(unknown_device_policy_and_known_devices) {
+    struct tmpdb t;
+    tmpdb_make(&t);
+    store_t *st = open_at(t.path, NULL);
+    CHECK(st);
+    store_app_t app;
+    char key[64];
+    CHECK_EQ_INT(store_app_create(st, "strict", STORE_UNKNOWN_REJECT, &app,
+                                  key, sizeof key), 0);
+    CHECK_EQ_INT(store_app_create(st, "lax", 7, &app, key, sizeof key),
+                 STORE_E_INVALID);
+    store_reader_t *rd;
+    CHECK_EQ_INT(store_reader_new(st, &rd), 0);
+    store_app_t got;
+    CHECK_EQ_INT(store_app_by_key(rd, key, &got), 0);
+    CHECK_EQ_INT(got.unknown_device, STORE_UNKNOWN_REJECT);
+    CHECK_EQ_INT(store_app_set_unknown_device(st, "strict", STORE_UNKNOWN_STORE),
+                 0);
+    CHECK_EQ_INT(store_app_get(rd, "strict", &got), 0);
+    CHECK_EQ_INT(got.unknown_device, STORE_UNKNOWN_STORE);
+    CHECK_EQ_INT(store_app_set_unknown_device(st, "nope", STORE_UNKNOWN_STORE),
+                 STORE_E_NOTFOUND);
+    CHECK_EQ_INT(store_app_set_unknown_device(st, "strict", 2), STORE_E_INVALID);
+    /* --app upserts keep the policy. */
+    CHECK_EQ_INT(store_app_set_unknown_device(st, "strict", STORE_UNKNOWN_REJECT),
+                 0);
+    CHECK_EQ_INT(store_app_put(st, "strict", "s", "k-strict"), 0);
+    CHECK_EQ_INT(store_app_get(rd, "strict", &got), 0);
+    CHECK_EQ_INT(got.unknown_device, STORE_UNKNOWN_REJECT);
+
+    bool known = true;
+    CHECK_EQ_INT(store_device_known(rd, "strict", "typo", &known), 0);
+    CHECK(!known);
+    int64_t seq;
+    CHECK_EQ_INT(push1(st, "strict", "m-typo", "typo", NULL, NULL, 60, &seq,
+                       NULL), 0);
+    CHECK_EQ_INT(store_device_known(rd, "strict", "typo", &known), 0);
+    CHECK(!known); /* registered by a push: still never connected */
+    store_req_t r;
+    CHECK_EQ_INT(seen(st, "strict", "phone", &r), 0);
+    CHECK_EQ_INT(store_device_known(rd, "strict", "phone", &known), 0);
+    CHECK(known);
+    CHECK_EQ_INT(seen(st, "strict", "typo", &r), 0);
+    CHECK_EQ_INT(store_device_known(rd, "strict", "typo", &known), 0);
+    CHECK(known); /* it connected after all */
     store_reader_free(rd);
     store_close(st);
     tmpdb_remove(&t);
@@ -1183,7 +1291,8 @@ TEST(hot_journal_has_one_owner) {
     CHECK(side);
     store_app_t app;
     char key[80];
-    CHECK_EQ_INT(store_app_create(side, "second", &app, key, sizeof key), 0);
+    CHECK_EQ_INT(store_app_create(side, "second", STORE_UNKNOWN_STORE, &app,
+                                  key, sizeof key), 0);
     store_close(side);
     int64_t seq = 0;
     CHECK_EQ_INT(push1(st, "a", "m2", "d1", NULL, NULL, 60, &seq, NULL), 0);

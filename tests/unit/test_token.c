@@ -15,9 +15,13 @@
  *     | openssl dgst -sha256 -hmac 'herald-test-secret' -binary \
  *     | openssl base64 -A | tr '+/' '-_' | tr -d '='                      */
 #define VEC "demo.dev-42.1767225600.Ik6cehpxFwhd9NHQXxRqz38hUdl4jOS6k5L6DZog74M"
-/* Same with an empty key and every id character class:
- *   printf '%s' 'a_b:c@d.X-9.0' | openssl dgst -sha256 -hmac '' -binary ... */
-#define VEC2 "a_b:c@d.X-9.0.tYTmn41N24bjLJqLNzlhRonAY0DTGYsreTvv2Tj84-g"
+/* Same with an empty key and every id character class (':' only in DEV):
+ *   printf '%s' 'X-9.a_b:c@d.0' | openssl dgst -sha256 -hmac '' -binary ... */
+#define VEC2 "X-9.a_b:c@d.0.TzNvqDfkzBVCQ9VQSEkhyDG3_OeKf-pNLAsJvPzpBgA"
+/* The form with an issue time (IAT one day before EXPIRY):
+ *   printf '%s' 'demo.dev-42.1767139200.1767225600' | openssl dgst ... */
+#define VEC3 "demo.dev-42.1767139200.1767225600." \
+             "G6-GEVxwGk6kYYHiH1Kxa_cMNEJgUB2wTw0D4vEnVTE"
 
 /* ---- b64 ---- */
 
@@ -95,10 +99,12 @@ TEST(b64_roundtrip_all_lengths) {
 
 TEST(token_mint_matches_openssl_vector) {
     char t[TOKEN_MAX];
-    int n = token_mint(t, sizeof t, "demo", "dev-42", 1767225600, KEYP, KEYN);
+    int n = token_mint(t, sizeof t, "demo", "dev-42", TOKEN_NO_IAT, 1767225600,
+                       KEYP, KEYN);
     CHECK_EQ_INT(n, (int)strlen(VEC));
     CHECK(strcmp(t, VEC) == 0);
-    n = token_mint(t, sizeof t, "a_b:c@d", "X-9", 0, (const uint8_t *)"", 0);
+    n = token_mint(t, sizeof t, "X-9", "a_b:c@d", TOKEN_NO_IAT, 0,
+                   (const uint8_t *)"", 0);
     CHECK(n > 0);
     CHECK(strcmp(t, VEC2) == 0);
 }
@@ -186,33 +192,126 @@ TEST(token_parse_rejects_malformed) {
 }
 
 TEST(token_id_length_limits) {
-    char id[TOKEN_ID_MAX + 2];
+    char app[TOKEN_APP_MAX + 2], id[TOKEN_ID_MAX + 2];
+    memset(app, 'a', sizeof app);
     memset(id, 'x', sizeof id);
+    app[TOKEN_APP_MAX] = '\0';
     id[TOKEN_ID_MAX] = '\0';
     char t[TOKEN_MAX];
-    int n = token_mint(t, sizeof t, id, id, INT64_MAX, KEYP, KEYN);
+    int n = token_mint(t, sizeof t, app, id, INT64_MAX, INT64_MAX, KEYP, KEYN);
     CHECK(n > 0);
     CHECK_EQ_INT(n, TOKEN_MAX - 1); /* the longest token fits exactly */
     token_view_t v;
     CHECK_EQ_INT(token_parse(t, (size_t)n, &v), 0);
-    CHECK_EQ_INT(v.app_len, TOKEN_ID_MAX);
+    CHECK_EQ_INT(v.app_len, TOKEN_APP_MAX);
+    CHECK_EQ_INT(v.dev_len, TOKEN_ID_MAX);
+    CHECK_EQ_INT(v.iat, INT64_MAX);
     CHECK_EQ_INT(v.expiry, INT64_MAX);
     CHECK_EQ_INT(token_verify(&v, KEYP, KEYN, INT64_MAX - 1), 0);
+    app[TOKEN_APP_MAX] = 'a';
+    app[TOKEN_APP_MAX + 1] = '\0';
+    CHECK_EQ_INT(token_mint(t, sizeof t, app, "d", TOKEN_NO_IAT, 1, KEYP, KEYN),
+                 TOKEN_ERR_MALFORMED);
     id[TOKEN_ID_MAX] = 'x';
     id[TOKEN_ID_MAX + 1] = '\0';
-    CHECK_EQ_INT(token_mint(t, sizeof t, id, "d", 1, KEYP, KEYN),
+    CHECK_EQ_INT(token_mint(t, sizeof t, "a", id, TOKEN_NO_IAT, 1, KEYP, KEYN),
                  TOKEN_ERR_MALFORMED);
-    CHECK_EQ_INT(token_mint(t, sizeof t, "", "d", 1, KEYP, KEYN),
+    CHECK_EQ_INT(token_mint(t, sizeof t, "", "d", TOKEN_NO_IAT, 1, KEYP, KEYN),
                  TOKEN_ERR_MALFORMED);
-    CHECK_EQ_INT(token_mint(t, sizeof t, "a.b", "d", 1, KEYP, KEYN),
-                 TOKEN_ERR_MALFORMED);
-    CHECK_EQ_INT(token_mint(t, sizeof t, "a", "d", -1, KEYP, KEYN),
-                 TOKEN_ERR_MALFORMED);
-    CHECK_EQ_INT(token_mint(t, 20, "demo", "dev-42", 1767225600, KEYP, KEYN),
-                 TOKEN_ERR_SPACE);
+    CHECK_EQ_INT(token_mint(t, sizeof t, "a.b", "d", TOKEN_NO_IAT, 1, KEYP,
+                            KEYN), TOKEN_ERR_MALFORMED);
+    CHECK_EQ_INT(token_mint(t, sizeof t, "a", "d", TOKEN_NO_IAT, -1, KEYP,
+                            KEYN), TOKEN_ERR_MALFORMED);
+    CHECK_EQ_INT(token_mint(t, sizeof t, "a", "d", 2, 1, KEYP, KEYN),
+                 TOKEN_ERR_MALFORMED); /* issued after it expires */
+    CHECK_EQ_INT(token_mint(t, 20, "demo", "dev-42", TOKEN_NO_IAT, 1767225600,
+                            KEYP, KEYN), TOKEN_ERR_SPACE);
     /* Exactly enough room, NUL included. */
-    CHECK_EQ_INT(token_mint(t, sizeof VEC, "demo", "dev-42", 1767225600, KEYP,
-                            KEYN), (int)sizeof VEC - 1);
+    CHECK_EQ_INT(token_mint(t, sizeof VEC, "demo", "dev-42", TOKEN_NO_IAT,
+                            1767225600, KEYP, KEYN), (int)sizeof VEC - 1);
+}
+
+/* One rule for app names (issue 12): what the store keeps (< 64 bytes),
+ * what the --app NAME:SECRET:APIKEY form can split (no ':'), what can
+ * never read as a flag (no leading '-'), and no '.' or space: a name
+ * that passes can always authenticate a device. */
+TEST(token_app_name_rule) {
+    static const char *good[] = {"a", "demo", "my-app", "my_app", "a@b",
+                                 "_x", "9", "A-Z_0-9@"};
+    static const char *bad[] = {"", "bad name", "my.app", "a:b", "-x",
+                                "tab\t", "é", "a/b", "a$b"};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+        CHECK(token_app_valid(good[i], strlen(good[i])));
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        if (token_app_valid(bad[i], strlen(bad[i]))) {
+            fprintf(stderr, "  accepted app name: %s\n", bad[i]);
+            CHECK(0);
+        }
+    }
+    char longest[65];
+    memset(longest, 'n', 64);
+    longest[64] = 0;
+    CHECK(!token_app_valid(longest, 64));
+    CHECK(token_app_valid(longest, 63));
+    /* Device ids keep their wider rule: ':' and a leading '-' are fine. */
+    CHECK(token_id_valid("-a:b", 4));
+    /* A token of a name that breaks the rule does not parse. */
+    token_view_t v;
+    const char *t = "a:b.dev.1767225600.Ik6cehpxFwhd9NHQXxRqz38hUdl4jOS6k5L6DZog74M";
+    CHECK_EQ_INT(token_parse(t, strlen(t), &v), TOKEN_ERR_MALFORMED);
+}
+
+TEST(token_iat_form) {
+    char t[TOKEN_MAX];
+    int n = token_mint(t, sizeof t, "demo", "dev-42", 1767139200, 1767225600,
+                       KEYP, KEYN);
+    CHECK_EQ_INT(n, (int)strlen(VEC3));
+    CHECK(strcmp(t, VEC3) == 0);
+    token_view_t v;
+    CHECK_EQ_INT(token_parse(VEC3, strlen(VEC3), &v), 0);
+    CHECK_EQ_INT(v.iat, 1767139200);
+    CHECK_EQ_INT(v.expiry, 1767225600);
+    CHECK_EQ_INT(v.signed_len, strlen("demo.dev-42.1767139200.1767225600"));
+    CHECK_EQ_INT(token_verify(&v, KEYP, KEYN, 1767225599), TOKEN_OK);
+    CHECK_EQ_INT(token_verify(&v, KEYP, KEYN, 1767225600), TOKEN_ERR_EXPIRED);
+    /* The signature covers the issue time: moving it breaks the token. */
+    char moved[sizeof VEC3];
+    memcpy(moved, VEC3, sizeof VEC3);
+    moved[strlen("demo.dev-42.176713920")] = '1';
+    CHECK_EQ_INT(token_parse(moved, strlen(moved), &v), 0);
+    CHECK_EQ_INT(token_verify(&v, KEYP, KEYN, 1767139300), TOKEN_ERR_BAD_SIG);
+    /* Issued after its expiry, leading zeros, signs: malformed. */
+    static const char *bad[] = {
+        "demo.dev.2.1.Ik6cehpxFwhd9NHQXxRqz38hUdl4jOS6k5L6DZog74M",
+        "demo.dev.01.2.Ik6cehpxFwhd9NHQXxRqz38hUdl4jOS6k5L6DZog74M",
+        "demo.dev.-1.2.Ik6cehpxFwhd9NHQXxRqz38hUdl4jOS6k5L6DZog74M",
+        "demo.dev..2.Ik6cehpxFwhd9NHQXxRqz38hUdl4jOS6k5L6DZog74M",
+        "demo.dev.1.2.3.Ik6cehpxFwhd9NHQXxRqz38hUdl4jOS6k5L6DZog74M",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        CHECK_EQ_INT(token_parse(bad[i], strlen(bad[i]), &v),
+                     TOKEN_ERR_MALFORMED);
+}
+
+/* The figures a server's policy needs: a token's lifetime (for
+ * --token-max-ttl) and its issue time (for revocations). */
+TEST(token_lifetime_and_issue_time) {
+    token_view_t v = {.iat = 1000, .expiry = 1000 + 86400};
+    CHECK_EQ_INT(token_lifetime(&v, 1500), 86400);  /* from IAT */
+    CHECK_EQ_INT(token_lifetime(&v, 900), 86500);   /* IAT ahead of us */
+    CHECK_EQ_INT(token_issued_at(&v, 30 * 86400), 1000);
+    v.iat = TOKEN_NO_IAT;
+    CHECK_EQ_INT(token_lifetime(&v, 1000), 86400);  /* first form: from now */
+    CHECK_EQ_INT(token_lifetime(&v, 200000), 0);    /* expired */
+    /* First form: the earliest a token within the maximum was issued. */
+    CHECK_EQ_INT(token_issued_at(&v, 3600), 1000 + 86400 - 3600);
+    CHECK_EQ_INT(token_issued_at(&v, 10 * 86400), 0);
+    /* 2^63-1 and +100 years: lifetimes a maximum can refuse. */
+    v.expiry = INT64_MAX;
+    CHECK(token_lifetime(&v, 1767225600) > 30 * 86400);
+    v.iat = 1767225600;
+    v.expiry = 1767225600 + 100LL * 365 * 86400;
+    CHECK(token_lifetime(&v, 1767225600) > 30 * 86400);
 }
 
 TEST(token_strerror_names) {
