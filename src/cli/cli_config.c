@@ -399,6 +399,9 @@ int cli_config(int argc, char **argv) {
         return 0;
     }
     bool help = !strcmp(cmd, "--help") || !strcmp(cmd, "-h");
+    if (!help)
+        fprintf(stderr, "herald config: unknown use '%s'%s\n\n", cmd,
+                !strcmp(cmd, "check") ? " (check FILE)" : "");
     config_usage(help ? stdout : stderr);
     return help ? 0 : 2;
 }

@@ -95,7 +95,16 @@ int cli_token(int argc, char **argv) {
         }
         secret = filebuf;
     }
-    if (!app || !dev || !secret || !*secret || optind != argc) {
+    const char *why = optind != argc ? "unexpected argument"
+                      : !app             ? "--app APP is required"
+                      : !dev             ? "--device DEV is required"
+                      : !secret || !*secret
+                          ? "no secret: --secret S, --secret-file FILE or"
+                            " $HERALD_SECRET"
+                          : NULL;
+    if (why) {
+        fprintf(stderr, "herald token: %s%s%s\n\n", why,
+                optind != argc ? " " : "", optind != argc ? argv[optind] : "");
         token_usage(stderr);
         return 2;
     }

@@ -128,8 +128,15 @@ int cli_trace(int argc, char **argv) {
     }
     char host[256];
     int port;
-    if (!key || optind != argc - 1 ||
-        cli_http_parse_url(url, host, sizeof host, &port) < 0) {
+    const char *why = optind == argc      ? "MSG_ID is required"
+                      : optind != argc - 1  ? "one MSG_ID at a time"
+                      : !key || !*key       ? "no API key: give --key KEY or"
+                                              " set $HERALD_API_KEY"
+                      : cli_http_parse_url(url, host, sizeof host, &port) < 0
+                          ? "bad --api (http://HOST:PORT or HOST:PORT)"
+                          : NULL;
+    if (why) {
+        fprintf(stderr, "herald trace: %s\n\n", why);
         trace_usage(stderr);
         return 2;
     }

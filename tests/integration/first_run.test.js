@@ -141,3 +141,58 @@ test('a port clash names the port that clashed', async (t) => {
   assert.notEqual(tars.code, 0);
   assert.match(tars.err, new RegExp(`herald serve: TARS port ${busy}: Address already in use .*--tars-port -1`));
 });
+
+// Credentials a script can capture: JSON and an environment file, the same
+// shape from create and rotate-key; show hides the secret unless asked.
+test('herald app: --json and --env credentials that work, show hides the secret', async (t) => {
+  const d = tmpdir(t, 'herald-app-');
+  const db = path.join(d, 'h.db');
+  const c = await run(['app', 'create', 'shop', '--json', '--db', db]);
+  assert.equal(c.code, 0, c.err);
+  const cj = JSON.parse(c.out);
+  assert.deepEqual(Object.keys(cj), ['app', 'secret', 'apiKey', 'unknownDevice']);
+  assert.equal(cj.app, 'shop');
+  const r = await run(['app', 'rotate-key', 'shop', '--json', '--db', db]);
+  const rj = JSON.parse(r.out);
+  assert.deepEqual(Object.keys(rj), [...Object.keys(cj), 'olderKeysRevoked']);
+  assert.equal(rj.secret, cj.secret);
+  assert.notEqual(rj.apiKey, cj.apiKey);
+  const e = await run(['app', 'create', 'shop2', '--env', '--db', db]);
+  const env = Object.fromEntries(e.out.trim().split('\n').map((l) => l.split(/=(.*)/s).slice(0, 2)));
+  assert.deepEqual(Object.keys(env), ['HERALD_APP', 'HERALD_SECRET', 'HERALD_API_KEY']);
+  assert.equal(env.HERALD_APP, `shop2:${env.HERALD_SECRET}:${env.HERALD_API_KEY}`);
+
+  const shown = await run(['app', 'show', 'shop', '--db', db]);
+  assert.equal(shown.code, 0);
+  assert.ok(!shown.out.includes(cj.secret), 'show printed the secret');
+  assert.match(shown.out, /secret +\(hidden/);
+  const secret = await run(['app', 'show', 'shop', '--show-secret', '--json', '--db', db]);
+  assert.equal(JSON.parse(secret.out).secret, cj.secret);
+  const bad = await run(['app', 'show', 'shop', '--env', '--db', db]);
+  assert.equal(bad.code, 2);
+  assert.equal(bad.err.split('\n')[0], 'herald app: --env goes with create and rotate-key');
+
+  // What they print works: the rotated key pushes, the env file's secret logs in.
+  const srv = await h.startServe(t, ['--db', db]);
+  const dev = new h.TcpDevice(srv.devPort);
+  await dev.connected;
+  const tok = execFileSync(h.HERALD, ['token', '--app', 'shop2', '--device', 'e1', '--secret',
+    env.HERALD_SECRET], { encoding: 'utf8' }).trim();
+  const hello = await dev.hello(tok);
+  assert.equal(hello.ret, 0);
+  dev.destroy();
+  const p2 = await h.push(srv, { deviceId: 'x1', payload: 'x' }, { key: rj.apiKey });
+  assert.equal(p2.status, 200);
+  const old = await h.push(srv, { deviceId: 'x1', payload: 'x' }, { key: cj.apiKey });
+  assert.equal(old.status, 401);
+});
+
+test('herald token, trace and config say what was wrong first', async () => {
+  const tk = await run(['token', '--app', 'a'], 5000, { env: { ...process.env, HERALD_SECRET: '' } });
+  assert.equal(tk.code, 2);
+  assert.equal(tk.err.split('\n')[0], 'herald token: --device DEV is required');
+  const tr = await run(['trace'], 5000, { env: { ...process.env, HERALD_API_KEY: '' } });
+  assert.equal(tr.err.split('\n')[0], 'herald trace: MSG_ID is required');
+  const cf = await run(['config', 'frob']);
+  assert.equal(cf.err.split('\n')[0], "herald config: unknown use 'frob'");
+});
