@@ -288,6 +288,7 @@ int push_gw_app_secret(void *ctx, const char *app, uint8_t *out, size_t cap) {
 
 void push_gw_online(void *ctx, const gw_device_t *d) {
     push_service_t *ps = ctx;
+    push_auth_saw(ps, d->app, d->device);
     push_sync_online(ps, d, push_online_set(ps, d, true));
     atomic_fetch_add_explicit(&ps->n_online, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&ps->n_online_ev, 1, memory_order_relaxed);

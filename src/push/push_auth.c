@@ -476,10 +476,25 @@ bool push_online_get(push_service_t *ps, const char *app, const char *dev,
 
 /* ---- devices that ever connected ------------------------------------------ */
 
-/* Online here, or connected before (the store's sighting).  A device's
- * first connect is online before its sighting commits, so the two
- * together leave no gap.  Known once, known for good: devices rows are
- * never deleted, so positive answers are cached. */
+/* A device that logs in is known from that moment: its sighting commits
+ * a little later (the sync thread's DEVICE_SEEN), and a device that left
+ * before it did was refused as unknown (a loaded make test caught it). */
+void push_auth_saw(push_service_t *ps, const char *app, const char *dev) {
+    push_auth_t *a = ps->auth;
+    char k[DEV_KEY_MAX];
+    size_t n = a && a->known ? make_key(k, sizeof k, app, dev) : 0;
+    if (!n)
+        return;
+    known_slot_t *s = &a->known[hash(k, n) % KNOWN_SLOTS];
+    pthread_mutex_lock(&a->known_mu);
+    memcpy(s->key, k, n);
+    s->len = (uint16_t)n;
+    pthread_mutex_unlock(&a->known_mu);
+}
+
+/* Online here, or connected before (the store's sighting, or
+ * push_auth_saw before it commits).  Known once, known for good: devices
+ * rows are never deleted, so positive answers are cached. */
 int push_auth_known(push_service_t *ps, const char *app, const char *dev,
                     bool *known) {
     push_auth_t *a = ps->auth;

@@ -208,6 +208,8 @@ int push_auth_key(push_service_t *ps, const char *key, size_t len,
                   char app[64], int *unknown_device);
 /* Whether app/dev ever connected (online here, or a committed sighting):
  * 0 with *known set, or a store error. */
+/* A device logged in (gateway worker): known for unknownDevice from now. */
+void push_auth_saw(push_service_t *ps, const char *app, const char *dev);
 int push_auth_known(push_service_t *ps, const char *app, const char *dev,
                     bool *known);
 /* Takes a token of the app's bucket; false when empty. */
