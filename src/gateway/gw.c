@@ -316,6 +316,12 @@ static void run_item(gw_worker_t *w, gw_item_t *it) {
     case GW_I_MARK: /* behind the page it follows: the mailbox is FIFO */
         gw_mark_arm(w->gw, gw_worker_conn(w, it->slot, it->gen), it->token);
         break;
+    case GW_I_SYNC:
+        if ((c = gw_worker_conn(w, it->slot, it->gen)))
+            gw_http_sync_done(c, it->body, it->body_len);
+        free(it->body);
+        it->body = NULL;
+        break;
     }
     if (it->msg) gw_pmsg_unref(it->msg);
 }
@@ -576,6 +582,7 @@ static void worker_free(gw_worker_t *w) {
         if (w->items[i].msg) gw_pmsg_unref(w->items[i].msg);
         if (w->items[i].kind == GW_I_MARK) /* exactly one answer each */
             gw_mark_arm(w->gw, NULL, w->items[i].token);
+        free(w->items[i].body);
     }
     gw_batch_free(w);
     free(w->items);
@@ -662,6 +669,50 @@ long gw_push_online(gw_t *gw, const char *app, const gw_msg_t *m) {
         if (gw_mail(gw, i, &it) < 0) gw_pmsg_unref(p);
     }
     return n;
+}
+
+/* A handle as one number: worker (8 bits), slot (24), generation (32). */
+uint64_t gw_conn_token(const gw_conn_t *c) {
+    return (uint64_t)c->w->idx << 56 | (uint64_t)(c->slot & 0xffffff) << 32 |
+           c->gen;
+}
+
+void gw_sync_answer(gw_t *gw, uint64_t token, const gw_msg_t *msgs,
+                    uint32_t n, bool more) {
+    int idx = (int)(token >> 56);
+    if (idx >= gw->nworkers) return;
+    herald_SyncRsp r;
+    herald_SyncRsp_init(&r);
+    herald_PushMsg *v = n ? calloc(n, sizeof *v) : NULL;
+    for (uint32_t i = 0; v && i < n; i++) {
+        herald_PushMsg_init(&v[i]);
+        v[i].msgId = jce_str_from(msgs[i].msg_id);
+        v[i].seq = msgs[i].seq;
+        v[i].payload = (jce_bytes_t){msgs[i].payload,
+                                     (uint32_t)msgs[i].payload_len};
+        v[i].timeline = msgs[i].timeline;
+        v[i].needAck = msgs[i].need_ack;
+        v[i].sentAt = msgs[i].sent_at_ms;
+    }
+    r.msgs.items = v;
+    r.msgs.n = v ? n : 0;
+    r.more = more || (n && !v);
+    jce_out_t o;
+    jce_out_init(&o, JCE_POLICY_CPP);
+    herald_SyncRsp_encode(&r, &o);
+    free(v);
+    gw_item_t it = {.kind = GW_I_SYNC,
+                    .slot = (uint32_t)(token >> 32) & 0xffffff,
+                    .gen = (uint32_t)token};
+    if (!o.err) { /* the item owns the bytes */
+        it.body = o.buf;
+        it.body_len = (uint32_t)o.len;
+        o.buf = NULL;
+    }
+    jce_out_free(&o);
+    /* Never dropped for a full mailbox: a waiting request would stall to
+     * its timeout. */
+    if (gw_mail(gw, idx, &it) < 0) free(it.body);
 }
 
 int gw_push_mark(gw_t *gw, const char *app, const char *device,

@@ -115,6 +115,13 @@ typedef struct gw_service {
      * refused (ERR_TOKEN_REVOKED); 0 = none.  Called at every login, so it
      * must answer from memory.  NULL: no revocations. */
     int64_t (*revoked)(void *ctx, const char *app, const char *device);
+    /* A SYNC over the short-lived HTTP form (POST /v1/yyb), which cannot
+     * take pushes after its answer: the service reads at most limit
+     * stored messages after these cursors and hands them to
+     * gw_sync_answer(token, ...) exactly once (0), or declines (< 0: the
+     * SYNC is answered empty).  NULL: nothing is stored. */
+    int (*fetch)(void *ctx, const gw_device_t *d, int64_t inbox_seq,
+                 int64_t broadcast_seq, uint32_t limit, uint64_t token);
 } gw_service_t;
 
 /* One message to deliver; the gateway copies what it needs. */
@@ -180,6 +187,11 @@ long gw_push_online(gw_t *gw, const char *app, const gw_msg_t *m);
  */
 int gw_push_mark(gw_t *gw, const char *app, const char *device,
                  uint64_t token);
+/* The answer to service->fetch(token): n messages (copied) for the
+ * waiting SyncRsp, and whether more are stored after them.  A request
+ * that ended meanwhile (timeout, closed) drops it.  Any thread. */
+void gw_sync_answer(gw_t *gw, uint64_t token, const gw_msg_t *msgs,
+                    uint32_t n, bool more);
 /* Closes the device's connection with a kick frame (reason: ErrCode). */
 int gw_kick_device(gw_t *gw, const char *app, const char *device, int reason);
 /* The device's tokens issued before before_s are revoked: its connection

@@ -577,17 +577,33 @@ static int cmd_unsubscribe(gw_conn_t *c, int req_id, const req_src_t *src) {
 /* The gateway holds no store: the service reads it on its own thread and
  * sends what is stored after the device's cursors as pushes (acked like
  * any other); the answer here only confirms the request. */
+/* A SyncReq's limit: 1..SYNC_LIMIT_MAX, the IDL's 100 when absent. */
+#define SYNC_LIMIT_MAX 1000
+
 static int cmd_sync(gw_conn_t *c, int req_id, const req_src_t *src) {
     herald_SyncReq q;
     if (DECODE(SyncReq, &q) < 0) return bad_package(c, herald_CMD_SYNC, req_id);
     gw_t *gw = c->w->gw;
-    if (gw->svc.sync) {
-        gw_device_t d = {.app = c->dev->app->name, .device = c->dev->name,
-                         .transport = c->transport,
-                         .inbox_seq = c->dev->inbox_seq,
-                         .broadcast_seq = c->dev->broadcast_seq};
-        gw->svc.sync(gw->svc.ctx, &d, q.inboxSeq > 0 ? q.inboxSeq : 0,
-                     q.broadcastSeq > 0 ? q.broadcastSeq : 0);
+    gw_device_t d = {.app = c->dev->app->name, .device = c->dev->name,
+                     .transport = c->transport,
+                     .inbox_seq = c->dev->inbox_seq,
+                     .broadcast_seq = c->dev->broadcast_seq};
+    int64_t in = q.inboxSeq > 0 ? q.inboxSeq : 0;
+    int64_t bc = q.broadcastSeq > 0 ? q.broadcastSeq : 0;
+    /* POST /v1/yyb: no pushes can follow the answer, so the answer
+     * carries the messages (the exchange waits for the store). */
+    if (c->ephemeral && c->aux_http && gw->svc.fetch) {
+        uint32_t limit = q.limit > 0 && q.limit <= SYNC_LIMIT_MAX
+                             ? (uint32_t)q.limit : q.limit > 0 ? SYNC_LIMIT_MAX
+                                                               : 100;
+        if (gw->svc.fetch(gw->svc.ctx, &d, in, bc, limit,
+                          gw_conn_token(c)) == 0) {
+            last_ret = 0;
+            gw_http_wait(c, req_id);
+            return 0;
+        }
+    } else if (gw->svc.sync) {
+        gw->svc.sync(gw->svc.ctx, &d, in, bc);
     }
     herald_SyncRsp r;
     herald_SyncRsp_init(&r);

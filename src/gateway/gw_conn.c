@@ -216,7 +216,9 @@ void gw_conn_close(gw_conn_t *c, int reason) {
 /* aux is the HTTP state (with its body) in GW_S_HTTP, else a WebSocket
  * fragment buffer. */
 static void aux_free(gw_conn_t *c) {
-    if (c->aux_http && c->aux) free(((gw_http_t *)c->aux)->body);
+    gw_http_t *h = c->aux_http ? c->aux : NULL;
+    if (h && h->running) jce_out_free(&h->cap);
+    if (h) free(h->body);
     free(c->aux);
     c->aux = NULL;
     c->aux_http = false;
@@ -408,6 +410,7 @@ static int detect(gw_conn_t *c, uint8_t first) {
         h->body_len = h->body_have = 0;
         h->capture = NULL;
         h->stop = false;
+        h->running = h->waiting = false;
         c->aux = h;
         c->aux_http = true;
         c->state = GW_S_HTTP;

@@ -146,7 +146,12 @@ static int http_head_done(gw_conn_t *c) {
  * layout.  The device authenticates with ?token= / Authorization: Bearer,
  * or with a HELLO as the first package.  Such a request is never
  * registered: it neither kicks the device's connection nor counts as
- * online.  Framing errors answer 400 with a JSON error. */
+ * online.  Framing errors answer 400 with a JSON error.
+ *
+ * A SYNC here cannot be followed by pushes (the answer ends the
+ * exchange), so its SyncRsp carries the stored messages: the service
+ * reads them on its own thread (gw_service_t.fetch) while the exchange
+ * pauses at that package, and gw_http_sync_done resumes it. */
 
 static int yyb_post_start(gw_conn_t *c) {
     gw_http_t *h = c->aux;
@@ -194,8 +199,8 @@ static void http_reply_bin(gw_conn_t *c, const uint8_t *p, size_t len) {
     gw_conn_linger(c, 0);
 }
 
-/* Handles the body's packages; answers and closes.  Always -1. */
-static int yyb_post_run(gw_conn_t *c) {
+/* The exchange's start: the header token, the answer's preface. */
+static int yyb_post_begin(gw_conn_t *c) {
     gw_http_t *h = c->aux;
     gw_worker_t *w = c->w;
     char tok[TOKEN_MAX];
@@ -210,49 +215,73 @@ static int yyb_post_run(gw_conn_t *c) {
         }
         gw_conn_authed(c, dev);
     }
-    jce_out_t cap;
-    jce_out_init(&cap, JCE_POLICY_CPP);
+    jce_out_init(&h->cap, JCE_POLICY_CPP);
+    h->running = true;
     uint8_t pre[YYB_PREFACE_LEN];
     yyb_preface(pre, YYB_VERSION);
-    jce_out_raw(&cap, pre, sizeof pre);
-    h->capture = &cap;
+    jce_out_raw(&h->cap, pre, sizeof pre);
+    yyb_reader_init(&h->rd, true);
+    h->rd.max_frame = w->gw->cfg.max_frame;
+    h->off = h->frames = 0;
+    return 0;
+}
+
+/* Handles the body's packages from where they stand; answers and closes
+ * (-1), or pauses at a SYNC waiting for its messages (0). */
+static int yyb_post_run(gw_conn_t *c) {
+    gw_http_t *h = c->aux;
+    gw_worker_t *w = c->w;
+    if (!h->running && yyb_post_begin(c) < 0) return -1;
+    if (h->waiting) return 0; /* more input meanwhile: not ours to read */
+    h->capture = &h->cap;
     c->transport = GW_TCP;
-    yyb_reader_t r;
-    yyb_reader_init(&r, true);
-    r.max_frame = w->gw->cfg.max_frame;
-    size_t off = 0;
-    int rc, frames = 0;
+    int rc = 0;
     do {
         yyb_frame_t f;
         size_t n;
-        rc = yyb_feed(&r, h->body + off, h->body_len - off, &n, &f);
-        off += n;
+        rc = yyb_feed(&h->rd, h->body + h->off, h->body_len - h->off, &n, &f);
+        h->off += (uint32_t)n;
         if (rc != YYB_FRAME) break;
-        frames++;
+        h->frames++;
         atomic_fetch_add_explicit(&w->frames_in, 1, memory_order_relaxed);
         (void)gw_cmd_jce(c, f.data, f.len);
-    } while (!h->stop && c->state == GW_S_HTTP);
+    } while (!h->stop && !h->waiting && c->state == GW_S_HTTP);
     jce_arena_reset(w->arena);
-    if (c->state != GW_S_HTTP) { /* closed meanwhile: h is still ours */
-        jce_out_free(&cap);
-        return -1;
-    }
+    if (c->state != GW_S_HTTP) return -1; /* closed meanwhile */
     h->capture = NULL;
     c->transport = 0;
-    if (rc < 0 || (!h->stop && off < h->body_len) || frames == 0) {
+    if (h->waiting) return 0;
+    if (rc < 0 || (!h->stop && h->off < h->body_len) || h->frames == 0) {
         int code = rc < 0 ? yyb_err_code(rc) : herald_ERR_BAD_PACKAGE;
-        jce_out_free(&cap);
         gw_http_error(c, 400, code, rc < 0 ? yyb_strerror(rc) : "truncated frame");
         return -1;
     }
-    if (cap.err) {
-        jce_out_free(&cap);
+    if (h->cap.err) {
         gw_conn_close(c, herald_ERR_SERVER);
         return -1;
     }
-    http_reply_bin(c, cap.buf, cap.len);
-    jce_out_free(&cap);
+    http_reply_bin(c, h->cap.buf, h->cap.len);
     return -1;
+}
+
+void gw_http_wait(gw_conn_t *c, int req_id) {
+    gw_http_t *h = c->aux;
+    h->waiting = true;
+    h->wait_req = req_id;
+}
+
+void gw_http_sync_done(gw_conn_t *c, const uint8_t *body, size_t len) {
+    gw_http_t *h = c->state == GW_S_HTTP && c->aux_http ? c->aux : NULL;
+    if (!h || !h->waiting) return;
+    h->waiting = false;
+    h->capture = &h->cap;
+    c->transport = GW_TCP;
+    int rc = body ? gw_send_package(c, herald_CMD_SYNC, h->wait_req, 0, body,
+                                    len)
+                  : gw_send_package(c, herald_CMD_SYNC, h->wait_req,
+                                    herald_ERR_SERVER, NULL, 0);
+    if (rc < 0 || c->state != GW_S_HTTP) return;
+    (void)yyb_post_run(c);
 }
 
 /* Reads into the head buffer (then a POST body) directly; -1 if the

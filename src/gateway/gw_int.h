@@ -123,6 +123,13 @@ typedef struct gw_http {
     uint32_t body_len, body_have;
     jce_out_t *capture;
     bool stop;          /* a package ended the exchange */
+    /* While a SYNC waits for the service's answer (gw_sync_answer), the
+     * exchange pauses: the answer so far, where the body's frames stand. */
+    jce_out_t cap;
+    yyb_reader_t rd;
+    uint32_t off, frames;
+    bool running, waiting;
+    int wait_req;       /* the SYNC's reqId */
 } gw_http_t;
 
 typedef struct gw_topics {
@@ -178,7 +185,7 @@ typedef struct gw_conn {
 
 /* Mailbox items: what other threads ask a worker to do. */
 enum gw_item_kind { GW_I_PUSH_ONE, GW_I_PUSH_APP, GW_I_KICK, GW_I_DRAIN,
-                    GW_I_STOP, GW_I_MARK };
+                    GW_I_STOP, GW_I_MARK, GW_I_SYNC };
 
 /* A message shared by every worker it goes to (atomic refcount). */
 typedef struct gw_pmsg {
@@ -195,6 +202,8 @@ typedef struct gw_item {
     uint64_t token;     /* GW_I_MARK */
     int64_t before_s;   /* GW_I_KICK of a revocation: only tokens issued
                            before this; 0 = any connection */
+    uint8_t *body;      /* GW_I_SYNC: the SyncRsp, encoded; the item's */
+    uint32_t body_len;
 } gw_item_t;
 
 typedef struct gw_worker {
@@ -339,6 +348,14 @@ void gw_mark_drop(gw_conn_t *c);
 int gw_http_read(gw_conn_t *c);
 /* Answers status with a JSON error (ErrCode code, msg), then lingers. */
 void gw_http_error(gw_conn_t *c, int status, int code, const char *msg);
+/* A SYNC of POST /v1/yyb waits for the service's messages: the exchange
+ * pauses after this package until gw_http_sync_done. */
+void gw_http_wait(gw_conn_t *c, int req_id);
+/* The SyncRsp body (NULL: the service failed) answers the waiting SYNC,
+ * and the exchange goes on with the body's next package. */
+void gw_http_sync_done(gw_conn_t *c, const uint8_t *body, size_t len);
+/* A connection's handle as one number (service->fetch's token). */
+uint64_t gw_conn_token(const gw_conn_t *c);
 
 /* ---- gw_cmd.c ---- */
 /* One raw-TCP package or WebSocket binary message.  Returns -1 if the

@@ -75,6 +75,7 @@ push_service_t *push_service_new(const push_config_t *cfg) {
     ps->gwi.sync = push_gw_sync;
     ps->gwi.drained = push_gw_drained;
     ps->gwi.revoked = push_gw_revoked;
+    ps->gwi.fetch = push_gw_fetch;
     ps->http_port = -1;
     pthread_rwlock_init(&ps->reg_mu, NULL);
     return ps;
@@ -327,6 +328,17 @@ int64_t push_gw_revoked(void *ctx, const char *app, const char *dev) {
 /* A page of a device's backlog has drained: its sync goes on. */
 void push_gw_drained(void *ctx, uint64_t token, bool ok) {
     push_sync_resume(ctx, token, ok);
+}
+
+int push_gw_fetch(void *ctx, const gw_device_t *d, int64_t inbox_seq,
+                  int64_t broadcast_seq, uint32_t limit, uint64_t token) {
+    push_service_t *ps = ctx;
+    if (!ps->sink.sync_answer)
+        return -1;
+    gw_device_t q = *d;
+    q.inbox_seq = inbox_seq;
+    q.broadcast_seq = broadcast_seq;
+    return push_sync_fetch(ps, &q, limit, token);
 }
 
 const gw_service_t *push_service_gw_iface(push_service_t *ps) {

@@ -163,6 +163,10 @@ typedef struct push_sink {
      * it has a connection, 0 if not.  NULL: nothing to close. */
     int (*revoke)(void *ctx, const char *app, const char *device,
                   int64_t before_s);
+    /* The stored messages a short-lived request's SYNC asked for
+     * (gw_sync_answer).  NULL: such a SYNC is answered empty. */
+    void (*sync_answer)(void *ctx, uint64_t token, const gw_msg_t *msgs,
+                        uint32_t n, bool more);
 } push_sink_t;
 /* push_service_start with any sink (copied).  0 or a negative errno. */
 int push_service_start_sink(push_service_t *ps, const push_sink_t *sink);

@@ -23,11 +23,17 @@ static int gw_sink_mark(void *ctx, const char *app, const char *device,
     return gw_push_mark(ctx, app, device, token);
 }
 
+static void gw_sink_answer(void *ctx, uint64_t token, const gw_msg_t *msgs,
+                           uint32_t n, bool more) {
+    gw_sync_answer(ctx, token, msgs, n, more);
+}
+
 int push_service_start(push_service_t *ps, gw_t *gw) {
     push_sink_t s = {.ctx = gw,
                      .device = gw_sink_device,
                      .online = gw_sink_online,
                      .mark = gw_sink_mark,
-                     .revoke = gw_sink_revoke};
+                     .revoke = gw_sink_revoke,
+                     .sync_answer = gw_sink_answer};
     return push_service_start_sink(ps, &s);
 }

@@ -68,6 +68,8 @@ void push_gw_ack(void *ctx, const gw_device_t *d, int64_t inbox_seq,
 void push_gw_sync(void *ctx, const gw_device_t *d, int64_t inbox_seq,
                   int64_t broadcast_seq);
 void push_gw_drained(void *ctx, uint64_t token, bool ok);
+int push_gw_fetch(void *ctx, const gw_device_t *d, int64_t inbox_seq,
+                  int64_t broadcast_seq, uint32_t limit, uint64_t token);
 int64_t push_gw_revoked(void *ctx, const char *app, const char *dev);
 
 /* push_api.c: one API request, no sockets.  resp->body is a malloc'd JSON
@@ -267,6 +269,12 @@ void push_sync_stop(push_service_t *ps);
 void push_sync_free(push_service_t *ps);
 /* Queues a sync of d from its cursors; gen: the hold it ends (0: none). */
 void push_sync_online(push_service_t *ps, const gw_device_t *d, uint64_t gen);
+/* The SYNC of a short-lived request (gw_service_t.fetch): registers the
+ * device like a connect, then answers sink.sync_answer(token, ...) with
+ * at most limit stored messages after the cursors.  0, or < 0 when it
+ * cannot be queued (nothing is answered then). */
+int push_sync_fetch(push_service_t *ps, const gw_device_t *d, uint32_t limit,
+                    uint64_t token);
 /* The answer to a page's mark (gw_service_t.drained): the parked sync
  * with that token goes on (ok) or ends (!ok).  Any thread. */
 void push_sync_resume(push_service_t *ps, uint64_t token, bool ok);

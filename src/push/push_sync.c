@@ -18,6 +18,9 @@
  *     (1 MB/s: 42 cuts in 19 s, never caught up); paced, it gets
  *     everything at its own speed, and the slow-consumer cut is left to
  *     live pushes;
+ *   - a SYNC of a short-lived request (POST /v1/yyb): registered like a
+ *     connect, then at most `limit` rows are read and handed back in one
+ *     answer (sink.sync_answer) instead of being pushed;
  *   - acks: cumulative, so only the highest cursors per device within a
  *     window matter: kept per device in memory and sent every FLUSH_MS as
  *     one STORE_OP_ACK each, fire-and-forget (a device acking every push
@@ -72,6 +75,9 @@ typedef struct job {
     bool more;        /* the store has rows after `rows` */
     bool ok;          /* the last mark's answer */
     size_t page;      /* bytes sent since the last mark */
+    uint64_t answer;  /* a short-lived SYNC's token: rows go back in one
+                         answer (0: a connect's sync, rows are pushed) */
+    uint32_t limit;   /* ... and how many at most */
     char *device;     /* points into app's buffer */
     char app[];
 } job_t;
@@ -100,14 +106,18 @@ static void job_free(job_t *j) {
 
 /* ---- job queue ------------------------------------------------------- */
 
-static void enqueue(push_sync_t *s, const gw_device_t *d, int64_t a,
-                    int64_t b, uint64_t gen) {
+static int enqueue(push_sync_t *s, const gw_device_t *d, int64_t a,
+                   int64_t b, uint64_t gen, uint64_t answer, uint32_t limit) {
     size_t al = strlen(d->app) + 1, dl = strlen(d->device) + 1;
     job_t *j = calloc(1, sizeof *j + al + dl);
+    if (!j && answer)
+        return -1;
     if (!j) { /* no sync now (the next connect's); no hold either */
         push_sync_done(s->ps, d->app, d->device, gen, NULL, NULL);
-        return;
+        return -1;
     }
+    j->answer = answer;
+    j->limit = limit;
     j->phase = PH_SEEN;
     j->inbox = -1;
     j->a = a;
@@ -124,9 +134,10 @@ static void enqueue(push_sync_t *s, const gw_device_t *d, int64_t a,
         pthread_mutex_unlock(&s->mu);
         if (full)
             metrics_inc(M_QUEUE_DROPPED, MH_DROP_SYNC, 0);
-        push_sync_done(s->ps, j->app, j->device, j->gen, NULL, NULL);
+        if (!answer)
+            push_sync_done(s->ps, j->app, j->device, j->gen, NULL, NULL);
         free(j);
-        return;
+        return -1;
     }
     if (s->tail)
         s->tail->next = j;
@@ -136,12 +147,20 @@ static void enqueue(push_sync_t *s, const gw_device_t *d, int64_t a,
     s->njobs++;
     pthread_cond_signal(&s->cv);
     pthread_mutex_unlock(&s->mu);
+    return 0;
 }
 
 void push_sync_online(push_service_t *ps, const gw_device_t *d,
                       uint64_t gen) {
     if (ps->sync)
-        enqueue(ps->sync, d, d->inbox_seq, d->broadcast_seq, gen);
+        (void)enqueue(ps->sync, d, d->inbox_seq, d->broadcast_seq, gen, 0, 0);
+}
+
+int push_sync_fetch(push_service_t *ps, const gw_device_t *d, uint32_t limit,
+                    uint64_t token) {
+    return ps->sync && token ? enqueue(ps->sync, d, d->inbox_seq,
+                                       d->broadcast_seq, 0, token, limit)
+                             : -1;
 }
 
 /* Keyed "app\0device". */
@@ -408,8 +427,46 @@ static bool device_seen(push_sync_t *s, job_t *j) {
     return true;
 }
 
+/* A short-lived SYNC's rows, inbox then broadcasts, at most j->limit,
+ * answered at once.  A store that failed answers more=true: sync again. */
+static void answer_job(push_sync_t *s, job_t *j, bool seen) {
+    store_rows_t in = {0}, bc = {0};
+    int64_t now = (int64_t)clock_wall_ms();
+    bool ok = seen &&
+              store_inbox_fetch(s->rd, j->app, j->device, j->a, j->limit, now,
+                                &in) == 0 &&
+              (in.n == j->limit ||
+               store_bcast_fetch(s->rd, j->app, j->b, j->limit - in.n, now,
+                                 &bc) == 0);
+    uint32_t n = ok ? in.n + bc.n : 0;
+    gw_msg_t *g = n ? calloc(n, sizeof *g) : NULL;
+    if (n && !g)
+        ok = false, n = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        const store_row_t *row = i < in.n ? &in.rows[i] : &bc.rows[i - in.n];
+        g[i] = (gw_msg_t){.msg_id = row->msg_id, .seq = row->seq,
+                          .timeline = row->timeline, .payload = row->payload,
+                          .payload_len = row->payload_len,
+                          .need_ack = row->need_ack,
+                          .sent_at_ms = row->created_ms};
+        /* In the answer: as delivered as a pushed row. */
+        push_status_add(s->ps, row->msg_id, STORE_EV_ROUTED, 1);
+        push_status_add(s->ps, row->msg_id, STORE_EV_WRITTEN, 1);
+    }
+    bool more = !ok || in.more || bc.more || (in.n == j->limit && ok);
+    s->ps->sink.sync_answer(s->ps->sink.ctx, j->answer, g, n, more);
+    free(g);
+    store_rows_free(&in);
+    store_rows_free(&bc);
+    job_free(j);
+}
+
 /* Runs j until it parks (the thread goes on with other jobs) or ends. */
 static void run_job(push_sync_t *s, job_t *j, bool stop) {
+    if (j->answer) {
+        answer_job(s, j, !stop && device_seen(s, j));
+        return;
+    }
     if (j->phase == PH_SEEN ? !device_seen(s, j) : !j->ok || stop) {
         j->inbox = -1; /* gone, failed or stopping: no last fetch */
         finish(s, j);

@@ -63,7 +63,8 @@ static int64_t svc_revoked(void *ctx, const char *app, const char *dev) {
     return !strcmp(app, APP) && !strcmp(dev, REVOKED_DEV) ? revoked_before : 0;
 }
 static const gw_service_t svc = {NULL, svc_secret, svc_online, svc_offline,
-                                 svc_ack, NULL, svc_drained, svc_revoked};
+                                 svc_ack, NULL, svc_drained, svc_revoked,
+                                 NULL};
 
 static gw_t *start_gw(void) {
     gw_config_t c;

@@ -141,7 +141,7 @@ static push_service_t *start(int head_timeout) {
         push_service_free(ps);
         return NULL;
     }
-    push_sink_t s = {NULL, sink_device, sink_online, NULL, sink_revoke};
+    push_sink_t s = {NULL, sink_device, sink_online, NULL, sink_revoke, NULL};
     if (push_service_start_sink(ps, &s) != 0) {
         push_service_free(ps);
         return NULL;
@@ -659,7 +659,7 @@ static int start_stored(stored_svc_t *s, double rate, double burst) {
     c.burst = burst;
     s->ps = push_service_new(&c);
     push_sink_t sk = {NULL, sink_device, sink_online,
-                      use_marks ? sink_mark : NULL, sink_revoke};
+                      use_marks ? sink_mark : NULL, sink_revoke, NULL};
     if (!s->ps || push_service_start_sink(s->ps, &sk) != 0)
         return -1;
     pthread_mutex_lock(&R.mu);
