@@ -122,6 +122,9 @@ typedef struct gw_service {
      * SYNC is answered empty).  NULL: nothing is stored. */
     int (*fetch)(void *ctx, const gw_device_t *d, int64_t inbox_seq,
                  int64_t broadcast_seq, uint32_t limit, uint64_t token);
+    /* An online-only message the device acked by id (AckReq.msgIds),
+     * at most once per such message it was sent.  NULL: not counted. */
+    void (*acked)(void *ctx, const char *app, const char *msg_id);
 } gw_service_t;
 
 /* One message to deliver; the gateway copies what it needs. */

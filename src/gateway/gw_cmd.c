@@ -197,6 +197,8 @@ int gw_push_to_conn(gw_conn_t *c, const gw_pmsg_t *pm, gw_buf_t *fmt[3],
         c->dev->inbox_sent = m->seq;
     else if (m->timeline == 1 && m->seq > c->dev->bcast_sent)
         c->dev->bcast_sent = m->seq;
+    else if (m->timeline == 2 && m->need_ack)
+        c->dev->online_sent++;
     atomic_fetch_add_explicit(&c->w->pushes_written, 1, memory_order_relaxed);
     metrics_inc(M_DELIVERIES, 0, 0);
     if (m->sent_at_ms > 0) {
@@ -508,6 +510,34 @@ static int64_t ack_clamp(int64_t want, int64_t sent) {
     return want > sent ? sent : want;
 }
 
+/* A msgId as the push service makes them (24 hex digits): anything else
+ * was never sent. */
+static bool msg_id_like(jce_str_t s) {
+    if (s.len != 24) return false;
+    for (uint32_t i = 0; i < s.len; i++)
+        if (!((s.data[i] >= '0' && s.data[i] <= '9') ||
+              (s.data[i] >= 'a' && s.data[i] <= 'f')))
+            return false;
+    return true;
+}
+
+/* Online-only messages acked by id (they have no seq): each counts once
+ * in its message's status (herald trace shows acked), up to as many as
+ * the connection was sent. */
+static void ack_ids(gw_conn_t *c, const jcev_string *ids) {
+    gw_t *gw = c->w->gw;
+    gw_dev_t *dv = c->dev;
+    for (uint32_t i = 0; gw->svc.acked && i < ids->n; i++) {
+        if (dv->online_acked == dv->online_sent) return;
+        if (!msg_id_like(ids->items[i])) continue;
+        char id[25];
+        memcpy(id, ids->items[i].data, 24);
+        id[24] = 0;
+        dv->online_acked++;
+        gw->svc.acked(gw->svc.ctx, dv->app->name, id);
+    }
+}
+
 static int cmd_ack(gw_conn_t *c, int req_id, const req_src_t *src) {
     herald_AckReq q;
     if (DECODE(AckReq, &q) < 0) return bad_package(c, herald_CMD_ACK, req_id);
@@ -529,6 +559,7 @@ static int cmd_ack(gw_conn_t *c, int req_id, const req_src_t *src) {
     }
     if (bc > dv->broadcast_seq) dv->broadcast_seq = bc;
     atomic_fetch_add_explicit(&c->w->acks, 1, memory_order_relaxed);
+    ack_ids(c, &q.msgIds);
     if (gw->svc.ack) {
         gw_device_t d = {.app = dv->app->name, .device = dv->name,
                          .transport = c->transport,
@@ -681,6 +712,15 @@ int gw_cmd_jce(gw_conn_t *c, const uint8_t *p, size_t len) {
     return dispatch(c, pk.cmd, pk.reqId, &src);
 }
 
+/* An error frame names the request it answers ("for", protocol.md §3.3):
+ * an unknown command by the name it came with (at most 32 bytes of it). */
+static int unknown_json(gw_conn_t *c, const char *name, int req_id) {
+    last_ret = herald_ERR_UNKNOWN_CMD;
+    json_t *j = json_error(0, req_id, herald_ERR_UNKNOWN_CMD, "unknown command");
+    if (j) json_object_set_new(j, "for", json_stringn(name, strnlen(name, 32)));
+    return send_frame(c, gw_json_frame(j));
+}
+
 int gw_cmd_json(gw_conn_t *c, const uint8_t *p, size_t len) {
     json_error_t err;
     json_t *j = json_loadb((const char *)p, len, 0, &err);
@@ -696,9 +736,7 @@ int gw_cmd_json(gw_conn_t *c, const uint8_t *p, size_t len) {
     int req_id = json_is_integer(rid) ? (int)json_integer_value(rid) : 0;
     int cmd = cmd_by_name(name);
     req_src_t src = {.json = j};
-    int rc = cmd ? dispatch(c, cmd, req_id, &src)
-                 : reply(c, 0, req_id, herald_ERR_UNKNOWN_CMD, NULL, NULL,
-                         "unknown command");
+    int rc = cmd ? dispatch(c, cmd, req_id, &src) : unknown_json(c, name, req_id);
     json_decref(j);
     return rc;
 }

@@ -91,6 +91,9 @@ typedef struct gw_dev {
      * was recorded). */
     int64_t inbox_sent, bcast_sent;
     int64_t inbox_acked, bcast_acked;
+    /* Online-only pushes written and acked by msgId: a device can ack no
+     * more ids than it was sent, so an ack of made-up ids costs nothing. */
+    uint32_t online_sent, online_acked;
     int64_t issued_s;       /* its token's issue time (token_issued_at) */
     /* The oldest inbox push written and not yet acked (low 32 bits of its
      * seq, its accept time in ms mod 2^32): one ack-latency sample per

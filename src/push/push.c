@@ -76,6 +76,7 @@ push_service_t *push_service_new(const push_config_t *cfg) {
     ps->gwi.drained = push_gw_drained;
     ps->gwi.revoked = push_gw_revoked;
     ps->gwi.fetch = push_gw_fetch;
+    ps->gwi.acked = push_gw_acked;
     ps->http_port = -1;
     pthread_rwlock_init(&ps->reg_mu, NULL);
     return ps;
@@ -328,6 +329,13 @@ int64_t push_gw_revoked(void *ctx, const char *app, const char *dev) {
 /* A page of a device's backlog has drained: its sync goes on. */
 void push_gw_drained(void *ctx, uint64_t token, bool ok) {
     push_sync_resume(ctx, token, ok);
+}
+
+/* Online-only messages have no timeline for the store's ACK to walk:
+ * their acks are status counts, summed like routed/written. */
+void push_gw_acked(void *ctx, const char *app, const char *msg_id) {
+    (void)app;
+    push_status_add(ctx, msg_id, STORE_EV_ACKED, 1);
 }
 
 int push_gw_fetch(void *ctx, const gw_device_t *d, int64_t inbox_seq,

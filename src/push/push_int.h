@@ -68,6 +68,7 @@ void push_gw_ack(void *ctx, const gw_device_t *d, int64_t inbox_seq,
 void push_gw_sync(void *ctx, const gw_device_t *d, int64_t inbox_seq,
                   int64_t broadcast_seq);
 void push_gw_drained(void *ctx, uint64_t token, bool ok);
+void push_gw_acked(void *ctx, const char *app, const char *msg_id);
 int push_gw_fetch(void *ctx, const gw_device_t *d, int64_t inbox_seq,
                   int64_t broadcast_seq, uint32_t limit, uint64_t token);
 int64_t push_gw_revoked(void *ctx, const char *app, const char *dev);

@@ -64,7 +64,7 @@ static int64_t svc_revoked(void *ctx, const char *app, const char *dev) {
 }
 static const gw_service_t svc = {NULL, svc_secret, svc_online, svc_offline,
                                  svc_ack, NULL, svc_drained, svc_revoked,
-                                 NULL};
+                                 NULL, NULL};
 
 static gw_t *start_gw(void) {
     gw_config_t c;
