@@ -21,8 +21,7 @@
 #include "PushAPI.h"
 #include "jce/jce.h"
 
-static double now_ns(void)
-{
+static double now_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
@@ -31,8 +30,7 @@ static double now_ns(void)
 static uint8_t payload[100];
 static volatile uint64_t sink; /* keeps results alive past the optimiser */
 
-static void make_push(herald_PushMsg *m)
-{
+static void make_push(herald_PushMsg *m) {
     herald_PushMsg_init(m);
     for (size_t i = 0; i < sizeof payload; i++)
         payload[i] = (uint8_t)(i * 37 + 11);
@@ -44,8 +42,8 @@ static void make_push(herald_PushMsg *m)
 }
 
 /* The gateway's write path: body first, then the Package around it. */
-static void encode_push(const herald_PushBatch *batch, jce_out_t *body, jce_out_t *frame)
-{
+static void encode_push(const herald_PushBatch *batch, jce_out_t *body,
+                        jce_out_t *frame) {
     herald_Package pkg;
     herald_Package_init(&pkg);
     jce_out_reset(body);
@@ -68,28 +66,24 @@ static void encode_push(const herald_PushBatch *batch, jce_out_t *body, jce_out_
 
 /* The device's (and the tests') read path. */
 static int decode_push(const uint8_t *frame, size_t len, jce_arena_t *a,
-                       herald_PushBatch *batch)
-{
+                       herald_PushBatch *batch) {
     herald_Package pkg;
     jce_in_t in;
     jce_arena_reset(a);
     jce_in_init(&in, frame + 4, len - 4, a);
     int r = herald_Package_decode(&pkg, &in);
-    if (r < 0)
-        return r;
+    if (r < 0) return r;
     jce_in_init(&in, pkg.body.data, pkg.body.len, a);
     return herald_PushBatch_decode(batch, &in);
 }
 
-static void report(const char *what, size_t bytes, long iters, double ns)
-{
+static void report(const char *what, size_t bytes, long iters, double ns) {
     double per = ns / (double)iters;
     printf("%-22s %4zu bytes  %8.1f ns/op  %8.1f MB/s\n", what, bytes, per,
            (double)bytes * 1e3 / per);
 }
 
-static void bench_push(long iters)
-{
+static void bench_push(long iters) {
     herald_PushMsg msg;
     herald_PushBatch batch;
     make_push(&msg);
@@ -129,8 +123,7 @@ static void bench_push(long iters)
     jce_arena_free(a);
 }
 
-static void bench_api(long iters)
-{
+static void bench_api(long iters) {
     herald_PushSingleDeviceReq req, out;
     herald_PushSingleDeviceReq_init(&req);
     req.apiKey = JCE_STR_LIT("ak_live_3f9d2c41b7e84a0f9c1d");
@@ -177,11 +170,9 @@ static void bench_api(long iters)
     jce_arena_free(a);
 }
 
-int main(int argc, char **argv)
-{
+int main(int argc, char **argv) {
     long iters = argc > 1 ? atol(argv[1]) : 2000000;
-    if (iters <= 0)
-        iters = 1;
+    if (iters <= 0) iters = 1;
     printf("bench_codec: %ld iterations each\n", iters);
     bench_push(iters);
     bench_api(iters);

@@ -57,7 +57,8 @@ int main(int argc, char **argv) {
     char tmpl[256], path[300];
     snprintf(tmpl, sizeof tmpl, "%s/bench-store-XXXXXX", dir);
     if (n <= 0 || ndev <= 0 || !mkdtemp(tmpl)) {
-        fprintf(stderr, "usage: bench_store [N] [DEVICES] [full|normal] [DIR]\n");
+        fprintf(stderr,
+                "usage: bench_store [N] [DEVICES] [full|normal] [DIR]\n");
         return 2;
     }
     snprintf(path, sizeof path, "%s/b.db", tmpl);
@@ -66,8 +67,8 @@ int main(int argc, char **argv) {
     reqs = calloc((size_t)n, sizeof *reqs);
     submit_us = calloc((size_t)n, sizeof *submit_us);
     lat_us = calloc((size_t)n, sizeof *lat_us);
-    char (*ids)[24] = calloc((size_t)n, sizeof *ids);
-    char (*devs)[32] = calloc((size_t)ndev, sizeof *devs);
+    char(*ids)[24] = calloc((size_t)n, sizeof *ids);
+    char(*devs)[32] = calloc((size_t)ndev, sizeof *devs);
     const char **devp = calloc((size_t)ndev, sizeof *devp);
     int64_t *seqs = calloc((size_t)n, sizeof *seqs);
     if (!reqs || !submit_us || !lat_us || !ids || !devs || !devp || !seqs)
@@ -84,11 +85,14 @@ int main(int argc, char **argv) {
         snprintf(ids[i], sizeof ids[i], "m%016lx", (unsigned long)i);
         r->op = STORE_OP_INBOX_APPEND;
         r->kind = STORE_KIND_SINGLE;
-        r->msg = (store_msg_t){.app = "bench", .msg_id = ids[i],
+        r->msg = (store_msg_t){.app = "bench",
+                               .msg_id = ids[i],
                                .request_id = no_reqid ? NULL : ids[i],
                                .payload = payload,
-                               .payload_len = sizeof payload, .ttl = 86400,
-                               .need_ack = true, .created_ms = now};
+                               .payload_len = sizeof payload,
+                               .ttl = 86400,
+                               .need_ack = true,
+                               .created_ms = now};
         r->devices = &devp[i % ndev];
         r->n_devices = 1;
         r->seqs = &seqs[i];
@@ -131,14 +135,14 @@ int main(int argc, char **argv) {
 
     qsort(lat_us, (size_t)n, sizeof *lat_us, cmp_u64);
     printf("bench_store: %ld durable single-device pushes, %ld devices, "
-           "synchronous=%s, %s\n", n, ndev, full ? "FULL" : "NORMAL",
-           rate > 0 ? "paced" : "unpaced");
+           "synchronous=%s, %s\n",
+           n, ndev, full ? "FULL" : "NORMAL", rate > 0 ? "paced" : "unpaced");
     if (rate > 0) printf("  offered rate %.0f/s\n", rate);
     printf("  %.0f requests/s (%.2f s), %ld failed, %ld queue-full waits\n",
            (double)n / secs, secs, atomic_load(&n_fail), full_waits);
     printf("  %ld commits, %.1f requests/commit, %.2f ms/commit avg, "
-           "%.2f rows written/request\n", s.commits,
-           (double)s.requests / (double)(s.commits ? s.commits : 1),
+           "%.2f rows written/request\n",
+           s.commits, (double)s.requests / (double)(s.commits ? s.commits : 1),
            s.commit_ms_avg, (double)s.rows_written / (double)n);
     printf("  submit->durable latency: p50 %.2f ms, p99 %.2f ms, max %.2f ms\n",
            (double)lat_us[n / 2] / 1000, (double)lat_us[n * 99 / 100] / 1000,

@@ -46,10 +46,13 @@
 #define EVENTS 512
 
 static void usage(FILE *f) {
-    fprintf(f,
+    fprintf(
+        f,
         "usage: push_load --http HOST:PORT | --tars HOST:PORT --key API_KEY\n"
-        "                 [--conns 32] [--secs 5] [--warmup 1] [--devices 1000]\n"
-        "                 [--device-prefix bench] [--ttl 86400] [--payload 64]\n"
+        "                 [--conns 32] [--secs 5] [--warmup 1] [--devices "
+        "1000]\n"
+        "                 [--device-prefix bench] [--ttl 86400] [--payload "
+        "64]\n"
         "                 [--rate R] [--threads 1]\n"
         "                 [--online --gw HOST:PORT --app APP --secret SECRET]\n"
         "                 [--pid PID]\n\n"
@@ -83,8 +86,7 @@ static int poll_once(pload_worker_t *w, uint64_t until, uint64_t *next_hb) {
         return -1;
     }
     w->now = clock_mono_us();
-    for (int i = 0; i < n; i++)
-        dispatch(w, &evs[i]);
+    for (int i = 0; i < n; i++) dispatch(w, &evs[i]);
     if (w->d && w->now >= *next_hb) {
         pload_dev_heartbeat(w);
         *next_hb = w->now + HEARTBEAT_US;
@@ -101,13 +103,11 @@ static void devices_phase(pload_worker_t *w) {
         uint64_t now = clock_mono_us();
         if (!w->t_connected && w->d_next == w->dev_hi && !w->d_inflight)
             w->t_connected = now;
-        uint64_t quiet = w->t_connected > w->t_stale ? w->t_connected
-                                                      : w->t_stale;
-        if ((w->t_connected && now - quiet >= SETTLE_QUIET_US) ||
-            now >= limit)
+        uint64_t quiet =
+            w->t_connected > w->t_stale ? w->t_connected : w->t_stale;
+        if ((w->t_connected && now - quiet >= SETTLE_QUIET_US) || now >= limit)
             break;
-        if (poll_once(w, now + 10000, &hb) < 0)
-            break;
+        if (poll_once(w, now + 10000, &hb) < 0) break;
     }
     if (w->d_inflight)
         pload_error(w, "%ld devices still connecting after %u s", w->d_inflight,
@@ -117,13 +117,12 @@ static void devices_phase(pload_worker_t *w) {
 /* Sends on idle connections every --rate slot that is due. */
 static void pace(pload_worker_t *w, uint64_t now) {
     for (;;) {
-        uint64_t due = w->sh->t_start + (uint64_t)((double)w->slot * w->slot_us);
-        if (!w->nidle || due > now || due >= w->sh->t_end)
-            return;
+        uint64_t due =
+            w->sh->t_start + (uint64_t)((double)w->slot * w->slot_us);
+        if (!w->nidle || due > now || due >= w->sh->t_end) return;
         pload_conn_t *c = &w->c[w->idle[--w->nidle]];
         w->slot++;
-        if (!c->dead)
-            pload_api_send(w, c, due);
+        if (!c->dead) pload_api_send(w, c, due);
     }
 }
 
@@ -132,29 +131,25 @@ static void pace(pload_worker_t *w, uint64_t now) {
 static uint64_t next_wake(const pload_worker_t *w) {
     uint64_t due = w->sh->t_start + (uint64_t)((double)w->slot * w->slot_us);
     return w->o->rate > 0 && w->nidle && due < w->sh->t_end ? due
-                                                             : w->sh->t_end;
+                                                            : w->sh->t_end;
 }
 
 static void load_phase(pload_worker_t *w) {
     uint64_t hb = clock_mono_us() + HEARTBEAT_US;
     w->now = clock_mono_us();
     while (w->now < w->sh->t_start)
-        if (poll_once(w, w->sh->t_start, &hb) < 0)
-            return;
+        if (poll_once(w, w->sh->t_start, &hb) < 0) return;
     if (w->o->rate <= 0) /* closed loop: every connection starts now */
         while (w->nidle)
             pload_api_send(w, &w->c[w->idle[--w->nidle]], clock_mono_us());
     while (w->now < w->sh->t_end) {
-        if (w->o->rate > 0)
-            pace(w, w->now);
-        if (poll_once(w, next_wake(w), &hb) < 0)
-            return;
+        if (w->o->rate > 0) pace(w, w->now);
+        if (poll_once(w, next_wake(w), &hb) < 0) return;
     }
     /* Answers still in flight, then deliveries still on their way. */
     uint64_t limit = w->now + ANSWER_LIMIT_US;
     while (w->busy && w->now < limit)
-        if (poll_once(w, limit, &hb) < 0)
-            return;
+        if (poll_once(w, limit, &hb) < 0) return;
     if (w->busy) { /* given up: errors */
         pload_error(w, "%ld requests unanswered %u s after the end", w->busy,
                     ANSWER_LIMIT_US / 1000000);
@@ -162,8 +157,7 @@ static void load_phase(pload_worker_t *w) {
     }
     limit = w->now + STRAGGLER_US;
     while (w->d && w->outstanding > 0 && w->now < limit)
-        if (poll_once(w, limit, &hb) < 0)
-            return;
+        if (poll_once(w, limit, &hb) < 0) return;
 }
 
 static void *worker_main(void *arg) {
@@ -178,8 +172,7 @@ static void *worker_main(void *arg) {
     w->api_ok = pload_api_open(w) == 0;
     pthread_barrier_wait(&w->sh->barrier); /* 2: connections are open */
     pthread_barrier_wait(&w->sh->barrier); /* 3: main set the times */
-    if (!w->sh->abort)
-        load_phase(w);
+    if (!w->sh->abort) load_phase(w);
     return NULL;
 }
 
@@ -189,8 +182,7 @@ static int parse_num(const char *s, double lo, double hi, double *out) {
     char *end;
     errno = 0;
     double v = strtod(s, &end);
-    if (errno || end == s || *end || v < lo || v > hi)
-        return -1;
+    if (errno || end == s || *end || v < lo || v > hi) return -1;
     *out = v;
     return 0;
 }
@@ -217,19 +209,37 @@ static int parse_hostport(const char *s, char *host, int *port) {
 
 /* 0, or -1 after printing what is wrong. */
 static int parse_opts(int argc, char **argv, pload_opts_t *o, int *pid) {
-#define ARG(name, ch) {name, required_argument, 0, ch}
+#define ARG(name, ch) \
+    { name, required_argument, 0, ch }
     static const struct option opts[] = {
-        ARG("http", 'H'),   ARG("tars", 'T'),    ARG("key", 'k'),
-        ARG("conns", 'c'),  ARG("secs", 's'),    ARG("warmup", 'w'),
-        ARG("devices", 'd'), ARG("device-prefix", 'P'), ARG("ttl", 't'),
-        ARG("payload", 'p'), ARG("rate", 'r'),   ARG("threads", 'n'),
-        ARG("gw", 'g'),     ARG("app", 'a'),     ARG("secret", 'S'),
-        ARG("pid", 'i'),    {"online", no_argument, 0, 'o'},
-        {"help", no_argument, 0, 'h'},           {0, 0, 0, 0},
+        ARG("http", 'H'),
+        ARG("tars", 'T'),
+        ARG("key", 'k'),
+        ARG("conns", 'c'),
+        ARG("secs", 's'),
+        ARG("warmup", 'w'),
+        ARG("devices", 'd'),
+        ARG("device-prefix", 'P'),
+        ARG("ttl", 't'),
+        ARG("payload", 'p'),
+        ARG("rate", 'r'),
+        ARG("threads", 'n'),
+        ARG("gw", 'g'),
+        ARG("app", 'a'),
+        ARG("secret", 'S'),
+        ARG("pid", 'i'),
+        {"online", no_argument, 0, 'o'},
+        {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
     };
 #undef ARG
-    *o = (pload_opts_t){.conns = 32, .secs = 5, .warmup = 1, .devices = 1000,
-                        .prefix = "bench", .ttl = 86400, .payload = 64,
+    *o = (pload_opts_t){.conns = 32,
+                        .secs = 5,
+                        .warmup = 1,
+                        .devices = 1000,
+                        .prefix = "bench",
+                        .ttl = 86400,
+                        .payload = 64,
                         .threads = 1};
     o->secret = getenv("HERALD_SECRET");
     const char *gw = NULL;
@@ -280,8 +290,10 @@ static int parse_opts(int argc, char **argv, pload_opts_t *o, int *pid) {
     /* One process, so it stays under the limit herald bench keeps to. */
     long fds = o->conns + (o->online ? o->devices : 0) + 64;
     if (fds > BENCH_FD_PER_PROC || bench_raise_nofile() < fds) {
-        fprintf(stderr, "push_load: %ld descriptors needed; the limit is %d "
-                "(and RLIMIT_NOFILE)\n", fds, BENCH_FD_PER_PROC);
+        fprintf(stderr,
+                "push_load: %ld descriptors needed; the limit is %d "
+                "(and RLIMIT_NOFILE)\n",
+                fds, BENCH_FD_PER_PROC);
         return -1;
     }
     return 0;
@@ -301,13 +313,21 @@ static void add_up(pload_worker_t *ws, long nw, totals_t *t) {
     *t = (totals_t){.got_min = UINT32_MAX};
     for (long i = 0; i < nw; i++) {
         pload_worker_t *w = &ws[i];
-        t->sent += w->sent; t->ok += w->ok; t->err += w->err;
-        t->warm_ok += w->warm_ok; t->win_ok += w->win_ok;
-        t->written += w->written; t->stored += w->stored;
+        t->sent += w->sent;
+        t->ok += w->ok;
+        t->err += w->err;
+        t->warm_ok += w->warm_ok;
+        t->win_ok += w->win_ok;
+        t->written += w->written;
+        t->stored += w->stored;
         t->other += w->other_state;
-        t->ready += w->d_ready; t->failed += w->d_failed;
-        t->closed += w->d_closed; t->delivered += w->delivered;
-        t->wrong += w->wrong; t->dup += w->dup; t->stale += w->stale;
+        t->ready += w->d_ready;
+        t->failed += w->d_failed;
+        t->closed += w->d_closed;
+        t->delivered += w->delivered;
+        t->wrong += w->wrong;
+        t->dup += w->dup;
+        t->stale += w->stale;
         t->missing += w->outstanding;
         for (long k = 0; w->d && k < w->dev_hi - w->dev_lo; k++) {
             uint32_t g = w->d[k].got;
@@ -331,8 +351,7 @@ static void print_first_error(const pload_opts_t *o, const pload_worker_t *ws,
                    ws[i].first_err);
             break;
         }
-    if (then)
-        printf("push_load: %s\n", then);
+    if (then) printf("push_load: %s\n", then);
 }
 
 static double ms(uint32_t us) { return (double)us / 1000.0; }
@@ -368,15 +387,14 @@ static int report(const pload_opts_t *o, pload_worker_t *ws, int pid,
            "%ld OK, %ld errors; latency p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, "
            "max %.2f ms\n",
            win_s, t.win_ok, rate, t.sent, t.ok, t.err,
-           ms(bench_lat_pct(&t.lat, .5)),
-           ms(bench_lat_pct(&t.lat, .9)), ms(bench_lat_pct(&t.lat, .99)),
-           ms(bench_lat_pct(&t.lat, 1)));
+           ms(bench_lat_pct(&t.lat, .5)), ms(bench_lat_pct(&t.lat, .9)),
+           ms(bench_lat_pct(&t.lat, .99)), ms(bench_lat_pct(&t.lat, 1)));
     char srv[64] = "server n/a", cli[64] = "client n/a";
     long tick = sysconf(_SC_CLK_TCK);
     if (pid && t.win_ok && c0->srv_ticks >= 0 && c1->srv_ticks >= 0 && tick > 0)
         snprintf(srv, sizeof srv, "server %.1f us CPU/push",
-                 (double)(c1->srv_ticks - c0->srv_ticks) * 1e6 /
-                     (double)tick / per);
+                 (double)(c1->srv_ticks - c0->srv_ticks) * 1e6 / (double)tick /
+                     per);
     if (t.win_ok && c0->self_us >= 0 && c1->self_us >= 0)
         snprintf(cli, sizeof cli, "client %.1f us CPU/push",
                  (c1->self_us - c0->self_us) / per);
@@ -391,17 +409,20 @@ static int report(const pload_opts_t *o, pload_worker_t *ws, int pid,
                t.ok, t.written, t.stored, t.other, t.delivered,
                t.got_min == UINT32_MAX ? 0 : t.got_min, t.got_max, t.missing,
                t.wrong, t.dup, t.closed, t.stale);
-        snprintf(online, sizeof online, ", online %ld, delivered %ld, missing "
+        snprintf(online, sizeof online,
+                 ", online %ld, delivered %ld, missing "
                  "%ld, wrong %ld, dup %ld, delivery p50 %.2f ms p99 %.2f ms",
                  t.ready + t.closed, t.delivered, t.missing, t.wrong, t.dup,
-                 ms(bench_lat_pct(&t.dlat, .5)), ms(bench_lat_pct(&t.dlat, .99)));
+                 ms(bench_lat_pct(&t.dlat, .5)),
+                 ms(bench_lat_pct(&t.dlat, .99)));
     }
     print_first_error(o, ws, NULL);
-    printf("push_load %s: %.0f pushes/s, p50 %.2f ms, p99 %.2f ms, max %.2f ms, "
-           "errors %ld, %s, %s%s\n",
-           proto, rate, ms(bench_lat_pct(&t.lat, .5)),
-           ms(bench_lat_pct(&t.lat, .99)), ms(bench_lat_pct(&t.lat, 1)), t.err,
-           srv, cli, online);
+    printf(
+        "push_load %s: %.0f pushes/s, p50 %.2f ms, p99 %.2f ms, max %.2f ms, "
+        "errors %ld, %s, %s%s\n",
+        proto, rate, ms(bench_lat_pct(&t.lat, .5)),
+        ms(bench_lat_pct(&t.lat, .99)), ms(bench_lat_pct(&t.lat, 1)), t.err,
+        srv, cli, online);
     bench_lat_free(&t.lat);
     bench_lat_free(&t.dlat);
     return t.err || t.missing || t.wrong || t.closed ? 1 : 0;
@@ -429,8 +450,7 @@ static int setup_workers(const pload_opts_t *o, pload_shared_t *sh,
         w->dev_next = w->dev_lo;
         w->slot_us = o->rate > 0 ? 1e6 * (double)T / o->rate : 0;
         w->ep = epoll_create1(EPOLL_CLOEXEC);
-        if (w->ep < 0)
-            return -1;
+        if (w->ep < 0) return -1;
     }
     return 0;
 }
@@ -446,11 +466,11 @@ static bool devices_ready(const pload_opts_t *o, const pload_worker_t *ws,
         stale += ws[i].stale;
         t_conn = ws[i].t_connected > t_conn ? ws[i].t_connected : t_conn;
     }
-    if (!o->online)
-        return true;
+    if (!o->online) return true;
     printf("push_load: devices: %ld/%ld online at %s:%d in %.2f s (settled "
            "after %.2f s), %ld failed, %ld stale pushes of earlier runs "
-           "acked\n", ready, o->devices, o->gw_host, o->gw_port,
+           "acked\n",
+           ready, o->devices, o->gw_host, o->gw_port,
            (double)(t_conn - t0) / 1e6, (double)(clock_mono_us() - t0) / 1e6,
            failed, stale);
     return ready == o->devices;
@@ -459,16 +479,14 @@ static bool devices_ready(const pload_opts_t *o, const pload_worker_t *ws,
 /* After barrier 2: every worker's API connections are open. */
 static bool api_ready(const pload_opts_t *o, const pload_worker_t *ws) {
     for (long i = 0; i < o->threads; i++)
-        if (!ws[i].api_ok)
-            return false;
+        if (!ws[i].api_ok) return false;
     return true;
 }
 
 int main(int argc, char **argv) {
     pload_opts_t o;
     int pid = 0;
-    if (parse_opts(argc, argv, &o, &pid) < 0)
-        return 2;
+    if (parse_opts(argc, argv, &o, &pid) < 0) return 2;
     signal(SIGPIPE, SIG_IGN);
     o.run = (uint32_t)(clock_mono_us() ^ ((uint64_t)getpid() << 16));
     pload_shared_t sh = {0};
@@ -507,11 +525,11 @@ int main(int argc, char **argv) {
         sleep_until(sh.t_end);
         c1 = cpu_sample(pid);
     }
-    for (long i = 0; i < o.threads; i++)
-        pthread_join(ws[i].th, NULL);
+    for (long i = 0; i < o.threads; i++) pthread_join(ws[i].th, NULL);
     int rc = 1;
     if (!sh.abort)
-        rc = report(&o, ws, pid, &c0, &c1, (double)(sh.t_end - sh.t_warm) / 1e6);
+        rc =
+            report(&o, ws, pid, &c0, &c1, (double)(sh.t_end - sh.t_warm) / 1e6);
     else
         print_first_error(&o, ws, "aborted");
     for (long i = 0; i < o.threads; i++) {

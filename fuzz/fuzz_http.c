@@ -20,7 +20,6 @@ static void span_in(http_span_t s, size_t n) {
     if ((size_t)s.off + s.len > n) abort();
 }
 
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size < 1) return 0;
     uint8_t cfg = data[0];
@@ -40,7 +39,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         unsigned seed = cfg;
         rc2 = HTTP_AGAIN;
         while (rc2 == HTTP_AGAIN && have < n) {
-            size_t k = (cfg & 4) ? 1 : 1 + (seed = seed * 1103515245 + 12345) % 29;
+            size_t k =
+                (cfg & 4) ? 1 : 1 + (seed = seed * 1103515245 + 12345) % 29;
             have = have + k > n ? n : have + k;
             rc2 = http_parse(&b, s, have);
         }

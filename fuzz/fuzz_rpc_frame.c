@@ -22,21 +22,25 @@ static jce_str_t dup_str(jce_call_t *call, jce_str_t s) {
     return (jce_str_t){p, s.len};
 }
 
-static int32_t push_single(jce_call_t *call, const herald_PushSingleDeviceReq *req,
+static int32_t push_single(jce_call_t *call,
+                           const herald_PushSingleDeviceReq *req,
                            herald_PushSingleDeviceRsp *rsp) {
     rsp->msgId = dup_str(call, req->deviceId);
     rsp->state = req->msg.needAck ? 1 : 2;
     return 0;
 }
 
-static int32_t push_multi(jce_call_t *call, const herald_PushMultiDeviceReq *req,
+static int32_t push_multi(jce_call_t *call,
+                          const herald_PushMultiDeviceReq *req,
                           herald_PushMultiDeviceRsp *rsp) {
     uint32_t n = req->deviceIds.n;
     rsp->msgId = dup_str(call, req->msg.requestId);
     rsp->online = (int32_t)n;
     /* echo every id as rejected: exercises map encoding of hostile keys */
-    rsp->rejected.keys = jce_arena_alloc(call->arena, (n ? n : 1) * sizeof(jce_str_t));
-    rsp->rejected.vals = jce_arena_alloc(call->arena, (n ? n : 1) * sizeof(int32_t));
+    rsp->rejected.keys =
+        jce_arena_alloc(call->arena, (n ? n : 1) * sizeof(jce_str_t));
+    rsp->rejected.vals =
+        jce_arena_alloc(call->arena, (n ? n : 1) * sizeof(int32_t));
     if (!rsp->rejected.keys || !rsp->rejected.vals) return JCE_RPC_UNKNOWN_ERR;
     for (uint32_t i = 0; i < n; i++) {
         rsp->rejected.keys[i] = req->deviceIds.items[i];
@@ -46,7 +50,8 @@ static int32_t push_multi(jce_call_t *call, const herald_PushMultiDeviceReq *req
     return 0;
 }
 
-static int32_t push_all_online(jce_call_t *call, const herald_PushAllOnlineDeviceReq *req,
+static int32_t push_all_online(jce_call_t *call,
+                               const herald_PushAllOnlineDeviceReq *req,
                                herald_PushAllOnlineDeviceRsp *rsp) {
     rsp->msgId = dup_str(call, req->msg.collapseKey);
     rsp->targeted = req->msg.payload.len;
@@ -107,7 +112,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             trpc_response_t r;
             uint32_t rlen = 0;
             jce_arena_reset(arena);
-            if (trpc_frame_check(reply.buf, reply.len, UINT32_MAX, &rlen) != 1 ||
+            if (trpc_frame_check(reply.buf, reply.len, UINT32_MAX, &rlen) !=
+                    1 ||
                 rlen != reply.len ||
                 trpc_response_decode(reply.buf, reply.len, arena, &r) != 0)
                 abort(); /* we produced a frame our own client rejects */

@@ -43,11 +43,21 @@ static int utf8_ok(const uint8_t *p, size_t n) {
     while (i < n) {
         uint32_t c = p[i], cp;
         size_t k;
-        if (c < 0x80) { i++; continue; }
-        if ((c & 0xE0) == 0xC0) { k = 1; cp = c & 0x1F; }
-        else if ((c & 0xF0) == 0xE0) { k = 2; cp = c & 0x0F; }
-        else if ((c & 0xF8) == 0xF0) { k = 3; cp = c & 0x07; }
-        else return 0;
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        if ((c & 0xE0) == 0xC0) {
+            k = 1;
+            cp = c & 0x1F;
+        } else if ((c & 0xF0) == 0xE0) {
+            k = 2;
+            cp = c & 0x0F;
+        } else if ((c & 0xF8) == 0xF0) {
+            k = 3;
+            cp = c & 0x07;
+        } else
+            return 0;
         if (i + k >= n) return 0;
         for (size_t j = 1; j <= k; j++) {
             if ((p[i + j] & 0xC0) != 0x80) return 0;

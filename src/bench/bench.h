@@ -25,27 +25,27 @@ enum bench_target {
 #define BENCH_FD_PER_PROC 19000 /* the hard limit here is 20000 */
 
 typedef struct bench_opts {
-    int target;         /* enum bench_target */
-    bool ws;            /* herald: WebSocket instead of raw TCP */
-    long conns;         /* N device connections */
-    long procs;         /* P worker processes */
-    long msgs;          /* M broadcast messages */
-    long payload;       /* bytes per message payload */
+    int target;   /* enum bench_target */
+    bool ws;      /* herald: WebSocket instead of raw TCP */
+    long conns;   /* N device connections */
+    long procs;   /* P worker processes */
+    long msgs;    /* M broadcast messages */
+    long payload; /* bytes per message payload */
     char server_host[64];
-    int server_port;    /* device port (herald), MQTT port, nginx port */
+    int server_port; /* device port (herald), MQTT port, nginx port */
     char api_host[64];
-    int api_port;       /* herald push API; nchan: the nginx port again */
-    const char *key;    /* herald API key */
-    const char *app;    /* herald app (tokens) */
-    const char *secret; /* herald app secret (tokens) */
-    const char *topic;  /* MQTT topic / Nchan channel */
+    int api_port;         /* herald push API; nchan: the nginx port again */
+    const char *key;      /* herald API key */
+    const char *app;      /* herald app (tokens) */
+    const char *secret;   /* herald app secret (tokens) */
+    const char *topic;    /* MQTT topic / Nchan channel */
     const char *sub_path; /* Nchan subscriber location prefix */
     const char *pub_path; /* Nchan publisher location prefix */
-    long uni_rate;      /* unicast pushes per second (herald) */
+    long uni_rate;        /* unicast pushes per second (herald) */
     long uni_secs;
-    long inflight;      /* handshakes in flight per worker */
-    long timeout_ms;    /* wait per broadcast message */
-    long settle_ms;     /* pause before the idle-memory sample */
+    long inflight;            /* handshakes in flight per worker */
+    long timeout_ms;          /* wait per broadcast message */
+    long settle_ms;           /* pause before the idle-memory sample */
     int pids[BENCH_MAX_PIDS]; /* server processes to sample */
     int npids;
 } bench_opts_t;
@@ -70,8 +70,8 @@ typedef struct bench_rec {
 #define BENCH_CMD_QUIT 'Q'
 
 /* Runs one worker for connections [lo, hi): never returns (exits). */
-void bench_child_run(const bench_opts_t *o, int id, long lo, long hi,
-                     int up_fd, int down_fd);
+void bench_child_run(const bench_opts_t *o, int id, long lo, long hi, int up_fd,
+                     int down_fd);
 
 /* The device id of connection i ("bench-<i>"). */
 void bench_device_id(char *out, size_t cap, long i);

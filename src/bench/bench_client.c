@@ -9,6 +9,7 @@
  * Per connection it keeps 16 bytes plus, only while a frame is split
  * across reads, that partial frame; all reads go through one buffer.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <netinet/in.h>
@@ -20,7 +21,6 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
-#include <arpa/inet.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -55,7 +55,7 @@ typedef struct bchild {
     uint64_t *first, *last;
     bool *done;
     bench_lat_t lat; /* unicast: receipt - send, µs */
-    uint64_t now; /* µs, read once per batch of events */
+    uint64_t now;    /* µs, read once per batch of events */
     uint64_t next_keepalive;
     struct sockaddr_in dst;
 } bchild_t;
@@ -71,11 +71,9 @@ void bench_device_id(char *out, size_t cap, long i) {
 
 long bench_raise_nofile(void) {
     struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
-        return -1;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return -1;
     rl.rlim_cur = rl.rlim_max;
-    if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
-        return -1;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0) return -1;
     return (long)rl.rlim_cur;
 }
 
@@ -86,10 +84,8 @@ static void put_rec(bchild_t *b, uint32_t type, uint32_t a, uint64_t x,
     size_t left = sizeof r;
     while (left) {
         ssize_t w = write(b->up, p, left);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            _exit(3); /* the parent is gone */
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) _exit(3); /* the parent is gone */
         p += w;
         left -= (size_t)w;
     }
@@ -99,10 +95,8 @@ static void put_raw(bchild_t *b, const void *buf, size_t n) {
     const char *p = buf;
     while (n) {
         ssize_t w = write(b->up, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            _exit(3);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) _exit(3);
         p += w;
         n -= (size_t)w;
     }
@@ -149,11 +143,9 @@ static void check_done(bchild_t *b, uint32_t m) {
 static void on_mark(void *ctx, char kind, uint64_t v) {
     bchild_t *b = ctx;
     if (kind == BENCH_MARK_BCAST) {
-        if (v >= (uint64_t)b->o->msgs)
-            return;
+        if (v >= (uint64_t)b->o->msgs) return;
         uint32_t m = (uint32_t)v;
-        if (!b->cnt[m]++)
-            b->first[m] = b->now;
+        if (!b->cnt[m]++) b->first[m] = b->now;
         b->last[m] = b->now;
         check_done(b, m);
         return;
@@ -175,22 +167,21 @@ static bool herald_hello(bchild_t *b, bconn_t *c, long i) {
     if (o->ws) {
         char path[TOKEN_MAX + 32], req[TOKEN_MAX + 512];
         snprintf(path, sizeof path, "/v1/ws?token=%s", tok);
-        size_t n = bench_ws_upgrade(req, sizeof req, o->server_host, path,
-                                    NULL);
+        size_t n =
+            bench_ws_upgrade(req, sizeof req, o->server_host, path, NULL);
         return n && send_all(c->fd, req, n);
     }
     jce_out_t fr;
     jce_out_init(&fr, JCE_POLICY_CPP);
-    bool ok = bench_yyb_hello(&fr, tok, 300) == 0 &&
-              send_all(c->fd, fr.buf, fr.len);
+    bool ok =
+        bench_yyb_hello(&fr, tok, 300) == 0 && send_all(c->fd, fr.buf, fr.len);
     jce_out_free(&fr);
     return ok;
 }
 
 static bool send_hello(bchild_t *b, bconn_t *c, long i) {
     const bench_opts_t *o = b->o;
-    if (o->target == BENCH_HERALD)
-        return herald_hello(b, c, i);
+    if (o->target == BENCH_HERALD) return herald_hello(b, c, i);
     if (o->target == BENCH_MQTT) {
         char id[64];
         uint8_t pkt[128];
@@ -224,9 +215,9 @@ static void start_one(bchild_t *b) {
     setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
     struct sockaddr_in src = {.sin_family = AF_INET};
     src.sin_addr.s_addr = htonl(0x7f000000u | (uint32_t)(2 + i % 249));
-    if (!b->t_first)
-        b->t_first = clock_mono_us();
-    struct epoll_event ev = {.events = EPOLLOUT, .data.u64 = (uint64_t)(i - b->lo)};
+    if (!b->t_first) b->t_first = clock_mono_us();
+    struct epoll_event ev = {.events = EPOLLOUT,
+                             .data.u64 = (uint64_t)(i - b->lo)};
     if (bind(fd, (struct sockaddr *)&src, sizeof src) != 0 ||
         (connect(fd, (struct sockaddr *)&b->dst, sizeof b->dst) != 0 &&
          errno != EINPROGRESS) ||
@@ -246,7 +237,8 @@ static void on_connected(bchild_t *b, bconn_t *c, long i) {
         conn_kill(b, c);
         return;
     }
-    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = (uint64_t)(i - b->lo)};
+    struct epoll_event ev = {.events = EPOLLIN,
+                             .data.u64 = (uint64_t)(i - b->lo)};
     c->st = C_AUTH;
     if (epoll_ctl(b->ep, EPOLL_CTL_MOD, c->fd, &ev) != 0 ||
         !send_hello(b, c, i))
@@ -261,17 +253,13 @@ static long eat_yyb(bchild_t *b, bconn_t *c, const uint8_t *p, size_t n) {
     while (n - off >= 4) {
         uint32_t fl = (uint32_t)p[off] << 24 | (uint32_t)p[off + 1] << 16 |
                       (uint32_t)p[off + 2] << 8 | p[off + 3];
-        if (fl < YYB_FRAME_MIN || fl > YYB_FRAME_MAX)
-            return -1;
-        if (n - off < fl)
-            break;
+        if (fl < YYB_FRAME_MIN || fl > YYB_FRAME_MAX) return -1;
+        if (n - off < fl) break;
         yyb_frame_t f = {.data = p + off + 4, .len = fl - 4};
         herald_Package pk;
-        if (yyb_decode_package(&f, NULL, &pk, NULL) != 0)
-            return -1;
+        if (yyb_decode_package(&f, NULL, &pk, NULL) != 0) return -1;
         if (c->st == C_AUTH && pk.cmd == herald_CMD_HELLO) {
-            if (pk.ret != 0)
-                return -1;
+            if (pk.ret != 0) return -1;
             conn_ready(b, c);
         } else if (pk.cmd == herald_CMD_PUSH) {
             bench_scan(pk.body.data, pk.body.len, on_mark, b);
@@ -283,20 +271,17 @@ static long eat_yyb(bchild_t *b, bconn_t *c, const uint8_t *p, size_t n) {
     return (long)off;
 }
 
-static long eat_ws_frames(bchild_t *b, bconn_t *c, const uint8_t *p,
-                          size_t n) {
+static long eat_ws_frames(bchild_t *b, bconn_t *c, const uint8_t *p, size_t n) {
     size_t off = 0;
     bench_ws_frame_t f;
     int rc;
     while ((rc = bench_ws_parse(p + off, n - off, &f)) == 1) {
-        if (f.opcode == 0x8)
-            return -1;
+        if (f.opcode == 0x8) return -1;
         if (f.opcode == 0x9) {
             uint8_t pong[256];
             size_t pn = bench_ws_frame(pong, sizeof pong, 0xA, f.payload,
                                        (size_t)f.len, 0x5a17c3e1u);
-            if (pn)
-                send_all(c->fd, pong, pn);
+            if (pn) send_all(c->fd, pong, pn);
         } else if (f.opcode <= 0x2) {
             bench_scan(f.payload, (size_t)f.len, on_mark, b);
         }
@@ -310,10 +295,8 @@ static long eat_ws(bchild_t *b, bconn_t *c, const uint8_t *p, size_t n) {
     if (c->st == C_AUTH) {
         bench_http_rsp_t r;
         int rc = bench_http_head(p, n, &r);
-        if (rc <= 0)
-            return rc < 0 ? -1 : 0;
-        if (r.status != 101)
-            return -1;
+        if (rc <= 0) return rc < 0 ? -1 : 0;
+        if (r.status != 101) return -1;
         conn_ready(b, c);
         off = r.head_len;
     }
@@ -331,9 +314,9 @@ static long eat_mqtt(bchild_t *b, bconn_t *c, const uint8_t *p, size_t n) {
             uint8_t sub[256];
             if (k.type != BENCH_MQTT_CONNACK || k.body_len < 2 || k.body[1])
                 return -1;
-            size_t sn = bench_mqtt_subscribe(sub, sizeof sub, 1, b->o->topic, 0);
-            if (!sn || !send_all(c->fd, sub, sn))
-                return -1;
+            size_t sn =
+                bench_mqtt_subscribe(sub, sizeof sub, 1, b->o->topic, 0);
+            if (!sn || !send_all(c->fd, sub, sn)) return -1;
             c->st = C_SUB;
         } else if (c->st == C_SUB) {
             if (k.type != BENCH_MQTT_SUBACK || k.body_len < 3 ||
@@ -351,10 +334,8 @@ static long eat_mqtt(bchild_t *b, bconn_t *c, const uint8_t *p, size_t n) {
 }
 
 static long eat(bchild_t *b, bconn_t *c, const uint8_t *p, size_t n) {
-    if (b->o->target == BENCH_MQTT)
-        return eat_mqtt(b, c, p, n);
-    if (b->o->target == BENCH_NCHAN || b->o->ws)
-        return eat_ws(b, c, p, n);
+    if (b->o->target == BENCH_MQTT) return eat_mqtt(b, c, p, n);
+    if (b->o->target == BENCH_NCHAN || b->o->ws) return eat_ws(b, c, p, n);
     return eat_yyb(b, c, p, n);
 }
 
@@ -365,12 +346,10 @@ static void on_readable(bchild_t *b, bconn_t *c) {
         conn_kill(b, c);
         return;
     }
-    if (r > 0)
-        have += (size_t)r;
+    if (r > 0) have += (size_t)r;
     long used = eat(b, c, rbuf, have);
-    if (used < 0 ||
-        bench_part_keep(&c->part, &c->part_len, rbuf + used,
-                        have - (size_t)used) < 0)
+    if (used < 0 || bench_part_keep(&c->part, &c->part_len, rbuf + used,
+                                    have - (size_t)used) < 0)
         conn_kill(b, c);
 }
 
@@ -392,8 +371,7 @@ static void keepalive_all(bchild_t *b) {
         jce_out_free(&o);
     }
     for (long i = 0; n && i < b->hi - b->lo; i++)
-        if (b->c[i].st == C_READY)
-            send_all(b->c[i].fd, pkt, n);
+        if (b->c[i].st == C_READY) send_all(b->c[i].fd, pkt, n);
 }
 
 static void final_report(bchild_t *b) {
@@ -415,12 +393,9 @@ static void final_report(bchild_t *b) {
 static bool on_command(bchild_t *b) {
     char cmd;
     ssize_t r = read(b->down, &cmd, 1);
-    if (r < 0 && (errno == EAGAIN || errno == EINTR))
-        return true;
-    if (r <= 0 || cmd == BENCH_CMD_QUIT)
-        return false;
-    if (cmd == BENCH_CMD_REPORT)
-        final_report(b);
+    if (r < 0 && (errno == EAGAIN || errno == EINTR)) return true;
+    if (r <= 0 || cmd == BENCH_CMD_QUIT) return false;
+    if (cmd == BENCH_CMD_REPORT) final_report(b);
     return true;
 }
 
@@ -443,15 +418,13 @@ static void child_setup(bchild_t *b, const bench_opts_t *o, long lo, long hi,
         _exit(4);
     b->dst.sin_family = AF_INET;
     b->dst.sin_port = htons((uint16_t)o->server_port);
-    if (inet_pton(AF_INET, o->server_host, &b->dst.sin_addr) != 1)
-        _exit(5);
+    if (inet_pton(AF_INET, o->server_host, &b->dst.sin_addr) != 1) _exit(5);
     struct epoll_event ev = {.events = EPOLLIN, .data.u64 = DOWN_KEY};
-    if (epoll_ctl(b->ep, EPOLL_CTL_ADD, down, &ev) != 0)
-        _exit(4);
+    if (epoll_ctl(b->ep, EPOLL_CTL_ADD, down, &ev) != 0) _exit(4);
 }
 
-void bench_child_run(const bench_opts_t *o, int id, long lo, long hi,
-                     int up_fd, int down_fd) {
+void bench_child_run(const bench_opts_t *o, int id, long lo, long hi, int up_fd,
+                     int down_fd) {
     (void)id;
     prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive the parent */
     signal(SIGPIPE, SIG_IGN);
@@ -461,22 +434,19 @@ void bench_child_run(const bench_opts_t *o, int id, long lo, long hi,
     b.next_keepalive = clock_mono_us() + KEEPALIVE_US;
     struct epoll_event evs[512];
     for (;;) {
-        while (b.next < b.hi && b.inflight < o->inflight)
-            start_one(&b);
+        while (b.next < b.hi && b.inflight < o->inflight) start_one(&b);
         if (!b.conn_sent && b.next == b.hi && b.inflight == 0) {
             b.conn_sent = true;
             put_rec(&b, BENCH_REC_CONN, (uint32_t)b.ready, (uint64_t)b.failed,
                     b.t_first, b.t_last);
         }
         int n = epoll_wait(b.ep, evs, 512, 100);
-        if (n < 0 && errno != EINTR)
-            _exit(6);
+        if (n < 0 && errno != EINTR) _exit(6);
         b.now = clock_mono_us();
         for (int k = 0; k < n; k++) {
             uint64_t key = evs[k].data.u64;
             if (key == DOWN_KEY) {
-                if (!on_command(&b))
-                    _exit(0);
+                if (!on_command(&b)) _exit(0);
                 continue;
             }
             bconn_t *c = &b.c[key];

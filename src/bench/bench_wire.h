@@ -131,7 +131,7 @@ typedef struct bench_mqtt_pkt {
 
 int bench_mqtt_parse(const uint8_t *buf, size_t len, bench_mqtt_pkt_t *pkt);
 /* The application payload of a PUBLISH packet.  0 or -1. */
-int bench_mqtt_publish_payload(const bench_mqtt_pkt_t *pkt,
-                               const uint8_t **p, size_t *n);
+int bench_mqtt_publish_payload(const bench_mqtt_pkt_t *pkt, const uint8_t **p,
+                               size_t *n);
 
 #endif

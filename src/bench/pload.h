@@ -36,25 +36,25 @@ enum pload_proto { PLOAD_HTTP = 1, PLOAD_TARS = 2 };
 
 #define PLOAD_HOST_MAX 64
 #define PLOAD_PAYLOAD_MAX 16384
-#define PLOAD_CONN_IN 8192      /* one answer; ours are ~100 bytes */
-#define PLOAD_DEV_INFLIGHT 256  /* device handshakes in flight per worker */
-#define PLOAD_ACK_IDS 256       /* online-only msgIds in one ack */
+#define PLOAD_CONN_IN 8192         /* one answer; ours are ~100 bytes */
+#define PLOAD_DEV_INFLIGHT 256     /* device handshakes in flight per worker */
+#define PLOAD_ACK_IDS 256          /* online-only msgIds in one ack */
 #define PLOAD_KEY_DEV (1ull << 63) /* epoll key bit: a device, not a conn */
 
 typedef struct pload_opts {
-    int proto;                  /* enum pload_proto */
+    int proto; /* enum pload_proto */
     char api_host[PLOAD_HOST_MAX];
     int api_port;
-    const char *key;            /* API key: never printed */
+    const char *key; /* API key: never printed */
     long conns, devices, payload, ttl, threads;
     long secs, warmup;
-    double rate;                /* total pushes/s; 0 = closed loop */
-    const char *prefix;         /* device ids: PREFIX0 .. PREFIX(devices-1) */
+    double rate;        /* total pushes/s; 0 = closed loop */
+    const char *prefix; /* device ids: PREFIX0 .. PREFIX(devices-1) */
     bool online;
     char gw_host[PLOAD_HOST_MAX];
     int gw_port;
-    const char *app, *secret;   /* tokens for the devices; secret never printed */
-    uint32_t run;               /* marks this run's payloads */
+    const char *app, *secret; /* tokens for the devices; secret never printed */
+    uint32_t run;             /* marks this run's payloads */
 } pload_opts_t;
 
 /* What every worker reads and push_load.c's main thread writes between
@@ -75,19 +75,24 @@ typedef struct pload_conn {
     uint8_t in[PLOAD_CONN_IN];
 } pload_conn_t;
 
-enum { PLOAD_D_IDLE, PLOAD_D_CONNECTING, PLOAD_D_HELLO, PLOAD_D_READY,
-       PLOAD_D_DEAD };
+enum {
+    PLOAD_D_IDLE,
+    PLOAD_D_CONNECTING,
+    PLOAD_D_HELLO,
+    PLOAD_D_READY,
+    PLOAD_D_DEAD
+};
 
 /* One device connection on the gateway (raw TCP, YYB). */
 typedef struct pload_dev {
     int fd;
     uint8_t st;
-    uint16_t part_len;  /* bytes of a split frame kept in part */
+    uint16_t part_len; /* bytes of a split frame kept in part */
     uint8_t *part;
     yyb_reader_t yr;
-    int64_t seen_seq;   /* highest inbox seq received */
-    int64_t acked_seq;  /* highest inbox seq acked */
-    uint32_t got;       /* this run's pushes received */
+    int64_t seen_seq;  /* highest inbox seq received */
+    int64_t acked_seq; /* highest inbox seq acked */
+    uint32_t got;      /* this run's pushes received */
 } pload_dev_t;
 
 /* Per push (index: the worker's seq). */
@@ -104,14 +109,14 @@ typedef struct pload_worker {
     /* API side */
     pload_conn_t *c;
     long nc, busy;
-    long *idle, nidle;       /* --rate: connections with nothing in flight */
-    double slot_us;          /* --rate: this worker's interval */
-    uint64_t slot;           /* --rate: next slot number */
+    long *idle, nidle; /* --rate: connections with nothing in flight */
+    double slot_us;    /* --rate: this worker's interval */
+    uint64_t slot;     /* --rate: next slot number */
     long dev_lo, dev_hi, dev_next;
-    uint64_t seq;            /* pushes sent = next seq */
-    uint8_t *flags;          /* PLOAD_F_* per seq */
+    uint64_t seq;   /* pushes sent = next seq */
+    uint8_t *flags; /* PLOAD_F_* per seq */
     size_t flags_cap;
-    char *req;               /* request scratch */
+    char *req; /* request scratch */
     size_t req_cap;
     jce_out_t args, frame;
     jce_arena_t *arena;
@@ -119,22 +124,22 @@ typedef struct pload_worker {
     /* device side */
     pload_dev_t *d;
     long d_next, d_inflight, d_ready, d_failed, d_closed;
-    uint64_t t_connected;    /* the last handshake ended */
-    uint64_t t_stale;        /* last stale push (an earlier run's) */
-    uint8_t *rbuf;           /* one read buffer for every device */
-    jce_arena_t *darena;     /* decoded pushes of one read */
-    jce_out_t dout;          /* frames to a device */
-    jce_out_t dbody;         /* a frame's body */
+    uint64_t t_connected; /* the last handshake ended */
+    uint64_t t_stale;     /* last stale push (an earlier run's) */
+    uint8_t *rbuf;        /* one read buffer for every device */
+    jce_arena_t *darena;  /* decoded pushes of one read */
+    jce_out_t dout;       /* frames to a device */
+    jce_out_t dbody;      /* a frame's body */
     jce_str_t ack_ids[PLOAD_ACK_IDS];
     int n_ack_ids;
 
     /* results; "win" = answered inside [t_warm, t_end) */
-    bool api_ok;             /* every API connection opened */
+    bool api_ok; /* every API connection opened */
     long sent, ok, err, warm_ok, win_ok;
     long written, stored, other_state;
-    bench_lat_t lat;         /* API latency, window */
+    bench_lat_t lat; /* API latency, window */
     long delivered, wrong, dup, stale, outstanding;
-    bench_lat_t dlat;        /* delivery latency, pushes started in the window */
+    bench_lat_t dlat; /* delivery latency, pushes started in the window */
     char first_err[320];
 } pload_worker_t;
 
@@ -157,8 +162,8 @@ void pload_error(pload_worker_t *w, const char *fmt, ...)
 /* The payload of push (dev, seq) started at t0: the marker padded with 'x'
  * to size bytes (just the marker if size is smaller), NUL-terminated.  Its
  * length, or 0 if cap is too small. */
-size_t pload_payload(char *out, size_t cap, size_t size, uint32_t run,
-                     long dev, uint64_t seq, uint64_t t0);
+size_t pload_payload(char *out, size_t cap, size_t size, uint32_t run, long dev,
+                     uint64_t seq, uint64_t t0);
 
 typedef struct pload_mark {
     uint32_t run;

@@ -29,8 +29,7 @@
 #define TARS_TIMEOUT_MS 5000
 
 void pload_error(pload_worker_t *w, const char *fmt, ...) {
-    if (w->first_err[0])
-        return;
+    if (w->first_err[0]) return;
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(w->first_err, sizeof w->first_err, fmt, ap);
@@ -39,15 +38,14 @@ void pload_error(pload_worker_t *w, const char *fmt, ...) {
 
 /* ---- payload marker -------------------------------------------------------- */
 
-size_t pload_payload(char *out, size_t cap, size_t size, uint32_t run,
-                     long dev, uint64_t seq, uint64_t t0) {
+size_t pload_payload(char *out, size_t cap, size_t size, uint32_t run, long dev,
+                     uint64_t seq, uint64_t t0) {
     char mark[96];
     int m = snprintf(mark, sizeof mark,
                      "#L%" PRIu32 ".%ld.%" PRIu64 ".%" PRIu64 "#", run, dev,
                      seq, t0);
     size_t n = size > (size_t)m ? size : (size_t)m;
-    if (m < 0 || n + 1 > cap)
-        return 0;
+    if (m < 0 || n + 1 > cap) return 0;
     memcpy(out, mark, (size_t)m);
     memset(out + m, 'x', n - (size_t)m);
     out[n] = '\0';
@@ -64,8 +62,7 @@ static bool read_num(const uint8_t **p, const uint8_t *end, char stop,
         x = x * 10 + (uint64_t)(*s++ - '0');
         digits++;
     }
-    if (!digits || s >= end || *s != stop)
-        return false;
+    if (!digits || s >= end || *s != stop) return false;
     *v = x;
     *p = s + 1;
     return true;
@@ -74,12 +71,11 @@ static bool read_num(const uint8_t **p, const uint8_t *end, char stop,
 int pload_payload_parse(const uint8_t *p, size_t n, pload_mark_t *m) {
     const uint8_t *end = p + n;
     uint64_t run;
-    if (n < 2 || p[0] != '#' || p[1] != 'L')
-        return -1;
+    if (n < 2 || p[0] != '#' || p[1] != 'L') return -1;
     p += 2;
     if (!read_num(&p, end, '.', &run) || run > UINT32_MAX ||
-        !read_num(&p, end, '.', &m->dev) ||
-        !read_num(&p, end, '.', &m->seq) || !read_num(&p, end, '#', &m->t0))
+        !read_num(&p, end, '.', &m->dev) || !read_num(&p, end, '.', &m->seq) ||
+        !read_num(&p, end, '#', &m->t0))
         return -1;
     m->run = (uint32_t)run;
     return 0;
@@ -91,10 +87,9 @@ int pload_payload_parse(const uint8_t *p, size_t n, pload_mark_t *m) {
  * makes it non-blocking and registers it.  0 or a negative errno. */
 static int conn_open(pload_worker_t *w, long i) {
     pload_conn_t *c = &w->c[i];
-    int rc = net_connect_tcp(w->o->api_host, w->o->api_port, NULL, false,
-                             &c->fd);
-    if (rc < 0)
-        return rc;
+    int rc =
+        net_connect_tcp(w->o->api_host, w->o->api_port, NULL, false, &c->fd);
+    if (rc < 0) return rc;
     struct epoll_event ev = {.events = EPOLLIN, .data.u64 = (uint64_t)i};
     if ((rc = net_set_nonblock(c->fd, true)) < 0 ||
         (rc = net_set_nodelay(c->fd, true)) < 0)
@@ -115,8 +110,7 @@ int pload_api_open(pload_worker_t *w) {
         pload_error(w, "out of memory");
         return -1;
     }
-    for (long i = 0; i < w->nc; i++)
-        w->c[i].fd = -1;
+    for (long i = 0; i < w->nc; i++) w->c[i].fd = -1;
     for (long i = 0; i < w->nc; i++) {
         int rc = conn_open(w, i);
         if (rc < 0) {
@@ -131,15 +125,13 @@ int pload_api_open(pload_worker_t *w) {
 
 void pload_api_close(pload_worker_t *w) {
     for (long i = 0; w->c && i < w->nc; i++)
-        if (w->c[i].fd >= 0)
-            close(w->c[i].fd);
+        if (w->c[i].fd >= 0) close(w->c[i].fd);
     free(w->c);
     free(w->idle);
     free(w->req);
     jce_out_free(&w->args);
     jce_out_free(&w->frame);
-    if (w->arena)
-        jce_arena_free(w->arena);
+    if (w->arena) jce_arena_free(w->arena);
     free(w->flags);
     w->c = NULL;
 }
@@ -163,10 +155,9 @@ static size_t http_request(pload_worker_t *w, const char *dev,
                            const char *payload) {
     char body[PLOAD_PAYLOAD_MAX + 512];
     int n = snprintf(body, sizeof body,
-                     "{\"deviceId\":\"%s\",\"payload\":\"%s\",\"ttl\":%ld}", dev,
-                     payload, w->o->ttl);
-    if (n < 0 || (size_t)n >= sizeof body)
-        return 0;
+                     "{\"deviceId\":\"%s\",\"payload\":\"%s\",\"ttl\":%ld}",
+                     dev, payload, w->o->ttl);
+    if (n < 0 || (size_t)n >= sizeof body) return 0;
     return bench_http_post(w->req, w->req_cap, "bench", "/v1/push/device",
                            w->o->key, "application/json", body, (size_t)n);
 }
@@ -191,17 +182,13 @@ static size_t tars_request(pload_worker_t *w, const char *dev,
 }
 
 /* The TARS request id of push seq: positive, one per push in flight. */
-static int32_t tars_id(uint64_t seq) {
-    return (int32_t)(seq % INT32_MAX) + 1;
-}
+static int32_t tars_id(uint64_t seq) { return (int32_t)(seq % INT32_MAX) + 1; }
 
 static int flags_reserve(pload_worker_t *w, uint64_t seq) {
-    if (seq < w->flags_cap)
-        return 0;
+    if (seq < w->flags_cap) return 0;
     size_t nc = w->flags_cap ? w->flags_cap * 2 : 65536;
     uint8_t *nf = realloc(w->flags, nc);
-    if (!nf)
-        return -1;
+    if (!nf) return -1;
     memset(nf + w->flags_cap, 0, nc - w->flags_cap);
     w->flags = nf;
     w->flags_cap = nc;
@@ -217,9 +204,9 @@ void pload_api_send(pload_worker_t *w, pload_conn_t *c, uint64_t t0) {
     size_t pl = pload_payload(payload, sizeof payload, (size_t)o->payload,
                               o->run, dev, seq, t0);
     size_t n = !pl || flags_reserve(w, seq) < 0 ? 0
-               : o->proto == PLOAD_HTTP ? http_request(w, id, payload)
-                                        : tars_request(w, id, payload, pl,
-                                                       tars_id(seq));
+               : o->proto == PLOAD_HTTP
+                   ? http_request(w, id, payload)
+                   : tars_request(w, id, payload, pl, tars_id(seq));
     const void *buf = o->proto == PLOAD_HTTP ? (const void *)w->req
                                              : (const void *)w->frame.buf;
     if (!n) {
@@ -257,8 +244,7 @@ static void answered(pload_worker_t *w, pload_conn_t *c, bool ok, int state) {
         return;
     }
     w->ok++;
-    if (w->now < w->sh->t_warm)
-        w->warm_ok++;
+    if (w->now < w->sh->t_warm) w->warm_ok++;
     if (win) {
         w->win_ok++;
         /* Out of memory loses the sample, not the run. */
@@ -281,15 +267,11 @@ static void answered(pload_worker_t *w, pload_conn_t *c, bool ok, int state) {
 static long http_answer(pload_worker_t *w, pload_conn_t *c) {
     bench_http_rsp_t r;
     int rc = bench_http_head(c->in, c->in_len, &r);
-    if (rc <= 0)
-        return rc;
-    if (r.content_length < 0 || r.chunked)
-        return -1;
+    if (rc <= 0) return rc;
+    if (r.content_length < 0 || r.chunked) return -1;
     size_t total = r.head_len + (size_t)r.content_length;
-    if (total > sizeof c->in)
-        return -1;
-    if (c->in_len < total)
-        return 0;
+    if (total > sizeof c->in) return -1;
+    if (c->in_len < total) return 0;
     const char *body = (const char *)c->in + r.head_len;
     size_t bl = (size_t)r.content_length;
     if (r.status != 200) {
@@ -308,23 +290,19 @@ static long http_answer(pload_worker_t *w, pload_conn_t *c) {
 static long tars_answer(pload_worker_t *w, pload_conn_t *c) {
     uint32_t flen;
     int rc = trpc_frame_check(c->in, c->in_len, sizeof c->in, &flen);
-    if (rc <= 0)
-        return rc < 0 ? -1 : 0;
+    if (rc <= 0) return rc < 0 ? -1 : 0;
     trpc_response_t r;
     herald_PushSingleDeviceRsp rsp;
     int32_t ret = -1;
     jce_arena_reset(w->arena);
-    if (trpc_response_decode(c->in, flen, w->arena, &r) < 0)
-        return -1;
-    if (r.req_id != tars_id(c->seq))
-        return -1;
+    if (trpc_response_decode(c->in, flen, w->arena, &r) < 0) return -1;
+    if (r.req_id != tars_id(c->seq)) return -1;
     if (r.ret != 0) {
         pload_error(w, "TARS framework ret %d: %.*s", (int)r.ret,
                     (int)r.desc.len, r.desc.data ? r.desc.data : "");
         answered(w, c, false, 0);
-    } else if (herald_PushAPI_pushSingleDevice_result(r.body.data, r.body.len,
-                                                      1, w->arena, &ret,
-                                                      &rsp) < 0 ||
+    } else if (herald_PushAPI_pushSingleDevice_result(
+                   r.body.data, r.body.len, 1, w->arena, &ret, &rsp) < 0 ||
                ret != 0) {
         pload_error(w, "pushSingleDevice returned %d", (int)ret);
         answered(w, c, false, 0);
@@ -339,22 +317,20 @@ static long tars_answer(pload_worker_t *w, pload_conn_t *c) {
 
 void pload_api_readable(pload_worker_t *w, pload_conn_t *c) {
     ssize_t r = read(c->fd, c->in + c->in_len, sizeof c->in - c->in_len);
-    if (r < 0 && (errno == EAGAIN || errno == EINTR))
-        return;
+    if (r < 0 && (errno == EAGAIN || errno == EINTR)) return;
     if (r <= 0) {
         conn_fail(w, c, r == 0 ? "closed by the server" : strerror(errno));
         return;
     }
     c->in_len += (size_t)r;
-    long used = !c->busy ? -1
+    long used = !c->busy                    ? -1
                 : w->o->proto == PLOAD_HTTP ? http_answer(w, c)
                                             : tars_answer(w, c);
     if (used < 0) {
         conn_fail(w, c, c->busy ? "malformed answer" : "unexpected bytes");
         return;
     }
-    if (!used)
-        return;
+    if (!used) return;
     /* One request in flight: nothing may follow its answer. */
     if ((size_t)used != c->in_len) {
         conn_fail(w, c, "unexpected bytes after an answer");

@@ -38,8 +38,7 @@ int pload_dev_init(pload_worker_t *w) {
     w->darena = jce_arena_new(0);
     jce_out_init(&w->dout, JCE_POLICY_CPP);
     jce_out_init(&w->dbody, JCE_POLICY_CPP);
-    if (!w->d || !w->rbuf || !w->darena)
-        return -1;
+    if (!w->d || !w->rbuf || !w->darena) return -1;
     for (long k = 0; k < n; k++) {
         w->d[k].fd = -1;
         yyb_reader_init(&w->d[k].yr, false);
@@ -50,16 +49,14 @@ int pload_dev_init(pload_worker_t *w) {
 
 void pload_dev_close(pload_worker_t *w) {
     for (long k = 0; w->d && k < w->dev_hi - w->dev_lo; k++) {
-        if (w->d[k].fd >= 0)
-            close(w->d[k].fd);
+        if (w->d[k].fd >= 0) close(w->d[k].fd);
         bench_part_drop(&w->d[k].part, &w->d[k].part_len);
     }
     free(w->d);
     free(w->rbuf);
     jce_out_free(&w->dout);
     jce_out_free(&w->dbody);
-    if (w->darena)
-        jce_arena_free(w->darena);
+    if (w->darena) jce_arena_free(w->darena);
     w->d = NULL;
 }
 
@@ -85,8 +82,7 @@ static void dev_kill(pload_worker_t *w, long k, const char *why) {
 /* Sends w->dout whole: device traffic is a few small frames, so a short
  * send means the gateway stopped reading. */
 static int dev_send_out(pload_worker_t *w, pload_dev_t *d) {
-    if (w->dout.err)
-        return -1;
+    if (w->dout.err) return -1;
     ssize_t n = send(d->fd, w->dout.buf, w->dout.len, MSG_NOSIGNAL);
     return n == (ssize_t)w->dout.len ? 0 : -1;
 }
@@ -110,8 +106,7 @@ static void start_one(pload_worker_t *w) {
                              .data.u64 = PLOAD_KEY_DEV | (uint64_t)k};
     if (rc == 0 && epoll_ctl(w->ep, EPOLL_CTL_ADD, d->fd, &ev) != 0)
         rc = -errno;
-    if (rc < 0)
-        dev_kill(w, k, strerror(-rc));
+    if (rc < 0) dev_kill(w, k, strerror(-rc));
 }
 
 void pload_dev_pump(pload_worker_t *w) {
@@ -150,12 +145,10 @@ static void on_connected(pload_worker_t *w, long k) {
 /* One cumulative ack for what this read brought: the highest inbox seq,
  * and the ids of online-only messages (which have no seq). */
 static int dev_ack(pload_worker_t *w, pload_dev_t *d) {
-    if (d->seen_seq <= d->acked_seq && !w->n_ack_ids)
-        return 0;
+    if (d->seen_seq <= d->acked_seq && !w->n_ack_ids) return 0;
     herald_AckReq a;
     herald_AckReq_init(&a);
-    if (d->seen_seq > d->acked_seq)
-        a.inboxSeq = d->seen_seq;
+    if (d->seen_seq > d->acked_seq) a.inboxSeq = d->seen_seq;
     a.msgIds.items = w->ack_ids;
     a.msgIds.n = (uint32_t)w->n_ack_ids;
     jce_out_reset(&w->dbody);
@@ -172,8 +165,10 @@ static void dev_check(pload_worker_t *w, long k, const pload_mark_t *m) {
     long dev = w->dev_lo + k;
     if (m->dev != (uint64_t)dev || m->seq >= w->seq) {
         w->wrong++;
-        pload_error(w, "device %s%ld got push %" PRIu64 " addressed to "
-                    "device %" PRIu64, w->o->prefix, dev, m->seq, m->dev);
+        pload_error(w,
+                    "device %s%ld got push %" PRIu64 " addressed to "
+                    "device %" PRIu64,
+                    w->o->prefix, dev, m->seq, m->dev);
         return;
     }
     uint8_t *f = &w->flags[m->seq];
@@ -184,8 +179,7 @@ static void dev_check(pload_worker_t *w, long k, const pload_mark_t *m) {
     *f |= PLOAD_F_DELIV;
     w->delivered++;
     w->d[k].got++;
-    if (*f & PLOAD_F_WRITTEN)
-        w->outstanding--;
+    if (*f & PLOAD_F_WRITTEN) w->outstanding--;
     if (m->t0 >= w->sh->t_warm && m->t0 < w->sh->t_end)
         (void)bench_lat_add(&w->dlat, w->now - m->t0); /* ENOMEM: lost */
 }
@@ -196,8 +190,7 @@ static int dev_push(pload_worker_t *w, long k, const herald_PushMsg *msg) {
         d->seen_seq = msg->seq;
     else if (msg->timeline == 2 && msg->needAck)
         w->ack_ids[w->n_ack_ids++] = msg->msgId;
-    if (w->n_ack_ids == PLOAD_ACK_IDS && dev_ack(w, d) < 0)
-        return -1;
+    if (w->n_ack_ids == PLOAD_ACK_IDS && dev_ack(w, d) < 0) return -1;
     pload_mark_t m;
     if (pload_payload_parse(msg->payload.data, msg->payload.len, &m) < 0 ||
         m.run != w->o->run) {
@@ -214,8 +207,8 @@ static int dev_package(pload_worker_t *w, long k, const herald_Package *p) {
     if (p->cmd == herald_CMD_HELLO && d->st == PLOAD_D_HELLO) {
         if (p->ret != 0) {
             const char *n = herald_ErrCode_name(p->ret);
-            pload_error(w, "device %s%ld: hello refused, %d (%s)",
-                        w->o->prefix, w->dev_lo + k, p->ret, n ? n : "?");
+            pload_error(w, "device %s%ld: hello refused, %d (%s)", w->o->prefix,
+                        w->dev_lo + k, p->ret, n ? n : "?");
             return -1;
         }
         d->st = PLOAD_D_READY;
@@ -239,11 +232,9 @@ static int dev_package(pload_worker_t *w, long k, const herald_Package *p) {
     herald_PushBatch b;
     jce_in_t in;
     jce_in_init(&in, p->body.data, p->body.len, w->darena);
-    if (herald_PushBatch_decode(&b, &in) < 0)
-        return -1;
+    if (herald_PushBatch_decode(&b, &in) < 0) return -1;
     for (uint32_t i = 0; i < b.msgs.n; i++)
-        if (dev_push(w, k, &b.msgs.items[i]) < 0)
-            return -1;
+        if (dev_push(w, k, &b.msgs.items[i]) < 0) return -1;
     return 0;
 }
 
@@ -256,8 +247,7 @@ static long dev_frames(pload_worker_t *w, long k, const uint8_t *buf,
         yyb_frame_t f;
         int rc = yyb_feed(&w->d[k].yr, buf + off, n - off, &used, &f);
         off += used;
-        if (rc == YYB_AGAIN)
-            return (long)off;
+        if (rc == YYB_AGAIN) return (long)off;
         herald_Package p;
         if (rc < 0 || yyb_decode_package(&f, w->darena, &p, NULL) != 0 ||
             dev_package(w, k, &p) < 0)
@@ -273,14 +263,13 @@ static void dev_readable(pload_worker_t *w, long k) {
         dev_kill(w, k, r == 0 ? "closed by the gateway" : strerror(errno));
         return;
     }
-    if (r > 0)
-        have += (size_t)r;
+    if (r > 0) have += (size_t)r;
     jce_arena_reset(w->darena); /* ack ids may point into it until dev_ack */
     w->n_ack_ids = 0;
     long used = dev_frames(w, k, w->rbuf, have);
     if (used < 0 || dev_ack(w, d) < 0) {
-        dev_kill(w, k, used < 0 ? "bad frame, refused or kicked"
-                                : "cannot ack");
+        dev_kill(w, k,
+                 used < 0 ? "bad frame, refused or kicked" : "cannot ack");
         return;
     }
     if (bench_part_keep(&d->part, &d->part_len, w->rbuf + used,
@@ -298,8 +287,7 @@ void pload_dev_event(pload_worker_t *w, long k, uint32_t events) {
 
 void pload_dev_heartbeat(pload_worker_t *w) {
     jce_out_reset(&w->dout);
-    if (bench_yyb_frame(&w->dout, herald_CMD_HEARTBEAT, 0, NULL) < 0)
-        return;
+    if (bench_yyb_frame(&w->dout, herald_CMD_HEARTBEAT, 0, NULL) < 0) return;
     for (long k = 0; k < w->dev_hi - w->dev_lo; k++)
         if (w->d[k].st == PLOAD_D_READY && dev_send_out(w, &w->d[k]) < 0)
             dev_kill(w, k, "cannot send a heartbeat");

@@ -18,8 +18,7 @@
 #include "store/store.h"
 
 const char *cli_db_path(const char *flag) {
-    if (flag && *flag)
-        return flag;
+    if (flag && *flag) return flag;
     const char *env = getenv("HERALD_DB");
     return env && *env ? env : "herald.db";
 }
@@ -60,8 +59,8 @@ static int mode_parse(const char *s) {
 
 static void print_app(void *ctx, const store_app_t *a, int n_keys) {
     (void)ctx;
-    printf("%-24s keys=%d unknown-device=%s created_ms=%lld\n", a->name,
-           n_keys, mode_name(a->unknown_device), (long long)a->created_ms);
+    printf("%-24s keys=%d unknown-device=%s created_ms=%lld\n", a->name, n_keys,
+           mode_name(a->unknown_device), (long long)a->created_ms);
 }
 
 /* How credentials are printed. */
@@ -70,10 +69,10 @@ enum { OUT_TEXT, OUT_JSON, OUT_ENV };
 /* What the command line asked for. */
 typedef struct app_cmd {
     const char *cmd, *name, *db;
-    const char *setting;  /* set: "key=value" */
-    int mode;             /* create --unknown-device, set; -1 = not given */
-    int out;              /* OUT_* */
-    bool show_secret;     /* show --show-secret */
+    const char *setting; /* set: "key=value" */
+    int mode;            /* create --unknown-device, set; -1 = not given */
+    int out;             /* OUT_* */
+    bool show_secret;    /* show --show-secret */
 } app_cmd_t;
 
 /* create and rotate-key print the same shape: the app, its secret and a
@@ -89,7 +88,8 @@ static int print_creds(int out, const store_app_t *app, const char *key,
         json_t *j = json_pack("{s:s,s:s,s:s,s:s}", "app", app->name, "secret",
                               app->secret, "apiKey", key, "unknownDevice",
                               mode_name(app->unknown_device));
-        if (j && revoked) json_object_set_new(j, "olderKeysRevoked", json_true());
+        if (j && revoked)
+            json_object_set_new(j, "olderKeysRevoked", json_true());
         char *t = j ? json_dumps(j, JSON_COMPACT) : NULL;
         json_decref(j);
         if (!t) return STORE_E_NOMEM;
@@ -105,7 +105,8 @@ static int print_creds(int out, const store_app_t *app, const char *key,
            "unknown-device %s\n"
            "mint a device token:\n"
            "  herald token --app %s --device DEVICE --secret %s\n",
-           app->name, app->secret, key, revoked ? "   (older keys revoked)" : "",
+           app->name, app->secret, key,
+           revoked ? "   (older keys revoked)" : "",
            mode_name(app->unknown_device), qn, qs);
     return 0;
 }
@@ -158,8 +159,10 @@ static int show(const app_cmd_t *a, store_t *st) {
            " rotate-key makes a new one)\nunknown-device %s\ncreated_ms %lld\n",
            app.name, k.n, mode_name(app.unknown_device),
            (long long)app.created_ms);
-    if (a->show_secret) printf("secret   %s\n", app.secret);
-    else printf("secret   (hidden: --show-secret prints it)\n");
+    if (a->show_secret)
+        printf("secret   %s\n", app.secret);
+    else
+        printf("secret   (hidden: --show-secret prints it)\n");
     return 0;
 }
 
@@ -230,8 +233,7 @@ static const char *parse(int argc, char **argv, app_cmd_t *a) {
     a->name = words[1];
     a->setting = words[2];
     a->mode = -1;
-    if (!a->cmd)
-        return "what to do? create, list, show, rotate-key or set";
+    if (!a->cmd) return "what to do? create, list, show, rotate-key or set";
     bool list = !strcmp(a->cmd, "list"), set = !strcmp(a->cmd, "set");
     bool create_ = !strcmp(a->cmd, "create"), show_ = !strcmp(a->cmd, "show");
     bool rotate = !strcmp(a->cmd, "rotate-key");

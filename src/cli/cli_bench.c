@@ -22,9 +22,9 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <stddef.h>
 #include <poll.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,7 +39,8 @@
 /* ---- options ----------------------------------------------------------------- */
 
 static void usage(FILE *f) {
-    fprintf(f,
+    fprintf(
+        f,
         "usage: herald bench --target herald|mosquitto|nchan [options]\n"
         "  --conns N           device connections (default 1000)\n"
         "  --procs P           worker processes (default: 2, more if N needs)\n"
@@ -63,11 +64,9 @@ static void usage(FILE *f) {
 
 static int parse_hostport(const char *s, char *host, size_t cap, int *port) {
     const char *c = strrchr(s, ':');
-    if (!c || (size_t)(c - s) >= cap || c == s)
-        return -1;
+    if (!c || (size_t)(c - s) >= cap || c == s) return -1;
     long p;
-    if (cli_parse_long(c + 1, 1, 65535, &p) != 0)
-        return -1;
+    if (cli_parse_long(c + 1, 1, 65535, &p) != 0) return -1;
     memcpy(host, s, (size_t)(c - s));
     host[c - s] = '\0';
     *port = (int)p;
@@ -89,12 +88,9 @@ static int parse_pids(bench_opts_t *o, const char *s) {
 }
 
 static int parse_target(const char *s) {
-    if (!strcmp(s, "herald"))
-        return BENCH_HERALD;
-    if (!strcmp(s, "mosquitto") || !strcmp(s, "mqtt"))
-        return BENCH_MQTT;
-    if (!strcmp(s, "nchan"))
-        return BENCH_NCHAN;
+    if (!strcmp(s, "herald")) return BENCH_HERALD;
+    if (!strcmp(s, "mosquitto") || !strcmp(s, "mqtt")) return BENCH_MQTT;
+    if (!strcmp(s, "nchan")) return BENCH_NCHAN;
     return 0;
 }
 
@@ -148,8 +144,7 @@ static int parse_args(bench_opts_t *o, int argc, char **argv) {
         i++;
         size_t k;
         for (k = 0; k < sizeof num_opts / sizeof num_opts[0]; k++)
-            if (!strcmp(a, num_opts[k].name))
-                break;
+            if (!strcmp(a, num_opts[k].name)) break;
         if (k < sizeof num_opts / sizeof num_opts[0]) {
             long *dst = (long *)(void *)((char *)o + num_opts[k].off);
             if (cli_parse_long(v, num_opts[k].lo, num_opts[k].hi, dst)) {
@@ -192,9 +187,10 @@ static int parse_args(bench_opts_t *o, int argc, char **argv) {
         return -1;
     }
     o->server_port = o->target == BENCH_HERALD ? 7100
-                     : o->target == BENCH_MQTT ? 1883 : 8090;
-    if (server && parse_hostport(server, o->server_host,
-                                 sizeof o->server_host, &o->server_port)) {
+                     : o->target == BENCH_MQTT ? 1883
+                                               : 8090;
+    if (server && parse_hostport(server, o->server_host, sizeof o->server_host,
+                                 &o->server_port)) {
         fprintf(stderr, "herald bench: bad --server '%s'\n", server);
         return -1;
     }
@@ -203,8 +199,8 @@ static int parse_args(bench_opts_t *o, int argc, char **argv) {
         snprintf(o->api_host, sizeof o->api_host, "%s", o->server_host);
         o->api_port = o->server_port;
     }
-    if (api && parse_hostport(api, o->api_host, sizeof o->api_host,
-                              &o->api_port)) {
+    if (api &&
+        parse_hostport(api, o->api_host, sizeof o->api_host, &o->api_port)) {
         fprintf(stderr, "herald bench: bad --api '%s'\n", api);
         return -1;
     }
@@ -222,12 +218,9 @@ static int parse_args(bench_opts_t *o, int argc, char **argv) {
          * flight overflow it, and each dropped SYN costs a 1 s retry. */
         o->inflight = o->target == BENCH_MQTT ? 32 : 256;
     long need = (o->conns + BENCH_FD_PER_PROC - 1) / BENCH_FD_PER_PROC;
-    if (!o->procs)
-        o->procs = o->conns >= 2 ? 2 : 1;
-    if (o->procs < need)
-        o->procs = need;
-    if (o->procs > o->conns)
-        o->procs = o->conns;
+    if (!o->procs) o->procs = o->conns >= 2 ? 2 : 1;
+    if (o->procs < need) o->procs = need;
+    if (o->procs > o->conns) o->procs = o->conns;
     return 0;
 }
 
@@ -237,10 +230,8 @@ static int read_full(int fd, void *buf, size_t n) {
     char *p = buf;
     while (n) {
         ssize_t r = read(fd, p, n);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return -1;
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) return -1;
         p += r;
         n -= (size_t)r;
     }
@@ -251,18 +242,15 @@ static int spawn_workers(run_t *R) {
     bench_opts_t *o = R->o;
     R->nw = o->procs;
     R->w = calloc((size_t)R->nw, sizeof *R->w);
-    if (!R->w)
-        return -1;
+    if (!R->w) return -1;
     long per = o->conns / R->nw, extra = o->conns % R->nw, lo = 0;
     for (long i = 0; i < R->nw; i++) {
         long hi = lo + per + (i < extra ? 1 : 0);
         int up[2], down[2];
-        if (pipe2(up, O_CLOEXEC) || pipe2(down, O_CLOEXEC))
-            return -1;
+        if (pipe2(up, O_CLOEXEC) || pipe2(down, O_CLOEXEC)) return -1;
         fflush(NULL);
         pid_t pid = fork();
-        if (pid < 0)
-            return -1;
+        if (pid < 0) return -1;
         if (pid == 0) {
             close(up[0]);
             close(down[1]);
@@ -291,16 +279,14 @@ static void on_rec(run_t *R, worker_t *w, const bench_rec_t *r) {
         w->t_last = r->d;
         break;
     case BENCH_REC_DONE:
-        if (r->a < R->o->msgs)
-            R->m_done[r->a]++;
+        if (r->a < R->o->msgs) R->m_done[r->a]++;
         break;
     case BENCH_REC_MSG:
         if (r->a < R->o->msgs) {
             R->m_count[r->a] += r->b;
             if (r->b && (!R->m_first[r->a] || r->c < R->m_first[r->a]))
                 R->m_first[r->a] = r->c;
-            if (r->d > R->m_last[r->a])
-                R->m_last[r->a] = r->d;
+            if (r->d > R->m_last[r->a]) R->m_last[r->a] = r->d;
         }
         break;
     case BENCH_REC_LAT: {
@@ -309,8 +295,7 @@ static void on_rec(run_t *R, worker_t *w, const bench_rec_t *r) {
             uint32_t sink[256];
             while (n) { /* drain, losing the samples */
                 size_t k = n < 256 ? n : 256;
-                if (read_full(w->up, sink, k * 4))
-                    break;
+                if (read_full(w->up, sink, k * 4)) break;
                 n -= k;
             }
             break;
@@ -332,17 +317,14 @@ void cli_bench_pump(run_t *R, long ms, bool (*done)(const run_t *)) {
     struct pollfd pf[64];
     while (!done(R)) {
         uint64_t now = clock_mono_ms();
-        if (now >= end)
-            return;
+        if (now >= end) return;
         long n = R->nw < 64 ? R->nw : 64;
         for (long i = 0; i < n; i++)
             pf[i] = (struct pollfd){.fd = R->w[i].up, .events = POLLIN};
         int rc = poll(pf, (nfds_t)n, (int)(end - now));
-        if (rc < 0 && errno != EINTR)
-            return;
+        if (rc < 0 && errno != EINTR) return;
         for (long i = 0; i < n; i++) {
-            if (!(pf[i].revents & (POLLIN | POLLHUP)))
-                continue;
+            if (!(pf[i].revents & (POLLIN | POLLHUP))) continue;
             bench_rec_t r;
             if (read_full(R->w[i].up, &r, sizeof r) != 0) {
                 R->w[i].conn = R->w[i].end = true; /* worker died */
@@ -355,22 +337,19 @@ void cli_bench_pump(run_t *R, long ms, bool (*done)(const run_t *)) {
 
 static bool all_conn(const run_t *R) {
     for (long i = 0; i < R->nw; i++)
-        if (!R->w[i].conn)
-            return false;
+        if (!R->w[i].conn) return false;
     return true;
 }
 
 static bool all_end(const run_t *R) {
     for (long i = 0; i < R->nw; i++)
-        if (!R->w[i].end)
-            return false;
+        if (!R->w[i].end) return false;
     return true;
 }
 
 static void tell_workers(run_t *R, char cmd) {
     for (long i = 0; i < R->nw; i++)
-        if (write(R->w[i].down, &cmd, 1) != 1)
-            R->w[i].end = true;
+        if (write(R->w[i].down, &cmd, 1) != 1) R->w[i].end = true;
 }
 
 /* ---- main -------------------------------------------------------------------------- */
@@ -385,8 +364,8 @@ static int run_alloc(run_t *R, bench_opts_t *o) {
     R->m_first = calloc(m, sizeof *R->m_first);
     R->m_count = calloc(m, sizeof *R->m_count);
     R->m_done = calloc(m, sizeof *R->m_done);
-    return R->t_pub && R->m_last && R->m_first && R->m_count && R->m_done
-               ? 0 : -1;
+    return R->t_pub && R->m_last && R->m_first && R->m_count && R->m_done ? 0
+                                                                          : -1;
 }
 
 static void run_free(run_t *R) {
@@ -420,16 +399,16 @@ int cli_bench(int argc, char **argv) {
     static bench_opts_t o;
     opts_defaults(&o);
     int rc = parse_args(&o, argc, argv);
-    if (rc)
-        return rc > 0 ? 0 : 2;
+    if (rc) return rc > 0 ? 0 : 2;
     signal(SIGPIPE, SIG_IGN);
     long lim = bench_raise_nofile();
     if (lim > 0 && o.conns / o.procs + 64 > lim)
-        fprintf(stderr, "herald bench: warning: %ld connections per worker "
-                "but the fd limit is %ld\n", o.conns / o.procs, lim);
+        fprintf(stderr,
+                "herald bench: warning: %ld connections per worker "
+                "but the fd limit is %ld\n",
+                o.conns / o.procs, lim);
     run_t R;
-    if (run_alloc(&R, &o) != 0)
-        return 1;
+    if (run_alloc(&R, &o) != 0) return 1;
     sample_t s0 = cli_bench_take_sample(&o);
     if (spawn_workers(&R) != 0) {
         perror("herald bench: fork");

@@ -15,11 +15,11 @@
 #include "bench/bench_stat.h"
 
 typedef struct sample {
-    long rss_kb;     /* VmRSS */
-    long anon_kb;    /* RssAnon: heap and stacks, without mapped files */
-    long priv_kb;    /* Private_Clean + Private_Dirty */
-    long cpu_ticks;  /* utime + stime */
-    long tcp_pages;  /* /proc/net/sockstat TCP mem */
+    long rss_kb;      /* VmRSS */
+    long anon_kb;     /* RssAnon: heap and stacks, without mapped files */
+    long priv_kb;     /* Private_Clean + Private_Dirty */
+    long cpu_ticks;   /* utime + stime */
+    long tcp_pages;   /* /proc/net/sockstat TCP mem */
     long long cpu_ns; /* schedstat of every thread; -1 if unknown */
     bool ok;
 } sample_t;
@@ -36,12 +36,12 @@ typedef struct run {
     bench_opts_t *o;
     worker_t *w;
     long nw;
-    uint64_t *t_pub;      /* per message: publish time */
-    uint64_t *m_last;     /* per message: last receipt (final) */
+    uint64_t *t_pub;  /* per message: publish time */
+    uint64_t *m_last; /* per message: last receipt (final) */
     uint64_t *m_first;
     uint64_t *m_count;
-    long *m_done;         /* workers done with the message */
-    bench_lat_t lat;      /* unicast latencies from every worker */
+    long *m_done;    /* workers done with the message */
+    bench_lat_t lat; /* unicast latencies from every worker */
     long uni_sent, uni_ok, uni_err;
     uint64_t uni_t0, uni_t1;
     long long gen_ns; /* workers' CPU over the broadcast phase; -1 unknown */

@@ -19,8 +19,7 @@
 
 static long status_field(const char *path, const char *key) {
     FILE *f = fopen(path, "r");
-    if (!f)
-        return -1;
+    if (!f) return -1;
     char line[256];
     size_t kl = strlen(key);
     long v = -1, sum = 0;
@@ -35,14 +34,12 @@ static long status_field(const char *path, const char *key) {
 
 static long sockstat_tcp_pages(void) {
     FILE *f = fopen("/proc/net/sockstat", "r");
-    if (!f)
-        return -1;
+    if (!f) return -1;
     char line[256];
     long v = -1;
     while (fgets(line, sizeof line, f)) {
         char *m = strstr(line, " mem ");
-        if (!strncmp(line, "TCP:", 4) && m)
-            v = strtol(m + 5, NULL, 10);
+        if (!strncmp(line, "TCP:", 4) && m) v = strtol(m + 5, NULL, 10);
     }
     fclose(f);
     return v;
@@ -61,8 +58,7 @@ sample_t cli_bench_take_sample(const bench_opts_t *o) {
         long cpu = bench_proc_cpu_ticks(o->pids[i]);
         long long ns = bench_proc_cpu_ns(o->pids[i]);
         s.cpu_ns = ns < 0 || s.cpu_ns < 0 ? -1 : s.cpu_ns + ns;
-        if (rss < 0 || cpu < 0)
-            s.ok = false;
+        if (rss < 0 || cpu < 0) s.ok = false;
         s.rss_kb += rss;
         s.priv_kb += (pc > 0 ? pc : 0) + (pd > 0 ? pd : 0);
         s.cpu_ticks += cpu;
@@ -90,21 +86,20 @@ int cli_bench_report(run_t *R, const sample_t *s0, const sample_t *s1,
         ready += w->ready;
         failed += w->failed;
         closed += w->closed;
-        if (w->t_first && w->t_first < tf)
-            tf = w->t_first;
-        if (w->t_last > tl)
-            tl = w->t_last;
+        if (w->t_first && w->t_first < tf) tf = w->t_first;
+        if (w->t_last > tl) tl = w->t_last;
     }
     double conn_s = tl > tf && tf != UINT64_MAX ? (double)(tl - tf) / 1e6 : 0;
     double rate = conn_s > 0 ? (double)ready / conn_s : 0;
-    const char *tr = o->target == BENCH_MQTT ? "mqtt"
-                     : o->target == BENCH_NCHAN || o->ws ? "ws" : "tcp";
+    const char *tr = o->target == BENCH_MQTT             ? "mqtt"
+                     : o->target == BENCH_NCHAN || o->ws ? "ws"
+                                                         : "tcp";
     long tick = sysconf(_SC_CLK_TCK);
     double per = ready > 0 ? (double)ready : 1;
     printf("\n== herald bench: %s (%s), %ld connections, %ld workers ==\n",
            target_name(o), tr, o->conns, R->nw);
-    printf("connect+auth      %ld ok, %ld failed, %.3f s, %.0f conn/s\n",
-           ready, failed, conn_s, rate);
+    printf("connect+auth      %ld ok, %ld failed, %.3f s, %.0f conn/s\n", ready,
+           failed, conn_s, rate);
     double rss_b = 0, anon_b = 0, priv_b = 0, ks_b = 0;
     bool mem = s0->ok && s1->ok;
     if (mem) {
@@ -127,29 +122,32 @@ int cli_bench_report(run_t *R, const sample_t *s0, const sample_t *s1,
     uint64_t delivered = 0, fan_max = 0, fan_sum = 0;
     long complete = 0;
     for (long m = 0; m < o->msgs; m++) {
-        uint64_t f = R->m_last[m] > R->t_pub[m] ? R->m_last[m] - R->t_pub[m] : 0;
+        uint64_t f =
+            R->m_last[m] > R->t_pub[m] ? R->m_last[m] - R->t_pub[m] : 0;
         delivered += R->m_count[m];
         if (R->m_count[m] >= (uint64_t)ready && ready) {
             complete++;
             fan_sum += f;
-            if (f > fan_max)
-                fan_max = f;
+            if (f > fan_max) fan_max = f;
         }
         printf("broadcast %-3ld     %" PRIu64 "/%ld received, first %.2f ms, "
                "last %.2f ms after publish\n",
                m, R->m_count[m], ready,
                R->m_first[m] > R->t_pub[m]
-                   ? (double)(R->m_first[m] - R->t_pub[m]) / 1e3 : 0,
+                   ? (double)(R->m_first[m] - R->t_pub[m]) / 1e3
+                   : 0,
                (double)f / 1e3);
     }
     long missing = (long)((uint64_t)ready * (uint64_t)o->msgs - delivered);
-    double dps = fan_sum ? (double)(ready * complete) / ((double)fan_sum / 1e6) : 0;
+    double dps =
+        fan_sum ? (double)(ready * complete) / ((double)fan_sum / 1e6) : 0;
     double cpu_us = -1;
     if (o->msgs && c0->ok && c1->ok && delivered)
-        cpu_us = c0->cpu_ns >= 0 && c1->cpu_ns >= 0
-                     ? (double)(c1->cpu_ns - c0->cpu_ns) / 1e3 / (double)delivered
-                     : (double)(c1->cpu_ticks - c0->cpu_ticks) * 1e6 /
-                           (double)tick / (double)delivered;
+        cpu_us =
+            c0->cpu_ns >= 0 && c1->cpu_ns >= 0
+                ? (double)(c1->cpu_ns - c0->cpu_ns) / 1e3 / (double)delivered
+                : (double)(c1->cpu_ticks - c0->cpu_ticks) * 1e6 / (double)tick /
+                      (double)delivered;
     if (o->msgs) {
         printf("fan-out           max %.2f ms, avg %.2f ms over %ld complete "
                "messages; %ld missing deliveries\n",
@@ -164,15 +162,16 @@ int cli_bench_report(run_t *R, const sample_t *s0, const sample_t *s1,
                    (double)R->gen_ns / 1e3 / (double)delivered);
         if (cpu_us >= 0)
             printf("server CPU        %.2f us per delivered message (%.1f ms "
-                   "over the broadcast phase)\n", cpu_us,
-                   cpu_us * (double)delivered / 1e3);
+                   "over the broadcast phase)\n",
+                   cpu_us, cpu_us * (double)delivered / 1e3);
     }
     bench_lat_sort(&R->lat);
     uint32_t p50 = bench_lat_pct(&R->lat, .5), p90 = bench_lat_pct(&R->lat, .9),
              p99 = bench_lat_pct(&R->lat, .99), mx = bench_lat_pct(&R->lat, 1);
-    double uni_rate = R->uni_t1 > R->uni_t0
-                          ? (double)R->uni_sent / ((double)(R->uni_t1 - R->uni_t0) / 1e6)
-                          : 0;
+    double uni_rate =
+        R->uni_t1 > R->uni_t0
+            ? (double)R->uni_sent / ((double)(R->uni_t1 - R->uni_t0) / 1e6)
+            : 0;
     if (R->uni_sent) {
         printf("unicast           %ld sent (%.0f/s), %ld accepted, %ld errors, "
                "%zu received\n",
@@ -190,10 +189,9 @@ int cli_bench_report(run_t *R, const sample_t *s0, const sample_t *s1,
                rss_b, anon_b, priv_b);
     printf(" ksock_per_conn=%.0f msgs=%ld payload=%ld delivered=%" PRIu64
            " missing=%ld fanout_ms_max=%.2f deliveries_per_s=%.0f",
-           ks_b, o->msgs, o->payload, delivered, missing,
-           (double)fan_max / 1e3, dps);
-    if (cpu_us >= 0)
-        printf(" cpu_us_per_delivery=%.2f", cpu_us);
+           ks_b, o->msgs, o->payload, delivered, missing, (double)fan_max / 1e3,
+           dps);
+    if (cpu_us >= 0) printf(" cpu_us_per_delivery=%.2f", cpu_us);
     if (o->msgs && R->gen_ns >= 0 && delivered)
         printf(" gen_cpu_us_per_delivery=%.2f",
                (double)R->gen_ns / 1e3 / (double)delivered);

@@ -33,8 +33,7 @@ static const char *check_app(const char *v) {
     if (sl == 0 || sl > APP_SECRET_MAX)
         return "SECRET must be 1..127 bytes without ':'";
     size_t kl = strlen(c2 + 1);
-    if (kl == 0 || kl > APP_KEY_MAX)
-        return "APIKEY must be 1..256 bytes";
+    if (kl == 0 || kl > APP_KEY_MAX) return "APIKEY must be 1..256 bytes";
     for (const char *k = c2 + 1; *k; k++)
         if (*k <= ' ' || *k > '~')
             return "APIKEY must be printable ASCII without spaces";
@@ -51,19 +50,18 @@ static const char *check_size(const char *v) {
 /* Only the app's name is ever shown. */
 static void show_app(const char *v, char *out, size_t cap) {
     const char *c1 = strchr(v, ':');
-    snprintf(out, cap, "%.*s:(secret):(api key)",
-             (int)(c1 ? c1 - v : 0), v);
+    snprintf(out, cap, "%.*s:(secret):(api key)", (int)(c1 ? c1 - v : 0), v);
 }
 
 #define F(field) offsetof(serve_settings_t, field)
 #define INT(name, field, lo, hi, def, fl, arg, help) \
-    {name, CONF_INT, F(field), lo, hi, def, NULL, fl, arg, help, NULL, NULL}
+    { name, CONF_INT, F(field), lo, hi, def, NULL, fl, arg, help, NULL, NULL }
 #define STR(name, field, def, fl, arg, help) \
-    {name, CONF_STR, F(field), 0, 0, def, NULL, fl, arg, help, NULL, NULL}
+    { name, CONF_STR, F(field), 0, 0, def, NULL, fl, arg, help, NULL, NULL }
 #define BOOL(name, field, def, fl, help) \
-    {name, CONF_BOOL, F(field), 0, 1, def, NULL, fl, NULL, help, NULL, NULL}
+    { name, CONF_BOOL, F(field), 0, 1, def, NULL, fl, NULL, help, NULL, NULL }
 #define ENUM(name, field, names, def, fl, arg, help) \
-    {name, CONF_ENUM, F(field), 0, 0, def, names, fl, arg, help, NULL, NULL}
+    { name, CONF_ENUM, F(field), 0, 0, def, names, fl, arg, help, NULL, NULL }
 #define LIVE CONF_LIVE
 #define M 100000000 /* "no practical limit" for counts */
 
@@ -89,8 +87,8 @@ static const conf_opt_t serve_opts[] = {
         "of them from one client address; 0 = half of api-max-conns"),
     INT("tars-max-conns", tars_max_conns, 1, 4096, "64", 0, "N",
         "TARS connections open at once"),
-    INT("tars-max-conns-per-ip", tars_max_conns_per_ip, 0, 4096, "0", 0,
-        "N", "of them from one client address; 0 = half of tars-max-conns"),
+    INT("tars-max-conns-per-ip", tars_max_conns_per_ip, 0, 4096, "0", 0, "N",
+        "of them from one client address; 0 = half of tars-max-conns"),
     INT("tars-idle-timeout", tars_idle_timeout, 0, 86400, "60", 0, "S",
         "seconds a TARS connection may stay without a call; 0 = no limit"),
 
@@ -155,7 +153,8 @@ static const conf_opt_t serve_opts[] = {
 };
 
 const conf_table_t serve_table = {
-    serve_opts, (int)(sizeof serve_opts / sizeof serve_opts[0]),
+    serve_opts,
+    (int)(sizeof serve_opts / sizeof serve_opts[0]),
     "herald serve",
 };
 
@@ -202,8 +201,10 @@ static int read_app_file(serve_settings_t *s, const char *path,
         return -1;
     }
     if (st.st_mode & (S_IROTH | S_IWOTH)) {
-        conf_err(e, "%s: app-file: readable or writable by others; it holds "
-                    "app secrets (chmod 600)", path);
+        conf_err(e,
+                 "%s: app-file: readable or writable by others; it holds "
+                 "app secrets (chmod 600)",
+                 path);
         fclose(f);
         return -1;
     }
@@ -230,14 +231,11 @@ static int read_app_file(serve_settings_t *s, const char *path,
 int serve_conf_init(serve_conf_t *c, int argc, char **argv, conf_errs_t *e) {
     memset(c, 0, sizeof *c);
     int rc = conf_src_args(&serve_table, argc, argv, &c->flags, e);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     conf_src_env(&serve_table, &c->env);
     c->path = conf_src_get(&c->flags, &serve_table, "config");
-    if (!c->path)
-        c->path = conf_src_get(&c->env, &serve_table, "config");
-    if (c->path && !*c->path)
-        c->path = NULL;
+    if (!c->path) c->path = conf_src_get(&c->env, &serve_table, "config");
+    if (c->path && !*c->path) c->path = NULL;
     return 0;
 }
 
@@ -297,8 +295,8 @@ static int check_app_pair(const char *a, const char *b, const char *where,
                  na);
         bad = 1;
     } else if (strcmp(na, nb) && !strcmp(ka, kb)) {
-        conf_err(e, "%s: apps %s and %s are given the same API key", where,
-                 na, nb);
+        conf_err(e, "%s: apps %s and %s are given the same API key", where, na,
+                 nb);
         bad = 1;
     }
     OPENSSL_cleanse(sa, sizeof sa);
@@ -322,8 +320,7 @@ int serve_settings_check(const serve_settings_t *s, const char *where,
 
 int serve_settings_copy(serve_settings_t *dst, const serve_settings_t *src) {
     for (int i = 0; i < serve_table.n; i++)
-        if (conf_copy(&serve_table.opts[i], dst, src) < 0)
-            return -1;
+        if (conf_copy(&serve_table.opts[i], dst, src) < 0) return -1;
     return 0;
 }
 
@@ -348,7 +345,8 @@ static int config_check(const char *path) {
         fprintf(stderr, "%s: %d error%s\n", path, n, n == 1 ? "" : "s");
     } else {
         printf("# %s is valid.  Effective settings (defaults < file <"
-               " environment):\n", path);
+               " environment):\n",
+               path);
         for (int i = 0; i < c.env.n; i++)
             if (i == 0 || strcmp(c.env.a[i].origin, c.env.a[i - 1].origin))
                 printf("#   from the environment: %s\n", c.env.a[i].origin);
@@ -373,23 +371,21 @@ static void config_example(FILE *f) {
 }
 
 static void config_usage(FILE *f) {
-    fprintf(f,
-            "usage: herald config check FILE   validate FILE ($HERALD_* "
-            "applied too) and print\n"
-            "                                  the effective settings, "
-            "secrets hidden; exit 1\n"
-            "                                  on errors (FILE:LINE: ...)\n"
-            "       herald config example      a complete config file with "
-            "every default\n"
-            "                                  (deploy/herald.conf)\n"
-            "       herald config doc          the option table of "
-            "docs/config.md (markdown)\n");
+    fprintf(f, "usage: herald config check FILE   validate FILE ($HERALD_* "
+               "applied too) and print\n"
+               "                                  the effective settings, "
+               "secrets hidden; exit 1\n"
+               "                                  on errors (FILE:LINE: ...)\n"
+               "       herald config example      a complete config file with "
+               "every default\n"
+               "                                  (deploy/herald.conf)\n"
+               "       herald config doc          the option table of "
+               "docs/config.md (markdown)\n");
 }
 
 int cli_config(int argc, char **argv) {
     const char *cmd = argc > 1 ? argv[1] : "";
-    if (!strcmp(cmd, "check") && argc == 3)
-        return config_check(argv[2]);
+    if (!strcmp(cmd, "check") && argc == 3) return config_check(argv[2]);
     if (!strcmp(cmd, "example") && argc == 2) {
         config_example(stdout);
         return 0;

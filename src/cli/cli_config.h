@@ -19,41 +19,41 @@
 #include "core/conf.h"
 
 typedef struct serve_settings {
-    char *config;               /* the file's path ("" = none) */
+    char *config; /* the file's path ("" = none) */
     char *host;
     int port;
-    int workers;                /* 0 = one per core */
+    int workers; /* 0 = one per core */
     char *api_host;
     int api_port;
-    char *tars_host;            /* "" = api_host */
+    char *tars_host; /* "" = api_host */
     int tars_port;
     int tars_max_conns;
-    int tars_max_conns_per_ip;  /* 0 = half of tars_max_conns */
-    int tars_idle_timeout;      /* seconds; 0 = none */
+    int tars_max_conns_per_ip; /* 0 = half of tars_max_conns */
+    int tars_idle_timeout;     /* seconds; 0 = none */
     int api_max_conns;
-    int api_max_conns_per_ip;   /* 0 = half of api_max_conns */
+    int api_max_conns_per_ip; /* 0 = half of api_max_conns */
     char *admin_host;
     int admin_port;
     char *db;
     bool no_fsync;
     bool accept_journal_loss;
     int inbox_max;
-    conf_list_t app;            /* "NAME:SECRET:APIKEY" each */
-    char *app_file;             /* more app lines, from a file ("" = none) */
-    int token_max_ttl;          /* seconds: longest device token lifetime */
+    conf_list_t app;   /* "NAME:SECRET:APIKEY" each */
+    char *app_file;    /* more app lines, from a file ("" = none) */
+    int token_max_ttl; /* seconds: longest device token lifetime */
     int rate_app;
-    int burst;                  /* 0 = rate_app */
+    int burst; /* 0 = rate_app */
     int max_payload;
     int max_conns;
-    int max_conns_per_ip;       /* 0 = no limit */
-    int accept_rate;            /* new device connections/s; 0 = no limit */
-    int accept_burst;           /* 0 = accept_rate */
-    char *memory_high;          /* "auto", "0" (off) or a size: 512M, 2G */
+    int max_conns_per_ip; /* 0 = no limit */
+    int accept_rate;      /* new device connections/s; 0 = no limit */
+    int accept_burst;     /* 0 = accept_rate */
+    char *memory_high;    /* "auto", "0" (off) or a size: 512M, 2G */
     int hb_min, hb_max;
     int head_timeout;
-    int log_level;              /* log_level_t */
-    int log_format;             /* log_format_t */
-    char *pid_file;             /* "" = none */
+    int log_level;  /* log_level_t */
+    int log_format; /* log_format_t */
+    char *pid_file; /* "" = none */
     int drain_grace;
 } serve_settings_t;
 
@@ -63,7 +63,7 @@ extern const conf_table_t serve_table;
  * a reload applies them again over the re-read file. */
 typedef struct serve_conf {
     conf_src_t flags, env;
-    const char *path;           /* --config or $HERALD_CONFIG; NULL = none */
+    const char *path; /* --config or $HERALD_CONFIG; NULL = none */
 } serve_conf_t;
 
 /* Reads the flags and the environment.  0, 1 for --help, -1 on a bad flag
@@ -74,8 +74,7 @@ void serve_conf_free(serve_conf_t *c);
  * environment and the flags, then checks the options against each other.
  * Returns the number of errors (all reported to e); s is complete either
  * way and must be freed with conf_free(&serve_table, s). */
-int serve_conf_load(const serve_conf_t *c, serve_settings_t *s,
-                    conf_errs_t *e);
+int serve_conf_load(const serve_conf_t *c, serve_settings_t *s, conf_errs_t *e);
 /* Checks across options (hb-min <= hb-max, one secret per app, a key
  * used by one app); where names the source in errors.  Errors found. */
 int serve_settings_check(const serve_settings_t *s, const char *where,
@@ -99,7 +98,7 @@ typedef struct serve_live {
     struct push_service *ps;
     struct gw *gw;
     struct store *st;
-    uint32_t max_body;          /* request body limit fixed at start */
+    uint32_t max_body; /* request body limit fixed at start */
 } serve_live_t;
 
 /* The apps of the settings into the store and the registry; with none and

@@ -15,14 +15,14 @@
 #include "store/store.h"
 
 static void device_usage(FILE *f) {
-    fprintf(f,
-            "usage: herald device revoke APP DEVICE [--db PATH]\n\n"
-            "Revokes the device's tokens issued before now: they are refused\n"
-            "(ERR_TOKEN_REVOKED) and its connection is closed.  Tokens minted\n"
-            "from now on work.  A herald serve on the same database applies it\n"
-            "within a second (DELETE /v1/devices/ID/tokens: at once).  Tokens\n"
-            "without an issue time count as issued token-max-ttl before their\n"
-            "expiry.  The database defaults to $HERALD_DB, else ./herald.db.\n");
+    fprintf(
+        f, "usage: herald device revoke APP DEVICE [--db PATH]\n\n"
+           "Revokes the device's tokens issued before now: they are refused\n"
+           "(ERR_TOKEN_REVOKED) and its connection is closed.  Tokens minted\n"
+           "from now on work.  A herald serve on the same database applies it\n"
+           "within a second (DELETE /v1/devices/ID/tokens: at once).  Tokens\n"
+           "without an issue time count as issued token-max-ttl before their\n"
+           "expiry.  The database defaults to $HERALD_DB, else ./herald.db.\n");
 }
 
 int cli_device(int argc, char **argv) {

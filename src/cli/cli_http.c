@@ -24,22 +24,20 @@ int cli_http_parse_url(const char *url, char *host, size_t cap, int *port) {
         return -1;
     const char *colon = strrchr(url, ':');
     const char *slash = strchr(url, '/');
-    size_t hl = colon ? (size_t)(colon - url)
-                      : slash ? (size_t)(slash - url) : strlen(url);
-    if (hl == 0 || hl >= cap)
-        return -1;
+    size_t hl = colon   ? (size_t)(colon - url)
+                : slash ? (size_t)(slash - url)
+                        : strlen(url);
+    if (hl == 0 || hl >= cap) return -1;
     memcpy(host, url, hl);
     host[hl] = 0;
     long p = 80;
     if (colon) {
         char digits[8];
         size_t dl = slash ? (size_t)(slash - colon - 1) : strlen(colon + 1);
-        if (dl == 0 || dl >= sizeof digits)
-            return -1;
+        if (dl == 0 || dl >= sizeof digits) return -1;
         memcpy(digits, colon + 1, dl);
         digits[dl] = 0;
-        if (cli_parse_long(digits, 1, 65535, &p) < 0)
-            return -1;
+        if (cli_parse_long(digits, 1, 65535, &p) < 0) return -1;
     }
     *port = (int)p;
     return 0;
@@ -49,10 +47,8 @@ int cli_http_write_all(int fd, const void *buf, size_t n) {
     const char *p = buf;
     while (n) {
         ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return -1;
         p += w;
         n -= (size_t)w;
     }
@@ -64,8 +60,7 @@ int cli_http_write_all(int fd, const void *buf, size_t n) {
 int cli_http_read_response(int fd, char **body) {
     char *buf = malloc(RESP_MAX + 1);
     size_t len = 0;
-    if (!buf)
-        return -1;
+    if (!buf) return -1;
     for (;;) {
         char *end = len ? memmem(buf, len, "\r\n\r\n", 4) : NULL;
         if (end) {
@@ -73,19 +68,14 @@ int cli_http_read_response(int fd, char **body) {
             buf[head - 2] = 0;
             int status = 0;
             unsigned long cl = 0;
-            if (sscanf(buf, "HTTP/1.%*d %d", &status) != 1)
-                break;
+            if (sscanf(buf, "HTTP/1.%*d %d", &status) != 1) break;
             const char *h = strcasestr(buf, "\r\ncontent-length:");
-            if (h)
-                cl = strtoul(h + 17, NULL, 10);
-            if (cl > RESP_MAX - head)
-                break;
+            if (h) cl = strtoul(h + 17, NULL, 10);
+            if (cl > RESP_MAX - head) break;
             while (len < head + cl) {
                 ssize_t n = read(fd, buf + len, RESP_MAX - len);
-                if (n < 0 && errno == EINTR)
-                    continue;
-                if (n <= 0)
-                    goto fail;
+                if (n < 0 && errno == EINTR) continue;
+                if (n <= 0) goto fail;
                 len += (size_t)n;
             }
             memmove(buf, buf + head, cl);
@@ -93,13 +83,10 @@ int cli_http_read_response(int fd, char **body) {
             *body = buf;
             return status;
         }
-        if (len == RESP_MAX)
-            break;
+        if (len == RESP_MAX) break;
         ssize_t n = read(fd, buf + len, RESP_MAX - len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
         len += (size_t)n;
     }
 fail:

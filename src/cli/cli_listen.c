@@ -47,7 +47,8 @@ static void on_signal(int sig) {
 }
 
 static void listen_usage(FILE *f) {
-    fprintf(f,
+    fprintf(
+        f,
         "usage: herald listen --server HOST:PORT (or ws://HOST:PORT)\n"
         "                     (--token TOK | --app APP --device DEV\n"
         "                      (--secret S | --secret-file F))\n"
@@ -62,16 +63,13 @@ static void listen_usage(FILE *f) {
 /* ---- duplicate set -------------------------------------------------------- */
 
 static bool seen_check_add(listener_t *l, const char *id, size_t n) {
-    if (n > MSGID_MAX)
-        n = MSGID_MAX;
+    if (n > MSGID_MAX) n = MSGID_MAX;
     for (int i = 0; i < l->seen_n; i++)
-        if (strlen(l->seen[i]) == n && !memcmp(l->seen[i], id, n))
-            return true;
+        if (strlen(l->seen[i]) == n && !memcmp(l->seen[i], id, n)) return true;
     memcpy(l->seen[l->seen_next], id, n);
     l->seen[l->seen_next][n] = 0;
     l->seen_next = (l->seen_next + 1) % SEEN_MAX;
-    if (l->seen_n < SEEN_MAX)
-        l->seen_n++;
+    if (l->seen_n < SEEN_MAX) l->seen_n++;
     return false;
 }
 
@@ -80,8 +78,7 @@ static bool seen_check_add(listener_t *l, const char *id, size_t n) {
 static bool printable_text(const uint8_t *p, size_t n) {
     uint8_t st[3] = {0};
     for (size_t i = 0; i < n; i++)
-        if (p[i] < 0x20 || p[i] == 0x7f)
-            return false;
+        if (p[i] < 0x20 || p[i] == 0x7f) return false;
     return ws_utf8_step(st, p, n) && st[0] == 0;
 }
 
@@ -90,8 +87,7 @@ static bool printable_text(const uint8_t *p, size_t n) {
 bool cli_listen_deliver(listener_t *l, const char *id, size_t id_len,
                         int64_t seq, int timeline, const uint8_t *payload,
                         size_t plen, const char *topic, size_t topic_len) {
-    if (seen_check_add(l, id, id_len))
-        return false;
+    if (seen_check_add(l, id, id_len)) return false;
     bool text = printable_text(payload, plen);
     if (l->json) {
         json_t *o = json_object();
@@ -113,8 +109,7 @@ bool cli_listen_deliver(listener_t *l, const char *id, size_t id_len,
         }
         char *s = json_dumps(o, JSON_COMPACT);
         json_decref(o);
-        if (s)
-            printf("%s\n", s);
+        if (s) printf("%s\n", s);
         free(s);
     } else {
         /* Which timeline it came from: inbox and broadcast seqs count
@@ -131,10 +126,9 @@ bool cli_listen_deliver(listener_t *l, const char *id, size_t id_len,
                    (int)plen, (const char *)payload);
         } else {
             char *b = malloc(B64_ENC_LEN(plen) + 1);
-            if (b)
-                b64_encode(b, payload, plen);
-            printf("push msgId=%.*s %s payloadB64=%s\n", (int)id_len, id,
-                   where, b ? b : "");
+            if (b) b64_encode(b, payload, plen);
+            printf("push msgId=%.*s %s payloadB64=%s\n", (int)id_len, id, where,
+                   b ? b : "");
             free(b);
         }
     }
@@ -148,14 +142,11 @@ bool cli_listen_deliver(listener_t *l, const char *id, size_t id_len,
 /* Reads what is there into rx (poll said readable).  1 on data, 0 on EOF,
  * -1 on error or overflow. */
 int cli_listen_recv_some(listener_t *l) {
-    if (l->rx_len == RX_MAX)
-        return -1;
+    if (l->rx_len == RX_MAX) return -1;
     ssize_t n;
-    do
-        n = read(l->fd, l->rx + l->rx_len, RX_MAX - l->rx_len);
+    do n = read(l->fd, l->rx + l->rx_len, RX_MAX - l->rx_len);
     while (n < 0 && errno == EINTR);
-    if (n <= 0)
-        return n == 0 ? 0 : -1;
+    if (n <= 0) return n == 0 ? 0 : -1;
     l->rx_len += (size_t)n;
     return 1;
 }
@@ -169,15 +160,13 @@ void cli_listen_rx_consume(listener_t *l, size_t n) {
 
 static int mint_token(listener_t *l) {
     if (l->token) {
-        if (strlen(l->token) >= sizeof l->tok)
-            return -1;
+        if (strlen(l->token) >= sizeof l->tok) return -1;
         strcpy(l->tok, l->token);
         return 0;
     }
     int64_t now = (int64_t)time(NULL);
-    return token_mint(l->tok, sizeof l->tok, l->app, l->device, now,
-                      now + 3600, (const uint8_t *)l->secret,
-                      strlen(l->secret)) < 0
+    return token_mint(l->tok, sizeof l->tok, l->app, l->device, now, now + 3600,
+                      (const uint8_t *)l->secret, strlen(l->secret)) < 0
                ? -1
                : 0;
 }
@@ -215,10 +204,8 @@ static int session(listener_t *l, bool *authed) {
         }
         struct pollfd pf = {.fd = l->fd, .events = POLLIN};
         int n = poll(&pf, 1, (int)(next_hb - now));
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            continue;
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) continue;
         int r = cli_listen_recv_some(l);
         if (r <= 0) {
             fprintf(stderr, "disconnected reason=%s\n",
@@ -230,21 +217,23 @@ static int session(listener_t *l, bool *authed) {
          * the admin port, and its answer read as a frame length is just
          * "frame too large" forever. */
         if (!l->ws && l->rx_len >= 5 && !memcmp(l->rx, "HTTP/", 5)) {
-            fprintf(stderr, "herald listen: %s:%d answered in HTTP: this is"
+            fprintf(stderr,
+                    "herald listen: %s:%d answered in HTTP: this is"
                     " not a device port (herald serve prints it as 'device"
-                    " port N')\n", l->host, l->port);
+                    " port N')\n",
+                    l->host, l->port);
             st = S_EXIT_FAIL;
             break;
         }
         st = l->ws ? cli_listen_ws_input(l, &closed)
                    : cli_listen_tcp_input(l, &closed);
-        if (!l->ws)
-            *authed = true;
+        if (!l->ws) *authed = true;
     }
     if (!closed && (stop_flag || st == S_EXIT_OK)) {
         if (l->ws) {
             uint8_t code[2] = {WS_CLOSE_NORMAL >> 8, WS_CLOSE_NORMAL & 0xff};
-            (void)cli_listen_ws_send(l, WS_OP_CLOSE, code, 2); /* leaving anyway */
+            (void)cli_listen_ws_send(l, WS_OP_CLOSE, code,
+                                     2); /* leaving anyway */
         } else {
             cli_listen_tcp_bye(l);
         }
@@ -258,8 +247,7 @@ static void sleep_backoff(uint64_t ms) {
     uint64_t until = clock_mono_ms() + ms;
     while (!stop_flag) {
         uint64_t now = clock_mono_ms();
-        if (now >= until)
-            return;
+        if (now >= until) return;
         (void)poll(NULL, 0, (int)(until - now)); /* EINTR ends it early */
     }
 }
@@ -274,14 +262,10 @@ static int run(listener_t *l) {
         }
         bool authed = false;
         int st = session(l, &authed);
-        if (st == S_EXIT_OK)
-            return 0;
-        if (st == S_EXIT_FAIL)
-            return 1;
-        if (stop_flag)
-            break;
-        if (authed)
-            backoff = 500;
+        if (st == S_EXIT_OK) return 0;
+        if (st == S_EXIT_FAIL) return 1;
+        if (stop_flag) break;
+        if (authed) backoff = 500;
         uint32_t r = 0;
         (void)RAND_bytes((unsigned char *)&r, sizeof r); /* 0 is fine too */
         /* Full jitter in [backoff/2, backoff): a fleet that lost one
@@ -338,8 +322,7 @@ int cli_listen(int argc, char **argv) {
         {0, 0, 0, 0},
     };
     listener_t *l = calloc(1, sizeof *l);
-    if (!l)
-        return 1;
+    if (!l) return 1;
     l->heartbeat = 30;
     l->fd = -1;
     l->secret = getenv("HERALD_SECRET");
@@ -356,7 +339,8 @@ int cli_listen(int argc, char **argv) {
         case 'd': l->device = optarg; break;
         case 's': l->secret = optarg; break;
         case 'f':
-            if (cli_read_secret_file(optarg, secret_buf, sizeof secret_buf) < 0) {
+            if (cli_read_secret_file(optarg, secret_buf, sizeof secret_buf) <
+                0) {
                 fprintf(stderr, "herald listen: cannot read %s\n", optarg);
                 goto out;
             }
@@ -365,20 +349,21 @@ int cli_listen(int argc, char **argv) {
         case 'w': l->ws = true; break;
         case 'j': l->json = true; break;
         case 'b':
-            if (cli_parse_long(optarg, 1, 3600, &v) < 0)
-                goto usage;
+            if (cli_parse_long(optarg, 1, 3600, &v) < 0) goto usage;
             l->heartbeat = (int)v;
             break;
         case 'c':
-            if (cli_parse_long(optarg, 1, 1L << 40, &v) < 0)
-                goto usage;
+            if (cli_parse_long(optarg, 1, 1L << 40, &v) < 0) goto usage;
             l->count = v;
             break;
-        case 'h': listen_usage(stdout); rc = 0; goto out;
+        case 'h':
+            listen_usage(stdout);
+            rc = 0;
+            goto out;
         default: goto usage;
         }
     }
-    const char *why = !server ? "--server HOST:PORT is required"
+    const char *why = !server          ? "--server HOST:PORT is required"
                       : optind != argc ? "unexpected argument"
                                        : parse_server(l, server);
     if (!why && !l->token && (!l->app || !l->device || !l->secret))
@@ -409,8 +394,7 @@ usage:
 out:
     OPENSSL_cleanse(secret_buf, sizeof secret_buf);
     free(l->rx);
-    if (l->arena)
-        jce_arena_free(l->arena);
+    if (l->arena) jce_arena_free(l->arena);
     free(l);
     return rc;
 }

@@ -15,8 +15,8 @@
 #include "gateway/yyb.h"
 #include "jce/jce.h"
 
-#define RX_MAX (1u << 20)   /* one frame or WebSocket message */
-#define SEEN_MAX 1024       /* msgIds remembered for duplicate dropping */
+#define RX_MAX (1u << 20) /* one frame or WebSocket message */
+#define SEEN_MAX 1024     /* msgIds remembered for duplicate dropping */
 #define MSGID_MAX 128
 
 /* What one session ended with. */

@@ -36,8 +36,7 @@ static int yyb_send(listener_t *l, int cmd, int req_id, const jce_out_t *body) {
 int cli_listen_tcp_hello(listener_t *l) {
     uint8_t pre[YYB_PREFACE_LEN];
     yyb_preface(pre, YYB_VERSION);
-    if (cli_http_write_all(l->fd, pre, sizeof pre) < 0)
-        return -1;
+    if (cli_http_write_all(l->fd, pre, sizeof pre) < 0) return -1;
     herald_HelloReq h;
     herald_HelloReq_init(&h);
     h.token = jce_str_from(l->tok);
@@ -78,8 +77,7 @@ static int tcp_ack(listener_t *l, const herald_PushBatch *b) {
     bool any = false;
     for (uint32_t i = 0; i < b->msgs.n; i++) {
         const herald_PushMsg *m = &b->msgs.items[i];
-        if (!m->needAck)
-            continue;
+        if (!m->needAck) continue;
         any = true;
         if (m->timeline == 0 && m->seq > 0)
             a.inboxSeq = m->seq > l->inbox_seq ? m->seq : l->inbox_seq;
@@ -89,13 +87,10 @@ static int tcp_ack(listener_t *l, const herald_PushBatch *b) {
         else if (a.msgIds.n < 256)
             ids[a.msgIds.n++] = m->msgId;
     }
-    if (!any)
-        return 0;
+    if (!any) return 0;
     a.msgIds.items = ids;
-    if (a.inboxSeq > l->inbox_seq)
-        l->inbox_seq = a.inboxSeq;
-    if (a.broadcastSeq > l->broadcast_seq)
-        l->broadcast_seq = a.broadcastSeq;
+    if (a.inboxSeq > l->inbox_seq) l->inbox_seq = a.inboxSeq;
+    if (a.broadcastSeq > l->broadcast_seq) l->broadcast_seq = a.broadcastSeq;
     jce_out_t o;
     jce_out_init(&o, JCE_POLICY_CPP);
     herald_AckReq_encode(&a, &o);
@@ -137,13 +132,11 @@ static int tcp_package(listener_t *l, const herald_Package *p, bool *closed) {
         bool done = false;
         for (uint32_t i = 0; i < b.msgs.n && !done; i++) {
             const herald_PushMsg *m = &b.msgs.items[i];
-            done = cli_listen_deliver(l, m->msgId.data, m->msgId.len,
-                                      m->seq, m->timeline, m->payload.data,
-                                      m->payload.len, m->topic.data,
-                                      m->topic.len);
+            done = cli_listen_deliver(
+                l, m->msgId.data, m->msgId.len, m->seq, m->timeline,
+                m->payload.data, m->payload.len, m->topic.data, m->topic.len);
         }
-        if (tcp_ack(l, &b) < 0)
-            *closed = true;
+        if (tcp_ack(l, &b) < 0) *closed = true;
         return done ? S_EXIT_OK : S_RETRY;
     }
     case herald_CMD_KICK: {
@@ -191,7 +184,6 @@ int cli_listen_tcp_input(listener_t *l, bool *closed) {
         if (yyb_decode_package(&f, l->arena, &p, NULL) == 0)
             st = tcp_package(l, &p, closed);
         cli_listen_rx_consume(l, used);
-        if (st != S_RETRY || *closed)
-            return st;
+        if (st != S_RETRY || *closed) return st;
     }
 }

@@ -21,12 +21,10 @@
 
 int cli_listen_ws_send(listener_t *l, unsigned op, const void *p, size_t n) {
     uint8_t hdr[WS_HEADER_MAX], mask[4];
-    if (RAND_bytes(mask, 4) != 1)
-        return -1;
+    if (RAND_bytes(mask, 4) != 1) return -1;
     size_t hl = ws_frame_header_masked(hdr, op, true, n, mask);
     uint8_t *buf = malloc(hl + n + 1);
-    if (!buf)
-        return -1;
+    if (!buf) return -1;
     memcpy(buf, hdr, hl);
     memcpy(buf + hl, p, n);
     ws_mask(buf + hl, n, mask, 0);
@@ -38,8 +36,7 @@ int cli_listen_ws_send(listener_t *l, unsigned op, const void *p, size_t n) {
 static int ws_send_json(listener_t *l, json_t *j) {
     char *s = json_dumps(j, JSON_COMPACT);
     json_decref(j);
-    if (!s)
-        return -1;
+    if (!s) return -1;
     int rc = cli_listen_ws_send(l, WS_OP_TEXT, s, strlen(s));
     free(s);
     return rc;
@@ -48,8 +45,7 @@ static int ws_send_json(listener_t *l, json_t *j) {
 int cli_listen_ws_upgrade(listener_t *l) {
     uint8_t key[16];
     char key64[B64_ENC_LEN(16) + 1], req[1024];
-    if (RAND_bytes(key, sizeof key) != 1)
-        return -1;
+    if (RAND_bytes(key, sizeof key) != 1) return -1;
     b64_encode(key64, key, sizeof key);
     int n = snprintf(req, sizeof req,
                      "GET /v1/ws?token=%s HTTP/1.1\r\nHost: %s:%d\r\n"
@@ -57,7 +53,8 @@ int cli_listen_ws_upgrade(listener_t *l) {
                      "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n"
                      "\r\n",
                      l->tok, l->host, l->port, key64);
-    if (n < 0 || (size_t)n >= sizeof req || cli_http_write_all(l->fd, req, (size_t)n) < 0)
+    if (n < 0 || (size_t)n >= sizeof req ||
+        cli_http_write_all(l->fd, req, (size_t)n) < 0)
         return -1;
     for (;;) {
         uint8_t *end = memmem(l->rx, l->rx_len, "\r\n\r\n", 4);
@@ -67,12 +64,15 @@ int cli_listen_ws_upgrade(listener_t *l) {
             l->rx[head - 1] = 0;
             (void)sscanf((char *)l->rx, "HTTP/1.1 %d", &status);
             if (status != 101) {
-                fprintf(stderr, "disconnected reason=upgrade_refused "
-                                "status=%d\n", status);
+                fprintf(stderr,
+                        "disconnected reason=upgrade_refused "
+                        "status=%d\n",
+                        status);
                 /* A 404 here is the push API or the admin port: retrying
                  * will not make it a device port. */
                 if (status == 404)
-                    fprintf(stderr, "herald listen: %s:%d has no WebSocket"
+                    fprintf(stderr,
+                            "herald listen: %s:%d has no WebSocket"
                             " at /v1/ws: this is not a device port (herald"
                             " serve prints it as 'device port N')\n",
                             l->host, l->port);
@@ -84,8 +84,7 @@ int cli_listen_ws_upgrade(listener_t *l) {
             return 0;
         }
         struct pollfd pf = {.fd = l->fd, .events = POLLIN};
-        if (poll(&pf, 1, 10000) <= 0 || cli_listen_recv_some(l) <= 0)
-            return -1;
+        if (poll(&pf, 1, 10000) <= 0 || cli_listen_recv_some(l) <= 0) return -1;
     }
 }
 
@@ -117,26 +116,21 @@ static int ws_text(listener_t *l, const uint8_t *p, size_t n, bool *closed) {
         }
         if (json_is_string(id)) {
             bool done = cli_listen_deliver(
-                l, json_string_value(id), json_string_length(id), seq,
-                timeline,
+                l, json_string_value(id), json_string_length(id), seq, timeline,
                 bin ? bin : (const uint8_t *)json_string_value(pl),
                 bin ? blen : json_string_length(pl), json_string_value(tp),
                 json_string_length(tp));
             if (!na || json_is_true(na)) {
                 json_t *ack = json_pack("{s:s}", "cmd", "ack");
                 if (seq > 0 && timeline == 1)
-                    json_object_set_new(ack, "broadcastSeq",
-                                        json_integer(seq));
+                    json_object_set_new(ack, "broadcastSeq", json_integer(seq));
                 else if (seq > 0)
                     json_object_set_new(ack, "inboxSeq", json_integer(seq));
                 else
-                    json_object_set_new(ack, "msgIds",
-                                        json_pack("[O]", id));
-                if (ws_send_json(l, ack) < 0)
-                    *closed = true;
+                    json_object_set_new(ack, "msgIds", json_pack("[O]", id));
+                if (ws_send_json(l, ack) < 0) *closed = true;
             }
-            if (done)
-                st = S_EXIT_OK;
+            if (done) st = S_EXIT_OK;
         }
         free(bin);
     } else if (cmd && !strcmp(cmd, "kick")) {
@@ -160,22 +154,18 @@ static int ws_text(listener_t *l, const uint8_t *p, size_t n, bool *closed) {
  * server's, which insists on masks). */
 int cli_listen_ws_input(listener_t *l, bool *closed) {
     for (;;) {
-        if (l->rx_len < 2)
-            return S_RETRY;
+        if (l->rx_len < 2) return S_RETRY;
         uint8_t b0 = l->rx[0], b1 = l->rx[1];
         uint64_t len = b1 & 0x7f;
         size_t hl = 2;
         if (len == 126) {
-            if (l->rx_len < 4)
-                return S_RETRY;
+            if (l->rx_len < 4) return S_RETRY;
             len = (uint64_t)l->rx[2] << 8 | l->rx[3];
             hl = 4;
         } else if (len == 127) {
-            if (l->rx_len < 10)
-                return S_RETRY;
+            if (l->rx_len < 10) return S_RETRY;
             len = 0;
-            for (int i = 0; i < 8; i++)
-                len = len << 8 | l->rx[2 + i];
+            for (int i = 0; i < 8; i++) len = len << 8 | l->rx[2 + i];
             hl = 10;
         }
         if ((b1 & 0x80) || len > RX_MAX - hl) {
@@ -183,8 +173,7 @@ int cli_listen_ws_input(listener_t *l, bool *closed) {
             *closed = true;
             return S_RETRY;
         }
-        if (l->rx_len < hl + len)
-            return S_RETRY;
+        if (l->rx_len < hl + len) return S_RETRY;
         uint8_t *p = l->rx + hl;
         unsigned op = b0 & 0x0f;
         int st = S_RETRY;
@@ -195,13 +184,12 @@ int cli_listen_ws_input(listener_t *l, bool *closed) {
                 *closed = true;
         } else if (op == WS_OP_CLOSE) {
             unsigned code = len >= 2 ? (unsigned)(p[0] << 8 | p[1]) : 1005;
-            fprintf(stderr, "disconnected reason=ws_close code=%u %.*s\n",
-                    code, len > 2 ? (int)len - 2 : 0, (const char *)p + 2);
+            fprintf(stderr, "disconnected reason=ws_close code=%u %.*s\n", code,
+                    len > 2 ? (int)len - 2 : 0, (const char *)p + 2);
             (void)cli_listen_ws_send(l, WS_OP_CLOSE, p, len >= 2 ? 2 : 0);
             *closed = true;
         }
         cli_listen_rx_consume(l, hl + (size_t)len);
-        if (st != S_RETRY || *closed)
-            return st;
+        if (st != S_RETRY || *closed) return st;
     }
 }

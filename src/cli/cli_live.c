@@ -52,8 +52,8 @@ static int put_app(const serve_live_t *l, const char *spec, bool replace,
 static int add_demo_app(store_t *st) {
     store_app_t a;
     char key[128];
-    int rc = store_app_create(st, "demo", STORE_UNKNOWN_STORE, &a, key,
-                              sizeof key);
+    int rc =
+        store_app_create(st, "demo", STORE_UNKNOWN_STORE, &a, key, sizeof key);
     if (rc < 0) {
         fprintf(stderr, "herald serve: demo app: %s\n", store_strerror(rc));
         return rc;
@@ -79,18 +79,15 @@ static void count_app(void *ctx, const store_app_t *a, int n_keys) {
 int serve_apps_start(const serve_live_t *l, const serve_settings_t *s) {
     char name[64];
     for (int i = 0; i < s->app.n; i++)
-        if (put_app(l, s->app.v[i], false, name) < 0)
-            return -1;
-    if (s->app.n)
-        return 0;
+        if (put_app(l, s->app.v[i], false, name) < 0) return -1;
+    if (s->app.n) return 0;
     store_reader_t *r;
     int n = 0;
     if (store_reader_new(l->st, &r) == 0) {
         (void)store_app_list(r, count_app, &n); /* 0 apps on failure */
         store_reader_free(r);
     }
-    if (n == 0)
-        return add_demo_app(l->st);
+    if (n == 0) return add_demo_app(l->st);
     printf("herald: %d app(s) in the store (herald app list)\n", n);
     return 0;
 }
@@ -118,8 +115,7 @@ static void reload_apps(const serve_live_t *l, const conf_list_t *old,
     char name[64], secret[128];
     const char *key;
     for (int i = 0; i < now->n; i++)
-        if (!has_spec(old, now->v[i]) &&
-            put_app(l, now->v[i], true, name) == 0)
+        if (!has_spec(old, now->v[i]) && put_app(l, now->v[i], true, name) == 0)
             log_info("app updated", "app=%s", name);
     for (int i = 0; i < old->n; i++) {
         serve_app_split(old->v[i], name, secret, &key);
@@ -170,16 +166,16 @@ int serve_reload(const serve_live_t *l, const serve_conf_t *c,
     memset(&next, 0, sizeof next);
     conf_errs_t e = {log_conf_err, NULL, 0};
     if (serve_conf_load(c, &next, &e) > 0) {
-        log_error("config reload failed", "errors=%d file=\"%s\" kept=old",
-                  e.n, c->path ? c->path : "");
+        log_error("config reload failed", "errors=%d file=\"%s\" kept=old", e.n,
+                  c->path ? c->path : "");
         conf_free(t, &next);
         return -1;
     }
     /* The request body limit was sized at start. */
     if ((uint32_t)next.max_payload * 2 + 4096 > l->max_body &&
         next.max_payload != cur->max_payload) {
-        log_warn("config option needs a restart",
-                 "option=max-payload above=%u", (l->max_body - 4096) / 2);
+        log_warn("config option needs a restart", "option=max-payload above=%u",
+                 (l->max_body - 4096) / 2);
         next.max_payload = cur->max_payload;
     }
     char changed[1024] = "", restart[1024] = "";
@@ -202,8 +198,7 @@ int serve_reload(const serve_live_t *l, const serve_conf_t *c,
         return -1;
     }
     apply_live(l, &next);
-    if (apps)
-        reload_apps(l, &cur->app, &next.app);
+    if (apps) reload_apps(l, &cur->app, &next.app);
     if (*restart)
         log_warn("config options need a restart", "options=%s kept=old",
                  restart);

@@ -23,19 +23,19 @@
 #include "rpc/trpc.h"
 
 static void push_usage(FILE *f) {
-    fprintf(f,
-        "usage: herald push device --key KEY --device DEV message\n"
-        "       herald push devices --key KEY --device DEV [--device DEV...]"
-        " message\n"
-        "       herald push online --key KEY message\n"
-        "       herald push all --key KEY message\n\n"
-        "  --api URL            HTTP API, http://HOST:PORT or HOST:PORT\n"
-        "                       (127.0.0.1:8080)\n"
-        "  --tars HOST:PORT     use the TARS PushAPI instead of HTTP\n"
-        "message: (--payload TEXT | --payload-b64 B64) [--ttl SECONDS]\n"
-        "         [--request-id ID] [--collapse-key K] [--no-ack]\n"
-        "         [--unknown-device store|reject]   (device, devices)\n\n"
-        "KEY may come from $HERALD_API_KEY.\n");
+    fprintf(
+        f, "usage: herald push device --key KEY --device DEV message\n"
+           "       herald push devices --key KEY --device DEV [--device DEV...]"
+           " message\n"
+           "       herald push online --key KEY message\n"
+           "       herald push all --key KEY message\n\n"
+           "  --api URL            HTTP API, http://HOST:PORT or HOST:PORT\n"
+           "                       (127.0.0.1:8080)\n"
+           "  --tars HOST:PORT     use the TARS PushAPI instead of HTTP\n"
+           "message: (--payload TEXT | --payload-b64 B64) [--ttl SECONDS]\n"
+           "         [--request-id ID] [--collapse-key K] [--no-ack]\n"
+           "         [--unknown-device store|reject]   (device, devices)\n\n"
+           "KEY may come from $HERALD_API_KEY.\n");
 }
 
 /* ---- TARS ------------------------------------------------------------- */
@@ -53,8 +53,7 @@ static int tars_msg(const json_t *req, herald_PushMessage *m, uint8_t **raw) {
     json_t *v;
     if ((v = json_object_get(req, "ttl")))
         m->ttl = (int32_t)json_integer_value(v);
-    if ((v = json_object_get(req, "needAck")))
-        m->needAck = json_is_true(v);
+    if ((v = json_object_get(req, "needAck"))) m->needAck = json_is_true(v);
     const char *ud = json_string_value(json_object_get(req, "unknownDevice"));
     if (ud) /* PushMessage: 1 store, 2 reject (0: the app's setting) */
         m->unknownDevice = !strcmp(ud, "reject") ? 2 : 1;
@@ -65,8 +64,8 @@ static int tars_msg(const json_t *req, herald_PushMessage *m, uint8_t **raw) {
     } else if ((v = json_object_get(req, "payloadB64"))) {
         size_t n = json_string_length(v), out = 0;
         *raw = malloc(B64_DEC_MAX(n) + 1);
-        if (!*raw || b64_decode(*raw, B64_DEC_MAX(n) + 1,
-                                json_string_value(v), n, &out) != 0)
+        if (!*raw || b64_decode(*raw, B64_DEC_MAX(n) + 1, json_string_value(v),
+                                n, &out) != 0)
             return -1;
         m->payload.data = *raw;
         m->payload.len = (uint32_t)out;
@@ -154,8 +153,10 @@ static int push_tars(const char *what, const char *addr, const char *key,
     }
     static const char *fn[] = {"pushSingleDevice", "pushMultiDevice",
                                "pushAllOnlineDevice", "pushAllDevice"};
-    int which = !strcmp(what, "device") ? 0 : !strcmp(what, "devices") ? 1
-                : !strcmp(what, "online") ? 2 : 3;
+    int which = !strcmp(what, "device")    ? 0
+                : !strcmp(what, "devices") ? 1
+                : !strcmp(what, "online")  ? 2
+                                           : 3;
     jce_out_t args, frame, rbuf;
     jce_out_init(&args, JCE_POLICY_CPP);
     jce_out_init(&frame, JCE_POLICY_CPP);
@@ -167,7 +168,8 @@ static int push_tars(const char *what, const char *addr, const char *key,
     int fd = -1, out = 3;
     jce_arena_t *a = jce_arena_new(0);
     trpc_response_t r;
-    if (rc == 0 && a && net_connect_tcp(host, (int)port, NULL, false, &fd) == 0 &&
+    if (rc == 0 && a &&
+        net_connect_tcp(host, (int)port, NULL, false, &fd) == 0 &&
         net_set_nonblock(fd, false) == 0 &&
         (rc = trpc_call(fd, &frame, 1, 10000, &rbuf, a, &r)) == 0) {
         if (r.ret != 0) {
@@ -181,8 +183,7 @@ static int push_tars(const char *what, const char *addr, const char *key,
         fprintf(stderr, "herald push: TARS call to %s failed: %s\n", addr,
                 rc < 0 ? trpc_strerror(rc) : "cannot connect");
     }
-    if (fd >= 0)
-        close(fd);
+    if (fd >= 0) close(fd);
     jce_arena_free(a);
     jce_out_free(&args);
     jce_out_free(&frame);
@@ -195,15 +196,15 @@ static int push_tars(const char *what, const char *addr, const char *key,
  * payload option at all is refused: an empty push sent by mistake reaches
  * every device it names (--payload '' sends one on purpose). */
 static const char *push_refusal(const char *what, const char *key, int argc,
-                                char **argv, const json_t *req,
-                                const char *url, char *host, size_t cap,
-                                int *port) {
+                                char **argv, const json_t *req, const char *url,
+                                char *host, size_t cap, int *port) {
     static char why[256];
     bool device = !strcmp(what, "device"), multi = !strcmp(what, "devices");
     if (optind < argc) {
         snprintf(why, sizeof why,
                  "unexpected argument '%.100s' (the payload goes in --payload"
-                 " TEXT)", argv[optind]);
+                 " TEXT)",
+                 argv[optind]);
         return why;
     }
     if (!key || !*key)
@@ -254,8 +255,7 @@ int cli_push(int argc, char **argv) {
     const char *tars = NULL;
     json_t *req = json_object();
     json_t *ids = json_array();
-    if (multi)
-        json_object_set(req, "deviceIds", ids);
+    if (multi) json_object_set(req, "deviceIds", ids);
     json_decref(ids);
     int c;
     optind = 2;
@@ -271,10 +271,18 @@ int cli_push(int argc, char **argv) {
                 json_object_set_new(req, "deviceId", json_string(optarg));
             break;
         case 'T': tars = optarg; break;
-        case 'p': json_object_set_new(req, "payload", json_string(optarg)); break;
-        case 'b': json_object_set_new(req, "payloadB64", json_string(optarg)); break;
-        case 'r': json_object_set_new(req, "requestId", json_string(optarg)); break;
-        case 'c': json_object_set_new(req, "collapseKey", json_string(optarg)); break;
+        case 'p':
+            json_object_set_new(req, "payload", json_string(optarg));
+            break;
+        case 'b':
+            json_object_set_new(req, "payloadB64", json_string(optarg));
+            break;
+        case 'r':
+            json_object_set_new(req, "requestId", json_string(optarg));
+            break;
+        case 'c':
+            json_object_set_new(req, "collapseKey", json_string(optarg));
+            break;
         case 'n': json_object_set_new(req, "needAck", json_false()); break;
         case 'U':
             if (strcmp(optarg, "store") && strcmp(optarg, "reject")) {
@@ -293,14 +301,20 @@ int cli_push(int argc, char **argv) {
             }
             json_object_set_new(req, "ttl", json_integer(v));
             break;
-        case 'h': push_usage(stdout); json_decref(req); return 0;
-        default: push_usage(stderr); json_decref(req); return 2;
+        case 'h':
+            push_usage(stdout);
+            json_decref(req);
+            return 0;
+        default:
+            push_usage(stderr);
+            json_decref(req);
+            return 2;
         }
     }
     char host[256];
     int port;
-    const char *why = push_refusal(what, key, argc, argv, req, url, host,
-                                   sizeof host, &port);
+    const char *why =
+        push_refusal(what, key, argc, argv, req, url, host, sizeof host, &port);
     if (why) {
         fprintf(stderr, "herald push %s: %s\n\n", what, why);
         push_usage(stderr);
@@ -314,8 +328,7 @@ int cli_push(int argc, char **argv) {
     }
     char *body = json_dumps(req, JSON_COMPACT);
     json_decref(req);
-    if (!body)
-        return 1;
+    if (!body) return 1;
     int fd, rc = net_connect_tcp(host, port, NULL, false, &fd);
     if (rc < 0) {
         fprintf(stderr, "herald push: connect %s:%d: %s\n", host, port,
@@ -339,7 +352,8 @@ int cli_push(int argc, char **argv) {
     close(fd);
     free(body);
     if (status < 0) {
-        fprintf(stderr, "herald push: no valid answer from %s:%d\n", host, port);
+        fprintf(stderr, "herald push: no valid answer from %s:%d\n", host,
+                port);
         return 3;
     }
     printf("%s\n", rbody);

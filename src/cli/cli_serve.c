@@ -7,9 +7,9 @@
  * kicked with ERR_DRAINING and pending writes flushed.
  */
 #include <errno.h>
+#include <getopt.h>
 #include <limits.h>
 #include <math.h>
-#include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -94,7 +94,7 @@ typedef struct server {
     gw_t *gw;
     ops_store_t *ops_st;
     ops_admin_t *admin;
-    ops_mem_t *mem;             /* the memory watermark's sampler */
+    ops_mem_t *mem; /* the memory watermark's sampler */
 } server_t;
 
 static void make_configs(server_t *sv, const serve_settings_t *s) {
@@ -142,8 +142,7 @@ static void make_configs(server_t *sv, const serve_settings_t *s) {
  * would cap the gateway far below what the hard limit allows. */
 static void raise_nofile(void) {
     struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= rl.rlim_max)
-        return;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= rl.rlim_max) return;
     rl.rlim_cur = rl.rlim_max;
     if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
         fprintf(stderr, "herald serve: raising the descriptor limit: %s\n",
@@ -161,12 +160,12 @@ static void print_conns(const server_t *sv, const serve_settings_t *s) {
     (void)getrlimit(RLIMIT_NOFILE, &rl);
     long nofile = rl.rlim_cur > INT_MAX ? INT_MAX : (long)rl.rlim_cur;
     int refused = 0;
-    int cap = gw_conns_auto(nofile, sv->gw_cfg.fd_reserve,
-                            sv->gw_cfg.workers, &refused);
+    int cap = gw_conns_auto(nofile, sv->gw_cfg.fd_reserve, sv->gw_cfg.workers,
+                            &refused);
     printf("herald: device connections at most %d (max-conns 0: "
            "descriptor limit %ld, %ld kept for the API, admin and store, "
-           "%d for refusals)\n", gw_max_conns(sv->gw), nofile,
-           nofile - cap - refused, refused);
+           "%d for refusals)\n",
+           gw_max_conns(sv->gw), nofile, nofile - cap - refused, refused);
 }
 
 /* The memory watermark's sampler; the gateway, the push API and /readyz
@@ -194,7 +193,8 @@ static ops_mem_t *start_mem(const char *spec) {
         printf("herald: memory watermark off\n");
     else if (automatic)
         printf("herald: memory watermark %llu MiB (auto: %d%% of %llu MiB, "
-               "%s)\n", (unsigned long long)(high >> 20), OPS_MEM_AUTO_PCT,
+               "%s)\n",
+               (unsigned long long)(high >> 20), OPS_MEM_AUTO_PCT,
                (unsigned long long)(limit >> 20), from);
     else
         printf("herald: memory watermark %llu MiB\n",
@@ -235,7 +235,8 @@ static int server_start(server_t *sv, const serve_settings_t *s) {
         fprintf(stderr, "herald serve: store %s: %s\n", sc.path,
                 store_open_error(rc));
         if (rc == STORE_E_JOURNAL)
-            fprintf(stderr, "herald serve: acknowledged pushes may be lost"
+            fprintf(stderr,
+                    "herald serve: acknowledged pushes may be lost"
                     " (the log line above says how many); to recover what"
                     " is readable and start anyway:\n  herald serve"
                     " --accept-journal-loss ...\n");
@@ -255,9 +256,10 @@ static int server_start(server_t *sv, const serve_settings_t *s) {
         const char *h = *s->host ? s->host : "0.0.0.0";
         bool v6 = strchr(h, ':') != NULL;
         if (rc == -EADDRINUSE)
-            fprintf(stderr, "herald serve: device port %s%s%s:%d is in use "
-                    "by another process\n", v6 ? "[" : "", h, v6 ? "]" : "",
-                    s->port);
+            fprintf(stderr,
+                    "herald serve: device port %s%s%s:%d is in use "
+                    "by another process\n",
+                    v6 ? "[" : "", h, v6 ? "]" : "", s->port);
         else
             fprintf(stderr, "herald serve: device port %d: %s\n", s->port,
                     strerror(sv->gw ? -rc : ENOMEM));
@@ -270,7 +272,7 @@ static int server_start(server_t *sv, const serve_settings_t *s) {
         const char *what = push_service_start_failed(sv->ps, &port);
         fprintf(stderr, "herald serve: %s port %d: %s%s\n", what, port,
                 strerror(-rc),
-                rc != -EADDRINUSE ? ""
+                rc != -EADDRINUSE       ? ""
                 : !strcmp(what, "TARS") ? " (another process listens there;"
                                           " --tars-port -1 turns TARS off)"
                                         : " (another process listens there;"
@@ -406,10 +408,13 @@ int cli_drain(int argc, char **argv) {
             break;
         case 'h':
         default:
-            fprintf(ch == 'h' ? stdout : stderr,
-                    "usage: herald drain --pid-file PATH [--timeout SECONDS]\n\n"
-                    "Asks the `herald serve` started with that --pid-file to drain\n"
-                    "(devices are kicked with ERR_DRAINING) and waits until it exits.\n");
+            fprintf(
+                ch == 'h' ? stdout : stderr,
+                "usage: herald drain --pid-file PATH [--timeout SECONDS]\n\n"
+                "Asks the `herald serve` started with that --pid-file to "
+                "drain\n"
+                "(devices are kicked with ERR_DRAINING) and waits until it "
+                "exits.\n");
             return ch == 'h' ? 0 : 2;
         }
     }

@@ -17,27 +17,25 @@
 #include "core/token.h"
 
 static void token_usage(FILE *f) {
-    fprintf(f,
-            "usage: herald token --app APP --device DEV [--ttl SECONDS]\n"
-            "                    (--secret S | --secret-file FILE)\n\n"
-            "Prints a device token APP.DEV.IAT.EXPIRY.SIG (IAT = now) valid for\n"
-            "--ttl seconds (default 86400; a server refuses tokens that live\n"
-            "longer than its --token-max-ttl, default 30 days).  The secret may\n"
-            "also come from $HERALD_SECRET.\n");
+    fprintf(
+        f,
+        "usage: herald token --app APP --device DEV [--ttl SECONDS]\n"
+        "                    (--secret S | --secret-file FILE)\n\n"
+        "Prints a device token APP.DEV.IAT.EXPIRY.SIG (IAT = now) valid for\n"
+        "--ttl seconds (default 86400; a server refuses tokens that live\n"
+        "longer than its --token-max-ttl, default 30 days).  The secret may\n"
+        "also come from $HERALD_SECRET.\n");
 }
 
 int cli_read_secret_file(const char *path, char *out, size_t cap) {
     FILE *f = fopen(path, "r");
-    if (!f)
-        return -errno;
+    if (!f) return -errno;
     size_t n = fread(out, 1, cap - 1, f);
     int err = ferror(f) ? -EIO : 0;
     int more = fgetc(f) != EOF;
     fclose(f);
-    if (err)
-        return err;
-    if (more)
-        return -EFBIG;
+    if (err) return err;
+    if (more) return -EFBIG;
     while (n && (out[n - 1] == '\n' || out[n - 1] == '\r'))
         n--; /* files made with echo end in a newline nobody means */
     out[n] = 0;
@@ -48,8 +46,7 @@ int cli_parse_long(const char *s, long lo, long hi, long *out) {
     char *end;
     errno = 0;
     long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi)
-        return -1;
+    if (errno || end == s || *end || v < lo || v > hi) return -1;
     *out = v;
     return 0;
 }
@@ -96,8 +93,8 @@ int cli_token(int argc, char **argv) {
         secret = filebuf;
     }
     const char *why = optind != argc ? "unexpected argument"
-                      : !app             ? "--app APP is required"
-                      : !dev             ? "--device DEV is required"
+                      : !app         ? "--app APP is required"
+                      : !dev         ? "--device DEV is required"
                       : !secret || !*secret
                           ? "no secret: --secret S, --secret-file FILE or"
                             " $HERALD_SECRET"
@@ -114,9 +111,11 @@ int cli_token(int argc, char **argv) {
                         (const uint8_t *)secret, strlen(secret));
     OPENSSL_cleanse(filebuf, sizeof filebuf);
     if (rc < 0) {
-        fprintf(stderr, "herald token: %s (app: 1..63 of [A-Za-z0-9_@-], "
-                        "not starting with '-'; device: 1..128 of "
-                        "[A-Za-z0-9_:@-])\n", token_strerror(rc));
+        fprintf(stderr,
+                "herald token: %s (app: 1..63 of [A-Za-z0-9_@-], "
+                "not starting with '-'; device: 1..128 of "
+                "[A-Za-z0-9_:@-])\n",
+                token_strerror(rc));
         return 1;
     }
     printf("%s\n", tok);

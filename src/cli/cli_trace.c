@@ -27,12 +27,11 @@
 #include "core/net.h"
 
 static void trace_usage(FILE *f) {
-    fprintf(f,
-        "usage: herald trace MSG_ID --key KEY [--api URL]\n\n"
-        "Prints the message's path: accepted, stored, routed, written,\n"
-        "acked (and expired), each with its time and count.\n\n"
-        "  --key KEY     the app's API key (or $HERALD_API_KEY)\n"
-        "  --api URL     HTTP API, http://HOST:PORT (127.0.0.1:8080)\n");
+    fprintf(f, "usage: herald trace MSG_ID --key KEY [--api URL]\n\n"
+               "Prints the message's path: accepted, stored, routed, written,\n"
+               "acked (and expired), each with its time and count.\n\n"
+               "  --key KEY     the app's API key (or $HERALD_API_KEY)\n"
+               "  --api URL     HTTP API, http://HOST:PORT (127.0.0.1:8080)\n");
 }
 
 /* ms since the epoch -> "2026-11-24T21:30:01.123Z". */
@@ -49,8 +48,7 @@ static void iso_ms(long long ms, char *out, size_t cap) {
 }
 
 static bool id_ok(const char *id) {
-    if (!*id || strlen(id) > 128)
-        return false;
+    if (!*id || strlen(id) > 128) return false;
     for (const char *p = id; *p; p++)
         if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'z') ||
               (*p >= 'A' && *p <= 'Z') || *p == '-' || *p == '_'))
@@ -70,24 +68,29 @@ static void print_trace(const json_t *j) {
      * nothing; a stored broadcast goes to every device, now or later. */
     bool online = (kind && !strcmp(kind, "online")) || ttl == 0;
     char ttl_s[32], tg_s[32];
-    if (online) snprintf(ttl_s, sizeof ttl_s, "online-only");
-    else snprintf(ttl_s, sizeof ttl_s, "ttl %lld", ttl);
-    if (bcast) snprintf(tg_s, sizeof tg_s, "every device");
-    else snprintf(tg_s, sizeof tg_s, "%lld", targets);
+    if (online)
+        snprintf(ttl_s, sizeof ttl_s, "online-only");
+    else
+        snprintf(ttl_s, sizeof ttl_s, "ttl %lld", ttl);
+    if (bcast)
+        snprintf(tg_s, sizeof tg_s, "every device");
+    else
+        snprintf(tg_s, sizeof tg_s, "%lld", targets);
     printf("msg %s  app %s  kind %s  %s  targets %s\n",
            json_string_value(json_object_get(j, "msgId")), app ? app : "?",
            kind ? kind : "?", ttl_s, tg_s);
-    static const char *steps[] = {"accepted", "stored", "routed", "written",
+    static const char *steps[] = {"accepted", "stored",  "routed", "written",
                                   "acked",    "expired", "dropped"};
     for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
         const json_t *e = json_object_get(tl, steps[i]);
         long long at = (long long)json_integer_value(json_object_get(e, "at"));
-        long long n = (long long)json_integer_value(json_object_get(e, "count"));
+        long long n =
+            (long long)json_integer_value(json_object_get(e, "count"));
         /* Only what happened: a message is rarely expired or dropped. */
-        bool rare = !strcmp(steps[i], "expired") || !strcmp(steps[i], "dropped");
+        bool rare =
+            !strcmp(steps[i], "expired") || !strcmp(steps[i], "dropped");
         if (at <= 0) {
-            if (!rare)
-                printf("%-9s -\n", steps[i]);
+            if (!rare) printf("%-9s -\n", steps[i]);
             continue;
         }
         char when[48];
@@ -101,8 +104,8 @@ static void print_trace(const json_t *j) {
             printf("%-9s %s  (%lld device%s)\n", steps[i], when, n,
                    n == 1 ? "" : "s");
         else if (!strcmp(steps[i], "dropped"))
-            printf("%-9s %s  (%lld device%s never got it)\n", steps[i], when,
-                   n, n == 1 ? "" : "s");
+            printf("%-9s %s  (%lld device%s never got it)\n", steps[i], when, n,
+                   n == 1 ? "" : "s");
         else
             printf("%-9s %s  (%lld)\n", steps[i], when, n);
     }
@@ -128,10 +131,10 @@ int cli_trace(int argc, char **argv) {
     }
     char host[256];
     int port;
-    const char *why = optind == argc      ? "MSG_ID is required"
-                      : optind != argc - 1  ? "one MSG_ID at a time"
-                      : !key || !*key       ? "no API key: give --key KEY or"
-                                              " set $HERALD_API_KEY"
+    const char *why = optind == argc       ? "MSG_ID is required"
+                      : optind != argc - 1 ? "one MSG_ID at a time"
+                      : !key || !*key      ? "no API key: give --key KEY or"
+                                             " set $HERALD_API_KEY"
                       : cli_http_parse_url(url, host, sizeof host, &port) < 0
                           ? "bad --api (http://HOST:PORT or HOST:PORT)"
                           : NULL;
@@ -173,8 +176,10 @@ int cli_trace(int argc, char **argv) {
         print_trace(j);
         out = 0;
     } else if (status == 404) {
-        fprintf(stderr, "herald trace: no message %s (unknown id, expired "
-                        "and purged, or another app's)\n", id);
+        fprintf(stderr,
+                "herald trace: no message %s (unknown id, expired "
+                "and purged, or another app's)\n",
+                id);
     } else if (status == 401) {
         fprintf(stderr, "herald trace: the API key was refused (401 "
                         "unauthorized)\n");

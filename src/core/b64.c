@@ -10,11 +10,12 @@ static const char STD_ALPHA[64] =
 static const char URL_ALPHA[64] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
-static size_t encode(char *out, const uint8_t *in, size_t n,
-                     const char *alpha, bool pad) {
+static size_t encode(char *out, const uint8_t *in, size_t n, const char *alpha,
+                     bool pad) {
     size_t o = 0, i = 0;
     for (; i + 3 <= n; i += 3) {
-        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
+        uint32_t v =
+            (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
         out[o++] = alpha[v >> 18];
         out[o++] = alpha[(v >> 12) & 63];
         out[o++] = alpha[(v >> 6) & 63];
@@ -57,8 +58,8 @@ static int sextet(unsigned char c, bool url) {
 }
 
 /* Decodes n characters without padding (n % 4 != 1). */
-static int decode(uint8_t *out, size_t cap, const char *in, size_t n,
-                  bool url, size_t *out_len) {
+static int decode(uint8_t *out, size_t cap, const char *in, size_t n, bool url,
+                  size_t *out_len) {
     if (n % 4 == 1) return B64_ERR_LEN;
     size_t need = n / 4 * 3 + (n % 4 ? n % 4 - 1 : 0);
     if (need > cap) return B64_ERR_SPACE;

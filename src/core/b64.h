@@ -27,7 +27,7 @@ enum b64_err {
 
 /* Encoded lengths, without the terminating NUL the encoders also write. */
 #define B64_ENC_LEN(n) ((((size_t)(n) + 2) / 3) * 4)
-#define B64URL_ENC_LEN(n) (((size_t)(n) * 4 + 2) / 3)
+#define B64URL_ENC_LEN(n) (((size_t)(n)*4 + 2) / 3)
 /* Upper bound of decoded bytes for n input characters (either variant). */
 #define B64_DEC_MAX(n) (((size_t)(n) + 3) / 4 * 3)
 

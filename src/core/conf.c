@@ -73,8 +73,8 @@ const char *conf_src_get(const conf_src_t *s, const conf_table_t *t,
 
 #define OPT_BASE 1000
 
-int conf_src_args(const conf_table_t *t, int argc, char **argv,
-                  conf_src_t *out, conf_errs_t *e) {
+int conf_src_args(const conf_table_t *t, int argc, char **argv, conf_src_t *out,
+                  conf_errs_t *e) {
     struct option *longs = calloc((size_t)t->n + 2, sizeof *longs);
     if (!longs) {
         conf_err(e, "out of memory");
@@ -107,8 +107,8 @@ int conf_src_args(const conf_table_t *t, int argc, char **argv,
                      argv[optind - 1], t->cmd);
             rc = -1;
         } else {
-            conf_err(e, "unknown option '%s' (see %s --help)",
-                     argv[optind - 1], t->cmd);
+            conf_err(e, "unknown option '%s' (see %s --help)", argv[optind - 1],
+                     t->cmd);
             rc = -1;
         }
     }
@@ -156,8 +156,7 @@ static char *trim(char *s) {
 /* One "key = value" line; 0 or -1 (reported).  first[i] remembers the
  * line a scalar was first set on. */
 static int file_line(const conf_table_t *t, const char *path, int ln,
-                     char *line, int *first, conf_src_t *out,
-                     conf_errs_t *e) {
+                     char *line, int *first, conf_src_t *out, conf_errs_t *e) {
     char *s = trim(line);
     if (!*s || *s == '#') return 0;
     char *eq = strchr(s, '=');
@@ -178,13 +177,12 @@ static int file_line(const conf_table_t *t, const char *path, int ln,
     }
     const conf_opt_t *o = &t->opts[i];
     if (o->flags & CONF_NOFILE) {
-        conf_err(e, "%s:%d: %s cannot be set in a config file", path, ln,
-                 key);
+        conf_err(e, "%s:%d: %s cannot be set in a config file", path, ln, key);
         return -1;
     }
     if (o->type != CONF_LIST && first[i]) {
-        conf_err(e, "%s:%d: %s given twice (first on line %d)", path, ln,
-                 key, first[i]);
+        conf_err(e, "%s:%d: %s given twice (first on line %d)", path, ln, key,
+                 first[i]);
         return -1;
     }
     first[i] = ln;
@@ -249,8 +247,14 @@ static int parse_bool(const char *v, bool *out) {
     static const char *const yes[] = {"true", "yes", "on", "1"};
     static const char *const no[] = {"false", "no", "off", "0"};
     for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++) {
-        if (!strcasecmp(v, yes[i])) { *out = true; return 0; }
-        if (!strcasecmp(v, no[i])) { *out = false; return 0; }
+        if (!strcasecmp(v, yes[i])) {
+            *out = true;
+            return 0;
+        }
+        if (!strcasecmp(v, no[i])) {
+            *out = false;
+            return 0;
+        }
     }
     return -1;
 }
@@ -265,8 +269,7 @@ static int set_int(const conf_opt_t *o, void *s, const char *v, char *why,
         return -1;
     }
     if (n < o->lo || n > o->hi) {
-        snprintf(why, cap, "'%.64s' is out of range %ld..%ld", v, o->lo,
-                 o->hi);
+        snprintf(why, cap, "'%.64s' is out of range %ld..%ld", v, o->lo, o->hi);
         return -1;
     }
     *(int *)FIELD(o, s) = (int)n;

@@ -40,9 +40,9 @@ typedef enum conf_type {
 } conf_type_t;
 
 enum conf_flag {
-    CONF_LIVE = 1,    /* applied by a reload without a restart */
-    CONF_SECRET = 2,  /* never printed or echoed in errors */
-    CONF_NOFILE = 4,  /* flag and environment only (e.g. the file's path) */
+    CONF_LIVE = 1,   /* applied by a reload without a restart */
+    CONF_SECRET = 2, /* never printed or echoed in errors */
+    CONF_NOFILE = 4, /* flag and environment only (e.g. the file's path) */
 };
 
 typedef struct conf_list {
@@ -51,15 +51,15 @@ typedef struct conf_list {
 } conf_list_t;
 
 typedef struct conf_opt {
-    const char *name;          /* "rate-app" */
+    const char *name; /* "rate-app" */
     conf_type_t type;
-    size_t off;                /* of the field in the settings struct */
-    long lo, hi;               /* CONF_INT range; CONF_LIST: hi = most items */
-    const char *def;           /* default, as text; NULL = none (lists) */
-    const char *const *names;  /* CONF_ENUM: allowed words, NULL-ended */
-    unsigned flags;            /* enum conf_flag */
-    const char *arg;           /* placeholder in --help: "N", "ADDR" */
-    const char *help;          /* one line */
+    size_t off;               /* of the field in the settings struct */
+    long lo, hi;              /* CONF_INT range; CONF_LIST: hi = most items */
+    const char *def;          /* default, as text; NULL = none (lists) */
+    const char *const *names; /* CONF_ENUM: allowed words, NULL-ended */
+    unsigned flags;           /* enum conf_flag */
+    const char *arg;          /* placeholder in --help: "N", "ADDR" */
+    const char *help;         /* one line */
     /* CONF_STR/CONF_LIST: extra check of one value; NULL if fine, else
      * why not (without the value itself). */
     const char *(*check)(const char *v);
@@ -71,7 +71,7 @@ typedef struct conf_opt {
 typedef struct conf_table {
     const conf_opt_t *opts;
     int n;
-    const char *cmd;           /* "herald serve": in flag errors and --help */
+    const char *cmd; /* "herald serve": in flag errors and --help */
 } conf_table_t;
 
 /* Where errors go: fn is called once per error with a whole line (no
@@ -88,9 +88,9 @@ void conf_err(conf_errs_t *e, const char *fmt, ...)
 /* ---- sources ------------------------------------------------------------ */
 
 typedef struct conf_assign {
-    int opt;                   /* index into the table */
-    char *val;                 /* owned */
-    char *origin;              /* "FILE:LINE", "HERALD_PORT", "--port" */
+    int opt;      /* index into the table */
+    char *val;    /* owned */
+    char *origin; /* "FILE:LINE", "HERALD_PORT", "--port" */
 } conf_assign_t;
 
 typedef struct conf_src {
@@ -106,8 +106,8 @@ const char *conf_src_get(const conf_src_t *s, const conf_table_t *t,
 /* Flags: --name VALUE, --name=VALUE; a bool also bare (--no-fsync) or
  * --no-fsync=false.  Returns 0, 1 for --help, or -1 (a bad or unknown
  * flag, reported to e; getopt also prints its own line). */
-int conf_src_args(const conf_table_t *t, int argc, char **argv,
-                  conf_src_t *out, conf_errs_t *e);
+int conf_src_args(const conf_table_t *t, int argc, char **argv, conf_src_t *out,
+                  conf_errs_t *e);
 /* HERALD_NAME for every option; a list's variable holds values separated
  * by white space.  Never fails (values are checked by conf_apply). */
 void conf_src_env(const conf_table_t *t, conf_src_t *out);
@@ -134,8 +134,8 @@ int conf_apply(const conf_table_t *t, void *settings, const conf_src_t *src,
                conf_errs_t *e);
 /* One value into its field (a list: appended).  0, or -1 with a reason in
  * why that never holds the value of a secret. */
-int conf_set(const conf_opt_t *o, void *settings, const char *val,
-             char *why, size_t cap);
+int conf_set(const conf_opt_t *o, void *settings, const char *val, char *why,
+             size_t cap);
 /* Whether the option's value differs between a and b. */
 bool conf_differs(const conf_opt_t *o, const void *a, const void *b);
 /* Deep copy of one option's value from src to dst.  0 or -1 (memory). */
@@ -155,7 +155,7 @@ void conf_print_example(const conf_table_t *t, FILE *f);
 /* The markdown reference table of every option. */
 void conf_print_doc(const conf_table_t *t, FILE *f);
 /* The value of one option as text ("(redacted)" etc. for secrets). */
-void conf_format(const conf_opt_t *o, const void *settings, int item,
-                 char *out, size_t cap);
+void conf_format(const conf_opt_t *o, const void *settings, int item, char *out,
+                 size_t cap);
 
 #endif

@@ -22,8 +22,8 @@ static _Atomic int log_threshold = LOG_LEVEL_INFO;
 static _Atomic int log_fd = 2;
 static _Atomic int log_fmt = LOG_FORMAT_LOGFMT;
 
-const char *const log_level_names[] = {"debug", "info", "warn", "error",
-                                       "off", NULL};
+const char *const log_level_names[] = {"debug", "info", "warn",
+                                       "error", "off",  NULL};
 const char *const log_format_names[] = {"logfmt", "json", NULL};
 #define level_names log_level_names
 
@@ -84,17 +84,17 @@ static void format_time(char *out, size_t cap) {
     time_t sec = (time_t)(ms / 1000);
     struct tm tm;
     gmtime_r(&sec, &tm);
-    snprintf(out, cap, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
-             tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-             tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+    snprintf(out, cap, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+             (int)(ms % 1000));
 }
 
 /* ts level msg and the pairs; returns the length (room kept for '\n'). */
 static size_t format_logfmt(char *buf, size_t cap, const char *ts,
                             log_level_t level, const char *msg,
                             const char *kv) {
-    int n = snprintf(buf, cap, "ts=%s level=%s msg=", ts,
-                     log_level_name(level));
+    int n =
+        snprintf(buf, cap, "ts=%s level=%s msg=", ts, log_level_name(level));
     size_t pos = n < 0 ? 0 : (size_t)n < cap ? (size_t)n : cap - 1;
     pos = put_quoted(buf, pos, cap, msg ? msg : "");
     if (kv && pos + 1 < cap) {
@@ -177,8 +177,10 @@ static bool j_member(jbuf_t *j, const char *k, size_t kn, const char *v,
                      size_t vn, bool quoted) {
     size_t start = j->pos;
     bool ok = j_raw(j, ",", 1) && j_str(j, k, kn, false) && j_raw(j, ":", 1);
-    if (ok && quoted) ok = j_str(j, v, vn, true);
-    else if (ok) ok = j_raw(j, v, vn);
+    if (ok && quoted)
+        ok = j_str(j, v, vn, true);
+    else if (ok)
+        ok = j_raw(j, v, vn);
     if (!ok) j->pos = start;
     return ok;
 }
@@ -216,8 +218,7 @@ static void j_pairs(jbuf_t *j, const char *p) {
 }
 
 static size_t format_json(char *buf, size_t cap, const char *ts,
-                          log_level_t level, const char *msg,
-                          const char *kv) {
+                          log_level_t level, const char *msg, const char *kv) {
     const char *lv = log_level_name(level);
     jbuf_t j = {buf, 0, cap - 1}; /* room for the closing brace */
     (void)(j_raw(&j, "{\"ts\":", 6) && j_str(&j, ts, strlen(ts), false) &&
@@ -241,13 +242,13 @@ void log_write(log_level_t level, const char *msg, const char *kv_fmt, ...) {
     }
     format_time(ts, sizeof ts);
     const size_t cap = sizeof buf - 1; /* room for the newline */
-    size_t pos = log_get_format() == LOG_FORMAT_JSON
-                     ? format_json(buf, cap, ts, level, msg, kv_fmt ? kv : NULL)
-                     : format_logfmt(buf, cap, ts, level, msg,
-                                     kv_fmt ? kv : NULL);
+    size_t pos =
+        log_get_format() == LOG_FORMAT_JSON
+            ? format_json(buf, cap, ts, level, msg, kv_fmt ? kv : NULL)
+            : format_logfmt(buf, cap, ts, level, msg, kv_fmt ? kv : NULL);
     buf[pos++] = '\n';
-    ssize_t w = write(atomic_load_explicit(&log_fd, memory_order_relaxed),
-                      buf, pos);
+    ssize_t w =
+        write(atomic_load_explicit(&log_fd, memory_order_relaxed), buf, pos);
     (void)w; /* nowhere to report a failed log write */
 }
 
@@ -257,9 +258,8 @@ bool log_limited(log_limit_t *lim, log_level_t level, const char *msg,
     uint64_t now = clock_mono_ms();
     uint64_t next = atomic_load(&lim->next_ms);
     /* One thread wins the slot; the others count themselves held. */
-    if (now < next ||
-        !atomic_compare_exchange_strong(&lim->next_ms, &next,
-                                        now + lim->every_ms)) {
+    if (now < next || !atomic_compare_exchange_strong(&lim->next_ms, &next,
+                                                      now + lim->every_ms)) {
         atomic_fetch_add(&lim->held, 1);
         return false;
     }

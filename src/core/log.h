@@ -77,11 +77,12 @@ void log_write(log_level_t level, const char *msg, const char *kv_fmt, ...)
  * Returns true if the line was written.
  */
 typedef struct log_limit {
-    _Atomic uint64_t next_ms;   /* mono ms before which lines are held */
-    _Atomic uint64_t held;      /* lines held back since the last one */
+    _Atomic uint64_t next_ms; /* mono ms before which lines are held */
+    _Atomic uint64_t held;    /* lines held back since the last one */
     uint32_t every_ms;
 } log_limit_t;
-#define LOG_LIMIT_INIT(ms) {0, 0, (ms)}
+#define LOG_LIMIT_INIT(ms) \
+    { 0, 0, (ms) }
 bool log_limited(log_limit_t *lim, log_level_t level, const char *msg,
                  const char *kv_fmt, ...) __attribute__((format(printf, 4, 5)));
 

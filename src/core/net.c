@@ -87,8 +87,8 @@ static int claim_lock(const struct addrinfo *ai, int port, int *fd_out) {
     if (n < 0 || (size_t)n >= sizeof un.sun_path - 1) return -ENAMETOOLONG;
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) return -errno;
-    socklen_t len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 +
-                                (size_t)n);
+    socklen_t len =
+        (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
     if (bind(fd, (struct sockaddr *)&un, len) < 0) {
         int err = errno;
         close(fd);
@@ -174,8 +174,9 @@ static int bind_source(int fd, const struct addrinfo *dst,
 
 static int connect_one(const struct addrinfo *ai, const char *bind_src,
                        bool nonblock, int *fd_out) {
-    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC |
-                                       (nonblock ? SOCK_NONBLOCK : 0), 0);
+    int fd = socket(
+        ai->ai_family,
+        ai->ai_socktype | SOCK_CLOEXEC | (nonblock ? SOCK_NONBLOCK : 0), 0);
     if (fd < 0) return -errno;
     int rc = bind_src ? bind_source(fd, ai, bind_src) : 0;
     if (rc == 0 && connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {

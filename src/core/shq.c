@@ -32,8 +32,10 @@ int shq_quote(char *out, size_t cap, const char *s) {
             return -1;
         }
         if (i == 0) out[o++] = '\'';
-        if (piece) memcpy(out + o, piece, pl);
-        else out[o] = s[i];
+        if (piece)
+            memcpy(out + o, piece, pl);
+        else
+            out[o] = s[i];
         o += pl;
     }
     out[o] = 0;

@@ -40,13 +40,14 @@ enum token_err {
     TOKEN_ERR_CRYPTO = -5,    /* OpenSSL failed (should not happen) */
 };
 
-#define TOKEN_APP_MAX 63       /* longest APP: the store keeps < 64 bytes */
-#define TOKEN_ID_MAX 128       /* longest DEV */
-#define TOKEN_EXPIRY_MAX 19    /* digits of IAT or EXPIRY: fits int64_t */
-#define TOKEN_SIG_LEN 43       /* base64url of 32 bytes, unpadded */
+#define TOKEN_APP_MAX 63    /* longest APP: the store keeps < 64 bytes */
+#define TOKEN_ID_MAX 128    /* longest DEV */
+#define TOKEN_EXPIRY_MAX 19 /* digits of IAT or EXPIRY: fits int64_t */
+#define TOKEN_SIG_LEN 43    /* base64url of 32 bytes, unpadded */
 /* Longest token plus its NUL: a buffer of this size always suffices. */
-#define TOKEN_MAX (TOKEN_APP_MAX + TOKEN_ID_MAX + 2 * TOKEN_EXPIRY_MAX + \
-                   TOKEN_SIG_LEN + 4 + 1)
+#define TOKEN_MAX                                                              \
+    (TOKEN_APP_MAX + TOKEN_ID_MAX + 2 * TOKEN_EXPIRY_MAX + TOKEN_SIG_LEN + 4 + \
+     1)
 /* iat of a token in the first form (no issue time). */
 #define TOKEN_NO_IAT (-1)
 
@@ -56,10 +57,10 @@ typedef struct token_view {
     const char *app;
     const char *dev;
     const char *sig;
-    uint8_t app_len;  /* 1..63 */
-    uint8_t dev_len;  /* 1..128 */
+    uint8_t app_len;     /* 1..63 */
+    uint8_t dev_len;     /* 1..128 */
     uint16_t signed_len; /* bytes before ".SIG", starting at app */
-    int64_t iat;      /* TOKEN_NO_IAT in the first form */
+    int64_t iat;         /* TOKEN_NO_IAT in the first form */
     int64_t expiry;
 } token_view_t;
 

@@ -238,8 +238,7 @@ static void async_ready(ev_loop_t *loop, ev_io_t *io, unsigned revents) {
     a->fn(loop, a);
 }
 
-int ev_async_init(ev_loop_t *loop, ev_async_t *a, ev_async_fn fn,
-                  void *data) {
+int ev_async_init(ev_loop_t *loop, ev_async_t *a, ev_async_fn fn, void *data) {
     int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (fd < 0) return -errno;
     ev_io_init(&a->io, fd, async_ready, a);
@@ -273,9 +272,7 @@ void ev_async_send(ev_async_t *a) {
     async_write(a);
 }
 
-void ev_async_hold(void) {
-    held_depth++;
-}
+void ev_async_hold(void) { held_depth++; }
 
 void ev_async_flush(void) {
     if (held_depth > 0 && --held_depth > 0) return;

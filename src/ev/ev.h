@@ -88,7 +88,7 @@ struct ev_async {
 };
 
 #define ev_container_of(ptr, type, member) \
-    ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
+    ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 
 /* A loop fetching at most max_events ready fds per epoll_wait.  NULL on
  * failure (errno set). */
@@ -152,8 +152,7 @@ size_t ev_timer_count(const ev_loop_t *loop);
 
 /* ---- cross-thread wake-up ------------------------------------------------ */
 /* Creates the eventfd and registers it.  0 or negative errno. */
-int ev_async_init(ev_loop_t *loop, ev_async_t *a, ev_async_fn fn,
-                  void *data);
+int ev_async_init(ev_loop_t *loop, ev_async_t *a, ev_async_fn fn, void *data);
 /* Any thread, async-signal-safe: makes the loop call a->fn soon.  Memory
  * written before the send is visible to the callback. */
 void ev_async_send(ev_async_t *a);

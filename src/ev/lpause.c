@@ -45,8 +45,7 @@ bool lpause_fault(lpause_t *p, int err) {
     static log_limit_t lim = LOG_LIMIT_INIT(LPAUSE_LOG_MS);
     struct rlimit rl = {0};
     (void)getrlimit(RLIMIT_NOFILE, &rl); /* for the line only */
-    log_limited(&lim, LOG_LEVEL_WARN,
-                "accept failed, listener paused",
+    log_limited(&lim, LOG_LEVEL_WARN, "accept failed, listener paused",
                 "listener=%s err=\"%s\" pause_ms=%u nofile=%llu",
                 NAMES[p->which % 4], strerror(-err), p->next_ms,
                 (unsigned long long)rl.rlim_cur);
@@ -54,8 +53,8 @@ bool lpause_fault(lpause_t *p, int err) {
     (void)ev_del(p->loop, p->io);
     p->paused = true;
     ev_timer_start(p->loop, &p->timer, p->next_ms);
-    p->next_ms = p->next_ms * 2 > LPAUSE_MAX_MS ? LPAUSE_MAX_MS
-                                                : p->next_ms * 2;
+    p->next_ms =
+        p->next_ms * 2 > LPAUSE_MAX_MS ? LPAUSE_MAX_MS : p->next_ms * 2;
     return true;
 }
 

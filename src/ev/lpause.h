@@ -33,17 +33,16 @@
 #define LPAUSE_LOG_MS 10000
 
 /* Which listener (the metric's label; enum mh_listener's order). */
-enum lpause_which { LPAUSE_DEVICE = 0, LPAUSE_API, LPAUSE_TARS,
-                    LPAUSE_ADMIN };
+enum lpause_which { LPAUSE_DEVICE = 0, LPAUSE_API, LPAUSE_TARS, LPAUSE_ADMIN };
 
 typedef struct lpause {
     ev_timer_t timer;
     ev_loop_t *loop;
-    ev_io_t *io;           /* the listener, registered EV_READ */
-    uint32_t next_ms;      /* the next pause's length */
-    uint8_t which;         /* enum lpause_which */
-    bool paused;           /* out of epoll, the timer armed */
-    bool stopped;          /* lpause_stop: never re-added */
+    ev_io_t *io;      /* the listener, registered EV_READ */
+    uint32_t next_ms; /* the next pause's length */
+    uint8_t which;    /* enum lpause_which */
+    bool paused;      /* out of epoll, the timer armed */
+    bool stopped;     /* lpause_stop: never re-added */
 } lpause_t;
 
 void lpause_init(lpause_t *p, ev_loop_t *loop, ev_io_t *io, int which);

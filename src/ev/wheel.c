@@ -133,8 +133,8 @@ static int first_l0_from(const wheel_t *w, unsigned from) {
     uint64_t m = w->bits[word] & (~0ull << bit);
     for (unsigned k = 0;; k++) {
         if (m) {
-            unsigned pos = ((word + k) % L0_WORDS) * 64 +
-                           (unsigned)__builtin_ctzll(m);
+            unsigned pos =
+                ((word + k) % L0_WORDS) * 64 + (unsigned)__builtin_ctzll(m);
             return (int)((pos - from) & (WHEEL_L0_SLOTS - 1));
         }
         if (k == L0_WORDS) return -1;
@@ -171,8 +171,8 @@ uint64_t wheel_next_deadline(const wheel_t *w) {
 /* Re-places the timers of the level-L slot due at tick `tick`. */
 static void cascade(wheel_t *w, unsigned level, uint64_t tick) {
     unsigned shift = level_shift(level);
-    unsigned slot = level_base(level) +
-                    (unsigned)((tick >> shift) & (WHEEL_LN_SLOTS - 1));
+    unsigned slot =
+        level_base(level) + (unsigned)((tick >> shift) & (WHEEL_LN_SLOTS - 1));
     wheel_link_t tmp;
     list_take(&tmp, &w->slots[slot]);
     bit_clear(w, slot);
@@ -215,8 +215,7 @@ static size_t run_tick(wheel_t *w, wheel_fire_fn fire, void *arg) {
     return fire_list(w, &batch, fire, arg);
 }
 
-size_t wheel_advance(wheel_t *w, uint64_t now, wheel_fire_fn fire,
-                     void *arg) {
+size_t wheel_advance(wheel_t *w, uint64_t now, wheel_fire_fn fire, void *arg) {
     size_t n = 0;
     if (!list_empty(&w->due)) {
         wheel_link_t batch;

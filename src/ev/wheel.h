@@ -46,9 +46,9 @@ typedef struct wheel_timer {
 } wheel_timer_t;
 
 typedef struct wheel {
-    uint64_t cur;          /* next tick to process; all earlier are done */
-    size_t count;          /* armed timers, `due` included */
-    wheel_link_t due;      /* armed with a deadline already passed */
+    uint64_t cur;     /* next tick to process; all earlier are done */
+    size_t count;     /* armed timers, `due` included */
+    wheel_link_t due; /* armed with a deadline already passed */
     uint64_t bits[WHEEL_L0_SLOTS / 64 + WHEEL_LEVELS - 1]; /* slot non-empty */
     wheel_link_t slots[WHEEL_SLOTS];
 } wheel_t;

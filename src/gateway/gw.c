@@ -292,27 +292,20 @@ static void run_item(gw_worker_t *w, gw_item_t *it) {
                 if (fmt[i]) gw_buf_unref(fmt[i]);
         }
         break;
-    case GW_I_PUSH_APP:
-        push_app(w, it->msg);
-        break;
+    case GW_I_PUSH_APP: push_app(w, it->msg); break;
     case GW_I_KICK:
         /* A revocation spares a connection that logged in again with a
          * token issued since. */
         if ((c = gw_worker_conn(w, it->slot, it->gen)) &&
             (!it->before_s || (c->dev && c->dev->issued_s < it->before_s)))
-            gw_conn_kick(c, it->reason,
-                         it->reason == PROTO_ERR_DUPLICATE_LOGIN
-                             ? "logged in elsewhere"
-                         : it->reason == PROTO_ERR_TOKEN_REVOKED
-                             ? "token revoked"
-                             : "kicked");
+            gw_conn_kick(
+                c, it->reason,
+                it->reason == PROTO_ERR_DUPLICATE_LOGIN ? "logged in elsewhere"
+                : it->reason == PROTO_ERR_TOKEN_REVOKED ? "token revoked"
+                                                        : "kicked");
         break;
-    case GW_I_DRAIN:
-        drain_worker(w);
-        break;
-    case GW_I_STOP:
-        ev_stop(w->loop);
-        break;
+    case GW_I_DRAIN: drain_worker(w); break;
+    case GW_I_STOP: ev_stop(w->loop); break;
     case GW_I_MARK: /* behind the page it follows: the mailbox is FIFO */
         gw_mark_arm(w->gw, gw_worker_conn(w, it->slot, it->gen), it->token);
         break;
@@ -387,8 +380,8 @@ static void *worker_main(void *arg) {
      * sends take send(). */
     (void)gw_batch_init(w);
     int rc = ev_run(w->loop);
-    if (rc < 0) log_error("gateway worker loop failed", "worker=%d err=%d",
-                          w->idx, rc);
+    if (rc < 0)
+        log_error("gateway worker loop failed", "worker=%d err=%d", w->idx, rc);
     /* Whatever is still open at stop is closed without a goodbye. */
     for (uint32_t i = 0; i < w->nslots; i++)
         if (w->conns[i] && w->conns[i]->state != GW_S_DEAD)
@@ -447,8 +440,8 @@ gw_t *gw_new(const gw_config_t *cfg, const gw_service_t *svc) {
     if (c->fd_reserve < 0) c->fd_reserve = 0;
     gw->nofile = nofile_now();
     int refused = 0;
-    gw->auto_conns = gw_conns_auto(gw->nofile, c->fd_reserve, c->workers,
-                                   &refused);
+    gw->auto_conns =
+        gw_conns_auto(gw->nofile, c->fd_reserve, c->workers, &refused);
     c->max_conns = conns_for(gw, c->max_conns);
     if (svc) gw->svc = *svc;
     gw_rate_init(&gw->accept_rate, c->accept_rate, c->accept_burst);
@@ -480,8 +473,9 @@ gw_t *gw_new(const gw_config_t *cfg, const gw_service_t *svc) {
             gw_free(gw);
             return NULL;
         }
-        gw->workers[i].refused_max =
-            per < 1 ? 1 : per > GW_REFUSED_MAX ? GW_REFUSED_MAX : per;
+        gw->workers[i].refused_max = per < 1                ? 1
+                                     : per > GW_REFUSED_MAX ? GW_REFUSED_MAX
+                                                            : per;
     }
     return gw;
 }
@@ -677,8 +671,8 @@ uint64_t gw_conn_token(const gw_conn_t *c) {
            c->gen;
 }
 
-void gw_sync_answer(gw_t *gw, uint64_t token, const gw_msg_t *msgs,
-                    uint32_t n, bool more) {
+void gw_sync_answer(gw_t *gw, uint64_t token, const gw_msg_t *msgs, uint32_t n,
+                    bool more) {
     int idx = (int)(token >> 56);
     if (idx >= gw->nworkers) return;
     herald_SyncRsp r;
@@ -688,8 +682,8 @@ void gw_sync_answer(gw_t *gw, uint64_t token, const gw_msg_t *msgs,
         herald_PushMsg_init(&v[i]);
         v[i].msgId = jce_str_from(msgs[i].msg_id);
         v[i].seq = msgs[i].seq;
-        v[i].payload = (jce_bytes_t){msgs[i].payload,
-                                     (uint32_t)msgs[i].payload_len};
+        v[i].payload =
+            (jce_bytes_t){msgs[i].payload, (uint32_t)msgs[i].payload_len};
         v[i].timeline = msgs[i].timeline;
         v[i].needAck = msgs[i].need_ack;
         v[i].sentAt = msgs[i].sent_at_ms;
@@ -736,7 +730,8 @@ int gw_kick_device(gw_t *gw, const char *app, const char *device, int reason) {
 int gw_revoke_device(gw_t *gw, const char *app, const char *device,
                      int64_t before_s) {
     gw_app_t *a = app_find(gw, app);
-    gw_item_t it = {.kind = GW_I_KICK, .reason = PROTO_ERR_TOKEN_REVOKED,
+    gw_item_t it = {.kind = GW_I_KICK,
+                    .reason = PROTO_ERR_TOKEN_REVOKED,
                     .before_s = before_s > 0 ? before_s : 1};
     int worker;
     if (!a || !reg_find(gw, a, device, &it, &worker)) return 0;
@@ -753,10 +748,13 @@ void gw_stats(const gw_t *gw, gw_stats_t *out) {
     for (int i = 0; i < gw->nworkers; i++) {
         const gw_worker_t *w = &gw->workers[i];
         out->conns += atomic_load_explicit(&w->conns_now, memory_order_relaxed);
-        out->authed += atomic_load_explicit(&w->authed_now, memory_order_relaxed);
-        out->accepted += atomic_load_explicit(&w->accepted, memory_order_relaxed);
+        out->authed +=
+            atomic_load_explicit(&w->authed_now, memory_order_relaxed);
+        out->accepted +=
+            atomic_load_explicit(&w->accepted, memory_order_relaxed);
         out->closed += atomic_load_explicit(&w->closed, memory_order_relaxed);
-        out->frames_in += atomic_load_explicit(&w->frames_in, memory_order_relaxed);
+        out->frames_in +=
+            atomic_load_explicit(&w->frames_in, memory_order_relaxed);
         out->pushes_written +=
             atomic_load_explicit(&w->pushes_written, memory_order_relaxed);
         out->acks += atomic_load_explicit(&w->acks, memory_order_relaxed);

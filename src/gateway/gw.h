@@ -25,19 +25,19 @@ typedef struct gw gw_t;
 struct ops_mem;
 
 typedef struct gw_config {
-    const char *host;          /* device port address, default "0.0.0.0" */
-    int port;                  /* default 7100; 0 = any (see gw_port) */
-    int workers;               /* default: number of cores */
-    int hb_min;                /* seconds; default 10 */
-    int hb_max;                /* seconds; default 600 */
-    int hb_default;            /* seconds; until the first heartbeat, 60 */
-    int hb_factor_pct;         /* idle deadline = interval*factor/100+grace */
-    int hb_grace;              /* seconds; default 5 */
-    int auth_timeout;          /* seconds to send hello; default 10 */
-    uint32_t max_frame;        /* bytes; default 65536 */
-    uint32_t max_pending;      /* queued output per connection; 256 KiB */
-    int max_conns;             /* 0 = derived from RLIMIT_NOFILE (below) */
-    int head_timeout;          /* seconds for a whole HTTP head; 10 */
+    const char *host;     /* device port address, default "0.0.0.0" */
+    int port;             /* default 7100; 0 = any (see gw_port) */
+    int workers;          /* default: number of cores */
+    int hb_min;           /* seconds; default 10 */
+    int hb_max;           /* seconds; default 600 */
+    int hb_default;       /* seconds; until the first heartbeat, 60 */
+    int hb_factor_pct;    /* idle deadline = interval*factor/100+grace */
+    int hb_grace;         /* seconds; default 5 */
+    int auth_timeout;     /* seconds to send hello; default 10 */
+    uint32_t max_frame;   /* bytes; default 65536 */
+    uint32_t max_pending; /* queued output per connection; 256 KiB */
+    int max_conns;        /* 0 = derived from RLIMIT_NOFILE (below) */
+    int head_timeout;     /* seconds for a whole HTTP head; 10 */
     /* Overload protection (docs/gateway.md "Refusing connections"). */
     int max_conns_per_ip;      /* per client address (IPv6: per /64); 0 = off */
     double accept_rate;        /* new connections/s, all workers; 0 = off */
@@ -52,8 +52,8 @@ typedef struct gw_config {
     int64_t token_max_ttl;
 } gw_config_t;
 
-#define GW_FD_RESERVE 64       /* without API ports: the store and loops */
-#define GW_FD_PER_WORKER 4     /* a worker's epoll, eventfd, ring, spare */
+#define GW_FD_RESERVE 64   /* without API ports: the store and loops */
+#define GW_FD_PER_WORKER 4 /* a worker's epoll, eventfd, ring, spare */
 
 /*
  * What max_conns 0 means.  Device connections must not take the
@@ -75,8 +75,8 @@ void gw_config_defaults(gw_config_t *c);
 typedef struct gw_device {
     const char *app;
     const char *device;
-    int transport;              /* enum gw_transport */
-    int64_t inbox_seq;          /* cursors the device says it has */
+    int transport;     /* enum gw_transport */
+    int64_t inbox_seq; /* cursors the device says it has */
     int64_t broadcast_seq;
 } gw_device_t;
 
@@ -130,13 +130,13 @@ typedef struct gw_service {
 /* One message to deliver; the gateway copies what it needs. */
 typedef struct gw_msg {
     const char *msg_id;
-    int64_t seq;                /* timeline sequence, 0 if none */
-    int timeline;               /* 0 inbox, 1 broadcast, 2 online-only */
+    int64_t seq;  /* timeline sequence, 0 if none */
+    int timeline; /* 0 inbox, 1 broadcast, 2 online-only */
     const uint8_t *payload;
     size_t payload_len;
     bool need_ack;
-    int64_t sent_at_ms;         /* wall clock, for latency figures */
-    const char *topic;          /* NULL unless a topic push */
+    int64_t sent_at_ms; /* wall clock, for latency figures */
+    const char *topic;  /* NULL unless a topic push */
     /* Part of a stored backlog (the connect-time sync), paced by its
      * sender with gw_push_mark: never cut as a slow consumer, and not
      * counted against max_pending for live pushes. */
@@ -188,13 +188,12 @@ long gw_push_online(gw_t *gw, const char *app, const gw_msg_t *m);
  * queued (drained follows exactly once), 0 if the device has no
  * connection here or the service takes no marks.  Any thread.
  */
-int gw_push_mark(gw_t *gw, const char *app, const char *device,
-                 uint64_t token);
+int gw_push_mark(gw_t *gw, const char *app, const char *device, uint64_t token);
 /* The answer to service->fetch(token): n messages (copied) for the
  * waiting SyncRsp, and whether more are stored after them.  A request
  * that ended meanwhile (timeout, closed) drops it.  Any thread. */
-void gw_sync_answer(gw_t *gw, uint64_t token, const gw_msg_t *msgs,
-                    uint32_t n, bool more);
+void gw_sync_answer(gw_t *gw, uint64_t token, const gw_msg_t *msgs, uint32_t n,
+                    bool more);
 /* Closes the device's connection with a kick frame (reason: ErrCode). */
 int gw_kick_device(gw_t *gw, const char *app, const char *device, int reason);
 /* The device's tokens issued before before_s are revoked: its connection
@@ -210,19 +209,19 @@ void gw_set_token_max_ttl(gw_t *gw, int64_t seconds);
 
 /* Counters for metrics and benchmarks (monotonic, summed over workers). */
 typedef struct gw_stats {
-    long conns;          /* open now */
-    long authed;         /* authenticated now */
-    long accepted;       /* total */
+    long conns;    /* open now */
+    long authed;   /* authenticated now */
+    long accepted; /* total */
     long closed;
     long frames_in;
     long pushes_written; /* deliveries written to a socket */
     long acks;
     long slow_consumers;
     long hb_timeouts;
-    long refused;        /* connections refused with an overload code */
-    long mailbox;        /* items waiting in the workers' mailboxes now */
+    long refused;         /* connections refused with an overload code */
+    long mailbox;         /* items waiting in the workers' mailboxes now */
     long mailbox_dropped; /* pushes a full mailbox refused */
-    long out_queued;     /* bytes waiting in device connections' output */
+    long out_queued;      /* bytes waiting in device connections' output */
 } gw_stats_t;
 void gw_stats(const gw_t *gw, gw_stats_t *out);
 

@@ -23,14 +23,13 @@
 #include "ops/ops_mem.h"
 
 int gw_refuse_code(int why) {
-    return why == GW_R_PER_IP ? herald_ERR_TOO_MANY_CONNS : herald_ERR_OVERLOADED;
+    return why == GW_R_PER_IP ? herald_ERR_TOO_MANY_CONNS
+                              : herald_ERR_OVERLOADED;
 }
 
 /* The bucket refills within a second; the other conditions last longer,
  * and clients that all come back at once would only repeat the flood. */
-int gw_refuse_retry(int why) {
-    return why == GW_R_ACCEPT_RATE ? 1 : 5;
-}
+int gw_refuse_retry(int why) { return why == GW_R_ACCEPT_RATE ? 1 : 5; }
 
 const char *gw_refuse_message(int why) {
     switch (why) {
@@ -60,7 +59,8 @@ static int take_place(gw_worker_t *w, const struct sockaddr_storage *peer,
     gw_t *gw = w->gw;
     int why = GW_R_NONE;
     long total = atomic_fetch_add(&gw->total_conns, 1) + 1;
-    int max = __atomic_load_n(&gw->cfg.max_conns, __ATOMIC_RELAXED); /* SIGHUP */
+    int max =
+        __atomic_load_n(&gw->cfg.max_conns, __ATOMIC_RELAXED); /* SIGHUP */
     if (max > 0 && total > max)
         why = GW_R_MAX_CONNS;
     else if (gw->iptab && peer &&
@@ -81,8 +81,8 @@ static int take_place(gw_worker_t *w, const struct sockaddr_storage *peer,
 int gw_admit(gw_worker_t *w, const struct sockaddr_storage *peer,
              gw_ipent_t **ip) {
     *ip = NULL;
-    int why = ops_mem_over(w->gw->cfg.mem) ? GW_R_MEMORY
-                                           : take_place(w, peer, ip);
+    int why =
+        ops_mem_over(w->gw->cfg.mem) ? GW_R_MEMORY : take_place(w, peer, ip);
     if (why) {
         atomic_fetch_add_explicit(&w->refused, 1, memory_order_relaxed);
         gw_refuse_count(why);
@@ -118,7 +118,8 @@ int gw_refuse_answer(gw_conn_t *c, uint8_t first) {
     if (first == 'Y') {
         c->state = GW_S_YYB;
         c->transport = GW_TCP;
-        gw_conn_kick(c, gw_refuse_code(c->refuse), gw_refuse_message(c->refuse));
+        gw_conn_kick(c, gw_refuse_code(c->refuse),
+                     gw_refuse_message(c->refuse));
     } else if (first >= 'A' && first <= 'Z') {
         gw_refuse_http(c, c->refuse);
     } else {

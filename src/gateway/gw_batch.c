@@ -80,8 +80,10 @@ void gw_batch_flush(gw_worker_t *w) {
         b->ent[i].c = NULL;
         c->batched = false;
         if (res == -EAGAIN || res == -EINTR) res = 0;
-        if (res < 0) gw_conn_close(c, herald_ERR_SERVER);
-        else if ((uint32_t)res < buf->len) (void)gw_conn_queue(c, buf, (uint32_t)res);
+        if (res < 0)
+            gw_conn_close(c, herald_ERR_SERVER);
+        else if ((uint32_t)res < buf->len)
+            (void)gw_conn_queue(c, buf, (uint32_t)res);
         gw_buf_unref(buf);
     }
     /* Submission failed: nothing was sent, so everything is still owed. */
@@ -104,7 +106,8 @@ int gw_batch_send(gw_conn_t *c, gw_buf_t *buf) {
     struct io_uring_sqe *sqe = io_uring_get_sqe(&b->ring);
     if (!sqe) {
         gw_batch_flush(w);
-        if (!(sqe = io_uring_get_sqe(&b->ring))) return gw_conn_send_buf(c, buf);
+        if (!(sqe = io_uring_get_sqe(&b->ring)))
+            return gw_conn_send_buf(c, buf);
     }
     io_uring_prep_send(sqe, c->io.fd, buf->data, buf->len, MSG_NOSIGNAL);
     sqe->user_data = b->n;

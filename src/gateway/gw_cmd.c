@@ -34,10 +34,14 @@
 /* ---- names ------------------------------------------------------------------ */
 
 static const char *const cmd_names[] = {
-    [herald_CMD_HELLO] = "hello",         [herald_CMD_HEARTBEAT] = "heartbeat",
-    [herald_CMD_PUSH] = "push",           [herald_CMD_ACK] = "ack",
-    [herald_CMD_SUBSCRIBE] = "subscribe", [herald_CMD_UNSUBSCRIBE] = "unsubscribe",
-    [herald_CMD_SYNC] = "sync",           [herald_CMD_KICK] = "kick",
+    [herald_CMD_HELLO] = "hello",
+    [herald_CMD_HEARTBEAT] = "heartbeat",
+    [herald_CMD_PUSH] = "push",
+    [herald_CMD_ACK] = "ack",
+    [herald_CMD_SUBSCRIBE] = "subscribe",
+    [herald_CMD_UNSUBSCRIBE] = "unsubscribe",
+    [herald_CMD_SYNC] = "sync",
+    [herald_CMD_KICK] = "kick",
     [herald_CMD_BYE] = "bye",
 };
 #define NCMD ((int)(sizeof cmd_names / sizeof cmd_names[0]))
@@ -91,8 +95,8 @@ static int send_frame(gw_conn_t *c, gw_buf_t *b) {
 
 int gw_send_package(gw_conn_t *c, int cmd, int req_id, int ret,
                     const uint8_t *body, size_t body_len) {
-    return send_frame(c, gw_package_frame(c->transport, cmd, req_id, ret, body,
-                                          body_len));
+    return send_frame(
+        c, gw_package_frame(c->transport, cmd, req_id, ret, body, body_len));
 }
 
 /* How a response body is written in either encoding. */
@@ -101,10 +105,10 @@ typedef struct body_ops {
     json_t *(*json)(const void *v);
 } body_ops_t;
 
-#define BODY_OPS(T)                                                        \
-    static void enc_##T(const void *v, jce_out_t *o) {                     \
-        herald_##T##_encode(v, o);                                         \
-    }                                                                      \
+#define BODY_OPS(T)                                                            \
+    static void enc_##T(const void *v, jce_out_t *o) {                         \
+        herald_##T##_encode(v, o);                                             \
+    }                                                                          \
     static json_t *json_##T(const void *v) { return herald_##T##_to_json(v); } \
     static const body_ops_t ops_##T = {enc_##T, json_##T};
 
@@ -139,7 +143,8 @@ static int reply(gw_conn_t *c, int cmd, int req_id, int ret,
         } else {
             /* cmd, reqId and ret first, then the response's fields */
             j = json_pack("{s:s}", "cmd", cmd_names[cmd]);
-            if (j && req_id) json_object_set_new(j, "reqId", json_integer(req_id));
+            if (j && req_id)
+                json_object_set_new(j, "reqId", json_integer(req_id));
             if (j) json_object_set_new(j, "ret", json_integer(0));
             json_t *fields = ops ? ops->json(body) : NULL;
             if (j && fields) json_object_update(j, fields);
@@ -186,8 +191,8 @@ int gw_push_to_conn(gw_conn_t *c, const gw_pmsg_t *pm, gw_buf_t *fmt[3],
     if (m->topic && !has_topic(c->topics, m->topic)) return 0;
     int f = c->transport == GW_TCP ? 0 : c->transport == GW_WS_JCE ? 1 : 2;
     if (!fmt[f]) {
-        fmt[f] = f == 2 ? gw_push_frame_json(m)
-                        : gw_push_frame_jce(m, c->transport);
+        fmt[f] =
+            f == 2 ? gw_push_frame_json(m) : gw_push_frame_jce(m, c->transport);
         if (fmt[f]) fmt[f]->backlog = m->backlog; /* paced, see gw_out.c */
     }
     if (!fmt[f]) return -1;
@@ -244,9 +249,8 @@ static void auth_refused(gw_conn_t *c, int code, const token_view_t *v,
         (void)net_addr_str(&ss, addr, sizeof addr);
     if (signed_ok)
         log_limited(&lim, LOG_LEVEL_WARN, "device login refused",
-                    "reason=%s addr=%s app=%.*s device=%.*s",
-                    gw_err_name(code), addr, (int)v->app_len, v->app,
-                    (int)v->dev_len, v->dev);
+                    "reason=%s addr=%s app=%.*s device=%.*s", gw_err_name(code),
+                    addr, (int)v->app_len, v->app, (int)v->dev_len, v->dev);
     else
         log_limited(&lim, LOG_LEVEL_WARN, "device login refused",
                     "reason=%s addr=%s", gw_err_name(code), addr);
@@ -282,8 +286,8 @@ int gw_auth_token(gw_conn_t *c, const char *tok, size_t len, gw_dev_t **out) {
     uint8_t secret[512];
     int sl = gw->svc.app_secret(gw->svc.ctx, app, secret, sizeof secret);
     int64_t now = (int64_t)time(NULL), issued = 0;
-    int rc = sl < 0 ? TOKEN_ERR_BAD_SIG
-                    : token_verify(&v, secret, (size_t)sl, now);
+    int rc =
+        sl < 0 ? TOKEN_ERR_BAD_SIG : token_verify(&v, secret, (size_t)sl, now);
     memset(secret, 0, sizeof secret);
     int code = rc == TOKEN_ERR_EXPIRED ? herald_ERR_TOKEN_EXPIRED
                : rc < 0                ? herald_ERR_BAD_TOKEN
@@ -323,7 +327,8 @@ void gw_conn_authed(gw_conn_t *c, gw_dev_t *dev) {
     gw_conn_set_idle(c, gw_idle_for(gw, c->hb));
     gw_reg_add(gw, c);
     if (gw->svc.online) {
-        gw_device_t d = {.app = dev->app->name, .device = dev->name,
+        gw_device_t d = {.app = dev->app->name,
+                         .device = dev->name,
                          .transport = c->transport,
                          .inbox_seq = dev->inbox_seq,
                          .broadcast_seq = dev->broadcast_seq};
@@ -435,12 +440,12 @@ static int decode(gw_conn_t *c, const req_src_t *src, dec_jce_fn dj,
 }
 
 /* Typed wrappers, so no function is called through a cast pointer. */
-#define DEC_OPS(T)                                                         \
-    static int dj_##T(void *v, jce_in_t *in) {                             \
-        return herald_##T##_decode(v, in);                                 \
-    }                                                                      \
-    static int dn_##T(void *v, const json_t *j, jce_arena_t *a) {          \
-        return herald_##T##_from_json(v, j, a);                            \
+#define DEC_OPS(T)                                                \
+    static int dj_##T(void *v, jce_in_t *in) {                    \
+        return herald_##T##_decode(v, in);                        \
+    }                                                             \
+    static int dn_##T(void *v, const json_t *j, jce_arena_t *a) { \
+        return herald_##T##_from_json(v, j, a);                   \
     }
 DEC_OPS(HelloReq)
 DEC_OPS(HeartbeatReq)
@@ -451,16 +456,19 @@ DEC_OPS(SyncReq)
 #define DECODE(T, v) decode(c, src, dj_##T, dn_##T, v)
 
 static int bad_package(gw_conn_t *c, int cmd, int req_id) {
-    if (reply(c, cmd, req_id, herald_ERR_BAD_PACKAGE, NULL, NULL, "body did not decode") < 0)
+    if (reply(c, cmd, req_id, herald_ERR_BAD_PACKAGE, NULL, NULL,
+              "body did not decode") < 0)
         return -1;
     return close_after(c, herald_ERR_BAD_PACKAGE);
 }
 
 static int cmd_hello(gw_conn_t *c, int req_id, const req_src_t *src) {
     if (c->dev)
-        return reply(c, herald_CMD_HELLO, req_id, herald_ERR_ALREADY_AUTHED, NULL, NULL, NULL);
+        return reply(c, herald_CMD_HELLO, req_id, herald_ERR_ALREADY_AUTHED,
+                     NULL, NULL, NULL);
     herald_HelloReq q;
-    if (DECODE(HelloReq, &q) < 0) return bad_package(c, herald_CMD_HELLO, req_id);
+    if (DECODE(HelloReq, &q) < 0)
+        return bad_package(c, herald_CMD_HELLO, req_id);
     gw_dev_t *dev;
     /* Overloaded since this connection was admitted: still new work. */
     bool over = ops_mem_over(c->w->gw->cfg.mem);
@@ -488,14 +496,16 @@ static int cmd_hello(gw_conn_t *c, int req_id, const req_src_t *src) {
 
 static int cmd_heartbeat(gw_conn_t *c, int req_id, const req_src_t *src) {
     herald_HeartbeatReq q;
-    if (DECODE(HeartbeatReq, &q) < 0) return bad_package(c, herald_CMD_HEARTBEAT, req_id);
+    if (DECODE(HeartbeatReq, &q) < 0)
+        return bad_package(c, herald_CMD_HEARTBEAT, req_id);
     c->hb = (uint16_t)gw_clamp_hb(c->w->gw, q.interval);
     gw_conn_set_idle(c, gw_idle_for(c->w->gw, c->hb));
     herald_HeartbeatRsp r;
     herald_HeartbeatRsp_init(&r);
     r.idleTimeout = gw_idle_for(c->w->gw, c->hb);
     r.serverTime = (int64_t)clock_wall_ms();
-    return reply(c, herald_CMD_HEARTBEAT, req_id, 0, &ops_HeartbeatRsp, &r, NULL);
+    return reply(c, herald_CMD_HEARTBEAT, req_id, 0, &ops_HeartbeatRsp, &r,
+                 NULL);
 }
 
 /* An ack covers what the device was sent on this connection, no more:
@@ -542,17 +552,18 @@ static int cmd_ack(gw_conn_t *c, int req_id, const req_src_t *src) {
     herald_AckReq q;
     if (DECODE(AckReq, &q) < 0) return bad_package(c, herald_CMD_ACK, req_id);
     if (q.inboxSeq < 0 || q.broadcastSeq < 0)
-        return reply(c, herald_CMD_ACK, req_id, herald_ERR_BAD_REQUEST, NULL, NULL, NULL);
+        return reply(c, herald_CMD_ACK, req_id, herald_ERR_BAD_REQUEST, NULL,
+                     NULL, NULL);
     gw_t *gw = c->w->gw;
     gw_dev_t *dv = c->dev;
-    int64_t in = c->ephemeral ? q.inboxSeq : ack_clamp(q.inboxSeq, dv->inbox_sent);
+    int64_t in =
+        c->ephemeral ? q.inboxSeq : ack_clamp(q.inboxSeq, dv->inbox_sent);
     int64_t bc = c->ephemeral ? q.broadcastSeq
                               : ack_clamp(q.broadcastSeq, dv->bcast_sent);
     if (in > dv->inbox_acked) dv->inbox_acked = in;
     if (bc > dv->bcast_acked) dv->bcast_acked = bc;
     if (in > dv->inbox_seq) dv->inbox_seq = in;
-    if (dv->ack_wait_at &&
-        (int32_t)((uint32_t)in - dv->ack_wait_seq) >= 0) {
+    if (dv->ack_wait_at && (int32_t)((uint32_t)in - dv->ack_wait_seq) >= 0) {
         uint32_t ms = (uint32_t)clock_wall_ms() - dv->ack_wait_at;
         metrics_observe(M_DELIVERY_ACKED, 0, 0, (uint64_t)ms * 1000);
         dv->ack_wait_at = 0;
@@ -561,7 +572,8 @@ static int cmd_ack(gw_conn_t *c, int req_id, const req_src_t *src) {
     atomic_fetch_add_explicit(&c->w->acks, 1, memory_order_relaxed);
     ack_ids(c, &q.msgIds);
     if (gw->svc.ack) {
-        gw_device_t d = {.app = dv->app->name, .device = dv->name,
+        gw_device_t d = {.app = dv->app->name,
+                         .device = dv->name,
                          .transport = c->transport,
                          .inbox_seq = dv->inbox_seq,
                          .broadcast_seq = dv->broadcast_seq};
@@ -585,14 +597,16 @@ static int cmd_ack(gw_conn_t *c, int req_id, const req_src_t *src) {
 
 static int cmd_subscribe(gw_conn_t *c, int req_id, const req_src_t *src) {
     herald_SubscribeReq q;
-    if (DECODE(SubscribeReq, &q) < 0) return bad_package(c, herald_CMD_SUBSCRIBE, req_id);
+    if (DECODE(SubscribeReq, &q) < 0)
+        return bad_package(c, herald_CMD_SUBSCRIBE, req_id);
     herald_SubscribeRsp r;
     herald_SubscribeRsp_init(&r);
     subscribe(c, &q.topics, &r.rejected);
     int ret = r.rejected.n == q.topics.n && q.topics.n ? r.rejected.vals[0] : 0;
     if (ret)
         return reply(c, herald_CMD_SUBSCRIBE, req_id, ret, NULL, NULL, NULL);
-    return reply(c, herald_CMD_SUBSCRIBE, req_id, 0, &ops_SubscribeRsp, &r, NULL);
+    return reply(c, herald_CMD_SUBSCRIBE, req_id, 0, &ops_SubscribeRsp, &r,
+                 NULL);
 }
 
 static int cmd_unsubscribe(gw_conn_t *c, int req_id, const req_src_t *src) {
@@ -601,8 +615,10 @@ static int cmd_unsubscribe(gw_conn_t *c, int req_id, const req_src_t *src) {
         return bad_package(c, herald_CMD_UNSUBSCRIBE, req_id);
     herald_UnsubscribeRsp r;
     herald_UnsubscribeRsp_init(&r);
-    for (uint32_t i = 0; i < q.topics.n; i++) r.count += topic_del(c, q.topics.items[i]);
-    return reply(c, herald_CMD_UNSUBSCRIBE, req_id, 0, &ops_UnsubscribeRsp, &r, NULL);
+    for (uint32_t i = 0; i < q.topics.n; i++)
+        r.count += topic_del(c, q.topics.items[i]);
+    return reply(c, herald_CMD_UNSUBSCRIBE, req_id, 0, &ops_UnsubscribeRsp, &r,
+                 NULL);
 }
 
 /* The gateway holds no store: the service reads it on its own thread and
@@ -615,7 +631,8 @@ static int cmd_sync(gw_conn_t *c, int req_id, const req_src_t *src) {
     herald_SyncReq q;
     if (DECODE(SyncReq, &q) < 0) return bad_package(c, herald_CMD_SYNC, req_id);
     gw_t *gw = c->w->gw;
-    gw_device_t d = {.app = c->dev->app->name, .device = c->dev->name,
+    gw_device_t d = {.app = c->dev->app->name,
+                     .device = c->dev->name,
                      .transport = c->transport,
                      .inbox_seq = c->dev->inbox_seq,
                      .broadcast_seq = c->dev->broadcast_seq};
@@ -625,10 +642,11 @@ static int cmd_sync(gw_conn_t *c, int req_id, const req_src_t *src) {
      * carries the messages (the exchange waits for the store). */
     if (c->ephemeral && c->aux_http && gw->svc.fetch) {
         uint32_t limit = q.limit > 0 && q.limit <= SYNC_LIMIT_MAX
-                             ? (uint32_t)q.limit : q.limit > 0 ? SYNC_LIMIT_MAX
-                                                               : 100;
-        if (gw->svc.fetch(gw->svc.ctx, &d, in, bc, limit,
-                          gw_conn_token(c)) == 0) {
+                             ? (uint32_t)q.limit
+                         : q.limit > 0 ? SYNC_LIMIT_MAX
+                                       : 100;
+        if (gw->svc.fetch(gw->svc.ctx, &d, in, bc, limit, gw_conn_token(c)) ==
+            0) {
             last_ret = 0;
             gw_http_wait(c, req_id);
             return 0;
@@ -656,8 +674,7 @@ static bool cmd_allowed(gw_conn_t *c) {
         c->rl_tokens = (uint8_t)(t > GW_CMD_BURST ? GW_CMD_BURST : t);
         c->rl_tick = now;
     }
-    if (!c->rl_tokens)
-        return false;
+    if (!c->rl_tokens) return false;
     c->rl_tokens--;
     return true;
 }
@@ -682,7 +699,8 @@ static int dispatch_cmd(gw_conn_t *c, int cmd, int req_id,
     case herald_CMD_SYNC: return cmd_sync(c, req_id, src);
     case herald_CMD_BYE: return close_after(c, 0);
     }
-    return reply(c, cmd, req_id, herald_ERR_UNKNOWN_CMD, NULL, NULL, "unknown command");
+    return reply(c, cmd, req_id, herald_ERR_UNKNOWN_CMD, NULL, NULL,
+                 "unknown command");
 }
 
 /* dispatch_cmd, counted: by command and result, with its latency. */
@@ -704,7 +722,8 @@ int gw_cmd_jce(gw_conn_t *c, const uint8_t *p, size_t len) {
     jce_in_t in;
     jce_in_init(&in, p, len, c->w->arena);
     if (herald_Package_decode(&pk, &in) < 0) {
-        if (reply(c, 0, 0, herald_ERR_BAD_PACKAGE, NULL, NULL, "package did not decode") < 0)
+        if (reply(c, 0, 0, herald_ERR_BAD_PACKAGE, NULL, NULL,
+                  "package did not decode") < 0)
             return -1;
         return close_after(c, herald_ERR_BAD_PACKAGE);
     }
@@ -716,7 +735,8 @@ int gw_cmd_jce(gw_conn_t *c, const uint8_t *p, size_t len) {
  * an unknown command by the name it came with (at most 32 bytes of it). */
 static int unknown_json(gw_conn_t *c, const char *name, int req_id) {
     last_ret = herald_ERR_UNKNOWN_CMD;
-    json_t *j = json_error(0, req_id, herald_ERR_UNKNOWN_CMD, "unknown command");
+    json_t *j =
+        json_error(0, req_id, herald_ERR_UNKNOWN_CMD, "unknown command");
     if (j) json_object_set_new(j, "for", json_stringn(name, strnlen(name, 32)));
     return send_frame(c, gw_json_frame(j));
 }
@@ -736,7 +756,8 @@ int gw_cmd_json(gw_conn_t *c, const uint8_t *p, size_t len) {
     int req_id = json_is_integer(rid) ? (int)json_integer_value(rid) : 0;
     int cmd = cmd_by_name(name);
     req_src_t src = {.json = j};
-    int rc = cmd ? dispatch(c, cmd, req_id, &src) : unknown_json(c, name, req_id);
+    int rc =
+        cmd ? dispatch(c, cmd, req_id, &src) : unknown_json(c, name, req_id);
     json_decref(j);
     return rc;
 }

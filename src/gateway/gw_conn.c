@@ -166,10 +166,12 @@ static void tell_offline(gw_conn_t *c, int reason) {
     gw_mark_drop(c); /* no more pushes go out on it */
     atomic_fetch_sub(&c->dev->app->online, 1);
     atomic_fetch_sub_explicit(&c->w->authed_now, 1, memory_order_relaxed);
-    metrics_inc(M_DISCONNECTS, gone ? MH_DIS_PEER_GONE : mh_reason_idx(reason), 0);
+    metrics_inc(M_DISCONNECTS, gone ? MH_DIS_PEER_GONE : mh_reason_idx(reason),
+                0);
     metrics_gauge_add(M_CONNECTIONS, mh_transport_idx(c->transport), 0, -1);
     if (gw->svc.offline) {
-        gw_device_t d = {.app = c->dev->app->name, .device = c->dev->name,
+        gw_device_t d = {.app = c->dev->app->name,
+                         .device = c->dev->name,
                          .transport = c->transport,
                          .inbox_seq = c->dev->inbox_seq,
                          .broadcast_seq = c->dev->broadcast_seq};
@@ -295,8 +297,7 @@ static int frag_add(gw_conn_t *c, const ws_frame_t *f) {
     return 0;
 }
 
-static int ws_message(gw_conn_t *c, unsigned op, const uint8_t *p,
-                      size_t len) {
+static int ws_message(gw_conn_t *c, unsigned op, const uint8_t *p, size_t len) {
     atomic_fetch_add_explicit(&c->w->frames_in, 1, memory_order_relaxed);
     if (op == WS_OP_TEXT) return gw_cmd_json(c, p, len);
     return gw_cmd_jce(c, p, len);
@@ -312,8 +313,7 @@ static int ws_frame(gw_conn_t *c, ws_frame_t *f) {
         memcpy(fr + hl, f->payload, f->len);
         return gw_conn_send(c, fr, hl + f->len);
     }
-    case WS_OP_PONG:
-        return 0;
+    case WS_OP_PONG: return 0;
     case WS_OP_CLOSE: {
         uint8_t fr[2 + WS_MAX_CONTROL];
         unsigned code = f->close_code == WS_CLOSE_NO_STATUS ? 0 : f->close_code;
@@ -482,8 +482,7 @@ static void read_input(gw_conn_t *c) {
             return;
         }
         if (n < 0) return;
-        if (c->dev)
-            gw_conn_set_idle(c, gw_idle_for(w->gw, c->hb));
+        if (c->dev) gw_conn_set_idle(c, gw_idle_for(w->gw, c->hb));
         size_t len = have + (size_t)n, used = 0;
         if (c->state == GW_S_NEW && detect(c, w->rbuf[0]) < 0) return;
         if (c->state == GW_S_HTTP) {
@@ -493,8 +492,9 @@ static void read_input(gw_conn_t *c) {
             h->len = (uint16_t)k;
             continue;
         }
-        int rc = c->state == GW_S_YYB ? yyb_input(c, w->rbuf, len, &used)
-                                      : gw_conn_ws_input(c, w->rbuf, len, &used);
+        int rc = c->state == GW_S_YYB
+                     ? yyb_input(c, w->rbuf, len, &used)
+                     : gw_conn_ws_input(c, w->rbuf, len, &used);
         jce_arena_reset(w->arena);
         if (rc < 0) return;
         if (gw_conn_keep_tail(c, w->rbuf, len, used) < 0) return;
@@ -523,11 +523,10 @@ static void on_timer(ev_loop_t *loop, ev_timer_t *t) {
         return;
     }
     switch (c->state) {
-    case GW_S_CLOSING:
-        gw_conn_close(c, 0);
-        break;
+    case GW_S_CLOSING: gw_conn_close(c, 0); break;
     case GW_S_HTTP:
-        gw_http_error(c, 408, herald_ERR_HEARTBEAT_TIMEOUT, "request head too slow");
+        gw_http_error(c, 408, herald_ERR_HEARTBEAT_TIMEOUT,
+                      "request head too slow");
         break;
     default:
         if (c->dev) {

@@ -84,7 +84,8 @@ gw_buf_t *gw_kick_frame(gw_conn_t *c, int reason, const char *message) {
     if (c->transport == GW_WS_JSON) {
         json_t *j = json_pack("{s:s, s:i, s:s}", "cmd", "kick", "reason",
                               reason, "message", message);
-        if (j && retry) json_object_set_new(j, "retryAfter", json_integer(retry));
+        if (j && retry)
+            json_object_set_new(j, "retryAfter", json_integer(retry));
         k = gw_json_frame(j);
     } else if (c->transport == GW_TCP || c->transport == GW_WS_JCE) {
         herald_Kick kk;
@@ -96,7 +97,8 @@ gw_buf_t *gw_kick_frame(gw_conn_t *c, int reason, const char *message) {
         jce_out_init(&o, JCE_POLICY_CPP);
         herald_Kick_encode(&kk, &o);
         k = o.err ? NULL
-                  : gw_package_frame(c->transport, herald_CMD_KICK, 0, 0, o.buf, o.len);
+                  : gw_package_frame(c->transport, herald_CMD_KICK, 0, 0, o.buf,
+                                     o.len);
         jce_out_free(&o);
     } else {
         return NULL; /* protocol not known yet: nothing the peer could read */
@@ -104,9 +106,9 @@ gw_buf_t *gw_kick_frame(gw_conn_t *c, int reason, const char *message) {
     if (!k || c->transport == GW_TCP) return k;
     /* WebSocket: the close frame rides in the same buffer. */
     uint8_t fr[2 + WS_MAX_CONTROL];
-    unsigned code = reason == 0              ? WS_CLOSE_NORMAL
+    unsigned code = reason == 0                     ? WS_CLOSE_NORMAL
                     : reason == herald_ERR_DRAINING ? WS_CLOSE_GOING_AWAY
-                                             : WS_CLOSE_POLICY;
+                                                    : WS_CLOSE_POLICY;
     size_t n = ws_close_frame(fr, code, message, strlen(message));
     gw_buf_t *both = gw_buf_new(NULL, k->len + n);
     if (both) {
@@ -129,13 +131,16 @@ gw_buf_t *gw_push_frame_json(const gw_msg_t *m) {
     json_t *j = json_pack("{s:s, s:s}", "cmd", "push", "msgId", m->msg_id);
     if (!j) return NULL;
     if (m->seq) json_object_set_new(j, "seq", json_integer(m->seq));
-    if (m->timeline) json_object_set_new(j, "timeline", json_integer(m->timeline));
+    if (m->timeline)
+        json_object_set_new(j, "timeline", json_integer(m->timeline));
     if (m->topic) json_object_set_new(j, "topic", json_string(m->topic));
     json_object_set_new(j, "needAck", json_boolean(m->need_ack));
-    if (m->sent_at_ms) json_object_set_new(j, "sentAt", json_integer(m->sent_at_ms));
+    if (m->sent_at_ms)
+        json_object_set_new(j, "sentAt", json_integer(m->sent_at_ms));
     if (utf8_text(m->payload, m->payload_len)) {
-        json_object_set_new(j, "payload",
-                            json_stringn((const char *)m->payload, m->payload_len));
+        json_object_set_new(
+            j, "payload",
+            json_stringn((const char *)m->payload, m->payload_len));
     } else {
         char *b = malloc(4 * ((m->payload_len + 2) / 3) + 1);
         if (!b) {
@@ -167,8 +172,9 @@ gw_buf_t *gw_push_frame_jce(const gw_msg_t *m, int transport) {
     jce_out_t o;
     jce_out_init(&o, JCE_POLICY_CPP);
     herald_PushBatch_encode(&pb, &o);
-    gw_buf_t *b =
-        o.err ? NULL : gw_package_frame(transport, herald_CMD_PUSH, 0, 0, o.buf, o.len);
+    gw_buf_t *b = o.err ? NULL
+                        : gw_package_frame(transport, herald_CMD_PUSH, 0, 0,
+                                           o.buf, o.len);
     jce_out_free(&o);
     return b;
 }

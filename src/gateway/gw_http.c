@@ -103,12 +103,13 @@ static int http_head_done(gw_conn_t *c) {
     int tl = find_token(r, h->buf, tok, sizeof tok);
     gw_dev_t *dev = NULL;
     /* No token is a refused login too: counted and logged as one. */
-    int code = gw_auth_token(c, tl < 0 ? "" : tok, tl < 0 ? 0 : (size_t)tl,
-                             &dev);
+    int code =
+        gw_auth_token(c, tl < 0 ? "" : tok, tl < 0 ? 0 : (size_t)tl, &dev);
     if (code) {
         gw_http_error(c, 401, code,
-                      tl < 0 ? "token missing (?token= or Authorization: Bearer)"
-                             : gw_auth_message(code));
+                      tl < 0
+                          ? "token missing (?token= or Authorization: Bearer)"
+                          : gw_auth_message(code));
         return -1;
     }
     char out[256];
@@ -169,7 +170,8 @@ static int yyb_post_start(gw_conn_t *c) {
     if (len < YYB_PREFACE_LEN + YYB_FRAME_MIN ||
         len > (uint64_t)c->w->gw->cfg.max_frame * 4 + YYB_PREFACE_LEN) {
         gw_http_error(c, len < YYB_PREFACE_LEN ? 400 : 413,
-                      herald_ERR_BAD_REQUEST, "body must be a preface and frames");
+                      herald_ERR_BAD_REQUEST,
+                      "body must be a preface and frames");
         return -1;
     }
     if (!(h->body = malloc(len))) {
@@ -183,17 +185,19 @@ static int yyb_post_start(gw_conn_t *c) {
     h->body_have = (uint32_t)extra;
     /* curl and others wait a second for this before a larger body */
     static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-    if (extra < len && http_header_has_token(&h->req, h->buf, "Expect", "100-continue"))
+    if (extra < len &&
+        http_header_has_token(&h->req, h->buf, "Expect", "100-continue"))
         return gw_conn_send(c, cont, sizeof cont - 1);
     return 0;
 }
 
 static void http_reply_bin(gw_conn_t *c, const uint8_t *p, size_t len) {
     char head[160];
-    int n = snprintf(head, sizeof head,
-                     "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
-                     "Content-Length: %zu\r\nConnection: close\r\n\r\n",
-                     len);
+    int n =
+        snprintf(head, sizeof head,
+                 "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
+                 "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+                 len);
     if (gw_conn_send(c, head, (size_t)n) < 0 || gw_conn_send(c, p, len) < 0)
         return;
     gw_conn_linger(c, 0);
@@ -253,7 +257,8 @@ static int yyb_post_run(gw_conn_t *c) {
     if (h->waiting) return 0;
     if (rc < 0 || (!h->stop && h->off < h->body_len) || h->frames == 0) {
         int code = rc < 0 ? yyb_err_code(rc) : herald_ERR_BAD_PACKAGE;
-        gw_http_error(c, 400, code, rc < 0 ? yyb_strerror(rc) : "truncated frame");
+        gw_http_error(c, 400, code,
+                      rc < 0 ? yyb_strerror(rc) : "truncated frame");
         return -1;
     }
     if (h->cap.err) {
@@ -276,10 +281,10 @@ void gw_http_sync_done(gw_conn_t *c, const uint8_t *body, size_t len) {
     h->waiting = false;
     h->capture = &h->cap;
     c->transport = GW_TCP;
-    int rc = body ? gw_send_package(c, herald_CMD_SYNC, h->wait_req, 0, body,
-                                    len)
-                  : gw_send_package(c, herald_CMD_SYNC, h->wait_req,
-                                    herald_ERR_SERVER, NULL, 0);
+    int rc =
+        body ? gw_send_package(c, herald_CMD_SYNC, h->wait_req, 0, body, len)
+             : gw_send_package(c, herald_CMD_SYNC, h->wait_req,
+                               herald_ERR_SERVER, NULL, 0);
     if (rc < 0 || c->state != GW_S_HTTP) return;
     (void)yyb_post_run(c);
 }
@@ -313,7 +318,8 @@ int gw_http_read(gw_conn_t *c) {
             return -1;
         }
         if (h->len >= sizeof h->buf) {
-            gw_http_error(c, 431, herald_ERR_BAD_REQUEST, "request head too large");
+            gw_http_error(c, 431, herald_ERR_BAD_REQUEST,
+                          "request head too large");
             return -1;
         }
         ssize_t n = read(c->io.fd, h->buf + h->len, sizeof h->buf - h->len);

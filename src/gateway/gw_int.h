@@ -36,26 +36,32 @@ struct json_t; /* <jansson.h>, for gw_json_frame */
 #define GW_ACCEPT_BATCH 64
 #define GW_MAX_TOPICS 64
 #define GW_TOPIC_MAX 128
-#define GW_LINGER_MS 2000        /* lingering close after a kick */
+#define GW_LINGER_MS 2000 /* lingering close after a kick */
 #define GW_REG_SHARDS 64
-#define GW_BATCH 256             /* io_uring sends per submission */
-#define GW_MAILBOX_MAX 65536     /* pushes waiting per worker, at most */
-#define GW_REFUSE_MS 1000        /* a refused connection's whole life */
-#define GW_REFUSED_MAX 1024      /* refused ones pending per worker (less
+#define GW_BATCH 256         /* io_uring sends per submission */
+#define GW_MAILBOX_MAX 65536 /* pushes waiting per worker, at most */
+#define GW_REFUSE_MS 1000    /* a refused connection's whole life */
+#define GW_REFUSED_MAX \
+    1024 /* refused ones pending per worker (less
                                     if descriptors are few, gw_conns_auto);
                                     past it the next are closed at accept */
 
 /* Why a connection is refused (gw_conn_t.refuse; 0 = admitted).  The
  * device hears ERR_TOO_MANY_CONNS for GW_R_PER_IP, ERR_OVERLOADED for the
  * others (docs/gateway.md "Refusing connections"). */
-enum gw_refuse { GW_R_NONE = 0, GW_R_MAX_CONNS, GW_R_ACCEPT_RATE,
-                 GW_R_PER_IP, GW_R_MEMORY };
+enum gw_refuse {
+    GW_R_NONE = 0,
+    GW_R_MAX_CONNS,
+    GW_R_ACCEPT_RATE,
+    GW_R_PER_IP,
+    GW_R_MEMORY
+};
 
 /* An immutable, refcounted frame.  Only its worker touches the count. */
 typedef struct gw_buf {
     int ref;
     uint32_t len;
-    bool backlog;       /* a backlog push (gw_msg_t.backlog) */
+    bool backlog; /* a backlog push (gw_msg_t.backlog) */
     uint8_t data[];
 } gw_buf_t;
 
@@ -83,7 +89,7 @@ typedef struct gw_app {
 /* An authenticated device, owned by its connection. */
 typedef struct gw_dev {
     gw_app_t *app;
-    int64_t inbox_seq;      /* the session's cursors: HELLO's, then acks */
+    int64_t inbox_seq; /* the session's cursors: HELLO's, then acks */
     int64_t broadcast_seq;
     /* The highest seq of each timeline written to this connection, and
      * the highest ack recorded on it (never beyond what was written: the
@@ -94,7 +100,7 @@ typedef struct gw_dev {
     /* Online-only pushes written and acked by msgId: a device can ack no
      * more ids than it was sent, so an ack of made-up ids costs nothing. */
     uint32_t online_sent, online_acked;
-    int64_t issued_s;       /* its token's issue time (token_issued_at) */
+    int64_t issued_s; /* its token's issue time (token_issued_at) */
     /* The oldest inbox push written and not yet acked (low 32 bits of its
      * seq, its accept time in ms mod 2^32): one ack-latency sample per
      * ack round trip, in 8 bytes. */
@@ -125,14 +131,14 @@ typedef struct gw_http {
     uint8_t *body;
     uint32_t body_len, body_have;
     jce_out_t *capture;
-    bool stop;          /* a package ended the exchange */
+    bool stop; /* a package ended the exchange */
     /* While a SYNC waits for the service's answer (gw_sync_answer), the
      * exchange pauses: the answer so far, where the body's frames stand. */
     jce_out_t cap;
     yyb_reader_t rd;
     uint32_t off, frames;
     bool running, waiting;
-    int wait_req;       /* the SYNC's reqId */
+    int wait_req; /* the SYNC's reqId */
 } gw_http_t;
 
 typedef struct gw_topics {
@@ -141,12 +147,12 @@ typedef struct gw_topics {
 } gw_topics_t;
 
 enum gw_state {
-    GW_S_NEW = 0,   /* nothing read yet */
-    GW_S_YYB,       /* raw TCP: preface, then frames */
-    GW_S_HTTP,      /* reading an HTTP request head */
-    GW_S_WS,        /* WebSocket frames */
-    GW_S_CLOSING,   /* output flushed, input discarded, waiting for EOF */
-    GW_S_DEAD,      /* fd closed; freed before the loop sleeps */
+    GW_S_NEW = 0, /* nothing read yet */
+    GW_S_YYB,     /* raw TCP: preface, then frames */
+    GW_S_HTTP,    /* reading an HTTP request head */
+    GW_S_WS,      /* WebSocket frames */
+    GW_S_CLOSING, /* output flushed, input discarded, waiting for EOF */
+    GW_S_DEAD,    /* fd closed; freed before the loop sleeps */
 };
 
 struct gw_worker;
@@ -162,24 +168,24 @@ typedef struct gw_conn {
     ev_io_t io;
     ev_timer_t timer;
     struct gw_worker *w;
-    gw_dev_t *dev;          /* NULL until authenticated */
-    gw_bytes_t *in;         /* partial frame kept between reads */
+    gw_dev_t *dev;  /* NULL until authenticated */
+    gw_bytes_t *in; /* partial frame kept between reads */
     gw_out_t *out_head, *out_tail;
-    void *aux;              /* gw_http_t in GW_S_HTTP, else fragment buffer */
+    void *aux; /* gw_http_t in GW_S_HTTP, else fragment buffer */
     gw_topics_t *topics;
-    uint64_t deadline;      /* ev_now_ms() time the timer really means */
+    uint64_t deadline; /* ev_now_ms() time the timer really means */
     uint32_t out_bytes;
     uint32_t slot, gen;
-    uint16_t hb;            /* heartbeat interval in use, seconds */
-    uint16_t rl_tick;       /* command limit: last refill, 50 ms ticks */
-    uint8_t rl_tokens;      /* commands left in the bucket */
+    uint16_t hb;       /* heartbeat interval in use, seconds */
+    uint16_t rl_tick;  /* command limit: last refill, 50 ms ticks */
+    uint8_t rl_tokens; /* commands left in the bucket */
     uint8_t state;
-    uint8_t transport;      /* enum gw_transport, 0 until known */
+    uint8_t transport; /* enum gw_transport, 0 until known */
     bool offline_told;
-    bool ephemeral;         /* POST /v1/yyb: authenticated, not registered */
-    bool aux_http;          /* aux is a gw_http_t (else a fragment buffer) */
-    uint8_t refuse;         /* enum gw_refuse: answer the first bytes, close */
-    bool batched;           /* a send of it waits in the worker's batch */
+    bool ephemeral; /* POST /v1/yyb: authenticated, not registered */
+    bool aux_http;  /* aux is a gw_http_t (else a fragment buffer) */
+    uint8_t refuse; /* enum gw_refuse: answer the first bytes, close */
+    bool batched;   /* a send of it waits in the worker's batch */
     union {
         yyb_reader_t yyb;
         ws_parser_t ws;
@@ -187,14 +193,21 @@ typedef struct gw_conn {
 } gw_conn_t;
 
 /* Mailbox items: what other threads ask a worker to do. */
-enum gw_item_kind { GW_I_PUSH_ONE, GW_I_PUSH_APP, GW_I_KICK, GW_I_DRAIN,
-                    GW_I_STOP, GW_I_MARK, GW_I_SYNC };
+enum gw_item_kind {
+    GW_I_PUSH_ONE,
+    GW_I_PUSH_APP,
+    GW_I_KICK,
+    GW_I_DRAIN,
+    GW_I_STOP,
+    GW_I_MARK,
+    GW_I_SYNC
+};
 
 /* A message shared by every worker it goes to (atomic refcount). */
 typedef struct gw_pmsg {
     atomic_int ref;
     gw_app_t *app;
-    gw_msg_t m;          /* pointers into the tail of this allocation */
+    gw_msg_t m; /* pointers into the tail of this allocation */
 } gw_pmsg_t;
 
 typedef struct gw_item {
@@ -202,10 +215,10 @@ typedef struct gw_item {
     int reason;
     uint32_t slot, gen;
     gw_pmsg_t *msg;
-    uint64_t token;     /* GW_I_MARK */
-    int64_t before_s;   /* GW_I_KICK of a revocation: only tokens issued
+    uint64_t token;   /* GW_I_MARK */
+    int64_t before_s; /* GW_I_KICK of a revocation: only tokens issued
                            before this; 0 = any connection */
-    uint8_t *body;      /* GW_I_SYNC: the SyncRsp, encoded; the item's */
+    uint8_t *body;    /* GW_I_SYNC: the SyncRsp, encoded; the item's */
     uint32_t body_len;
 } gw_item_t;
 
@@ -215,25 +228,25 @@ typedef struct gw_worker {
     pthread_t thread;
     bool started;
     ev_loop_t *loop;
-    ev_io_t lio;            /* listener */
-    lpause_t lpause;        /* its back-off when out of descriptors */
+    ev_io_t lio;     /* listener */
+    lpause_t lpause; /* its back-off when out of descriptors */
     ev_async_t wake;
-    jce_arena_t *arena;     /* per decoded frame, reset after each */
-    gw_batch_t *batch;      /* io_uring broadcast sends; NULL: send() */
-    uint8_t *rbuf;          /* scratch for read(): partial + new bytes */
+    jce_arena_t *arena; /* per decoded frame, reset after each */
+    gw_batch_t *batch;  /* io_uring broadcast sends; NULL: send() */
+    uint8_t *rbuf;      /* scratch for read(): partial + new bytes */
     size_t rbuf_cap;
     /* connections by slot; free slots chained through free_slots */
     gw_conn_t **conns;
     uint32_t nslots, cap_slots;
     uint32_t *free_slots;
     uint32_t nfree;
-    gw_conn_t **dead;       /* closed, to free before sleeping */
+    gw_conn_t **dead; /* closed, to free before sleeping */
     uint32_t ndead, cap_dead;
     /* with --max-conns-per-ip: each slot's address count, beside conns
      * (not in gw_conn_t, which stays at 160 bytes) */
     gw_ipent_t **ip_of;
-    uint32_t refused_now;   /* refused connections not yet closed */
-    uint32_t refused_max;   /* past it, refused ones get no answer */
+    uint32_t refused_now; /* refused connections not yet closed */
+    uint32_t refused_max; /* past it, refused ones get no answer */
     bool draining;
     /* mailbox */
     pthread_mutex_t mu;
@@ -260,7 +273,7 @@ typedef struct gw_reg {
 typedef struct gw_shard {
     pthread_mutex_t mu;
     gw_reg_t **tab;
-    uint32_t mask;      /* buckets - 1 */
+    uint32_t mask; /* buckets - 1 */
     uint32_t n;
 } gw_shard_t;
 
@@ -274,14 +287,14 @@ struct gw {
     gw_shard_t shards[GW_REG_SHARDS];
     pthread_mutex_t apps_mu;
     gw_app_t *apps;
-    atomic_long total_conns;    /* admitted connections (--max-conns) */
-    int auto_conns;             /* what max_conns 0 means (gw_conns_auto) */
-    long nofile;                /* RLIMIT_NOFILE when it was derived */
-    gw_rate_t accept_rate;      /* --accept-rate */
-    gw_iptab_t *iptab;          /* --max-conns-per-ip; NULL = off */
+    atomic_long total_conns; /* admitted connections (--max-conns) */
+    int auto_conns;          /* what max_conns 0 means (gw_conns_auto) */
+    long nofile;             /* RLIMIT_NOFILE when it was derived */
+    gw_rate_t accept_rate;   /* --accept-rate */
+    gw_iptab_t *iptab;       /* --max-conns-per-ip; NULL = off */
     atomic_bool draining;
     bool started, stopped;
-    int port_lock;              /* net_port_claim's lock, or -1 */
+    int port_lock; /* net_port_claim's lock, or -1 */
 };
 
 /* ---- gw.c ---- */

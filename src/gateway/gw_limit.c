@@ -35,10 +35,9 @@ bool gw_rate_take(gw_rate_t *r, uint64_t now) {
     for (;;) {
         uint64_t base = tat > now ? tat : now;
         if (base - now > r->tolerance) return false;
-        if (atomic_compare_exchange_weak_explicit(&r->tat, &tat,
-                                                  base + r->interval,
-                                                  memory_order_relaxed,
-                                                  memory_order_relaxed))
+        if (atomic_compare_exchange_weak_explicit(
+                &r->tat, &tat, base + r->interval, memory_order_relaxed,
+                memory_order_relaxed))
             return true;
     }
 }
@@ -80,7 +79,8 @@ static int ip_key(const struct sockaddr *sa, uint8_t key[16]) {
     }
     if (sa->sa_family != AF_INET6) return -EAFNOSUPPORT;
     const uint8_t *a = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
-    static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    static const uint8_t mapped[12] = {0, 0, 0, 0, 0,    0,
+                                       0, 0, 0, 0, 0xff, 0xff};
     memcpy(key, a, memcmp(a, mapped, 12) ? 8 : 16);
     return 0;
 }

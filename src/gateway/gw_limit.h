@@ -29,9 +29,9 @@
 /* ---- accept rate ------------------------------------------------------------ */
 
 typedef struct gw_rate {
-    _Atomic uint64_t tat;  /* theoretical arrival time of the next take, ns */
-    uint64_t interval;     /* ns per token; 0 = no limit */
-    uint64_t tolerance;    /* (burst - 1) * interval */
+    _Atomic uint64_t tat; /* theoretical arrival time of the next take, ns */
+    uint64_t interval;    /* ns per token; 0 = no limit */
+    uint64_t tolerance;   /* (burst - 1) * interval */
 } gw_rate_t;
 
 /* per_s <= 0: no limit.  burst < 1: one second's worth (per_s), at least

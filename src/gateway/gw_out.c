@@ -182,8 +182,10 @@ int gw_conn_queue(gw_conn_t *c, gw_buf_t *b, uint32_t off) {
     o->next = NULL;
     o->buf = gw_buf_ref(b);
     o->off = off;
-    if (c->out_tail) c->out_tail->next = o;
-    else c->out_head = o;
+    if (c->out_tail)
+        c->out_tail->next = o;
+    else
+        c->out_head = o;
     c->out_tail = o;
     c->out_bytes += b->len - off;
     if (b->backlog && c->dev) c->dev->backlog_bytes += b->len - off;

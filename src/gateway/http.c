@@ -7,25 +7,25 @@
 #include <strings.h>
 
 enum {
-    S_START,     /* before the request line; empty lines skipped */
-    S_START_CR,  /* CR of an empty line before the request line */
+    S_START,    /* before the request line; empty lines skipped */
+    S_START_CR, /* CR of an empty line before the request line */
     S_METHOD,
     S_TARGET_START,
     S_TARGET,
-    S_VERSION,   /* matching "HTTP/" (sub = bytes matched) */
+    S_VERSION, /* matching "HTTP/" (sub = bytes matched) */
     S_VER_MAJOR,
-    S_VER_DOT,   /* sub = major digit */
+    S_VER_DOT, /* sub = major digit */
     S_VER_MINOR,
-    S_RL_END,    /* after the version: CR or LF */
+    S_RL_END, /* after the version: CR or LF */
     S_RL_CR,
     S_HDR_START, /* start of a header line or of the final empty line */
     S_HDR_NAME,
-    S_HDR_OWS,   /* after ':' before the value */
+    S_HDR_OWS, /* after ':' before the value */
     S_HDR_VALUE,
     S_HDR_CR,
-    S_END_CR,    /* CR of the final empty line */
+    S_END_CR, /* CR of the final empty line */
     S_DONE,
-    S_ERROR,     /* sub = -error */
+    S_ERROR, /* sub = -error */
 };
 
 /* RFC 9110 §5.6.2 tchar. */
@@ -42,9 +42,7 @@ static bool is_target_char(unsigned char c) {
 }
 
 /* field-vchar: VCHAR or obs-text (bytes >= 0x80 are opaque to us). */
-static bool is_vchar(unsigned char c) {
-    return (c > 0x20 && c != 0x7f);
-}
+static bool is_vchar(unsigned char c) { return (c > 0x20 && c != 0x7f); }
 
 void http_req_init(http_req_t *r) {
     memset(r, 0, offsetof(http_req_t, headers));
@@ -59,7 +57,10 @@ static int fail(http_req_t *r, int err) {
 }
 
 static uint8_t method_id(const char *m, size_t n) {
-    static const struct { const char *s; uint8_t id; } known[] = {
+    static const struct {
+        const char *s;
+        uint8_t id;
+    } known[] = {
         {"GET", HTTP_M_GET},       {"HEAD", HTTP_M_HEAD},
         {"POST", HTTP_M_POST},     {"PUT", HTTP_M_PUT},
         {"DELETE", HTTP_M_DELETE}, {"OPTIONS", HTTP_M_OPTIONS},
@@ -97,7 +98,10 @@ static int step(http_req_t *r, const char *buf, unsigned char c) {
     switch (r->state) {
     case S_START:
         if (c == '\n') return HTTP_AGAIN;
-        if (c == '\r') { r->state = S_START_CR; return HTTP_AGAIN; }
+        if (c == '\r') {
+            r->state = S_START_CR;
+            return HTTP_AGAIN;
+        }
         if (!is_tchar(c)) return fail(r, HTTP_ERR_SYNTAX);
         r->mark = r->pos;
         r->state = S_METHOD;
@@ -137,7 +141,8 @@ static int step(http_req_t *r, const char *buf, unsigned char c) {
             return fail(r, HTTP_ERR_URI_TOO_LONG);
         return HTTP_AGAIN;
     case S_VERSION:
-        if (c != (unsigned char)"HTTP/"[r->sub]) return fail(r, HTTP_ERR_SYNTAX);
+        if (c != (unsigned char)"HTTP/"[r->sub])
+            return fail(r, HTTP_ERR_SYNTAX);
         if (++r->sub == 5) r->state = S_VER_MAJOR;
         return HTTP_AGAIN;
     case S_VER_MAJOR:
@@ -157,8 +162,14 @@ static int step(http_req_t *r, const char *buf, unsigned char c) {
         r->state = S_RL_END;
         return HTTP_AGAIN;
     case S_RL_END:
-        if (c == '\r') { r->state = S_RL_CR; return HTTP_AGAIN; }
-        if (c == '\n') { r->state = S_HDR_START; return HTTP_AGAIN; }
+        if (c == '\r') {
+            r->state = S_RL_CR;
+            return HTTP_AGAIN;
+        }
+        if (c == '\n') {
+            r->state = S_HDR_START;
+            return HTTP_AGAIN;
+        }
         return fail(r, HTTP_ERR_SYNTAX);
     case S_RL_CR:
     case S_HDR_CR:
@@ -166,7 +177,10 @@ static int step(http_req_t *r, const char *buf, unsigned char c) {
         r->state = S_HDR_START;
         return HTTP_AGAIN;
     case S_HDR_START:
-        if (c == '\r') { r->state = S_END_CR; return HTTP_AGAIN; }
+        if (c == '\r') {
+            r->state = S_END_CR;
+            return HTTP_AGAIN;
+        }
         if (c == '\n') break; /* end of head */
         if (c == ' ' || c == '\t')
             return fail(r, r->nheaders ? HTTP_ERR_OBS_FOLD : HTTP_ERR_SYNTAX);
@@ -210,8 +224,7 @@ static int step(http_req_t *r, const char *buf, unsigned char c) {
     case S_END_CR:
         if (c != '\n') return fail(r, HTTP_ERR_BARE_CR);
         break;
-    default:
-        return fail(r, HTTP_ERR_SYNTAX);
+    default: return fail(r, HTTP_ERR_SYNTAX);
     }
     /* The final LF. */
     r->state = S_DONE;
@@ -225,7 +238,8 @@ int http_parse(http_req_t *r, const char *buf, size_t len) {
     while (r->pos < len) {
         if (r->pos >= r->max_head) {
             bool in_target = r->state == S_TARGET || r->state == S_TARGET_START;
-            return fail(r, in_target ? HTTP_ERR_URI_TOO_LONG : HTTP_ERR_TOO_LARGE);
+            return fail(r,
+                        in_target ? HTTP_ERR_URI_TOO_LONG : HTTP_ERR_TOO_LARGE);
         }
         int rc = step(r, buf, (unsigned char)buf[r->pos]);
         if (rc != HTTP_AGAIN) return rc;
@@ -266,7 +280,8 @@ const char *http_strerror(int err) {
 
 /* ---- lookups on a parsed head ---- */
 
-static bool span_ieq(const char *buf, http_span_t s, const char *lit, size_t n) {
+static bool span_ieq(const char *buf, http_span_t s, const char *lit,
+                     size_t n) {
     return s.len == n && strncasecmp(buf + s.off, lit, n) == 0;
 }
 

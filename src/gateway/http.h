@@ -24,14 +24,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define HTTP_MAX_HEAD 8192     /* default max_head; at most 65535 */
+#define HTTP_MAX_HEAD 8192 /* default max_head; at most 65535 */
 #define HTTP_MAX_HEADERS 64
 #define HTTP_MAX_METHOD 16
-#define HTTP_MAX_TARGET 4096   /* default max_target */
+#define HTTP_MAX_TARGET 4096 /* default max_target */
 
 enum http_rc {
-    HTTP_DONE = 1,  /* head complete: req->head_len bytes */
-    HTTP_AGAIN = 0, /* need more bytes */
+    HTTP_DONE = 1,              /* head complete: req->head_len bytes */
+    HTTP_AGAIN = 0,             /* need more bytes */
     HTTP_ERR_SYNTAX = -1,       /* 400: request line or general syntax */
     HTTP_ERR_BARE_CR = -2,      /* 400: CR not followed by LF */
     HTTP_ERR_HEADER_NAME = -3,  /* 400: bad or empty name, space before ':' */
@@ -69,10 +69,10 @@ typedef struct http_header {
 typedef struct http_req {
     /* parser state (private) */
     uint8_t state;
-    uint8_t sub;       /* index within a literal ("HTTP/") */
-    uint16_t pos;      /* next byte to look at */
-    uint16_t mark;     /* start of the token being read */
-    uint16_t vend;     /* end of a value's last non-blank byte */
+    uint8_t sub;   /* index within a literal ("HTTP/") */
+    uint16_t pos;  /* next byte to look at */
+    uint16_t mark; /* start of the token being read */
+    uint16_t vend; /* end of a value's last non-blank byte */
     /* limits: set by http_req_init, may be lowered before parsing */
     uint16_t max_head;
     uint16_t max_target;

@@ -27,11 +27,23 @@ static int utf8_lead(uint8_t c, uint8_t *lo, uint8_t *hi) {
     *lo = 0x80;
     *hi = 0xBF;
     if (c >= 0xC2 && c <= 0xDF) return 1;
-    if (c == 0xE0) { *lo = 0xA0; return 2; }
-    if (c == 0xED) { *hi = 0x9F; return 2; }
+    if (c == 0xE0) {
+        *lo = 0xA0;
+        return 2;
+    }
+    if (c == 0xED) {
+        *hi = 0x9F;
+        return 2;
+    }
     if (c >= 0xE1 && c <= 0xEF) return 2;
-    if (c == 0xF0) { *lo = 0x90; return 3; }
-    if (c == 0xF4) { *hi = 0x8F; return 3; }
+    if (c == 0xF0) {
+        *lo = 0x90;
+        return 3;
+    }
+    if (c == 0xF4) {
+        *hi = 0x8F;
+        return 3;
+    }
     if (c >= 0xF1 && c <= 0xF3) return 3;
     return -1;
 }
@@ -71,10 +83,18 @@ bool ws_utf8_step(uint8_t st[3], const uint8_t *p, size_t n) {
 bool ws_close_code_valid(unsigned c) {
     if (c >= 3000 && c <= 4999) return true; /* registered / private use */
     switch (c) {
-    case 1000: case 1001: case 1002: case 1003:
-    case 1007: case 1008: case 1009: case 1010: case 1011:
-    case 1012: case 1013: case 1014: /* IANA: restart, try later, gateway */
-        return true;
+    case 1000:
+    case 1001:
+    case 1002:
+    case 1003:
+    case 1007:
+    case 1008:
+    case 1009:
+    case 1010:
+    case 1011:
+    case 1012:
+    case 1013:
+    case 1014: /* IANA: restart, try later, gateway */ return true;
     }
     return false; /* incl. 1004-1006 and 1015, never sent on the wire */
 }
@@ -240,7 +260,8 @@ const char *ws_strerror(int err) {
     case WS_HS_ERR_METHOD: return "websocket handshake: method is not GET";
     case WS_HS_ERR_HTTP10: return "websocket handshake: HTTP/1.0";
     case WS_HS_ERR_UPGRADE: return "websocket handshake: no Upgrade: websocket";
-    case WS_HS_ERR_CONNECTION: return "websocket handshake: Connection lacks upgrade";
+    case WS_HS_ERR_CONNECTION:
+        return "websocket handshake: Connection lacks upgrade";
     case WS_HS_ERR_VERSION: return "websocket handshake: version is not 13";
     case WS_HS_ERR_KEY: return "websocket handshake: bad Sec-WebSocket-Key";
     }
@@ -282,7 +303,8 @@ size_t ws_frame_header_masked(uint8_t out[WS_HEADER_MAX], unsigned opcode,
 size_t ws_close_frame(uint8_t out[2 + WS_MAX_CONTROL], unsigned code,
                       const char *reason, size_t reason_len) {
     if (!code) return ws_frame_header(out, WS_OP_CLOSE, 0);
-    size_t n = reason_len > WS_MAX_CONTROL - 2 ? WS_MAX_CONTROL - 2 : reason_len;
+    size_t n =
+        reason_len > WS_MAX_CONTROL - 2 ? WS_MAX_CONTROL - 2 : reason_len;
     /* Never cut a UTF-8 sequence in two: the peer would fail us with 1007. */
     if (n < reason_len)
         while (n > 0 && ((uint8_t)reason[n] & 0xC0) == 0x80) n--;
@@ -329,7 +351,8 @@ int ws_handshake_check(const http_req_t *r, const char *buf,
     const http_header_t *k = NULL;
     for (unsigned i = 0; i < r->nheaders; i++) {
         const http_span_t *nm = &r->headers[i].name;
-        if (nm->len == 17 && !strncasecmp(buf + nm->off, "Sec-WebSocket-Key", 17)) {
+        if (nm->len == 17 &&
+            !strncasecmp(buf + nm->off, "Sec-WebSocket-Key", 17)) {
             if (k) return WS_HS_ERR_KEY; /* a repeated key is ambiguous */
             k = &r->headers[i];
         }
@@ -356,37 +379,35 @@ int ws_handshake_response(char *out, size_t cap, const char *key,
                           size_t key_len, bool jce) {
     char acc[WS_ACCEPT_LEN + 1];
     ws_accept_key(key, key_len, acc);
-    int n = snprintf(out, cap,
-                     "HTTP/1.1 101 Switching Protocols\r\n"
-                     "Upgrade: websocket\r\n"
-                     "Connection: Upgrade\r\n"
-                     "Sec-WebSocket-Accept: %s\r\n"
-                     "%s"
-                     "\r\n",
-                     acc,
-                     jce ? "Sec-WebSocket-Protocol: " WS_SUBPROTOCOL_JCE "\r\n"
-                         : "");
+    int n = snprintf(
+        out, cap,
+        "HTTP/1.1 101 Switching Protocols\r\n"
+        "Upgrade: websocket\r\n"
+        "Connection: Upgrade\r\n"
+        "Sec-WebSocket-Accept: %s\r\n"
+        "%s"
+        "\r\n",
+        acc, jce ? "Sec-WebSocket-Protocol: " WS_SUBPROTOCOL_JCE "\r\n" : "");
     return n < 0 || (size_t)n >= cap ? -1 : n;
 }
 
 int ws_handshake_reject(char *out, size_t cap, int err) {
     int status = ws_hs_err_status(err);
-    const char *reason = status == 405 ? "Method Not Allowed"
+    const char *reason = status == 405   ? "Method Not Allowed"
                          : status == 426 ? "Upgrade Required"
                                          : "Bad Request";
     const char *msg = ws_strerror(err);
-    int n = snprintf(out, cap,
-                     "HTTP/1.1 %d %s\r\n"
-                     "%s"
-                     "%s"
-                     "Content-Type: text/plain\r\n"
-                     "Content-Length: %zu\r\n"
-                     "Connection: close\r\n"
-                     "\r\n"
-                     "%s\n",
-                     status, reason,
-                     status == 426 ? "Sec-WebSocket-Version: 13\r\n" : "",
-                     status == 405 ? "Allow: GET\r\n" : "",
-                     strlen(msg) + 1, msg);
+    int n = snprintf(
+        out, cap,
+        "HTTP/1.1 %d %s\r\n"
+        "%s"
+        "%s"
+        "Content-Type: text/plain\r\n"
+        "Content-Length: %zu\r\n"
+        "Connection: close\r\n"
+        "\r\n"
+        "%s\n",
+        status, reason, status == 426 ? "Sec-WebSocket-Version: 13\r\n" : "",
+        status == 405 ? "Allow: GET\r\n" : "", strlen(msg) + 1, msg);
     return n < 0 || (size_t)n >= cap ? -1 : n;
 }

@@ -66,23 +66,23 @@ enum ws_rc {
     WS_ERR_CLOSE_PAYLOAD = -8, /* close payload of 1 byte */
     WS_ERR_CLOSE_CODE = -9,    /* close code not allowed on the wire */
     /* -> 1007 */
-    WS_ERR_UTF8 = -10,         /* text or close reason not UTF-8 */
+    WS_ERR_UTF8 = -10, /* text or close reason not UTF-8 */
     /* -> 1009 */
-    WS_ERR_TOO_BIG = -11,      /* message over max_msg */
+    WS_ERR_TOO_BIG = -11, /* message over max_msg */
 };
 
 #define WS_MAX_MSG (64u * 1024) /* default message size limit */
 #define WS_MAX_CONTROL 125
-#define WS_HEADER_MAX 14        /* client header: 2 + 8 + 4 mask */
+#define WS_HEADER_MAX 14 /* client header: 2 + 8 + 4 mask */
 
 typedef struct ws_parser {
-    uint32_t max_msg;  /* set by ws_parser_init; may be changed */
-    uint32_t msg_len;  /* payload bytes of the fragmented message so far */
-    uint8_t msg_op;    /* TEXT/BINARY while a fragmented message is open */
-    uint8_t u8_need;   /* UTF-8 continuation bytes still expected */
-    uint8_t u8_lo;     /* bounds of the next continuation byte */
+    uint32_t max_msg; /* set by ws_parser_init; may be changed */
+    uint32_t msg_len; /* payload bytes of the fragmented message so far */
+    uint8_t msg_op;   /* TEXT/BINARY while a fragmented message is open */
+    uint8_t u8_need;  /* UTF-8 continuation bytes still expected */
+    uint8_t u8_lo;    /* bounds of the next continuation byte */
     uint8_t u8_hi;
-    int8_t err;        /* sticky error */
+    int8_t err; /* sticky error */
     uint8_t pad_[3];
 } ws_parser_t;
 
@@ -94,7 +94,7 @@ typedef struct ws_frame {
     uint32_t len;     /* payload length */
     uint8_t *payload; /* unmasked, inside the caller's buffer */
     /* WS_OP_CLOSE only: */
-    uint16_t close_code;  /* WS_CLOSE_NO_STATUS when the payload is empty */
+    uint16_t close_code; /* WS_CLOSE_NO_STATUS when the payload is empty */
     uint16_t reason_len;
     const uint8_t *reason;
     /* WS_AGAIN only: bytes the frame needs in total at the start of buf

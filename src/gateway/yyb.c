@@ -48,8 +48,8 @@ static int eat_preface(yyb_reader_t *r, const uint8_t *buf, size_t len,
     return YYB_AGAIN;
 }
 
-int yyb_feed(yyb_reader_t *r, const uint8_t *buf, size_t len,
-             size_t *consumed, yyb_frame_t *f) {
+int yyb_feed(yyb_reader_t *r, const uint8_t *buf, size_t len, size_t *consumed,
+             yyb_frame_t *f) {
     *consumed = 0;
     f->need = 0;
     if (r->err) return r->err;
@@ -106,9 +106,7 @@ void yyb_preface(uint8_t out[YYB_PREFACE_LEN], uint32_t version) {
     out[6] = (uint8_t)version;
 }
 
-size_t yyb_frame_begin(jce_out_t *o) {
-    return jce_out_reserve(o, 4);
-}
+size_t yyb_frame_begin(jce_out_t *o) { return jce_out_reserve(o, 4); }
 
 void yyb_frame_end(jce_out_t *o, size_t start) {
     if (o->err || start == SIZE_MAX || start + 4 > o->len) {

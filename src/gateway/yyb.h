@@ -29,8 +29,8 @@
 #define YYB_MAGIC "YYB"
 #define YYB_PREFACE_LEN 7
 #define YYB_VERSION herald_PROTOCOL_VERSION /* the version this build speaks */
-#define YYB_VERSION_MIN 1         /* oldest version accepted */
-#define YYB_FRAME_MIN 5           /* length prefix + at least one byte */
+#define YYB_VERSION_MIN 1                   /* oldest version accepted */
+#define YYB_FRAME_MIN 5            /* length prefix + at least one byte */
 #define YYB_FRAME_MAX (64u * 1024) /* default max_frame, prefix included */
 
 enum yyb_rc {
@@ -41,7 +41,6 @@ enum yyb_rc {
     YYB_ERR_TOO_LARGE = -3,   /* frame length over max_frame */
     YYB_ERR_TOO_SHORT = -4,   /* frame length under YYB_FRAME_MIN */
 };
-
 
 typedef struct yyb_reader {
     uint32_t max_frame; /* set by init; may be changed between frames */
@@ -67,8 +66,8 @@ void yyb_reader_init(yyb_reader_t *r, bool with_preface);
  * YYB_FRAME: *f is the frame; YYB_AGAIN: need more bytes; or a negative
  * yyb_rc.  *consumed is how many bytes of buf were used in either case
  * (preface bytes and at most one frame); the caller keeps the rest. */
-int yyb_feed(yyb_reader_t *r, const uint8_t *buf, size_t len,
-             size_t *consumed, yyb_frame_t *f);
+int yyb_feed(yyb_reader_t *r, const uint8_t *buf, size_t len, size_t *consumed,
+             yyb_frame_t *f);
 
 /* Protocol error code (herald_ErrCode) for a yyb_rc error:
  * herald_ERR_BAD_PREFACE, _BAD_VERSION, _FRAME_TOO_LARGE, _BAD_PACKAGE. */
@@ -84,7 +83,6 @@ void yyb_preface(uint8_t out[YYB_PREFACE_LEN], uint32_t version);
  * buffer. */
 size_t yyb_frame_begin(jce_out_t *o);
 void yyb_frame_end(jce_out_t *o, size_t start);
-
 
 /* Appends one whole frame holding p, encoded under o->policy. */
 void yyb_encode_frame(jce_out_t *o, const herald_Package *p);

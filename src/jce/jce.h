@@ -46,15 +46,15 @@ enum jce_type {
 /* Error codes: 0 is success, every error is negative. */
 enum jce_err {
     JCE_OK = 0,
-    JCE_ERR_TRUNCATED = -1,   /* ran past the end while reading a body */
-    JCE_ERR_TYPE = -2,        /* wire type not accepted for the declared type */
-    JCE_ERR_REQUIRE = -3,     /* a require field is absent */
-    JCE_ERR_LIMIT = -4,       /* depth, count, length or size over a limit */
-    JCE_ERR_NOMEM = -5,       /* allocation failed or arena limit reached */
-    JCE_ERR_BAD_TYPE = -6,    /* unknown wire type code */
-    JCE_ERR_BAD_TAG = -7,     /* encode: tag above 255 */
-    JCE_ERR_NEGATIVE = -8,    /* negative count or length */
-    JCE_ERR_BAD_VALUE = -9,   /* malformed, e.g. SimpleList inner head not Char */
+    JCE_ERR_TRUNCATED = -1, /* ran past the end while reading a body */
+    JCE_ERR_TYPE = -2,      /* wire type not accepted for the declared type */
+    JCE_ERR_REQUIRE = -3,   /* a require field is absent */
+    JCE_ERR_LIMIT = -4,     /* depth, count, length or size over a limit */
+    JCE_ERR_NOMEM = -5,     /* allocation failed or arena limit reached */
+    JCE_ERR_BAD_TYPE = -6,  /* unknown wire type code */
+    JCE_ERR_BAD_TAG = -7,   /* encode: tag above 255 */
+    JCE_ERR_NEGATIVE = -8,  /* negative count or length */
+    JCE_ERR_BAD_VALUE = -9, /* malformed, e.g. SimpleList inner head not Char */
 };
 
 const char *jce_strerror(int err);
@@ -66,9 +66,9 @@ enum jce_policy {
 };
 
 /* Hard limits applied by the decoder to untrusted input. */
-#define JCE_MAX_DEPTH 32                 /* nested struct/list/map levels */
-#define JCE_MAX_STRING (16u << 20)       /* one string or byte vector */
-#define JCE_MAX_INPUT (64u << 20)        /* one buffer handed to jce_in_init */
+#define JCE_MAX_DEPTH 32           /* nested struct/list/map levels */
+#define JCE_MAX_STRING (16u << 20) /* one string or byte vector */
+#define JCE_MAX_INPUT (64u << 20)  /* one buffer handed to jce_in_init */
 
 /* ---- borrowed views used by generated structs ---- */
 
@@ -105,8 +105,8 @@ typedef struct jce_out {
     uint8_t *buf; /* owned (heap) */
     size_t len;
     size_t cap;
-    int err;      /* first error, sticky; 0 while all is well */
-    int policy;   /* enum jce_policy */
+    int err;    /* first error, sticky; 0 while all is well */
+    int policy; /* enum jce_policy */
 } jce_out_t;
 
 void jce_out_init(jce_out_t *o, int policy);
@@ -148,8 +148,8 @@ typedef struct jce_in {
     const uint8_t *end;
     jce_arena_t *arena; /* borrowed; may be NULL if no containers decoded */
     int depth;
-    int err;            /* first error, sticky */
-    size_t err_pos;     /* offset of the byte where err was found */
+    int err;        /* first error, sticky */
+    size_t err_pos; /* offset of the byte where err was found */
 } jce_in_t;
 
 /* len over JCE_MAX_INPUT sets err = JCE_ERR_LIMIT at once. */
@@ -201,7 +201,8 @@ void *jce_in_alloc(jce_in_t *in, size_t size);
 
 /* Low level, for tools and fuzzers: read one head without skipping; skip
  * one field body of the given type. */
-int jce_peek_head(const jce_in_t *in, unsigned *tag, unsigned *type, size_t *head_len);
+int jce_peek_head(const jce_in_t *in, unsigned *tag, unsigned *type,
+                  size_t *head_len);
 int jce_skip_field(jce_in_t *in, unsigned type);
 /* Validates that buf is a well-formed sequence of fields (a struct body at
  * top level), descending into containers; returns 0 or a negative code. */

@@ -30,23 +30,21 @@ struct jce_arena {
     struct chunk *first; /* embedded or merged chunk, kept on reset */
     bool first_embedded;
     size_t limit;
-    size_t used;         /* bytes handed out since the last reset */
+    size_t used; /* bytes handed out since the last reset */
 };
 
 /* The first chunk sits right behind the header, in the same block. */
-#define HEADER_SIZE ((sizeof(jce_arena_t) + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1))
+#define HEADER_SIZE \
+    ((sizeof(jce_arena_t) + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1))
 #define EMBEDDED(a) ((struct chunk *)((unsigned char *)(a) + HEADER_SIZE))
 
-static size_t align_up(size_t n)
-{
+static size_t align_up(size_t n) {
     return (n + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
 }
 
-jce_arena_t *jce_arena_new(size_t limit)
-{
+jce_arena_t *jce_arena_new(size_t limit) {
     jce_arena_t *a = malloc(HEADER_SIZE + sizeof(struct chunk) + ARENA_FIRST);
-    if (!a)
-        return NULL;
+    if (!a) return NULL;
     struct chunk *c = EMBEDDED(a);
     c->next = NULL;
     c->size = ARENA_FIRST;
@@ -58,20 +56,16 @@ jce_arena_t *jce_arena_new(size_t limit)
     return a;
 }
 
-static void free_chunks(jce_arena_t *a, struct chunk *c, struct chunk *stop)
-{
+static void free_chunks(jce_arena_t *a, struct chunk *c, struct chunk *stop) {
     while (c && c != stop) {
         struct chunk *next = c->next;
-        if (c != EMBEDDED(a))
-            free(c);
+        if (c != EMBEDDED(a)) free(c);
         c = next;
     }
 }
 
-void jce_arena_free(jce_arena_t *a)
-{
-    if (!a)
-        return;
+void jce_arena_free(jce_arena_t *a) {
+    if (!a) return;
     free_chunks(a, a->cur, NULL);
     free(a);
 }
@@ -79,20 +73,15 @@ void jce_arena_free(jce_arena_t *a)
 /* Replaces all chunks by one that holds what this round needed, so the next
  * round of the same shape fits without malloc.  On malloc failure the old
  * first chunk simply stays. */
-static void merge_chunks(jce_arena_t *a)
-{
+static void merge_chunks(jce_arena_t *a) {
     size_t total = 0;
-    for (struct chunk *c = a->cur; c; c = c->next)
-        total += c->size;
-    if (total > ARENA_KEEP_MAX)
-        total = ARENA_KEEP_MAX;
+    for (struct chunk *c = a->cur; c; c = c->next) total += c->size;
+    if (total > ARENA_KEEP_MAX) total = ARENA_KEEP_MAX;
     struct chunk *big = NULL;
-    if (total > a->first->size)
-        big = malloc(sizeof *big + total);
+    if (total > a->first->size) big = malloc(sizeof *big + total);
     free_chunks(a, a->cur, a->first);
     if (big) {
-        if (!a->first_embedded)
-            free(a->first);
+        if (!a->first_embedded) free(a->first);
         big->size = total;
         big->next = NULL;
         a->first = big;
@@ -102,24 +91,18 @@ static void merge_chunks(jce_arena_t *a)
     a->cur = a->first;
 }
 
-void jce_arena_reset(jce_arena_t *a)
-{
-    if (a->cur != a->first)
-        merge_chunks(a);
+void jce_arena_reset(jce_arena_t *a) {
+    if (a->cur != a->first) merge_chunks(a);
     a->first->used = 0;
     a->used = 0;
 }
 
-static struct chunk *grow(jce_arena_t *a, size_t need)
-{
-    if (need > SIZE_MAX / 4)
-        return NULL;
+static struct chunk *grow(jce_arena_t *a, size_t need) {
+    if (need > SIZE_MAX / 4) return NULL;
     size_t size = a->cur->size * 2;
-    while (size < need)
-        size *= 2;
+    while (size < need) size *= 2;
     struct chunk *c = malloc(sizeof *c + size);
-    if (!c)
-        return NULL;
+    if (!c) return NULL;
     c->size = size;
     c->used = 0;
     c->next = a->cur;
@@ -127,16 +110,12 @@ static struct chunk *grow(jce_arena_t *a, size_t need)
     return c;
 }
 
-void *jce_arena_alloc(jce_arena_t *a, size_t size)
-{
-    if (size == 0)
-        size = 1;
-    if (size > a->limit || a->used > a->limit - size)
-        return NULL;
+void *jce_arena_alloc(jce_arena_t *a, size_t size) {
+    if (size == 0) size = 1;
+    if (size > a->limit || a->used > a->limit - size) return NULL;
     size_t n = align_up(size);
     struct chunk *c = a->cur;
-    if (c->size - c->used < n && !(c = grow(a, n)))
-        return NULL;
+    if (c->size - c->used < n && !(c = grow(a, n))) return NULL;
     void *p = c->data + c->used;
     c->used += n;
     a->used += size;
@@ -144,7 +123,4 @@ void *jce_arena_alloc(jce_arena_t *a, size_t size)
     return p;
 }
 
-size_t jce_arena_used(const jce_arena_t *a)
-{
-    return a->used;
-}
+size_t jce_arena_used(const jce_arena_t *a) { return a->used; }

@@ -32,23 +32,21 @@ enum jce_rpc_ret {
 enum { JCE_RPC_TARS = 1, JCE_RPC_TUP = 3 };
 
 typedef struct jce_call {
-    int version;             /* JCE_RPC_TARS or JCE_RPC_TUP */
-    const uint8_t *args;     /* the request's sBuffer (borrowed) */
+    int version;         /* JCE_RPC_TARS or JCE_RPC_TUP */
+    const uint8_t *args; /* the request's sBuffer (borrowed) */
     size_t args_len;
-    jce_arena_t *arena;      /* lives until the response is encoded */
-    jce_out_t *out;          /* the response's sBuffer, written by the method */
-    void *ctx;               /* the server's per-call context (borrowed) */
-    char desc[128];          /* sResultDesc on framework errors */
-    bool deferred;           /* set by jce_call_defer() */
+    jce_arena_t *arena; /* lives until the response is encoded */
+    jce_out_t *out;     /* the response's sBuffer, written by the method */
+    void *ctx;          /* the server's per-call context (borrowed) */
+    char desc[128];     /* sResultDesc on framework errors */
+    bool deferred;      /* set by jce_call_defer() */
 } jce_call_t;
 
 /* Called by an impl that answers after it returns: its return value and
  * out parameters are ignored, and everything the later answer needs must
  * be copied out of the call (args and arena die with it).  The server
  * encodes the answer with the generated M_I_op_reply(). */
-static inline void jce_call_defer(jce_call_t *call) {
-    call->deferred = true;
-}
+static inline void jce_call_defer(jce_call_t *call) { call->deferred = true; }
 
 /* Runs one operation: decodes args, calls the impl, encodes ret and outs.
  * Returns a jce_rpc_ret framework code. */

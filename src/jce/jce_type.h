@@ -14,10 +14,10 @@
 typedef struct jce_type_info {
     const char *name;      /* "herald.PushMessage" (module.struct) */
     size_t size;           /* sizeof the C struct */
-    void (*init)(void *v);                              /* defaults */
-    void (*encode)(const void *v, jce_out_t *o);        /* top-level body */
-    int (*decode)(void *v, jce_in_t *in);               /* top-level body */
-    json_t *(*to_json)(const void *v);                  /* new reference */
+    void (*init)(void *v); /* defaults */
+    void (*encode)(const void *v, jce_out_t *o); /* top-level body */
+    int (*decode)(void *v, jce_in_t *in);        /* top-level body */
+    json_t *(*to_json)(const void *v);           /* new reference */
     int (*from_json)(void *v, const json_t *j, jce_arena_t *a);
     bool (*equal)(const void *a, const void *b);
 } jce_type_info_t;

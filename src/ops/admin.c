@@ -32,7 +32,7 @@
 
 #define CONN_TIMEOUT_MS 10000
 #define TICK_MS 1000
-#define RING 64            /* snapshots kept: a bit over a minute */
+#define RING 64 /* snapshots kept: a bit over a minute */
 #define RATE_WINDOW_MS 5000
 #define QUANT_WINDOW_MS 60000
 #define MSG_ID_MAX 128
@@ -65,7 +65,7 @@ struct ops_admin {
     int lfd;
     ev_loop_t *loop;
     ev_io_t lio;
-    lpause_t lpause;        /* the listener's back-off, out of descriptors */
+    lpause_t lpause; /* the listener's back-off, out of descriptors */
     ev_async_t stop_async;
     ev_timer_t tick;
     pthread_t thread;
@@ -136,8 +136,10 @@ static json_t *latency_json(const metrics_hist_t *now_h,
     metrics_hist_t d;
     metrics_hist_sub(now_h, then_h, &d);
     json_t *j = json_object();
-    json_object_set_new(j, "p50", json_num(metrics_hist_quantile(&d, 0.5) / 1e3));
-    json_object_set_new(j, "p99", json_num(metrics_hist_quantile(&d, 0.99) / 1e3));
+    json_object_set_new(j, "p50",
+                        json_num(metrics_hist_quantile(&d, 0.5) / 1e3));
+    json_object_set_new(j, "p99",
+                        json_num(metrics_hist_quantile(&d, 0.99) / 1e3));
     json_object_set_new(j, "count", json_integer((json_int_t)d.count));
     return j;
 }
@@ -173,27 +175,37 @@ static char *stats_json(ops_admin_t *a) {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     json_t *j = json_object();
-    json_object_set_new(j, "ts", json_integer((json_int_t)ts.tv_sec * 1000 +
-                                              ts.tv_nsec / 1000000));
+    json_object_set_new(
+        j, "ts",
+        json_integer((json_int_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000));
     json_object_set_new(j, "connections",
                         json_integer(metrics_gauge_sum(M_CONNECTIONS)));
     json_t *tot = json_object();
     json_object_set_new(tot, "pushes", json_integer((json_int_t)now.pushes));
-    json_object_set_new(tot, "deliveries", json_integer((json_int_t)now.deliveries));
+    json_object_set_new(tot, "deliveries",
+                        json_integer((json_int_t)now.deliveries));
     json_object_set_new(tot, "acks", json_integer((json_int_t)now.acks));
-    json_object_set_new(tot, "connects", json_integer((json_int_t)now.connects));
-    json_object_set_new(tot, "disconnects", json_integer((json_int_t)now.disconnects));
+    json_object_set_new(tot, "connects",
+                        json_integer((json_int_t)now.connects));
+    json_object_set_new(tot, "disconnects",
+                        json_integer((json_int_t)now.disconnects));
     json_object_set_new(j, "totals", tot);
-    json_object_set_new(j, "pushes_per_s", json_real(rate(now.pushes, r->pushes, dt)));
+    json_object_set_new(j, "pushes_per_s",
+                        json_real(rate(now.pushes, r->pushes, dt)));
     json_object_set_new(j, "deliveries_per_s",
                         json_real(rate(now.deliveries, r->deliveries, dt)));
-    json_object_set_new(j, "acks_per_s", json_real(rate(now.acks, r->acks, dt)));
-    json_object_set_new(j, "window_s", json_real((double)(now.t_ms - q->t_ms) / 1e3));
-    json_object_set_new(j, "delivery_latency_ms", latency_json(&now.written, &q->written));
-    json_object_set_new(j, "acked_latency_ms", latency_json(&now.acked, &q->acked));
+    json_object_set_new(j, "acks_per_s",
+                        json_real(rate(now.acks, r->acks, dt)));
+    json_object_set_new(j, "window_s",
+                        json_real((double)(now.t_ms - q->t_ms) / 1e3));
+    json_object_set_new(j, "delivery_latency_ms",
+                        latency_json(&now.written, &q->written));
+    json_object_set_new(j, "acked_latency_ms",
+                        latency_json(&now.acked, &q->acked));
     json_object_set_new(j, "commands", commands_json(&now, q));
     json_object_set_new(j, "draining", json_boolean(atomic_load(&a->draining)));
-    json_object_set_new(j, "overloaded", json_boolean(ops_mem_over(a->cfg.mem)));
+    json_object_set_new(j, "overloaded",
+                        json_boolean(ops_mem_over(a->cfg.mem)));
     char *s = json_dumps(j, JSON_COMPACT);
     json_decref(j);
     return s;
@@ -206,8 +218,10 @@ static void conn_free(aconn_t *c) {
     (void)ev_del(a->loop, &c->io);
     ev_timer_stop(a->loop, &c->timer);
     close(c->io.fd);
-    if (c->prev) c->prev->next = c->next;
-    else a->conns = c->next;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        a->conns = c->next;
     if (c->next) c->next->prev = c->prev;
     a->nconns--;
     metrics_buf_free(&c->out);
@@ -218,8 +232,8 @@ static void conn_free(aconn_t *c) {
  * nothing on c after this. */
 static void conn_flush(aconn_t *c) {
     while (c->outoff < c->out.len) {
-        ssize_t n = send(c->io.fd, c->out.p + c->outoff,
-                         c->out.len - c->outoff, MSG_NOSIGNAL);
+        ssize_t n = send(c->io.fd, c->out.p + c->outoff, c->out.len - c->outoff,
+                         MSG_NOSIGNAL);
         if (n > 0) {
             c->outoff += (size_t)n;
             continue;
@@ -265,7 +279,8 @@ static void respond(aconn_t *c, int st, const char *type, const void *body,
         if (!c->out.oom && c->out.cap - c->out.len < len) {
             size_t cap = c->out.len + len;
             char *p = realloc(c->out.p, cap);
-            if (!p) c->out.oom = true;
+            if (!p)
+                c->out.oom = true;
             else {
                 c->out.p = p;
                 c->out.cap = cap;
@@ -330,8 +345,10 @@ static void serve_readyz(aconn_t *c) {
                  (unsigned long long)ops_mem_high(a->cfg.mem));
     } else if (a->cfg.store_ready) {
         int rc = a->cfg.store_ready(a->cfg.ctx, why, sizeof why);
-        if (rc == -EROFS) reason = "store cannot write";
-        else if (rc < 0) reason = "store unreachable";
+        if (rc == -EROFS)
+            reason = "store cannot write";
+        else if (rc < 0)
+            reason = "store unreachable";
     }
     if (!reason) {
         respond_json(c, 200, "{\"ready\":true}");
@@ -356,8 +373,8 @@ static bool msg_id_valid(const char *s) {
     if (!*s) return false;
     for (; *s; s++)
         if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'z') ||
-              (*s >= 'A' && *s <= 'Z') || *s == '-' || *s == '_' ||
-              *s == '.' || *s == ':'))
+              (*s >= 'A' && *s <= 'Z') || *s == '-' || *s == '_' || *s == '.' ||
+              *s == ':'))
             return false;
     return true;
 }
@@ -454,7 +471,8 @@ static void on_conn(ev_loop_t *loop, ev_io_t *io, unsigned revents) {
     c->inlen += (uint16_t)n;
     int rc = http_parse(&c->req, c->in, c->inlen);
     if (rc == HTTP_AGAIN) {
-        if (c->inlen == sizeof c->in) respond_json(c, 431, "{\"error\":\"head too large\"}");
+        if (c->inlen == sizeof c->in)
+            respond_json(c, 431, "{\"error\":\"head too large\"}");
         return;
     }
     if (rc < 0) {

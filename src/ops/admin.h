@@ -32,9 +32,9 @@ struct ops_mem;
 #define OPS_ADMIN_MAX_CONNS 64
 
 typedef struct ops_admin_config {
-    const char *host;   /* default "127.0.0.1" */
-    int port;           /* default OPS_ADMIN_PORT; 0 = any free port */
-    void *ctx;          /* passed to the callbacks */
+    const char *host; /* default "127.0.0.1" */
+    int port;         /* default OPS_ADMIN_PORT; 0 = any free port */
+    void *ctx;        /* passed to the callbacks */
     /* All optional; called on the admin thread, so they must be
      * thread-safe and quick. */
     /* 0 if the store answers, else negative with a short reason in why. */

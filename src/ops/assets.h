@@ -8,8 +8,8 @@
 #include <stddef.h>
 
 typedef struct ops_asset {
-    const char *name;          /* file name, e.g. "index.html" */
-    const char *type;          /* Content-Type */
+    const char *name; /* file name, e.g. "index.html" */
+    const char *type; /* Content-Type */
     const unsigned char *data;
     size_t len;
 } ops_asset_t;

@@ -19,9 +19,8 @@
 #define HSLOTS (METRICS_NBUCKETS + 2) /* buckets, +Inf, sum */
 
 const uint64_t METRICS_BUCKETS_US[METRICS_NBUCKETS] = {
-    50,      100,     250,     500,       1000,      2500,
-    5000,    10000,   25000,   50000,     100000,    250000,
-    500000,  1000000, 2500000, 5000000,   10000000,
+    50,    100,    250,    500,    1000,    2500,    5000,    10000,    25000,
+    50000, 100000, 250000, 500000, 1000000, 2500000, 5000000, 10000000,
 };
 
 typedef struct family {
@@ -111,7 +110,8 @@ int metrics_register(int id, const metrics_def_t *def) {
     if (rc < 0) return rc;
     f.children = f.n[0] * f.n[1];
     f.per_child = def->kind == METRICS_HISTOGRAM ? HSLOTS
-                  : is_fn(def->kind) ? 0 : 1;
+                  : is_fn(def->kind)             ? 0
+                                                 : 1;
     pthread_mutex_lock(&mu);
     if (fams[id].used) {
         rc = METRICS_E_EXISTS;
@@ -155,8 +155,7 @@ void metrics_reset(void) {
 static inline long slot_of(int id, unsigned a, unsigned b, metrics_kind_t k) {
     if ((unsigned)id >= METRICS_MAX_FAMILIES) return -1;
     const family_t *f = &fams[id];
-    if (!f->used || f->def.kind != k || a >= f->n[0] || b >= f->n[1])
-        return -1;
+    if (!f->used || f->def.kind != k || a >= f->n[0] || b >= f->n[1]) return -1;
     return (long)f->base + (long)((a * f->n[1] + b) * f->per_child);
 }
 
@@ -185,8 +184,10 @@ unsigned metrics_bucket_of(uint64_t us) {
     unsigned lo = 0, hi = METRICS_NBUCKETS;
     while (lo < hi) {
         unsigned mid = (lo + hi) / 2;
-        if (us <= METRICS_BUCKETS_US[mid]) hi = mid;
-        else lo = mid + 1;
+        if (us <= METRICS_BUCKETS_US[mid])
+            hi = mid;
+        else
+            lo = mid + 1;
     }
     return lo;
 }
@@ -197,8 +198,7 @@ void metrics_observe(int id, unsigned a, unsigned b, uint64_t us) {
     shard_t *sh = my_shard();
     atomic_fetch_add_explicit(&sh->v[s + metrics_bucket_of(us)], 1,
                               memory_order_relaxed);
-    atomic_fetch_add_explicit(&sh->v[s + HSLOTS - 1], us,
-                              memory_order_relaxed);
+    atomic_fetch_add_explicit(&sh->v[s + HSLOTS - 1], us, memory_order_relaxed);
 }
 
 static uint64_t sum_shards(long s) {
@@ -296,8 +296,7 @@ unsigned metrics_label_count(int id, unsigned k) {
 }
 
 const char *metrics_label_value(int id, unsigned k, unsigned i) {
-    if (!metrics_registered(id) || k >= fams[id].nlabels ||
-        i >= fams[id].n[k])
+    if (!metrics_registered(id) || k >= fams[id].nlabels || i >= fams[id].n[k])
         return NULL;
     return fams[id].def.values[k][i];
 }
@@ -340,10 +339,14 @@ void metrics_buf_free(metrics_buf_t *b) {
 /* Appends s escaped: help text escapes \ and newline, label values also ". */
 static void put_escaped(metrics_buf_t *b, const char *s, bool quote) {
     for (const char *p = s; *p; p++) {
-        if (*p == '\\') metrics_buf_printf(b, "\\\\");
-        else if (*p == '\n') metrics_buf_printf(b, "\\n");
-        else if (*p == '"' && quote) metrics_buf_printf(b, "\\\"");
-        else metrics_buf_printf(b, "%c", *p);
+        if (*p == '\\')
+            metrics_buf_printf(b, "\\\\");
+        else if (*p == '\n')
+            metrics_buf_printf(b, "\\n");
+        else if (*p == '"' && quote)
+            metrics_buf_printf(b, "\\\"");
+        else
+            metrics_buf_printf(b, "%c", *p);
     }
 }
 
@@ -363,8 +366,8 @@ static void put_labels(metrics_buf_t *b, const family_t *f, unsigned a,
     metrics_buf_printf(b, "}");
 }
 
-static void render_hist_child(metrics_buf_t *b, const family_t *f,
-                              unsigned a, unsigned c) {
+static void render_hist_child(metrics_buf_t *b, const family_t *f, unsigned a,
+                              unsigned c) {
     metrics_hist_t h;
     memset(&h, 0, sizeof h);
     hist_add_child((long)f->base + (long)((a * f->n[1] + c) * HSLOTS), &h);
@@ -402,8 +405,8 @@ static void render_child(metrics_buf_t *b, const family_t *f, unsigned a,
         metrics_buf_printf(b, "%s", f->def.name);
         put_labels(b, f, a, c, NULL);
         metrics_buf_printf(b, " %" PRId64 "\n",
-                           (int64_t)atomic_load_explicit(
-                               &shards[0].v[s], memory_order_relaxed));
+                           (int64_t)atomic_load_explicit(&shards[0].v[s],
+                                                         memory_order_relaxed));
         break;
     case METRICS_GAUGE_FN:
     case METRICS_COUNTER_FN: {
@@ -414,9 +417,7 @@ static void render_child(metrics_buf_t *b, const family_t *f, unsigned a,
         metrics_buf_printf(b, " %.17g\n", v);
         break;
     }
-    case METRICS_HISTOGRAM:
-        render_hist_child(b, f, a, c);
-        break;
+    case METRICS_HISTOGRAM: render_hist_child(b, f, a, c); break;
     }
 }
 

@@ -30,10 +30,10 @@
 #include <stdint.h>
 
 #define METRICS_MAX_FAMILIES 128
-#define METRICS_MAX_SLOTS 8192   /* per shard, over all families */
+#define METRICS_MAX_SLOTS 8192 /* per shard, over all families */
 #define METRICS_SHARDS 8
 #define METRICS_MAX_LABELS 2
-#define METRICS_NBUCKETS 17      /* finite bounds; +Inf comes on top */
+#define METRICS_NBUCKETS 17 /* finite bounds; +Inf comes on top */
 
 enum metrics_err {
     METRICS_E_INVALID = -1, /* bad id, name, label set or kind */
@@ -47,7 +47,7 @@ typedef enum metrics_kind {
     METRICS_COUNTER = 1,
     METRICS_GAUGE = 2,
     METRICS_HISTOGRAM = 3,
-    METRICS_GAUGE_FN = 4, /* a gauge read through a callback at scrape */
+    METRICS_GAUGE_FN = 4,   /* a gauge read through a callback at scrape */
     METRICS_COUNTER_FN = 5, /* a counter kept elsewhere, read at scrape */
 } metrics_kind_t;
 
@@ -59,7 +59,7 @@ extern const uint64_t METRICS_BUCKETS_US[METRICS_NBUCKETS];
 typedef double (*metrics_read_fn)(void *ctx, unsigned a, unsigned b);
 
 typedef struct metrics_def {
-    const char *name;   /* [a-zA-Z_:][a-zA-Z0-9_:]* */
+    const char *name; /* [a-zA-Z_:][a-zA-Z0-9_:]* */
     const char *help;
     metrics_kind_t kind;
     /* label names (NULL = fewer labels) and their NULL-terminated value

@@ -16,36 +16,52 @@
 #include "Protocol.h"
 
 static const char *const TRANSPORTS[] = {"tcp", "ws_json", "ws_jce", NULL};
-static const char *const CMDS[] = {"hello", "heartbeat", "push", "ack",
-    "subscribe", "unsubscribe", "sync", "kick", "bye", "unknown", NULL};
-static const char *const RESULTS[] = {"ok", "bad_request", "unauthorized",
-    "rate_limited", "error", NULL};
-static const char *const REASONS[] = {"closed", "heartbeat_timeout",
-    "slow_consumer", "duplicate_login", "draining", "protocol_error", "auth",
-    "server_error", "peer_gone", "other", NULL};
-static const char *const ROUTES[] = {"push_device", "push_multi",
-    "push_online", "push_all", "message", "other", NULL};
-static const char *const STATUSES[] = {"2xx", "4xx", "429", "5xx", "other",
-    NULL};
-static const char *const FUNCS[] = {"pushSingleDevice", "pushMultiDevice",
-    "pushAllOnlineDevice", "pushAllDevice", "tars_ping", "other", NULL};
+static const char *const CMDS[] = {"hello",     "heartbeat",   "push", "ack",
+                                   "subscribe", "unsubscribe", "sync", "kick",
+                                   "bye",       "unknown",     NULL};
+static const char *const RESULTS[] = {
+    "ok", "bad_request", "unauthorized", "rate_limited", "error", NULL};
+static const char *const REASONS[] = {"closed",
+                                      "heartbeat_timeout",
+                                      "slow_consumer",
+                                      "duplicate_login",
+                                      "draining",
+                                      "protocol_error",
+                                      "auth",
+                                      "server_error",
+                                      "peer_gone",
+                                      "other",
+                                      NULL};
+static const char *const ROUTES[] = {"push_device", "push_multi", "push_online",
+                                     "push_all",    "message",    "other",
+                                     NULL};
+static const char *const STATUSES[] = {"2xx", "4xx",   "429",
+                                       "5xx", "other", NULL};
+static const char *const FUNCS[] = {"pushSingleDevice",
+                                    "pushMultiDevice",
+                                    "pushAllOnlineDevice",
+                                    "pushAllDevice",
+                                    "tars_ping",
+                                    "other",
+                                    NULL};
 static const char *const RPC_RESULTS[] = {"ok", "error", NULL};
-static const char *const PUSH_OPS[] = {"single", "multi", "all_online",
-    "all", NULL};
-static const char *const STORE_OPS[] = {"append", "fetch", "ack", "expire",
-    "other", NULL};
+static const char *const PUSH_OPS[] = {"single", "multi", "all_online", "all",
+                                       NULL};
+static const char *const STORE_OPS[] = {"append", "fetch", "ack",
+                                        "expire", "other", NULL};
 static const char *const QUEUES[] = {"store", "mailbox", "delivery", NULL};
 static const char *const REFUSED_WHAT[] = {"connection", "push", NULL};
-static const char *const REFUSED_WHY[] = {"max_conns", "accept_rate",
-    "per_ip", "memory", "rate_limit", "queue_full", NULL};
-static const char *const DROP_QUEUES[] = {"store", "sync", "status",
-    "mailbox", NULL};
-static const char *const LISTENERS[] = {"device", "api", "tars", "admin",
-    NULL};
+static const char *const REFUSED_WHY[] = {
+    "max_conns",  "accept_rate", "per_ip", "memory",
+    "rate_limit", "queue_full",  NULL};
+static const char *const DROP_QUEUES[] = {"store", "sync", "status", "mailbox",
+                                          NULL};
+static const char *const LISTENERS[] = {"device", "api", "tars", "admin", NULL};
 static const char *const APIS[] = {"http", "tars", NULL};
 static const char *const TIMEOUTS[] = {"head", "idle", NULL};
-static const char *const AUTH_REASONS[] = {"bad_token", "token_expired",
-    "token_too_long", "token_revoked", "other", NULL};
+static const char *const AUTH_REASONS[] = {"bad_token",      "token_expired",
+                                           "token_too_long", "token_revoked",
+                                           "other",          NULL};
 
 static double read_rss(void *ctx, unsigned a, unsigned b);
 static double read_fds(void *ctx, unsigned a, unsigned b);
@@ -57,126 +73,160 @@ static double read_threads(void *ctx, unsigned a, unsigned b);
 
 static const metrics_def_t DEFS[M_HERALD_COUNT] = {
     [M_CONNECTIONS] = {"herald_connections",
-        "Authenticated device sessions open now, by transport.",
-        METRICS_GAUGE, L1("transport", TRANSPORTS)},
+                       "Authenticated device sessions open now, by transport.",
+                       METRICS_GAUGE, L1("transport", TRANSPORTS)},
     [M_GW_SOCKETS] = {"herald_gateway_sockets",
-        "Device-port sockets open now, authenticated or not.",
-        METRICS_GAUGE_FN},
+                      "Device-port sockets open now, authenticated or not.",
+                      METRICS_GAUGE_FN},
     [M_CONNECTS] = {"herald_connects_total",
-        "Device sessions authenticated, by transport.", METRICS_COUNTER,
-        L1("transport", TRANSPORTS)},
+                    "Device sessions authenticated, by transport.",
+                    METRICS_COUNTER, L1("transport", TRANSPORTS)},
     [M_DISCONNECTS] = {"herald_disconnects_total",
-        "Authenticated device sessions ended, by reason.", METRICS_COUNTER,
-        L1("reason", REASONS)},
-    [M_HEARTBEATS] = {"herald_heartbeats_total",
-        "Heartbeats answered.", METRICS_COUNTER},
+                       "Authenticated device sessions ended, by reason.",
+                       METRICS_COUNTER, L1("reason", REASONS)},
+    [M_HEARTBEATS] = {"herald_heartbeats_total", "Heartbeats answered.",
+                      METRICS_COUNTER},
     [M_DEVICE_CMDS] = {"herald_device_commands_total",
-        "Device commands handled, by command and result.", METRICS_COUNTER,
-        L2("cmd", CMDS, "result", RESULTS)},
+                       "Device commands handled, by command and result.",
+                       METRICS_COUNTER, L2("cmd", CMDS, "result", RESULTS)},
     [M_DEVICE_CMD_LATENCY] = {"herald_device_command_duration_seconds",
-        "Time to handle a device command, by command.", METRICS_HISTOGRAM,
-        L1("cmd", CMDS)},
-    [M_SLOW_CONSUMERS] = {"herald_slow_consumers_total",
-        "Connections cut off because their output queue overflowed.",
-        METRICS_COUNTER},
+                              "Time to handle a device command, by command.",
+                              METRICS_HISTOGRAM, L1("cmd", CMDS)},
+    [M_SLOW_CONSUMERS] =
+        {"herald_slow_consumers_total",
+         "Connections cut off because their output queue overflowed.",
+         METRICS_COUNTER},
     [M_DELIVERIES] = {"herald_deliveries_total",
-        "Pushes written to a device socket.", METRICS_COUNTER},
-    [M_DELIVERY_WRITTEN] = {"herald_delivery_written_latency_seconds",
-        "Time from a push being accepted to its write to the device socket "
-        "(millisecond resolution).", METRICS_HISTOGRAM},
-    [M_ACKS] = {"herald_acks_total",
-        "Ack commands received from devices.", METRICS_COUNTER},
+                      "Pushes written to a device socket.", METRICS_COUNTER},
+    [M_DELIVERY_WRITTEN] =
+        {"herald_delivery_written_latency_seconds",
+         "Time from a push being accepted to its write to the device socket "
+         "(millisecond resolution).",
+         METRICS_HISTOGRAM},
+    [M_ACKS] = {"herald_acks_total", "Ack commands received from devices.",
+                METRICS_COUNTER},
     [M_HTTP_REQUESTS] = {"herald_http_requests_total",
-        "Push API HTTP requests, by route and status class.",
-        METRICS_COUNTER, L2("route", ROUTES, "status", STATUSES)},
+                         "Push API HTTP requests, by route and status class.",
+                         METRICS_COUNTER,
+                         L2("route", ROUTES, "status", STATUSES)},
     [M_HTTP_LATENCY] = {"herald_http_request_duration_seconds",
-        "Push API HTTP request handling time, by route.", METRICS_HISTOGRAM,
-        L1("route", ROUTES)},
+                        "Push API HTTP request handling time, by route.",
+                        METRICS_HISTOGRAM, L1("route", ROUTES)},
     [M_TARS_CALLS] = {"herald_tars_calls_total",
-        "TARS RPC calls, by function and result.", METRICS_COUNTER,
-        L2("func", FUNCS, "result", RPC_RESULTS)},
+                      "TARS RPC calls, by function and result.",
+                      METRICS_COUNTER,
+                      L2("func", FUNCS, "result", RPC_RESULTS)},
     [M_TARS_LATENCY] = {"herald_tars_call_duration_seconds",
-        "TARS RPC call handling time, by function.", METRICS_HISTOGRAM,
-        L1("func", FUNCS)},
+                        "TARS RPC call handling time, by function.",
+                        METRICS_HISTOGRAM, L1("func", FUNCS)},
     [M_PUSHES] = {"herald_pushes_total",
-        "Push operations accepted, by operation.", METRICS_COUNTER,
-        L1("op", PUSH_OPS)},
+                  "Push operations accepted, by operation.", METRICS_COUNTER,
+                  L1("op", PUSH_OPS)},
     [M_EXPIRIES] = {"herald_expired_total",
-        "Stored messages removed by the expiry sweeper.", METRICS_COUNTER_FN},
-    [M_DELIVERY_ACKED] = {"herald_delivery_acked_latency_seconds",
-        "Time from a push being accepted to the device's ack.",
-        METRICS_HISTOGRAM},
+                    "Stored messages removed by the expiry sweeper.",
+                    METRICS_COUNTER_FN},
+    [M_DELIVERY_ACKED] =
+        {"herald_delivery_acked_latency_seconds",
+         "Time from a push being accepted to the device's ack.",
+         METRICS_HISTOGRAM},
     [M_STORE_LATENCY] = {"herald_store_op_duration_seconds",
-        "Store operation time, by operation.", METRICS_HISTOGRAM,
-        L1("op", STORE_OPS)},
+                         "Store operation time, by operation.",
+                         METRICS_HISTOGRAM, L1("op", STORE_OPS)},
     [M_STORE_ERRORS] = {"herald_store_errors_total",
-        "Store operations that failed, by operation.", METRICS_COUNTER,
-        L1("op", STORE_OPS)},
-    [M_STORE_ROWS] = {"herald_store_rows_written_total",
-        "Rows the store inserted, updated or deleted (a broadcast to every "
-        "device is a constant number, whatever the device count).",
-        METRICS_COUNTER_FN},
-    [M_STORE_COMMITS] = {"herald_store_commits_total",
-        "Store transactions committed (group commit: many writes each).",
-        METRICS_COUNTER_FN},
+                        "Store operations that failed, by operation.",
+                        METRICS_COUNTER, L1("op", STORE_OPS)},
+    [M_STORE_ROWS] =
+        {"herald_store_rows_written_total",
+         "Rows the store inserted, updated or deleted (a broadcast to every "
+         "device is a constant number, whatever the device count).",
+         METRICS_COUNTER_FN},
+    [M_STORE_COMMITS] =
+        {"herald_store_commits_total",
+         "Store transactions committed (group commit: many writes each).",
+         METRICS_COUNTER_FN},
     [M_QUEUE_DEPTH] = {"herald_queue_depth",
-        "Items waiting in an internal queue (read at scrape).",
-        METRICS_GAUGE_FN, L1("queue", QUEUES)},
-    [M_STORE_DISK_FULL] = {"herald_store_disk_full",
-        "1 while the store's disk is full: durable pushes are refused (503) "
-        "and nothing is lost.", METRICS_GAUGE_FN},
-    [M_STORE_FAULT] = {"herald_store_write_failing",
-        "1 while the store's writes fail (a full disk or an I/O error).",
-        METRICS_GAUGE_FN},
-    [M_INBOX_DROPPED] = {"herald_inbox_dropped_total",
-        "Stored messages dropped undelivered because their device's inbox "
-        "was over --inbox-max (oldest first).", METRICS_COUNTER_FN},
-    [M_OVERLOADED] = {"herald_overloaded",
-        "1 while resident memory is above --memory-high: new work is "
-        "refused.", METRICS_GAUGE_FN},
+                       "Items waiting in an internal queue (read at scrape).",
+                       METRICS_GAUGE_FN, L1("queue", QUEUES)},
+    [M_STORE_DISK_FULL] =
+        {"herald_store_disk_full",
+         "1 while the store's disk is full: durable pushes are refused (503) "
+         "and nothing is lost.",
+         METRICS_GAUGE_FN},
+    [M_STORE_FAULT] =
+        {"herald_store_write_failing",
+         "1 while the store's writes fail (a full disk or an I/O error).",
+         METRICS_GAUGE_FN},
+    [M_INBOX_DROPPED] =
+        {"herald_inbox_dropped_total",
+         "Stored messages dropped undelivered because their device's inbox "
+         "was over --inbox-max (oldest first).",
+         METRICS_COUNTER_FN},
+    [M_OVERLOADED] =
+        {"herald_overloaded",
+         "1 while resident memory is above --memory-high: new work is "
+         "refused.",
+         METRICS_GAUGE_FN},
     [M_MEMORY_HIGH] = {"herald_memory_high_bytes",
-        "The memory high watermark (--memory-high), 0 = off.",
-        METRICS_GAUGE_FN},
-    [M_REFUSED] = {"herald_refused_total",
-        "Device connections and pushes refused with an overload code, by "
-        "what and reason.", METRICS_COUNTER,
-        L2("what", REFUSED_WHAT, "reason", REFUSED_WHY)},
-    [M_REFUSED_UNANSWERED] = {"herald_refused_unanswered_total",
-        "Refused device connections closed at accept without an answer "
-        "(too many refusals pending).", METRICS_COUNTER},
-    [M_QUEUE_DROPPED] = {"herald_queue_dropped_total",
-        "Items an internal queue refused because it was full, by queue.",
-        METRICS_COUNTER, L1("queue", DROP_QUEUES)},
-    [M_LISTENER_PAUSED] = {"herald_listener_paused_total",
-        "Times a listener stopped accepting for a back-off because the "
-        "process was out of descriptors (EMFILE) or socket memory, by "
-        "listener.", METRICS_COUNTER, L1("listener", LISTENERS)},
-    [M_API_TIMEOUTS] = {"herald_api_timeouts_total",
-        "Push API connections closed by a timeout: head = a request (HTTP) "
-        "or frame (TARS) not whole in time, idle = nothing asked for too "
-        "long.", METRICS_COUNTER, L2("api", APIS, "kind", TIMEOUTS)},
-    [M_SYNC_WAITING] = {"herald_sync_waiting",
-        "Device syncs (stored backlogs) waiting for their connection to "
-        "write the last page before the next: devices catching up at their "
-        "own pace.", METRICS_GAUGE},
-    [M_AUTH_FAILURES] = {"herald_auth_failures_total",
-        "Device logins refused (HELLO, WebSocket upgrade, POST /v1/yyb), by "
-        "reason.", METRICS_COUNTER, L1("reason", AUTH_REASONS)},
-    [M_REVOCATIONS] = {"herald_token_revocations_total",
-        "Device token revocations applied (DELETE /v1/devices/{id}/tokens, "
-        "herald device revoke).", METRICS_COUNTER},
-    [M_UNKNOWN_DEVICES] = {"herald_unknown_device_rejections_total",
-        "Push targets refused because the device never connected "
-        "(unknownDevice = reject).", METRICS_COUNTER},
+                       "The memory high watermark (--memory-high), 0 = off.",
+                       METRICS_GAUGE_FN},
+    [M_REFUSED] =
+        {"herald_refused_total",
+         "Device connections and pushes refused with an overload code, by "
+         "what and reason.",
+         METRICS_COUNTER, L2("what", REFUSED_WHAT, "reason", REFUSED_WHY)},
+    [M_REFUSED_UNANSWERED] =
+        {"herald_refused_unanswered_total",
+         "Refused device connections closed at accept without an answer "
+         "(too many refusals pending).",
+         METRICS_COUNTER},
+    [M_QUEUE_DROPPED] =
+        {"herald_queue_dropped_total",
+         "Items an internal queue refused because it was full, by queue.",
+         METRICS_COUNTER, L1("queue", DROP_QUEUES)},
+    [M_LISTENER_PAUSED] =
+        {"herald_listener_paused_total",
+         "Times a listener stopped accepting for a back-off because the "
+         "process was out of descriptors (EMFILE) or socket memory, by "
+         "listener.",
+         METRICS_COUNTER, L1("listener", LISTENERS)},
+    [M_API_TIMEOUTS] =
+        {"herald_api_timeouts_total",
+         "Push API connections closed by a timeout: head = a request (HTTP) "
+         "or frame (TARS) not whole in time, idle = nothing asked for too "
+         "long.",
+         METRICS_COUNTER, L2("api", APIS, "kind", TIMEOUTS)},
+    [M_SYNC_WAITING] =
+        {"herald_sync_waiting",
+         "Device syncs (stored backlogs) waiting for their connection to "
+         "write the last page before the next: devices catching up at their "
+         "own pace.",
+         METRICS_GAUGE},
+    [M_AUTH_FAILURES] =
+        {"herald_auth_failures_total",
+         "Device logins refused (HELLO, WebSocket upgrade, POST /v1/yyb), by "
+         "reason.",
+         METRICS_COUNTER, L1("reason", AUTH_REASONS)},
+    [M_REVOCATIONS] =
+        {"herald_token_revocations_total",
+         "Device token revocations applied (DELETE /v1/devices/{id}/tokens, "
+         "herald device revoke).",
+         METRICS_COUNTER},
+    [M_UNKNOWN_DEVICES] =
+        {"herald_unknown_device_rejections_total",
+         "Push targets refused because the device never connected "
+         "(unknownDevice = reject).",
+         METRICS_COUNTER},
     [M_PROC_RSS] = {"process_resident_memory_bytes",
-        "Resident memory size in bytes.", METRICS_GAUGE_FN, .read = read_rss},
+                    "Resident memory size in bytes.", METRICS_GAUGE_FN,
+                    .read = read_rss},
     [M_PROC_FDS] = {"process_open_fds", "Open file descriptors.",
-        METRICS_GAUGE_FN, .read = read_fds},
-    [M_PROC_MAX_FDS] = {"process_max_fds",
-        "Maximum number of open file descriptors (the soft RLIMIT_NOFILE).",
-        METRICS_GAUGE_FN, .read = read_max_fds},
+                    METRICS_GAUGE_FN, .read = read_fds},
+    [M_PROC_MAX_FDS] =
+        {"process_max_fds",
+         "Maximum number of open file descriptors (the soft RLIMIT_NOFILE).",
+         METRICS_GAUGE_FN, .read = read_max_fds},
     [M_PROC_THREADS] = {"process_threads", "Threads of the process.",
-        METRICS_GAUGE_FN, .read = read_threads},
+                        METRICS_GAUGE_FN, .read = read_threads},
 };
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;

@@ -16,7 +16,6 @@ struct ops_store {
     store_reader_t *rd;
 };
 
-
 static double read_queue(void *ctx, unsigned a, unsigned b) {
     if (a != MH_Q_STORE) return NAN;
     store_stats_t s;
@@ -57,10 +56,10 @@ static double read_commits(void *ctx, unsigned a, unsigned b) {
 }
 
 _Static_assert((int)STORE_OBS_APPEND == (int)MH_STORE_APPEND &&
-               (int)STORE_OBS_FETCH == (int)MH_STORE_FETCH &&
-               (int)STORE_OBS_ACK == (int)MH_STORE_ACK &&
-               (int)STORE_OBS_EXPIRE == (int)MH_STORE_EXPIRE &&
-               (int)STORE_OBS_OTHER == (int)MH_STORE_OTHER,
+                   (int)STORE_OBS_FETCH == (int)MH_STORE_FETCH &&
+                   (int)STORE_OBS_ACK == (int)MH_STORE_ACK &&
+                   (int)STORE_OBS_EXPIRE == (int)MH_STORE_EXPIRE &&
+                   (int)STORE_OBS_OTHER == (int)MH_STORE_OTHER,
                "store_obs and mh_store_op must line up");
 
 /* The store's operations into the latency histogram and error counter. */

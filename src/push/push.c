@@ -47,8 +47,7 @@ void push_config_defaults(push_config_t *c) {
 
 push_service_t *push_service_new(const push_config_t *cfg) {
     push_service_t *ps = calloc(1, sizeof *ps);
-    if (!ps)
-        return NULL;
+    if (!ps) return NULL;
     if (cfg)
         ps->cfg = *cfg;
     else
@@ -85,18 +84,15 @@ push_service_t *push_service_new(const push_config_t *cfg) {
 /* ---- registry ------------------------------------------------------------ */
 
 static bool key_valid(const char *k, size_t n) {
-    if (n == 0 || n > PUSH_KEY_MAX)
-        return false;
+    if (n == 0 || n > PUSH_KEY_MAX) return false;
     for (size_t i = 0; i < n; i++)
-        if (k[i] <= ' ' || k[i] > '~')
-            return false;
+        if (k[i] <= ' ' || k[i] > '~') return false;
     return true;
 }
 
 static push_app_t *find_app(const push_service_t *ps, const char *name) {
     for (int i = 0; i < ps->napps; i++)
-        if (!strcmp(ps->apps[i].name, name))
-            return &ps->apps[i];
+        if (!strcmp(ps->apps[i].name, name)) return &ps->apps[i];
     return NULL;
 }
 
@@ -116,15 +112,12 @@ static int find_key(const push_service_t *ps, const char *key, size_t len) {
 static int add_key(push_service_t *ps, int app_idx, const char *key) {
     size_t n = strlen(key);
     int i = find_key(ps, key, n);
-    if (i >= 0)
-        return ps->keys[i].app == app_idx ? 0 : PUSH_E_EXISTS;
+    if (i >= 0) return ps->keys[i].app == app_idx ? 0 : PUSH_E_EXISTS;
     push_key_t *nk = realloc(ps->keys, (ps->nkeys + 1) * sizeof *nk);
-    if (!nk)
-        return PUSH_E_NOMEM;
+    if (!nk) return PUSH_E_NOMEM;
     ps->keys = nk;
     nk[ps->nkeys].key = strdup(key);
-    if (!nk[ps->nkeys].key)
-        return PUSH_E_NOMEM;
+    if (!nk[ps->nkeys].key) return PUSH_E_NOMEM;
     nk[ps->nkeys].len = n;
     nk[ps->nkeys].app = app_idx;
     ps->nkeys++;
@@ -133,8 +126,7 @@ static int add_key(push_service_t *ps, int app_idx, const char *key) {
 
 static int set_secret(push_app_t *a, const char *secret, size_t slen) {
     uint8_t *s = malloc(slen);
-    if (!s)
-        return PUSH_E_NOMEM;
+    if (!s) return PUSH_E_NOMEM;
     memcpy(s, secret, slen);
     if (a->secret) {
         OPENSSL_cleanse(a->secret, a->secret_len);
@@ -148,8 +140,7 @@ static int set_secret(push_app_t *a, const char *secret, size_t slen) {
 static int new_app(push_service_t *ps, const char *name, const char *secret,
                    size_t slen) {
     push_app_t *na = realloc(ps->apps, (ps->napps + 1) * sizeof *na);
-    if (!na)
-        return PUSH_E_NOMEM;
+    if (!na) return PUSH_E_NOMEM;
     ps->apps = na;
     push_app_t *a = &na[ps->napps];
     memset(a, 0, sizeof *a);
@@ -181,22 +172,17 @@ static int app_add(push_service_t *ps, const char *name, const char *secret,
         if (a->secret_len == slen && !memcmp(a->secret, secret, slen))
             return add_key(ps, idx, api_key);
         /* Without replace, never a silent secret swap. */
-        if (!replace)
-            return PUSH_E_EXISTS;
+        if (!replace) return PUSH_E_EXISTS;
         int i = find_key(ps, api_key, strlen(api_key));
-        if (i >= 0 && ps->keys[i].app != idx)
-            return PUSH_E_EXISTS;
+        if (i >= 0 && ps->keys[i].app != idx) return PUSH_E_EXISTS;
         int rc = set_secret(a, secret, slen);
         return rc < 0 ? rc : add_key(ps, idx, api_key);
     }
-    if (find_key(ps, api_key, strlen(api_key)) >= 0)
-        return PUSH_E_EXISTS;
+    if (find_key(ps, api_key, strlen(api_key)) >= 0) return PUSH_E_EXISTS;
     int idx = new_app(ps, name, secret, slen);
-    if (idx < 0)
-        return idx;
+    if (idx < 0) return idx;
     int rc = add_key(ps, idx, api_key);
-    if (rc < 0)
-        free_app(&ps->apps[--ps->napps]);
+    if (rc < 0) free_app(&ps->apps[--ps->napps]);
     return rc;
 }
 
@@ -230,12 +216,10 @@ void push_app_drop_key(push_service_t *ps, const char *api_key) {
 int push_app_add_spec(push_service_t *ps, const char *spec) {
     const char *c1 = spec ? strchr(spec, ':') : NULL;
     const char *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
-    if (!c2 || c1 == spec || c2 == c1 + 1 || !c2[1])
-        return PUSH_E_INVALID;
+    if (!c2 || c1 == spec || c2 == c1 + 1 || !c2[1]) return PUSH_E_INVALID;
     char name[TOKEN_APP_MAX + 1], secret[PUSH_SECRET_MAX + 1];
     size_t nl = (size_t)(c1 - spec), sl = (size_t)(c2 - c1 - 1);
-    if (nl > TOKEN_APP_MAX || sl > PUSH_SECRET_MAX)
-        return PUSH_E_INVALID;
+    if (nl > TOKEN_APP_MAX || sl > PUSH_SECRET_MAX) return PUSH_E_INVALID;
     memcpy(name, spec, nl);
     name[nl] = 0;
     memcpy(secret, c1 + 1, sl);
@@ -341,8 +325,7 @@ void push_gw_acked(void *ctx, const char *app, const char *msg_id) {
 int push_gw_fetch(void *ctx, const gw_device_t *d, int64_t inbox_seq,
                   int64_t broadcast_seq, uint32_t limit, uint64_t token) {
     push_service_t *ps = ctx;
-    if (!ps->sink.sync_answer)
-        return -1;
+    if (!ps->sink.sync_answer) return -1;
     gw_device_t q = *d;
     q.inbox_seq = inbox_seq;
     q.broadcast_seq = broadcast_seq;
@@ -362,8 +345,7 @@ void push_service_stats(const push_service_t *ps, push_stats_t *out) {
     out->offline_events =
         atomic_load_explicit(&m->n_offline_ev, memory_order_relaxed);
     out->acks = atomic_load_explicit(&m->n_acks, memory_order_relaxed);
-    out->http_requests =
-        atomic_load_explicit(&m->n_http, memory_order_relaxed);
+    out->http_requests = atomic_load_explicit(&m->n_http, memory_order_relaxed);
     out->http_errors =
         atomic_load_explicit(&m->n_http_err, memory_order_relaxed);
     out->pushes = atomic_load_explicit(&m->n_pushes, memory_order_relaxed);
@@ -374,16 +356,12 @@ void push_service_stats(const push_service_t *ps, push_stats_t *out) {
 /* ---- life cycle ------------------------------------------------------------ */
 
 int push_service_start_sink(push_service_t *ps, const push_sink_t *sink) {
-    if (ps->started)
-        return -EALREADY;
+    if (ps->started) return -EALREADY;
     ps->sink = *sink;
     int rc = ps->auth ? 0 : push_auth_new(ps);
-    if (rc < 0)
-        return rc == PUSH_E_NOMEM ? -ENOMEM : -EIO;
-    if (ps->cfg.store && !ps->sync && (rc = push_sync_start(ps)) < 0)
-        return rc;
-    if (!ps->revoke && (rc = push_revoke_start(ps)) < 0)
-        return rc;
+    if (rc < 0) return rc == PUSH_E_NOMEM ? -ENOMEM : -EIO;
+    if (ps->cfg.store && !ps->sync && (rc = push_sync_start(ps)) < 0) return rc;
+    if (!ps->revoke && (rc = push_revoke_start(ps)) < 0) return rc;
     ps->started = true;
     if ((rc = push_http_start(ps)) < 0) {
         ps->started = false;
@@ -405,20 +383,15 @@ const char *push_service_start_failed(const push_service_t *ps, int *port) {
     return ps->start_failed ? ps->start_failed : "push API";
 }
 
-int push_service_tars_port(const push_service_t *ps) {
-    return ps->tars_port;
-}
+int push_service_tars_port(const push_service_t *ps) { return ps->tars_port; }
 
-int push_service_http_port(const push_service_t *ps) {
-    return ps->http_port;
-}
+int push_service_http_port(const push_service_t *ps) { return ps->http_port; }
 
 /* Both API loops finish the calls waiting for the store before they stop,
  * so every accepted push (and revocation) is answered; then the threads
  * behind them stop. */
 void push_service_stop(push_service_t *ps) {
-    if (!ps || !ps->started)
-        return;
+    if (!ps || !ps->started) return;
     push_tars_stop(ps);
     push_http_stop(ps);
     push_revoke_stop(ps);
@@ -427,14 +400,12 @@ void push_service_stop(push_service_t *ps) {
 }
 
 void push_service_free(push_service_t *ps) {
-    if (!ps)
-        return;
+    if (!ps) return;
     push_service_stop(ps);
     push_sync_free(ps);
     push_revoke_free(ps);
     push_auth_free(ps);
-    for (int i = 0; i < ps->napps; i++)
-        free_app(&ps->apps[i]);
+    for (int i = 0; i < ps->napps; i++) free_app(&ps->apps[i]);
     for (int i = 0; i < ps->nkeys; i++) {
         OPENSSL_cleanse(ps->keys[i].key, ps->keys[i].len);
         free(ps->keys[i].key);

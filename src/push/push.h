@@ -61,25 +61,25 @@ const char *push_strerror(int err);
 #define PUSH_KEY_MAX 256    /* bytes of an API key */
 
 typedef struct push_config {
-    const char *http_host;  /* default "127.0.0.1" (safe first run) */
-    int http_port;          /* default 8080; 0 = any free port */
-    uint32_t max_payload;   /* bytes of a message payload; default 4096 */
-    uint32_t max_body;      /* bytes of a request body; default 1,385,536 */
-    int head_timeout;       /* seconds to send a request head (HTTP) or a
+    const char *http_host;     /* default "127.0.0.1" (safe first run) */
+    int http_port;             /* default 8080; 0 = any free port */
+    uint32_t max_payload;      /* bytes of a message payload; default 4096 */
+    uint32_t max_body;         /* bytes of a request body; default 1,385,536 */
+    int head_timeout;          /* seconds to send a request head (HTTP) or a
                                whole frame (TARS); default 10 */
-    int idle_timeout;       /* seconds a keep-alive conn may idle; 60 */
-    int max_conns;          /* HTTP connections at once; default 1024 */
-    int max_conns_per_ip;   /* of them from one address; 0 = half */
-    int max_ttl;            /* seconds; default 30 days */
-    struct store *store;    /* borrowed; NULL = no storage (online only) */
-    const char *tars_host;  /* default: http_host */
-    int tars_port;          /* default 10000; 0 = any; -1 = no TARS */
-    int tars_max_conns;     /* TARS connections open at once; 64 */
+    int idle_timeout;          /* seconds a keep-alive conn may idle; 60 */
+    int max_conns;             /* HTTP connections at once; default 1024 */
+    int max_conns_per_ip;      /* of them from one address; 0 = half */
+    int max_ttl;               /* seconds; default 30 days */
+    struct store *store;       /* borrowed; NULL = no storage (online only) */
+    const char *tars_host;     /* default: http_host */
+    int tars_port;             /* default 10000; 0 = any; -1 = no TARS */
+    int tars_max_conns;        /* TARS connections open at once; 64 */
     int tars_max_conns_per_ip; /* of them from one address; 0 = half */
-    int tars_idle_timeout;  /* seconds without a call; 60 (0 = none) */
+    int tars_idle_timeout;     /* seconds without a call; 60 (0 = none) */
 
-    double rate_app;        /* pushes per second per app; default 100000 */
-    double burst;           /* bucket size; default = rate_app */
+    double rate_app;           /* pushes per second per app; default 100000 */
+    double burst;              /* bucket size; default = rate_app */
     const struct ops_mem *mem; /* memory watermark (borrowed): pushes get
                                   503 overloaded while it is crossed */
 } push_config_t;
@@ -128,8 +128,8 @@ int push_app_secret(const push_service_t *ps, const char *app, uint8_t *out,
  * already in use (their tokens are capped at the new burst at once), and
  * max_payload for the next push.  max_payload must fit the request body
  * limit fixed at start (push_config_t.max_body). */
-void push_service_set_limits(push_service_t *ps, double rate_app,
-                             double burst, uint32_t max_payload);
+void push_service_set_limits(push_service_t *ps, double rate_app, double burst,
+                             uint32_t max_payload);
 /* Drops the API-key cache, so a key revoked in the store stops working at
  * once instead of within its cache lifetime (3 s). */
 void push_service_forget_keys(push_service_t *ps);
@@ -156,8 +156,7 @@ typedef struct push_sink {
      * mark was queued behind the pushes sent so far, and the service's
      * drained callback (push_service_gw_iface) follows; 0 if not.  NULL:
      * the connect-time sync sends without waiting. */
-    int (*mark)(void *ctx, const char *app, const char *device,
-                uint64_t token);
+    int (*mark)(void *ctx, const char *app, const char *device, uint64_t token);
     /* The device's tokens issued before before_s were revoked: close its
      * connection if its token is one of them (gw_revoke_device).  1 if
      * it has a connection, 0 if not.  NULL: nothing to close. */
@@ -185,14 +184,14 @@ void push_service_free(push_service_t *ps);
 
 /* Counters (monotonic unless said; read with relaxed atomics). */
 typedef struct push_stats {
-    long online;          /* devices online now (online - offline events) */
+    long online; /* devices online now (online - offline events) */
     long online_events;
     long offline_events;
     long acks;
     long http_requests;
-    long http_errors;     /* answered 4xx/5xx */
-    long pushes;          /* accepted push calls */
-    long delivered;       /* devices a push was handed to */
+    long http_errors; /* answered 4xx/5xx */
+    long pushes;      /* accepted push calls */
+    long delivered;   /* devices a push was handed to */
 } push_stats_t;
 void push_service_stats(const push_service_t *ps, push_stats_t *out);
 

@@ -20,11 +20,11 @@ struct push_agg {
     int nvals;
     enum push_agg_op op;
     uint32_t max_keys;
-    uint32_t *slots;  /* entry index + 1; 0 = empty */
-    uint32_t nslots;  /* power of two */
+    uint32_t *slots; /* entry index + 1; 0 = empty */
+    uint32_t nslots; /* power of two */
     agg_ent_t *ents;
-    int64_t *vals;    /* nvals per entry */
-    uint32_t n, cap;  /* entries used / allocated */
+    int64_t *vals;   /* nvals per entry */
+    uint32_t n, cap; /* entries used / allocated */
     char *keys;
     size_t keys_len, keys_cap;
 };
@@ -53,9 +53,7 @@ void push_agg_free(push_agg_t *a) {
     free(a);
 }
 
-uint32_t push_agg_count(const push_agg_t *a) {
-    return a->n;
-}
+uint32_t push_agg_count(const push_agg_t *a) { return a->n; }
 
 static void place(push_agg_t *a, uint32_t idx) {
     uint32_t mask = a->nslots - 1;
@@ -82,7 +80,8 @@ static int reserve(push_agg_t *a, size_t klen) {
         agg_ent_t *e = realloc(a->ents, nc * sizeof *e);
         if (!e) return -1;
         a->ents = e;
-        int64_t *v = realloc(a->vals, (size_t)nc * (size_t)a->nvals * sizeof *v);
+        int64_t *v =
+            realloc(a->vals, (size_t)nc * (size_t)a->nvals * sizeof *v);
         if (!v) return -1;
         a->vals = v;
         a->cap = nc;
@@ -108,8 +107,8 @@ static int64_t *find_or_add(push_agg_t *a, const char *key, size_t klen) {
     }
     if (a->n >= a->max_keys || reserve(a, klen) < 0) return NULL;
     uint32_t idx = a->n++;
-    a->ents[idx] = (agg_ent_t){.hash = h, .klen = (uint32_t)klen,
-                               .koff = a->keys_len};
+    a->ents[idx] =
+        (agg_ent_t){.hash = h, .klen = (uint32_t)klen, .koff = a->keys_len};
     memcpy(a->keys + a->keys_len, key, klen);
     a->keys_len += klen;
     int64_t *v = a->vals + (size_t)idx * (size_t)a->nvals;
@@ -124,8 +123,10 @@ int push_agg_put(push_agg_t *a, const char *key, size_t klen, int slot,
     if (slot < 0 || slot >= a->nvals) return -1;
     int64_t *vals = find_or_add(a, key, klen);
     if (!vals) return -1;
-    if (a->op == PUSH_AGG_ADD) vals[slot] += v;
-    else if (v > vals[slot]) vals[slot] = v;
+    if (a->op == PUSH_AGG_ADD)
+        vals[slot] += v;
+    else if (v > vals[slot])
+        vals[slot] = v;
     return 0;
 }
 

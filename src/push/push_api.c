@@ -43,9 +43,9 @@ static void set_body(push_api_resp_t *out, int status, json_t *j) {
 
 static int fail(push_api_resp_t *out, int status, const char *code,
                 const char *message) {
-    set_body(out, status,
-             json_pack("{s:{s:s,s:s}}", "error", "code", code, "message",
-                       message));
+    set_body(
+        out, status,
+        json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", message));
     return status;
 }
 
@@ -86,19 +86,16 @@ void push_msg_id(char out[PUSH_MSG_ID_LEN + 1]) {
 
 /* ---- request pieces ------------------------------------------------------ */
 
-static bool auth_app(push_service_t *ps, const http_req_t *r,
-                     const char *buf, char app[64], int *unknown_device) {
+static bool auth_app(push_service_t *ps, const http_req_t *r, const char *buf,
+                     char app[64], int *unknown_device) {
     const http_header_t *h = http_find_header(r, buf, "authorization");
-    if (!h)
-        return false;
+    if (!h) return false;
     const char *v = buf + h->value.off;
     size_t n = h->value.len;
-    if (n < 7 || strncasecmp(v, "Bearer ", 7))
-        return false;
+    if (n < 7 || strncasecmp(v, "Bearer ", 7)) return false;
     v += 7;
     n -= 7;
-    while (n && *v == ' ')
-        v++, n--;
+    while (n && *v == ' ') v++, n--;
     return n && push_auth_key(ps, v, n, app, unknown_device) == 0;
 }
 
@@ -127,8 +124,7 @@ static const cJSON *field(const cJSON *body, const char *key) {
 static bool opt_string(const cJSON *body, const char *key, const char **out,
                        size_t *len, push_api_resp_t *resp) {
     const cJSON *v = field(body, key);
-    if (!v)
-        return true;
+    if (!v) return true;
     if (!cJSON_IsString(v)) {
         char msg[96];
         snprintf(msg, sizeof msg, "%s must be a string", key);
@@ -144,18 +140,15 @@ static bool opt_string(const cJSON *body, const char *key, const char **out,
 /* An integral number as int64 (cJSON keeps every number as a double;
  * push_body_parse() made sure it is finite). */
 static bool int_value(const cJSON *v, int64_t *out) {
-    if (!cJSON_IsNumber(v))
-        return false;
+    if (!cJSON_IsNumber(v)) return false;
     double d = v->valuedouble;
-    if (d != floor(d) || d < -9.0e18 || d > 9.0e18)
-        return false;
+    if (d != floor(d) || d < -9.0e18 || d > 9.0e18) return false;
     *out = (int64_t)d;
     return true;
 }
 
 /* The message fields of every push body into c (copied). */
-static bool read_msg(push_call_t *c, const cJSON *body,
-                     push_api_resp_t *resp) {
+static bool read_msg(push_call_t *c, const cJSON *body, push_api_resp_t *resp) {
     const char *rid = NULL, *ck = NULL, *text = NULL, *b64 = NULL;
     size_t rid_n = 0, ck_n = 0, text_n = 0, b64_n = 0;
     int64_t ttl = 86400;
@@ -186,10 +179,8 @@ static bool read_msg(push_call_t *c, const cJSON *body,
     size_t pl_n = text_n;
     if (b64) {
         raw = malloc(B64_DEC_MAX(b64_n) + 1);
-        if (!raw)
-            return fail(resp, 500, "internal", "out of memory"), false;
-        if (b64_decode(raw, B64_DEC_MAX(b64_n) + 1, b64, b64_n, &pl_n) !=
-            0) {
+        if (!raw) return fail(resp, 500, "internal", "out of memory"), false;
+        if (b64_decode(raw, B64_DEC_MAX(b64_n) + 1, b64, b64_n, &pl_n) != 0) {
             free(raw);
             return fail(resp, 400, "invalid_argument",
                         "payloadB64 is not valid padded base64"),
@@ -197,8 +188,8 @@ static bool read_msg(push_call_t *c, const cJSON *body,
         }
         pl = raw;
     }
-    int ret = push_call_set_msg(c, rid, rid_n, ck, ck_n, pl, pl_n, ttl,
-                                need_ack);
+    int ret =
+        push_call_set_msg(c, rid, rid_n, ck, ck_n, pl, pl_n, ttl, need_ack);
     free(raw);
     return ret == PUSH_RET_OK;
 }
@@ -217,8 +208,7 @@ static bool read_targets(push_call_t *c, const cJSON *body,
         return push_call_add_device(c, d->valuestring,
                                     strlen(d->valuestring)) == PUSH_RET_OK;
     }
-    if (c->op != PUSH_OP_MULTI)
-        return true;
+    if (c->op != PUSH_OP_MULTI) return true;
     const cJSON *a = field(body, "deviceIds");
     if (!a)
         return fail(resp, 400, "invalid_argument", "deviceIds is missing"),
@@ -315,8 +305,7 @@ void push_api_finish(push_call_t *c, push_api_resp_t *resp) {
         return;
     }
     json_t *j = json_pack("{s:s}", "msgId", c->msg_id);
-    if (c->duplicate)
-        json_object_set_new(j, "duplicate", json_true());
+    if (c->duplicate) json_object_set_new(j, "duplicate", json_true());
     switch (c->op) {
     case PUSH_OP_SINGLE:
         json_object_set_new(j, "state", json_string(state_name(c->state)));
@@ -335,9 +324,7 @@ void push_api_finish(push_call_t *c, push_api_resp_t *resp) {
     case PUSH_OP_ONLINE:
         json_object_set_new(j, "targeted", json_integer(c->targeted));
         break;
-    default:
-        json_object_set_new(j, "online", json_integer(c->online));
-        break;
+    default: json_object_set_new(j, "online", json_integer(c->online)); break;
     }
     set_body(resp, 200, j);
     push_call_free(c);
@@ -350,8 +337,7 @@ void push_api_finish(push_call_t *c, push_api_resp_t *resp) {
 static bool read_unknown(push_call_t *c, const cJSON *body,
                          push_api_resp_t *resp) {
     const cJSON *v = field(body, "unknownDevice");
-    if (!v)
-        return true;
+    if (!v) return true;
     const char *s = cJSON_IsString(v) ? v->valuestring : "";
     if (!strcmp(s, "store") || !strcmp(s, "reject")) {
         c->unknown_device =
@@ -364,11 +350,10 @@ static bool read_unknown(push_call_t *c, const cJSON *body,
 }
 
 static int op_push(push_service_t *ps, int op, const char *app,
-                   int unknown_device, const cJSON *body,
-                   push_api_resp_t *resp, push_reply_fn reply, void *ctx) {
+                   int unknown_device, const cJSON *body, push_api_resp_t *resp,
+                   push_reply_fn reply, void *ctx) {
     push_call_t *c = push_call_new(ps, op, app);
-    if (!c)
-        return fail(resp, 500, "internal", "out of memory");
+    if (!c) return fail(resp, 500, "internal", "out of memory");
     c->unknown_device = unknown_device;
     resp->status = 0;
     if (!read_targets(c, body, resp) || !read_msg(c, body, resp) ||
@@ -381,8 +366,7 @@ static int op_push(push_service_t *ps, int op, const char *app,
     }
     c->reply = reply;
     c->reply_ctx = ctx;
-    if (push_call_run(c) == 0)
-        return 0;
+    if (push_call_run(c) == 0) return 0;
     if (!ps->cfg.store && c->ret == PUSH_RET_OK && op == PUSH_OP_SINGLE &&
         c->ttl > 0 && c->online == 0) {
         /* No store: an offline device cannot keep the message. */
@@ -403,13 +387,11 @@ static bool path_arg(const http_req_t *r, const char *buf, const char *prefix,
                      char *out, size_t cap) {
     size_t n = strlen(prefix), len = r->path.len;
     const char *p = buf + r->path.off;
-    if (len <= n || memcmp(p, prefix, n) || len - n >= cap)
-        return false;
+    if (len <= n || memcmp(p, prefix, n) || len - n >= cap) return false;
     memcpy(out, p + n, len - n);
     out[len - n] = 0;
     return token_id_valid(out, len - n);
 }
-
 
 /* A read the store could not answer now (disk full: hot pushes cannot be
  * folded for it; a writer too slow) is a 503 to retry, not a 500. */
@@ -438,9 +420,10 @@ static int get_message(push_service_t *ps, const char *app, const char *id,
 }
 
 static const char *transport_name(int t) {
-    return t == GW_TCP ? "tcp" : t == GW_WS_JSON ? "ws-json"
-                             : t == GW_WS_JCE  ? "ws-jce"
-                                               : "unknown";
+    return t == GW_TCP       ? "tcp"
+           : t == GW_WS_JSON ? "ws-json"
+           : t == GW_WS_JCE  ? "ws-jce"
+                             : "unknown";
 }
 
 static int get_device(push_service_t *ps, const char *app, const char *dev,
@@ -451,15 +434,14 @@ static int get_device(push_service_t *ps, const char *app, const char *dev,
     int tr = 0;
     int64_t since = 0;
     bool on = push_online_get(ps, app, dev, &tr, &since);
-    json_t *j = json_pack(
-        "{s:s,s:b,s:b,s:I,s:I,s:I,s:I,s:I,s:I}", "deviceId", dev, "online",
-        on, "known", di.known || on, "firstSeen",
-        (json_int_t)di.first_seen_ms, "lastSeen",
-        (json_int_t)di.last_seen_ms, "inboxDepth",
-        (json_int_t)di.inbox_depth, "inboxLastSeq",
-        (json_int_t)di.inbox_last_seq, "lastAckedSeq",
-        (json_int_t)di.inbox_acked, "broadcastCursor",
-        (json_int_t)di.bcast_cursor);
+    json_t *j = json_pack("{s:s,s:b,s:b,s:I,s:I,s:I,s:I,s:I,s:I}", "deviceId",
+                          dev, "online", on, "known", di.known || on,
+                          "firstSeen", (json_int_t)di.first_seen_ms, "lastSeen",
+                          (json_int_t)di.last_seen_ms, "inboxDepth",
+                          (json_int_t)di.inbox_depth, "inboxLastSeq",
+                          (json_int_t)di.inbox_last_seq, "lastAckedSeq",
+                          (json_int_t)di.inbox_acked, "broadcastCursor",
+                          (json_int_t)di.bcast_cursor);
     json_object_set_new(j, "since", on ? json_integer(since) : json_null());
     json_object_set_new(j, "transport",
                         on ? json_string(transport_name(tr)) : json_null());
@@ -474,8 +456,8 @@ static bool tokens_path(const http_req_t *r, const char *buf, char *out,
     static const char pre[] = "/v1/devices/", suf[] = "/tokens";
     size_t pn = sizeof pre - 1, sn = sizeof suf - 1, len = r->path.len;
     const char *p = buf + r->path.off;
-    if (len <= pn + sn || memcmp(p, pre, pn) ||
-        memcmp(p + len - sn, suf, sn) || len - pn - sn >= cap)
+    if (len <= pn + sn || memcmp(p, pre, pn) || memcmp(p + len - sn, suf, sn) ||
+        len - pn - sn >= cap)
         return false;
     size_t n = len - pn - sn;
     memcpy(out, p + pn, n);
@@ -498,21 +480,18 @@ static int handle_revoke(push_service_t *ps, const http_req_t *r,
         return fail(resp, 401, "unauthorized",
                     "missing or unknown API key (Authorization: Bearer KEY)");
     push_call_t *c = push_call_new(ps, PUSH_OP_REVOKE, app);
-    if (!c)
-        return fail(resp, 500, "internal", "out of memory");
+    if (!c) return fail(resp, 500, "internal", "out of memory");
     if (push_call_add_device(c, dev, strlen(dev)) == PUSH_RET_OK) {
         c->reply = reply;
         c->reply_ctx = ctx;
-        if (push_revoke_call(c) == 0)
-            return 0;
+        if (push_revoke_call(c) == 0) return 0;
     }
     push_api_finish(c, resp);
     return resp->status;
 }
 
-static int handle_get(push_service_t *ps, const http_req_t *r,
-                      const char *buf, bool is_msg, const char *arg,
-                      push_api_resp_t *resp) {
+static int handle_get(push_service_t *ps, const http_req_t *r, const char *buf,
+                      bool is_msg, const char *arg, push_api_resp_t *resp) {
     if (r->method != HTTP_M_GET && r->method != HTTP_M_HEAD) {
         resp->allow_get = true;
         return fail(resp, 405, "method_not_allowed", "use GET");
@@ -521,8 +500,7 @@ static int handle_get(push_service_t *ps, const http_req_t *r,
     if (!auth_app(ps, r, buf, app, NULL))
         return fail(resp, 401, "unauthorized",
                     "missing or unknown API key (Authorization: Bearer KEY)");
-    if (is_msg)
-        resp->route1 = MH_ROUTE_MESSAGE + 1;
+    if (is_msg) resp->route1 = MH_ROUTE_MESSAGE + 1;
     return is_msg ? get_message(ps, app, arg, resp)
                   : get_device(ps, app, arg, resp);
 }
@@ -579,10 +557,8 @@ int push_api_handle_async(push_service_t *ps, const http_req_t *r,
     }
     cJSON *j;
     int prc = push_body_parse(body, body_len, &j);
-    if (prc == PB_E_NOMEM)
-        return fail(resp, 500, "internal", "out of memory");
-    if (prc < 0)
-        return fail(resp, 400, "bad_json", push_body_strerror(prc));
+    if (prc == PB_E_NOMEM) return fail(resp, 500, "internal", "out of memory");
+    if (prc < 0) return fail(resp, 400, "bad_json", push_body_strerror(prc));
     if (!cJSON_IsObject(j)) {
         cJSON_Delete(j);
         return fail(resp, 400, "bad_json", "body must be a JSON object");
@@ -611,13 +587,10 @@ static void wake(push_call_t *c) {
 int push_api_handle(push_service_t *ps, const http_req_t *r, const char *buf,
                     const char *body, size_t body_len, push_api_resp_t *resp) {
     waiter_t w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL};
-    int st = push_api_handle_async(ps, r, buf, body, body_len, resp, wake,
-                                   &w);
-    if (st != 0)
-        return st;
+    int st = push_api_handle_async(ps, r, buf, body, body_len, resp, wake, &w);
+    if (st != 0) return st;
     pthread_mutex_lock(&w.mu);
-    while (!w.done)
-        pthread_cond_wait(&w.cv, &w.mu);
+    while (!w.done) pthread_cond_wait(&w.cv, &w.mu);
     pthread_mutex_unlock(&w.mu);
     push_api_finish(w.done, resp);
     return resp->status;

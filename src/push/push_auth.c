@@ -40,7 +40,7 @@ typedef struct key_slot {
     char key[PUSH_KEY_MAX + 1];
     size_t len;
     char app[64];
-    int unknown_device;  /* the app's policy, refreshed with the key */
+    int unknown_device; /* the app's policy, refreshed with the key */
     int64_t checked_ms;
 } key_slot_t;
 
@@ -59,17 +59,17 @@ typedef struct rate_slot {
 
 typedef struct online_ent {
     struct online_ent *next;
-    int conns;          /* a duplicate login overlaps the old connection */
-    int syncs;          /* syncs in flight: live inbox routing held */
-    uint64_t gen;       /* tells this entry from a later one of the key */
+    int conns;           /* a duplicate login overlaps the old connection */
+    int syncs;           /* syncs in flight: live inbox routing held */
+    uint64_t gen;        /* tells this entry from a later one of the key */
     int64_t synced_upto; /* the last inbox seq a sync sent */
     int transport;
     int64_t since_ms;
-    char key[];         /* "app\0device\0" */
+    char key[]; /* "app\0device\0" */
 } online_ent_t;
 
 struct push_auth {
-    pthread_mutex_t mu;          /* keys, reader */
+    pthread_mutex_t mu; /* keys, reader */
     store_reader_t *rd;
     /* Status and device reads make the store writer fold every hot push
      * first (one writer cycle or more): on their own connection, so a
@@ -81,18 +81,17 @@ struct push_auth {
     rate_slot_t rates[RATE_SLOTS];
     pthread_mutex_t on_mu;
     online_ent_t *online[ONLINE_BUCKETS];
-    uint64_t last_gen;           /* under on_mu */
+    uint64_t last_gen; /* under on_mu */
     /* Unknown-device checks: their own reader, so a push's check never
      * waits behind a key miss or a HELLO's secret lookup on rd. */
     pthread_mutex_t known_mu;
     store_reader_t *known_rd;
-    known_slot_t *known;         /* KNOWN_SLOTS */
+    known_slot_t *known; /* KNOWN_SLOTS */
 };
 
 int push_auth_new(push_service_t *ps) {
     push_auth_t *a = calloc(1, sizeof *a);
-    if (!a)
-        return PUSH_E_NOMEM;
+    if (!a) return PUSH_E_NOMEM;
     pthread_mutex_init(&a->mu, NULL);
     pthread_mutex_init(&a->rate_mu, NULL);
     pthread_mutex_init(&a->on_mu, NULL);
@@ -102,14 +101,11 @@ int push_auth_new(push_service_t *ps) {
         free(a);
         return PUSH_E_NOMEM;
     }
-    if (ps->cfg.store &&
-        (store_reader_new(ps->cfg.store, &a->rd) < 0 ||
-         store_reader_new(ps->cfg.store, &a->fold_rd) < 0 ||
-         store_reader_new(ps->cfg.store, &a->known_rd) < 0)) {
-        if (a->rd)
-            store_reader_free(a->rd);
-        if (a->fold_rd)
-            store_reader_free(a->fold_rd);
+    if (ps->cfg.store && (store_reader_new(ps->cfg.store, &a->rd) < 0 ||
+                          store_reader_new(ps->cfg.store, &a->fold_rd) < 0 ||
+                          store_reader_new(ps->cfg.store, &a->known_rd) < 0)) {
+        if (a->rd) store_reader_free(a->rd);
+        if (a->fold_rd) store_reader_free(a->fold_rd);
         free(a->known);
         free(a);
         return PUSH_E_SYS;
@@ -120,14 +116,10 @@ int push_auth_new(push_service_t *ps) {
 
 void push_auth_free(push_service_t *ps) {
     push_auth_t *a = ps->auth;
-    if (!a)
-        return;
-    if (a->rd)
-        store_reader_free(a->rd);
-    if (a->fold_rd)
-        store_reader_free(a->fold_rd);
-    if (a->known_rd)
-        store_reader_free(a->known_rd);
+    if (!a) return;
+    if (a->rd) store_reader_free(a->rd);
+    if (a->fold_rd) store_reader_free(a->fold_rd);
+    if (a->known_rd) store_reader_free(a->known_rd);
     free(a->known);
     for (int i = 0; i < ONLINE_BUCKETS; i++)
         while (a->online[i]) {
@@ -151,22 +143,19 @@ static uint32_t hash(const char *p, size_t n) {
 
 /* ---- keys ---------------------------------------------------------------- */
 
-int push_auth_key(push_service_t *ps, const char *key, size_t len,
-                  char app[64], int *unknown_device) {
+int push_auth_key(push_service_t *ps, const char *key, size_t len, char app[64],
+                  int *unknown_device) {
     push_auth_t *a = ps->auth;
     int policy_;
-    if (!unknown_device)
-        unknown_device = &policy_;
+    if (!unknown_device) unknown_device = &policy_;
     *unknown_device = STORE_UNKNOWN_STORE;
     if (!a || !a->rd) {
         const char *name = push_app_by_key(ps, key, len);
-        if (!name)
-            return -1;
+        if (!name) return -1;
         snprintf(app, 64, "%s", name);
         return 0;
     }
-    if (len == 0 || len > PUSH_KEY_MAX)
-        return -1;
+    if (len == 0 || len > PUSH_KEY_MAX) return -1;
     key_slot_t *s = &a->keys[hash(key, len) % KEY_SLOTS];
     int64_t now = (int64_t)clock_mono_ms();
     int rc = -1;
@@ -204,18 +193,15 @@ int push_auth_key(push_service_t *ps, const char *key, size_t len,
 int push_auth_secret(push_service_t *ps, const char *app, uint8_t *out,
                      size_t cap) {
     push_auth_t *a = ps->auth;
-    if (!a || !a->rd)
-        return -1;
+    if (!a || !a->rd) return -1;
     store_app_t sa;
     pthread_mutex_lock(&a->mu);
     int rc = store_app_get(a->rd, app, &sa);
     pthread_mutex_unlock(&a->mu);
-    if (rc < 0)
-        return -1;
+    if (rc < 0) return -1;
     size_t n = strlen(sa.secret);
     int ret = n <= cap ? (int)n : -1;
-    if (ret > 0)
-        memcpy(out, sa.secret, n);
+    if (ret > 0) memcpy(out, sa.secret, n);
     OPENSSL_cleanse(&sa, sizeof sa);
     return ret;
 }
@@ -223,8 +209,7 @@ int push_auth_secret(push_service_t *ps, const char *app, uint8_t *out,
 int push_auth_status(push_service_t *ps, const char *msg_id,
                      store_status_t *out) {
     push_auth_t *a = ps->auth;
-    if (!a || !a->fold_rd)
-        return STORE_E_NOTFOUND;
+    if (!a || !a->fold_rd) return STORE_E_NOTFOUND;
     pthread_mutex_lock(&a->fold_mu);
     int rc = store_status_get(a->fold_rd, msg_id, out);
     pthread_mutex_unlock(&a->fold_mu);
@@ -235,8 +220,7 @@ int push_auth_device(push_service_t *ps, const char *app, const char *dev,
                      store_device_info_t *out) {
     push_auth_t *a = ps->auth;
     memset(out, 0, sizeof *out);
-    if (!a || !a->fold_rd)
-        return 0;
+    if (!a || !a->fold_rd) return 0;
     pthread_mutex_lock(&a->fold_mu);
     int rc = store_device_info(a->fold_rd, app, dev, out);
     pthread_mutex_unlock(&a->fold_mu);
@@ -248,16 +232,14 @@ int push_auth_device(push_service_t *ps, const char *app, const char *dev,
 /* rate_app and burst are read under rate_mu: a reload changes them. */
 bool push_rate_take(push_service_t *ps, const char *app) {
     push_auth_t *a = ps->auth;
-    if (!a)
-        return true;
+    if (!a) return true;
     size_t n = strlen(app);
     rate_slot_t *s = &a->rates[hash(app, n) % RATE_SLOTS];
     int64_t now = (int64_t)clock_mono_us();
     bool ok = true;
     pthread_mutex_lock(&a->rate_mu);
     double rate = ps->cfg.rate_app, burst = ps->cfg.burst;
-    if (burst < 1)
-        burst = rate < 1 ? 1 : rate;
+    if (burst < 1) burst = rate < 1 ? 1 : rate;
     if (rate > 0 && strcmp(s->app, app)) {
         /* Slot taken by another app (or new): two apps sharing a slot share
          * a bucket only until one of them is quiet; acceptable for a
@@ -272,30 +254,26 @@ bool push_rate_take(push_service_t *ps, const char *app) {
             s->tokens = burst;
         s->last_us = now;
         ok = s->tokens >= 1;
-        if (ok)
-            s->tokens -= 1;
+        if (ok) s->tokens -= 1;
     }
     pthread_mutex_unlock(&a->rate_mu);
     return ok;
 }
 
-void push_service_set_limits(push_service_t *ps, double rate_app,
-                             double burst, uint32_t max_payload) {
+void push_service_set_limits(push_service_t *ps, double rate_app, double burst,
+                             uint32_t max_payload) {
     push_auth_t *a = ps->auth;
-    if (a)
-        pthread_mutex_lock(&a->rate_mu);
+    if (a) pthread_mutex_lock(&a->rate_mu);
     ps->cfg.rate_app = rate_app;
     ps->cfg.burst = burst;
-    if (a)
-        pthread_mutex_unlock(&a->rate_mu);
+    if (a) pthread_mutex_unlock(&a->rate_mu);
     /* Read without a lock by the API threads (push_call_set_msg). */
     __atomic_store_n(&ps->cfg.max_payload, max_payload, __ATOMIC_RELAXED);
 }
 
 void push_service_forget_keys(push_service_t *ps) {
     push_auth_t *a = ps->auth;
-    if (!a)
-        return;
+    if (!a) return;
     pthread_mutex_lock(&a->mu);
     OPENSSL_cleanse(a->keys, sizeof a->keys);
     pthread_mutex_unlock(&a->mu);
@@ -331,13 +309,11 @@ uint64_t push_online_set(push_service_t *ps, const gw_device_t *d, bool on) {
     push_auth_t *a = ps->auth;
     char k[300];
     size_t n = a ? make_key(k, sizeof k, d->app, d->device) : 0;
-    if (!n)
-        return 0;
+    if (!n) return 0;
     uint64_t gen = 0;
     online_ent_t **pp = &a->online[hash(k, n) % ONLINE_BUCKETS];
     pthread_mutex_lock(&a->on_mu);
-    while (*pp && memcmp((*pp)->key, k, n))
-        pp = &(*pp)->next;
+    while (*pp && memcmp((*pp)->key, k, n)) pp = &(*pp)->next;
     if (on) {
         online_ent_t *e = *pp;
         if (!e && (e = calloc(1, sizeof *e + n))) {
@@ -347,8 +323,7 @@ uint64_t push_online_set(push_service_t *ps, const gw_device_t *d, bool on) {
         }
         if (e) {
             e->conns++;
-            if (ps->sync)
-                e->syncs++;
+            if (ps->sync) e->syncs++;
             e->transport = d->transport;
             e->since_ms = (int64_t)clock_wall_ms();
             gen = e->gen;
@@ -364,8 +339,7 @@ uint64_t push_online_set(push_service_t *ps, const gw_device_t *d, bool on) {
 
 static online_ent_t *find_ent(push_auth_t *a, const char *k, size_t n) {
     online_ent_t *e = a->online[hash(k, n) % ONLINE_BUCKETS];
-    while (e && memcmp(e->key, k, n))
-        e = e->next;
+    while (e && memcmp(e->key, k, n)) e = e->next;
     return e;
 }
 
@@ -374,8 +348,7 @@ uint64_t push_online_hold(push_service_t *ps, const char *app,
     push_auth_t *a = ps->auth;
     char k[300];
     size_t n = a ? make_key(k, sizeof k, app, dev) : 0;
-    if (!n || !ps->sync)
-        return 0;
+    if (!n || !ps->sync) return 0;
     pthread_mutex_lock(&a->on_mu);
     online_ent_t *e = find_ent(a, k, n);
     uint64_t gen = 0;
@@ -406,16 +379,17 @@ int push_route_device(push_service_t *ps, const char *app, const char *dev,
     push_auth_t *a = ps->auth;
     char k[300];
     size_t n = a ? make_key(k, sizeof k, app, dev) : 0;
-    if (!n)
-        return ps->sink.device(ps->sink.ctx, app, dev, m);
+    if (!n) return ps->sink.device(ps->sink.ctx, app, dev, m);
     pthread_mutex_lock(&a->on_mu);
     online_ent_t *e = find_ent(a, k, n);
     /* No entry: offline, or registered in the gateway but not yet told to
      * us (the online callback follows the registration).  Routing it live
      * then could let its ack overtake the sync and lose older messages (as
      * above), or deliver it twice; stored, the coming sync sends it. */
-    int rc = !e ? 0 : e->syncs > 0 || sent_by_sync(e, m)
-                          ? 1 : ps->sink.device(ps->sink.ctx, app, dev, m);
+    int rc = !e ? 0
+             : e->syncs > 0 || sent_by_sync(e, m)
+                 ? 1
+                 : ps->sink.device(ps->sink.ctx, app, dev, m);
     pthread_mutex_unlock(&a->on_mu);
     return rc;
 }
@@ -425,27 +399,22 @@ void push_sync_done(push_service_t *ps, const char *app, const char *dev,
     push_auth_t *a = ps->auth;
     char k[300];
     size_t n = a ? make_key(k, sizeof k, app, dev) : 0;
-    if (!n)
-        return;
+    if (!n) return;
     pthread_mutex_lock(&a->on_mu);
     int64_t upto = last ? last(ctx) : -1;
     online_ent_t *e = find_ent(a, k, n);
     if (e && gen && e->gen == gen) {
-        if (e->syncs > 0)
-            e->syncs--;
-        if (upto > e->synced_upto)
-            e->synced_upto = upto;
+        if (e->syncs > 0) e->syncs--;
+        if (upto > e->synced_upto) e->synced_upto = upto;
     }
     pthread_mutex_unlock(&a->on_mu);
 }
 
-bool push_online_syncing(push_service_t *ps, const char *app,
-                         const char *dev) {
+bool push_online_syncing(push_service_t *ps, const char *app, const char *dev) {
     push_auth_t *a = ps->auth;
     char k[300];
     size_t n = a ? make_key(k, sizeof k, app, dev) : 0;
-    if (!n)
-        return false;
+    if (!n) return false;
     pthread_mutex_lock(&a->on_mu);
     online_ent_t *e = find_ent(a, k, n);
     bool syncing = e && e->syncs > 0;
@@ -458,8 +427,7 @@ bool push_online_get(push_service_t *ps, const char *app, const char *dev,
     push_auth_t *a = ps->auth;
     char k[300];
     size_t n = a ? make_key(k, sizeof k, app, dev) : 0;
-    if (!n)
-        return false;
+    if (!n) return false;
     bool found = false;
     pthread_mutex_lock(&a->on_mu);
     for (online_ent_t *e = a->online[hash(k, n) % ONLINE_BUCKETS]; e;
@@ -483,8 +451,7 @@ void push_auth_saw(push_service_t *ps, const char *app, const char *dev) {
     push_auth_t *a = ps->auth;
     char k[DEV_KEY_MAX];
     size_t n = a && a->known ? make_key(k, sizeof k, app, dev) : 0;
-    if (!n)
-        return;
+    if (!n) return;
     known_slot_t *s = &a->known[hash(k, n) % KNOWN_SLOTS];
     pthread_mutex_lock(&a->known_mu);
     memcpy(s->key, k, n);
@@ -501,13 +468,11 @@ int push_auth_known(push_service_t *ps, const char *app, const char *dev,
     char k[DEV_KEY_MAX];
     size_t n = a ? make_key(k, sizeof k, app, dev) : 0;
     *known = false;
-    if (!n)
-        return 0;
+    if (!n) return 0;
     pthread_mutex_lock(&a->on_mu);
     *known = find_ent(a, k, n) != NULL;
     pthread_mutex_unlock(&a->on_mu);
-    if (*known || !a->known_rd)
-        return 0;
+    if (*known || !a->known_rd) return 0;
     known_slot_t *s = &a->known[hash(k, n) % KNOWN_SLOTS];
     int rc = 0;
     pthread_mutex_lock(&a->known_mu);

@@ -45,9 +45,12 @@ static size_t digits(const unsigned char *p, size_t n, size_t j) {
 static size_t number_len(const unsigned char *p, size_t n) {
     size_t j = p[0] == '-' ? 1 : 0;
     if (j >= n) return 0;
-    if (p[j] == '0') j++;
-    else if (p[j] >= '1' && p[j] <= '9') j = digits(p, n, j + 1);
-    else return 0;
+    if (p[j] == '0')
+        j++;
+    else if (p[j] >= '1' && p[j] <= '9')
+        j = digits(p, n, j + 1);
+    else
+        return 0;
     if (j < n && p[j] == '.') {
         size_t s = j + 1;
         if ((j = digits(p, n, s)) == s) return 0;

@@ -56,13 +56,13 @@ struct push_http {
     push_service_t *ps;
     ev_loop_t *loop;
     ev_io_t lio;
-    lpause_t lpause;  /* the listener's back-off when out of descriptors */
+    lpause_t lpause; /* the listener's back-off when out of descriptors */
     ev_async_t stop;
     pthread_t thread;
     bool thread_started;
-    hconn_t *conns;   /* open connections (for shutdown) */
-    hconn_t *dead;    /* closed, freed before the loop sleeps */
-    ev_async_t done;  /* push calls back from the store */
+    hconn_t *conns;  /* open connections (for shutdown) */
+    hconn_t *dead;   /* closed, freed before the loop sleeps */
+    ev_async_t done; /* push calls back from the store */
     pthread_mutex_t mbox_mu;
     push_call_t *mbox;
     int nconns;
@@ -90,9 +90,9 @@ struct hconn {
     bool paused;    /* too much output queued: stopped reading */
     bool readable;  /* input may wait in the socket (edge not yet drained) */
     bool dead;
-    bool waiting;   /* a push call is out at the store */
-    bool zombie;    /* closed while waiting: freed by the call's return */
-    bool wait_ka;   /* the parked request's keep-alive and HEAD */
+    bool waiting; /* a push call is out at the store */
+    bool zombie;  /* closed while waiting: freed by the call's return */
+    bool wait_ka; /* the parked request's keep-alive and HEAD */
     bool wait_head;
     gw_ipent_t *ip; /* its address's count; NULL: not counted */
 };
@@ -100,22 +100,19 @@ struct hconn {
 /* ---- connection life ------------------------------------------------------ */
 
 static void conn_close(hconn_t *c) {
-    if (c->dead)
-        return;
+    if (c->dead) return;
     push_http_t *h = c->h;
     ev_del(h->loop, &c->io);
     ev_timer_stop(h->loop, &c->timer);
     close(c->io.fd);
     c->dead = true;
-    if (c->ip)
-        gw_iptab_put(h->iptab, c->ip);
+    if (c->ip) gw_iptab_put(h->iptab, c->ip);
     c->ip = NULL;
     if (c->prev)
         c->prev->next = c->next;
     else
         h->conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
+    if (c->next) c->next->prev = c->prev;
     c->next = h->dead;
     h->dead = c;
     h->nconns--;
@@ -154,11 +151,9 @@ static void begin_linger(hconn_t *c) {
 static bool out_append(hconn_t *c, const void *p, size_t n) {
     if (c->out_len + n > c->out_cap) {
         size_t cap = c->out_cap ? c->out_cap : 512;
-        while (cap < c->out_len + n)
-            cap *= 2;
+        while (cap < c->out_len + n) cap *= 2;
         char *nb = realloc(c->out, cap);
-        if (!nb)
-            return false;
+        if (!nb) return false;
         c->out = nb;
         c->out_cap = cap;
     }
@@ -214,9 +209,12 @@ static void queue_response(hconn_t *c, const push_api_resp_t *r, bool close,
     p = put_uint(p, r->body_len);
     p = stpcpy(p, "\r\n");
     if (r->status == 401) p = stpcpy(p, "WWW-Authenticate: Bearer\r\n");
-    if (r->allow_post) p = stpcpy(p, "Allow: POST\r\n");
-    else if (r->allow_get) p = stpcpy(p, "Allow: GET, HEAD\r\n");
-    else if (r->allow_delete) p = stpcpy(p, "Allow: DELETE\r\n");
+    if (r->allow_post)
+        p = stpcpy(p, "Allow: POST\r\n");
+    else if (r->allow_get)
+        p = stpcpy(p, "Allow: GET, HEAD\r\n");
+    else if (r->allow_delete)
+        p = stpcpy(p, "Allow: DELETE\r\n");
     if (r->status == 429 || r->status == 503)
         p = stpcpy(p, "Retry-After: 1\r\n");
     if (close) p = stpcpy(p, "Connection: close\r\n");
@@ -252,8 +250,8 @@ static void reply_error(hconn_t *c, int status, const char *code,
 
 static void flush_out(hconn_t *c) {
     while (!c->dead && c->out_off < c->out_len) {
-        ssize_t n = write(c->io.fd, c->out + c->out_off,
-                          c->out_len - c->out_off);
+        ssize_t n =
+            write(c->io.fd, c->out + c->out_off, c->out_len - c->out_off);
         if (n > 0) {
             c->out_off += (size_t)n;
         } else if (n < 0 && errno == EINTR) {
@@ -265,23 +263,20 @@ static void flush_out(hconn_t *c) {
             return;
         }
     }
-    if (c->dead)
-        return;
+    if (c->dead) return;
     c->out_len = c->out_off = 0;
     if (c->out_cap > 4096) {
         free(c->out);
         c->out = NULL;
         c->out_cap = 0;
     }
-    if (c->closing && !c->lingering)
-        begin_linger(c);
+    if (c->closing && !c->lingering) begin_linger(c);
 }
 
 /* ---- requests ----------------------------------------------------------- */
 
 static bool keep_alive(const http_req_t *r, const char *buf) {
-    if (http_header_has_token(r, buf, "connection", "close"))
-        return false;
+    if (http_header_has_token(r, buf, "connection", "close")) return false;
     if (r->version == 10)
         return http_header_has_token(r, buf, "connection", "keep-alive");
     return true;
@@ -333,8 +328,7 @@ static void answer(hconn_t *c) {
     push_api_resp_t r = {0};
     bool ka = keep_alive(&c->req, buf);
     if (push_api_handle_async(c->h->ps, &c->req, buf, buf + c->req.head_len,
-                              (size_t)c->body_len, &r, on_call_done,
-                              c) == 0) {
+                              (size_t)c->body_len, &r, on_call_done, c) == 0) {
         c->waiting = true;
         c->wait_ka = ka;
         c->wait_head = c->req.method == HTTP_M_HEAD;
@@ -342,8 +336,7 @@ static void answer(hconn_t *c) {
     }
     queue_response(c, &r, !ka, c->req.method == HTTP_M_HEAD);
     push_api_resp_free(&r);
-    if (!ka)
-        c->closing = true;
+    if (!ka) c->closing = true;
 }
 
 static void consume(hconn_t *c, size_t n) {
@@ -360,37 +353,31 @@ static void process(hconn_t *c) {
     while (!c->dead && !c->closing && !c->waiting && c->in_len > 0) {
         if (!c->head_done) {
             int rc = http_parse(&c->req, c->in, c->in_len);
-            if (rc == HTTP_AGAIN)
-                return;
+            if (rc == HTTP_AGAIN) return;
             if (rc < 0) {
                 reply_error(c, http_err_status(rc), "bad_request",
                             http_strerror(rc));
                 return;
             }
             c->head_done = true;
-            if (!head_checks(c))
-                return;
+            if (!head_checks(c)) return;
         }
         size_t need = c->req.head_len + (size_t)c->body_len;
-        if (c->in_len < need)
-            return;
+        if (c->in_len < need) return;
         answer(c);
         consume(c, need);
     }
-    if (!c->dead && c->out_len - c->out_off > OUT_PAUSE)
-        c->paused = true;
+    if (!c->dead && c->out_len - c->out_off > OUT_PAUSE) c->paused = true;
 }
 
 static void arm_timer(hconn_t *c) {
     ev_loop_t *loop = c->h->loop;
     const push_config_t *cfg = &c->h->ps->cfg;
-    if (c->dead || c->lingering)
-        return;
+    if (c->dead || c->lingering) return;
     if (c->in_len > 0) {
         if (!c->req_start) {
             c->req_start = ev_now_ms(loop);
-            ev_timer_start(loop, &c->timer,
-                           (uint64_t)cfg->head_timeout * 1000);
+            ev_timer_start(loop, &c->timer, (uint64_t)cfg->head_timeout * 1000);
         }
     } else {
         c->req_start = 0;
@@ -408,14 +395,11 @@ static void arm_timer(hconn_t *c) {
 
 static bool grow_in(hconn_t *c) {
     size_t limit = c->h->in_limit;
-    if (c->in_cap >= limit)
-        return false;
+    if (c->in_cap >= limit) return false;
     size_t cap = c->in_cap ? c->in_cap * 2 : 2048;
-    if (cap > limit)
-        cap = limit;
+    if (cap > limit) cap = limit;
     char *nb = realloc(c->in, cap);
-    if (!nb)
-        return false;
+    if (!nb) return false;
     c->in = nb;
     c->in_cap = cap;
     return true;
@@ -425,12 +409,9 @@ static void drain_lingering(hconn_t *c) {
     char sink[4096];
     for (;;) {
         ssize_t n = read(c->io.fd, sink, sizeof sink);
-        if (n > 0)
-            continue;
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && errno == EAGAIN)
-            return;
+        if (n > 0) continue;
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && errno == EAGAIN) return;
         conn_close(c);
         return;
     }
@@ -456,8 +437,7 @@ static void do_read(hconn_t *c) {
         ssize_t n = read(c->io.fd, c->in + c->in_len, want);
         if (n > 0) {
             c->in_len += (size_t)n;
-            if ((size_t)n < want)
-                c->readable = false;
+            if ((size_t)n < want) c->readable = false;
             process(c);
         } else if (n < 0 && errno == EINTR) {
             continue;
@@ -475,8 +455,7 @@ static void do_read(hconn_t *c) {
             break;
         }
     }
-    if (!c->dead)
-        flush_out(c);
+    if (!c->dead) flush_out(c);
     arm_timer(c);
 }
 
@@ -491,8 +470,7 @@ static void on_io(ev_loop_t *loop, ev_io_t *io, unsigned revents) {
         c->readable = true;
         do_read(c);
     }
-    if (c->dead || !(revents & EV_WRITE))
-        return;
+    if (c->dead || !(revents & EV_WRITE)) return;
     flush_out(c);
     if (!c->dead && c->paused && c->out_off == c->out_len) {
         c->paused = false;
@@ -505,8 +483,7 @@ static void on_timer(ev_loop_t *loop, ev_timer_t *t) {
     hconn_t *c = ev_container_of(t, hconn_t, timer);
     (void)loop;
     if (c->lingering || c->in_len == 0) {
-        if (!c->lingering)
-            metrics_inc(M_API_TIMEOUTS, MH_API_HTTP, MH_TO_IDLE);
+        if (!c->lingering) metrics_inc(M_API_TIMEOUTS, MH_API_HTTP, MH_TO_IDLE);
         conn_close(c);
         return;
     }
@@ -519,11 +496,11 @@ static void on_timer(ev_loop_t *loop, ev_timer_t *t) {
 
 /* ---- listener and thread ------------------------------------------------ */
 
-#define BUSY_BODY                                                          \
-    "{\"error\":{\"code\":\"overloaded\",\"message\":"                     \
+#define BUSY_BODY                                      \
+    "{\"error\":{\"code\":\"overloaded\",\"message\":" \
     "\"too many API connections\"}}\n"
-#define SHARE_BODY                                                         \
-    "{\"error\":{\"code\":\"too_many_conns\",\"message\":"                 \
+#define SHARE_BODY                                         \
+    "{\"error\":{\"code\":\"too_many_conns\",\"message\":" \
     "\"too many API connections from this address\"}}\n"
 
 /* At max_conns (503), or the client address at its share of it (429):
@@ -532,13 +509,13 @@ static void on_timer(ev_loop_t *loop, ev_timer_t *t) {
 static void refuse(int fd, bool per_ip) {
     char buf[320];
     const char *body = per_ip ? SHARE_BODY : BUSY_BODY;
-    int n = snprintf(buf, sizeof buf,
-                     "HTTP/1.1 %s\r\n"
-                     "Content-Type: application/json\r\nRetry-After: 1\r\n"
-                     "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
-                     per_ip ? "429 Too Many Requests"
-                            : "503 Service Unavailable",
-                     strlen(body), body);
+    int n =
+        snprintf(buf, sizeof buf,
+                 "HTTP/1.1 %s\r\n"
+                 "Content-Type: application/json\r\nRetry-After: 1\r\n"
+                 "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
+                 per_ip ? "429 Too Many Requests" : "503 Service Unavailable",
+                 strlen(body), body);
     metrics_inc(M_REFUSED, MH_REF_PUSH,
                 per_ip ? MH_REF_PER_IP : MH_REF_MAX_CONNS);
     (void)!write(fd, buf, (size_t)n); /* best effort: closing anyway */
@@ -550,18 +527,16 @@ static void refuse(int fd, bool per_ip) {
 static int admit(push_http_t *h, const struct sockaddr_storage *peer,
                  gw_ipent_t **ip) {
     *ip = NULL;
-    if (h->nconns >= h->ps->cfg.max_conns)
-        return 1;
+    if (h->nconns >= h->ps->cfg.max_conns) return 1;
     if (gw_iptab_take(h->iptab, (const struct sockaddr *)peer, ip) !=
         GW_IPTAB_OVER)
         return 0; /* -ENOMEM, another family: admitted, not counted */
     static log_limit_t lim = LOG_LIMIT_INIT(10000);
     char addr[64];
-    log_limited(&lim, LOG_LEVEL_WARN,
-                "api connection refused: address at its share",
-                "peer=%s share=%d max=%d",
-                net_addr_str(peer, addr, sizeof addr), h->share,
-                h->ps->cfg.max_conns);
+    log_limited(
+        &lim, LOG_LEVEL_WARN, "api connection refused: address at its share",
+        "peer=%s share=%d max=%d", net_addr_str(peer, addr, sizeof addr),
+        h->share, h->ps->cfg.max_conns);
     return 2;
 }
 
@@ -572,17 +547,14 @@ static void on_accept(ev_loop_t *loop, ev_io_t *io, unsigned revents) {
         int fd;
         struct sockaddr_storage peer;
         int rc = net_accept(io->fd, &fd, &peer);
-        if (rc == -EAGAIN || lpause_fault(&h->lpause, rc))
-            return;
-        if (rc < 0)
-            continue;
+        if (rc == -EAGAIN || lpause_fault(&h->lpause, rc)) return;
+        if (rc < 0) continue;
         lpause_ok(&h->lpause);
         gw_ipent_t *ip;
         int why = admit(h, &peer, &ip);
         hconn_t *c = why ? NULL : calloc(1, sizeof *c);
         if (!c) {
-            if (ip)
-                gw_iptab_put(h->iptab, ip);
+            if (ip) gw_iptab_put(h->iptab, ip);
             refuse(fd, why == 2);
             continue;
         }
@@ -594,15 +566,13 @@ static void on_accept(ev_loop_t *loop, ev_io_t *io, unsigned revents) {
         ev_io_init(&c->io, fd, on_io, c);
         ev_timer_init(&c->timer, on_timer);
         if (ev_add(loop, &c->io, EV_READ | EV_WRITE | EV_ET) < 0) {
-            if (c->ip)
-                gw_iptab_put(h->iptab, c->ip);
+            if (c->ip) gw_iptab_put(h->iptab, c->ip);
             close(fd);
             free(c);
             continue;
         }
         c->next = h->conns;
-        if (h->conns)
-            h->conns->prev = c;
+        if (h->conns) h->conns->prev = c;
         h->conns = c;
         h->nconns++;
         ev_timer_start(loop, &c->timer,
@@ -618,17 +588,14 @@ static void finish_call(push_http_t *h, push_call_t *call) {
     push_api_finish(call, &r);
     c->waiting = false;
     if (c->dead) {
-        if (c->zombie)
-            conn_free(c);
+        if (c->zombie) conn_free(c);
         push_api_resp_free(&r);
         return;
     }
     queue_response(c, &r, !c->wait_ka, c->wait_head);
     push_api_resp_free(&r);
-    if (c->dead)
-        return;
-    if (!c->wait_ka)
-        c->closing = true;
+    if (c->dead) return;
+    if (!c->wait_ka) c->closing = true;
     process(c);
     do_read(c);
     (void)h;
@@ -665,10 +632,8 @@ static void *http_main(void *arg) {
     push_http_t *h = arg;
     (void)pthread_setname_np(pthread_self(), "herald-http"); /* top -H */
     int rc = ev_run(h->loop);
-    if (rc < 0)
-        log_error("push api loop failed", "err=%d", rc);
-    while (h->conns)
-        conn_close(h->conns);
+    if (rc < 0) log_error("push api loop failed", "err=%d", rc);
+    while (h->conns) conn_close(h->conns);
     reap(h->loop, h);
     return NULL;
 }
@@ -679,10 +644,8 @@ static void http_free(push_http_t *h) {
         ev_del(h->loop, &h->lio);
         close(h->lio.fd);
     }
-    if (h->stop.io.fd > 0)
-        ev_async_close(h->loop, &h->stop);
-    if (h->done.io.fd > 0)
-        ev_async_close(h->loop, &h->done);
+    if (h->stop.io.fd > 0) ev_async_close(h->loop, &h->stop);
+    if (h->done.io.fd > 0) ev_async_close(h->loop, &h->done);
     pthread_mutex_destroy(&h->mbox_mu);
     ev_loop_free(h->loop);
     gw_iptab_free(h->iptab); /* after the connections: they hold entries */
@@ -691,8 +654,7 @@ static void http_free(push_http_t *h) {
 
 int push_http_start(push_service_t *ps) {
     push_http_t *h = calloc(1, sizeof *h);
-    if (!h)
-        return -ENOMEM;
+    if (!h) return -ENOMEM;
     h->ps = ps;
     h->lio.fd = -1;
     h->in_limit = HTTP_MAX_HEAD + (size_t)ps->cfg.max_body;
@@ -701,8 +663,7 @@ int push_http_start(push_service_t *ps) {
     h->loop = ev_loop_new(256);
     h->iptab = gw_iptab_new((uint32_t)h->share);
     if (!h->loop || !h->iptab) {
-        if (h->loop)
-            ev_loop_free(h->loop);
+        if (h->loop) ev_loop_free(h->loop);
         gw_iptab_free(h->iptab);
         free(h);
         return -ENOMEM;
@@ -737,8 +698,7 @@ int push_http_start(push_service_t *ps) {
 
 void push_http_stop(push_service_t *ps) {
     push_http_t *h = ps->http;
-    if (!h)
-        return;
+    if (!h) return;
     /* Answer what the store still owes before the loop goes away. */
     for (int i = 0; i < 10000 && atomic_load(&ps->inflight) > 0; i++)
         usleep(1000);

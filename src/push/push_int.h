@@ -39,7 +39,7 @@ struct push_service {
     push_config_t cfg;
     char *host;
     char *tars_host;
-    pthread_rwlock_t reg_mu;  /* apps, keys (push.c) */
+    pthread_rwlock_t reg_mu; /* apps, keys (push.c) */
     push_app_t *apps;
     int napps;
     push_key_t *keys;
@@ -47,15 +47,15 @@ struct push_service {
     gw_service_t gwi;
     push_sink_t sink;
     bool started;
-    const char *start_failed;  /* "push API" or "TARS": which one */
+    const char *start_failed; /* "push API" or "TARS": which one */
     int http_port;
     push_http_t *http;
     push_tars_t *tars;
     int tars_port;
-    push_sync_t *sync;   /* device sync, acks, status flush (store only) */
-    push_auth_t *auth;   /* store-backed keys, rate buckets, online table */
+    push_sync_t *sync;     /* device sync, acks, status flush (store only) */
+    push_auth_t *auth;     /* store-backed keys, rate buckets, online table */
     push_revoke_t *revoke; /* device token revocations (push_revoke.c) */
-    atomic_long inflight; /* push calls waiting for the store */
+    atomic_long inflight;  /* push calls waiting for the store */
     atomic_long n_online, n_online_ev, n_offline_ev, n_acks;
     atomic_long n_http, n_http_err, n_pushes, n_delivered;
 };
@@ -77,8 +77,8 @@ int64_t push_gw_revoked(void *ctx, const char *app, const char *dev);
  * text (free with push_api_resp_free). */
 typedef struct push_api_resp {
     int status;
-    bool allow_post; /* 405: add "Allow: POST" */
-    bool allow_get;  /* 405: add "Allow: GET, HEAD" */
+    bool allow_post;   /* 405: add "Allow: POST" */
+    bool allow_get;    /* 405: add "Allow: GET, HEAD" */
     bool allow_delete; /* 405: add "Allow: DELETE" */
     char *body;
     size_t body_len;
@@ -106,13 +106,13 @@ void push_msg_id(char out[PUSH_MSG_ID_LEN + 1]);
 /* ---- push_ops.c: the four operations, one path for HTTP and TARS ---- */
 
 enum push_op { /* == enum store_kind */
-    PUSH_OP_SINGLE = 1,
-    PUSH_OP_MULTI = 2,
-    PUSH_OP_ONLINE = 3,
-    PUSH_OP_ALL = 4,
-    /* Not a push: DELETE /v1/devices/{id}/tokens (push_revoke.c), one
+               PUSH_OP_SINGLE = 1,
+               PUSH_OP_MULTI = 2,
+               PUSH_OP_ONLINE = 3,
+               PUSH_OP_ALL = 4,
+               /* Not a push: DELETE /v1/devices/{id}/tokens (push_revoke.c), one
      * device in devices[0]; never handed to the store as a message. */
-    PUSH_OP_REVOKE = 5,
+               PUSH_OP_REVOKE = 5,
 };
 
 /* PushRet of protocol/PushAPI.jce (kept here so push needs no gen header) */
@@ -131,9 +131,12 @@ enum push_ret {
 };
 
 /* MsgState of PushAPI.jce */
-enum { PUSH_ST_ACCEPTED = 0, PUSH_ST_STORED = 1, PUSH_ST_WRITTEN = 3,
-       PUSH_ST_DROPPED = 6 };
-
+enum {
+    PUSH_ST_ACCEPTED = 0,
+    PUSH_ST_STORED = 1,
+    PUSH_ST_WRITTEN = 3,
+    PUSH_ST_DROPPED = 6
+};
 
 /* One push operation from validation to answer.  Everything it points to
  * is owned by it (copied in), so transports can drop their buffers. */
@@ -148,29 +151,29 @@ struct push_call {
     size_t payload_len;
     int64_t ttl;
     bool need_ack;
-    int unknown_device;     /* enum store_unknown_device, for this call */
+    int unknown_device; /* enum store_unknown_device, for this call */
     char **devices;
     uint32_t n_devices, cap_devices;
-    char **rejected;        /* refused ids of a multi push */
-    int *rej_codes;         /* their PushRet codes, beside them */
+    char **rejected; /* refused ids of a multi push */
+    int *rej_codes;  /* their PushRet codes, beside them */
     uint32_t n_rejected, cap_rejected;
-    uint32_t n_dup;         /* repeats dropped (counted in the answer) */
+    uint32_t n_dup; /* repeats dropped (counted in the answer) */
     int64_t *seqs;
     store_req_t req;
     /* result */
-    int ret;                /* enum push_ret */
-    char err[160];          /* message when ret != 0 */
+    int ret;       /* enum push_ret */
+    char err[160]; /* message when ret != 0 */
     /* PUSH_RET_STORE because the store cannot write now (a full disk, a
      * writer that did not answer): nothing was stored, a retry later is
      * safe (HTTP 503 store_unavailable rather than 500). */
     bool store_unavailable;
-    int state;              /* single: PUSH_ST_* */
+    int state; /* single: PUSH_ST_* */
     bool duplicate;
     long online, stored, targeted;
     int64_t revoked_before; /* PUSH_OP_REVOKE: the moment in force */
     push_reply_fn reply;
     void *reply_ctx;
-    push_call_t *next;      /* transport mailboxes */
+    push_call_t *next; /* transport mailboxes */
 };
 
 push_call_t *push_call_new(push_service_t *ps, int op, const char *app);
@@ -207,8 +210,8 @@ int push_auth_new(push_service_t *ps);
 void push_auth_free(push_service_t *ps);
 /* The app owning key (copied into app, 64 bytes) and its unknown-device
  * policy (enum store_unknown_device; may be NULL); 0 or -1. */
-int push_auth_key(push_service_t *ps, const char *key, size_t len,
-                  char app[64], int *unknown_device);
+int push_auth_key(push_service_t *ps, const char *key, size_t len, char app[64],
+                  int *unknown_device);
 /* Whether app/dev ever connected (online here, or a committed sighting):
  * 0 with *known set, or a store error. */
 /* A device logged in (gateway worker): known for unknownDevice from now. */
@@ -227,14 +230,12 @@ int push_admit(push_service_t *ps, const char *app);
 uint64_t push_online_set(push_service_t *ps, const gw_device_t *d, bool on);
 /* Holds live pushes for one more sync of an online device (a SYNC
  * command); its generation, or 0 when it is not online. */
-uint64_t push_online_hold(push_service_t *ps, const char *app,
-                          const char *dev);
+uint64_t push_online_hold(push_service_t *ps, const char *app, const char *dev);
 bool push_online_get(push_service_t *ps, const char *app, const char *dev,
                      int *transport, int64_t *since_ms);
 /* Whether app/dev's connect-time sync still holds its live pushes (tests
  * wait on it). */
-bool push_online_syncing(push_service_t *ps, const char *app,
-                         const char *dev);
+bool push_online_syncing(push_service_t *ps, const char *app, const char *dev);
 /* Live routing of an inbox message (held while the device is synced). */
 int push_route_device(push_service_t *ps, const char *app, const char *dev,
                       const gw_msg_t *m);
@@ -294,11 +295,11 @@ void push_tars_stop(push_service_t *ps);
 
 /* A call whose answer waits for the store. */
 typedef struct tars_call {
-    push_call_t *c;       /* owned; c->reply_ctx points back here */
+    push_call_t *c; /* owned; c->reply_ctx points back here */
     push_tars_t *pt;
-    void *conn;           /* the connection to answer on (push_tars.c) */
-    trpc_req_t req;       /* set once the dispatcher returns */
-    uint64_t t0;          /* clock_mono_us() when its frame was taken */
+    void *conn;     /* the connection to answer on (push_tars.c) */
+    trpc_req_t req; /* set once the dispatcher returns */
+    uint64_t t0;    /* clock_mono_us() when its frame was taken */
     struct tars_call *next;
 } tars_call_t;
 
@@ -307,10 +308,10 @@ typedef struct tars_disp {
     push_service_t *ps;
     push_tars_t *pt;
     void *conn;
-    push_reply_fn reply;    /* hands a finished call to the loop thread */
+    push_reply_fn reply; /* hands a finished call to the loop thread */
     uint64_t t0;
-    int32_t app_ret;        /* PushRet of an answer made at once */
-    tars_call_t *deferred;  /* set when the impl deferred its answer */
+    int32_t app_ret;       /* PushRet of an answer made at once */
+    tars_call_t *deferred; /* set when the impl deferred its answer */
 } tars_disp_t;
 
 /* Registers the servant (PUSH_TARS_SERVANT) on srv. */

@@ -24,8 +24,7 @@
 
 push_call_t *push_call_new(push_service_t *ps, int op, const char *app) {
     push_call_t *c = calloc(1, sizeof *c);
-    if (!c)
-        return NULL;
+    if (!c) return NULL;
     c->ps = ps;
     c->op = op;
     c->ttl = 86400;
@@ -35,14 +34,12 @@ push_call_t *push_call_new(push_service_t *ps, int op, const char *app) {
 }
 
 static void free_list(char **v, uint32_t n) {
-    for (uint32_t i = 0; i < n; i++)
-        free(v[i]);
+    for (uint32_t i = 0; i < n; i++) free(v[i]);
     free(v);
 }
 
 void push_call_free(push_call_t *c) {
-    if (!c)
-        return;
+    if (!c) return;
     free(c->request_id);
     free(c->collapse_key);
     free(c->payload);
@@ -79,8 +76,7 @@ int push_call_set_msg(push_call_t *c, const char *request_id, size_t rid_len,
         return c->ret;
     }
     /* A reload may change it (push_service_set_limits). */
-    uint32_t max_payload =
-        __atomic_load_n(&cfg->max_payload, __ATOMIC_RELAXED);
+    uint32_t max_payload = __atomic_load_n(&cfg->max_payload, __ATOMIC_RELAXED);
     if (payload_len > max_payload) {
         snprintf(msg, sizeof msg, "payload is %zu bytes, the limit is %u",
                  payload_len, max_payload);
@@ -100,8 +96,7 @@ int push_call_set_msg(push_call_t *c, const char *request_id, size_t rid_len,
         push_call_set_err(c, PUSH_RET_INTERNAL, "out of memory");
         return c->ret;
     }
-    if (payload_len)
-        memcpy(c->payload, payload, payload_len);
+    if (payload_len) memcpy(c->payload, payload, payload_len);
     c->payload_len = payload_len;
     return PUSH_RET_OK;
 }
@@ -111,14 +106,12 @@ static int push_str(char ***v, uint32_t *n, uint32_t *cap, const char *s,
     if (*n == *cap) {
         uint32_t nc = *cap ? *cap * 2 : 4;
         char **nv = realloc(*v, nc * sizeof *nv);
-        if (!nv)
-            return -1;
+        if (!nv) return -1;
         *v = nv;
         *cap = nc;
     }
     char *d = dup_n(s, len);
-    if (!d)
-        return -1;
+    if (!d) return -1;
     (*v)[(*n)++] = d;
     return 0;
 }
@@ -128,8 +121,7 @@ static int reject(push_call_t *c, const char *id, size_t len, int code) {
     if (c->n_rejected == c->cap_rejected) {
         uint32_t nc = c->cap_rejected ? c->cap_rejected * 2 : 4;
         int *ncodes = realloc(c->rej_codes, nc * sizeof *ncodes);
-        if (!ncodes)
-            return -1;
+        if (!ncodes) return -1;
         c->rej_codes = ncodes;
     }
     /* push_str grows the list by the same rule as the codes above. */
@@ -154,8 +146,7 @@ int push_call_add_device(push_call_t *c, const char *id, size_t len) {
                           "[A-Za-z0-9_:@-]");
         return c->ret;
     }
-    int rc = ok ? push_str(&c->devices, &c->n_devices, &c->cap_devices, id,
-                           len)
+    int rc = ok ? push_str(&c->devices, &c->n_devices, &c->cap_devices, id, len)
                 : reject(c, id, len, PUSH_RET_INVALID);
     if (rc < 0) {
         push_call_set_err(c, PUSH_RET_INTERNAL, "out of memory");
@@ -185,8 +176,7 @@ static int dup_cmp(const void *a, const void *b) {
  * caller's choice, and a sort stays n log n whatever they are.
  */
 static long drop_repeats(char **v, int *codes, uint32_t *n) {
-    if (*n < 2)
-        return 0;
+    if (*n < 2) return 0;
     dup_ent_t *e = malloc(*n * sizeof *e);
     bool *dup = calloc(*n, sizeof *dup);
     if (!e || !dup) {
@@ -194,12 +184,10 @@ static long drop_repeats(char **v, int *codes, uint32_t *n) {
         free(dup);
         return -1;
     }
-    for (uint32_t i = 0; i < *n; i++)
-        e[i] = (dup_ent_t){v[i], i};
+    for (uint32_t i = 0; i < *n; i++) e[i] = (dup_ent_t){v[i], i};
     qsort(e, *n, sizeof *e, dup_cmp);
     for (uint32_t i = 1; i < *n; i++)
-        if (!strcmp(e[i].s, e[i - 1].s))
-            dup[e[i].i] = true;
+        if (!strcmp(e[i].s, e[i - 1].s)) dup[e[i].i] = true;
     uint32_t k = 0;
     for (uint32_t i = 0; i < *n; i++) {
         if (dup[i]) {
@@ -207,8 +195,7 @@ static long drop_repeats(char **v, int *codes, uint32_t *n) {
             continue;
         }
         v[k] = v[i];
-        if (codes)
-            codes[k] = codes[i];
+        if (codes) codes[k] = codes[i];
         k++;
     }
     long gone = (long)(*n - k);
@@ -222,8 +209,8 @@ static long drop_repeats(char **v, int *codes, uint32_t *n) {
  * (["dup" x 10000] was 10,000 inbox rows and deliveries of one msgId). */
 static int dedupe(push_call_t *c) {
     long a = drop_repeats(c->devices, NULL, &c->n_devices);
-    long b = a < 0 ? -1 : drop_repeats(c->rejected, c->rej_codes,
-                                       &c->n_rejected);
+    long b =
+        a < 0 ? -1 : drop_repeats(c->rejected, c->rej_codes, &c->n_rejected);
     if (b < 0) {
         push_call_set_err(c, PUSH_RET_INTERNAL, "out of memory");
         return -1;
@@ -275,8 +262,7 @@ static long drop_unknown(push_call_t *c) {
     }
     /* Stopped early: the ids not looked at yet close the gap, so every
      * string left is in the list once (and freed with the call). */
-    for (; i < c->n_devices; i++)
-        c->devices[k++] = c->devices[i];
+    for (; i < c->n_devices; i++) c->devices[k++] = c->devices[i];
     c->n_devices = k;
     metrics_add(M_UNKNOWN_DEVICES, 0, 0, (uint64_t)refused);
     return c->ret != PUSH_RET_OK ? -1 : refused;
@@ -318,13 +304,13 @@ static void deliver(push_call_t *c) {
             gw_msg_of(c, stored ? 0 : 2, stored ? c->seqs[i] : 0, &g);
             int r = stored ? push_route_device(ps, c->app, c->devices[i], &g)
                            : s->device(s->ctx, c->app, c->devices[i], &g);
-            if (r > 0)
-                on++;
+            if (r > 0) on++;
         }
         c->online = on;
         c->stored = stored ? (long)c->n_devices : 0;
-        c->state = on ? PUSH_ST_WRITTEN
-                      : stored ? PUSH_ST_STORED : PUSH_ST_DROPPED;
+        c->state = on       ? PUSH_ST_WRITTEN
+                   : stored ? PUSH_ST_STORED
+                            : PUSH_ST_DROPPED;
     } else {
         gw_msg_of(c, stored ? 1 : 2, stored ? c->req.seq : 0, &g);
         on = s->online(s->ctx, c->app, &g);
@@ -374,10 +360,8 @@ static void on_stored(store_req_t *req, int rc) {
 }
 
 static int store_op_of(const push_call_t *c) {
-    if (!stored_kind(c))
-        return STORE_OP_ACCEPT;
-    return c->op == PUSH_OP_ALL ? STORE_OP_BCAST_APPEND
-                                : STORE_OP_INBOX_APPEND;
+    if (!stored_kind(c)) return STORE_OP_ACCEPT;
+    return c->op == PUSH_OP_ALL ? STORE_OP_BCAST_APPEND : STORE_OP_INBOX_APPEND;
 }
 
 static void free_self(store_req_t *req, int rc) {
@@ -386,8 +370,7 @@ static void free_self(store_req_t *req, int rc) {
 }
 
 static char *put_str(char **at, const char *s) {
-    if (!s)
-        return NULL;
+    if (!s) return NULL;
     size_t n = strlen(s) + 1;
     char *d = memcpy(*at, s, n);
     *at += n;
@@ -410,7 +393,8 @@ static char *put_str(char **at, const char *s) {
 static int accept_after(push_call_t *c, const store_req_t *r) {
     deliver(c);
     long dropped = c->op == PUSH_OP_SINGLE || c->op == PUSH_OP_MULTI
-                       ? (long)c->n_devices - c->online : 0;
+                       ? (long)c->n_devices - c->online
+                       : 0;
     if (dropped > 0)
         push_status_add(c->ps, c->msg_id, STORE_EV_DROPPED, dropped);
     const store_msg_t *m = &r->msg;
@@ -418,12 +402,10 @@ static int accept_after(push_call_t *c, const store_req_t *r) {
                strlen(m->msg_id) + 1 +
                (m->collapse_key ? strlen(m->collapse_key) + 1 : 0);
     store_req_t *q = malloc(n);
-    if (!q)
-        return 1; /* no status record; the push itself went out */
+    if (!q) return 1; /* no status record; the push itself went out */
     *q = *r;
     char *at = (char *)(q + 1);
-    if (m->payload_len)
-        memcpy(at, m->payload, m->payload_len);
+    if (m->payload_len) memcpy(at, m->payload, m->payload_len);
     q->msg.payload = m->payload_len ? (const uint8_t *)at : NULL;
     at += m->payload_len;
     q->msg.app = put_str(&at, m->app);
@@ -444,13 +426,10 @@ static int accept_after(push_call_t *c, const store_req_t *r) {
 
 int push_call_run(push_call_t *c) {
     push_service_t *ps = c->ps;
-    if (c->ret != PUSH_RET_OK)
-        return 1;
-    if (c->op == PUSH_OP_MULTI && dedupe(c) < 0)
-        return 1;
+    if (c->ret != PUSH_RET_OK) return 1;
+    if (c->op == PUSH_OP_MULTI && dedupe(c) < 0) return 1;
     long unknown = drop_unknown(c);
-    if (unknown < 0)
-        return 1;
+    if (unknown < 0) return 1;
     if ((c->op == PUSH_OP_SINGLE || c->op == PUSH_OP_MULTI) &&
         c->n_devices == 0) {
         if (unknown > 0)

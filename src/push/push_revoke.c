@@ -41,22 +41,22 @@
 typedef struct rev_ent {
     struct rev_ent *next;
     int64_t before_s;
-    char key[];             /* "app\0device\0" */
+    char key[]; /* "app\0device\0" */
 } rev_ent_t;
 
 struct push_revoke {
     push_service_t *ps;
-    pthread_rwlock_t mu;    /* the table */
+    pthread_rwlock_t mu; /* the table */
     rev_ent_t *tab[REV_BUCKETS];
-    atomic_long n;          /* entries: 0 lets a login skip the lock */
-    pthread_mutex_t qmu;    /* jobs, stop */
+    atomic_long n;       /* entries: 0 lets a login skip the lock */
+    pthread_mutex_t qmu; /* jobs, stop */
     pthread_cond_t qcv;
     push_call_t *head, *tail;
     bool stop;
     pthread_t thread;
     bool started;
-    store_reader_t *rd;     /* the thread's (store only) */
-    int64_t polled_s;       /* wall second of the last read */
+    store_reader_t *rd; /* the thread's (store only) */
+    int64_t polled_s;   /* wall second of the last read */
 };
 
 static size_t make_key(char *buf, size_t cap, const char *app,
@@ -67,8 +67,7 @@ static size_t make_key(char *buf, size_t cap, const char *app,
 
 static rev_ent_t **slot(push_revoke_t *rv, const char *k, size_t n) {
     rev_ent_t **pp = &rv->tab[core_fnv1a(CORE_FNV1A_INIT, k, n) % REV_BUCKETS];
-    while (*pp && memcmp((*pp)->key, k, n))
-        pp = &(*pp)->next;
+    while (*pp && memcmp((*pp)->key, k, n)) pp = &(*pp)->next;
     return pp;
 }
 
@@ -79,8 +78,7 @@ int64_t push_revoked_before(push_service_t *ps, const char *app,
         return 0;
     char k[256]; /* "app\0device\0": 64 + 129 at most */
     size_t n = make_key(k, sizeof k, app, dev);
-    if (!n)
-        return 0;
+    if (!n) return 0;
     pthread_rwlock_rdlock(&rv->mu);
     rev_ent_t *e = *slot(rv, k, n);
     int64_t b = e ? e->before_s : 0;
@@ -93,8 +91,7 @@ static bool table_put(push_revoke_t *rv, const char *app, const char *dev,
                       int64_t before_s) {
     char k[256]; /* "app\0device\0": 64 + 129 at most */
     size_t n = make_key(k, sizeof k, app, dev);
-    if (!n)
-        return false;
+    if (!n) return false;
     bool moved = false;
     pthread_rwlock_wrlock(&rv->mu);
     rev_ent_t **pp = slot(rv, k, n);
@@ -118,8 +115,8 @@ static bool apply(push_revoke_t *rv, const char *app, const char *dev,
     push_service_t *ps = rv->ps;
     if (table_put(rv, app, dev, before_s)) {
         metrics_inc(M_REVOCATIONS, 0, 0);
-        log_info("device tokens revoked", "app=%s device=%s before_s=%lld",
-                 app, dev, (long long)before_s);
+        log_info("device tokens revoked", "app=%s device=%s before_s=%lld", app,
+                 dev, (long long)before_s);
         kick = true;
     }
     return kick && ps->sink.revoke &&
@@ -132,10 +129,10 @@ static bool apply(push_revoke_t *rv, const char *app, const char *dev,
 static void run_call(push_revoke_t *rv, push_call_t *c) {
     push_service_t *ps = rv->ps;
     int64_t before = (int64_t)time(NULL), in_force = before;
-    int rc = ps->cfg.store ? store_device_revoke(ps->cfg.store, c->app,
-                                                 c->devices[0], before,
-                                                 &in_force)
-                           : 0;
+    int rc = ps->cfg.store
+                 ? store_device_revoke(ps->cfg.store, c->app, c->devices[0],
+                                       before, &in_force)
+                 : 0;
     if (rc < 0) {
         log_warn("device revoke failed", "app=%s device=%s err=%s", c->app,
                  c->devices[0], store_strerror(rc));
@@ -157,12 +154,12 @@ static void poll_one(void *ctx, const char *app, const char *dev,
 /* What other processes wrote since the last read. */
 static void poll_store(push_revoke_t *rv) {
     int64_t now = (int64_t)time(NULL);
-    int rc = store_revocations(rv->rd, rv->polled_s - REVOKE_SLACK_S,
-                               poll_one, rv);
+    int rc =
+        store_revocations(rv->rd, rv->polled_s - REVOKE_SLACK_S, poll_one, rv);
     if (rc < 0) {
         static log_limit_t lim = LOG_LIMIT_INIT(60000);
-        log_limited(&lim, LOG_LEVEL_WARN, "revocations read failed",
-                    "err=%s", store_strerror(rc));
+        log_limited(&lim, LOG_LEVEL_WARN, "revocations read failed", "err=%s",
+                    store_strerror(rc));
         return; /* the same window again next time */
     }
     rv->polled_s = now;
@@ -178,8 +175,7 @@ static void *revoke_main(void *arg) {
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
             uint64_t wait = next_poll - clock_mono_ms();
-            if (wait > REVOKE_POLL_MS)
-                wait = REVOKE_POLL_MS;
+            if (wait > REVOKE_POLL_MS) wait = REVOKE_POLL_MS;
             ts.tv_sec += (time_t)(wait / 1000);
             ts.tv_nsec += (long)(wait % 1000) * 1000000L;
             if (ts.tv_nsec >= 1000000000L) {
@@ -203,8 +199,7 @@ static void *revoke_main(void *arg) {
             next_poll = clock_mono_ms() + REVOKE_POLL_MS;
         }
         pthread_mutex_lock(&rv->qmu);
-        if (stop && !rv->head)
-            break;
+        if (stop && !rv->head) break;
     }
     pthread_mutex_unlock(&rv->qmu);
     return NULL;
@@ -212,8 +207,7 @@ static void *revoke_main(void *arg) {
 
 int push_revoke_call(push_call_t *c) {
     push_revoke_t *rv = c->ps->revoke;
-    if (c->ret != PUSH_RET_OK)
-        return 1;
+    if (c->ret != PUSH_RET_OK) return 1;
     if (!rv || !rv->started || c->n_devices != 1) {
         push_call_set_err(c, PUSH_RET_INTERNAL, "revocations not running");
         return 1;
@@ -246,8 +240,7 @@ static void load_one(void *ctx, const char *app, const char *dev,
 
 int push_revoke_start(push_service_t *ps) {
     push_revoke_t *rv = calloc(1, sizeof *rv);
-    if (!rv)
-        return -12;
+    if (!rv) return -12;
     rv->ps = ps;
     pthread_rwlock_init(&rv->mu, NULL);
     pthread_mutex_init(&rv->qmu, NULL);
@@ -258,8 +251,7 @@ int push_revoke_start(push_service_t *ps) {
         /* Every revocation in force before the first login is checked. */
         rv->polled_s = (int64_t)time(NULL);
         rc = store_reader_new(ps->cfg.store, &rv->rd);
-        if (rc == 0)
-            rc = store_revocations(rv->rd, 0, load_one, rv);
+        if (rc == 0) rc = store_revocations(rv->rd, 0, load_one, rv);
         if (rc < 0) {
             log_error("revocations load failed", "err=%s", store_strerror(rc));
             return -5;
@@ -273,8 +265,7 @@ int push_revoke_start(push_service_t *ps) {
 
 void push_revoke_stop(push_service_t *ps) {
     push_revoke_t *rv = ps->revoke;
-    if (!rv || !rv->started)
-        return;
+    if (!rv || !rv->started) return;
     pthread_mutex_lock(&rv->qmu);
     rv->stop = true;
     pthread_cond_signal(&rv->qcv);
@@ -285,12 +276,10 @@ void push_revoke_stop(push_service_t *ps) {
 
 void push_revoke_free(push_service_t *ps) {
     push_revoke_t *rv = ps->revoke;
-    if (!rv)
-        return;
+    if (!rv) return;
     push_revoke_stop(ps);
     ps->revoke = NULL;
-    if (rv->rd)
-        store_reader_free(rv->rd);
+    if (rv->rd) store_reader_free(rv->rd);
     for (int i = 0; i < REV_BUCKETS; i++)
         while (rv->tab[i]) {
             rev_ent_t *e = rv->tab[i];

@@ -45,9 +45,9 @@
 #include "push/push_int.h"
 
 #define FLUSH_MS 100
-#define BATCH 256                  /* rows per store fetch */
-#define PAGE_BYTES (64u * 1024)    /* sent before waiting for a drain */
-#define ROW_COST 64                /* a row's framing, for the page count */
+#define BATCH 256               /* rows per store fetch */
+#define PAGE_BYTES (64u * 1024) /* sent before waiting for a drain */
+#define ROW_COST 64             /* a row's framing, for the page count */
 #define PARK_BUCKETS 1024
 #define MAX_JOBS 100000
 #define MAX_STATUS_KEYS (1u << 18) /* messages per window */
@@ -63,22 +63,22 @@ enum { PH_SEEN, PH_INBOX, PH_BCAST, PH_TAIL };
  * waits in the parked table under its mark's token. */
 typedef struct job {
     struct job *next;
-    int64_t a, b;     /* the cursors HELLO gave, then where each starts */
-    uint64_t gen;     /* the online entry's hold it ends (0: none) */
-    uint64_t id;      /* its mark's token while parked; 0: not parked */
-    int phase;        /* PH_* */
-    int64_t after;    /* the current timeline: last seq sent */
-    int64_t inbox;    /* the inbox's last seq sent; -1: unknown (gone) */
+    int64_t a, b;      /* the cursors HELLO gave, then where each starts */
+    uint64_t gen;      /* the online entry's hold it ends (0: none) */
+    uint64_t id;       /* its mark's token while parked; 0: not parked */
+    int phase;         /* PH_* */
+    int64_t after;     /* the current timeline: last seq sent */
+    int64_t inbox;     /* the inbox's last seq sent; -1: unknown (gone) */
     store_rows_t rows; /* fetched for the current timeline */
     uint32_t next_row; /* the first of rows not sent yet */
-    bool fetched;     /* rows is from the current timeline */
-    bool more;        /* the store has rows after `rows` */
-    bool ok;          /* the last mark's answer */
-    size_t page;      /* bytes sent since the last mark */
-    uint64_t answer;  /* a short-lived SYNC's token: rows go back in one
+    bool fetched;      /* rows is from the current timeline */
+    bool more;         /* the store has rows after `rows` */
+    bool ok;           /* the last mark's answer */
+    size_t page;       /* bytes sent since the last mark */
+    uint64_t answer;   /* a short-lived SYNC's token: rows go back in one
                          answer (0: a connect's sync, rows are pushed) */
-    uint32_t limit;   /* ... and how many at most */
-    char *device;     /* points into app's buffer */
+    uint32_t limit;    /* ... and how many at most */
+    char *device;      /* points into app's buffer */
     char app[];
 } job_t;
 
@@ -91,7 +91,7 @@ struct push_sync {
     long njobs;
     bool stop;
     store_reader_t *rd;
-    push_agg_t *acks, *acks_out;     /* under mu / sync thread's */
+    push_agg_t *acks, *acks_out; /* under mu / sync thread's */
     pthread_mutex_t st_mu;
     push_agg_t *status, *status_out; /* under st_mu / sync thread's */
     atomic_long dropped;             /* counts and acks lost */
@@ -106,12 +106,11 @@ static void job_free(job_t *j) {
 
 /* ---- job queue ------------------------------------------------------- */
 
-static int enqueue(push_sync_t *s, const gw_device_t *d, int64_t a,
-                   int64_t b, uint64_t gen, uint64_t answer, uint32_t limit) {
+static int enqueue(push_sync_t *s, const gw_device_t *d, int64_t a, int64_t b,
+                   uint64_t gen, uint64_t answer, uint32_t limit) {
     size_t al = strlen(d->app) + 1, dl = strlen(d->device) + 1;
     job_t *j = calloc(1, sizeof *j + al + dl);
-    if (!j && answer)
-        return -1;
+    if (!j && answer) return -1;
     if (!j) { /* no sync now (the next connect's); no hold either */
         push_sync_done(s->ps, d->app, d->device, gen, NULL, NULL);
         return -1;
@@ -132,8 +131,7 @@ static int enqueue(push_sync_t *s, const gw_device_t *d, int64_t a,
          * pushes must not wait for one that never runs. */
         bool full = !s->stop;
         pthread_mutex_unlock(&s->mu);
-        if (full)
-            metrics_inc(M_QUEUE_DROPPED, MH_DROP_SYNC, 0);
+        if (full) metrics_inc(M_QUEUE_DROPPED, MH_DROP_SYNC, 0);
         if (!answer)
             push_sync_done(s->ps, j->app, j->device, j->gen, NULL, NULL);
         free(j);
@@ -150,8 +148,7 @@ static int enqueue(push_sync_t *s, const gw_device_t *d, int64_t a,
     return 0;
 }
 
-void push_sync_online(push_service_t *ps, const gw_device_t *d,
-                      uint64_t gen) {
+void push_sync_online(push_service_t *ps, const gw_device_t *d, uint64_t gen) {
     if (ps->sync)
         (void)enqueue(ps->sync, d, d->inbox_seq, d->broadcast_seq, gen, 0, 0);
 }
@@ -167,12 +164,10 @@ int push_sync_fetch(push_service_t *ps, const gw_device_t *d, uint32_t limit,
 void push_sync_ack(push_service_t *ps, const gw_device_t *d, int64_t iseq,
                    int64_t bseq) {
     push_sync_t *s = ps->sync;
-    if (!s)
-        return;
+    if (!s) return;
     char key[2 * 130];
     int n = snprintf(key, sizeof key, "%s%c%s", d->app, 0, d->device);
-    if (n < 0 || (size_t)n >= sizeof key)
-        return;
+    if (n < 0 || (size_t)n >= sizeof key) return;
     pthread_mutex_lock(&s->mu);
     if (!s->stop && (push_agg_put(s->acks, key, (size_t)n, 0, iseq) < 0 ||
                      push_agg_put(s->acks, key, (size_t)n, 1, bseq) < 0)) {
@@ -187,8 +182,7 @@ void push_sync_ack(push_service_t *ps, const gw_device_t *d, int64_t iseq,
 void push_status_add(push_service_t *ps, const char *msg_id, int event,
                      long count) {
     push_sync_t *s = ps->sync;
-    if (!s || event < 0 || event >= STORE_EV_COUNT)
-        return;
+    if (!s || event < 0 || event >= STORE_EV_COUNT) return;
     pthread_mutex_lock(&s->st_mu);
     if (push_agg_put(s->status, msg_id, strlen(msg_id), event, count) < 0) {
         atomic_fetch_add(&s->dropped, 1); /* full until the next flush */
@@ -206,8 +200,7 @@ static void submit_status(void *ctx, const char *msg_id, size_t len,
                           const int64_t *counts) {
     push_sync_t *s = ctx;
     store_req_t *r = calloc(1, sizeof *r + len + 1);
-    if (!r)
-        return;
+    if (!r) return;
     char *id = memcpy(r + 1, msg_id, len);
     id[len] = 0;
     r->op = STORE_OP_STATUS;
@@ -228,8 +221,7 @@ static void flush_status(push_sync_t *s) {
     pthread_mutex_unlock(&s->st_mu);
     long dropped = atomic_exchange(&s->dropped, 0);
     push_agg_drain(full, submit_status, s);
-    if (dropped)
-        log_warn("status counts or acks dropped", "n=%ld", dropped);
+    if (dropped) log_warn("status counts or acks dropped", "n=%ld", dropped);
 }
 
 /* ---- acks ------------------------------------------------------------- */
@@ -238,8 +230,7 @@ static void submit_ack(void *ctx, const char *key, size_t len,
                        const int64_t *seqs) {
     push_sync_t *s = ctx;
     store_req_t *r = calloc(1, sizeof *r + len + 1);
-    if (!r)
-        return;
+    if (!r) return;
     char *app = memcpy(r + 1, key, len);
     app[len] = 0;
     r->op = STORE_OP_ACK;
@@ -289,13 +280,13 @@ static bool send_row(push_sync_t *s, const job_t *j, const store_row_t *row) {
 static int fetch(push_sync_t *s, const job_t *j, int timeline, int64_t after,
                  store_rows_t *rw) {
     int64_t now = (int64_t)clock_wall_ms();
-    int rc = timeline == 0
-                 ? store_inbox_fetch(s->rd, j->app, j->device, after, BATCH,
-                                     now, rw)
-                 : store_bcast_fetch(s->rd, j->app, after, BATCH, now, rw);
+    int rc =
+        timeline == 0
+            ? store_inbox_fetch(s->rd, j->app, j->device, after, BATCH, now, rw)
+            : store_bcast_fetch(s->rd, j->app, after, BATCH, now, rw);
     if (rc < 0)
-        log_warn("device sync read failed", "app=%s device=%s err=%s",
-                 j->app, j->device, store_strerror(rc));
+        log_warn("device sync read failed", "app=%s device=%s err=%s", j->app,
+                 j->device, store_strerror(rc));
     return rc;
 }
 
@@ -305,18 +296,14 @@ static int fetch(push_sync_t *s, const job_t *j, int timeline, int64_t after,
 static int64_t send_rest(push_sync_t *s, const job_t *j, int64_t after) {
     for (;;) {
         store_rows_t rw = {0};
-        if (fetch(s, j, 0, after, &rw) < 0)
-            return -1;
+        if (fetch(s, j, 0, after, &rw) < 0) return -1;
         bool ok = true;
         for (uint32_t i = 0; ok && i < rw.n; i++)
-            if ((ok = send_row(s, j, &rw.rows[i])))
-                after = rw.rows[i].seq;
+            if ((ok = send_row(s, j, &rw.rows[i]))) after = rw.rows[i].seq;
         bool more = rw.more && rw.n > 0;
         store_rows_free(&rw);
-        if (!ok)
-            return -1;
-        if (!more)
-            return after;
+        if (!ok) return -1;
+        if (!more) return after;
     }
 }
 
@@ -342,8 +329,7 @@ static void finish(push_sync_t *s, job_t *j) {
 
 static job_t **park_slot(push_sync_t *s, uint64_t id) {
     job_t **pp = &s->parked[id % PARK_BUCKETS];
-    while (*pp && (*pp)->id != id)
-        pp = &(*pp)->next;
+    while (*pp && (*pp)->id != id) pp = &(*pp)->next;
     return pp;
 }
 
@@ -385,14 +371,11 @@ static int send_page(push_sync_t *s, job_t *j) {
             store_rows_free(&j->rows);
             j->next_row = 0;
             j->fetched = false;
-            if (end)
-                return STEP_DONE;
-            if (fetch(s, j, timeline, j->after, &j->rows) < 0)
-                return STEP_GONE;
+            if (end) return STEP_DONE;
+            if (fetch(s, j, timeline, j->after, &j->rows) < 0) return STEP_GONE;
             j->fetched = true;
             j->more = j->rows.more && j->rows.n > 0;
-            if (j->rows.n == 0)
-                continue; /* end */
+            if (j->rows.n == 0) continue; /* end */
         }
         const store_row_t *row = &j->rows.rows[j->next_row++];
         if (!send_row(s, j, row))
@@ -432,20 +415,21 @@ static bool device_seen(push_sync_t *s, job_t *j) {
 static void answer_job(push_sync_t *s, job_t *j, bool seen) {
     store_rows_t in = {0}, bc = {0};
     int64_t now = (int64_t)clock_wall_ms();
-    bool ok = seen &&
-              store_inbox_fetch(s->rd, j->app, j->device, j->a, j->limit, now,
-                                &in) == 0 &&
-              (in.n == j->limit ||
-               store_bcast_fetch(s->rd, j->app, j->b, j->limit - in.n, now,
-                                 &bc) == 0);
+    bool ok =
+        seen &&
+        store_inbox_fetch(s->rd, j->app, j->device, j->a, j->limit, now, &in) ==
+            0 &&
+        (in.n == j->limit || store_bcast_fetch(s->rd, j->app, j->b,
+                                               j->limit - in.n, now, &bc) == 0);
     uint32_t n = ok ? in.n + bc.n : 0;
     gw_msg_t *g = n ? calloc(n, sizeof *g) : NULL;
-    if (n && !g)
-        ok = false, n = 0;
+    if (n && !g) ok = false, n = 0;
     for (uint32_t i = 0; i < n; i++) {
         const store_row_t *row = i < in.n ? &in.rows[i] : &bc.rows[i - in.n];
-        g[i] = (gw_msg_t){.msg_id = row->msg_id, .seq = row->seq,
-                          .timeline = row->timeline, .payload = row->payload,
+        g[i] = (gw_msg_t){.msg_id = row->msg_id,
+                          .seq = row->seq,
+                          .timeline = row->timeline,
+                          .payload = row->payload,
                           .payload_len = row->payload_len,
                           .need_ack = row->need_ack,
                           .sent_at_ms = row->created_ms};
@@ -474,8 +458,7 @@ static void run_job(push_sync_t *s, job_t *j, bool stop) {
     }
     for (;;) {
         int st = send_page(s, j);
-        if (st == STEP_PARKED)
-            return;
+        if (st == STEP_PARKED) return;
         if (st == STEP_GONE) {
             j->inbox = -1;
             break;
@@ -486,8 +469,7 @@ static void run_job(push_sync_t *s, job_t *j, bool stop) {
             continue;
         }
         j->inbox = j->after;
-        if (j->phase == PH_TAIL)
-            break;
+        if (j->phase == PH_TAIL) break;
         j->phase = PH_BCAST;
         j->after = j->b;
     }
@@ -496,8 +478,7 @@ static void run_job(push_sync_t *s, job_t *j, bool stop) {
 
 void push_sync_resume(push_service_t *ps, uint64_t token, bool ok) {
     push_sync_t *s = ps->sync;
-    if (!s)
-        return;
+    if (!s) return;
     pthread_mutex_lock(&s->mu);
     job_t **pp = park_slot(s, token);
     job_t *j = *pp;
@@ -529,8 +510,7 @@ static void *sync_main(void *arg) {
     for (;;) {
         while (!s->head && !s->stop) {
             uint64_t now = clock_mono_ms();
-            if (now >= next_flush)
-                break;
+            if (now >= next_flush) break;
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
             uint64_t wait = next_flush - now;
@@ -550,8 +530,7 @@ static void *sync_main(void *arg) {
         bool fresh = false; /* a new device (not a sync going on) */
         for (job_t *j = batch; j && !fresh; j = j->next)
             fresh = j->phase == PH_SEEN;
-        if (fresh)
-            flush_acks(s);
+        if (fresh) flush_acks(s);
         while (batch) {
             job_t *j = batch;
             batch = j->next;
@@ -566,8 +545,7 @@ static void *sync_main(void *arg) {
             next_flush = clock_mono_ms() + FLUSH_MS;
         }
         pthread_mutex_lock(&s->mu);
-        if (stop && !s->head)
-            break;
+        if (stop && !s->head) break;
     }
     pthread_mutex_unlock(&s->mu);
     return NULL;
@@ -582,8 +560,7 @@ static void free_tables(push_sync_t *s) {
 
 int push_sync_start(push_service_t *ps) {
     push_sync_t *s = calloc(1, sizeof *s);
-    if (!s)
-        return -12;
+    if (!s) return -12;
     s->ps = ps;
     s->status = push_agg_new(STORE_EV_COUNT, PUSH_AGG_ADD, MAX_STATUS_KEYS);
     s->status_out = push_agg_new(STORE_EV_COUNT, PUSH_AGG_ADD, MAX_STATUS_KEYS);
@@ -594,13 +571,12 @@ int push_sync_start(push_service_t *ps) {
     pthread_cond_init(&s->cv, NULL);
     bool mem = s->status && s->status_out && s->acks && s->acks_out;
     int rc = mem ? store_reader_new(ps->cfg.store, &s->rd) : -12;
-    if (rc == 0 && (rc = -pthread_create(&s->thread, NULL, sync_main, s)) ==
-                       0) {
+    if (rc == 0 &&
+        (rc = -pthread_create(&s->thread, NULL, sync_main, s)) == 0) {
         ps->sync = s;
         return 0;
     }
-    if (s->rd)
-        store_reader_free(s->rd);
+    if (s->rd) store_reader_free(s->rd);
     free_tables(s);
     free(s);
     return rc < 0 ? rc : -5;
@@ -610,21 +586,18 @@ int push_sync_start(push_service_t *ps) {
  * (they are dropped) until the gateway is freed; push_sync_free then. */
 void push_sync_stop(push_service_t *ps) {
     push_sync_t *s = ps->sync;
-    if (!s)
-        return;
+    if (!s) return;
     pthread_mutex_lock(&s->mu);
     bool was = s->stop;
     s->stop = true;
     pthread_cond_signal(&s->cv);
     pthread_mutex_unlock(&s->mu);
-    if (!was)
-        pthread_join(s->thread, NULL);
+    if (!was) pthread_join(s->thread, NULL);
 }
 
 void push_sync_free(push_service_t *ps) {
     push_sync_t *s = ps->sync;
-    if (!s)
-        return;
+    if (!s) return;
     push_sync_stop(ps);
     ps->sync = NULL;
     for (job_t *j = s->head, *n; j; j = n) {

@@ -57,17 +57,17 @@
 #include "ops/metrics_herald.h"
 #include "push/push_int.h"
 
-#define MAX_FRAME (1u << 20)     /* a push call is a few KiB; 10000 ids fit */
-#define IN_MIN 16384u            /* first input buffer */
-#define BUF_KEEP (64u * 1024)    /* larger empty buffers are given back */
-#define OUT_PAUSE (256u * 1024)  /* queued answers that stop reading */
-#define OUT_MAX (16u << 20)      /* queued answers that cut the peer */
-#define CONN_CALLS_MAX 128       /* a connection's calls at the store */
-#define STALL_MS 30000           /* answers wait, nothing read: cut */
-#define DRAIN_MS 10000           /* stop: answer what runs, then cut */
-#define DRAIN_WAIT_MS 5000       /* then wait this long for the store */
+#define MAX_FRAME (1u << 20)    /* a push call is a few KiB; 10000 ids fit */
+#define IN_MIN 16384u           /* first input buffer */
+#define BUF_KEEP (64u * 1024)   /* larger empty buffers are given back */
+#define OUT_PAUSE (256u * 1024) /* queued answers that stop reading */
+#define OUT_MAX (16u << 20)     /* queued answers that cut the peer */
+#define CONN_CALLS_MAX 128      /* a connection's calls at the store */
+#define STALL_MS 30000          /* answers wait, nothing read: cut */
+#define DRAIN_MS 10000          /* stop: answer what runs, then cut */
+#define DRAIN_WAIT_MS 5000      /* then wait this long for the store */
 #define ACCEPT_BATCH 64
-#define READS_PER_TURN 16        /* then other connections go first */
+#define READS_PER_TURN 16 /* then other connections go first */
 #define REFUSED_LOG_MS 10000
 #define TIMEOUT_LOG_MS 10000
 
@@ -77,63 +77,61 @@ struct push_tars {
     push_service_t *ps;
     ev_loop_t *loop;
     ev_io_t lio;
-    lpause_t lpause;          /* the listener's back-off, out of fds */
+    lpause_t lpause; /* the listener's back-off, out of fds */
     ev_async_t stop;
-    ev_async_t done;          /* calls back from the store */
+    ev_async_t done; /* calls back from the store */
     ev_timer_t drain_timer;
     pthread_t thread;
     pthread_mutex_t mbox_mu;
     tars_call_t *mbox_head, *mbox_tail;
     trpc_server_t *srv;
-    jce_out_t frame;          /* one answer frame, before it is queued */
-    jce_out_t body;           /* a deferred answer's sBuffer */
-    jce_arena_t *arena;       /* a deferred answer's strings */
-    tconn_t *conns;           /* open */
-    tconn_t *dead;            /* closed; freed before the loop sleeps */
-    tconn_t *ready;           /* to pump before the loop sleeps */
+    jce_out_t frame;    /* one answer frame, before it is queued */
+    jce_out_t body;     /* a deferred answer's sBuffer */
+    jce_arena_t *arena; /* a deferred answer's strings */
+    tconn_t *conns;     /* open */
+    tconn_t *dead;      /* closed; freed before the loop sleeps */
+    tconn_t *ready;     /* to pump before the loop sleeps */
     int nconns;
-    long calls;               /* deferred calls not back from the store */
+    long calls; /* deferred calls not back from the store */
     bool draining, drain_cut;
-    gw_iptab_t *iptab;        /* connections per client address */
-    int share;                /* of tars_max_conns, per address */
+    gw_iptab_t *iptab; /* connections per client address */
+    int share;         /* of tars_max_conns, per address */
 };
 
 struct tconn {
     ev_io_t io;
     ev_timer_t stall;
-    ev_timer_t idle;          /* head and idle timeouts, armed lazily */
-    uint64_t deadline;        /* what idle really means; 0 = none (busy) */
-    uint64_t frame_at;        /* a partial frame waits since; 0 = none */
-    gw_ipent_t *ip;           /* its address's count; NULL: not counted */
+    ev_timer_t idle;   /* head and idle timeouts, armed lazily */
+    uint64_t deadline; /* what idle really means; 0 = none (busy) */
+    uint64_t frame_at; /* a partial frame waits since; 0 = none */
+    gw_ipent_t *ip;    /* its address's count; NULL: not counted */
     push_tars_t *pt;
-    tconn_t *prev, *next;     /* pt->conns, then pt->dead */
+    tconn_t *prev, *next; /* pt->conns, then pt->dead */
     tconn_t *ready_next;
     uint8_t *in;
     size_t in_len, in_cap;
     uint8_t *out;
     size_t out_len, out_off, out_cap;
-    int calls;                /* its deferred calls */
+    int calls; /* its deferred calls */
     bool in_ready;
-    bool readable;            /* no EAGAIN since the last read event */
-    bool eof;                 /* the peer shut its side: read no more */
+    bool readable; /* no EAGAIN since the last read event */
+    bool eof;      /* the peer shut its side: read no more */
     bool dead;
-    bool zombie;              /* closed with calls out: freed by the last */
+    bool zombie; /* closed with calls out: freed by the last */
     char peer[64];
 };
 
 /* ---- connection life ------------------------------------------------------ */
 
 static void conn_close(tconn_t *t) {
-    if (t->dead)
-        return;
+    if (t->dead) return;
     push_tars_t *pt = t->pt;
     ev_del(pt->loop, &t->io);
     ev_timer_stop(pt->loop, &t->stall);
     ev_timer_stop(pt->loop, &t->idle);
     close(t->io.fd);
     t->dead = true;
-    if (t->ip)
-        gw_iptab_put(pt->iptab, t->ip);
+    if (t->ip) gw_iptab_put(pt->iptab, t->ip);
     t->ip = NULL;
     free(t->in);
     free(t->out);
@@ -143,8 +141,7 @@ static void conn_close(tconn_t *t) {
         t->prev->next = t->next;
     else
         pt->conns = t->next;
-    if (t->next)
-        t->next->prev = t->prev;
+    if (t->next) t->next->prev = t->prev;
     t->prev = NULL;
     t->next = pt->dead;
     pt->dead = t;
@@ -164,8 +161,7 @@ static void reap(push_tars_t *pt) {
 
 /* Queues t for a pump from the before-sleep hook. */
 static void want_pump(tconn_t *t) {
-    if (t->dead || t->in_ready)
-        return;
+    if (t->dead || t->in_ready) return;
     t->in_ready = true;
     t->ready_next = t->pt->ready;
     t->pt->ready = t;
@@ -181,8 +177,7 @@ static bool can_take(const tconn_t *t) {
 
 /* Appends an answer frame; -1 when the peer was cut for not reading. */
 static int queue_out(tconn_t *t, const uint8_t *p, size_t n) {
-    if (n == 0)
-        return 0;
+    if (n == 0) return 0;
     size_t queued = t->out_len - t->out_off;
     if (queued + n > OUT_MAX) {
         log_warn("tars client not reading its answers, closing",
@@ -197,8 +192,7 @@ static int queue_out(tconn_t *t, const uint8_t *p, size_t n) {
             t->out_off = 0;
         }
         size_t cap = t->out_cap ? t->out_cap : 4096;
-        while (cap < t->out_len + n)
-            cap *= 2;
+        while (cap < t->out_len + n) cap *= 2;
         uint8_t *nb = cap == t->out_cap ? t->out : realloc(t->out, cap);
         if (!nb) {
             log_error("tars out of memory, closing", "peer=%s", t->peer);
@@ -219,8 +213,8 @@ static void conn_flush(tconn_t *t) {
     ev_loop_t *loop = t->pt->loop;
     bool progress = false;
     while (t->out_off < t->out_len) {
-        ssize_t n = send(t->io.fd, t->out + t->out_off,
-                         t->out_len - t->out_off, MSG_NOSIGNAL);
+        ssize_t n = send(t->io.fd, t->out + t->out_off, t->out_len - t->out_off,
+                         MSG_NOSIGNAL);
         if (n > 0) {
             t->out_off += (size_t)n;
             progress = true;
@@ -248,8 +242,8 @@ static void on_stall(ev_loop_t *loop, ev_timer_t *timer) {
     tconn_t *t = ev_container_of(timer, tconn_t, stall);
     (void)loop;
     log_warn("tars client not reading its answers, closing",
-             "peer=%s queued=%zu idle_ms=%d", t->peer,
-             t->out_len - t->out_off, STALL_MS);
+             "peer=%s queued=%zu idle_ms=%d", t->peer, t->out_len - t->out_off,
+             STALL_MS);
     conn_close(t);
 }
 
@@ -264,21 +258,18 @@ static int serve_frames(tconn_t *t) {
     size_t off = 0;
     while (t->in_len > off && can_take(t)) {
         uint32_t flen = 0;
-        int rc = trpc_frame_check(t->in + off, t->in_len - off, MAX_FRAME,
-                                  &flen);
-        if (rc == 0)
-            break;
-        if (rc > 0)
-            rc = dispatch(t, t->in + off, flen);
+        int rc =
+            trpc_frame_check(t->in + off, t->in_len - off, MAX_FRAME, &flen);
+        if (rc == 0) break;
+        if (rc > 0) rc = dispatch(t, t->in + off, flen);
         if (rc < 0) {
             if (!t->dead)
-                log_info("tars bad frame, closing", "peer=%s err=%s",
-                         t->peer, trpc_strerror(rc));
+                log_info("tars bad frame, closing", "peer=%s err=%s", t->peer,
+                         trpc_strerror(rc));
             conn_close(t);
             return -1;
         }
-        if (t->dead)
-            return -1;
+        if (t->dead) return -1;
         off += flen;
     }
     if (off) {
@@ -318,17 +309,14 @@ static int read_some(tconn_t *t) {
         t->in_cap = cap;
     }
     for (;;) {
-        ssize_t n = recv(t->io.fd, t->in + t->in_len, t->in_cap - t->in_len,
-                         0);
+        ssize_t n = recv(t->io.fd, t->in + t->in_len, t->in_cap - t->in_len, 0);
         if (n > 0) {
             t->in_len += (size_t)n;
             return 1;
         }
-        if (n < 0 && errno == EINTR)
-            continue;
+        if (n < 0 && errno == EINTR) continue;
         t->readable = false;
-        if (n < 0 && errno == EAGAIN)
-            return 0;
+        if (n < 0 && errno == EAGAIN) return 0;
         if (n == 0) {
             t->eof = true; /* answers still go out if it reads them */
             return 0;
@@ -345,8 +333,7 @@ static void discard_input(tconn_t *t) {
     char sink[4096];
     for (int i = 0; i < 256; i++) {
         ssize_t n = recv(t->io.fd, sink, sizeof sink, 0);
-        if (n > 0 || (n < 0 && errno == EINTR))
-            continue;
+        if (n > 0 || (n < 0 && errno == EINTR)) continue;
         return;
     }
 }
@@ -355,8 +342,7 @@ static void discard_input(tconn_t *t) {
 static void maybe_done(tconn_t *t) {
     if ((t->eof || t->pt->draining) && t->calls == 0 &&
         t->out_off == t->out_len) {
-        if (!t->eof)
-            discard_input(t);
+        if (!t->eof) discard_input(t);
         conn_close(t);
     }
 }
@@ -380,8 +366,7 @@ static void arm_idle(tconn_t *t) {
         t->frame_at = 0;
         set_deadline(t, 0);
     } else if (t->in_len > 0) {
-        if (!t->frame_at)
-            t->frame_at = now;
+        if (!t->frame_at) t->frame_at = now;
         set_deadline(t, t->frame_at + (uint64_t)cfg->head_timeout * 1000);
     } else {
         set_deadline(t, cfg->tars_idle_timeout > 0
@@ -392,8 +377,7 @@ static void arm_idle(tconn_t *t) {
 
 static void on_idle(ev_loop_t *loop, ev_timer_t *timer) {
     tconn_t *t = ev_container_of(timer, tconn_t, idle);
-    if (!t->deadline)
-        return; /* busy meanwhile; arm_idle sets it again */
+    if (!t->deadline) return; /* busy meanwhile; arm_idle sets it again */
     if (t->deadline > ev_now_ms(loop)) {
         ev_timer_start_at(loop, timer, t->deadline);
         return;
@@ -422,36 +406,28 @@ static void on_idle(ev_loop_t *loop, ev_timer_t *timer) {
 static void conn_pump(tconn_t *t) {
     int reads = 0;
     for (;;) {
-        if (serve_frames(t) < 0)
-            return;
-        if (!can_take(t) || !t->readable || t->eof)
-            break;
+        if (serve_frames(t) < 0) return;
+        if (!can_take(t) || !t->readable || t->eof) break;
         if (reads++ == READS_PER_TURN) { /* fair to the others */
             want_pump(t);
             break;
         }
         int rc = read_some(t);
-        if (rc < 0)
-            return;
-        if (rc == 0)
-            break;
+        if (rc < 0) return;
+        if (rc == 0) break;
     }
     conn_flush(t);
-    if (t->dead)
-        return;
+    if (t->dead) return;
     /* Writing made room: go on next turn rather than wait for an event. */
-    if (can_take(t) && ((t->readable && !t->eof) || has_frame(t)))
-        want_pump(t);
+    if (can_take(t) && ((t->readable && !t->eof) || has_frame(t))) want_pump(t);
     maybe_done(t);
-    if (!t->dead)
-        arm_idle(t);
+    if (!t->dead) arm_idle(t);
 }
 
 static void on_io(ev_loop_t *loop, ev_io_t *io, unsigned revents) {
     tconn_t *t = io->data;
     (void)loop;
-    if (revents & (EV_READ | EV_ERROR))
-        t->readable = true;
+    if (revents & (EV_READ | EV_ERROR)) t->readable = true;
     conn_pump(t);
 }
 
@@ -474,8 +450,11 @@ static void on_call_done(push_call_t *c) {
 
 static int dispatch(tconn_t *t, const uint8_t *f, uint32_t n) {
     push_tars_t *pt = t->pt;
-    tars_disp_t d = {.ps = pt->ps, .pt = pt, .conn = t,
-                     .reply = on_call_done, .t0 = clock_mono_us()};
+    tars_disp_t d = {.ps = pt->ps,
+                     .pt = pt,
+                     .conn = t,
+                     .reply = on_call_done,
+                     .t0 = clock_mono_us()};
     trpc_req_t rq;
     int rc = trpc_server_handle_async(pt->srv, f, n, &d, &pt->frame, &rq);
     if (rc == TRPC_DEFERRED) {
@@ -486,8 +465,7 @@ static int dispatch(tconn_t *t, const uint8_t *f, uint32_t n) {
         pt->calls++;
         return 0;
     }
-    if (rc < 0)
-        return rc;
+    if (rc < 0) return rc;
     push_tars_count(rq.func, rq.ret == 0 && d.app_ret == 0, d.t0);
     (void)queue_out(t, pt->frame.buf, pt->frame.len); /* -1 closed t */
     return 0;
@@ -537,8 +515,7 @@ static void conn_open(push_tars_t *pt, int fd,
                       const struct sockaddr_storage *ss, gw_ipent_t *ip) {
     tconn_t *t = calloc(1, sizeof *t);
     if (!t) {
-        if (ip)
-            gw_iptab_put(pt->iptab, ip);
+        if (ip) gw_iptab_put(pt->iptab, ip);
         close(fd);
         return;
     }
@@ -551,15 +528,13 @@ static void conn_open(push_tars_t *pt, int fd,
     ev_timer_init(&t->stall, on_stall);
     ev_timer_init(&t->idle, on_idle);
     if (ev_add(pt->loop, &t->io, EV_READ | EV_WRITE | EV_ET) < 0) {
-        if (ip)
-            gw_iptab_put(pt->iptab, ip);
+        if (ip) gw_iptab_put(pt->iptab, ip);
         close(fd);
         free(t);
         return;
     }
     t->next = pt->conns;
-    if (pt->conns)
-        pt->conns->prev = t;
+    if (pt->conns) pt->conns->prev = t;
     pt->conns = t;
     pt->nconns++;
     arm_idle(t);
@@ -584,9 +559,8 @@ static int admit(push_tars_t *pt, const struct sockaddr_storage *ss,
         return 0; /* -ENOMEM, another family: admitted, not counted */
     log_limited(&lim_ip, LOG_LEVEL_WARN,
                 "tars connection refused: address at its share",
-                "peer=%s share=%d max=%d",
-                net_addr_str(ss, addr, sizeof addr), pt->share,
-                pt->ps->cfg.tars_max_conns);
+                "peer=%s share=%d max=%d", net_addr_str(ss, addr, sizeof addr),
+                pt->share, pt->ps->cfg.tars_max_conns);
     return 2;
 }
 
@@ -597,10 +571,8 @@ static void on_accept(ev_loop_t *loop, ev_io_t *io, unsigned revents) {
         struct sockaddr_storage ss;
         int fd;
         int rc = net_accept(io->fd, &fd, &ss);
-        if (rc == -EAGAIN || lpause_fault(&pt->lpause, rc))
-            return;
-        if (rc < 0)
-            continue;
+        if (rc == -EAGAIN || lpause_fault(&pt->lpause, rc)) return;
+        if (rc < 0) continue;
         lpause_ok(&pt->lpause);
         gw_ipent_t *ip = NULL;
         int why = admit(pt, &ss, &ip);
@@ -625,14 +597,11 @@ static void before_sleep(ev_loop_t *loop, void *data) {
         tconn_t *t = list;
         list = t->ready_next;
         t->in_ready = false;
-        if (!t->dead)
-            conn_pump(t);
+        if (!t->dead) conn_pump(t);
     }
-    if (pt->ready)
-        ev_dont_sleep(loop);
+    if (pt->ready) ev_dont_sleep(loop);
     reap(pt);
-    if (pt->draining && pt->nconns == 0 && pt->calls == 0)
-        ev_stop(loop);
+    if (pt->draining && pt->nconns == 0 && pt->calls == 0) ev_stop(loop);
 }
 
 static void on_drain_timer(ev_loop_t *loop, ev_timer_t *timer) {
@@ -643,23 +612,20 @@ static void on_drain_timer(ev_loop_t *loop, ev_timer_t *timer) {
     }
     log_warn("tars drain timed out, closing connections", "conns=%d calls=%ld",
              pt->nconns, pt->calls);
-    while (pt->conns)
-        conn_close(pt->conns);
+    while (pt->conns) conn_close(pt->conns);
     pt->drain_cut = true;
     ev_timer_start(loop, timer, DRAIN_WAIT_MS);
 }
 
 static void on_stop(ev_loop_t *loop, ev_async_t *a) {
     push_tars_t *pt = a->data;
-    if (pt->draining)
-        return;
+    if (pt->draining) return;
     pt->draining = true;
     lpause_stop(&pt->lpause);
     ev_del(loop, &pt->lio);
     close(pt->lio.fd);
     pt->lio.fd = -1;
-    log_info("push tars draining", "conns=%d calls=%ld", pt->nconns,
-             pt->calls);
+    log_info("push tars draining", "conns=%d calls=%ld", pt->nconns, pt->calls);
     for (tconn_t *t = pt->conns; t; t = t->next)
         want_pump(t); /* idle ones close at once */
     ev_timer_start(loop, &pt->drain_timer, DRAIN_MS);
@@ -669,10 +635,8 @@ static void *tars_main(void *arg) {
     (void)pthread_setname_np(pthread_self(), "herald-tars"); /* top -H */
     push_tars_t *pt = arg;
     int rc = ev_run(pt->loop);
-    if (rc < 0)
-        log_error("push tars loop failed", "err=%d", rc);
-    while (pt->conns)
-        conn_close(pt->conns);
+    if (rc < 0) log_error("push tars loop failed", "err=%d", rc);
+    while (pt->conns) conn_close(pt->conns);
     reap(pt);
     return NULL;
 }
@@ -683,10 +647,8 @@ static void tars_free(push_tars_t *pt) {
         ev_del(pt->loop, &pt->lio);
         close(pt->lio.fd);
     }
-    if (pt->stop.io.fd > 0)
-        ev_async_close(pt->loop, &pt->stop);
-    if (pt->done.io.fd > 0)
-        ev_async_close(pt->loop, &pt->done);
+    if (pt->stop.io.fd > 0) ev_async_close(pt->loop, &pt->stop);
+    if (pt->done.io.fd > 0) ev_async_close(pt->loop, &pt->done);
     pthread_mutex_destroy(&pt->mbox_mu);
     trpc_server_free(pt->srv);
     jce_out_free(&pt->frame);
@@ -704,14 +666,12 @@ static int tars_init(push_tars_t *pt) {
     pt->share = push_ip_share(pt->ps->cfg.tars_max_conns,
                               pt->ps->cfg.tars_max_conns_per_ip);
     pt->iptab = gw_iptab_new((uint32_t)pt->share);
-    if (!pt->loop || !pt->srv || !pt->arena || !pt->iptab)
-        return -ENOMEM;
+    if (!pt->loop || !pt->srv || !pt->arena || !pt->iptab) return -ENOMEM;
     int rc = push_tars_register(pt->srv);
-    if (rc < 0)
-        return rc == TRPC_ERR_NOMEM ? -ENOMEM : -EINVAL;
+    if (rc < 0) return rc == TRPC_ERR_NOMEM ? -ENOMEM : -EINVAL;
     int fd;
-    if ((rc = net_listen_tcp(pt->ps->cfg.tars_host, pt->ps->cfg.tars_port,
-                             511, false, &fd)) < 0)
+    if ((rc = net_listen_tcp(pt->ps->cfg.tars_host, pt->ps->cfg.tars_port, 511,
+                             false, &fd)) < 0)
         return rc;
     ev_io_init(&pt->lio, fd, on_accept, pt);
     lpause_init(&pt->lpause, pt->loop, &pt->lio, LPAUSE_TARS);
@@ -727,16 +687,14 @@ static int tars_init(push_tars_t *pt) {
 
 int push_tars_start(push_service_t *ps) {
     push_tars_t *pt = calloc(1, sizeof *pt);
-    if (!pt)
-        return -ENOMEM;
+    if (!pt) return -ENOMEM;
     pt->ps = ps;
     pt->lio.fd = -1;
     pthread_mutex_init(&pt->mbox_mu, NULL);
     jce_out_init(&pt->frame, JCE_POLICY_CPP);
     jce_out_init(&pt->body, JCE_POLICY_CPP);
     int rc = tars_init(pt);
-    if (rc == 0)
-        rc = -pthread_create(&pt->thread, NULL, tars_main, pt);
+    if (rc == 0) rc = -pthread_create(&pt->thread, NULL, tars_main, pt);
     if (rc < 0) {
         tars_free(pt);
         return rc;
@@ -752,8 +710,7 @@ int push_tars_start(push_service_t *ps) {
  * post into it. */
 void push_tars_stop(push_service_t *ps) {
     push_tars_t *pt = ps->tars;
-    if (!pt)
-        return;
+    if (!pt) return;
     ev_async_send(&pt->stop);
     pthread_join(pt->thread, NULL);
     ps->tars = NULL;

@@ -28,24 +28,21 @@
 static jce_str_t arena_str(jce_arena_t *a, const char *s) {
     size_t n = strlen(s);
     char *d = jce_arena_alloc(a, n + 1);
-    if (!d)
-        return (jce_str_t){"", 0};
+    if (!d) return (jce_str_t){"", 0};
     memcpy(d, s, n + 1);
     return (jce_str_t){d, (uint32_t)n};
 }
 
 static void fill_single(const push_call_t *c, jce_arena_t *a,
                         herald_PushSingleDeviceRsp *r) {
-    if ((r->ret = c->ret) != PUSH_RET_OK)
-        return;
+    if ((r->ret = c->ret) != PUSH_RET_OK) return;
     r->msgId = arena_str(a, c->msg_id);
     r->state = c->state;
 }
 
 static void fill_multi(const push_call_t *c, jce_arena_t *a,
                        herald_PushMultiDeviceRsp *r) {
-    if ((r->ret = c->ret) != PUSH_RET_OK)
-        return;
+    if ((r->ret = c->ret) != PUSH_RET_OK) return;
     r->msgId = arena_str(a, c->msg_id);
     r->online = (int32_t)c->online;
     r->stored = (int32_t)c->stored;
@@ -64,16 +61,14 @@ static void fill_multi(const push_call_t *c, jce_arena_t *a,
 
 static void fill_online(const push_call_t *c, jce_arena_t *a,
                         herald_PushAllOnlineDeviceRsp *r) {
-    if ((r->ret = c->ret) != PUSH_RET_OK)
-        return;
+    if ((r->ret = c->ret) != PUSH_RET_OK) return;
     r->msgId = arena_str(a, c->msg_id);
     r->targeted = c->targeted;
 }
 
 static void fill_all(const push_call_t *c, jce_arena_t *a,
                      herald_PushAllDeviceRsp *r) {
-    if ((r->ret = c->ret) != PUSH_RET_OK)
-        return;
+    if ((r->ret = c->ret) != PUSH_RET_OK) return;
     r->msgId = arena_str(a, c->msg_id);
     r->online = c->online;
 }
@@ -101,8 +96,8 @@ static push_call_t *begin(tars_disp_t *d, int op, jce_str_t key,
         return NULL;
     }
     push_call_set_msg(c, m->requestId.data, m->requestId.len,
-                      m->collapseKey.data, m->collapseKey.len,
-                      m->payload.data, m->payload.len, m->ttl, m->needAck);
+                      m->collapseKey.data, m->collapseKey.len, m->payload.data,
+                      m->payload.len, m->ttl, m->needAck);
     /* PushMessage.unknownDevice: 0 the app's setting, 1 store, 2 reject */
     c->unknown_device = m->unknownDevice == 1   ? STORE_UNKNOWN_STORE
                         : m->unknownDevice == 2 ? STORE_UNKNOWN_REJECT
@@ -153,12 +148,10 @@ static int32_t tars_single(jce_call_t *call,
     tars_disp_t *d = call->ctx;
     int32_t ret = 0;
     push_call_t *c = begin(d, PUSH_OP_SINGLE, req->apiKey, &req->msg, &ret);
-    if (!c)
-        return d->app_ret = rsp->ret = ret;
+    if (!c) return d->app_ret = rsp->ret = ret;
     if (c->ret == PUSH_RET_OK)
         push_call_add_device(c, req->deviceId.data, req->deviceId.len);
-    if (run_or_defer(call, c))
-        return 0;
+    if (run_or_defer(call, c)) return 0;
     fill_single(c, call->arena, rsp);
     return answer_now(call, c, rsp->ret);
 }
@@ -169,13 +162,11 @@ static int32_t tars_multi(jce_call_t *call,
     tars_disp_t *d = call->ctx;
     int32_t ret = 0;
     push_call_t *c = begin(d, PUSH_OP_MULTI, req->apiKey, &req->msg, &ret);
-    if (!c)
-        return d->app_ret = rsp->ret = ret;
+    if (!c) return d->app_ret = rsp->ret = ret;
     for (uint32_t i = 0; c->ret == PUSH_RET_OK && i < req->deviceIds.n; i++)
         push_call_add_device(c, req->deviceIds.items[i].data,
                              req->deviceIds.items[i].len);
-    if (run_or_defer(call, c))
-        return 0;
+    if (run_or_defer(call, c)) return 0;
     fill_multi(c, call->arena, rsp);
     return answer_now(call, c, rsp->ret);
 }
@@ -186,10 +177,8 @@ static int32_t tars_online(jce_call_t *call,
     tars_disp_t *d = call->ctx;
     int32_t ret = 0;
     push_call_t *c = begin(d, PUSH_OP_ONLINE, req->apiKey, &req->msg, &ret);
-    if (!c)
-        return d->app_ret = rsp->ret = ret;
-    if (run_or_defer(call, c))
-        return 0;
+    if (!c) return d->app_ret = rsp->ret = ret;
+    if (run_or_defer(call, c)) return 0;
     fill_online(c, call->arena, rsp);
     return answer_now(call, c, rsp->ret);
 }
@@ -199,10 +188,8 @@ static int32_t tars_all(jce_call_t *call, const herald_PushAllDeviceReq *req,
     tars_disp_t *d = call->ctx;
     int32_t ret = 0;
     push_call_t *c = begin(d, PUSH_OP_ALL, req->apiKey, &req->msg, &ret);
-    if (!c)
-        return d->app_ret = rsp->ret = ret;
-    if (run_or_defer(call, c))
-        return 0;
+    if (!c) return d->app_ret = rsp->ret = ret;
+    if (run_or_defer(call, c)) return 0;
     fill_all(c, call->arena, rsp);
     return answer_now(call, c, rsp->ret);
 }
@@ -271,8 +258,7 @@ static unsigned fn_idx(const char *func) {
         [MH_FN_PING] = "tars_ping",
     };
     for (unsigned i = 0; func && i < sizeof names / sizeof names[0]; i++)
-        if (strcmp(func, names[i]) == 0)
-            return i;
+        if (strcmp(func, names[i]) == 0) return i;
     return MH_FN_OTHER;
 }
 

@@ -65,9 +65,7 @@ int trpc_frame_check(const uint8_t *buf, size_t len, uint32_t max,
 }
 
 /* Reserves the 4-byte prefix; frame_close fills it once the packet is in. */
-static size_t frame_open(jce_out_t *o) {
-    return jce_out_reserve(o, 4);
-}
+static size_t frame_open(jce_out_t *o) { return jce_out_reserve(o, 4); }
 
 static void frame_close(jce_out_t *o, size_t off) {
     if (o->err) return;
@@ -115,7 +113,8 @@ void trpc_server_free(trpc_server_t *srv) {
 static const servant_t *find_servant(const trpc_server_t *srv, jce_str_t name) {
     for (size_t i = 0; i < srv->n_servants; i++) {
         const servant_t *s = &srv->servants[i];
-        if (s->name_len == name.len && memcmp(s->name, name.data, name.len) == 0)
+        if (s->name_len == name.len &&
+            memcmp(s->name, name.data, name.len) == 0)
             return s;
     }
     return NULL;

@@ -44,14 +44,14 @@ enum { TRPC_NORMAL = 0, TRPC_ONEWAY = 1 };
 /* Errors of this module; distinct from jce_err (-1..-9) so that a caller can
  * tell a transport problem from a codec one. */
 enum trpc_err {
-    TRPC_ERR_FRAME = -20,   /* length prefix < 5, > max, or != frame size */
-    TRPC_ERR_DECODE = -21,  /* the packet itself cannot be decoded */
+    TRPC_ERR_FRAME = -20,  /* length prefix < 5, > max, or != frame size */
+    TRPC_ERR_DECODE = -21, /* the packet itself cannot be decoded */
     TRPC_ERR_NOMEM = -22,
-    TRPC_ERR_EXISTS = -23,  /* servant name registered twice */
-    TRPC_ERR_ARG = -24,     /* bad argument (NULL, empty name, bad version) */
-    TRPC_ERR_IO = -25,      /* read/write failed (errno kept) */
+    TRPC_ERR_EXISTS = -23, /* servant name registered twice */
+    TRPC_ERR_ARG = -24,    /* bad argument (NULL, empty name, bad version) */
+    TRPC_ERR_IO = -25,     /* read/write failed (errno kept) */
     TRPC_ERR_TIMEOUT = -26,
-    TRPC_ERR_CLOSED = -27,  /* peer closed before a whole frame arrived */
+    TRPC_ERR_CLOSED = -27, /* peer closed before a whole frame arrived */
     TRPC_ERR_ENCODE = -28,
 };
 
@@ -89,12 +89,12 @@ int trpc_server_add(trpc_server_t *srv, const char *servant,
  * either is NULL when the request named none that exists. */
 typedef struct trpc_req {
     int16_t version;
-    int8_t packet_type;  /* TRPC_NORMAL or TRPC_ONEWAY */
+    int8_t packet_type; /* TRPC_NORMAL or TRPC_ONEWAY */
     int32_t req_id;
     int32_t msg_type;
     const char *servant;
     const char *func;
-    int32_t ret;         /* framework code of an answer made at once */
+    int32_t ret; /* framework code of an answer made at once */
 } trpc_req_t;
 
 #define TRPC_DEFERRED 1 /* trpc_server_handle_async: the impl answers later */
@@ -150,7 +150,7 @@ int trpc_request_encode(jce_out_t *o, int version, int packet_type,
                         const jce_out_t *args, int32_t timeout_ms);
 
 typedef struct trpc_response {
-    int version;      /* iVersion of the answer (1 or 3) */
+    int version; /* iVersion of the answer (1 or 3) */
     int packet_type;
     int32_t req_id;
     int32_t ret;      /* framework code (tars-wire §2.6), 0 = success */
@@ -173,8 +173,7 @@ int trpc_response_decode(const uint8_t *frame, size_t len, jce_arena_t *a,
  * rbuf).  timeout_ms bounds the whole call (<= 0: no limit).  Not for
  * one-way requests, which get no answer.
  */
-int trpc_call(int fd, const jce_out_t *request, int32_t req_id,
-              int timeout_ms, jce_out_t *rbuf, jce_arena_t *a,
-              trpc_response_t *r);
+int trpc_call(int fd, const jce_out_t *request, int32_t req_id, int timeout_ms,
+              jce_out_t *rbuf, jce_arena_t *a, trpc_response_t *r);
 
 #endif

@@ -65,7 +65,8 @@ static int recv_some(int fd, jce_out_t *rbuf, int64_t deadline) {
     if (r == 0) return TRPC_ERR_CLOSED;
     if (r < 0)
         return errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK
-                   ? 0 : TRPC_ERR_IO;
+                   ? 0
+                   : TRPC_ERR_IO;
     return 0;
 }
 
@@ -75,9 +76,8 @@ static void consume(jce_out_t *rbuf, size_t n) {
     rbuf->len -= n;
 }
 
-int trpc_call(int fd, const jce_out_t *request, int32_t req_id,
-              int timeout_ms, jce_out_t *rbuf, jce_arena_t *a,
-              trpc_response_t *r) {
+int trpc_call(int fd, const jce_out_t *request, int32_t req_id, int timeout_ms,
+              jce_out_t *rbuf, jce_arena_t *a, trpc_response_t *r) {
     if (fd < 0 || !request || request->err || !rbuf || !r) return TRPC_ERR_ARG;
     int64_t deadline = timeout_ms > 0 ? now_ms() + timeout_ms : -1;
     jce_out_reset(rbuf);

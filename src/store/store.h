@@ -31,19 +31,19 @@
 
 enum store_err {
     STORE_OK = 0,
-    STORE_DUPLICATE = 1,      /* not an error: idempotency hit (see req) */
+    STORE_DUPLICATE = 1, /* not an error: idempotency hit (see req) */
     STORE_E_NOMEM = -1,
-    STORE_E_IO = -2,          /* SQLite failed (logged with its message) */
+    STORE_E_IO = -2, /* SQLite failed (logged with its message) */
     STORE_E_NOTFOUND = -3,
     STORE_E_EXISTS = -4,
     STORE_E_INVALID = -5,
-    STORE_E_CLOSED = -6,      /* store closing, request not run */
-    STORE_E_FULL = -7,        /* writer queue over its limit: back off */
-    STORE_E_LOCKED = -8,      /* another process serves this database */
-    STORE_E_NOSPACE = -9,     /* the disk is full: nothing was written */
-    STORE_E_TIMEOUT = -10,    /* the writer did not answer in time */
-    STORE_E_JOURNAL = -11,    /* the hot journal is damaged or missing */
-    STORE_E_PERM = -12,       /* a store file is open to other users */
+    STORE_E_CLOSED = -6,   /* store closing, request not run */
+    STORE_E_FULL = -7,     /* writer queue over its limit: back off */
+    STORE_E_LOCKED = -8,   /* another process serves this database */
+    STORE_E_NOSPACE = -9,  /* the disk is full: nothing was written */
+    STORE_E_TIMEOUT = -10, /* the writer did not answer in time */
+    STORE_E_JOURNAL = -11, /* the hot journal is damaged or missing */
+    STORE_E_PERM = -12,    /* a store file is open to other users */
 };
 const char *store_strerror(int err);
 
@@ -51,12 +51,12 @@ typedef struct store store_t;
 typedef struct store_reader store_reader_t;
 
 typedef struct store_config {
-    const char *path;         /* SQLite file; default "herald.db" */
-    int max_batch;            /* requests per transaction; default 4096 */
-    int max_queue;            /* queued requests before STORE_E_FULL; 200000 */
-    int sweep_interval_ms;    /* TTL sweeper period; default 1000 */
-    int idem_window_s;        /* idempotency window; default 86400 */
-    bool synchronous_full;    /* fsync every commit (default true) */
+    const char *path;      /* SQLite file; default "herald.db" */
+    int max_batch;         /* requests per transaction; default 4096 */
+    int max_queue;         /* queued requests before STORE_E_FULL; 200000 */
+    int sweep_interval_ms; /* TTL sweeper period; default 1000 */
+    int idem_window_s;     /* idempotency window; default 86400 */
+    bool synchronous_full; /* fsync every commit (default true) */
     /* Hot inbox journal (store_hot.c): bytes per file before the other
      * file takes over; default 8 MiB (tests make it small). */
     long hot_file_max;
@@ -88,24 +88,25 @@ void store_close(store_t *st);
 
 /* ---- messages ------------------------------------------------------------ */
 
-enum store_kind {            /* the four PushAPI operations */
-    STORE_KIND_SINGLE = 1,
-    STORE_KIND_MULTI = 2,
-    STORE_KIND_ONLINE = 3,   /* never stored per device; status only */
-    STORE_KIND_ALL = 4,      /* broadcast timeline */
+enum store_kind { /* the four PushAPI operations */
+                  STORE_KIND_SINGLE = 1,
+                  STORE_KIND_MULTI = 2,
+                  STORE_KIND_ONLINE =
+                      3,              /* never stored per device; status only */
+                  STORE_KIND_ALL = 4, /* broadcast timeline */
 };
 
 /* A message as the push service hands it in (borrowed for the call). */
 typedef struct store_msg {
     const char *app;
-    const char *msg_id;       /* assigned by the push service */
-    const char *request_id;   /* NULL or "": no idempotency */
+    const char *msg_id;     /* assigned by the push service */
+    const char *request_id; /* NULL or "": no idempotency */
     const uint8_t *payload;
     size_t payload_len;
     int32_t ttl;              /* seconds; > 0 for stored kinds */
     const char *collapse_key; /* NULL or "": none */
     bool need_ack;
-    int64_t created_ms;       /* wall clock */
+    int64_t created_ms; /* wall clock */
 } store_msg_t;
 
 /* ---- asynchronous writes (group commit) ------------------------------------ */
@@ -140,7 +141,7 @@ enum store_event {
     STORE_EV_WRITTEN = 3,
     STORE_EV_ACKED = 4,
     STORE_EV_EXPIRED = 5,
-    STORE_EV_DROPPED = 6,     /* discarded undelivered: an inbox over its cap */
+    STORE_EV_DROPPED = 6, /* discarded undelivered: an inbox over its cap */
     STORE_EV_COUNT
 };
 
@@ -152,25 +153,25 @@ typedef void (*store_done_fn)(store_req_t *req, int rc);
  * with rc = STORE_OK, STORE_DUPLICATE (request_id seen within the window:
  * nothing was written, dup_msg_id names the first message) or an error. */
 struct store_req {
-    int op;                      /* enum store_op */
-    int kind;                    /* enum store_kind (ACCEPT/APPEND ops) */
+    int op;   /* enum store_op */
+    int kind; /* enum store_kind (ACCEPT/APPEND ops) */
     store_msg_t msg;
-    const char *const *devices;  /* INBOX_APPEND targets */
+    const char *const *devices; /* INBOX_APPEND targets */
     uint32_t n_devices;
-    int64_t *seqs;               /* out, n_devices entries (caller's) */
-    int64_t seq;                 /* out BCAST_APPEND; in ACK (inbox) */
-    int64_t bseq;                /* in ACK (broadcast cursor) */
-    const char *device;          /* ACK, DEVICE_SEEN */
+    int64_t *seqs;                  /* out, n_devices entries (caller's) */
+    int64_t seq;                    /* out BCAST_APPEND; in ACK (inbox) */
+    int64_t bseq;                   /* in ACK (broadcast cursor) */
+    const char *device;             /* ACK, DEVICE_SEEN */
     int64_t counts[STORE_EV_COUNT]; /* STATUS: how many, per event */
-    int64_t inbox_acked;         /* out DEVICE_SEEN */
-    int64_t bcast_cursor;        /* out DEVICE_SEEN */
-    bool created;                /* out DEVICE_SEEN: first time seen */
-    char dup_msg_id[64];         /* out on STORE_DUPLICATE */
-    store_done_fn done;          /* may be NULL for fire-and-forget ops */
-    void *data;                  /* the caller's */
-    store_req_t *next;           /* private to the store */
-    uint64_t submit_us;          /* private: when queued (latency) */
-    void *hot;                   /* private: its hot-inbox entry */
+    int64_t inbox_acked;            /* out DEVICE_SEEN */
+    int64_t bcast_cursor;           /* out DEVICE_SEEN */
+    bool created;                   /* out DEVICE_SEEN: first time seen */
+    char dup_msg_id[64];            /* out on STORE_DUPLICATE */
+    store_done_fn done;             /* may be NULL for fire-and-forget ops */
+    void *data;                     /* the caller's */
+    store_req_t *next;              /* private to the store */
+    uint64_t submit_us;             /* private: when queued (latency) */
+    void *hot;                      /* private: its hot-inbox entry */
 };
 
 /* Operations as the latency metrics see them. */
@@ -208,14 +209,14 @@ void store_pause(store_t *st, bool paused);
 
 /* Counters for metrics and benchmarks. */
 typedef struct store_stats {
-    long commits;             /* transactions committed */
-    long requests;            /* requests run */
-    long rows_written;        /* rows inserted/updated/deleted */
-    long queue_depth;         /* now */
-    long expired;             /* messages removed by the sweeper */
+    long commits;      /* transactions committed */
+    long requests;     /* requests run */
+    long rows_written; /* rows inserted/updated/deleted */
+    long queue_depth;  /* now */
+    long expired;      /* messages removed by the sweeper */
     double commit_ms_avg;
-    long replaced;            /* inbox rows dropped by collapseKey */
-    long dropped;             /* inbox rows dropped by inbox_max */
+    long replaced; /* inbox rows dropped by collapseKey */
+    long dropped;  /* inbox rows dropped by inbox_max */
 } store_stats_t;
 void store_stats(store_t *st, store_stats_t *out);
 
@@ -236,10 +237,10 @@ int store_ping(store_reader_t *r);
 typedef struct store_row {
     char *msg_id;
     int64_t seq;
-    int timeline;             /* 0 inbox, 1 broadcast */
+    int timeline; /* 0 inbox, 1 broadcast */
     uint8_t *payload;
     size_t payload_len;
-    char *collapse_key;       /* NULL if none */
+    char *collapse_key; /* NULL if none */
     bool need_ack;
     int64_t created_ms;
     int64_t expires_ms;
@@ -248,7 +249,7 @@ typedef struct store_row {
 typedef struct store_rows {
     store_row_t *rows;
     uint32_t n;
-    bool more;                /* more rows after the last one */
+    bool more; /* more rows after the last one */
 } store_rows_t;
 void store_rows_free(store_rows_t *rows);
 
@@ -265,9 +266,9 @@ typedef struct store_device_info {
     bool known;
     int64_t first_seen_ms;
     int64_t last_seen_ms;
-    int64_t inbox_last_seq;   /* highest seq assigned */
-    int64_t inbox_acked;      /* cumulative ack */
-    int64_t inbox_depth;      /* unacked, unexpired messages */
+    int64_t inbox_last_seq; /* highest seq assigned */
+    int64_t inbox_acked;    /* cumulative ack */
+    int64_t inbox_depth;    /* unacked, unexpired messages */
     int64_t bcast_cursor;
 } store_device_info_t;
 int store_device_info(store_reader_t *r, const char *app, const char *device,
@@ -300,8 +301,8 @@ int store_status_get(store_reader_t *r, const char *msg_id,
  *    "dropped":{...}}}
  * every event in order, at 0 = not yet.  Writes it NUL-terminated into
  * out; its length, or -1 if cap is too small. */
-int store_status_format(const char *msg_id, const store_status_t *s,
-                        char *out, size_t cap);
+int store_status_format(const char *msg_id, const store_status_t *s, char *out,
+                        size_t cap);
 /* The event's name in that form ("accepted" .. "dropped"). */
 const char *store_event_name(int ev);
 
@@ -315,9 +316,9 @@ enum store_unknown_device {
 
 typedef struct store_app {
     char name[64];
-    char secret[128];         /* token signing secret */
+    char secret[128]; /* token signing secret */
     int64_t created_ms;
-    int unknown_device;       /* enum store_unknown_device */
+    int unknown_device; /* enum store_unknown_device */
 } store_app_t;
 
 /* Creates an app with a random secret, a first API key (written to
@@ -342,12 +343,10 @@ int store_app_revoke_key(store_t *st, const char *name, const char *api_key);
 int store_app_set_unknown_device(store_t *st, const char *name, int mode);
 int store_app_get(store_reader_t *r, const char *name, store_app_t *out);
 /* The app owning an unrevoked key; STORE_E_NOTFOUND otherwise. */
-int store_app_by_key(store_reader_t *r, const char *api_key,
-                     store_app_t *out);
+int store_app_by_key(store_reader_t *r, const char *api_key, store_app_t *out);
 /* Calls fn for each app, by name. */
 int store_app_list(store_reader_t *r,
-                   void (*fn)(void *ctx, const store_app_t *app,
-                              int n_keys),
+                   void (*fn)(void *ctx, const store_app_t *app, int n_keys),
                    void *ctx);
 
 /* ---- device token revocations (rare; synchronous) --------------------------- */
@@ -362,8 +361,8 @@ int store_device_revoke(store_t *st, const char *app, const char *device,
 /* Calls fn for every revocation whose moment is at or after since_s
  * (0: all of them).  0 or an error. */
 int store_revocations(store_reader_t *r, int64_t since_s,
-                      void (*fn)(void *ctx, const char *app,
-                                 const char *device, int64_t before_s),
+                      void (*fn)(void *ctx, const char *app, const char *device,
+                                 int64_t before_s),
                       void *ctx);
 
 #endif

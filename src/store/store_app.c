@@ -45,7 +45,8 @@ static int step_w(store_t *st, sqlite3_stmt *s) {
     if (!s) return STORE_E_IO;
     int rc = sqlite3_step(s);
     rc = rc == SQLITE_DONE || rc == SQLITE_ROW
-             ? 0 : store__sql_err(st->db, rc, sqlite3_sql(s));
+             ? 0
+             : store__sql_err(st->db, rc, sqlite3_sql(s));
     sqlite3_reset(s);
     return rc;
 }
@@ -205,7 +206,9 @@ int store_app_put(store_t *st, const char *name, const char *secret,
     if (!new_name_ok(name) || !secret || !*secret || strlen(secret) >= 128 ||
         !api_key || !*api_key)
         return STORE_E_INVALID;
-    struct app_args args = {.name = name, .secret = secret, .key = api_key,
+    struct app_args args = {.name = name,
+                            .secret = secret,
+                            .key = api_key,
                             .now = (int64_t)clock_wall_ms()};
     return in_txn(st, do_put, &args);
 }

@@ -45,9 +45,8 @@ static void *ckpt_main(void *arg) {
         st->ckpt_want = false;
         pthread_mutex_unlock(&st->ckpt_mu);
         int log = 0, done = 0;
-        int rc = sqlite3_wal_checkpoint_v2(st->ckpt_db, NULL,
-                                           SQLITE_CHECKPOINT_PASSIVE, &log,
-                                           &done);
+        int rc = sqlite3_wal_checkpoint_v2(
+            st->ckpt_db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
         if (rc != SQLITE_OK && rc != SQLITE_BUSY)
             log_warn("wal checkpoint failed", "err=\"%s\"",
                      sqlite3_errmsg(st->ckpt_db));

@@ -45,8 +45,8 @@
 #include "core/hash.h"
 #include "core/log.h"
 
-#define HOT_AGE_MS 300          /* below store_pend.c's PEND_MS (500) */
-#define HOT_MAX 65536           /* entries held before a full fold */
+#define HOT_AGE_MS 300 /* below store_pend.c's PEND_MS (500) */
+#define HOT_MAX 65536  /* entries held before a full fold */
 /* A fold waits for HOT_FOLD_MIN old pushes (or HOT_LATE_MS past due):
  * each fold commit rewrites the tail pages of the messages table and its
  * sweep index, so 25-push folds (one per writer loop at 35k pushes/s)
@@ -57,7 +57,7 @@
 #define HOT_FOLD_MAX 1024
 #define HOT_LATE_MS 50 /* AGE + LATE stays below PEND_MS */
 #define DEV_BUCKETS_MIN 1024u
-#define DEV_CACHE_MAX 200000u   /* idle devices dropped past this */
+#define DEV_CACHE_MAX 200000u /* idle devices dropped past this */
 
 /* ---- device cache ------------------------------------------------------- */
 
@@ -193,11 +193,12 @@ void store__hot_forget(store_t *st, const char *app, const char *dev) {
     pthread_mutex_unlock(&h->mu);
 }
 
-
 void store__hot_lock(store_t *st, bool lock) {
     if (!st->hot) return;
-    if (lock) pthread_mutex_lock(&st->hot->mu);
-    else pthread_mutex_unlock(&st->hot->mu);
+    if (lock)
+        pthread_mutex_lock(&st->hot->mu);
+    else
+        pthread_mutex_unlock(&st->hot->mu);
 }
 
 /* Copies one entry into a row; 0 or STORE_E_NOMEM. */
@@ -273,8 +274,9 @@ bool store__hot_append(store_t *st, store_req_t *req, int64_t now, int *rc) {
     const store_msg_t *m = &req->msg;
     if (!h || req->op != STORE_OP_INBOX_APPEND ||
         req->kind != STORE_KIND_SINGLE || req->n_devices != 1 ||
-        !req->devices || !store__name_ok(m->app) || !store__name_ok(m->msg_id) ||
-        strlen(m->msg_id) >= sizeof ((hot_ent_t *)0)->msg_id ||
+        !req->devices || !store__name_ok(m->app) ||
+        !store__name_ok(m->msg_id) ||
+        strlen(m->msg_id) >= sizeof((hot_ent_t *)0)->msg_id ||
         !req->devices[0] || !*req->devices[0] ||
         strlen(req->devices[0]) > UINT16_MAX ||
         (m->request_id && *m->request_id) ||
@@ -308,13 +310,17 @@ bool store__hot_append(store_t *st, store_req_t *req, int64_t now, int *rc) {
     inbox_cap(st, d, e->seq, now);
     d->last_seq = e->seq;
     dev_mark_dirty(st, d);
-    if (d->last) d->last->dnext = e;
-    else d->first = e;
+    if (d->last)
+        d->last->dnext = e;
+    else
+        d->first = e;
     d->last = e;
     if (!d->ack_next) d->ack_next = e;
     if (!h->unsynced) h->unsynced = e;
-    if (h->tail) h->tail->next = e;
-    else h->head = e;
+    if (h->tail)
+        h->tail->next = e;
+    else
+        h->head = e;
     h->tail = e;
     h->n++;
     h->live[e->file]++;
@@ -432,14 +438,21 @@ int store__hot_write_dev(store_t *st, const char *app, const char *dev,
 
 static int fold_one(store_t *st, const hot_ent_t *e) {
     const hot_dev_t *d = e->dev;
-    hot_row_t r = {
-        .msg_id = e->msg_id, .app = d->key, .dev = d->key + d->app_len + 1,
-        .payload = e->payload, .payload_len = (uint32_t)e->payload_len,
-        .ttl = e->ttl, .need_ack = e->need_ack, .seq = e->seq,
-        .created = e->created, .expires = e->expires,
-        .at_delivered = e->at_delivered, .routed = e->routed,
-        .written = e->written, .at_acked = e->at_acked,
-        .at_dropped = e->at_dropped};
+    hot_row_t r = {.msg_id = e->msg_id,
+                   .app = d->key,
+                   .dev = d->key + d->app_len + 1,
+                   .payload = e->payload,
+                   .payload_len = (uint32_t)e->payload_len,
+                   .ttl = e->ttl,
+                   .need_ack = e->need_ack,
+                   .seq = e->seq,
+                   .created = e->created,
+                   .expires = e->expires,
+                   .at_delivered = e->at_delivered,
+                   .routed = e->routed,
+                   .written = e->written,
+                   .at_acked = e->at_acked,
+                   .at_dropped = e->at_dropped};
     return store__hot_write_row(st, &r, !e->at_acked && !e->at_dropped);
 }
 
@@ -454,7 +467,6 @@ static int fold_dev(store_t *st, hot_dev_t *d) {
     }
     return store__hot_write_dev(st, d->key, dev, d->last_seq, d->acked);
 }
-
 
 /* Frees the first n entries, folded by a committed transaction. */
 static void drop_folded(store_t *st, long n) {
@@ -597,8 +609,10 @@ void store__hot_discard(store_t *st) {
         if (!d->last || !d->last->doomed) continue; /* cut already */
         hot_ent_t *last = NULL;
         for (hot_ent_t *x = d->first; x && !x->doomed; x = x->dnext) last = x;
-        if (last) last->dnext = NULL;
-        else d->first = NULL;
+        if (last)
+            last->dnext = NULL;
+        else
+            d->first = NULL;
         d->last = last;
         if (d->ack_next && d->ack_next->doomed) d->ack_next = NULL;
         if (d->drop_next && d->drop_next->doomed) d->drop_next = NULL;
@@ -611,8 +625,10 @@ void store__hot_discard(store_t *st) {
         free(e);
         n++;
     }
-    if (keep) keep->next = NULL;
-    else h->head = NULL;
+    if (keep)
+        keep->next = NULL;
+    else
+        h->head = NULL;
     h->tail = keep;
     h->unsynced = NULL;
     pthread_mutex_unlock(&h->mu);
@@ -651,7 +667,6 @@ int store__hot_barrier(store_t *st) {
     pthread_mutex_unlock(&st->mu);
     return rc;
 }
-
 
 /* ---- open and close ---------------------------------------------------------- */
 
@@ -727,6 +742,7 @@ void store__hot_close(store_t *st) {
         return;
     }
     if (store__journal_restart(h, 0, gen) < 0 ||
-        store__journal_restart(h, 1, gen + 1) < 0 || store__journal_flush(h) < 0)
+        store__journal_restart(h, 1, gen + 1) < 0 ||
+        store__journal_flush(h) < 0)
         log_warn("hot journal not emptied (replayed at the next open)", NULL);
 }

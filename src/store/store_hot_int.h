@@ -18,27 +18,27 @@ typedef struct hot_dev hot_dev_t;
 typedef struct hot_ent hot_ent_t;
 
 struct hot_ent {
-    hot_ent_t *next;            /* FIFO of all entries (fold order) */
-    hot_ent_t *dnext;           /* this device's entries, by seq */
+    hot_ent_t *next;  /* FIFO of all entries (fold order) */
+    hot_ent_t *dnext; /* this device's entries, by seq */
     hot_dev_t *dev;
     int64_t seq, created, expires, at_acked;
-    int64_t at_dropped;         /* inbox_max pushed it out, undelivered */
+    int64_t at_dropped; /* inbox_max pushed it out, undelivered */
     int64_t routed, written, at_delivered; /* taken from store_pend */
     int32_t ttl;
     bool need_ack;
-    bool doomed;                /* store__hot_discard: leaving */
-    uint8_t file;               /* journal file holding its record */
-    uint64_t born_ms;           /* mono */
+    bool doomed;      /* store__hot_discard: leaving */
+    uint8_t file;     /* journal file holding its record */
+    uint64_t born_ms; /* mono */
     char msg_id[40];
     size_t payload_len;
     uint8_t payload[];
 };
 
 struct hot_dev {
-    hot_dev_t *hnext;           /* hash chain */
+    hot_dev_t *hnext; /* hash chain */
     hot_dev_t *dirty_next;
     int64_t last_seq, acked, cursor;
-    bool dirty;                 /* head or ack ahead of its SQLite row */
+    bool dirty; /* head or ack ahead of its SQLite row */
     /* SQLite may hold unacked inbox rows of this device up to sql_max;
      * sql_acked is how far acks have removed them. */
     int64_t sql_max, sql_acked;
@@ -53,16 +53,16 @@ struct hot_dev {
     hot_ent_t *drop_next;
     uint32_t hash;
     size_t app_len;
-    char key[];                 /* app NUL device NUL */
+    char key[]; /* app NUL device NUL */
 };
 
 struct store_hot {
     int fd[2];
-    uint64_t gen[2];            /* the generation its header names */
-    off_t off[2];               /* where its next record goes */
-    off_t size[2];              /* bytes allocated (written once as zeros) */
-    long live[2];               /* unfolded records per file */
-    uint32_t idx[2];            /* the next record's index in the file */
+    uint64_t gen[2]; /* the generation its header names */
+    off_t off[2];    /* where its next record goes */
+    off_t size[2];   /* bytes allocated (written once as zeros) */
+    long live[2];    /* unfolded records per file */
+    uint32_t idx[2]; /* the next record's index in the file */
     /* What is on disk (fdatasynced), and what journal_files says of it
      * (end_idx, written with folds: replay's lower bound). */
     off_t synced_off[2];
@@ -75,30 +75,30 @@ struct store_hot {
     off_t batch_off;
     uint32_t batch_idx;
     size_t wlen;
-    int batch_rc;               /* inflight -1: the outcome, known at once */
-    bool batch_wrote;           /* ... and whether bytes may have landed */
-    bool missing[2];            /* at open: the file did not exist */
-    bool owner;                 /* this store holds the journal's locks */
+    int batch_rc;     /* inflight -1: the outcome, known at once */
+    bool batch_wrote; /* ... and whether bytes may have landed */
+    bool missing[2];  /* at open: the file did not exist */
+    bool owner;       /* this store holds the journal's locks */
     int cur;
-    int walfd;                  /* PATH-wal, for fdatasync; -1 = not yet */
+    int walfd; /* PATH-wal, for fdatasync; -1 = not yet */
     hot_ent_t *head, *tail;
     long n;
     hot_dev_t **buckets;
     uint32_t nbuckets, ndev;
     hot_dev_t *dirty;
-    uint8_t *jbuf;              /* this batch's records */
+    uint8_t *jbuf; /* this batch's records */
     size_t jlen, jcap;
     /* The batch's write and fdatasync go through io_uring, so the writer
      * folds older pushes while the disk flushes (store__hot_sync_start). */
     struct io_uring ring;
     bool ring_ok, ring_tried;
-    bool sync;                  /* fdatasync at all (synchronous_full) */
+    bool sync; /* fdatasync at all (synchronous_full) */
     /* Readers (store__hot_fetch) walk the device table and entry lists:
      * the writer changes them under mu.  Never held while taking another
      * lock or waiting on anything. */
     pthread_mutex_t mu;
-    int inflight;               /* completions still to reap */
-    hot_ent_t *unsynced;        /* first push whose record is not on disk */
+    int inflight;        /* completions still to reap */
+    hot_ent_t *unsynced; /* first push whose record is not on disk */
 };
 
 /* A hot push as SQLite gets it (store_hot.c): from a held entry when it

@@ -7,9 +7,9 @@
 #define HERALD_STORE_INT_H
 
 #include <pthread.h>
+#include <sqlite3.h>
 #include <stdatomic.h>
 #include <string.h>
-#include <sqlite3.h>
 
 #include "store/store.h"
 
@@ -89,40 +89,40 @@ typedef struct store_hot store_hot_t;
 /* store_pend.c: routed/written counts held until the message's ack. */
 typedef struct store_pend store_pend_t;
 typedef struct store_pend_ent {
-    char id[40];                /* msg_id; "" = free slot */
+    char id[40]; /* msg_id; "" = free slot */
     int64_t routed, written;
-    int64_t at;                 /* wall ms the counts arrived */
-    uint64_t due;               /* mono ms: written alone after this */
+    int64_t at;   /* wall ms the counts arrived */
+    uint64_t due; /* mono ms: written alone after this */
 } store_pend_ent_t;
 
 struct store {
     store_config_t cfg;
     char *path;
-    sqlite3 *db;                /* the write connection */
+    sqlite3 *db; /* the write connection */
     sqlite3_stmt *st[W_COUNT];
-    bool sync_full_now;         /* the write connection's PRAGMA now */
+    bool sync_full_now; /* the write connection's PRAGMA now */
     /* Held by the writer for a whole batch, and by the synchronous app
      * functions, so the write connection is used by one thread at once. */
     pthread_mutex_t db_mu;
 
-    pthread_mutex_t mu;         /* guards the queue, flags and stats */
-    pthread_cond_t cv;          /* writer: work arrived / closing / resumed */
+    pthread_mutex_t mu; /* guards the queue, flags and stats */
+    pthread_cond_t cv;  /* writer: work arrived / closing / resumed */
     /* Two FIFOs: pushes and sightings, and the bookkeeping (status counts,
      * acks) that arrives in bursts every flush window (store_writer.c). */
     store_req_t *head, *tail;
     store_req_t *lo_head, *lo_tail;
-    long queued;                /* both */
-    long lo_queued;             /* the bookkeeping FIFO */
+    long queued;    /* both */
+    long lo_queued; /* the bookkeeping FIFO */
     bool closing;
     bool paused;
     pthread_t thread;
     bool thread_started;
 
-    store_pend_t *pend;         /* writer thread only; NULL = not held */
-    store_hot_t *hot;           /* writer thread only; NULL = SQL only */
-    _Atomic long hot_n;         /* pushes held hot (readers' quick test) */
+    store_pend_t *pend;             /* writer thread only; NULL = not held */
+    store_hot_t *hot;               /* writer thread only; NULL = SQL only */
+    _Atomic long hot_n;             /* pushes held hot (readers' quick test) */
     uint64_t fold_asked, fold_done; /* under mu: store__hot_barrier */
-    pthread_cond_t fold_cv;     /* fold_done moved */
+    pthread_cond_t fold_cv;         /* fold_done moved */
 
     /* store_ckpt.c: the checkpointer thread and its connection */
     sqlite3 *ckpt_db;
@@ -141,11 +141,11 @@ struct store {
      * from 10 ms to 1 s, so a full disk costs a few retries a second, not
      * a core. */
     uint64_t retry_at, retry_ms;
-    int fold_rc;                /* under mu: the last full fold's result */
+    int fold_rc; /* under mu: the last full fold's result */
 
     store_stats_t stats;
     double commit_ms_total;
-    long replaced;              /* writer thread only; published in stats */
+    long replaced; /* writer thread only; published in stats */
     /* Inbox rows dropped by inbox_max (a rolled-back batch may have
      * counted a few that came back). */
     _Atomic long dropped;

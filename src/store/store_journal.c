@@ -403,11 +403,11 @@ typedef struct jrow {
 
 /* What replaying one file found. */
 typedef struct jscan {
-    long recovered;     /* records replayed */
-    long lost;          /* records known lost: index gaps, short of end_idx */
-    bool maybe_lost;    /* missing or truncated: how many is unknown */
+    long recovered;  /* records replayed */
+    long lost;       /* records known lost: index gaps, short of end_idx */
+    bool maybe_lost; /* missing or truncated: how many is unknown */
     bool bad_header;
-    long skipped;       /* bytes passed over between good records */
+    long skipped; /* bytes passed over between good records */
 } jscan_t;
 
 static int row_get(store_t *st, int i, jrow_t *r) {
@@ -429,7 +429,8 @@ static int row_get(store_t *st, int i, jrow_t *r) {
     }
     sqlite3_finalize(s);
     return rc == SQLITE_ROW || rc == SQLITE_DONE
-               ? 0 : store__sql_err(st->db, rc, "journal row");
+               ? 0
+               : store__sql_err(st->db, rc, "journal row");
 }
 
 /* A version 1 file: FNV-1a records, no magic: stops at the first bad one
@@ -473,9 +474,8 @@ static bool rec_ok(const uint8_t *buf, off_t size, off_t off, uint64_t gen,
  * bytes past the last good record are the file's unused tail (zeros, or
  * records of an earlier use), never counted.
  */
-static int replay_v2(store_t *st, const uint8_t *buf, off_t size,
-                     uint64_t gen, int64_t now, jscan_t *sc,
-                     uint32_t *next_out) {
+static int replay_v2(store_t *st, const uint8_t *buf, off_t size, uint64_t gen,
+                     int64_t now, jscan_t *sc, uint32_t *next_out) {
     uint32_t next = 0;
     off_t bad_from = -1;
     for (off_t off = JHEAD; off + REC_HEAD <= size;) {
@@ -579,12 +579,15 @@ int store__journal_replay(store_t *st, store_hot_t *h) {
     if (rc == 0 && loss && !st->cfg.accept_journal_loss) {
         log_error("store not opened: acknowledged pushes may be lost",
                   "path=\"%s\" hint=\"start with --accept-journal-loss to"
-                  " recover what is readable and go on\"", st->path);
+                  " recover what is readable and go on\"",
+                  st->path);
         rc = STORE_E_JOURNAL;
     }
     if (loss && rc == 0)
-        log_error("hot journal loss accepted", "path=\"%s\" recovered=%ld"
-                  " lost=%ld", st->path, n, sc[0].lost + sc[1].lost);
+        log_error("hot journal loss accepted",
+                  "path=\"%s\" recovered=%ld"
+                  " lost=%ld",
+                  st->path, n, sc[0].lost + sc[1].lost);
     /* New generations, named in journal_files before the headers. */
     gen++;
     if (rc == 0) rc = store__journal_row(st, 0, gen, true);
@@ -623,7 +626,10 @@ int store__journal_replay(store_t *st, store_hot_t *h) {
 #define OWNED_MAX 16
 
 static pthread_mutex_t owned_mu = PTHREAD_MUTEX_INITIALIZER;
-static struct { dev_t dev; ino_t ino; } owned[OWNED_MAX];
+static struct {
+    dev_t dev;
+    ino_t ino;
+} owned[OWNED_MAX];
 
 static bool owned_here(int fd, bool add, bool del) {
     struct stat sb;
@@ -650,8 +656,7 @@ static bool owned_here(int fd, bool add, bool del) {
 /* The pid of another live process owning the journal, or 0. */
 static long live_owner(int fd) {
     struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
-    if (fcntl(fd, F_GETLK, &fl) == 0 && fl.l_type != F_UNLCK)
-        return fl.l_pid;
+    if (fcntl(fd, F_GETLK, &fl) == 0 && fl.l_type != F_UNLCK) return fl.l_pid;
     return 0;
 }
 
@@ -674,12 +679,14 @@ bool store__journal_lock(store_t *st, store_hot_t *h) {
         long pid = live_owner(h->fd[0]);
         if (pid || owned_here(h->fd[0], false, false)) {
             log_error("store in use by another herald serve",
-                      "path=\"%s\" pid=%ld", st->path, pid ? pid : (long)getpid());
+                      "path=\"%s\" pid=%ld", st->path,
+                      pid ? pid : (long)getpid());
             return false;
         }
         if (!said) {
             log_info("hot journal locked by a process that ended; waiting"
-                     " for its last writes", "path=\"%s\"", st->path);
+                     " for its last writes",
+                     "path=\"%s\"", st->path);
             said = true;
         }
         usleep(10 * 1000);

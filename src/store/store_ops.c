@@ -16,7 +16,7 @@
 
 /* Event ev's count is parameter ?n; its first time is set only by a
  * positive count. */
-#define STATUS_COLS_AT(ev, n, t)                                          \
+#define STATUS_COLS_AT(ev, n, t)                                            \
     " at_" ev "=CASE WHEN at_" ev "=0 AND ?" n ">0 THEN ?" t " ELSE at_" ev \
     " END, n_" ev "=n_" ev "+?" n
 #define STATUS_COLS(ev, n) STATUS_COLS_AT(ev, n, "2")
@@ -86,17 +86,20 @@ static const char *const wsql[W_COUNT] = {
                   " WHERE msg_id=?1",
     /* The ack and the routed/written counts held for it (store_pend.c). */
     [W_ACK_HELD] = "UPDATE messages SET n_acked=n_acked+1,"
-                   " at_acked=CASE WHEN at_acked=0 THEN ?2 ELSE at_acked END,"
-                   STATUS_COLS_AT("routed", "3", "5") ","
-                   STATUS_COLS_AT("written", "4", "5") " WHERE msg_id=?1",
+                   " at_acked=CASE WHEN at_acked=0 THEN ?2 ELSE at_acked "
+                   "END," STATUS_COLS_AT("routed", "3", "5") "," STATUS_COLS_AT(
+                       "written", "4", "5") " WHERE msg_id=?1",
     [W_ACK_SET] = "UPDATE devices SET inbox_acked=?3, bcast_cursor=?4"
                   " WHERE app=?1 AND device=?2",
     /* ?3.. follow enum store_event */
-    [W_STATUS] = "UPDATE messages SET" STATUS_COLS("accepted", "3") ","
-                 STATUS_COLS("stored", "4") "," STATUS_COLS("routed", "5") ","
-                 STATUS_COLS("written", "6") "," STATUS_COLS("acked", "7") ","
-                 STATUS_COLS("expired", "8") "," STATUS_COLS("dropped", "9")
-                 " WHERE msg_id=?1",
+    [W_STATUS] = "UPDATE messages SET" STATUS_COLS("accepted", "3") "," STATUS_COLS("stored", "4") "," STATUS_COLS(
+        "routed",
+        "5") "," STATUS_COLS("written",
+                             "6") "," STATUS_COLS("acked",
+                                                  "7") "," STATUS_COLS("expire"
+                                                                       "d",
+                                                                       "8") "," STATUS_COLS("dropped",
+                                                                                            "9") " WHERE msg_id=?1",
     [W_SWEEP_DUE] = "SELECT msg_id, phase, expires_ms, created_ms, app,"
                     " device FROM messages WHERE sweep_at<=?1"
                     " ORDER BY sweep_at LIMIT ?2",
@@ -106,10 +109,9 @@ static const char *const wsql[W_COUNT] = {
     [W_SWEEP_TARGETS] = "SELECT device FROM inbox_targets WHERE msg_id=?1",
     [W_SWEEP_TARGETS_DEL] = "DELETE FROM inbox_targets WHERE msg_id=?1",
     [W_SWEEP_BCAST_DEL] = "DELETE FROM bcast WHERE msg_id=?1",
-    [W_SWEEP_MARK] =
-        "UPDATE messages SET phase=1, sweep_at=?2,"
-        " at_expired=CASE WHEN ?3>0 THEN ?4 ELSE at_expired END,"
-        " n_expired=n_expired+?3 WHERE msg_id=?1",
+    [W_SWEEP_MARK] = "UPDATE messages SET phase=1, sweep_at=?2,"
+                     " at_expired=CASE WHEN ?3>0 THEN ?4 ELSE at_expired END,"
+                     " n_expired=n_expired+?3 WHERE msg_id=?1",
     [W_SWEEP_MSG_DEL] = "DELETE FROM messages WHERE msg_id=?1",
     [W_APP_INSERT] = "INSERT INTO apps(name,secret,created_ms)"
                      " VALUES(?1,?2,?3)",
@@ -174,8 +176,10 @@ int store__step(store_t *st, sqlite3_stmt *s) {
 }
 
 static void bind_text(sqlite3_stmt *s, int i, const char *v) {
-    if (v && *v) sqlite3_bind_text(s, i, v, -1, SQLITE_STATIC);
-    else sqlite3_bind_null(s, i);
+    if (v && *v)
+        sqlite3_bind_text(s, i, v, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(s, i);
 }
 
 static int idem_check(store_t *st, store_req_t *req, int64_t now) {
@@ -190,8 +194,7 @@ static int idem_check(store_t *st, store_req_t *req, int64_t now) {
     int64_t created = sqlite3_column_int64(s, 1);
     if (created > now - (int64_t)st->cfg.idem_window_s * 1000) {
         const char *id = (const char *)sqlite3_column_text(s, 0);
-        snprintf(req->dup_msg_id, sizeof req->dup_msg_id, "%s",
-                 id ? id : "");
+        snprintf(req->dup_msg_id, sizeof req->dup_msg_id, "%s", id ? id : "");
         sqlite3_reset(s);
         return STORE_DUPLICATE;
     }
@@ -217,9 +220,10 @@ static int msg_insert(store_t *st, const store_req_t *req, int64_t created,
     sqlite3_bind_text(s, 2, m->app, -1, SQLITE_STATIC);
     sqlite3_bind_int(s, 3, req->kind);
     bind_text(s, 4, m->request_id);
-    if (stored) sqlite3_bind_blob(s, 5, m->payload ? (const void *)m->payload
-                                                    : (const void *)"",
-                                  (int)m->payload_len, SQLITE_STATIC);
+    if (stored)
+        sqlite3_bind_blob(
+            s, 5, m->payload ? (const void *)m->payload : (const void *)"",
+            (int)m->payload_len, SQLITE_STATIC);
     sqlite3_bind_int(s, 6, m->ttl);
     bind_text(s, 7, m->collapse_key);
     sqlite3_bind_int(s, 8, m->need_ack);
@@ -227,8 +231,8 @@ static int msg_insert(store_t *st, const store_req_t *req, int64_t created,
     sqlite3_bind_int64(s, 10, expires);
     sqlite3_bind_int(s, 11, stored ? 0 : 1);
     sqlite3_bind_int64(s, 12, stored ? expires : keep);
-    sqlite3_bind_int64(s, 13, req->op == STORE_OP_BCAST_APPEND ? 0
-                                                                : req->n_devices);
+    sqlite3_bind_int64(s, 13,
+                       req->op == STORE_OP_BCAST_APPEND ? 0 : req->n_devices);
     sqlite3_bind_int64(s, 14, created);
     sqlite3_bind_int64(s, 15, stored ? created : 0);
     sqlite3_bind_int64(s, 16, n_stored);
@@ -258,8 +262,8 @@ static int targets_insert(store_t *st, const store_req_t *req) {
  * registers new devices builds an ephemeral table for its one result row,
  * which cost more than the read.
  */
-static int next_seq(store_t *st, const char *app, const char *dev,
-                    int64_t now, int64_t *seq, int64_t *acked) {
+static int next_seq(store_t *st, const char *app, const char *dev, int64_t now,
+                    int64_t *seq, int64_t *acked) {
     sqlite3_stmt *s = store__w(st, W_DEV_SEQ);
     if (!s) return STORE_E_IO;
     sqlite3_bind_text(s, 1, app, -1, SQLITE_STATIC);
@@ -313,9 +317,8 @@ int store__inbox_trim(store_t *st, const char *app, const char *dev,
 
 /* Appends to one device's inbox; *seq gets the device's new sequence.
  * Past inbox_max unacked seqs, the oldest rows go first. */
-static int inbox_append_one(store_t *st, const store_msg_t *m,
-                            const char *dev, int64_t now, int64_t expires,
-                            int64_t *seq) {
+static int inbox_append_one(store_t *st, const store_msg_t *m, const char *dev,
+                            int64_t now, int64_t expires, int64_t *seq) {
     int64_t acked;
     int rc = next_seq(st, m->app, dev, now, seq, &acked);
     if (rc < 0) return rc;
@@ -367,7 +370,8 @@ static int bcast_append(store_t *st, store_req_t *req, int64_t expires) {
 
 static int validate_msg(const store_req_t *req) {
     const store_msg_t *m = &req->msg;
-    if (!store__name_ok(m->app) || !store__name_ok(m->msg_id)) return STORE_E_INVALID;
+    if (!store__name_ok(m->app) || !store__name_ok(m->msg_id))
+        return STORE_E_INVALID;
     if (m->payload_len > 0 && !m->payload) return STORE_E_INVALID;
     if (m->payload_len > (size_t)INT32_MAX) return STORE_E_INVALID;
     if (req->op != STORE_OP_ACCEPT && m->ttl <= 0) return STORE_E_INVALID;
@@ -389,8 +393,9 @@ static int op_message(store_t *st, store_req_t *req, int64_t now) {
         return rc;
     int64_t created = m->created_ms > 0 ? m->created_ms : now;
     int64_t expires = created + (int64_t)(m->ttl > 0 ? m->ttl : 0) * 1000;
-    int64_t n_stored = req->op == STORE_OP_INBOX_APPEND ? req->n_devices
-                       : req->op == STORE_OP_BCAST_APPEND ? 1 : 0;
+    int64_t n_stored = req->op == STORE_OP_INBOX_APPEND   ? req->n_devices
+                       : req->op == STORE_OP_BCAST_APPEND ? 1
+                                                          : 0;
     if ((rc = msg_insert(st, req, created, expires, n_stored)) < 0) return rc;
     if (req->op == STORE_OP_BCAST_APPEND) return bcast_append(st, req, expires);
     if (req->op == STORE_OP_ACCEPT) return 0;
@@ -435,7 +440,8 @@ static int bcast_head(store_t *st, const char *app, int64_t *head) {
     int rc = sqlite3_step(s);
     *head = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
     rc = rc == SQLITE_ROW || rc == SQLITE_DONE
-             ? 0 : store__sql_err(st->db, rc, "bcast head");
+             ? 0
+             : store__sql_err(st->db, rc, "bcast head");
     sqlite3_reset(s);
     return rc;
 }
@@ -494,8 +500,8 @@ static int op_ack(store_t *st, store_req_t *req, int64_t now) {
     if (req->seq > acked) {
         acked = req->seq < d.last_seq ? req->seq : d.last_seq;
         if (acked > d.acked) {
-            rc = ack_count(st, W_ACK_COUNT_INBOX, app, dev, d.acked, acked,
-                           now);
+            rc =
+                ack_count(st, W_ACK_COUNT_INBOX, app, dev, d.acked, acked, now);
             sqlite3_stmt *s = rc < 0 ? NULL : store__w(st, W_ACK_DEL_INBOX);
             if (!s) return rc < 0 ? rc : STORE_E_IO;
             sqlite3_bind_text(s, 1, app, -1, SQLITE_STATIC);
@@ -509,8 +515,8 @@ static int op_ack(store_t *st, store_req_t *req, int64_t now) {
         if ((rc = bcast_head(st, app, &head)) < 0) return rc;
         cursor = req->bseq < head ? req->bseq : head;
         if (cursor > d.cursor &&
-            (rc = ack_count(st, W_ACK_COUNT_BCAST, app, NULL, d.cursor,
-                            cursor, now)) < 0)
+            (rc = ack_count(st, W_ACK_COUNT_BCAST, app, NULL, d.cursor, cursor,
+                            now)) < 0)
             return rc;
     }
     if (cursor < d.cursor) cursor = d.cursor;

@@ -31,7 +31,7 @@
 struct store_pend {
     store_pend_ent_t *ent; /* PEND_CAP slots, id[0] == 0: free */
     uint32_t n;
-    uint64_t next_due;     /* earliest due of the held ones (a bound) */
+    uint64_t next_due;       /* earliest due of the held ones (a bound) */
     store_pend_ent_t *taken; /* by acks of the open transaction */
     uint32_t ntaken;
 };
@@ -100,8 +100,8 @@ static bool put(store_pend_t *p, const store_pend_ent_t *v) {
     return true;
 }
 
-static bool hold(store_t *st, const char *id, int64_t routed,
-                 int64_t written, int64_t now) {
+static bool hold(store_t *st, const char *id, int64_t routed, int64_t written,
+                 int64_t now) {
     store_pend_t *p = st->pend;
     if (!p || !id || !*id || strlen(id) >= sizeof p->ent->id) return false;
     store_pend_ent_t v = {.routed = routed,
@@ -114,9 +114,8 @@ static bool hold(store_t *st, const char *id, int64_t routed,
 
 bool store__pend_put(store_t *st, const store_req_t *req, int64_t now) {
     for (int ev = 0; ev < STORE_EV_COUNT; ev++)
-        if (req->counts[ev] < 0 ||
-            (req->counts[ev] && ev != STORE_EV_ROUTED &&
-             ev != STORE_EV_WRITTEN))
+        if (req->counts[ev] < 0 || (req->counts[ev] && ev != STORE_EV_ROUTED &&
+                                    ev != STORE_EV_WRITTEN))
             return false;
     return hold(st, req->msg.msg_id, req->counts[STORE_EV_ROUTED],
                 req->counts[STORE_EV_WRITTEN], now);
@@ -183,9 +182,10 @@ static int write_one(store_t *st, const store_pend_ent_t *e) {
     sqlite3_bind_text(s, 1, e->id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 2, e->at);
     for (int ev = 0; ev < STORE_EV_COUNT; ev++)
-        sqlite3_bind_int64(s, 3 + ev, ev == STORE_EV_ROUTED ? e->routed
-                                      : ev == STORE_EV_WRITTEN ? e->written
-                                                               : 0);
+        sqlite3_bind_int64(s, 3 + ev,
+                           ev == STORE_EV_ROUTED    ? e->routed
+                           : ev == STORE_EV_WRITTEN ? e->written
+                                                    : 0);
     return store__step(st, s);
 }
 

@@ -61,8 +61,8 @@ int store_reader_new(store_t *st, store_reader_t **out) {
     store_reader_t *r = calloc(1, sizeof *r);
     if (!r) return STORE_E_NOMEM;
     r->st = st;
-    int rc = store__open_conn(st->path, false, st->cfg.synchronous_full,
-                              &r->db);
+    int rc =
+        store__open_conn(st->path, false, st->cfg.synchronous_full, &r->db);
     if (rc < 0) {
         free(r);
         return rc;
@@ -279,7 +279,8 @@ int store_device_known(store_reader_t *r, const char *app, const char *device,
     *known = rc == SQLITE_ROW;
     sqlite3_reset(s);
     return rc == SQLITE_ROW || rc == SQLITE_DONE
-               ? 0 : store__sql_err(r->db, rc, "device known");
+               ? 0
+               : store__sql_err(r->db, rc, "device known");
 }
 
 int store_ping(store_reader_t *r) {
@@ -325,13 +326,13 @@ static size_t json_str(char *out, size_t cap, const char *s) {
     return n;
 }
 
-int store_status_format(const char *msg_id, const store_status_t *s,
-                        char *out, size_t cap) {
-    static const char *const kinds[] = {"unknown", "single", "multi",
-                                        "online", "all"};
-    const char *kind = s->kind >= STORE_KIND_SINGLE &&
-                               s->kind <= STORE_KIND_ALL
-                           ? kinds[s->kind] : kinds[0];
+int store_status_format(const char *msg_id, const store_status_t *s, char *out,
+                        size_t cap) {
+    static const char *const kinds[] = {"unknown", "single", "multi", "online",
+                                        "all"};
+    const char *kind = s->kind >= STORE_KIND_SINGLE && s->kind <= STORE_KIND_ALL
+                           ? kinds[s->kind]
+                           : kinds[0];
     char id[160], app[160];
     if (json_str(id, sizeof id, msg_id) >= sizeof id ||
         json_str(app, sizeof app, s->app) >= sizeof app)
@@ -344,9 +345,9 @@ int store_status_format(const char *msg_id, const store_status_t *s,
                      id, app, kind, (int)s->ttl, (long long)s->targets);
     for (int e = 0; n >= 0 && (size_t)n < cap && e < STORE_EV_COUNT; e++)
         n += snprintf(out + n, cap - (size_t)n,
-                      "%s\"%s\":{\"at\":%lld,\"count\":%lld}",
-                      e ? "," : "", store_event_name(e),
-                      (long long)s->at_ms[e], (long long)s->count[e]);
+                      "%s\"%s\":{\"at\":%lld,\"count\":%lld}", e ? "," : "",
+                      store_event_name(e), (long long)s->at_ms[e],
+                      (long long)s->count[e]);
     if (n >= 0 && (size_t)n < cap)
         n += snprintf(out + n, cap - (size_t)n, "}}");
     return n >= 0 && (size_t)n < cap ? n : -1;
@@ -404,8 +405,7 @@ int store_app_get(store_reader_t *r, const char *name, store_app_t *out) {
     return app_one(r, s, out);
 }
 
-int store_app_by_key(store_reader_t *r, const char *api_key,
-                     store_app_t *out) {
+int store_app_by_key(store_reader_t *r, const char *api_key, store_app_t *out) {
     if (!api_key || !*api_key) return STORE_E_NOTFOUND;
     char hash[65];
     store__key_hash(api_key, hash);
@@ -431,8 +431,8 @@ int store_app_list(store_reader_t *r,
 }
 
 int store_revocations(store_reader_t *r, int64_t since_s,
-                      void (*fn)(void *ctx, const char *app,
-                                 const char *device, int64_t before_s),
+                      void (*fn)(void *ctx, const char *app, const char *device,
+                                 int64_t before_s),
                       void *ctx) {
     sqlite3_stmt *s = rstmt(r, R_REVOKE_SINCE);
     if (!s) return STORE_E_IO;

@@ -39,38 +39,37 @@
 
 #include "core/log.h"
 
-#define MESSAGES_COLUMNS                                                  \
-    " msg_id TEXT PRIMARY KEY,"                                           \
-    " app TEXT NOT NULL,"                                                 \
-    " kind INTEGER NOT NULL,"                                             \
-    " request_id TEXT,"                                                   \
-    " payload BLOB,"                                                      \
-    " ttl INTEGER NOT NULL,"                                              \
-    " collapse_key TEXT,"                                                 \
-    " need_ack INTEGER NOT NULL,"                                         \
-    " created_ms INTEGER NOT NULL,"                                       \
-    " expires_ms INTEGER NOT NULL,"                                       \
-    /* phase 0: sweep_at = expiry; phase 1: sweep_at = end of the record */ \
-    " phase INTEGER NOT NULL,"                                            \
-    " sweep_at INTEGER NOT NULL,"                                         \
-    " targets INTEGER NOT NULL DEFAULT 0,"                                \
-    " at_accepted INTEGER NOT NULL DEFAULT 0,"                            \
-    " n_accepted INTEGER NOT NULL DEFAULT 0,"                             \
-    " at_stored INTEGER NOT NULL DEFAULT 0,"                              \
-    " n_stored INTEGER NOT NULL DEFAULT 0,"                               \
-    " at_routed INTEGER NOT NULL DEFAULT 0,"                              \
-    " n_routed INTEGER NOT NULL DEFAULT 0,"                               \
-    " at_written INTEGER NOT NULL DEFAULT 0,"                             \
-    " n_written INTEGER NOT NULL DEFAULT 0,"                              \
-    " at_acked INTEGER NOT NULL DEFAULT 0,"                               \
-    " n_acked INTEGER NOT NULL DEFAULT 0,"                                \
-    " at_expired INTEGER NOT NULL DEFAULT 0,"                             \
+#define MESSAGES_COLUMNS                                                                                    \
+    " msg_id TEXT PRIMARY KEY,"                                                                             \
+    " app TEXT NOT NULL,"                                                                                   \
+    " kind INTEGER NOT NULL,"                                                                               \
+    " request_id TEXT,"                                                                                     \
+    " payload BLOB,"                                                                                        \
+    " ttl INTEGER NOT NULL,"                                                                                \
+    " collapse_key TEXT,"                                                                                   \
+    " need_ack INTEGER NOT NULL,"                                                                           \
+    " created_ms INTEGER NOT NULL,"                                                                         \
+    " expires_ms INTEGER NOT NULL," /* phase 0: sweep_at = expiry; phase 1: sweep_at = end of the record */ \
+    " phase INTEGER NOT NULL,"                                                                              \
+    " sweep_at INTEGER NOT NULL,"                                                                           \
+    " targets INTEGER NOT NULL DEFAULT 0,"                                                                  \
+    " at_accepted INTEGER NOT NULL DEFAULT 0,"                                                              \
+    " n_accepted INTEGER NOT NULL DEFAULT 0,"                                                               \
+    " at_stored INTEGER NOT NULL DEFAULT 0,"                                                                \
+    " n_stored INTEGER NOT NULL DEFAULT 0,"                                                                 \
+    " at_routed INTEGER NOT NULL DEFAULT 0,"                                                                \
+    " n_routed INTEGER NOT NULL DEFAULT 0,"                                                                 \
+    " at_written INTEGER NOT NULL DEFAULT 0,"                                                               \
+    " n_written INTEGER NOT NULL DEFAULT 0,"                                                                \
+    " at_acked INTEGER NOT NULL DEFAULT 0,"                                                                 \
+    " n_acked INTEGER NOT NULL DEFAULT 0,"                                                                  \
+    " at_expired INTEGER NOT NULL DEFAULT 0,"                                                               \
     " n_expired INTEGER NOT NULL DEFAULT 0"
 
-#define MESSAGES_INDEXES                                                  \
-    "CREATE UNIQUE INDEX IF NOT EXISTS messages_request"                  \
-    " ON messages(app, request_id) WHERE request_id IS NOT NULL",         \
-    "CREATE INDEX IF NOT EXISTS messages_sweep ON messages(sweep_at)"
+#define MESSAGES_INDEXES                                          \
+    "CREATE UNIQUE INDEX IF NOT EXISTS messages_request"          \
+    " ON messages(app, request_id) WHERE request_id IS NOT NULL", \
+        "CREATE INDEX IF NOT EXISTS messages_sweep ON messages(sweep_at)"
 
 /* Version 1 -> 2: messages rebuilt without its rowid (same columns). */
 static const char *const migrate_v2[] = {
@@ -189,8 +188,8 @@ int store__schema_ensure(sqlite3 *db) {
     int ver, rc = user_version(db, &ver);
     if (rc < 0) return rc;
     if (ver > STORE_SCHEMA_VERSION) {
-        log_error("store schema is newer than this herald",
-                  "found=%d known=%d", ver, STORE_SCHEMA_VERSION);
+        log_error("store schema is newer than this herald", "found=%d known=%d",
+                  ver, STORE_SCHEMA_VERSION);
         return STORE_E_INVALID;
     }
     if (ver == STORE_SCHEMA_VERSION) return 0;

@@ -101,8 +101,8 @@ sqlite3_stmt *store__stmt(sqlite3 *db, sqlite3_stmt **slot, const char *sql) {
         sqlite3_clear_bindings(*slot);
         return *slot;
     }
-    int rc = sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, slot,
-                                NULL);
+    int rc =
+        sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, slot, NULL);
     if (rc != SQLITE_OK) {
         (void)store__sql_err(db, rc, "prepare");
         *slot = NULL;
@@ -205,9 +205,12 @@ const char *store_open_error(int rc) {
 /* The directory part of path ("." for a bare name). */
 static void dir_of(const char *path, char *out, size_t cap) {
     const char *slash = strrchr(path, '/');
-    if (!slash) snprintf(out, cap, ".");
-    else if (slash == path) snprintf(out, cap, "/");
-    else snprintf(out, cap, "%.*s", (int)(slash - path), path);
+    if (!slash)
+        snprintf(out, cap, ".");
+    else if (slash == path)
+        snprintf(out, cap, "/");
+    else
+        snprintf(out, cap, "%.*s", (int)(slash - path), path);
 }
 
 /* Why the database cannot be created or written, in words a user can act
@@ -233,9 +236,10 @@ static int path_usable(const char *path, int open_errno) {
         return STORE_E_IO;
     }
     if (access(dir, W_OK | X_OK) < 0) { /* SQLite makes -wal/-shm there */
-        snprintf(open_why, sizeof open_why,
-                 "cannot write in %.200s (the store keeps %.100s-wal there): %s",
-                 dir, path, strerror(errno));
+        snprintf(
+            open_why, sizeof open_why,
+            "cannot write in %.200s (the store keeps %.100s-wal there): %s",
+            dir, path, strerror(errno));
         return STORE_E_IO;
     }
     return 0;
@@ -267,8 +271,9 @@ static int private_files(const store_config_t *c) {
                          (unsigned)(sb.st_mode & 07777));
             }
         } else if (sb.st_mode & 0070) {
-            log_warn("store file readable by its group", "path=\"%s\" mode=%04o",
-                     p, (unsigned)(sb.st_mode & 07777));
+            log_warn("store file readable by its group",
+                     "path=\"%s\" mode=%04o", p,
+                     (unsigned)(sb.st_mode & 07777));
         }
     }
     return rc;
@@ -297,8 +302,8 @@ int store_open(const store_config_t *cfg, store_t **out) {
     pthread_condattr_destroy(&ca);
     int rc = private_files(&st->cfg);
     if (rc == 0)
-        rc = store__open_conn(st->path, true, st->cfg.synchronous_full,
-                              &st->db);
+        rc =
+            store__open_conn(st->path, true, st->cfg.synchronous_full, &st->db);
     st->sync_full_now = st->cfg.synchronous_full;
     if (rc == 0) rc = store__schema_ensure(st->db);
     if (rc == 0 && store__pend_init(st) < 0)
@@ -335,11 +340,10 @@ void store_set_observer(store_t *st, store_observe_fn fn, void *ctx) {
 }
 
 void store__observe(store_t *st, int obs, uint64_t since_us, bool failed) {
-    store_observe_fn fn = atomic_load_explicit(&st->obs_fn,
-                                               memory_order_acquire);
+    store_observe_fn fn =
+        atomic_load_explicit(&st->obs_fn, memory_order_acquire);
     if (fn)
-        fn(atomic_load(&st->obs_ctx), obs, clock_mono_us() - since_us,
-           failed);
+        fn(atomic_load(&st->obs_ctx), obs, clock_mono_us() - since_us, failed);
 }
 
 int store_submit(store_t *st, store_req_t *req) {
@@ -356,8 +360,10 @@ int store_submit(store_t *st, store_req_t *req) {
         bool lo = req->op == STORE_OP_STATUS || req->op == STORE_OP_ACK;
         store_req_t **head = lo ? &st->lo_head : &st->head;
         store_req_t **tail = lo ? &st->lo_tail : &st->tail;
-        if (*tail) (*tail)->next = req;
-        else *head = req;
+        if (*tail)
+            (*tail)->next = req;
+        else
+            *head = req;
         *tail = req;
         if (lo) st->lo_queued++;
         /* Only an idle writer needs a wake-up; a busy one drains the queue

@@ -30,7 +30,8 @@ static int step_reset(store_t *st, sqlite3_stmt *s, const char *what) {
     if (!s) return STORE_E_IO;
     int rc = sqlite3_step(s);
     rc = rc == SQLITE_DONE || rc == SQLITE_ROW
-             ? 0 : store__sql_err(st->db, rc, what);
+             ? 0
+             : store__sql_err(st->db, rc, what);
     sqlite3_reset(s);
     return rc;
 }
@@ -161,7 +162,8 @@ int store__sweep(store_t *st, int64_t now_ms, long *expired) {
     int n, rc;
     do {
         rc = sweep_slice(st, now_ms, due, &n, expired);
-    } while (rc == 0 && n == SWEEP_SLICE && clock_mono_ms() - t0 < SWEEP_MAX_MS);
+    } while (rc == 0 && n == SWEEP_SLICE &&
+             clock_mono_ms() - t0 < SWEEP_MAX_MS);
     free(due);
     return rc;
 }

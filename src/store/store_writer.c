@@ -92,8 +92,7 @@ static bool batch_needs_fsync(store_req_t **batch, int n) {
 
 void store__set_sync(store_t *st, bool full) {
     full = full && st->cfg.synchronous_full;
-    if (full == st->sync_full_now)
-        return;
+    if (full == st->sync_full_now) return;
     if (store__exec(st->db, full ? "PRAGMA synchronous=FULL"
                                  : "PRAGMA synchronous=NORMAL") == 0)
         st->sync_full_now = full;
@@ -384,7 +383,8 @@ static void sweep_now(store_t *st) {
     int rc = store__sweep(st, (int64_t)clock_wall_ms(), &expired);
     pthread_mutex_unlock(&st->db_mu);
     store__observe(st, STORE_OBS_EXPIRE, t0, rc < 0);
-    if (rc < 0) log_warn("store sweep failed", "err=\"%s\"", store_strerror(rc));
+    if (rc < 0)
+        log_warn("store sweep failed", "err=\"%s\"", store_strerror(rc));
     pthread_mutex_lock(&st->mu);
     st->stats.expired += expired;
     pthread_mutex_unlock(&st->mu);

@@ -14,16 +14,13 @@
 #include "PushAPI.h"
 #include "RequestF.h"
 
-static jce_arena_t *arena(void)
-{
+static jce_arena_t *arena(void) {
     static jce_arena_t *a;
-    if (!a)
-        a = jce_arena_new(0);
+    if (!a) a = jce_arena_new(0);
     return a;
 }
 
-TEST(request_packet_vector)
-{
+TEST(request_packet_vector) {
     jce_out_t args, o;
     jce_out_init(&args, JCE_POLICY_CPP);
     jce_out_init(&o, JCE_POLICY_CPP);
@@ -39,8 +36,10 @@ TEST(request_packet_vector)
     rq.iTimeout = 3000;
     tars_RequestPacket_encode(&rq, &o);
     CHECK_HEX(o.buf, o.len,
-              "10 01 2c 3c 40 0b 56 19 54 65 73 74 2e 48 65 6c 6c 6f 53 65 72 76 65 72 2e 48 65 6c"
-              "6c 6f 4f 62 6a 66 09 74 65 73 74 48 65 6c 6c 6f 7d 00 00 07 10 07 26 03 61 62 63"
+              "10 01 2c 3c 40 0b 56 19 54 65 73 74 2e 48 65 6c 6c 6f 53 65 72 "
+              "76 65 72 2e 48 65 6c"
+              "6c 6f 4f 62 6a 66 09 74 65 73 74 48 65 6c 6c 6f 7d 00 00 07 10 "
+              "07 26 03 61 62 63"
               "81 0b b8 98 0c a8 0c");
     jce_in_t in;
     jce_in_init(&in, o.buf, o.len, arena());
@@ -50,17 +49,17 @@ TEST(request_packet_vector)
     jce_out_free(&o);
 }
 
-TEST(tup_args_vector)
-{
+TEST(tup_args_vector) {
     jce_out_t o;
     jce_out_init(&o, JCE_POLICY_CPP);
     Test_Hello_testHello_args(&o, JCE_RPC_TUP, 7, JCE_STR_LIT("abc"));
-    CHECK_HEX(o.buf, o.len, "08 00 02 06 02 69 64 1d 00 00 02 00 07 06 01 73 1d 00 00 05 06 03 61 62 63");
+    CHECK_HEX(o.buf, o.len,
+              "08 00 02 06 02 69 64 1d 00 00 02 00 07 06 01 73 1d 00 00 05 06 "
+              "03 61 62 63");
     jce_out_free(&o);
 }
 
-TEST(default_policies)
-{
+TEST(default_policies) {
     All_TestInfo2 t;
     All_TestInfo2_init(&t);
     jce_out_t cpp, js;
@@ -81,8 +80,7 @@ TEST(default_policies)
     jce_out_free(&js);
 }
 
-TEST(seven_field_vector)
-{
+TEST(seven_field_vector) {
     static const uint8_t blob[] = {1, 2, 3};
     int32_t li[] = {1, -1, 1000};
     jce_str_t k = JCE_STR_LIT("k");
@@ -99,16 +97,18 @@ TEST(seven_field_vector)
     jce_out_t o;
     jce_out_init(&o, JCE_POLICY_CPP);
     All_Seven_encode(&s, &o);
-    CHECK_HEX(o.buf, o.len, "01 01 2c 16 03 61 62 63 2d 00 00 03 01 02 03 39 00 03 00 01 00 ff 01 03 e8"
-                            "48 00 01 06 01 6b 10 07 53 00 00 00 01 00 00 00 00 65 3f f8 00 00 00 00 00 00");
+    CHECK_HEX(o.buf, o.len,
+              "01 01 2c 16 03 61 62 63 2d 00 00 03 01 02 03 39 00 03 00 01 00 "
+              "ff 01 03 e8"
+              "48 00 01 06 01 6b 10 07 53 00 00 00 01 00 00 00 00 65 3f f8 00 "
+              "00 00 00 00 00");
     jce_out_reset(&o);
     All_Seven_write(&o, 0, &s);
     CHECK(o.len > 2 && o.buf[0] == 0x0a && o.buf[o.len - 1] == 0x0b);
     jce_out_free(&o);
 }
 
-TEST(map_order_by_policy)
-{
+TEST(map_order_by_policy) {
     jce_str_t keys[] = {JCE_STR_LIT("b"), JCE_STR_LIT("a"), JCE_STR_LIT("10")};
     int32_t vals[] = {1, 2, 3};
     All_Seven s;
@@ -119,19 +119,22 @@ TEST(map_order_by_policy)
     jce_out_init(&js, JCE_POLICY_JS);
     All_Seven_encode(&s, &cpp);
     /* C++ std::map order: "10" < "a" < "b" */
-    CHECK_HEX(cpp.buf, cpp.len, "48 00 03 06 02 31 30 10 03 06 01 61 10 02 06 01 62 10 01");
+    CHECK_HEX(cpp.buf, cpp.len,
+              "48 00 03 06 02 31 30 10 03 06 01 61 10 02 06 01 62 10 01");
     All_Seven_encode(&s, &js);
     /* js keeps array order (ZeroTags for the other js fields) */
-    CHECK_HEX(js.buf, js.len, "0c 16 00 2d 00 0c 39 0c 48 00 03 06 01 62 10 01 06 01 61 10 02 06 02 31 30 10 03 5c 6c");
+    CHECK_HEX(js.buf, js.len,
+              "0c 16 00 2d 00 0c 39 0c 48 00 03 06 01 62 10 01 06 01 61 10 02 "
+              "06 02 31 30 10 03 5c 6c");
     jce_out_free(&cpp);
     jce_out_free(&js);
 }
 
 /* A value with every field away from its default. */
-static void fill(All_Everything *e, All_Inner *inners, Base_Point *pts)
-{
+static void fill(All_Everything *e, All_Inner *inners, Base_Point *pts) {
     static const uint8_t raw[300] = {0xff, 0, 7};
-    static int32_t ints[] = {0, -1, 127, 128, -129, 32767, 32768, INT32_MAX, INT32_MIN};
+    static int32_t ints[] = {0,     -1,    127,       128,      -129,
+                             32767, 32768, INT32_MAX, INT32_MIN};
     static jce_str_t strs[] = {{"", 0}, {"a", 1}, {"\xe4\xb8\xad", 3}};
     static jce_bytes_t blobs[] = {{NULL, 0}, {raw, 1}};
     static jcev_int32 rows[] = {{ints, 2}, {NULL, 0}};
@@ -182,8 +185,7 @@ static void fill(All_Everything *e, All_Inner *inners, Base_Point *pts)
     e->f_last = 42;
 }
 
-TEST(everything_roundtrip)
-{
+TEST(everything_roundtrip) {
     All_Everything e, back;
     All_Inner inners[2];
     Base_Point pts[2];
@@ -212,18 +214,21 @@ TEST(everything_roundtrip)
     All_Everything_free(d);
 }
 
-TEST(defaults_and_cpp_omission)
-{
+TEST(defaults_and_cpp_omission) {
     All_Everything e, back;
     All_Everything_init(&e);
-    CHECK(e.f_bool && e.f_ubyte == 200 && e.f_long == INT64_MIN && e.f_color == All_BLUE);
-    CHECK(e.f_level == Base_HIGH && e.f_level == 16 && e.f_point.y == -7 && e.f_inner.c == All_GREEN);
+    CHECK(e.f_bool && e.f_ubyte == 200 && e.f_long == INT64_MIN &&
+          e.f_color == All_BLUE);
+    CHECK(e.f_level == Base_HIGH && e.f_level == 16 && e.f_point.y == -7 &&
+          e.f_inner.c == All_GREEN);
     CHECK(jce_str_eq(e.f_string, JCE_STR_LIT("def\n")) && e.f_float == 0.25f);
     jce_out_t o;
     jce_out_init(&o, JCE_POLICY_CPP);
     All_Everything_encode(&e, &o);
     /* only bool, structs, enums and the require field are written */
-    CHECK_HEX(o.buf, o.len, "00 01 | fa 14 0c 20 05 0b | f0 15 06 | fc 16 | f0 17 10 | fa 18 0c 10 f9 0b | fc ff");
+    CHECK_HEX(o.buf, o.len,
+              "00 01 | fa 14 0c 20 05 0b | f0 15 06 | fc 16 | f0 17 10 | fa 18 "
+              "0c 10 f9 0b | fc ff");
     jce_in_t in;
     jce_in_init(&in, o.buf, o.len, arena());
     CHECK_EQ_INT(All_Everything_decode(&back, &in), 0);
@@ -233,8 +238,7 @@ TEST(defaults_and_cpp_omission)
     jce_out_free(&o);
 }
 
-TEST(json_roundtrip)
-{
+TEST(json_roundtrip) {
     All_Everything e, back;
     All_Inner inners[2];
     Base_Point pts[2];
@@ -256,17 +260,23 @@ TEST(json_roundtrip)
     CHECK_EQ_INT(All_Everything_from_json(&back, j, arena()), JCE_ERR_REQUIRE);
     json_decref(j);
     json_error_t err;
-    j = json_loads("{\"msg\":{\"payload\":\"AQID+g==\"},\"apiKey\":\"k\",\"deviceId\":\"d\"}", 0, &err);
+    j = json_loads("{\"msg\":{\"payload\":\"AQID+g==\"},\"apiKey\":\"k\","
+                   "\"deviceId\":\"d\"}",
+                   0, &err);
     herald_PushSingleDeviceReq r;
     CHECK_EQ_INT(herald_PushSingleDeviceReq_from_json(&r, j, arena()), 0);
     CHECK_HEX(r.msg.payload.data, r.msg.payload.len, "01 02 03 fa");
     CHECK(r.msg.ttl == 86400 && r.msg.needAck);
-    static const char *const bad_b64[] = {"AQID+g=", "A=ID", "AQI*", "AQ==AQ=="};
+    static const char *const bad_b64[] = {"AQID+g=", "A=ID", "AQI*",
+                                          "AQ==AQ=="};
     for (size_t i = 0; i < sizeof bad_b64 / sizeof bad_b64[0]; i++) {
-        json_object_set_new(json_object_get(j, "msg"), "payload", json_string(bad_b64[i]));
-        CHECK_EQ_INT(herald_PushSingleDeviceReq_from_json(&r, j, arena()), JCE_ERR_BAD_VALUE);
+        json_object_set_new(json_object_get(j, "msg"), "payload",
+                            json_string(bad_b64[i]));
+        CHECK_EQ_INT(herald_PushSingleDeviceReq_from_json(&r, j, arena()),
+                     JCE_ERR_BAD_VALUE);
     }
-    json_object_set_new(json_object_get(j, "msg"), "payload", json_string("AA=="));
+    json_object_set_new(json_object_get(j, "msg"), "payload",
+                        json_string("AA=="));
     CHECK_EQ_INT(herald_PushSingleDeviceReq_from_json(&r, j, arena()), 0);
     CHECK_HEX(r.msg.payload.data, r.msg.payload.len, "00");
     json_object_set_new(json_object_get(j, "msg"), "payload", json_string(""));
@@ -275,8 +285,7 @@ TEST(json_roundtrip)
     json_decref(j);
 }
 
-TEST(consts_and_escapes)
-{
+TEST(consts_and_escapes) {
     CHECK(strcmp(All_NAME, "tab\there \"quoted\" \\ AA") == 0);
     CHECK(All_FLAG == true && All_B == -128 && All_S == 32767 && All_I == 8);
     CHECK(All_L == INT64_MAX && All_U == 4294967295u && Base_BIG == INT64_MIN);
@@ -285,53 +294,58 @@ TEST(consts_and_escapes)
     CHECK_EQ_INT(herald_PROTOCOL_VERSION, 1);
 }
 
-TEST(enum_names)
-{
+TEST(enum_names) {
     CHECK(strcmp(Test_Color_name(5), "GREEN") == 0);
     CHECK(Test_Color_name(4) == NULL);
-    CHECK(strcmp(herald_PushRet_name(herald_PUSH_ERR_INTERNAL), "PUSH_ERR_INTERNAL") == 0);
+    CHECK(strcmp(herald_PushRet_name(herald_PUSH_ERR_INTERNAL),
+                 "PUSH_ERR_INTERNAL") == 0);
     CHECK(strcmp(PushAPI_types[0]->name, "herald.PushMessage") == 0);
 }
 
-static int32_t hello_impl(jce_call_t *call, int32_t id, jce_str_t s, jce_str_t *r, Test_Pair *p)
-{
+static int32_t hello_impl(jce_call_t *call, int32_t id, jce_str_t s,
+                          jce_str_t *r, Test_Pair *p) {
     *r = JCE_STR_LIT("hi abc");
     p->a = id * 2;
     p->b = JCE_STR_LIT("ABC");
     return 0;
 }
 
-static int run(const char *fn, int version, const uint8_t *args, size_t n, jce_out_t *out,
-               const Test_Hello_impl *impl, jce_call_t *call)
-{
+static int run(const char *fn, int version, const uint8_t *args, size_t n,
+               jce_out_t *out, const Test_Hello_impl *impl, jce_call_t *call) {
     memset(call, 0, sizeof *call);
     call->version = version;
     call->args = args;
     call->args_len = n;
     call->arena = arena();
     call->out = out;
-    const jce_method_t *m = jce_interface_find(&Test_Hello_interface, fn, strlen(fn));
+    const jce_method_t *m =
+        jce_interface_find(&Test_Hello_interface, fn, strlen(fn));
     return m ? m->fn(impl, call) : JCE_RPC_NO_FUNC;
 }
 
-TEST(dispatch_v1)
-{
+TEST(dispatch_v1) {
     Test_Hello_impl impl = {.testHello = hello_impl};
     jce_out_t args, out;
     jce_call_t call;
     jce_out_init(&args, JCE_POLICY_JS);
     jce_out_init(&out, JCE_POLICY_JS);
     Test_Hello_testHello_args(&args, JCE_RPC_TARS, 7, JCE_STR_LIT("abc"));
-    CHECK_EQ_INT(run("testHello", 1, args.buf, args.len, &out, &impl, &call), JCE_RPC_OK);
-    CHECK_HEX(out.buf, out.len, "0c 36 06 68 69 20 61 62 63 4a 00 0e 16 03 41 42 43 20 05 0b");
+    CHECK_EQ_INT(run("testHello", 1, args.buf, args.len, &out, &impl, &call),
+                 JCE_RPC_OK);
+    CHECK_HEX(out.buf, out.len,
+              "0c 36 06 68 69 20 61 62 63 4a 00 0e 16 03 41 42 43 20 05 0b");
     int32_t ret = -1;
     jce_str_t r;
     Test_Pair p;
-    CHECK_EQ_INT(Test_Hello_testHello_result(out.buf, out.len, 1, arena(), &ret, &r, &p), 0);
-    CHECK(ret == 0 && jce_str_eq(r, JCE_STR_LIT("hi abc")) && p.a == 14 && p.c == Test_GREEN);
+    CHECK_EQ_INT(
+        Test_Hello_testHello_result(out.buf, out.len, 1, arena(), &ret, &r, &p),
+        0);
+    CHECK(ret == 0 && jce_str_eq(r, JCE_STR_LIT("hi abc")) && p.a == 14 &&
+          p.c == Test_GREEN);
 
     jce_out_reset(&out);
-    CHECK_EQ_INT(run("testHello", 1, args.buf, 2, &out, &impl, &call), JCE_RPC_DECODE_ERR);
+    CHECK_EQ_INT(run("testHello", 1, args.buf, 2, &out, &impl, &call),
+                 JCE_RPC_DECODE_ERR);
     CHECK(strcmp(call.desc, "require field not exist, tag:2") == 0);
     CHECK_EQ_INT(run("ping", 1, NULL, 0, &out, &impl, &call), JCE_RPC_NO_FUNC);
     CHECK_EQ_INT(run("nope", 1, NULL, 0, &out, &impl, &call), JCE_RPC_NO_FUNC);
@@ -340,15 +354,15 @@ TEST(dispatch_v1)
     jce_out_free(&out);
 }
 
-TEST(dispatch_v3)
-{
+TEST(dispatch_v3) {
     Test_Hello_impl impl = {.testHello = hello_impl};
     jce_out_t args, out;
     jce_call_t call;
     jce_out_init(&args, JCE_POLICY_JS);
     jce_out_init(&out, JCE_POLICY_JS);
     Test_Hello_testHello_args(&args, JCE_RPC_TUP, 7, JCE_STR_LIT("abc"));
-    CHECK_EQ_INT(run("testHello", 3, args.buf, args.len, &out, &impl, &call), JCE_RPC_OK);
+    CHECK_EQ_INT(run("testHello", 3, args.buf, args.len, &out, &impl, &call),
+                 JCE_RPC_OK);
     CHECK_HEX(out.buf, out.len,
               "08 00 04 06 00 1d 00 00 01 0c"
               "06 01 70 1d 00 00 0b 0a 00 0e 16 03 41 42 43 20 05 0b"
@@ -357,25 +371,29 @@ TEST(dispatch_v3)
     int32_t ret = -1;
     jce_str_t r;
     Test_Pair p;
-    CHECK_EQ_INT(Test_Hello_testHello_result(out.buf, out.len, 3, arena(), &ret, &r, &p), 0);
+    CHECK_EQ_INT(
+        Test_Hello_testHello_result(out.buf, out.len, 3, arena(), &ret, &r, &p),
+        0);
     CHECK(ret == 0 && jce_str_eq(r, JCE_STR_LIT("hi abc")) && p.a == 14);
-    static const uint8_t only_id[] = {0x08, 0x00, 0x01, 0x06, 0x02, 0x69, 0x64, 0x1d, 0x00, 0x00, 0x02, 0x00, 0x07};
+    static const uint8_t only_id[] = {0x08, 0x00, 0x01, 0x06, 0x02, 0x69, 0x64,
+                                      0x1d, 0x00, 0x00, 0x02, 0x00, 0x07};
     jce_out_reset(&out);
-    CHECK_EQ_INT(run("testHello", 3, only_id, sizeof only_id, &out, &impl, &call), JCE_RPC_DECODE_ERR);
+    CHECK_EQ_INT(
+        run("testHello", 3, only_id, sizeof only_id, &out, &impl, &call),
+        JCE_RPC_DECODE_ERR);
     jce_out_free(&args);
     jce_out_free(&out);
 }
 
 /* An impl that defers: the method encodes nothing, and the generated
  * _reply() later writes exactly what an immediate answer would have. */
-static int32_t hello_defer(jce_call_t *call, int32_t id, jce_str_t s, jce_str_t *r, Test_Pair *p)
-{
+static int32_t hello_defer(jce_call_t *call, int32_t id, jce_str_t s,
+                           jce_str_t *r, Test_Pair *p) {
     jce_call_defer(call);
     return 99; /* ignored */
 }
 
-TEST(deferred_answer_matches_immediate)
-{
+TEST(deferred_answer_matches_immediate) {
     Test_Hello_impl now = {.testHello = hello_impl};
     Test_Hello_impl later = {.testHello = hello_defer};
     jce_out_t args, out, sync_out;
@@ -388,9 +406,13 @@ TEST(deferred_answer_matches_immediate)
         jce_out_reset(&out);
         jce_out_reset(&sync_out);
         Test_Hello_testHello_args(&args, v, 7, JCE_STR_LIT("abc"));
-        CHECK_EQ_INT(run("testHello", v, args.buf, args.len, &sync_out, &now, &call), JCE_RPC_OK);
+        CHECK_EQ_INT(
+            run("testHello", v, args.buf, args.len, &sync_out, &now, &call),
+            JCE_RPC_OK);
         CHECK(!call.deferred);
-        CHECK_EQ_INT(run("testHello", v, args.buf, args.len, &out, &later, &call), JCE_RPC_DEFERRED);
+        CHECK_EQ_INT(
+            run("testHello", v, args.buf, args.len, &out, &later, &call),
+            JCE_RPC_DEFERRED);
         CHECK(call.deferred);
         CHECK_EQ_INT((int)out.len, 0);
         Test_Pair p;
@@ -400,11 +422,13 @@ TEST(deferred_answer_matches_immediate)
         Test_Hello_testHello_reply(&out, v, 0, JCE_STR_LIT("hi abc"), &p);
         CHECK_EQ_INT(out.err, 0);
         CHECK_EQ_INT((int)out.len, (int)sync_out.len);
-        CHECK(out.len == sync_out.len && memcmp(out.buf, sync_out.buf, out.len) == 0);
+        CHECK(out.len == sync_out.len &&
+              memcmp(out.buf, sync_out.buf, out.len) == 0);
     }
     /* a decode error is answered at once even by a deferring impl */
     jce_out_reset(&out);
-    CHECK_EQ_INT(run("testHello", 1, args.buf, 2, &out, &later, &call), JCE_RPC_DECODE_ERR);
+    CHECK_EQ_INT(run("testHello", 1, args.buf, 2, &out, &later, &call),
+                 JCE_RPC_DECODE_ERR);
     CHECK(!call.deferred);
     jce_out_free(&args);
     jce_out_free(&out);

@@ -74,45 +74,36 @@ static const jce_type_info_t *const *const tables[] = {
  * low enough that a runaway decode is reported rather than swapping. */
 #define ARENA_LIMIT (256u << 20)
 
-static const jce_type_info_t *find_type(const char *name)
-{
+static const jce_type_info_t *find_type(const char *name) {
     for (size_t t = 0; tables[t]; t++)
         for (size_t i = 0; tables[t][i]; i++)
-            if (!strcmp(tables[t][i]->name, name))
-                return tables[t][i];
+            if (!strcmp(tables[t][i]->name, name)) return tables[t][i];
     return NULL;
 }
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
+static int hexval(int c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
     return -1;
 }
 
 /* Decodes hex in place (the output is never longer than the input). */
-static int unhex(char *s, size_t *len)
-{
+static int unhex(char *s, size_t *len) {
     size_t n = strlen(s);
-    if (n % 2)
-        return -1;
+    if (n % 2) return -1;
     uint8_t *out = (uint8_t *)s;
     for (size_t i = 0; i < n; i += 2) {
-        int hi = hexval((unsigned char)s[i]), lo = hexval((unsigned char)s[i + 1]);
-        if (hi < 0 || lo < 0)
-            return -1;
+        int hi = hexval((unsigned char)s[i]),
+            lo = hexval((unsigned char)s[i + 1]);
+        if (hi < 0 || lo < 0) return -1;
         out[i / 2] = (uint8_t)(hi << 4 | lo);
     }
     *len = n / 2;
     return 0;
 }
 
-static void print_hex(const uint8_t *p, size_t n)
-{
+static void print_hex(const uint8_t *p, size_t n) {
     static const char digits[] = "0123456789abcdef";
     fputs("ok ", stdout);
     for (size_t i = 0; i < n; i++) {
@@ -132,8 +123,7 @@ struct work {
     jce_out_t out;
 };
 
-static int work_open(struct work *w, const char *type)
-{
+static int work_open(struct work *w, const char *type) {
     memset(w, 0, sizeof *w);
     w->t = find_type(type);
     if (!w->t) {
@@ -151,22 +141,18 @@ static int work_open(struct work *w, const char *type)
     return 0;
 }
 
-static void work_close(struct work *w)
-{
+static void work_close(struct work *w) {
     free(w->v);
     free(w->v2);
-    if (w->arena)
-        jce_arena_free(w->arena);
+    if (w->arena) jce_arena_free(w->arena);
     jce_out_free(&w->out);
 }
 
-static int decode_into(struct work *w, void *v, const uint8_t *p, size_t n)
-{
+static int decode_into(struct work *w, void *v, const uint8_t *p, size_t n) {
     jce_in_t in;
     jce_in_init(&in, p, n, w->arena);
     int rc = w->t->decode(v, &in);
-    if (rc >= 0 && in.err)
-        rc = in.err;
+    if (rc >= 0 && in.err) rc = in.err;
     if (rc < 0) {
         printf("err %d %zu\n", rc, in.err_pos);
         return -1;
@@ -174,8 +160,7 @@ static int decode_into(struct work *w, void *v, const uint8_t *p, size_t n)
     return 0;
 }
 
-static int encode_with(struct work *w, const void *v, int policy)
-{
+static int encode_with(struct work *w, const void *v, int policy) {
     jce_out_reset(&w->out);
     w->out.policy = policy;
     w->t->encode(v, &w->out);
@@ -191,10 +176,8 @@ static int encode_with(struct work *w, const void *v, int policy)
  * come back _equal.  The C++ policy may drop an optional float within
  * epsilon of its default (as tars2cpp does), so there the check is that
  * encoding the decoded value gives the same bytes again. */
-static void encode_checked(struct work *w, int policy)
-{
-    if (encode_with(w, w->v, policy) < 0)
-        return;
+static void encode_checked(struct work *w, int policy) {
+    if (encode_with(w, w->v, policy) < 0) return;
     size_t n;
     uint8_t *first = jce_out_take(&w->out, &n);
     if (!first) {
@@ -217,8 +200,7 @@ static void encode_checked(struct work *w, int policy)
     free(first);
 }
 
-static void cmd_dec(const char *type, char *hex, int policy)
-{
+static void cmd_dec(const char *type, char *hex, int policy) {
     struct work w;
     size_t n;
     if (work_open(&w, type) == 0) {
@@ -230,8 +212,7 @@ static void cmd_dec(const char *type, char *hex, int policy)
     work_close(&w);
 }
 
-static void cmd_json(const char *type, const char *text, int policy)
-{
+static void cmd_json(const char *type, const char *text, int policy) {
     struct work w;
     if (work_open(&w, type) == 0) {
         json_error_t jerr;
@@ -251,8 +232,7 @@ static void cmd_json(const char *type, const char *text, int policy)
     work_close(&w);
 }
 
-static void cmd_tojson(const char *type, char *hex)
-{
+static void cmd_tojson(const char *type, char *hex) {
     struct work w;
     size_t n;
     if (work_open(&w, type) == 0) {
@@ -272,18 +252,15 @@ static void cmd_tojson(const char *type, char *hex)
     work_close(&w);
 }
 
-static void cmd_types(void)
-{
+static void cmd_types(void) {
     fputs("ok", stdout);
     for (size_t t = 0; tables[t]; t++)
-        for (size_t i = 0; tables[t][i]; i++)
-            printf(" %s", tables[t][i]->name);
+        for (size_t i = 0; tables[t][i]; i++) printf(" %s", tables[t][i]->name);
     putchar('\n');
 }
 
 /* Splits "CMD TYPE REST" in place; REST may contain spaces (JSON). */
-static void run_line(char *line)
-{
+static void run_line(char *line) {
     char *cmd = line, *type = NULL, *rest = NULL;
     char *sp = strchr(cmd, ' ');
     if (sp) {
@@ -313,8 +290,7 @@ static void run_line(char *line)
         printf("err unknown-command %s\n", cmd);
 }
 
-int main(void)
-{
+int main(void) {
     char *line = NULL;
     size_t cap = 0;
     ssize_t n;
@@ -325,8 +301,7 @@ int main(void)
             run_line(line);
         else
             printf("err empty\n");
-        if (fflush(stdout) != 0)
-            break;
+        if (fflush(stdout) != 0) break;
     }
     free(line);
     return ferror(stdin) ? 1 : 0;

@@ -49,9 +49,11 @@ static jce_str_t cat3(jce_call_t *call, jce_str_t a, jce_str_t b, jce_str_t c) {
     return (jce_str_t){p, (uint32_t)n};
 }
 
-static int32_t push_single(jce_call_t *call, const herald_PushSingleDeviceReq *req,
+static int32_t push_single(jce_call_t *call,
+                           const herald_PushSingleDeviceReq *req,
                            herald_PushSingleDeviceRsp *rsp) {
-    jce_str_t id = cat3(call, JCE_STR_LIT("m-"), req->deviceId, JCE_STR_LIT("-"));
+    jce_str_t id =
+        cat3(call, JCE_STR_LIT("m-"), req->deviceId, JCE_STR_LIT("-"));
     rsp->ret = 0;
     rsp->msgId = cat3(call, id, req->msg.requestId, JCE_STR_LIT(""));
     rsp->state = req->msg.needAck ? 1 : 2;
@@ -60,7 +62,8 @@ static int32_t push_single(jce_call_t *call, const herald_PushSingleDeviceReq *r
 
 /* Empty ids are rejected with code 1, ids over 64 bytes with code 2; each
  * rejected id appears once. */
-static int32_t push_multi(jce_call_t *call, const herald_PushMultiDeviceReq *req,
+static int32_t push_multi(jce_call_t *call,
+                          const herald_PushMultiDeviceReq *req,
                           herald_PushMultiDeviceRsp *rsp) {
     uint32_t n = req->deviceIds.n, bad = 0;
     jce_str_t *keys = jce_arena_alloc(call->arena, (n ? n : 1) * sizeof *keys);
@@ -70,7 +73,8 @@ static int32_t push_multi(jce_call_t *call, const herald_PushMultiDeviceReq *req
         jce_str_t d = req->deviceIds.items[i];
         if (d.len != 0 && d.len <= 64) continue;
         bool seen = false;
-        for (uint32_t k = 0; k < bad && !seen; k++) seen = jce_str_eq(keys[k], d);
+        for (uint32_t k = 0; k < bad && !seen; k++)
+            seen = jce_str_eq(keys[k], d);
         if (seen) continue;
         keys[bad] = d;
         vals[bad++] = d.len == 0 ? 1 : 2;
@@ -99,8 +103,8 @@ static int32_t push_all_online(jce_call_t *call,
 static int32_t push_all(jce_call_t *call, const herald_PushAllDeviceReq *req,
                         herald_PushAllDeviceRsp *rsp) {
     rsp->ret = 0;
-    rsp->msgId = cat3(call, JCE_STR_LIT("m-all-"), req->msg.requestId,
-                      JCE_STR_LIT(""));
+    rsp->msgId =
+        cat3(call, JCE_STR_LIT("m-all-"), req->msg.requestId, JCE_STR_LIT(""));
     rsp->online = 0;
     return 0;
 }
@@ -125,9 +129,7 @@ static int32_t hello_test(jce_call_t *call, int32_t id, jce_str_t s,
     return 0;
 }
 
-static void hello_ping(jce_call_t *call) {
-    (void)call;
-}
+static void hello_ping(jce_call_t *call) { (void)call; }
 
 static const Test_Hello_impl hello_impl = {
     .testHello = hello_test,
@@ -182,9 +184,11 @@ static int conn_process(conn_t *c, trpc_server_t *srv, jce_out_t *reply) {
     int rc = 0;
     while (rc == 0) {
         uint32_t flen = 0;
-        int st = trpc_frame_check(c->in + off, c->in_len - off, MAX_FRAME, &flen);
+        int st =
+            trpc_frame_check(c->in + off, c->in_len - off, MAX_FRAME, &flen);
         if (st == 0) break;
-        if (st < 0 || trpc_server_handle(srv, c->in + off, flen, c, reply) < 0) {
+        if (st < 0 ||
+            trpc_server_handle(srv, c->in + off, flen, c, reply) < 0) {
             rc = -1;
             break;
         }

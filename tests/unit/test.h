@@ -11,28 +11,31 @@
 #include <string.h>
 
 typedef void (*test_fn)(void);
-struct test_case { const char *name; test_fn fn; };
+struct test_case {
+    const char *name;
+    test_fn fn;
+};
 
 static struct test_case test_cases[512];
 static int test_count;
 static int test_failed_now;
 
-#define TEST(tname)                                                       \
-    static void test_##tname(void);                                       \
-    __attribute__((constructor)) static void test_reg_##tname(void) {     \
-        test_cases[test_count].name = #tname;                             \
-        test_cases[test_count++].fn = test_##tname;                       \
-    }                                                                     \
+#define TEST(tname)                                                   \
+    static void test_##tname(void);                                   \
+    __attribute__((constructor)) static void test_reg_##tname(void) { \
+        test_cases[test_count].name = #tname;                         \
+        test_cases[test_count++].fn = test_##tname;                   \
+    }                                                                 \
     static void test_##tname(void)
 
-#define CHECK(cond)                                                       \
-    do {                                                                  \
-        if (!(cond)) {                                                    \
-            fprintf(stderr, "  %s:%d: CHECK failed: %s\n", __FILE__,      \
-                    __LINE__, #cond);                                     \
-            test_failed_now = 1;                                          \
-            return;                                                       \
-        }                                                                 \
+#define CHECK(cond)                                                            \
+    do {                                                                       \
+        if (!(cond)) {                                                         \
+            fprintf(stderr, "  %s:%d: CHECK failed: %s\n", __FILE__, __LINE__, \
+                    #cond);                                                    \
+            test_failed_now = 1;                                               \
+            return;                                                            \
+        }                                                                      \
     } while (0)
 
 #define CHECK_EQ_INT(a, b)                                                \
@@ -48,12 +51,15 @@ static int test_failed_now;
 
 /* Compares a byte buffer with a hex string such as "0a 0b ff" (spaces and
  * '|' ignored), printing both on mismatch. */
-static inline int test_hex_eq(const unsigned char *p, size_t n,
-                              const char *hex, const char *file, int line) {
+static inline int test_hex_eq(const unsigned char *p, size_t n, const char *hex,
+                              const char *file, int line) {
     unsigned char want[4096];
     size_t m = 0;
     for (const char *h = hex; *h && m < sizeof want;) {
-        if (*h == ' ' || *h == '|' || *h == '\n') { h++; continue; }
+        if (*h == ' ' || *h == '|' || *h == '\n') {
+            h++;
+            continue;
+        }
         unsigned v;
         if (sscanf(h, "%2x", &v) != 1) break;
         want[m++] = (unsigned char)v;
@@ -68,13 +74,13 @@ static inline int test_hex_eq(const unsigned char *p, size_t n,
     return 0;
 }
 
-#define CHECK_HEX(p, n, hex)                                              \
-    do {                                                                  \
-        if (!test_hex_eq((const unsigned char *)(p), (n), (hex),          \
-                         __FILE__, __LINE__)) {                           \
-            test_failed_now = 1;                                          \
-            return;                                                       \
-        }                                                                 \
+#define CHECK_HEX(p, n, hex)                                               \
+    do {                                                                   \
+        if (!test_hex_eq((const unsigned char *)(p), (n), (hex), __FILE__, \
+                         __LINE__)) {                                      \
+            test_failed_now = 1;                                           \
+            return;                                                        \
+        }                                                                  \
     } while (0)
 
 int main(int argc, char **argv) {

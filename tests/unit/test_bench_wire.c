@@ -33,7 +33,8 @@ TEST(payload_pads_to_size_and_scans_back) {
     CHECK_EQ_INT(bench_payload(p, sizeof p, 2, 'U', 123456), 9);
     CHECK_EQ_INT(bench_payload(p, 8, 64, 'B', 1), 0);
     seen_t s = {0};
-    const char *txt = "{\"payload\":\"#B7#xx\",\"x\":\"#U99#\",\"#Z1#\",\"#B#\"}#B3";
+    const char *txt =
+        "{\"payload\":\"#B7#xx\",\"x\":\"#U99#\",\"#Z1#\",\"#B#\"}#B3";
     CHECK_EQ_INT(bench_scan((const uint8_t *)txt, strlen(txt), on_mark, &s), 2);
     CHECK_EQ_INT(s.n, 2);
     CHECK(s.kind[0] == 'B' && s.v[0] == 7);
@@ -101,7 +102,8 @@ TEST(ws_server_frames_parse) {
 
 TEST(http_head_status_length_chunked) {
     bench_http_rsp_t r;
-    const char *a = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n\x81";
+    const char *a =
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n\x81";
     CHECK_EQ_INT(bench_http_head((const uint8_t *)a, strlen(a), &r), 1);
     CHECK_EQ_INT(r.status, 101);
     CHECK_EQ_INT(r.head_len, strlen(a) - 1);
@@ -109,7 +111,8 @@ TEST(http_head_status_length_chunked) {
     CHECK_EQ_INT(bench_http_head((const uint8_t *)b, strlen(b), &r), 1);
     CHECK_EQ_INT(r.content_length, 12);
     CHECK(!r.chunked);
-    const char *c = "HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n";
+    const char *c =
+        "HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n";
     CHECK_EQ_INT(bench_http_head((const uint8_t *)c, strlen(c), &r), 1);
     CHECK(r.chunked);
     CHECK_EQ_INT(bench_http_head((const uint8_t *)b, 20, &r), 0);
@@ -120,8 +123,9 @@ TEST(http_post_layout) {
     char out[512];
     size_t n = bench_http_post(out, sizeof out, "h:1", "/p", "K", "text/plain",
                                "ab", 2);
-    const char *want = "POST /p HTTP/1.1\r\nHost: h:1\r\nAuthorization: Bearer K\r\n"
-                       "Content-Type: text/plain\r\nContent-Length: 2\r\n\r\nab";
+    const char *want =
+        "POST /p HTTP/1.1\r\nHost: h:1\r\nAuthorization: Bearer K\r\n"
+        "Content-Type: text/plain\r\nContent-Length: 2\r\n\r\nab";
     CHECK_EQ_INT(n, strlen(want));
     CHECK(!memcmp(out, want, n));
     CHECK_EQ_INT(bench_http_post(out, 16, "h", "/p", NULL, "t", "ab", 2), 0);

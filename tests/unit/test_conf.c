@@ -23,18 +23,18 @@ static const char *no_x(const char *v) {
 
 #define F(f) offsetof(tset_t, f)
 static const conf_opt_t opts[] = {
-    {"tc-port", CONF_INT, F(port), 1, 100, "7", NULL, 0, "N", "a port",
-     NULL, NULL},
+    {"tc-port", CONF_INT, F(port), 1, 100, "7", NULL, 0, "N", "a port", NULL,
+     NULL},
     {"tc-host", CONF_STR, F(host), 0, 0, "here", NULL, 0, "ADDR", "a host",
      NULL, NULL},
     {"tc-quiet", CONF_BOOL, F(quiet), 0, 1, "false", NULL, CONF_LIVE, NULL,
      "be quiet", NULL, NULL},
-    {"tc-level", CONF_ENUM, F(level), 0, 0, "low", levels, CONF_LIVE,
-     "L", "a level", NULL, NULL},
+    {"tc-level", CONF_ENUM, F(level), 0, 0, "low", levels, CONF_LIVE, "L",
+     "a level", NULL, NULL},
     {"tc-item", CONF_LIST, F(item), 0, 5, NULL, NULL, CONF_LIVE, "ITEM",
      "an item", no_x, NULL},
-    {"tc-key", CONF_STR, F(key), 0, 0, "", NULL, CONF_SECRET, "KEY",
-     "a secret", no_x, NULL},
+    {"tc-key", CONF_STR, F(key), 0, 0, "", NULL, CONF_SECRET, "KEY", "a secret",
+     no_x, NULL},
 };
 static const conf_table_t tab = {opts, 6, "test"};
 
@@ -88,7 +88,8 @@ TEST(file_keys_comments_blanks) {
     int n = load("# comment\n\n   # indented comment\n"
                  "tc-port=42\n  tc-host =  there is space  \r\n"
                  "tc-quiet = yes\ntc-level = high\n"
-                 "tc-item = a\ntc-item = b\ntc-item = a\n", &s);
+                 "tc-item = a\ntc-item = b\ntc-item = a\n",
+                 &s);
     CHECK_EQ_INT(n, 0);
     CHECK_EQ_INT(s.port, 42);
     CHECK(!strcmp(s.host, "there is space"));
@@ -102,7 +103,8 @@ TEST(file_keys_comments_blanks) {
 TEST(file_errors_name_file_and_line) {
     tset_t s;
     int n = load("tc-port = 7\nbogus = 1\nno equals here\n"
-                 "tc-port = 8\ntc-level = mid\n = 3\n", &s);
+                 "tc-port = 8\ntc-level = mid\n = 3\n",
+                 &s);
     conf_free(&tab, &s);
     CHECK_EQ_INT(n, 5);
     CHECK(strstr(errbuf, ".conf:2: unknown key 'bogus'\n"));
@@ -156,8 +158,8 @@ TEST(precedence_and_lists) {
     setenv("HERALD_TC_HOST", "", 1); /* empty = unset */
     conf_src_t env = {0}, flags = {0};
     conf_src_env(&tab, &env);
-    char *argv[] = {"test", "--tc-port", "30", "--tc-item=g", "--tc-quiet",
-                    NULL};
+    char *argv[] = {"test",        "--tc-port",  "30",
+                    "--tc-item=g", "--tc-quiet", NULL};
     conf_errs_t e = {collect, NULL, 0};
     CHECK_EQ_INT(conf_src_args(&tab, 5, argv, &flags, &e), 0);
     CHECK_EQ_INT(conf_apply(&tab, &s, &env, &e), 0);
@@ -203,7 +205,9 @@ TEST(flag_errors) {
 TEST(list_limit) {
     tset_t s;
     CHECK_EQ_INT(load("tc-item = a\ntc-item = b\ntc-item = c\ntc-item = d\n"
-                      "tc-item = e\ntc-item = f\n", &s), 1);
+                      "tc-item = e\ntc-item = f\n",
+                      &s),
+                 1);
     CHECK(strstr(errbuf, ".conf:6: tc-item: at most 5 values"));
     conf_free(&tab, &s);
 }

@@ -118,8 +118,7 @@ TEST(edge_triggered_write_readiness_returns_after_drain) {
     CHECK(total > 0);
     CHECK_EQ_INT(ev_run_once(loop, 50), 0); /* full: no edge */
     static char sink[1 << 16];
-    while (read(sv[1], sink, sizeof sink) > 0) {
-    }
+    while (read(sv[1], sink, sizeof sink) > 0) {}
     CHECK_EQ_INT(ev_run_once(loop, 1000), 1);
     CHECK_EQ_INT(w.calls, 2);
     CHECK(w.last & EV_WRITE);
@@ -527,9 +526,9 @@ TEST(lpause_backs_off_and_resumes) {
     CHECK(loop);
     int lfd = -1, cfd = -1;
     CHECK_EQ_INT(net_listen_tcp("127.0.0.1", 0, 16, false, &lfd), 0);
-    CHECK_EQ_INT(net_connect_tcp("127.0.0.1", net_local_port(lfd), NULL,
-                                 false, &cfd),
-                 0);
+    CHECK_EQ_INT(
+        net_connect_tcp("127.0.0.1", net_local_port(lfd), NULL, false, &cfd),
+        0);
     watch_t w = {0};
     ev_io_init(&w.io, lfd, on_count, NULL);
     CHECK_EQ_INT(ev_add(loop, &w.io, EV_READ), 0);
@@ -543,7 +542,8 @@ TEST(lpause_backs_off_and_resumes) {
     CHECK(lpause_fault(&p, -EMFILE));
     CHECK(p.paused);
     CHECK_EQ_INT(p.next_ms, 2 * LPAUSE_FIRST_MS);
-    while (p.paused && clock_mono_ms() - t0 < 2000) (void)ev_run_once(loop, 500);
+    while (p.paused && clock_mono_ms() - t0 < 2000)
+        (void)ev_run_once(loop, 500);
     uint64_t waited = clock_mono_ms() - t0;
     CHECK(!p.paused);
     CHECK_EQ_INT(w.calls, 1); /* not woken while paused */

@@ -62,9 +62,9 @@ static int64_t svc_revoked(void *ctx, const char *app, const char *dev) {
     (void)ctx;
     return !strcmp(app, APP) && !strcmp(dev, REVOKED_DEV) ? revoked_before : 0;
 }
-static const gw_service_t svc = {NULL, svc_secret, svc_online, svc_offline,
-                                 svc_ack, NULL, svc_drained, svc_revoked,
-                                 NULL, NULL};
+static const gw_service_t svc = {NULL,    svc_secret, svc_online,  svc_offline,
+                                 svc_ack, NULL,       svc_drained, svc_revoked,
+                                 NULL,    NULL};
 
 static gw_t *start_gw(void) {
     gw_config_t c;
@@ -123,8 +123,8 @@ static char *mint(const char *app, const char *dev, int64_t expiry,
     static int i;
     char *t = tok[i++ % 4];
     int64_t now = (int64_t)time(NULL), iat = expiry < now ? expiry : now;
-    if (token_mint(t, TOKEN_MAX, app, dev, iat, expiry,
-                   (const uint8_t *)secret, strlen(secret)) < 0)
+    if (token_mint(t, TOKEN_MAX, app, dev, iat, expiry, (const uint8_t *)secret,
+                   strlen(secret)) < 0)
         return NULL;
     return t;
 }
@@ -178,7 +178,8 @@ static int cl_hello(int fd, const char *token, int hb, herald_HelloRsp *rsp,
     jce_out_t o;
     jce_out_init(&o, JCE_POLICY_CPP);
     herald_HelloReq_encode(&q, &o);
-    int rc = cl_preface(fd, 1) < 0 || cl_send_pkg(fd, herald_CMD_HELLO, 7, &o) < 0;
+    int rc =
+        cl_preface(fd, 1) < 0 || cl_send_pkg(fd, herald_CMD_HELLO, 7, &o) < 0;
     jce_out_free(&o);
     herald_Package pk;
     if (rc || cl_recv_pkg(fd, buf, sizeof buf, &pk) < 0) return -1;
@@ -258,8 +259,8 @@ TEST(hello_ok) {
     int fd = cl_connect(G);
     jce_arena_t *a = jce_arena_new(0);
     herald_HelloRsp r;
-    int ret = cl_hello(fd, mint(APP, "dev-ok", time(NULL) + 60, SECRET), 20,
-                       &r, a);
+    int ret =
+        cl_hello(fd, mint(APP, "dev-ok", time(NULL) + 60, SECRET), 20, &r, a);
     CHECK_EQ_INT(ret, 0);
     CHECK(jce_str_eq(r.deviceId, JCE_STR_LIT("dev-ok")));
     CHECK_EQ_INT(r.idleTimeout, 20 * 150 / 100 + 1);
@@ -274,9 +275,11 @@ TEST(hello_bad_tokens) {
         const char *tok;
         int ret;
     } cases[] = {
-        {mint(APP, "d1", time(NULL) + 60, "wrong-secret"), herald_ERR_BAD_TOKEN},
+        {mint(APP, "d1", time(NULL) + 60, "wrong-secret"),
+         herald_ERR_BAD_TOKEN},
         {mint(APP, "d1", time(NULL) - 1, SECRET), herald_ERR_TOKEN_EXPIRED},
-        {mint("nosuchapp", "d1", time(NULL) + 60, SECRET), herald_ERR_BAD_TOKEN},
+        {mint("nosuchapp", "d1", time(NULL) + 60, SECRET),
+         herald_ERR_BAD_TOKEN},
         {"not-a-token", herald_ERR_BAD_TOKEN},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -291,8 +294,8 @@ static char *mint_iat(const char *dev, int64_t iat, int64_t expiry) {
     static char tok[4][TOKEN_MAX];
     static int i;
     char *t = tok[i++ % 4];
-    if (token_mint(t, TOKEN_MAX, APP, dev, iat, expiry,
-                   (const uint8_t *)SECRET, strlen(SECRET)) < 0)
+    if (token_mint(t, TOKEN_MAX, APP, dev, iat, expiry, (const uint8_t *)SECRET,
+                   strlen(SECRET)) < 0)
         return NULL;
     return t;
 }
@@ -307,16 +310,21 @@ TEST(hello_token_lifetime_limit) {
         int ret;
     } cases[] = {
         {mint_iat("life-ok", now, now + 30 * day), 0},
-        {mint_iat("life-long", now, now + 30 * day + 60), herald_ERR_TOKEN_TOO_LONG},
-        {mint_iat("life-100y", now, now + 100 * 365 * day), herald_ERR_TOKEN_TOO_LONG},
+        {mint_iat("life-long", now, now + 30 * day + 60),
+         herald_ERR_TOKEN_TOO_LONG},
+        {mint_iat("life-100y", now, now + 100 * 365 * day),
+         herald_ERR_TOKEN_TOO_LONG},
         {mint_iat("life-max", now, INT64_MAX), herald_ERR_TOKEN_TOO_LONG},
         /* old form: counted from now */
         {mint_iat("life-old", TOKEN_NO_IAT, now + 3600), 0},
-        {mint_iat("life-old-max", TOKEN_NO_IAT, INT64_MAX), herald_ERR_TOKEN_TOO_LONG},
+        {mint_iat("life-old-max", TOKEN_NO_IAT, INT64_MAX),
+         herald_ERR_TOKEN_TOO_LONG},
         /* issued 29 days ago for 31: over the maximum though 2 days remain */
-        {mint_iat("life-old-iat", now - 29 * day, now + 2 * day), herald_ERR_TOKEN_TOO_LONG},
+        {mint_iat("life-old-iat", now - 29 * day, now + 2 * day),
+         herald_ERR_TOKEN_TOO_LONG},
         /* forged and too long: the forgery is what is reported */
-        {mint(APP, "life-forged", INT64_MAX, "wrong-secret"), herald_ERR_BAD_TOKEN},
+        {mint(APP, "life-forged", INT64_MAX, "wrong-secret"),
+         herald_ERR_BAD_TOKEN},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         CHECK(cases[i].tok != NULL);
@@ -328,8 +336,8 @@ TEST(hello_token_lifetime_limit) {
     /* The maximum changes live (a reload): a 2-day token is then too long. */
     gw_set_token_max_ttl(G, day);
     int fd = cl_connect(G);
-    int ret = cl_hello(fd, mint_iat("life-live", now, now + 2 * day), 60, NULL,
-                       NULL);
+    int ret =
+        cl_hello(fd, mint_iat("life-live", now, now + 2 * day), 60, NULL, NULL);
     close(fd);
     gw_set_token_max_ttl(G, 30 * day);
     CHECK_EQ_INT(ret, herald_ERR_TOKEN_TOO_LONG);
@@ -342,7 +350,8 @@ TEST(revoked_device_kicked_and_refused) {
     int64_t now = (int64_t)time(NULL);
     int old = cl_connect(G);
     CHECK_EQ_INT(cl_hello(old, mint_iat(REVOKED_DEV, now - 10, now + 600), 60,
-                          NULL, NULL), 0);
+                          NULL, NULL),
+                 0);
     revoked_before = now;
     CHECK_EQ_INT(gw_revoke_device(G, APP, REVOKED_DEV, now), 1);
     CHECK(cl_expect_kick(old, herald_ERR_TOKEN_REVOKED));
@@ -359,8 +368,9 @@ TEST(revoked_device_kicked_and_refused) {
         close(fd);
     }
     int fresh = cl_connect(G);
-    CHECK_EQ_INT(cl_hello(fresh, mint_iat(REVOKED_DEV, now, now + 600), 60,
-                          NULL, NULL), 0);
+    CHECK_EQ_INT(
+        cl_hello(fresh, mint_iat(REVOKED_DEV, now, now + 600), 60, NULL, NULL),
+        0);
     CHECK_EQ_INT(gw_revoke_device(G, APP, REVOKED_DEV, now), 1);
     CHECK_EQ_INT(gw_revoke_device(G, APP, "nobody", now), 0);
     /* Still served: a heartbeat is answered. */
@@ -432,8 +442,7 @@ TEST(device_command_rate_limit) {
     uint8_t buf[256];
     herald_Package pk;
     int served = 0, limited = 0;
-    for (int i = 0; i < 60; i++)
-        CHECK(cl_send_pkg(fd, 77, 100 + i, NULL) == 0);
+    for (int i = 0; i < 60; i++) CHECK(cl_send_pkg(fd, 77, 100 + i, NULL) == 0);
     for (int i = 0; i < 60; i++) {
         CHECK(cl_recv_pkg(fd, buf, sizeof buf, &pk) == 0);
         if (pk.ret == herald_ERR_UNKNOWN_CMD)
@@ -483,8 +492,11 @@ static bool cl_ack(int fd, int64_t inbox, int64_t bcast, herald_AckRsp *rsp) {
 TEST(ack_reaches_service) {
     int fd = cl_login(G, "dev-ack");
     CHECK(fd >= 0);
-    gw_msg_t m = {.msg_id = "m-42", .seq = 42, .payload = (const uint8_t *)"x",
-                  .payload_len = 1, .need_ack = true};
+    gw_msg_t m = {.msg_id = "m-42",
+                  .seq = 42,
+                  .payload = (const uint8_t *)"x",
+                  .payload_len = 1,
+                  .need_ack = true};
     CHECK_EQ_INT(gw_push_device(G, APP, "dev-ack", &m), 1);
     CHECK(recv_push(fd, "m-42", "x"));
     int before = n_acks;
@@ -503,8 +515,11 @@ TEST(ack_reaches_service) {
 TEST(ack_cursor_clamped_to_what_was_sent) {
     int fd = cl_login(G, "dev-ack-max");
     CHECK(fd >= 0);
-    gw_msg_t m = {.msg_id = "m-5", .seq = 5, .payload = (const uint8_t *)"x",
-                  .payload_len = 1, .need_ack = true};
+    gw_msg_t m = {.msg_id = "m-5",
+                  .seq = 5,
+                  .payload = (const uint8_t *)"x",
+                  .payload_len = 1,
+                  .need_ack = true};
     CHECK_EQ_INT(gw_push_device(G, APP, "dev-ack-max", &m), 1);
     CHECK(recv_push(fd, "m-5", "x"));
     herald_AckRsp r;
@@ -515,8 +530,11 @@ TEST(ack_cursor_clamped_to_what_was_sent) {
     /* A lower ack does not move the recorded cursor back. */
     CHECK(cl_ack(fd, 3, 0, &r));
     CHECK_EQ_INT(r.inboxSeq, 5);
-    m = (gw_msg_t){.msg_id = "m-b7", .seq = 7, .timeline = 1,
-                   .payload = (const uint8_t *)"y", .payload_len = 1,
+    m = (gw_msg_t){.msg_id = "m-b7",
+                   .seq = 7,
+                   .timeline = 1,
+                   .payload = (const uint8_t *)"y",
+                   .payload_len = 1,
                    .need_ack = true};
     CHECK_EQ_INT(gw_push_device(G, APP, "dev-ack-max", &m), 1);
     CHECK(recv_push(fd, "m-b7", "y"));
@@ -589,8 +607,8 @@ TEST(duplicate_login_kicks_first) {
     CHECK(b >= 0);
     CHECK(cl_expect_kick(a, herald_ERR_DUPLICATE_LOGIN));
     /* the second one is the device now */
-    gw_msg_t m = {.msg_id = "m-dup", .payload = (const uint8_t *)"x",
-                  .payload_len = 1};
+    gw_msg_t m = {
+        .msg_id = "m-dup", .payload = (const uint8_t *)"x", .payload_len = 1};
     CHECK_EQ_INT(gw_push_device(G, APP, "dev-dup", &m), 1);
     uint8_t buf[512];
     herald_Package pk;
@@ -620,8 +638,11 @@ static bool recv_push(int fd, const char *msg_id, const char *payload) {
 TEST(push_to_device) {
     int fd = cl_login(G, "dev-push");
     CHECK(fd >= 0);
-    gw_msg_t m = {.msg_id = "m-1", .seq = 12, .payload = (const uint8_t *)"hello",
-                  .payload_len = 5, .need_ack = true};
+    gw_msg_t m = {.msg_id = "m-1",
+                  .seq = 12,
+                  .payload = (const uint8_t *)"hello",
+                  .payload_len = 5,
+                  .need_ack = true};
     CHECK_EQ_INT(gw_push_device(G, APP, "dev-push", &m), 1);
     CHECK_EQ_INT(gw_push_device(G, APP, "nobody", &m), 0);
     CHECK_EQ_INT(gw_push_device(G, "noapp", "dev-push", &m), 0);
@@ -638,11 +659,14 @@ TEST(broadcast_to_100) {
         fds[i] = cl_login(G, dev);
         CHECK(fds[i] >= 0);
     }
-    gw_msg_t m = {.msg_id = "m-all", .timeline = 2,
-                  .payload = (const uint8_t *)"to everyone", .payload_len = 11};
+    gw_msg_t m = {.msg_id = "m-all",
+                  .timeline = 2,
+                  .payload = (const uint8_t *)"to everyone",
+                  .payload_len = 11};
     CHECK(gw_push_online(G, APP, &m) >= NBCAST);
     int got = 0;
-    for (int i = 0; i < NBCAST; i++) got += recv_push(fds[i], "m-all", "to everyone");
+    for (int i = 0; i < NBCAST; i++)
+        got += recv_push(fds[i], "m-all", "to everyone");
     CHECK_EQ_INT(got, NBCAST);
     for (int i = 0; i < NBCAST; i++) close(fds[i]);
     CHECK_EQ_INT(gw_push_online(G, "noapp", &m), 0);
@@ -658,7 +682,8 @@ TEST(heartbeat_timeout_closes) {
     clock_gettime(CLOCK_MONOTONIC, &t0);
     CHECK(cl_expect_kick(fd, herald_ERR_HEARTBEAT_TIMEOUT));
     clock_gettime(CLOCK_MONOTONIC, &t1);
-    double s = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
+    double s =
+        (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
     CHECK(s > 1.5 && s < 4.0); /* 2 s, plus slack for a loaded CI box */
     close(fd);
 }
@@ -693,8 +718,8 @@ TEST(conn_struct_is_lean) {
 static int slow_reader(const char *dev, gw_msg_t *m) {
     static uint8_t big[4000];
     memset(big, 'z', sizeof big);
-    *m = (gw_msg_t){.msg_id = "m-big", .payload = big,
-                    .payload_len = sizeof big};
+    *m = (gw_msg_t){
+        .msg_id = "m-big", .payload = big, .payload_len = sizeof big};
     int fd = cl_login(G, dev);
     int small = 4096;
     if (fd >= 0) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
@@ -709,7 +734,8 @@ TEST(slow_consumer_cut) {
     gw_stats(G, &s0);
     /* The client reads nothing: kernel buffers fill, then max_pending. */
     int pushed = 0;
-    for (int i = 0; i < 5000 && gw_push_device(G, APP, "dev-slow", &m) == 1; i++)
+    for (int i = 0; i < 5000 && gw_push_device(G, APP, "dev-slow", &m) == 1;
+         i++)
         pushed++;
     long queued_max = 0;
     for (int i = 0; i < 300; i++) {
@@ -801,7 +827,8 @@ TEST(backlog_paced_by_mark_not_cut) {
      * test gateway's short idle timeout): the first mark fires, ok. */
     int big = 1 << 20;
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
-    for (int i = 0; i < 400 && n_drained < d0 + 2; i++) (void)cl_drain(fd, 65536);
+    for (int i = 0; i < 400 && n_drained < d0 + 2; i++)
+        (void)cl_drain(fd, 65536);
     CHECK(drained_by(d0 + 2, 2000));
     CHECK_EQ_INT(last_drained, 41);
     CHECK(last_drained_ok);
@@ -973,8 +1000,8 @@ TEST(ws_jce_binary_fragmented) {
     size_t h1 = ws_frame_header_masked(fr, WS_OP_BINARY, false, 3, MASK);
     memcpy(fr + h1, o.buf, 3);
     ws_mask(fr + h1, 3, MASK, 0);
-    size_t h2 = ws_frame_header_masked(fr + h1 + 3, WS_OP_CONT, true,
-                                       o.len - 3, MASK);
+    size_t h2 =
+        ws_frame_header_masked(fr + h1 + 3, WS_OP_CONT, true, o.len - 3, MASK);
     memcpy(fr + h1 + 3 + h2, o.buf + 3, o.len - 3);
     ws_mask(fr + h1 + 3 + h2, o.len - 3, MASK, 0);
     CHECK(cl_write(fd, fr, h1 + 3 + h2 + o.len - 3) == 0);
@@ -990,8 +1017,8 @@ TEST(ws_jce_binary_fragmented) {
     CHECK_EQ_INT(pk.ret, 0);
 
     /* a push arrives as a binary Package too */
-    gw_msg_t m = {.msg_id = "j-1", .payload = (const uint8_t *)"bin",
-                  .payload_len = 3};
+    gw_msg_t m = {
+        .msg_id = "j-1", .payload = (const uint8_t *)"bin", .payload_len = 3};
     CHECK_EQ_INT(gw_push_device(G, APP, "web-jce", &m), 1);
     n = ws_recv(fd, &op, msg, sizeof msg);
     CHECK(n > 0);
@@ -1010,13 +1037,14 @@ TEST(ws_jce_binary_fragmented) {
 TEST(ws_json_session) {
     char head[2048], msg[1024];
     int st, op;
-    int fd = ws_open(G, mint(APP, "web-1", time(NULL) + 60, SECRET), &st,
-                     head, sizeof head);
+    int fd = ws_open(G, mint(APP, "web-1", time(NULL) + 60, SECRET), &st, head,
+                     sizeof head);
     CHECK_EQ_INT(st, 101);
     CHECK(strstr(head, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=") != NULL);
     CHECK(ws_recv(fd, &op, msg, sizeof msg) > 0);
     CHECK_EQ_INT(op, WS_OP_TEXT);
-    CHECK(strstr(msg, "\"cmd\":\"hello\"") && strstr(msg, "\"deviceId\":\"web-1\""));
+    CHECK(strstr(msg, "\"cmd\":\"hello\"") &&
+          strstr(msg, "\"deviceId\":\"web-1\""));
 
     const char *hb = "{\"cmd\":\"heartbeat\",\"interval\":30,\"reqId\":4}";
     CHECK(ws_send(fd, WS_OP_TEXT, hb, strlen(hb), true) == 0);
@@ -1033,14 +1061,18 @@ TEST(ws_json_session) {
     CHECK_EQ_INT(ws_recv(fd, &op, msg, sizeof msg), 2);
     CHECK_EQ_INT(op, WS_OP_PONG);
 
-    gw_msg_t m = {.msg_id = "w-1", .seq = 3, .payload = (const uint8_t *)"hi \xc3\xa9",
-                  .payload_len = 5, .need_ack = true};
+    gw_msg_t m = {.msg_id = "w-1",
+                  .seq = 3,
+                  .payload = (const uint8_t *)"hi \xc3\xa9",
+                  .payload_len = 5,
+                  .need_ack = true};
     CHECK_EQ_INT(gw_push_device(G, APP, "web-1", &m), 1);
     CHECK(ws_recv(fd, &op, msg, sizeof msg) > 0);
     CHECK(strstr(msg, "\"cmd\":\"push\"") && strstr(msg, "\"msgId\":\"w-1\""));
     CHECK(strstr(msg, "\"payload\":\"hi \xc3\xa9\"") != NULL);
 
-    gw_msg_t mb = {.msg_id = "w-2", .payload = (const uint8_t *)"\xff\x00",
+    gw_msg_t mb = {.msg_id = "w-2",
+                   .payload = (const uint8_t *)"\xff\x00",
                    .payload_len = 2};
     CHECK_EQ_INT(gw_push_device(G, APP, "web-1", &mb), 1);
     CHECK(ws_recv(fd, &op, msg, sizeof msg) > 0);
@@ -1155,7 +1187,8 @@ static int yyb_post(const char *auth, const uint8_t *body, size_t len,
     static char resp[16384];
     size_t got = 0;
     ssize_t r;
-    while (got < sizeof resp && (r = recv(fd, resp + got, sizeof resp - got, 0)) > 0)
+    while (got < sizeof resp &&
+           (r = recv(fd, resp + got, sizeof resp - got, 0)) > 0)
         got += (size_t)r;
     close(fd);
     char *end = memmem(resp, got, "\r\n\r\n", 4);
@@ -1314,7 +1347,8 @@ static bool refused_from(gw_t *gw, const char *src, int reason, int retry) {
     jce_out_t o;
     jce_out_init(&o, JCE_POLICY_CPP);
     herald_HelloReq_encode(&q, &o);
-    bool ok = cl_preface(fd, 1) == 0 && cl_send_pkg(fd, herald_CMD_HELLO, 7, &o) == 0;
+    bool ok =
+        cl_preface(fd, 1) == 0 && cl_send_pkg(fd, herald_CMD_HELLO, 7, &o) == 0;
     jce_out_free(&o);
     uint8_t buf[512];
     herald_Package pk;
@@ -1336,8 +1370,8 @@ static bool refused_from(gw_t *gw, const char *src, int reason, int retry) {
 static bool ws_refused(gw_t *gw, int status, int code) {
     char head[1024], body[256] = {0}, want[32];
     int st;
-    int fd = ws_open(gw, mint(APP, "ip-ws", time(NULL) + 60, SECRET), &st,
-                     head, sizeof head);
+    int fd = ws_open(gw, mint(APP, "ip-ws", time(NULL) + 60, SECRET), &st, head,
+                     sizeof head);
     snprintf(want, sizeof want, "\"code\":%d", code);
     bool ok = st == status && strstr(head, "Retry-After: ") != NULL &&
               recv(fd, body, sizeof body - 1, 0) > 0 && strstr(body, want);
@@ -1407,7 +1441,8 @@ TEST(mailbox_bounded) {
     gw_t *gw = gw_new(&c, &svc);
     CHECK(gw != NULL);
     gw_item_t push = {.kind = GW_I_PUSH_ONE}, kick = {.kind = GW_I_KICK};
-    for (int i = 0; i < GW_MAILBOX_MAX; i++) CHECK_EQ_INT(gw_mail(gw, 0, &push), 0);
+    for (int i = 0; i < GW_MAILBOX_MAX; i++)
+        CHECK_EQ_INT(gw_mail(gw, 0, &push), 0);
     CHECK_EQ_INT(gw_mail(gw, 0, &push), -ENOBUFS);
     CHECK_EQ_INT(gw_mail(gw, 0, &kick), 0);
     gw_stats_t s;

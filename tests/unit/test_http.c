@@ -34,7 +34,8 @@ static int parse_all_ways(const char *s, http_req_t *out) {
         if (rc2 != rc) return 200 + rc2;
         if (rc == HTTP_DONE &&
             (b.head_len != out->head_len || b.nheaders != out->nheaders ||
-             memcmp(b.headers, out->headers, sizeof b.headers[0] * b.nheaders) ||
+             memcmp(b.headers, out->headers,
+                    sizeof b.headers[0] * b.nheaders) ||
              memcmp(&b.target, &out->target, sizeof b.target)))
             return 300;
     }
@@ -48,16 +49,15 @@ static int parse_all_ways(const char *s, http_req_t *out) {
 #define SPAN_IS(buf, sp, lit) \
     ((sp).len == strlen(lit) && memcmp((buf) + (sp).off, (lit), (sp).len) == 0)
 
-static const char WS_REQ[] =
-    "GET /v1/ws?token=demo.dev.1.abc&x=1 HTTP/1.1\r\n"
-    "Host: 127.0.0.1:7100\r\n"
-    "Upgrade: websocket\r\n"
-    "Connection: keep-alive, Upgrade\r\n"
-    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-    "Sec-WebSocket-Version: 13\r\n"
-    "X-Empty:\r\n"
-    "X-Spaces: \t padded value \t \r\n"
-    "\r\n";
+static const char WS_REQ[] = "GET /v1/ws?token=demo.dev.1.abc&x=1 HTTP/1.1\r\n"
+                             "Host: 127.0.0.1:7100\r\n"
+                             "Upgrade: websocket\r\n"
+                             "Connection: keep-alive, Upgrade\r\n"
+                             "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                             "Sec-WebSocket-Version: 13\r\n"
+                             "X-Empty:\r\n"
+                             "X-Spaces: \t padded value \t \r\n"
+                             "\r\n";
 
 TEST(http_websocket_upgrade_request) {
     http_req_t r;
@@ -87,7 +87,8 @@ TEST(http_websocket_upgrade_request) {
 }
 
 TEST(http_bare_lf_and_leading_empty_lines) {
-    const char *s = "\r\n\nPOST /v1/yyb HTTP/1.0\nContent-Length: 12\n\nYYBbody";
+    const char *s =
+        "\r\n\nPOST /v1/yyb HTTP/1.0\nContent-Length: 12\n\nYYBbody";
     http_req_t r;
     CHECK_EQ_INT(parse_all_ways(s, &r), HTTP_DONE);
     CHECK_EQ_INT(r.method, HTTP_M_POST);
@@ -103,7 +104,10 @@ TEST(http_bare_lf_and_leading_empty_lines) {
 }
 
 TEST(http_methods_and_versions) {
-    static const struct { const char *s; int m, v; } ok[] = {
+    static const struct {
+        const char *s;
+        int m, v;
+    } ok[] = {
         {"GET / HTTP/1.1\r\n\r\n", HTTP_M_GET, 11},
         {"HEAD / HTTP/1.1\r\n\r\n", HTTP_M_HEAD, 11},
         {"PUT / HTTP/1.1\r\n\r\n", HTTP_M_PUT, 11},
@@ -125,7 +129,10 @@ TEST(http_methods_and_versions) {
 
 /* Every error path, each with its status class. */
 TEST(http_rejects) {
-    static const struct { const char *s; int err, status; } bad[] = {
+    static const struct {
+        const char *s;
+        int err, status;
+    } bad[] = {
         {" GET / HTTP/1.1\r\n\r\n", HTTP_ERR_SYNTAX, 400},
         {"\rGET / HTTP/1.1\r\n\r\n", HTTP_ERR_BARE_CR, 400},
         {"G(T / HTTP/1.1\r\n\r\n", HTTP_ERR_SYNTAX, 400},
@@ -134,7 +141,7 @@ TEST(http_rejects) {
         {"GET /a#frag HTTP/1.1\r\n\r\n", HTTP_ERR_TARGET, 400},
         {"GET /\xc3\xa9 HTTP/1.1\r\n\r\n", HTTP_ERR_TARGET, 400},
         {"GET \x7f HTTP/1.1\r\n\r\n", HTTP_ERR_TARGET, 400},
-        {"GET /\r\n\r\n", HTTP_ERR_SYNTAX, 400},       /* HTTP/0.9 */
+        {"GET /\r\n\r\n", HTTP_ERR_SYNTAX, 400}, /* HTTP/0.9 */
         {"GET / http/1.1\r\n\r\n", HTTP_ERR_SYNTAX, 400},
         {"GET / HTTP/1.1 \r\n\r\n", HTTP_ERR_SYNTAX, 400},
         {"GET / HTTP/x.1\r\n\r\n", HTTP_ERR_SYNTAX, 400},
@@ -153,7 +160,9 @@ TEST(http_rejects) {
         {"GET / HTTP/1.1\r\n: x\r\n\r\n", HTTP_ERR_HEADER_NAME, 400},
         {"GET / HTTP/1.1\r\nHo(st: x\r\n\r\n", HTTP_ERR_HEADER_NAME, 400},
         {"GET / HTTP/1.1\r\nHost\r\n\r\n", HTTP_ERR_HEADER_NAME, 400},
-        {"GET / HTTP/1.1\r\nX: a\x01" "b\r\n\r\n", HTTP_ERR_HEADER_VALUE, 400},
+        {"GET / HTTP/1.1\r\nX: a\x01"
+         "b\r\n\r\n",
+         HTTP_ERR_HEADER_VALUE, 400},
         {"GET / HTTP/1.1\r\nX: \x7f\r\n\r\n", HTTP_ERR_HEADER_VALUE, 400},
         {"GET / HTTP/1.1\r\nX: a\x7f\r\n\r\n", HTTP_ERR_HEADER_VALUE, 400},
         {"ABCDEFGHIJKLMNOPQ / HTTP/1.1\r\n\r\n", HTTP_ERR_METHOD, 501},
@@ -290,10 +299,15 @@ TEST(http_query_param_decoding) {
 }
 
 TEST(http_content_length_rules) {
-    static const struct { const char *s; int rc; uint64_t v; } cases[] = {
+    static const struct {
+        const char *s;
+        int rc;
+        uint64_t v;
+    } cases[] = {
         {"POST / HTTP/1.1\r\n\r\n", 0, 0},
         {"POST / HTTP/1.1\r\nContent-Length: 0\r\n\r\n", 1, 0},
-        {"POST / HTTP/1.1\r\ncontent-length: 42\r\nCONTENT-LENGTH: 42\r\n\r\n", 1, 42},
+        {"POST / HTTP/1.1\r\ncontent-length: 42\r\nCONTENT-LENGTH: 42\r\n\r\n",
+         1, 42},
         {"POST / HTTP/1.1\r\nContent-Length: 42\r\nContent-Length: 43\r\n\r\n",
          HTTP_ERR_SYNTAX, 0},
         {"POST / HTTP/1.1\r\nContent-Length: 4 2\r\n\r\n", HTTP_ERR_SYNTAX, 0},
@@ -337,7 +351,8 @@ TEST(http_random_input_is_safe) {
             seed = seed * 1103515245 + 12345;
             buf[i] = alpha[(seed >> 16) % (sizeof alpha - 1)];
         }
-        if (iter % 3 == 0 && n > 5) memcpy(buf, "GET / HTTP/1.1\r\n", n < 16 ? n : 16);
+        if (iter % 3 == 0 && n > 5)
+            memcpy(buf, "GET / HTTP/1.1\r\n", n < 16 ? n : 16);
         http_req_t r;
         unsigned s2 = seed;
         int rc = feed(&r, buf, n, 0, &s2);

@@ -12,8 +12,7 @@
 /* ---- helpers ------------------------------------------------------------ */
 
 /* Parses "0a 0b | ff" into out (spaces and '|' ignored); returns the length. */
-static size_t unhex(const char *hex, uint8_t *out, size_t cap)
-{
+static size_t unhex(const char *hex, uint8_t *out, size_t cap) {
     size_t n = 0;
     while (*hex && n < cap) {
         if (*hex == ' ' || *hex == '|' || *hex == '\n') {
@@ -21,8 +20,7 @@ static size_t unhex(const char *hex, uint8_t *out, size_t cap)
             continue;
         }
         unsigned v;
-        if (sscanf(hex, "%2x", &v) != 1)
-            break;
+        if (sscanf(hex, "%2x", &v) != 1) break;
         out[n++] = (uint8_t)v;
         hex += 2;
     }
@@ -30,32 +28,30 @@ static size_t unhex(const char *hex, uint8_t *out, size_t cap)
 }
 
 /* A byte builder for frames that mix hex and ASCII. */
-typedef struct { uint8_t b[1024]; size_t n; } bld_t;
+typedef struct {
+    uint8_t b[1024];
+    size_t n;
+} bld_t;
 
-static void bhex(bld_t *b, const char *hex)
-{
+static void bhex(bld_t *b, const char *hex) {
     b->n += unhex(hex, b->b + b->n, sizeof b->b - b->n);
 }
 
-static void bstr(bld_t *b, const char *s)
-{
+static void bstr(bld_t *b, const char *s) {
     memcpy(b->b + b->n, s, strlen(s));
     b->n += strlen(s);
 }
 
 /* Heap copy of exactly n bytes, so ASan sees any read past the end. */
-static uint8_t *dup_exact(const uint8_t *p, size_t n)
-{
+static uint8_t *dup_exact(const uint8_t *p, size_t n) {
     uint8_t *q = malloc(n ? n : 1);
-    if (n)
-        memcpy(q, p, n);
+    if (n) memcpy(q, p, n);
     return q;
 }
 
 /* ---- §1.1 heads ---------------------------------------------------------- */
 
-TEST(head_tags_14_15_255)
-{
+TEST(head_tags_14_15_255) {
     jce_out_t o;
     jce_out_init(&o, JCE_POLICY_CPP);
     jce_put_int8(&o, 14, -128);
@@ -79,8 +75,7 @@ TEST(head_tags_14_15_255)
     jce_out_free(&o);
 }
 
-TEST(head_tag_256_is_sticky_error)
-{
+TEST(head_tag_256_is_sticky_error) {
     jce_out_t o;
     jce_out_init(&o, JCE_POLICY_CPP);
     jce_put_int32(&o, 1, 5);
@@ -98,10 +93,10 @@ TEST(head_tag_256_is_sticky_error)
 
 /* ---- §1.3 integers ------------------------------------------------------- */
 
-TEST(int_vectors)
-{
-    static const int64_t v[] = {0, -1, 127, 128, -129, 32767, 32768,
-                                2147483647, 2147483648LL, -2147483649LL};
+TEST(int_vectors) {
+    static const int64_t v[] = {
+        0,     -1,    127,        128,          -129,
+        32767, 32768, 2147483647, 2147483648LL, -2147483649LL};
     jce_out_t o;
     jce_out_init(&o, JCE_POLICY_CPP);
     for (unsigned i = 0; i < 10; i++) {
@@ -125,13 +120,13 @@ TEST(int_vectors)
     jce_out_free(&o);
 }
 
-TEST(int64_edges)
-{
+TEST(int64_edges) {
     jce_out_t o;
     jce_out_init(&o, JCE_POLICY_CPP);
     jce_put_int64(&o, 0, INT64_MIN);
     jce_put_int64(&o, 1, INT64_MAX);
-    CHECK_HEX(o.buf, o.len, "03 80 00 00 00 00 00 00 00 13 7f ff ff ff ff ff ff ff");
+    CHECK_HEX(o.buf, o.len,
+              "03 80 00 00 00 00 00 00 00 13 7f ff ff ff ff ff ff ff");
     jce_in_t in;
     int64_t a, b;
     jce_in_init(&in, o.buf, o.len, NULL);
@@ -141,8 +136,7 @@ TEST(int64_edges)
     jce_out_free(&o);
 }
 
-TEST(unsigned_and_bool_vectors)
-{
+TEST(unsigned_and_bool_vectors) {
     jce_out_t o;
     jce_out_init(&o, JCE_POLICY_CPP);
     jce_put_uint8(&o, 0, 200);
@@ -150,8 +144,9 @@ TEST(unsigned_and_bool_vectors)
     jce_put_uint32(&o, 2, 4294967295u);
     jce_put_bool(&o, 3, true);
     jce_put_bool(&o, 4, false);
-    CHECK_HEX(o.buf, o.len,
-              "01 00 c8 | 12 00 00 ff ff | 23 00 00 00 00 ff ff ff ff | 30 01 | 4c");
+    CHECK_HEX(
+        o.buf, o.len,
+        "01 00 c8 | 12 00 00 ff ff | 23 00 00 00 00 ff ff ff ff | 30 01 | 4c");
     jce_out_reset(&o);
     jce_put_bool(&o, 0, true);
     jce_put_bool(&o, 1, false);
@@ -161,15 +156,16 @@ TEST(unsigned_and_bool_vectors)
     uint16_t u16;
     uint32_t u32;
     bool t = false, f = true;
-    static const uint8_t buf[] = {0x01, 0x00, 0xc8, 0x12, 0x00, 0x00, 0xff, 0xff,
-                                  0x23, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff,
-                                  0x30, 0x05, 0x4c};
+    static const uint8_t buf[] = {0x01, 0x00, 0xc8, 0x12, 0x00, 0x00, 0xff,
+                                  0xff, 0x23, 0,    0,    0,    0,    0xff,
+                                  0xff, 0xff, 0xff, 0x30, 0x05, 0x4c};
     jce_in_t in;
     jce_in_init(&in, buf, sizeof buf, NULL);
     CHECK_EQ_INT(jce_get_uint8(&in, 0, true, &u8), 1);
     CHECK_EQ_INT(jce_get_uint16(&in, 1, true, &u16), 1);
     CHECK_EQ_INT(jce_get_uint32(&in, 2, true, &u32), 1);
-    CHECK_EQ_INT(jce_get_bool(&in, 3, true, &t), 1); /* 5: any non-zero is true */
+    CHECK_EQ_INT(jce_get_bool(&in, 3, true, &t),
+                 1); /* 5: any non-zero is true */
     CHECK_EQ_INT(jce_get_bool(&in, 4, true, &f), 1);
     CHECK_EQ_INT(u8, 200);
     CHECK_EQ_INT(u16, 65535);
@@ -180,8 +176,7 @@ TEST(unsigned_and_bool_vectors)
 
 /* ---- §1.4 float/double ---------------------------------------------------- */
 
-TEST(float_vectors_both_policies)
-{
+TEST(float_vectors_both_policies) {
     jce_out_t o;
     jce_out_init(&o, JCE_POLICY_CPP);
     jce_put_float(&o, 4, 1.5f);
@@ -215,16 +210,16 @@ TEST(float_vectors_both_policies)
     jce_out_free(&js);
 }
 
-TEST(double_roundtrip_and_float_widening)
-{
+TEST(double_roundtrip_and_float_widening) {
     jce_out_t o;
     jce_out_init(&o, JCE_POLICY_CPP);
     jce_put_double(&o, 0, 1.5);
     jce_put_double(&o, 1, -DBL_MAX);
     jce_put_float(&o, 2, 0.1f); /* read back as double: converted by value */
     jce_put_float(&o, 3, INFINITY);
-    CHECK_HEX(o.buf, o.len, "05 3f f8 00 00 00 00 00 00 | 15 ff ef ff ff ff ff ff ff |"
-                            "24 3d cc cc cd | 34 7f 80 00 00");
+    CHECK_HEX(o.buf, o.len,
+              "05 3f f8 00 00 00 00 00 00 | 15 ff ef ff ff ff ff ff ff |"
+              "24 3d cc cc cd | 34 7f 80 00 00");
     double a, b, c;
     float inf;
     jce_in_t in;
@@ -239,8 +234,7 @@ TEST(double_roundtrip_and_float_widening)
 
 /* ---- §1.5 strings ---------------------------------------------------------- */
 
-TEST(string_vectors)
-{
+TEST(string_vectors) {
     char big[300];
     memset(big, 'x', sizeof big);
     jce_out_t o;
@@ -274,27 +268,28 @@ TEST(string_vectors)
     jce_out_free(&o);
 }
 
-TEST(str_helpers)
-{
+TEST(str_helpers) {
     CHECK(jce_str_eq(jce_str_from(NULL), JCE_STR_LIT("")));
     CHECK(jce_str_eq(jce_str_from("ab"), JCE_STR_LIT("ab")));
     CHECK(!jce_str_eq(JCE_STR_LIT("ab"), JCE_STR_LIT("abc")));
     CHECK(jce_str_cmp(JCE_STR_LIT("10"), JCE_STR_LIT("2")) < 0);
     CHECK(jce_str_cmp(JCE_STR_LIT("ab"), JCE_STR_LIT("abc")) < 0);
     CHECK(jce_str_cmp(JCE_STR_LIT("b"), JCE_STR_LIT("a")) > 0);
-    CHECK(jce_str_cmp(JCE_STR_LIT("\xff"), JCE_STR_LIT("a")) > 0); /* unsigned */
+    CHECK(jce_str_cmp(JCE_STR_LIT("\xff"), JCE_STR_LIT("a")) >
+          0); /* unsigned */
     CHECK_EQ_INT(jce_str_cmp(JCE_STR_LIT(""), jce_str_from(NULL)), 0);
-    CHECK(strcmp(jce_strerror(JCE_ERR_REQUIRE), "require field not exist") == 0);
+    CHECK(strcmp(jce_strerror(JCE_ERR_REQUIRE), "require field not exist") ==
+          0);
     CHECK(jce_strerror(-1000) != NULL);
 }
 
 /* ---- §1.6 containers ------------------------------------------------------ */
 
-#define LINE_16 "09 0c | 18 0c | 2d 00 0c | 38 00 02 00 01 16 01 61 00 02 16 01 62 |" \
-                "49 00 02 06 01 61 06 02 62 63"
+#define LINE_16                                                           \
+    "09 0c | 18 0c | 2d 00 0c | 38 00 02 00 01 16 01 61 00 02 16 01 62 |" \
+    "49 00 02 06 01 61 06 02 62 63"
 
-TEST(containers_line)
-{
+TEST(containers_line) {
     jce_out_t o;
     jce_out_init(&o, JCE_POLICY_CPP);
     jce_put_list_begin(&o, 0, 0);
@@ -313,8 +308,7 @@ TEST(containers_line)
     jce_out_free(&o);
 }
 
-TEST(containers_line_decode)
-{
+TEST(containers_line_decode) {
     uint8_t buf[64];
     size_t len = unhex(LINE_16, buf, sizeof buf);
     jce_arena_t *a = jce_arena_new(0);
@@ -340,13 +334,15 @@ TEST(containers_line_decode)
     }
     jce_get_container_end(&in);
     CHECK(k[0] == 1 && k[1] == 2);
-    CHECK(jce_str_eq(v[0], JCE_STR_LIT("a")) && jce_str_eq(v[1], JCE_STR_LIT("b")));
+    CHECK(jce_str_eq(v[0], JCE_STR_LIT("a")) &&
+          jce_str_eq(v[1], JCE_STR_LIT("b")));
     CHECK_EQ_INT(jce_get_list_begin(&in, 4, true, &n), 1);
     CHECK_EQ_INT(n, 2);
     CHECK_EQ_INT(jce_get_str(&in, 0, true, &v[0]), 1);
     CHECK_EQ_INT(jce_get_str(&in, 0, true, &v[1]), 1);
     jce_get_container_end(&in);
-    CHECK(jce_str_eq(v[0], JCE_STR_LIT("a")) && jce_str_eq(v[1], JCE_STR_LIT("bc")));
+    CHECK(jce_str_eq(v[0], JCE_STR_LIT("a")) &&
+          jce_str_eq(v[1], JCE_STR_LIT("bc")));
     CHECK_EQ_INT(in.depth, 0);
     CHECK_EQ_INT(in.err, 0);
     CHECK_EQ_INT(jce_validate(buf, len, NULL), 0);
@@ -354,21 +350,21 @@ TEST(containers_line_decode)
 }
 
 /* struct P { 0 require int a; 1 optional string b; } written with all fields. */
-typedef struct { int32_t a; jce_str_t b; } p_t;
+typedef struct {
+    int32_t a;
+    jce_str_t b;
+} p_t;
 
-static void p_write(jce_out_t *o, unsigned tag, const p_t *p)
-{
+static void p_write(jce_out_t *o, unsigned tag, const p_t *p) {
     jce_put_struct_begin(o, tag);
     jce_put_int32(o, 0, p->a);
     jce_put_str(o, 1, p->b);
     jce_put_struct_end(o);
 }
 
-static int p_read(jce_in_t *in, unsigned tag, bool require, p_t *p)
-{
+static int p_read(jce_in_t *in, unsigned tag, bool require, p_t *p) {
     int r = jce_get_struct_begin(in, tag, require);
-    if (r <= 0)
-        return r;
+    if (r <= 0) return r;
     p->a = 0;
     p->b = JCE_STR_LIT("");
     jce_get_int32(in, 0, true, &p->a);
@@ -376,16 +372,15 @@ static int p_read(jce_in_t *in, unsigned tag, bool require, p_t *p)
     return jce_get_struct_end(in) < 0 ? in->err : 1;
 }
 
-#define NESTED_16                                          \
-    "09 00 02 0a 00 01 16 01 78 0b 0a 00 fe 16 00 0b"      \
-    "18 00 01 06 01 6b 1a 00 03 16 01 79 0b"               \
-    "fa 14 02 00 01 86 a0 16 01 7a 0b"                     \
-    "f9 15 00 01 0d 00 00 01 ab"                           \
-    "f0 16 ff"                                             \
+#define NESTED_16                                     \
+    "09 00 02 0a 00 01 16 01 78 0b 0a 00 fe 16 00 0b" \
+    "18 00 01 06 01 6b 1a 00 03 16 01 79 0b"          \
+    "fa 14 02 00 01 86 a0 16 01 7a 0b"                \
+    "f9 15 00 01 0d 00 00 01 ab"                      \
+    "f0 16 ff"                                        \
     "f3 17 80 00 00 00 00 00 00 00"
 
-TEST(nested_example)
-{
+TEST(nested_example) {
     static const uint8_t ab = 0xab;
     jce_out_t o;
     jce_out_init(&o, JCE_POLICY_CPP);
@@ -405,8 +400,7 @@ TEST(nested_example)
     jce_out_free(&o);
 }
 
-TEST(nested_example_decode)
-{
+TEST(nested_example_decode) {
     uint8_t buf[128];
     size_t len = unhex(NESTED_16, buf, sizeof buf);
     jce_arena_t *a = jce_arena_new(0);
@@ -447,13 +441,12 @@ TEST(nested_example_decode)
 
 /* ---- §1.7 structs --------------------------------------------------------- */
 
-#define SEVEN_17                                                        \
-    "01 01 2c | 16 03 61 62 63 | 2d 00 00 03 01 02 03 |"                \
-    "39 00 03 00 01 00 ff 01 03 e8 | 48 00 01 06 01 6b 10 07 |"         \
+#define SEVEN_17                                                \
+    "01 01 2c | 16 03 61 62 63 | 2d 00 00 03 01 02 03 |"        \
+    "39 00 03 00 01 00 ff 01 03 e8 | 48 00 01 06 01 6b 10 07 |" \
     "53 00 00 00 01 00 00 00 00 | 65 3f f8 00 00 00 00 00 00"
 
-static void seven_encode(jce_out_t *o)
-{
+static void seven_encode(jce_out_t *o) {
     static const uint8_t blob[] = {1, 2, 3};
     jce_put_int32(o, 0, 300);
     jce_put_string(o, 1, "abc", 3);
@@ -482,8 +475,7 @@ typedef struct {
 } seven_t;
 
 /* Reads the body; returns in->err (0 when all is well). */
-static int seven_decode(jce_in_t *in, seven_t *s)
-{
+static int seven_decode(jce_in_t *in, seven_t *s) {
     uint32_t n;
     memset(s, 0, sizeof *s);
     jce_get_int32(in, 0, true, &s->id);
@@ -508,8 +500,7 @@ static int seven_decode(jce_in_t *in, seven_t *s)
     return in->err;
 }
 
-static int seven_check(const seven_t *s)
-{
+static int seven_check(const seven_t *s) {
     return s->id == 300 && jce_str_eq(s->name, JCE_STR_LIT("abc")) &&
            s->blob.len == 3 && s->blob.data[2] == 3 && s->nli == 3 &&
            s->li[0] == 1 && s->li[1] == -1 && s->li[2] == 1000 &&
@@ -517,8 +508,7 @@ static int seven_check(const seven_t *s)
            s->big == (1LL << 32) && s->d == 1.5;
 }
 
-TEST(seven_field_struct)
-{
+TEST(seven_field_struct) {
     jce_out_t o;
     jce_out_init(&o, JCE_POLICY_CPP);
     seven_encode(&o);
@@ -551,8 +541,7 @@ TEST(seven_field_struct)
 
 /* TestInfo{1 require int ii=34; 2 optional string s="abc";}
  * TestInfo2{1 require TestInfo t; 2 require int a=12345;} at defaults. */
-static void testinfo2_encode(jce_out_t *o)
-{
+static void testinfo2_encode(jce_out_t *o) {
     jce_put_struct_begin(o, 1);
     jce_put_int32(o, 1, 34);
     if (o->policy == JCE_POLICY_JS) /* C++ omits s: it equals its default */
@@ -561,8 +550,7 @@ static void testinfo2_encode(jce_out_t *o)
     jce_put_int32(o, 2, 12345);
 }
 
-TEST(testinfo_js_and_cpp)
-{
+TEST(testinfo_js_and_cpp) {
     jce_out_t js, cpp;
     jce_out_init(&js, JCE_POLICY_JS);
     jce_out_init(&cpp, JCE_POLICY_CPP);
@@ -591,14 +579,12 @@ TEST(testinfo_js_and_cpp)
 
 /* ---- encoder buffer ------------------------------------------------------- */
 
-TEST(out_growth_raw_reserve_take)
-{
+TEST(out_growth_raw_reserve_take) {
     jce_out_t o;
     jce_out_init(&o, JCE_POLICY_CPP);
     size_t off = jce_out_reserve(&o, 4);
     CHECK_EQ_INT(off, 0);
-    for (int i = 0; i < 10000; i++)
-        jce_put_int32(&o, 1, 100000 + i);
+    for (int i = 0; i < 10000; i++) jce_put_int32(&o, 1, 100000 + i);
     CHECK_EQ_INT(o.err, 0);
     CHECK_EQ_INT(o.len, 4 + 10000 * 5);
     CHECK(o.cap >= o.len);
@@ -629,16 +615,14 @@ TEST(out_growth_raw_reserve_take)
 
 /* ---- §2.5 frames are plain JCE -------------------------------------------- */
 
-static void servant(bld_t *b)
-{
+static void servant(bld_t *b) {
     bhex(b, "56 19");
     bstr(b, "Test.HelloServer.HelloObj");
     bhex(b, "66 09");
     bstr(b, "testHello");
 }
 
-TEST(rpc_frames_validate)
-{
+TEST(rpc_frames_validate) {
     bld_t req = {.n = 0};
     bhex(&req, "00 00 00 42 10 01 2c 3c 40 0b");
     servant(&req);
@@ -676,9 +660,11 @@ TEST(rpc_frames_validate)
     jce_arena_free(a);
 
     static const char *const responses[] = {
-        "10 01 2c 30 0b 4c 5c 6d 00 00 14 0c 36 06 68 69 20 61 62 63 4a 00 0e 16"
+        "10 01 2c 30 0b 4c 5c 6d 00 00 14 0c 36 06 68 69 20 61 62 63 4a 00 0e "
+        "16"
         "03 41 42 43 20 05 0b 78 0c 86 00 98 0c",
-        "10 01 2c 30 02 4c 5c 6d 00 00 12 0c 36 06 68 69 20 61 62 63 4a 00 0e 16"
+        "10 01 2c 30 02 4c 5c 6d 00 00 12 0c 36 06 68 69 20 61 62 63 4a 00 0e "
+        "16"
         "03 41 42 43 0b 78 0c",
         "10 01 2c 30 0c 4c 50 fd 6d 00 0c 78 0c 86 00 98 0c",
         "10 01 2c 30 0d 4c 5c 6d 00 00 01 0c 78 0c 86 00 98 0c",
@@ -708,8 +694,7 @@ TEST(rpc_frames_validate)
 
 /* ---- decoder: scanning ---------------------------------------------------- */
 
-TEST(skip_unknown_and_lower_tags)
-{
+TEST(skip_unknown_and_lower_tags) {
     /* 0 int, 1 string, 2 struct{list, map, struct}, 3 bytes, 4 double,
      * 5 int: a reader that only wants 5 skips the rest. */
     jce_out_t o;
@@ -744,7 +729,7 @@ TEST(skip_unknown_and_lower_tags)
     jce_put_int32(&o, 5, 5);
     jce_in_init(&in, o.buf, o.len, NULL);
     CHECK_EQ_INT(jce_get_int32(&in, 3, false, &v), 0);
-    CHECK_EQ_INT(v, -5); /* untouched */
+    CHECK_EQ_INT(v, -5);      /* untouched */
     CHECK(in.p == o.buf + 2); /* tag 5 is left for the next read */
     CHECK_EQ_INT(jce_get_int32(&in, 5, false, &v), 1);
     CHECK_EQ_INT(v, 5);
@@ -753,8 +738,7 @@ TEST(skip_unknown_and_lower_tags)
     jce_out_free(&o);
 }
 
-TEST(nested_struct_skips_unknown_fields_to_end)
-{
+TEST(nested_struct_skips_unknown_fields_to_end) {
     /* struct @0 { 0 int; 1 string; 2 struct; 3 list } then int @1:
      * a reader knowing only field 0 of the inner struct still finds @1. */
     static const char *hex =
@@ -792,15 +776,14 @@ TEST(nested_struct_skips_unknown_fields_to_end)
     CHECK_EQ_INT(in.err, 0);
 }
 
-TEST(widening_and_mismatch)
-{
+TEST(widening_and_mismatch) {
     jce_out_t o;
     jce_out_init(&o, JCE_POLICY_CPP);
     jce_put_int32(&o, 0, 100000); /* Int32 */
     jce_put_int16(&o, 1, 300);    /* Short */
     jce_put_double(&o, 2, 2.5);   /* Double */
     jce_put_string(&o, 3, "s", 1);
-    jce_put_int8(&o, 4, 5);       /* Char */
+    jce_put_int8(&o, 4, 5); /* Char */
     jce_put_float(&o, 5, 1.0f);
 
     int64_t i64;
@@ -816,19 +799,19 @@ TEST(widening_and_mismatch)
     CHECK_EQ_INT(jce_get_int32(&in, 1, true, &i32), 1);
     CHECK_EQ_INT(i32, 300);
 
-#define MISMATCH(call, pos)                                               \
-    do {                                                                  \
-        jce_in_init(&in, o.buf, o.len, NULL);                             \
-        CHECK_EQ_INT(call, JCE_ERR_TYPE);                                 \
-        CHECK_EQ_INT(in.err, JCE_ERR_TYPE);                               \
-        CHECK_EQ_INT(in.err_pos, pos);                                    \
+#define MISMATCH(call, pos)                   \
+    do {                                      \
+        jce_in_init(&in, o.buf, o.len, NULL); \
+        CHECK_EQ_INT(call, JCE_ERR_TYPE);     \
+        CHECK_EQ_INT(in.err, JCE_ERR_TYPE);   \
+        CHECK_EQ_INT(in.err_pos, pos);        \
     } while (0)
-    MISMATCH(jce_get_int16(&in, 0, true, &i16), 0);     /* Int32 into short */
-    MISMATCH(jce_get_int8(&in, 1, true, &i8), 5);       /* Short into byte */
-    MISMATCH(jce_get_float(&in, 2, true, &f), 8);       /* Double into float */
-    MISMATCH(jce_get_int32(&in, 3, true, &i32), 17);    /* string into int */
-    MISMATCH(jce_get_str(&in, 4, true, &s), 20);        /* Char into string */
-    MISMATCH(jce_get_int32(&in, 5, true, &i32), 22);    /* Float into int */
+    MISMATCH(jce_get_int16(&in, 0, true, &i16), 0);  /* Int32 into short */
+    MISMATCH(jce_get_int8(&in, 1, true, &i8), 5);    /* Short into byte */
+    MISMATCH(jce_get_float(&in, 2, true, &f), 8);    /* Double into float */
+    MISMATCH(jce_get_int32(&in, 3, true, &i32), 17); /* string into int */
+    MISMATCH(jce_get_str(&in, 4, true, &s), 20);     /* Char into string */
+    MISMATCH(jce_get_int32(&in, 5, true, &i32), 22); /* Float into int */
     MISMATCH(jce_get_list_begin(&in, 4, true, &(uint32_t){0}), 20);
     MISMATCH(jce_get_struct_begin(&in, 3, true), 17);
     MISMATCH(jce_get_bytes(&in, 3, true, &(jce_bytes_t){0}), 17);
@@ -848,10 +831,10 @@ TEST(widening_and_mismatch)
     jce_out_free(&o);
 }
 
-TEST(bytes_from_list_of_char)
-{
+TEST(bytes_from_list_of_char) {
     /* C++ accepts vector<byte> as a List of Char; the copy lives in the arena. */
-    static const uint8_t buf[] = {0x19, 0x00, 0x03, 0x00, 0x41, 0x0c, 0x00, 0xff};
+    static const uint8_t buf[] = {0x19, 0x00, 0x03, 0x00,
+                                  0x41, 0x0c, 0x00, 0xff};
     jce_arena_t *a = jce_arena_new(0);
     jce_in_t in;
     jce_bytes_t b;
@@ -874,8 +857,7 @@ TEST(bytes_from_list_of_char)
     jce_arena_free(a);
 }
 
-TEST(require_missing_and_sticky)
-{
+TEST(require_missing_and_sticky) {
     static const uint8_t buf[] = {0x10, 0x01, 0x50, 0x05};
     jce_in_t in;
     int32_t v = 0;
@@ -898,8 +880,7 @@ TEST(require_missing_and_sticky)
 /* ---- decoder: hostile input ----------------------------------------------- */
 
 /* Reads the §1.7 struct wrapped at tag 0 and then a trailing int. */
-static int read_wrapped(const uint8_t *buf, size_t n, jce_arena_t *a)
-{
+static int read_wrapped(const uint8_t *buf, size_t n, jce_arena_t *a) {
     jce_in_t in;
     seven_t s;
     int32_t tail;
@@ -912,8 +893,7 @@ static int read_wrapped(const uint8_t *buf, size_t n, jce_arena_t *a)
     return in.err;
 }
 
-TEST(truncated_at_every_cut)
-{
+TEST(truncated_at_every_cut) {
     jce_out_t o;
     jce_out_init(&o, JCE_POLICY_CPP);
     jce_put_struct_begin(&o, 0);
@@ -934,8 +914,7 @@ TEST(truncated_at_every_cut)
         /* Validation of a cut inside the struct must fail as well. */
         size_t pos = 0;
         int v = jce_validate(p, cut, &pos);
-        if (cut > 0 && cut < o.len - 5)
-            CHECK(v < 0 && pos <= cut);
+        if (cut > 0 && cut < o.len - 5) CHECK(v < 0 && pos <= cut);
         free(p);
     }
 
@@ -947,8 +926,7 @@ TEST(truncated_at_every_cut)
     for (size_t cut = 0; cut < n; cut++) {
         uint8_t *p = dup_exact(buf, cut);
         int boundary = cut == 0;
-        for (size_t i = 0; i < 6; i++)
-            boundary |= cut == field_ends[i];
+        for (size_t i = 0; i < 6; i++) boundary |= cut == field_ends[i];
         int v = jce_validate(p, cut, NULL);
         CHECK(boundary ? v == 0 : v < 0);
         free(p);
@@ -957,8 +935,7 @@ TEST(truncated_at_every_cut)
     jce_out_free(&o);
 }
 
-static size_t nest(uint8_t *buf, int levels, uint8_t open, int close_structs)
-{
+static size_t nest(uint8_t *buf, int levels, uint8_t open, int close_structs) {
     size_t n = 0;
     for (int i = 0; i < levels; i++) {
         buf[n++] = open;
@@ -969,13 +946,11 @@ static size_t nest(uint8_t *buf, int levels, uint8_t open, int close_structs)
     }
     buf[n++] = 0x0c; /* innermost: one ZeroTag */
     if (close_structs)
-        for (int i = 0; i < levels; i++)
-            buf[n++] = 0x0b;
+        for (int i = 0; i < levels; i++) buf[n++] = 0x0b;
     return n;
 }
 
-TEST(depth_bomb)
-{
+TEST(depth_bomb) {
     uint8_t buf[1024];
     size_t pos = 0;
     size_t n = nest(buf, 100, 0x09, 0);
@@ -997,8 +972,7 @@ TEST(depth_bomb)
     uint32_t cnt;
     int levels = 0, r;
     jce_in_init(&in, buf, n, NULL);
-    while ((r = jce_get_list_begin(&in, 0, true, &cnt)) == 1)
-        levels++;
+    while ((r = jce_get_list_begin(&in, 0, true, &cnt)) == 1) levels++;
     CHECK_EQ_INT(r, JCE_ERR_LIMIT);
     CHECK_EQ_INT(levels, JCE_MAX_DEPTH);
 
@@ -1008,13 +982,13 @@ TEST(depth_bomb)
     CHECK_EQ_INT(jce_get_int32(&in, 2, false, &(int32_t){0}), JCE_ERR_LIMIT);
 }
 
-TEST(huge_and_negative_counts)
-{
+TEST(huge_and_negative_counts) {
     jce_in_t in;
     uint32_t n = 7;
     size_t pos;
     /* List claiming INT32_MAX elements with 3 bytes left. */
-    static const uint8_t huge[] = {0x09, 0x02, 0x7f, 0xff, 0xff, 0xff, 0x0c, 0x0c, 0x0c};
+    static const uint8_t huge[] = {0x09, 0x02, 0x7f, 0xff, 0xff,
+                                   0xff, 0x0c, 0x0c, 0x0c};
     jce_in_init(&in, huge, sizeof huge, NULL);
     CHECK_EQ_INT(jce_get_list_begin(&in, 0, true, &n), JCE_ERR_LIMIT);
     CHECK_EQ_INT(n, 7);
@@ -1036,7 +1010,8 @@ TEST(huge_and_negative_counts)
     CHECK_EQ_INT(jce_validate(neg, sizeof neg, NULL), JCE_ERR_NEGATIVE);
     static const uint8_t negb[] = {0x0d, 0x00, 0x01, 0x80, 0x41};
     jce_in_init(&in, negb, sizeof negb, NULL);
-    CHECK_EQ_INT(jce_get_bytes(&in, 0, true, &(jce_bytes_t){0}), JCE_ERR_NEGATIVE);
+    CHECK_EQ_INT(jce_get_bytes(&in, 0, true, &(jce_bytes_t){0}),
+                 JCE_ERR_NEGATIVE);
     static const uint8_t bigb[] = {0x0d, 0x00, 0x00, 0x05, 0x41};
     jce_in_init(&in, bigb, sizeof bigb, NULL);
     CHECK(jce_get_bytes(&in, 0, true, &(jce_bytes_t){0}) < 0);
@@ -1046,8 +1021,7 @@ TEST(huge_and_negative_counts)
     CHECK_EQ_INT(jce_get_list_begin(&in, 0, true, &n), JCE_ERR_TYPE);
 }
 
-TEST(string_lengths)
-{
+TEST(string_lengths) {
     jce_in_t in;
     jce_str_t s = {0};
     /* String4 claiming 256 bytes, one present. */
@@ -1076,8 +1050,7 @@ TEST(string_lengths)
     jce_out_free(&o);
 }
 
-TEST(truncated_heads_and_bodies)
-{
+TEST(truncated_heads_and_bodies) {
     jce_in_t in;
     int64_t v;
     static const uint8_t twobyte[] = {0xf2};
@@ -1099,8 +1072,7 @@ TEST(truncated_heads_and_bodies)
     CHECK_EQ_INT(jce_validate(st, sizeof st, NULL), JCE_ERR_TRUNCATED);
 }
 
-TEST(validate_good_and_bad)
-{
+TEST(validate_good_and_bad) {
     uint8_t buf[128];
     size_t n = unhex(SEVEN_17, buf, sizeof buf);
     size_t pos = 99;
@@ -1111,20 +1083,22 @@ TEST(validate_good_and_bad)
     CHECK_EQ_INT(jce_validate(badtype, sizeof badtype, &pos), JCE_ERR_BAD_TYPE);
     CHECK(pos >= 2 && pos <= 3);
     static const uint8_t badtype15[] = {0xff, 0x20};
-    CHECK_EQ_INT(jce_validate(badtype15, sizeof badtype15, NULL), JCE_ERR_BAD_TYPE);
+    CHECK_EQ_INT(jce_validate(badtype15, sizeof badtype15, NULL),
+                 JCE_ERR_BAD_TYPE);
     static const uint8_t stray_end[] = {0x10, 0x01, 0x0b};
-    CHECK_EQ_INT(jce_validate(stray_end, sizeof stray_end, &pos), JCE_ERR_BAD_VALUE);
+    CHECK_EQ_INT(jce_validate(stray_end, sizeof stray_end, &pos),
+                 JCE_ERR_BAD_VALUE);
     CHECK_EQ_INT(pos, 2);
     static const uint8_t bad_count_tag[] = {0x09, 0x10, 0x01, 0x0c};
     CHECK_EQ_INT(jce_validate(bad_count_tag, sizeof bad_count_tag, NULL),
                  JCE_ERR_BAD_VALUE);
     /* A StructEnd standing in for a list element. */
     static const uint8_t end_elem[] = {0x09, 0x00, 0x01, 0x0b};
-    CHECK_EQ_INT(jce_validate(end_elem, sizeof end_elem, NULL), JCE_ERR_BAD_VALUE);
+    CHECK_EQ_INT(jce_validate(end_elem, sizeof end_elem, NULL),
+                 JCE_ERR_BAD_VALUE);
 }
 
-TEST(input_size_limit)
-{
+TEST(input_size_limit) {
     static const uint8_t one = 0x0c;
     jce_in_t in;
     int32_t v;
@@ -1132,21 +1106,20 @@ TEST(input_size_limit)
     jce_in_init(&in, &one, (size_t)JCE_MAX_INPUT + 1, NULL);
     CHECK_EQ_INT(in.err, JCE_ERR_LIMIT);
     CHECK_EQ_INT(jce_get_int32(&in, 0, false, &v), JCE_ERR_LIMIT);
-    CHECK_EQ_INT(jce_validate(&one, (size_t)JCE_MAX_INPUT + 1, NULL), JCE_ERR_LIMIT);
+    CHECK_EQ_INT(jce_validate(&one, (size_t)JCE_MAX_INPUT + 1, NULL),
+                 JCE_ERR_LIMIT);
 }
 
 /* ---- arena -------------------------------------------------------------- */
 
-TEST(arena_alignment_zero_limit_reset)
-{
+TEST(arena_alignment_zero_limit_reset) {
     jce_arena_t *a = jce_arena_new(0);
     CHECK(a != NULL);
     for (int i = 1; i < 2000; i++) {
         uint8_t *p = jce_arena_alloc(a, (size_t)(i % 97) + 1);
         CHECK(p != NULL);
         CHECK(((uintptr_t)p & 15) == 0);
-        for (int k = 0; k < i % 97 + 1; k++)
-            CHECK(p[k] == 0);
+        for (int k = 0; k < i % 97 + 1; k++) CHECK(p[k] == 0);
         memset(p, 0xaa, (size_t)(i % 97) + 1);
     }
     uint8_t *big = jce_arena_alloc(a, 100000);
@@ -1158,8 +1131,7 @@ TEST(arena_alignment_zero_limit_reset)
     for (int i = 0; i < 100; i++) {
         uint8_t *p = jce_arena_alloc(a, 64);
         CHECK(p != NULL);
-        for (int k = 0; k < 64; k++)
-            CHECK(p[k] == 0);
+        for (int k = 0; k < 64; k++) CHECK(p[k] == 0);
     }
     jce_arena_free(a);
 
@@ -1176,9 +1148,11 @@ TEST(arena_alignment_zero_limit_reset)
     /* The decoder reports the arena limit as NOMEM. */
     jce_arena_t *tiny = jce_arena_new(16);
     static const uint8_t lst[] = {0x0d, 0x00, 0x00, 0x00};
-    static const uint8_t clist[] = {0x09, 0x00, 0x20,
-        0,1, 0,1, 0,1, 0,1, 0,1, 0,1, 0,1, 0,1, 0,1, 0,1, 0,1, 0,1, 0,1, 0,1, 0,1, 0,1,
-        0,1, 0,1, 0,1, 0,1, 0,1, 0,1, 0,1, 0,1, 0,1, 0,1, 0,1, 0,1, 0,1, 0,1, 0,1, 0,1};
+    static const uint8_t clist[] = {
+        0x09, 0x00, 0x20, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1,
+        0,    1,    0,    1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0,
+        1,    0,    1,    0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1,
+        0,    1,    0,    1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1};
     jce_in_t in;
     jce_bytes_t b;
     jce_in_init(&in, lst, sizeof lst, tiny);

@@ -6,8 +6,7 @@
 #include "jce/jce_type.h"
 #include "test.h"
 
-static size_t unhex(const char *hex, uint8_t *out, size_t cap)
-{
+static size_t unhex(const char *hex, uint8_t *out, size_t cap) {
     size_t n = 0;
     while (*hex && n < cap) {
         if (*hex == ' ' || *hex == '|') {
@@ -15,16 +14,14 @@ static size_t unhex(const char *hex, uint8_t *out, size_t cap)
             continue;
         }
         unsigned v;
-        if (sscanf(hex, "%2x", &v) != 1)
-            break;
+        if (sscanf(hex, "%2x", &v) != 1) break;
         out[n++] = (uint8_t)v;
         hex += 2;
     }
     return n;
 }
 
-TEST(tup_encode_id_7)
-{
+TEST(tup_encode_id_7) {
     jce_out_t o, v;
     jce_out_init(&o, JCE_POLICY_CPP);
     jce_out_init(&v, JCE_POLICY_CPP);
@@ -37,8 +34,7 @@ TEST(tup_encode_id_7)
     jce_out_free(&v);
 }
 
-TEST(tup_encode_empty)
-{
+TEST(tup_encode_empty) {
     jce_out_t o;
     jce_out_init(&o, JCE_POLICY_CPP);
     jce_tup_put_begin(&o, 0);
@@ -46,8 +42,7 @@ TEST(tup_encode_empty)
     jce_out_free(&o);
 }
 
-TEST(tup_entry_error_propagates)
-{
+TEST(tup_entry_error_propagates) {
     jce_out_t o, v;
     jce_out_init(&o, JCE_POLICY_CPP);
     jce_out_init(&v, JCE_POLICY_CPP);
@@ -59,8 +54,7 @@ TEST(tup_entry_error_propagates)
     jce_out_free(&v);
 }
 
-TEST(tup_parse_id_7)
-{
+TEST(tup_parse_id_7) {
     uint8_t buf[64];
     size_t n = unhex("08 00 01 06 02 69 64 1d 00 00 02 00 07", buf, sizeof buf);
     jce_arena_t *a = jce_arena_new(0);
@@ -88,14 +82,15 @@ TEST(tup_parse_id_7)
 
 /* The v3 testHello(7,"abc") request sBuffer and the v3 response sBuffer
  * captured from @tars/rpc (tars-wire §2.5). */
-TEST(tup_parse_captured_request_and_response)
-{
+TEST(tup_parse_captured_request_and_response) {
     uint8_t buf[128];
     jce_arena_t *a = jce_arena_new(0);
     jce_tup_t tup;
     jce_in_t in;
-    size_t n = unhex("08 00 02 06 02 69 64 1d 00 00 02 00 07 06 01 73 1d 00 00 05"
-                     "06 03 61 62 63", buf, sizeof buf);
+    size_t n =
+        unhex("08 00 02 06 02 69 64 1d 00 00 02 00 07 06 01 73 1d 00 00 05"
+              "06 03 61 62 63",
+              buf, sizeof buf);
     CHECK_EQ_INT(jce_tup_parse(buf, n, a, &tup), 0);
     CHECK_EQ_INT(tup.n, 2);
     jce_str_t s = {0};
@@ -127,8 +122,7 @@ TEST(tup_parse_captured_request_and_response)
     jce_arena_free(a);
 }
 
-TEST(tup_roundtrip_many)
-{
+TEST(tup_roundtrip_many) {
     jce_out_t o, v;
     jce_out_init(&o, JCE_POLICY_CPP);
     jce_out_init(&v, JCE_POLICY_CPP);
@@ -160,19 +154,23 @@ TEST(tup_roundtrip_many)
     jce_out_free(&v);
 }
 
-TEST(tup_malformed_rejected)
-{
-    static const struct { const char *hex; int err; } bad[] = {
-        {"", JCE_ERR_REQUIRE},                              /* no map at all */
-        {"09 0c", JCE_ERR_TYPE},                            /* a list, not a map */
-        {"18 0c", JCE_ERR_REQUIRE},                         /* map at tag 1 */
-        {"08 00 05 06 01 61 1d 00 00 00", JCE_ERR_LIMIT},   /* count over bytes */
+TEST(tup_malformed_rejected) {
+    static const struct {
+        const char *hex;
+        int err;
+    } bad[] = {
+        {"", JCE_ERR_REQUIRE},      /* no map at all */
+        {"09 0c", JCE_ERR_TYPE},    /* a list, not a map */
+        {"18 0c", JCE_ERR_REQUIRE}, /* map at tag 1 */
+        {"08 00 05 06 01 61 1d 00 00 00", JCE_ERR_LIMIT}, /* count over bytes */
         {"08 00 ff", JCE_ERR_NEGATIVE},
-        {"08 00 01 06 02 69 64", JCE_ERR_REQUIRE},          /* value missing */
-        {"08 00 01 06 02 69 64 1d 00 00 09 00 07", JCE_ERR_LIMIT}, /* value cut */
+        {"08 00 01 06 02 69 64", JCE_ERR_REQUIRE}, /* value missing */
+        {"08 00 01 06 02 69 64 1d 00 00 09 00 07",
+         JCE_ERR_LIMIT}, /* value cut */
         {"08 00 01 06 09 69 64 1d 00 00 02 00 07", JCE_ERR_TRUNCATED},
-        {"08 00 01 00 01 1d 00 00 01 0c", JCE_ERR_TYPE},    /* key not a string */
-        {"08 00 01 06 01 61 12 00 00 00 07", JCE_ERR_TYPE}, /* value not bytes */
+        {"08 00 01 00 01 1d 00 00 01 0c", JCE_ERR_TYPE}, /* key not a string */
+        {"08 00 01 06 01 61 12 00 00 00 07",
+         JCE_ERR_TYPE}, /* value not bytes */
         {"08 00 01 06 01 61 1d 01 00 01 0c", JCE_ERR_BAD_VALUE},
     };
     jce_arena_t *a = jce_arena_new(0);
@@ -196,12 +194,14 @@ TEST(tup_malformed_rejected)
 
 static int fake_fn(const void *impl, jce_call_t *call) { return 0; }
 
-TEST(interface_find_binary_search)
-{
+TEST(interface_find_binary_search) {
     static const jce_method_t m[] = {
-        {"ping", fake_fn}, {"pushAllDevice", fake_fn},
-        {"pushAllOnlineDevice", fake_fn}, {"pushMultiDevice", fake_fn},
-        {"pushSingleDevice", fake_fn}, {"tars_ping", fake_fn},
+        {"ping", fake_fn},
+        {"pushAllDevice", fake_fn},
+        {"pushAllOnlineDevice", fake_fn},
+        {"pushMultiDevice", fake_fn},
+        {"pushSingleDevice", fake_fn},
+        {"tars_ping", fake_fn},
     };
     static const jce_interface_t itf = {"herald.PushAPI", m, 6};
     for (size_t i = 0; i < 6; i++)
@@ -221,10 +221,9 @@ TEST(interface_find_binary_search)
 
 static void fake_init(void *v) { *(int *)v = 1; }
 
-TEST(type_find)
-{
-    static const jce_type_info_t a = {.name = "herald.A", .size = sizeof(int),
-                                      .init = fake_init};
+TEST(type_find) {
+    static const jce_type_info_t a = {
+        .name = "herald.A", .size = sizeof(int), .init = fake_init};
     static const jce_type_info_t b = {.name = "herald.B", .size = sizeof(int)};
     static const jce_type_info_t *const table[] = {&a, &b, NULL};
     CHECK(jce_type_find(table, "herald.A") == &a);

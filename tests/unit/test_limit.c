@@ -34,7 +34,7 @@ TEST(rate_burst_then_refill) {
     for (int i = 0; i < 5; i++) CHECK(gw_rate_take(&r, t));
     CHECK(!gw_rate_take(&r, t));
     CHECK(!gw_rate_take(&r, t + 9 * MS));
-    CHECK(gw_rate_take(&r, t + 10 * MS));   /* one more after 10 ms */
+    CHECK(gw_rate_take(&r, t + 10 * MS)); /* one more after 10 ms */
     CHECK(!gw_rate_take(&r, t + 10 * MS));
     /* idle for a second: the bucket is full again, not fuller */
     t += 2000 * MS;
@@ -66,7 +66,8 @@ static gw_rate_t shared_rate;
 static atomic_int shared_ok;
 static void *rate_taker(void *arg) {
     for (int i = 0; i < 1000; i++)
-        if (gw_rate_take(&shared_rate, 42 * MS)) atomic_fetch_add(&shared_ok, 1);
+        if (gw_rate_take(&shared_rate, 42 * MS))
+            atomic_fetch_add(&shared_ok, 1);
     return arg;
 }
 
@@ -132,7 +133,7 @@ TEST(iptab_ipv6_per_64_and_mapped_v4) {
                             plain = v4("192.0.2.7");
     gw_ipent_t *e[6] = {0}, *x;
     CHECK_EQ_INT(gw_iptab_take(t, SA(a1), &e[0]), 0);
-    CHECK_EQ_INT(gw_iptab_take(t, SA(a2), &e[1]), 0);   /* same /64 */
+    CHECK_EQ_INT(gw_iptab_take(t, SA(a2), &e[1]), 0); /* same /64 */
     CHECK_EQ_INT(gw_iptab_take(t, SA(a1), &x), GW_IPTAB_OVER);
     CHECK_EQ_INT(gw_iptab_take(t, SA(other), &e[2]), 0); /* next /64 */
     CHECK_EQ_INT(gw_iptab_take(t, SA(mapped), &e[3]), 0);
@@ -154,7 +155,8 @@ TEST(iptab_many_addresses_grow) {
     static gw_ipent_t *e[20000];
     char ip[32];
     for (int i = 0; i < 20000; i++) {
-        snprintf(ip, sizeof ip, "10.%d.%d.%d", i >> 16, (i >> 8) & 255, i & 255);
+        snprintf(ip, sizeof ip, "10.%d.%d.%d", i >> 16, (i >> 8) & 255,
+                 i & 255);
         struct sockaddr_storage a = v4(ip);
         CHECK_EQ_INT(gw_iptab_take(t, SA(a), &e[i]), 0);
     }
@@ -188,7 +190,8 @@ static void *ip_churn(void *arg) {
 TEST(iptab_threads) {
     shared_tab = gw_iptab_new(16);
     atomic_store(&over_limit_seen, 0);
-    static const char *ips[4] = {"10.9.9.9", "10.9.9.9", "10.8.8.8", "10.9.9.9"};
+    static const char *ips[4] = {"10.9.9.9", "10.9.9.9", "10.8.8.8",
+                                 "10.9.9.9"};
     pthread_t th[4];
     for (int i = 0; i < 4; i++)
         pthread_create(&th[i], NULL, ip_churn, (void *)ips[i]);
@@ -216,8 +219,8 @@ TEST(mem_parse_size) {
     CHECK_EQ_INT(v, 2ll << 30);
     CHECK_EQ_INT(ops_mem_parse_size("1TB", &v), 0);
     CHECK_EQ_INT(v, 1ll << 40);
-    const char *bad[] = {"", "G", "-1", "1.5G", "12X", "1GG", "1 G",
-                         "99999999999T", "auto"};
+    const char *bad[] = {"",    "G",   "-1",           "1.5G", "12X",
+                         "1GG", "1 G", "99999999999T", "auto"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         CHECK_EQ_INT(ops_mem_parse_size(bad[i], &v), -EINVAL);
 }

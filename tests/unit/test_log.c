@@ -41,8 +41,8 @@ static void emit_hostile(void) {
 TEST(quotes_and_newlines_cannot_split_a_line) {
     char buf[512];
     capture(emit_hostile, buf, sizeof buf);
-    CHECK(strstr(buf,
-                 "level=warn msg=\"bad \\\"input\\\"\\x0aline2\" v=a b\n"));
+    CHECK(
+        strstr(buf, "level=warn msg=\"bad \\\"input\\\"\\x0aline2\" v=a b\n"));
     CHECK_EQ_INT(strchr(buf, '\n') - buf + 1, strlen(buf));
 }
 
@@ -117,8 +117,7 @@ TEST(json_lines_parse_with_the_same_fields) {
     CHECK(!strcmp(json_string_value(json_object_get(b, "msg")),
                   "bad \"input\"\nline2"));
     CHECK(!strcmp(json_string_value(json_object_get(b, "v")), "a\nb"));
-    CHECK(!strcmp(json_string_value(json_object_get(b, "path")),
-                  "a \"q\" b"));
+    CHECK(!strcmp(json_string_value(json_object_get(b, "path")), "a \"q\" b"));
     CHECK(json_is_true(json_object_get(b, "flag")));
     json_decref(a);
     json_decref(b);

@@ -33,8 +33,11 @@ static char *render(void) {
 }
 
 TEST(counter_with_two_labels_renders_every_child) {
-    metrics_def_t d = {.name = "t_cmds_total", .help = "Commands.", .kind = METRICS_COUNTER,
-                       .labels = {"cmd", "result"}, .values = {CMDS, RES}};
+    metrics_def_t d = {.name = "t_cmds_total",
+                       .help = "Commands.",
+                       .kind = METRICS_COUNTER,
+                       .labels = {"cmd", "result"},
+                       .values = {CMDS, RES}};
     CHECK_EQ_INT(metrics_register(100, &d), 0);
     metrics_inc(100, 1, 0);
     metrics_add(100, 1, 0, 4);
@@ -53,8 +56,11 @@ TEST(counter_with_two_labels_renders_every_child) {
 }
 
 TEST(out_of_range_and_wrong_kind_updates_are_dropped) {
-    metrics_def_t d = {.name = "t_drop_total", .help = "x", .kind = METRICS_COUNTER,
-                       .labels = {"cmd"}, .values = {CMDS}};
+    metrics_def_t d = {.name = "t_drop_total",
+                       .help = "x",
+                       .kind = METRICS_COUNTER,
+                       .labels = {"cmd"},
+                       .values = {CMDS}};
     CHECK_EQ_INT(metrics_register(101, &d), 0);
     metrics_inc(101, 2, 0);          /* only 2 values */
     metrics_inc(101, 0, 1);          /* no second label */
@@ -94,16 +100,20 @@ TEST(bad_definitions_are_refused) {
 
 TEST(label_values_and_help_are_escaped) {
     static const char *const odd[] = {"a\"b\\c\nd", NULL};
-    metrics_def_t d = {.name = "t_esc", .help = "line1\nback\\slash \"q\"", .kind = METRICS_GAUGE,
-                       .labels = {"v"}, .values = {odd}};
+    metrics_def_t d = {.name = "t_esc",
+                       .help = "line1\nback\\slash \"q\"",
+                       .kind = METRICS_GAUGE,
+                       .labels = {"v"},
+                       .values = {odd}};
     CHECK_EQ_INT(metrics_register(104, &d), 0);
     metrics_gauge_set(104, 0, 0, -7);
     CHECK_EQ_INT(metrics_gauge_get(104, 0, 0), -7);
     metrics_gauge_add(104, 0, 0, 10);
     char *s = render();
     CHECK(s);
-    CHECK(strstr(s, "# HELP t_esc line1\\nback\\\\slash \"q\"\n# TYPE t_esc gauge\n"
-                    "t_esc{v=\"a\\\"b\\\\c\\nd\"} 3\n"));
+    CHECK(strstr(
+        s, "# HELP t_esc line1\\nback\\\\slash \"q\"\n# TYPE t_esc gauge\n"
+           "t_esc{v=\"a\\\"b\\\\c\\nd\"} 3\n"));
     free(s);
 }
 
@@ -120,8 +130,11 @@ TEST(bucket_edges) {
 }
 
 TEST(histogram_renders_cumulative_buckets_sum_and_count) {
-    metrics_def_t d = {.name = "t_lat_seconds", .help = "Latency.", .kind = METRICS_HISTOGRAM,
-                       .labels = {"cmd"}, .values = {CMDS}};
+    metrics_def_t d = {.name = "t_lat_seconds",
+                       .help = "Latency.",
+                       .kind = METRICS_HISTOGRAM,
+                       .labels = {"cmd"},
+                       .values = {CMDS}};
     CHECK_EQ_INT(metrics_register(105, &d), 0);
     metrics_observe(105, 1, 0, 40);
     metrics_observe(105, 1, 0, 60);
@@ -174,8 +187,11 @@ static double read_twice(void *ctx, unsigned a, unsigned b) {
 }
 
 TEST(callback_gauges_read_at_render_and_skip_nan) {
-    metrics_def_t d = {.name = "t_cb", .help = "cb", .kind = METRICS_GAUGE_FN,
-                       .labels = {"cmd"}, .values = {CMDS}};
+    metrics_def_t d = {.name = "t_cb",
+                       .help = "cb",
+                       .kind = METRICS_GAUGE_FN,
+                       .labels = {"cmd"},
+                       .values = {CMDS}};
     CHECK_EQ_INT(metrics_register(106, &d), 0);
     char *s = render();
     CHECK(s && !strstr(s, "t_cb")); /* no reader yet: absent */
@@ -203,9 +219,13 @@ static void *hammer(void *arg) {
 }
 
 TEST(updates_from_many_threads_sum_exactly) {
-    metrics_def_t c = {.name = "t_conc_total", .help = "x", .kind = METRICS_COUNTER,
-                       .labels = {"cmd", "result"}, .values = {CMDS, RES}};
-    metrics_def_t h = {.name = "t_conc_seconds", .help = "x", .kind = METRICS_HISTOGRAM};
+    metrics_def_t c = {.name = "t_conc_total",
+                       .help = "x",
+                       .kind = METRICS_COUNTER,
+                       .labels = {"cmd", "result"},
+                       .values = {CMDS, RES}};
+    metrics_def_t h = {
+        .name = "t_conc_seconds", .help = "x", .kind = METRICS_HISTOGRAM};
     CHECK_EQ_INT(metrics_register(107, &c), 0);
     CHECK_EQ_INT(metrics_register(108, &h), 0);
     pthread_t t[NTHREADS];
@@ -228,15 +248,19 @@ TEST(herald_families_register_and_render) {
     CHECK_EQ_INT(mh_cmd_idx(1), 0);
     CHECK_EQ_INT(mh_cmd_idx(9), 8);
     CHECK_EQ_INT(mh_cmd_idx(77), MH_NCMDS - 1);
-    CHECK(!strcmp(metrics_label_value(M_DEVICE_CMDS, 0, mh_cmd_idx(2)), "heartbeat"));
+    CHECK(!strcmp(metrics_label_value(M_DEVICE_CMDS, 0, mh_cmd_idx(2)),
+                  "heartbeat"));
     CHECK_EQ_INT(mh_result_idx(0), MH_RES_OK);
     CHECK_EQ_INT(mh_reason_idx(1013), MH_DIS_HEARTBEAT_TIMEOUT);
     CHECK_EQ_INT(mh_status_idx(429), MH_ST_429);
     metrics_inc(M_DEVICE_CMDS, mh_cmd_idx(2), mh_result_idx(0));
     char *s = render();
     CHECK(s);
-    CHECK(strstr(s, "herald_device_commands_total{cmd=\"heartbeat\",result=\"ok\"} 1\n"));
-    CHECK(strstr(s, "# TYPE herald_delivery_written_latency_seconds histogram\n"));
+    CHECK(strstr(
+        s,
+        "herald_device_commands_total{cmd=\"heartbeat\",result=\"ok\"} 1\n"));
+    CHECK(strstr(s,
+                 "# TYPE herald_delivery_written_latency_seconds histogram\n"));
     CHECK(strstr(s, "# TYPE process_resident_memory_bytes gauge\n"));
     CHECK(strstr(s, "\nprocess_threads "));
     CHECK(strstr(s, "\nprocess_open_fds "));
@@ -266,7 +290,8 @@ static int http_get(int port, const char *path, char **body) {
     *body = NULL;
     if (net_connect_tcp("127.0.0.1", port, NULL, false, &fd) < 0) return -1;
     char req[256];
-    int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", path);
+    int n =
+        snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", path);
     if (write(fd, req, (size_t)n) != n) {
         close(fd);
         return -1;
@@ -297,7 +322,8 @@ static int store_ready(void *ctx, char *why, size_t cap) {
 
 static int timeline(void *ctx, const char *id, char **out) {
     if (strcmp(id, "m-1")) return -ENOENT;
-    *out = strdup("{\"id\":\"m-1\",\"steps\":[{\"step\":\"accepted\",\"at_ms\":1}]}");
+    *out = strdup(
+        "{\"id\":\"m-1\",\"steps\":[{\"step\":\"accepted\",\"at_ms\":1}]}");
     return 0;
 }
 
@@ -353,9 +379,12 @@ TEST(admin_serves_every_route) {
     j = json_loads(b, 0, NULL);
     CHECK(j);
     CHECK(json_is_integer(json_object_get(j, "connections")));
-    CHECK_EQ_INT(json_integer_value(json_object_get(json_object_get(j, "totals"), "pushes")), 1);
+    CHECK_EQ_INT(json_integer_value(
+                     json_object_get(json_object_get(j, "totals"), "pushes")),
+                 1);
     CHECK(json_is_true(json_object_get(j, "draining")));
-    CHECK(json_is_object(json_object_get(json_object_get(j, "commands"), "heartbeat")));
+    CHECK(json_is_object(
+        json_object_get(json_object_get(j, "commands"), "heartbeat")));
     json_decref(j);
     free(b);
     ops_admin_free(a);
@@ -434,8 +463,11 @@ TEST(ops_store_readiness_timeline_and_figures) {
     CHECK_EQ_INT(metrics_render(&b), 0);
     metrics_buf_printf(&b, "%s", "");
     CHECK(strstr(b.p, "herald_queue_depth{queue=\"store\"} "));
-    CHECK(!strstr(b.p, "herald_queue_depth{queue=\"mailbox\"}")); /* no reader: left out */
-    CHECK(strstr(b.p, "# TYPE herald_expired_total counter\nherald_expired_total 0\n"));
+    CHECK(!strstr(
+        b.p,
+        "herald_queue_depth{queue=\"mailbox\"}")); /* no reader: left out */
+    CHECK(strstr(
+        b.p, "# TYPE herald_expired_total counter\nherald_expired_total 0\n"));
     metrics_buf_free(&b);
 
     ops_store_free(os);

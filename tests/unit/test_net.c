@@ -126,9 +126,9 @@ TEST(errors_are_negative_errno) {
 TEST(socket_options) {
     int lfd = -1, cfd = -1;
     CHECK_EQ_INT(net_listen_tcp("127.0.0.1", 0, 16, false, &lfd), 0);
-    CHECK_EQ_INT(net_connect_tcp("127.0.0.1", net_local_port(lfd), NULL, false,
-                                 &cfd),
-                 0);
+    CHECK_EQ_INT(
+        net_connect_tcp("127.0.0.1", net_local_port(lfd), NULL, false, &cfd),
+        0);
     CHECK_EQ_INT(net_set_nodelay(cfd, true), 0);
     int v = 0;
     socklen_t len = sizeof v;
@@ -157,9 +157,9 @@ TEST(emfile_refuses_instead_of_spinning) {
     int lfd = -1, cfd = -1, fd;
     CHECK_EQ_INT(net_listen_tcp("127.0.0.1", 0, 16, false, &lfd), 0);
     CHECK_EQ_INT(net_accept(lfd, &fd, NULL), -EAGAIN); /* opens the spare */
-    CHECK_EQ_INT(net_connect_tcp("127.0.0.1", net_local_port(lfd), NULL,
-                                 false, &cfd),
-                 0);
+    CHECK_EQ_INT(
+        net_connect_tcp("127.0.0.1", net_local_port(lfd), NULL, false, &cfd),
+        0);
     struct rlimit old;
     CHECK_EQ_INT(getrlimit(RLIMIT_NOFILE, &old), 0);
     int fill[64], nfill = 0;

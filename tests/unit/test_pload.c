@@ -26,11 +26,18 @@ TEST(payload_marker_round_trip) {
 
 TEST(payload_marker_rejects_others) {
     pload_mark_t m;
-    const char *bad[] = {"", "#B7#xx", "#L1.2.3#", "#L1.2.3.4", "#L1.2..4#",
-                         "#L99999999999.1.2.3#", "x#L1.2.3.4#", "#L1.2.3.x#"};
+    const char *bad[] = {"",
+                         "#B7#xx",
+                         "#L1.2.3#",
+                         "#L1.2.3.4",
+                         "#L1.2..4#",
+                         "#L99999999999.1.2.3#",
+                         "x#L1.2.3.4#",
+                         "#L1.2.3.x#"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
-        CHECK_EQ_INT(pload_payload_parse((const uint8_t *)bad[i],
-                                         strlen(bad[i]), &m), -1);
+        CHECK_EQ_INT(
+            pload_payload_parse((const uint8_t *)bad[i], strlen(bad[i]), &m),
+            -1);
     /* The length bounds the parse: a marker cut short is not ours. */
     CHECK_EQ_INT(pload_payload_parse((const uint8_t *)"#L1.2.3.4#", 9, &m), -1);
 }
@@ -38,8 +45,7 @@ TEST(payload_marker_rejects_others) {
 TEST(latency_percentiles_nearest_rank) {
     bench_lat_t l = {0};
     CHECK_EQ_INT(bench_lat_pct(&l, .5), 0);
-    for (uint64_t v = 100; v >= 1; v--)
-        CHECK_EQ_INT(bench_lat_add(&l, v), 0);
+    for (uint64_t v = 100; v >= 1; v--) CHECK_EQ_INT(bench_lat_add(&l, v), 0);
     CHECK_EQ_INT(bench_lat_add(&l, 1ull << 40), 0); /* clamped */
     bench_lat_sort(&l);
     CHECK_EQ_INT(l.n, 101);

@@ -13,10 +13,10 @@
 
 #include <jansson.h>
 
+#include "PushAPI.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/net.h"
-#include "PushAPI.h"
 #include "push/push.h"
 #include "push/push_body.h"
 #include "push/push_int.h" /* push_online_syncing */
@@ -36,7 +36,7 @@ typedef struct rec {
     bool need_ack;
     const char *online_device; /* the one device "connected" */
     long online_count;
-    int nlog;                  /* every delivery, for ordering checks */
+    int nlog; /* every delivery, for ordering checks */
     struct {
         char device[32];
         int64_t seq;
@@ -57,8 +57,7 @@ static void rec_msg(const char *app, const char *dev, const gw_msg_t *m) {
     snprintf(R.device, sizeof R.device, "%s", dev ? dev : "");
     snprintf(R.msg_id, sizeof R.msg_id, "%s", m->msg_id);
     R.payload_len = m->payload_len < sizeof R.payload ? m->payload_len : 0;
-    if (R.payload_len)
-        memcpy(R.payload, m->payload, R.payload_len);
+    if (R.payload_len) memcpy(R.payload, m->payload, R.payload_len);
     R.timeline = m->timeline;
     R.need_ack = m->need_ack;
     if (R.nlog < 256) {
@@ -124,8 +123,7 @@ static int sink_mark(void *ctx, const char *app, const char *dev,
     pthread_mutex_lock(&R.mu);
     bool on = R.online_device && !strcmp(dev, R.online_device);
     pthread_mutex_unlock(&R.mu);
-    if (!on)
-        return 0;
+    if (!on) return 0;
     last_mark = token;
     n_marks++;
     return 1;
@@ -190,10 +188,8 @@ static int read_resp(int fd, char *carry, size_t *carry_len, resp_t *r) {
             unsigned long cl = 0;
             memcpy(r->head, buf, hl < sizeof r->head ? hl : sizeof r->head - 1);
             const char *h = strcasestr(r->head, "content-length:");
-            if (h)
-                cl = strtoul(h + 15, NULL, 10);
-            if (sscanf(buf, "HTTP/1.1 %d", &r->status) != 1)
-                return -1;
+            if (h) cl = strtoul(h + 15, NULL, 10);
+            if (sscanf(buf, "HTTP/1.1 %d", &r->status) != 1) return -1;
             if (len >= hl + cl && cl < sizeof r->body) {
                 memcpy(r->body, buf + hl, cl);
                 r->body[cl] = 0;
@@ -203,11 +199,9 @@ static int read_resp(int fd, char *carry, size_t *carry_len, resp_t *r) {
                 return 0;
             }
         }
-        if (len == sizeof buf)
-            return -1;
+        if (len == sizeof buf) return -1;
         ssize_t n = read(fd, buf + len, sizeof buf - len);
-        if (n <= 0)
-            return -1;
+        if (n <= 0) return -1;
         len += (size_t)n;
     }
 }
@@ -216,8 +210,7 @@ static int request(push_service_t *ps, const char *raw, resp_t *r) {
     int fd = connect_to(ps);
     char carry[16384];
     size_t cl = 0;
-    if (fd < 0)
-        return -1;
+    if (fd < 0) return -1;
     int rc = send_str(fd, raw) == 0 ? read_resp(fd, carry, &cl, r) : -1;
     close(fd);
     return rc;
@@ -323,7 +316,8 @@ TEST(push_device_online_written) {
     CHECK_EQ_INT(post(ps, "/v1/push/device", "KEY",
                       "{\"deviceId\":\"dev1\",\"payload\":\"hello\","
                       "\"unknownField\":[1,2],\"needAck\":false}",
-                      &r), 0);
+                      &r),
+                 0);
     CHECK_EQ_INT(r.status, 200);
     CHECK(!strcmp(jstr(&r, "state"), "written"));
     CHECK_EQ_INT(strlen(jstr(&r, "msgId")), 24);
@@ -342,21 +336,24 @@ TEST(push_device_b64_and_offline) {
     CHECK(ps);
     resp_t r;
     CHECK_EQ_INT(post(ps, "/v1/push/device", "KEY",
-                      "{\"deviceId\":\"dev1\",\"payloadB64\":\"AAH/\"}", &r), 0);
+                      "{\"deviceId\":\"dev1\",\"payloadB64\":\"AAH/\"}", &r),
+                 0);
     CHECK_EQ_INT(r.status, 200);
     CHECK_EQ_INT(R.payload_len, 3);
     CHECK_HEX(R.payload, 3, "00 01 ff");
     json_decref(r.json);
     /* Offline with a ttl: nothing can keep it yet. */
     CHECK_EQ_INT(post(ps, "/v1/push/device", "KEY",
-                      "{\"deviceId\":\"dev2\",\"payload\":\"x\"}", &r), 0);
+                      "{\"deviceId\":\"dev2\",\"payload\":\"x\"}", &r),
+                 0);
     CHECK_EQ_INT(r.status, 503);
     CHECK(!strcmp(err_code(&r), "store_unavailable"));
     json_decref(r.json);
     /* Offline, ttl 0: online-only, dropped. */
     CHECK_EQ_INT(post(ps, "/v1/push/device", "KEY",
                       "{\"deviceId\":\"dev2\",\"payload\":\"x\",\"ttl\":0}",
-                      &r), 0);
+                      &r),
+                 0);
     CHECK_EQ_INT(r.status, 200);
     CHECK(!strcmp(jstr(&r, "state"), "dropped"));
     json_decref(r.json);
@@ -367,8 +364,8 @@ TEST(push_online_targeted) {
     push_service_t *ps = start(10);
     CHECK(ps);
     resp_t r;
-    CHECK_EQ_INT(post(ps, "/v1/push/online", "KEY", "{\"payload\":\"all\"}",
-                      &r), 0);
+    CHECK_EQ_INT(
+        post(ps, "/v1/push/online", "KEY", "{\"payload\":\"all\"}", &r), 0);
     CHECK_EQ_INT(r.status, 200);
     CHECK_EQ_INT(json_integer_value(json_object_get(r.json, "targeted")), 7);
     CHECK_EQ_INT(R.timeline, 2);
@@ -377,9 +374,9 @@ TEST(push_online_targeted) {
     push_service_free(ps);
 }
 
-static void expect_error(push_service_t *ps, const char *path,
-                         const char *key, const char *body, int status,
-                         const char *code, int *ok) {
+static void expect_error(push_service_t *ps, const char *path, const char *key,
+                         const char *body, int status, const char *code,
+                         int *ok) {
     resp_t r;
     *ok = 0;
     if (post(ps, path, key, body, &r) != 0) {
@@ -388,8 +385,8 @@ static void expect_error(push_service_t *ps, const char *path,
     }
     const char *c = err_code(&r);
     if (r.status != status || !c || strcmp(c, code)) {
-        fprintf(stderr, "  %s %s -> %d %s, want %d %s\n", path, body,
-                r.status, c ? c : "-", status, code);
+        fprintf(stderr, "  %s %s -> %d %s, want %d %s\n", path, body, r.status,
+                c ? c : "-", status, code);
     } else {
         *ok = 1;
     }
@@ -401,31 +398,46 @@ TEST(errors) {
     CHECK(ps);
     int ok;
     const char *D = "/v1/push/device";
-    expect_error(ps, D, NULL, "{}", 401, "unauthorized", &ok); CHECK(ok);
-    expect_error(ps, D, "WRONG", "{}", 401, "unauthorized", &ok); CHECK(ok);
-    expect_error(ps, D, "KEY", "{nope", 400, "bad_json", &ok); CHECK(ok);
-    expect_error(ps, D, "KEY", "[1]", 400, "bad_json", &ok); CHECK(ok);
-    expect_error(ps, D, "KEY", "{\"payload\":\"x\"}", 400,
-                 "invalid_argument", &ok); CHECK(ok);
-    expect_error(ps, D, "KEY", "{\"deviceId\":5}", 400,
-                 "invalid_argument", &ok); CHECK(ok);
+    expect_error(ps, D, NULL, "{}", 401, "unauthorized", &ok);
+    CHECK(ok);
+    expect_error(ps, D, "WRONG", "{}", 401, "unauthorized", &ok);
+    CHECK(ok);
+    expect_error(ps, D, "KEY", "{nope", 400, "bad_json", &ok);
+    CHECK(ok);
+    expect_error(ps, D, "KEY", "[1]", 400, "bad_json", &ok);
+    CHECK(ok);
+    expect_error(ps, D, "KEY", "{\"payload\":\"x\"}", 400, "invalid_argument",
+                 &ok);
+    CHECK(ok);
+    expect_error(ps, D, "KEY", "{\"deviceId\":5}", 400, "invalid_argument",
+                 &ok);
+    CHECK(ok);
     expect_error(ps, D, "KEY", "{\"deviceId\":\"a.b\"}", 400,
-                 "invalid_argument", &ok); CHECK(ok);
+                 "invalid_argument", &ok);
+    CHECK(ok);
     expect_error(ps, D, "KEY", "{\"deviceId\":\"d\",\"ttl\":-1}", 400,
-                 "invalid_argument", &ok); CHECK(ok);
+                 "invalid_argument", &ok);
+    CHECK(ok);
     expect_error(ps, D, "KEY", "{\"deviceId\":\"d\",\"ttl\":2592001}", 400,
-                 "invalid_argument", &ok); CHECK(ok);
+                 "invalid_argument", &ok);
+    CHECK(ok);
     expect_error(ps, D, "KEY", "{\"deviceId\":\"d\",\"ttl\":\"1\"}", 400,
-                 "invalid_argument", &ok); CHECK(ok);
+                 "invalid_argument", &ok);
+    CHECK(ok);
     expect_error(ps, D, "KEY", "{\"deviceId\":\"d\",\"needAck\":1}", 400,
-                 "invalid_argument", &ok); CHECK(ok);
+                 "invalid_argument", &ok);
+    CHECK(ok);
     expect_error(ps, D, "KEY", "{\"deviceId\":\"d\",\"payload\":1}", 400,
-                 "invalid_argument", &ok); CHECK(ok);
-    expect_error(ps, D, "KEY",
-                 "{\"deviceId\":\"d\",\"payload\":\"a\",\"payloadB64\":\"YQ==\"}",
-                 400, "invalid_argument", &ok); CHECK(ok);
+                 "invalid_argument", &ok);
+    CHECK(ok);
+    expect_error(
+        ps, D, "KEY",
+        "{\"deviceId\":\"d\",\"payload\":\"a\",\"payloadB64\":\"YQ==\"}", 400,
+        "invalid_argument", &ok);
+    CHECK(ok);
     expect_error(ps, D, "KEY", "{\"deviceId\":\"d\",\"payloadB64\":\"YQ\"}",
-                 400, "invalid_argument", &ok); CHECK(ok);
+                 400, "invalid_argument", &ok);
+    CHECK(ok);
     expect_error(ps, "/v1/nope", "KEY", "{}", 404, "not_found", &ok);
     CHECK(ok);
     /* 4097 bytes of payload: one over the default limit. */
@@ -433,14 +445,19 @@ TEST(errors) {
     int n = snprintf(big, sizeof big, "{\"deviceId\":\"d\",\"payload\":\"");
     memset(big + n, 'p', 4097);
     strcpy(big + n + 4097, "\"}");
-    expect_error(ps, D, "KEY", big, 413, "payload_too_large", &ok); CHECK(ok);
+    expect_error(ps, D, "KEY", big, 413, "payload_too_large", &ok);
+    CHECK(ok);
     CHECK_EQ_INT(R.calls, 0); /* nothing invalid reached the gateway */
     push_service_free(ps);
 }
 
 /* What cJSON alone would let through, each refused with its reason. */
 TEST(body_parse_is_strict_json) {
-    static const struct { const char *in; size_t n; int want; } cases[] = {
+    static const struct {
+        const char *in;
+        size_t n;
+        int want;
+    } cases[] = {
         {"{\"a\":\"x\\u0000y\"}", 0, PB_E_NUL},
         {"{\"a\":\"x\\u0zzzy\"}", 0, PB_E_SYNTAX},
         {"{\"a\":\"x\\u12\"}", 0, PB_E_SYNTAX},
@@ -463,16 +480,14 @@ TEST(body_parse_is_strict_json) {
         {"{\"a\":1", 0, PB_E_SYNTAX},
         {"{\"a\":\"x", 0, PB_E_SYNTAX},
         {"", 0, PB_E_SYNTAX},
-        {" {\"a\":[1,-2.5e-3,true,null],\"b\":\"caf\\u00e9\"}\r\n", 0,
-         PB_OK},
+        {" {\"a\":[1,-2.5e-3,true,null],\"b\":\"caf\\u00e9\"}\r\n", 0, PB_OK},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         size_t n = cases[i].n ? cases[i].n : strlen(cases[i].in);
         cJSON *j = (cJSON *)1;
         int rc = push_body_parse(cases[i].in, n, &j);
         if (rc != cases[i].want)
-            fprintf(stderr, "  case %zu: %d, want %d\n", i, rc,
-                    cases[i].want);
+            fprintf(stderr, "  case %zu: %d, want %d\n", i, rc, cases[i].want);
         CHECK_EQ_INT(rc, cases[i].want);
         CHECK((j != NULL) == (rc == PB_OK));
         cJSON_Delete(j);
@@ -495,15 +510,19 @@ TEST(body_errors_name_the_reason) {
     CHECK(ps);
     int ok;
     const char *D = "/v1/push/device";
-    expect_error(ps, D, "KEY", "{\"deviceId\":\"d\",\"payload\":\"\xff\"}",
-                 400, "bad_json", &ok); CHECK(ok);
-    expect_error(ps, D, "KEY", "{\"deviceId\":\"d\",\"deviceId\":\"e\"}",
-                 400, "bad_json", &ok); CHECK(ok);
+    expect_error(ps, D, "KEY", "{\"deviceId\":\"d\",\"payload\":\"\xff\"}", 400,
+                 "bad_json", &ok);
+    CHECK(ok);
+    expect_error(ps, D, "KEY", "{\"deviceId\":\"d\",\"deviceId\":\"e\"}", 400,
+                 "bad_json", &ok);
+    CHECK(ok);
     expect_error(ps, D, "KEY", "{\"deviceId\":\"d\",\"ttl\":1.5}", 400,
-                 "invalid_argument", &ok); CHECK(ok);
+                 "invalid_argument", &ok);
+    CHECK(ok);
     resp_t r;
-    CHECK_EQ_INT(post(ps, D, "KEY", "{\"deviceId\":\"d\",\"payload\":\"\\u0000\"}",
-                      &r), 0);
+    CHECK_EQ_INT(
+        post(ps, D, "KEY", "{\"deviceId\":\"d\",\"payload\":\"\\u0000\"}", &r),
+        0);
     CHECK_EQ_INT(r.status, 400);
     json_t *m = json_object_get(json_object_get(r.json, "error"), "message");
     CHECK(m && strstr(json_string_value(m), "\\u0000"));
@@ -516,19 +535,23 @@ TEST(method_and_framing) {
     push_service_t *ps = start(10);
     CHECK(ps);
     resp_t r;
-    CHECK_EQ_INT(request(ps, "GET /v1/push/device HTTP/1.1\r\nHost: x\r\n\r\n",
-                         &r), 0);
+    CHECK_EQ_INT(
+        request(ps, "GET /v1/push/device HTTP/1.1\r\nHost: x\r\n\r\n", &r), 0);
     CHECK_EQ_INT(r.status, 405);
     CHECK(strcasestr(r.head, "Allow: POST"));
     json_decref(r.json);
-    CHECK_EQ_INT(request(ps, "POST /v1/push/device HTTP/1.1\r\nHost: x\r\n"
-                             "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
-                         &r), 0);
+    CHECK_EQ_INT(request(ps,
+                         "POST /v1/push/device HTTP/1.1\r\nHost: x\r\n"
+                         "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+                         &r),
+                 0);
     CHECK_EQ_INT(r.status, 411);
     json_decref(r.json);
-    CHECK_EQ_INT(request(ps, "POST /v1/push/device HTTP/1.1\r\nHost: x\r\n"
-                             "Content-Length: 9999999\r\n\r\n",
-                         &r), 0);
+    CHECK_EQ_INT(request(ps,
+                         "POST /v1/push/device HTTP/1.1\r\nHost: x\r\n"
+                         "Content-Length: 9999999\r\n\r\n",
+                         &r),
+                 0);
     CHECK_EQ_INT(r.status, 413);
     CHECK(!strcmp(err_code(&r), "body_too_large"));
     json_decref(r.json);
@@ -569,12 +592,14 @@ TEST(keepalive_pipelining) {
     json_decref(r.json);
     CHECK_EQ_INT(send_str(fd, "POST /v1/push/online HTTP/1.1\r\n"
                               "Authorization: Bearer KEY\r\n"
-                              "Content-Length: 2\r\n\r\n{}"), 0);
+                              "Content-Length: 2\r\n\r\n{}"),
+                 0);
     CHECK_EQ_INT(read_resp(fd, carry, &cl, &r), 0);
     CHECK_EQ_INT(r.status, 200);
     json_decref(r.json);
     /* Connection: close is honoured. */
-    CHECK_EQ_INT(send_str(fd, "GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n"), 0);
+    CHECK_EQ_INT(
+        send_str(fd, "GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n"), 0);
     CHECK_EQ_INT(read_resp(fd, carry, &cl, &r), 0);
     CHECK_EQ_INT(r.status, 200);
     json_decref(r.json);
@@ -638,18 +663,15 @@ typedef struct stored_svc {
 static int start_stored(stored_svc_t *s, double rate, double burst) {
     memset(s, 0, sizeof *s);
     snprintf(s->dir, sizeof s->dir, "/tmp/herald-tpush-XXXXXX");
-    if (!mkdtemp(s->dir))
-        return -1;
+    if (!mkdtemp(s->dir)) return -1;
     char path[128];
     snprintf(path, sizeof path, "%s/h.db", s->dir);
     store_config_t sc;
     store_config_defaults(&sc);
     sc.path = path;
     sc.synchronous_full = false; /* durability is the store's own test */
-    if (store_open(&sc, &s->st) < 0)
-        return -1;
-    if (store_app_put(s->st, "test", "SECRET", "KEY") < 0)
-        return -1;
+    if (store_open(&sc, &s->st) < 0) return -1;
+    if (store_app_put(s->st, "test", "SECRET", "KEY") < 0) return -1;
     push_config_t c;
     push_config_defaults(&c);
     c.http_port = 0;
@@ -658,10 +680,10 @@ static int start_stored(stored_svc_t *s, double rate, double burst) {
     c.rate_app = rate;
     c.burst = burst;
     s->ps = push_service_new(&c);
-    push_sink_t sk = {NULL, sink_device, sink_online,
-                      use_marks ? sink_mark : NULL, sink_revoke, NULL};
-    if (!s->ps || push_service_start_sink(s->ps, &sk) != 0)
-        return -1;
+    push_sink_t sk = {NULL,        sink_device,
+                      sink_online, use_marks ? sink_mark : NULL,
+                      sink_revoke, NULL};
+    if (!s->ps || push_service_start_sink(s->ps, &sk) != 0) return -1;
     pthread_mutex_lock(&R.mu);
     R.calls = 0;
     R.nlog = 0;
@@ -680,12 +702,10 @@ static int start_stored(stored_svc_t *s, double rate, double burst) {
 
 static void stop_stored(stored_svc_t *s) {
     push_service_free(s->ps);
-    if (s->st)
-        store_close(s->st);
+    if (s->st) store_close(s->st);
     char cmd[160];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", s->dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "  could not remove %s\n", s->dir);
+    if (system(cmd) != 0) fprintf(stderr, "  could not remove %s\n", s->dir);
 }
 
 static int get(push_service_t *ps, const char *path, resp_t *r) {
@@ -707,7 +727,9 @@ TEST(stored_single_offline_online_and_idempotent) {
     char first[64];
     CHECK_EQ_INT(post(s.ps, "/v1/push/device", "KEY",
                       "{\"deviceId\":\"dev2\",\"payload\":\"a\","
-                      "\"requestId\":\"q1\"}", &r), 0);
+                      "\"requestId\":\"q1\"}",
+                      &r),
+                 0);
     CHECK_EQ_INT(r.status, 200);
     CHECK(!strcmp(jstr(&r, "state"), "stored"));
     snprintf(first, sizeof first, "%s", jstr(&r, "msgId"));
@@ -716,7 +738,9 @@ TEST(stored_single_offline_online_and_idempotent) {
     /* The same requestId: the first msgId, nothing new stored or routed. */
     CHECK_EQ_INT(post(s.ps, "/v1/push/device", "KEY",
                       "{\"deviceId\":\"dev2\",\"payload\":\"b\","
-                      "\"requestId\":\"q1\"}", &r), 0);
+                      "\"requestId\":\"q1\"}",
+                      &r),
+                 0);
     CHECK_EQ_INT(r.status, 200);
     CHECK(!strcmp(jstr(&r, "msgId"), first));
     CHECK(json_is_true(json_object_get(r.json, "duplicate")));
@@ -724,7 +748,8 @@ TEST(stored_single_offline_online_and_idempotent) {
     json_decref(r.json);
     /* Online device: written, seq 1 of its own inbox, routed with it. */
     CHECK_EQ_INT(post(s.ps, "/v1/push/device", "KEY",
-                      "{\"deviceId\":\"dev1\",\"payload\":\"c\"}", &r), 0);
+                      "{\"deviceId\":\"dev1\",\"payload\":\"c\"}", &r),
+                 0);
     CHECK(!strcmp(jstr(&r, "state"), "written"));
     CHECK_EQ_INT(R.nlog, 1);
     CHECK_EQ_INT(R.log[0].seq, 1);
@@ -757,7 +782,9 @@ TEST(stored_multi_all_online) {
     resp_t r;
     CHECK_EQ_INT(post(s.ps, "/v1/push/devices", "KEY",
                       "{\"deviceIds\":[\"dev1\",\"dev2\",\"bad id\"],"
-                      "\"payload\":\"m\"}", &r), 0);
+                      "\"payload\":\"m\"}",
+                      &r),
+                 0);
     CHECK_EQ_INT(r.status, 200);
     CHECK_EQ_INT(jint(r.json, "online"), 1);
     CHECK_EQ_INT(jint(r.json, "stored"), 2);
@@ -770,18 +797,19 @@ TEST(stored_multi_all_online) {
     CHECK_EQ_INT(R.timeline, 1);
     CHECK_EQ_INT(R.log[R.nlog - 1].seq, 1);
     json_decref(r.json);
-    CHECK_EQ_INT(post(s.ps, "/v1/push/online", "KEY", "{\"payload\":\"o\"}",
-                      &r), 0);
+    CHECK_EQ_INT(
+        post(s.ps, "/v1/push/online", "KEY", "{\"payload\":\"o\"}", &r), 0);
     CHECK_EQ_INT(jint(r.json, "targeted"), 3);
     CHECK_EQ_INT(R.timeline, 2);
     json_decref(r.json);
     /* Bad input stores nothing. */
-    CHECK_EQ_INT(post(s.ps, "/v1/push/devices", "KEY",
-                      "{\"deviceIds\":\"dev1\"}", &r), 0);
+    CHECK_EQ_INT(
+        post(s.ps, "/v1/push/devices", "KEY", "{\"deviceIds\":\"dev1\"}", &r),
+        0);
     CHECK_EQ_INT(r.status, 400);
     json_decref(r.json);
-    CHECK_EQ_INT(post(s.ps, "/v1/push/devices", "KEY",
-                      "{\"deviceIds\":[]}", &r), 0);
+    CHECK_EQ_INT(
+        post(s.ps, "/v1/push/devices", "KEY", "{\"deviceIds\":[]}", &r), 0);
     CHECK_EQ_INT(r.status, 400);
     json_decref(r.json);
     CHECK_EQ_INT(get(s.ps, "/v1/devices/dev2", &r), 0);
@@ -798,7 +826,8 @@ TEST(stored_sync_on_connect_and_ack) {
     resp_t r;
     for (int i = 0; i < 3; i++) {
         CHECK_EQ_INT(post(s.ps, "/v1/push/device", "KEY",
-                          "{\"deviceId\":\"dev3\",\"payload\":\"x\"}", &r), 0);
+                          "{\"deviceId\":\"dev3\",\"payload\":\"x\"}", &r),
+                     0);
         CHECK_EQ_INT(r.status, 200);
         json_decref(r.json);
     }
@@ -810,11 +839,13 @@ TEST(stored_sync_on_connect_and_ack) {
     R.online_device = "dev3";
     pthread_mutex_unlock(&R.mu);
     const gw_service_t *gi = push_service_gw_iface(s.ps);
-    gw_device_t d = {.app = "test", .device = "dev3", .transport = GW_TCP,
-                     .inbox_seq = 1, .broadcast_seq = 0};
+    gw_device_t d = {.app = "test",
+                     .device = "dev3",
+                     .transport = GW_TCP,
+                     .inbox_seq = 1,
+                     .broadcast_seq = 0};
     gi->online(gi->ctx, &d);
-    for (int i = 0; i < 200 && R.nlog < 3; i++)
-        usleep(10000);
+    for (int i = 0; i < 200 && R.nlog < 3; i++) usleep(10000);
     pthread_mutex_lock(&R.mu);
     int n = R.nlog;
     pthread_mutex_unlock(&R.mu);
@@ -884,17 +915,14 @@ TEST(stored_sync_paced_by_marks) {
     const gw_service_t *gi = push_service_gw_iface(s.ps);
     gw_device_t d = {.app = "test", .device = "dev7", .transport = GW_TCP};
     gi->online(gi->ctx, &d);
-    for (int i = 0; i < 300 && n_marks == m0; i++)
-        usleep(10000);
+    for (int i = 0; i < 300 && n_marks == m0; i++) usleep(10000);
     CHECK_EQ_INT(n_marks, m0 + 1);
     /* 1000 bytes + 64 of framing a row: the 62nd fills 64 KiB. */
     usleep(100000);
     CHECK_EQ_INT(nlog(), 62); /* and no more until the answer */
-    for (int i = 0; i < 62; i++)
-        CHECK_EQ_INT(R.log[i].seq, i + 1);
+    for (int i = 0; i < 62; i++) CHECK_EQ_INT(R.log[i].seq, i + 1);
     gi->drained(gi->ctx, last_mark, true);
-    for (int i = 0; i < 300 && n_marks == m0 + 1; i++)
-        usleep(10000);
+    for (int i = 0; i < 300 && n_marks == m0 + 1; i++) usleep(10000);
     CHECK_EQ_INT(n_marks, m0 + 2);
     usleep(100000);
     CHECK_EQ_INT(nlog(), 124);
@@ -922,7 +950,8 @@ TEST(stored_route_after_sync_not_twice) {
     resp_t r;
     for (int i = 0; i < 2; i++) {
         CHECK_EQ_INT(post(s.ps, "/v1/push/device", "KEY",
-                          "{\"deviceId\":\"dev5\",\"payload\":\"x\"}", &r), 0);
+                          "{\"deviceId\":\"dev5\",\"payload\":\"x\"}", &r),
+                     0);
         CHECK_EQ_INT(r.status, 200);
         json_decref(r.json);
     }
@@ -1001,7 +1030,8 @@ TEST(stored_sync_command) {
     resp_t r;
     for (int i = 0; i < 4; i++) {
         CHECK_EQ_INT(post(s.ps, "/v1/push/device", "KEY",
-                          "{\"deviceId\":\"dev4\",\"payload\":\"y\"}", &r), 0);
+                          "{\"deviceId\":\"dev4\",\"payload\":\"y\"}", &r),
+                     0);
         json_decref(r.json);
     }
     pthread_mutex_lock(&R.mu);
@@ -1012,8 +1042,7 @@ TEST(stored_sync_command) {
     CHECK(gi->sync != NULL);
     gw_device_t d = {.app = "test", .device = "dev4", .transport = GW_TCP};
     gi->sync(gi->ctx, &d, 2, 0);
-    for (int i = 0; i < 200 && R.nlog < 2; i++)
-        usleep(10000);
+    for (int i = 0; i < 200 && R.nlog < 2; i++) usleep(10000);
     usleep(50000);
     CHECK_EQ_INT(R.nlog, 2);
     CHECK_EQ_INT(R.log[0].seq, 3);
@@ -1058,8 +1087,8 @@ TEST(stored_limits_change_live) {
     CHECK_EQ_INT(codes[2], 429);
     CHECK_EQ_INT(codes[3], 200);
     push_service_set_limits(s.ps, 0, 0, 4);
-    CHECK_EQ_INT(post(s.ps, "/v1/push/online", "KEY", "{\"payload\":\"12345\"}",
-                      &r), 0);
+    CHECK_EQ_INT(
+        post(s.ps, "/v1/push/online", "KEY", "{\"payload\":\"12345\"}", &r), 0);
     CHECK_EQ_INT(r.status, 413);
     json_decref(r.json);
     CHECK_EQ_INT(store_app_revoke_key(s.st, "test", "KEY"), 0);
@@ -1193,7 +1222,8 @@ TEST(stored_tars_single) {
     herald_PushAPI_pushSingleDevice_args(&args, 1, &q);
     CHECK_EQ_INT(trpc_request_encode(&frame, 1, TRPC_NORMAL, 7,
                                      "herald.PushServer.PushAPIObj",
-                                     "pushSingleDevice", &args, 5000), 0);
+                                     "pushSingleDevice", &args, 5000),
+                 0);
     jce_arena_t *a = jce_arena_new(0);
     trpc_response_t rsp;
     CHECK_EQ_INT(trpc_call(fd, &frame, 7, 5000, &rbuf, a, &rsp), 0);
@@ -1201,7 +1231,8 @@ TEST(stored_tars_single) {
     int32_t ret = -1;
     herald_PushSingleDeviceRsp o;
     CHECK_EQ_INT(herald_PushAPI_pushSingleDevice_result(
-                     rsp.body.data, rsp.body.len, 1, a, &ret, &o), 0);
+                     rsp.body.data, rsp.body.len, 1, a, &ret, &o),
+                 0);
     CHECK_EQ_INT(ret, 0);
     CHECK_EQ_INT(o.state, 1); /* MSG_STORED */
     CHECK_EQ_INT(o.msgId.len, 24);
@@ -1214,10 +1245,12 @@ TEST(stored_tars_single) {
     herald_PushAPI_pushSingleDevice_args(&args, 1, &q);
     CHECK_EQ_INT(trpc_request_encode(&frame, 1, TRPC_NORMAL, 8,
                                      "herald.PushServer.PushAPIObj",
-                                     "pushSingleDevice", &args, 5000), 0);
+                                     "pushSingleDevice", &args, 5000),
+                 0);
     CHECK_EQ_INT(trpc_call(fd, &frame, 8, 5000, &rbuf, a, &rsp), 0);
     CHECK_EQ_INT(herald_PushAPI_pushSingleDevice_result(
-                     rsp.body.data, rsp.body.len, 1, a, &ret, &o), 0);
+                     rsp.body.data, rsp.body.len, 1, a, &ret, &o),
+                 0);
     CHECK_EQ_INT(ret, 2);
     close(fd);
     jce_arena_free(a);

@@ -15,13 +15,11 @@ TEST(shq_plain_words_stay) {
 }
 
 TEST(shq_quotes_what_the_shell_reads) {
-    static const struct { const char *in, *out; } v[] = {
-        {"bad name", "'bad name'"},
-        {"", "''"},
-        {"it's", "'it'\\''s'"},
-        {"$HOME", "'$HOME'"},
-        {"a;b", "'a;b'"},
-        {"`x`", "'`x`'"},
+    static const struct {
+        const char *in, *out;
+    } v[] = {
+        {"bad name", "'bad name'"}, {"", "''"},       {"it's", "'it'\\''s'"},
+        {"$HOME", "'$HOME'"},       {"a;b", "'a;b'"}, {"`x`", "'`x`'"},
         {"'", "''\\'''"},
     };
     for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {

@@ -6,9 +6,9 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <sqlite3.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,8 +40,8 @@ static void tmpdb_make(struct tmpdb *t) {
 }
 
 static void tmpdb_remove(struct tmpdb *t) {
-    static const char *const sfx[] = {"", "-wal", "-shm", "-journal",
-                                      "-hot0", "-hot1"};
+    static const char *const sfx[] = {"",         "-wal",  "-shm",
+                                      "-journal", "-hot0", "-hot1"};
     char p[128];
     for (int i = 0; i < 6; i++) {
         snprintf(p, sizeof p, "%s%s", t->path, sfx[i]);
@@ -52,8 +52,10 @@ static void tmpdb_remove(struct tmpdb *t) {
 
 static store_t *open_at(const char *path, const store_config_t *base) {
     store_config_t c;
-    if (base) c = *base;
-    else store_config_defaults(&c);
+    if (base)
+        c = *base;
+    else
+        store_config_defaults(&c);
     c.path = path;
     store_t *st = NULL;
     int rc = store_open(&c, &st);
@@ -82,8 +84,8 @@ static void msg_fill(store_req_t *r, int op, const char *app,
 
 /* One single-device push, waited for; *seq gets its inbox seq. */
 static int push1(store_t *st, const char *app, const char *msg_id,
-                 const char *dev, const char *req_id, const char *ck,
-                 int ttl, int64_t *seq, char *dup) {
+                 const char *dev, const char *req_id, const char *ck, int ttl,
+                 int64_t *seq, char *dup) {
     store_req_t r;
     const char *devs[1] = {dev};
     int64_t s = 0;
@@ -640,8 +642,7 @@ TEST(broadcast_cursor_and_constant_writes) {
     CHECK_EQ_INT(store_reader_new(st, &rd), 0);
     store_rows_t rows;
     int64_t now = (int64_t)clock_wall_ms();
-    CHECK_EQ_INT(store_bcast_fetch(rd, "a", r.bcast_cursor, 10, now, &rows),
-                 0);
+    CHECK_EQ_INT(store_bcast_fetch(rd, "a", r.bcast_cursor, 10, now, &rows), 0);
     CHECK_EQ_INT(rows.n, 1);
     CHECK(strcmp(rows.rows[0].msg_id, "b3") == 0);
     CHECK_EQ_INT(rows.rows[0].timeline, 1);
@@ -678,8 +679,8 @@ TEST(failing_request_does_not_poison_batch) {
     tmpdb_make(&t);
     store_t *st = open_at(t.path, NULL);
     CHECK(st);
-    struct waitset w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER,
-                        0, {0}};
+    struct waitset w = {
+        PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, {0}};
     store_req_t reqs[5];
     const char *devs[5][1] = {{"d0"}, {"d1"}, {"d2"}, {"d3"}, {"d4"}};
     const char *ids[5] = {"m0", "m1", "m0", "m3", "m4"}; /* #2 clashes */
@@ -716,8 +717,10 @@ static void request_id_of(const char *path, const char *msg_id, char *out,
     out[0] = 0;
     if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
         return;
-    if (sqlite3_prepare_v2(db, "SELECT request_id FROM messages"
-                           " WHERE msg_id=?1", -1, &s, NULL) == SQLITE_OK) {
+    if (sqlite3_prepare_v2(db,
+                           "SELECT request_id FROM messages"
+                           " WHERE msg_id=?1",
+                           -1, &s, NULL) == SQLITE_OK) {
         sqlite3_bind_text(s, 1, msg_id, -1, SQLITE_STATIC);
         if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_text(s, 0))
             snprintf(out, cap, "%s", (const char *)sqlite3_column_text(s, 0));
@@ -746,8 +749,8 @@ TEST(failure_after_writes_redoes_batch_with_savepoints) {
     old.n_devices = 1;
     CHECK_EQ_INT(store_submit_wait(st, &old), 0);
 
-    struct waitset w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER,
-                        0, {0}};
+    struct waitset w = {
+        PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, {0}};
     store_req_t reqs[3];
     const char *devs[3][1] = {{"d0"}, {"d1"}, {"d2"}};
     const char *ids[3] = {"m0", "old", "m2"};
@@ -830,10 +833,11 @@ TEST(schema_v1_file_migrates_to_current) {
 
     CHECK(sqlite3_open(t.path, &db) == SQLITE_OK);
     sqlite3_stmt *q;
-    CHECK(sqlite3_prepare_v2(db, "SELECT (SELECT sql FROM sqlite_master"
+    CHECK(sqlite3_prepare_v2(db,
+                             "SELECT (SELECT sql FROM sqlite_master"
                              " WHERE name='messages'), (SELECT user_version"
-                             " FROM pragma_user_version)", -1, &q,
-                             NULL) == SQLITE_OK);
+                             " FROM pragma_user_version)",
+                             -1, &q, NULL) == SQLITE_OK);
     CHECK(sqlite3_step(q) == SQLITE_ROW);
     CHECK(strstr((const char *)sqlite3_column_text(q, 0), "WITHOUT ROWID"));
     CHECK(strstr((const char *)sqlite3_column_text(q, 0), "n_dropped"));
@@ -903,11 +907,11 @@ TEST(sweeper_expires_single_and_multi_rows) {
 }
 
 /* What version 4 added, taken away again: a file of version 3's shape. */
-#define BACK_TO_V3                                                        \
-    "ALTER TABLE messages DROP COLUMN at_dropped;"                        \
-    " ALTER TABLE messages DROP COLUMN n_dropped;"                        \
-    " ALTER TABLE apps DROP COLUMN unknown_device;"                       \
-    " DROP TABLE device_revocations; DROP TABLE journal_files;"           \
+#define BACK_TO_V3                                              \
+    "ALTER TABLE messages DROP COLUMN at_dropped;"              \
+    " ALTER TABLE messages DROP COLUMN n_dropped;"              \
+    " ALTER TABLE apps DROP COLUMN unknown_device;"             \
+    " DROP TABLE device_revocations; DROP TABLE journal_files;" \
     " PRAGMA user_version=3;"
 
 /* A version 3 file gains the dropped counts, the unknown-device policy,
@@ -928,13 +932,18 @@ TEST(schema_v3_file_migrates_to_v4) {
     st = open_at(t.path, NULL);
     CHECK(st);
     store_close(st);
-    CHECK_EQ_INT(sql_int(t.path, "SELECT user_version FROM pragma_user_version"), 4);
-    CHECK_EQ_INT(sql_int(t.path, "SELECT n_dropped FROM messages WHERE msg_id='s3'"), 0);
+    CHECK_EQ_INT(
+        sql_int(t.path, "SELECT user_version FROM pragma_user_version"), 4);
+    CHECK_EQ_INT(
+        sql_int(t.path, "SELECT n_dropped FROM messages WHERE msg_id='s3'"), 0);
     CHECK_EQ_INT(sql_int(t.path, "SELECT count(*) FROM device_revocations"), 0);
-    CHECK_EQ_INT(sql_int(t.path, "SELECT count(*) FROM pragma_table_info('apps')"
-                                 " WHERE name='unknown_device'"), 1);
+    CHECK_EQ_INT(sql_int(t.path,
+                         "SELECT count(*) FROM pragma_table_info('apps')"
+                         " WHERE name='unknown_device'"),
+                 1);
     CHECK_EQ_INT(sql_int(t.path, "SELECT count(*) FROM sqlite_master"
-                                 " WHERE name='journal_files'"), 1);
+                                 " WHERE name='journal_files'"),
+                 1);
     tmpdb_remove(&t);
 }
 
@@ -953,10 +962,12 @@ TEST(schema_v2_file_migrates_to_current) {
     /* back to the version 2 shape */
     sqlite3 *db;
     CHECK(sqlite3_open(t.path, &db) == SQLITE_OK);
-    CHECK(sqlite3_exec(db, BACK_TO_V3 " DROP TABLE inbox_targets;"
-                       " ALTER TABLE messages DROP COLUMN device;"
-                       " CREATE INDEX inbox_msg ON inbox(msg_id);"
-                       " PRAGMA user_version=2;", NULL, NULL, NULL) == SQLITE_OK);
+    CHECK(sqlite3_exec(db,
+                       BACK_TO_V3 " DROP TABLE inbox_targets;"
+                                  " ALTER TABLE messages DROP COLUMN device;"
+                                  " CREATE INDEX inbox_msg ON inbox(msg_id);"
+                                  " PRAGMA user_version=2;",
+                       NULL, NULL, NULL) == SQLITE_OK);
     sqlite3_close(db);
 
     store_config_t c;
@@ -974,9 +985,11 @@ TEST(schema_v2_file_migrates_to_current) {
     CHECK_EQ_INT(ss.count[STORE_EV_EXPIRED], 1);
     store_reader_free(rd);
     store_close(st);
-    CHECK_EQ_INT(sql_int(t.path, "SELECT user_version FROM pragma_user_version"), 4);
+    CHECK_EQ_INT(
+        sql_int(t.path, "SELECT user_version FROM pragma_user_version"), 4);
     CHECK_EQ_INT(sql_int(t.path, "SELECT count(*) FROM sqlite_master"
-                                 " WHERE name='inbox_msg'"), 0);
+                                 " WHERE name='inbox_msg'"),
+                 0);
     CHECK_EQ_INT(sql_int(t.path, "SELECT count(*) FROM inbox"), 0);
     tmpdb_remove(&t);
 }
@@ -989,8 +1002,8 @@ TEST(queue_full_backpressure_and_close_drains) {
     c.max_queue = 8;
     store_t *st = open_at(t.path, &c);
     CHECK(st);
-    struct waitset w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER,
-                        0, {0}};
+    struct waitset w = {
+        PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, {0}};
     store_req_t reqs[9];
     char ids[9][16];
     store_pause(st, true);
@@ -1041,16 +1054,17 @@ TEST(apps_create_rotate_put_lookup) {
     store_app_t app;
     char key[64], key2[64];
     CHECK_EQ_INT(store_app_create(st, "demo", STORE_UNKNOWN_STORE, &app, key,
-                                  sizeof key), 0);
+                                  sizeof key),
+                 0);
     CHECK(strncmp(key, "hk_", 3) == 0);
     CHECK_EQ_INT(strlen(key), 3 + 43);
     CHECK_EQ_INT(strlen(app.secret), 43);
     CHECK_EQ_INT(store_app_create(st, "demo", STORE_UNKNOWN_STORE, &app, key2,
                                   sizeof key2),
                  STORE_E_EXISTS);
-    CHECK_EQ_INT(store_app_create(st, "", STORE_UNKNOWN_STORE, &app, key2,
-                                  sizeof key2),
-                 STORE_E_INVALID);
+    CHECK_EQ_INT(
+        store_app_create(st, "", STORE_UNKNOWN_STORE, &app, key2, sizeof key2),
+        STORE_E_INVALID);
     /* Names no device token can carry (token_app_valid) are refused. */
     static const char *bad[] = {"bad name", "my.app", "a:b", "-x"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -1156,8 +1170,9 @@ TEST(unknown_device_policy_and_known_devices) {
     CHECK(st);
     store_app_t app;
     char key[64];
-    CHECK_EQ_INT(store_app_create(st, "strict", STORE_UNKNOWN_REJECT, &app,
-                                  key, sizeof key), 0);
+    CHECK_EQ_INT(store_app_create(st, "strict", STORE_UNKNOWN_REJECT, &app, key,
+                                  sizeof key),
+                 0);
     CHECK_EQ_INT(store_app_create(st, "lax", 7, &app, key, sizeof key),
                  STORE_E_INVALID);
     store_reader_t *rd;
@@ -1165,16 +1180,17 @@ TEST(unknown_device_policy_and_known_devices) {
     store_app_t got;
     CHECK_EQ_INT(store_app_by_key(rd, key, &got), 0);
     CHECK_EQ_INT(got.unknown_device, STORE_UNKNOWN_REJECT);
-    CHECK_EQ_INT(store_app_set_unknown_device(st, "strict", STORE_UNKNOWN_STORE),
-                 0);
+    CHECK_EQ_INT(
+        store_app_set_unknown_device(st, "strict", STORE_UNKNOWN_STORE), 0);
     CHECK_EQ_INT(store_app_get(rd, "strict", &got), 0);
     CHECK_EQ_INT(got.unknown_device, STORE_UNKNOWN_STORE);
     CHECK_EQ_INT(store_app_set_unknown_device(st, "nope", STORE_UNKNOWN_STORE),
                  STORE_E_NOTFOUND);
-    CHECK_EQ_INT(store_app_set_unknown_device(st, "strict", 2), STORE_E_INVALID);
+    CHECK_EQ_INT(store_app_set_unknown_device(st, "strict", 2),
+                 STORE_E_INVALID);
     /* --app upserts keep the policy. */
-    CHECK_EQ_INT(store_app_set_unknown_device(st, "strict", STORE_UNKNOWN_REJECT),
-                 0);
+    CHECK_EQ_INT(
+        store_app_set_unknown_device(st, "strict", STORE_UNKNOWN_REJECT), 0);
     CHECK_EQ_INT(store_app_put(st, "strict", "s", "k-strict"), 0);
     CHECK_EQ_INT(store_app_get(rd, "strict", &got), 0);
     CHECK_EQ_INT(got.unknown_device, STORE_UNKNOWN_REJECT);
@@ -1183,8 +1199,8 @@ TEST(unknown_device_policy_and_known_devices) {
     CHECK_EQ_INT(store_device_known(rd, "strict", "typo", &known), 0);
     CHECK(!known);
     int64_t seq;
-    CHECK_EQ_INT(push1(st, "strict", "m-typo", "typo", NULL, NULL, 60, &seq,
-                       NULL), 0);
+    CHECK_EQ_INT(
+        push1(st, "strict", "m-typo", "typo", NULL, NULL, 60, &seq, NULL), 0);
     CHECK_EQ_INT(store_device_known(rd, "strict", "typo", &known), 0);
     CHECK(!known); /* registered by a push: still never connected */
     store_req_t r;
@@ -1261,15 +1277,18 @@ TEST(hot_ack_before_fold_writes_no_inbox_row) {
     CHECK_EQ_INT(push1(st, "a", "m7", "d1", NULL, NULL, 60, &seq, NULL), 0);
     store_reader_free(rd);
     store_close(st);
-    CHECK_EQ_INT(sql_int(t.path, "SELECT count(*) FROM inbox WHERE msg_id='m6'"),
-                 0);
+    CHECK_EQ_INT(
+        sql_int(t.path, "SELECT count(*) FROM inbox WHERE msg_id='m6'"), 0);
     CHECK_EQ_INT(sql_int(t.path, "SELECT n_acked FROM messages"
-                                 " WHERE msg_id='m6'"), 1);
+                                 " WHERE msg_id='m6'"),
+                 1);
     CHECK_EQ_INT(sql_int(t.path, "SELECT n_stored FROM messages"
-                                 " WHERE msg_id='m6'"), 1);
+                                 " WHERE msg_id='m6'"),
+                 1);
     CHECK_EQ_INT(sql_int(t.path, "SELECT seq FROM inbox WHERE msg_id='m7'"), 7);
     CHECK_EQ_INT(sql_int(t.path, "SELECT inbox_last_seq*10+inbox_acked"
-                                 " FROM devices WHERE device='d1'"), 76);
+                                 " FROM devices WHERE device='d1'"),
+                 76);
     tmpdb_remove(&t);
 }
 
@@ -1292,7 +1311,8 @@ TEST(hot_journal_has_one_owner) {
     store_app_t app;
     char key[80];
     CHECK_EQ_INT(store_app_create(side, "second", STORE_UNKNOWN_STORE, &app,
-                                  key, sizeof key), 0);
+                                  key, sizeof key),
+                 0);
     store_close(side);
     int64_t seq = 0;
     CHECK_EQ_INT(push1(st, "a", "m2", "d1", NULL, NULL, 60, &seq, NULL), 0);
@@ -1409,7 +1429,8 @@ static void child_done(store_req_t *req, int rc) {
          * id, and sees only ids whose COMMIT had returned. */
         if (write(ack_fd, line, (size_t)n) != n) _exit(3);
         store_req_t *a = child_acks && !strcmp(req->devices[0], "dev0")
-                             ? calloc(1, sizeof *a) : NULL;
+                             ? calloc(1, sizeof *a)
+                             : NULL;
         if (a) {
             msg_fill(a, STORE_OP_ACK, "crash", NULL, NULL);
             a->device = "dev0";
@@ -1426,8 +1447,8 @@ static void child_done(store_req_t *req, int rc) {
 }
 
 /* Pushes to dev0..dev6 until killed; hot_file_max 0: the default. */
-static void __attribute__((noreturn)) child_pusher(const char *path, int fd,
-                                                    long hot_file_max) {
+static void __attribute__((noreturn))
+child_pusher(const char *path, int fd, long hot_file_max) {
     ack_fd = fd;
     store_config_t c;
     store_config_defaults(&c);
@@ -1551,15 +1572,11 @@ static void sigkill_run(long hot_file_max, bool acks) {
     CHECK(total >= checked);
 }
 
-TEST(acknowledged_writes_survive_sigkill) {
-    sigkill_run(0, false);
-}
+TEST(acknowledged_writes_survive_sigkill) { sigkill_run(0, false); }
 
 /* Hot journal files reused many times over (a few KiB each), acks held in
  * memory for dev0: nothing acknowledged is lost when the files turn. */
-TEST(hot_journal_reuse_survives_sigkill) {
-    sigkill_run(4096, true);
-}
+TEST(hot_journal_reuse_survives_sigkill) { sigkill_run(4096, true); }
 
 /* ---- a damaged or missing journal ------------------------------------------- */
 
@@ -1591,7 +1608,8 @@ static int killed_pusher(const char *path, char **ids) {
     }
     kill(pid, SIGKILL);
     ssize_t n;
-    while (buf && len < cap - 1 && (n = read(p[0], buf + len, cap - len - 1)) > 0)
+    while (buf && len < cap - 1 &&
+           (n = read(p[0], buf + len, cap - len - 1)) > 0)
         len += (size_t)n;
     close(p[0]);
     int wst;
@@ -1683,13 +1701,14 @@ static int damage_run(enum damage how, int want_rc, const char *want_log) {
     close(lfd);
     unlink(logp);
     if (ok && rc2 == 0) missing = missing_ids(t.path, ids);
-    fprintf(stderr, "  acknowledged %d; open %d, with loss accepted %d;"
-            " missing %d\n", acked, rc, rc2, missing);
+    fprintf(stderr,
+            "  acknowledged %d; open %d, with loss accepted %d;"
+            " missing %d\n",
+            acked, rc, rc2, missing);
     if (!strstr(logb, want_log)) fprintf(stderr, "  log: %s\n", logb);
     free(ids);
     tmpdb_remove(&t);
-    if (!ok || rc != want_rc || rc2 != 0 || !strstr(logb, want_log))
-        return -1;
+    if (!ok || rc != want_rc || rc2 != 0 || !strstr(logb, want_log)) return -1;
     return missing;
 }
 

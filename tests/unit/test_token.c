@@ -20,30 +20,34 @@
 #define VEC2 "X-9.a_b:c@d.0.TzNvqDfkzBVCQ9VQSEkhyDG3_OeKf-pNLAsJvPzpBgA"
 /* The form with an issue time (IAT one day before EXPIRY):
  *   printf '%s' 'demo.dev-42.1767139200.1767225600' | openssl dgst ... */
-#define VEC3 "demo.dev-42.1767139200.1767225600." \
-             "G6-GEVxwGk6kYYHiH1Kxa_cMNEJgUB2wTw0D4vEnVTE"
+#define VEC3                             \
+    "demo.dev-42.1767139200.1767225600." \
+    "G6-GEVxwGk6kYYHiH1Kxa_cMNEJgUB2wTw0D4vEnVTE"
 
 /* ---- b64 ---- */
 
 TEST(b64_rfc4648_vectors) {
     static const char *in[] = {"", "f", "fo", "foo", "foob", "fooba", "foobar"};
-    static const char *std[] = {"", "Zg==", "Zm8=", "Zm9v", "Zm9vYg==",
-                                "Zm9vYmE=", "Zm9vYmFy"};
-    static const char *url[] = {"", "Zg", "Zm8", "Zm9v", "Zm9vYg", "Zm9vYmE",
-                                "Zm9vYmFy"};
+    static const char *std[] = {"",         "Zg==",     "Zm8=",    "Zm9v",
+                                "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy"};
+    static const char *url[] = {"",       "Zg",      "Zm8",     "Zm9v",
+                                "Zm9vYg", "Zm9vYmE", "Zm9vYmFy"};
     for (int i = 0; i < 7; i++) {
         char out[16];
         uint8_t back[16];
         size_t n = strlen(in[i]), bl;
-        CHECK_EQ_INT(b64_encode(out, (const uint8_t *)in[i], n), B64_ENC_LEN(n));
+        CHECK_EQ_INT(b64_encode(out, (const uint8_t *)in[i], n),
+                     B64_ENC_LEN(n));
         CHECK(strcmp(out, std[i]) == 0);
         CHECK_EQ_INT(b64url_encode(out, (const uint8_t *)in[i], n),
                      B64URL_ENC_LEN(n));
         CHECK(strcmp(out, url[i]) == 0);
-        CHECK_EQ_INT(b64_decode(back, sizeof back, std[i], strlen(std[i]), &bl), 0);
+        CHECK_EQ_INT(b64_decode(back, sizeof back, std[i], strlen(std[i]), &bl),
+                     0);
         CHECK_EQ_INT(bl, n);
         CHECK(memcmp(back, in[i], n) == 0);
-        CHECK_EQ_INT(b64url_decode(back, sizeof back, url[i], strlen(url[i]), &bl), 0);
+        CHECK_EQ_INT(
+            b64url_decode(back, sizeof back, url[i], strlen(url[i]), &bl), 0);
         CHECK_EQ_INT(bl, n);
         CHECK(memcmp(back, in[i], n) == 0);
     }
@@ -66,7 +70,7 @@ TEST(b64_strict_rejects) {
     uint8_t out[16];
     size_t n;
     CHECK_EQ_INT(b64_decode(out, 16, "Zg=", 3, &n), B64_ERR_LEN);
-    CHECK_EQ_INT(b64_decode(out, 16, "Zg", 2, &n), B64_ERR_LEN);   /* unpadded */
+    CHECK_EQ_INT(b64_decode(out, 16, "Zg", 2, &n), B64_ERR_LEN); /* unpadded */
     CHECK_EQ_INT(b64_decode(out, 16, "Zh==", 4, &n), B64_ERR_PAD); /* bits */
     CHECK_EQ_INT(b64_decode(out, 16, "Z===", 4, &n), B64_ERR_PAD);
     CHECK_EQ_INT(b64_decode(out, 16, "====", 4, &n), B64_ERR_PAD);
@@ -136,7 +140,8 @@ TEST(token_verify_ok_expired_forged) {
                  TOKEN_ERR_BAD_SIG);
     CHECK_EQ_INT(token_parse(VEC2, strlen(VEC2), &v), 0);
     CHECK_EQ_INT(token_verify(&v, (const uint8_t *)"", 0, -1), TOKEN_OK);
-    CHECK_EQ_INT(token_verify(&v, (const uint8_t *)"", 0, 0), TOKEN_ERR_EXPIRED);
+    CHECK_EQ_INT(token_verify(&v, (const uint8_t *)"", 0, 0),
+                 TOKEN_ERR_EXPIRED);
 }
 
 TEST(token_tampering_detected) {
@@ -168,8 +173,10 @@ TEST(token_parse_rejects_malformed) {
         "demo.dev.-1.Ik6cehpxFwhd9NHQXxRqz38hUdl4jOS6k5L6DZog74M",
         "demo.dev.+1.Ik6cehpxFwhd9NHQXxRqz38hUdl4jOS6k5L6DZog74M",
         "demo.dev.1x.Ik6cehpxFwhd9NHQXxRqz38hUdl4jOS6k5L6DZog74M",
-        "demo.dev.9223372036854775808.Ik6cehpxFwhd9NHQXxRqz38hUdl4jOS6k5L6DZog74M",
-        "demo.dev.12345678901234567890.Ik6cehpxFwhd9NHQXxRqz38hUdl4jOS6k5L6DZog74M",
+        "demo.dev.9223372036854775808."
+        "Ik6cehpxFwhd9NHQXxRqz38hUdl4jOS6k5L6DZog74M",
+        "demo.dev.12345678901234567890."
+        "Ik6cehpxFwhd9NHQXxRqz38hUdl4jOS6k5L6DZog74M",
         "de mo.dev.1.Ik6cehpxFwhd9NHQXxRqz38hUdl4jOS6k5L6DZog74M",
         "demo.d/v.1.Ik6cehpxFwhd9NHQXxRqz38hUdl4jOS6k5L6DZog74M",
         "demo.dev.1.Ik6cehpxFwhd9NHQXxRqz38hUdl4jOS6k5L6DZog74",   /* 42 */
@@ -187,7 +194,8 @@ TEST(token_parse_rejects_malformed) {
     }
     /* An embedded NUL is not a valid id character. */
     token_view_t v;
-    const char nul[] = "de\0o.dev-42.1767225600.Ik6cehpxFwhd9NHQXxRqz38hUdl4jOS6k5L6DZog74M";
+    const char nul[] =
+        "de\0o.dev-42.1767225600.Ik6cehpxFwhd9NHQXxRqz38hUdl4jOS6k5L6DZog74M";
     CHECK_EQ_INT(token_parse(nul, sizeof nul - 1, &v), TOKEN_ERR_MALFORMED);
 }
 
@@ -218,17 +226,21 @@ TEST(token_id_length_limits) {
                  TOKEN_ERR_MALFORMED);
     CHECK_EQ_INT(token_mint(t, sizeof t, "", "d", TOKEN_NO_IAT, 1, KEYP, KEYN),
                  TOKEN_ERR_MALFORMED);
-    CHECK_EQ_INT(token_mint(t, sizeof t, "a.b", "d", TOKEN_NO_IAT, 1, KEYP,
-                            KEYN), TOKEN_ERR_MALFORMED);
-    CHECK_EQ_INT(token_mint(t, sizeof t, "a", "d", TOKEN_NO_IAT, -1, KEYP,
-                            KEYN), TOKEN_ERR_MALFORMED);
+    CHECK_EQ_INT(
+        token_mint(t, sizeof t, "a.b", "d", TOKEN_NO_IAT, 1, KEYP, KEYN),
+        TOKEN_ERR_MALFORMED);
+    CHECK_EQ_INT(
+        token_mint(t, sizeof t, "a", "d", TOKEN_NO_IAT, -1, KEYP, KEYN),
+        TOKEN_ERR_MALFORMED);
     CHECK_EQ_INT(token_mint(t, sizeof t, "a", "d", 2, 1, KEYP, KEYN),
                  TOKEN_ERR_MALFORMED); /* issued after it expires */
     CHECK_EQ_INT(token_mint(t, 20, "demo", "dev-42", TOKEN_NO_IAT, 1767225600,
-                            KEYP, KEYN), TOKEN_ERR_SPACE);
+                            KEYP, KEYN),
+                 TOKEN_ERR_SPACE);
     /* Exactly enough room, NUL included. */
     CHECK_EQ_INT(token_mint(t, sizeof VEC, "demo", "dev-42", TOKEN_NO_IAT,
-                            1767225600, KEYP, KEYN), (int)sizeof VEC - 1);
+                            1767225600, KEYP, KEYN),
+                 (int)sizeof VEC - 1);
 }
 
 /* One rule for app names (issue 12): what the store keeps (< 64 bytes),
@@ -236,10 +248,10 @@ TEST(token_id_length_limits) {
  * never read as a flag (no leading '-'), and no '.' or space: a name
  * that passes can always authenticate a device. */
 TEST(token_app_name_rule) {
-    static const char *good[] = {"a", "demo", "my-app", "my_app", "a@b",
-                                 "_x", "9", "A-Z_0-9@"};
-    static const char *bad[] = {"", "bad name", "my.app", "a:b", "-x",
-                                "tab\t", "é", "a/b", "a$b"};
+    static const char *good[] = {"a",   "demo", "my-app", "my_app",
+                                 "a@b", "_x",   "9",      "A-Z_0-9@"};
+    static const char *bad[] = {"",      "bad name", "my.app", "a:b", "-x",
+                                "tab\t", "é",        "a/b",    "a$b"};
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
         CHECK(token_app_valid(good[i], strlen(good[i])));
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -257,7 +269,8 @@ TEST(token_app_name_rule) {
     CHECK(token_id_valid("-a:b", 4));
     /* A token of a name that breaks the rule does not parse. */
     token_view_t v;
-    const char *t = "a:b.dev.1767225600.Ik6cehpxFwhd9NHQXxRqz38hUdl4jOS6k5L6DZog74M";
+    const char *t =
+        "a:b.dev.1767225600.Ik6cehpxFwhd9NHQXxRqz38hUdl4jOS6k5L6DZog74M";
     CHECK_EQ_INT(token_parse(t, strlen(t), &v), TOKEN_ERR_MALFORMED);
 }
 
@@ -297,12 +310,12 @@ TEST(token_iat_form) {
  * --token-max-ttl) and its issue time (for revocations). */
 TEST(token_lifetime_and_issue_time) {
     token_view_t v = {.iat = 1000, .expiry = 1000 + 86400};
-    CHECK_EQ_INT(token_lifetime(&v, 1500), 86400);  /* from IAT */
-    CHECK_EQ_INT(token_lifetime(&v, 900), 86500);   /* IAT ahead of us */
+    CHECK_EQ_INT(token_lifetime(&v, 1500), 86400); /* from IAT */
+    CHECK_EQ_INT(token_lifetime(&v, 900), 86500);  /* IAT ahead of us */
     CHECK_EQ_INT(token_issued_at(&v, 30 * 86400), 1000);
     v.iat = TOKEN_NO_IAT;
-    CHECK_EQ_INT(token_lifetime(&v, 1000), 86400);  /* first form: from now */
-    CHECK_EQ_INT(token_lifetime(&v, 200000), 0);    /* expired */
+    CHECK_EQ_INT(token_lifetime(&v, 1000), 86400); /* first form: from now */
+    CHECK_EQ_INT(token_lifetime(&v, 200000), 0);   /* expired */
     /* First form: the earliest a token within the maximum was issued. */
     CHECK_EQ_INT(token_issued_at(&v, 3600), 1000 + 86400 - 3600);
     CHECK_EQ_INT(token_issued_at(&v, 10 * 86400), 0);
@@ -316,6 +329,7 @@ TEST(token_lifetime_and_issue_time) {
 
 TEST(token_strerror_names) {
     CHECK(strcmp(token_strerror(TOKEN_ERR_EXPIRED), "token expired") == 0);
-    CHECK(strcmp(token_strerror(TOKEN_ERR_BAD_SIG), "bad token signature") == 0);
+    CHECK(strcmp(token_strerror(TOKEN_ERR_BAD_SIG), "bad token signature") ==
+          0);
     CHECK(strcmp(token_strerror(12345), "unknown token error") == 0);
 }

@@ -23,7 +23,8 @@ static size_t spec_bytes(const char *spec, uint8_t *out, size_t cap) {
         if (*s == '\'') {
             for (s++; *s && *s != '\'' && n < cap; s++) out[n++] = (uint8_t)*s;
             if (*s) s++;
-        } else if (isxdigit((unsigned char)s[0]) && isxdigit((unsigned char)s[1])) {
+        } else if (isxdigit((unsigned char)s[0]) &&
+                   isxdigit((unsigned char)s[1])) {
             unsigned v;
             sscanf(s, "%2x", &v);
             out[n++] = (uint8_t)v;
@@ -147,9 +148,10 @@ TEST(frame_check_lengths) {
 
 /* ---- server: tars-wire §2.5 ---- */
 
-#define HELLO_V1_REQ                                                          \
-    HDR_V1("0b") " 66 09 'testHello' 7d 00 00 07 10 07 26 03 'abc' 81 0b b8 " \
-                 "98 0c a8 0c"
+#define HELLO_V1_REQ                                             \
+    HDR_V1("0b")                                                 \
+    " 66 09 'testHello' 7d 00 00 07 10 07 26 03 'abc' 81 0b b8 " \
+    "98 0c a8 0c"
 
 TEST(request_frame_is_the_captured_one) {
     uint8_t f[256];
@@ -181,7 +183,8 @@ TEST(v1_testHello) {
     jce_str_t rs;
     Test_Pair p;
     CHECK_EQ_INT(Test_Hello_testHello_result(r.body.data, r.body.len, 1, a,
-                                             &ret, &rs, &p), 0);
+                                             &ret, &rs, &p),
+                 0);
     CHECK_EQ_INT(ret, 0);
     CHECK(jce_str_eq(rs, JCE_STR_LIT("hi abc")));
     CHECK_EQ_INT(p.a, 14);
@@ -194,8 +197,10 @@ TEST(v1_testHello) {
 TEST(v1_unknown_function) {
     jce_out_t reply;
     jce_out_init(&reply, JCE_POLICY_CPP);
-    CHECK_EQ_INT(run_spec(HDR_V1("0c") " 66 04 'nope' 7d 00 0c 81 0b b8 98 0c a8 0c",
-                          &reply, NULL), 0);
+    CHECK_EQ_INT(
+        run_spec(HDR_V1("0c") " 66 04 'nope' 7d 00 0c 81 0b b8 98 0c a8 0c",
+                 &reply, NULL),
+        0);
     /* As the JS server's answer up to status; then our non-empty desc. */
     CHECK(reply.len > 21);
     CHECK_HEX(reply.buf + 4, 13, "10 01 2c 30 0c 4c 50 fd 6d 00 0c 78 0c");
@@ -214,7 +219,9 @@ TEST(v1_unknown_servant) {
     jce_out_t reply;
     jce_out_init(&reply, JCE_POLICY_CPP);
     CHECK_EQ_INT(run_spec("10 01 2c 3c 40 0c 56 03 'A.B' 66 04 'ping' 7d 00 0c "
-                          "8c 98 0c a8 0c", &reply, NULL), 0);
+                          "8c 98 0c a8 0c",
+                          &reply, NULL),
+                 0);
     jce_arena_t *a = jce_arena_new(0);
     trpc_response_t r;
     CHECK_EQ_INT(trpc_response_decode(reply.buf, reply.len, a, &r), 0);
@@ -226,9 +233,13 @@ TEST(v1_unknown_servant) {
 TEST(v1_tars_ping) {
     jce_out_t reply;
     jce_out_init(&reply, JCE_POLICY_CPP);
-    CHECK_EQ_INT(run_spec(HDR_V1("0d") " 66 09 'tars_ping' 7d 00 0c 81 0b b8 98 0c a8 0c",
-                          &reply, NULL), 0);
-    CHECK_HEX(reply.buf, reply.len, "00 00 00 10 10 01 2c 30 0d 4c 5c 6d 00 0c 78 0c");
+    CHECK_EQ_INT(
+        run_spec(
+            HDR_V1("0d") " 66 09 'tars_ping' 7d 00 0c 81 0b b8 98 0c a8 0c",
+            &reply, NULL),
+        0);
+    CHECK_HEX(reply.buf, reply.len,
+              "00 00 00 10 10 01 2c 30 0d 4c 5c 6d 00 0c 78 0c");
     jce_out_free(&reply);
 }
 
@@ -237,15 +248,20 @@ TEST(tars_ping_v3_and_unknown_servant) {
     jce_out_init(&reply, JCE_POLICY_CPP);
     jce_arena_t *a = jce_arena_new(0);
     trpc_response_t r;
-    CHECK_EQ_INT(run_spec("10 03 2c 3c 40 13 56 19 " SERVANT " 66 09 'tars_ping' "
-                          "7d 00 00 02 08 0c 8c 98 0c a8 0c", &reply, NULL), 0);
+    CHECK_EQ_INT(run_spec("10 03 2c 3c 40 13 56 19 " SERVANT
+                          " 66 09 'tars_ping' "
+                          "7d 00 00 02 08 0c 8c 98 0c a8 0c",
+                          &reply, NULL),
+                 0);
     CHECK_EQ_INT(trpc_response_decode(reply.buf, reply.len, a, &r), 0);
     CHECK_EQ_INT(r.version, 3);
     CHECK_EQ_INT(r.ret, 0);
     CHECK_HEX(r.body.data, r.body.len, "08 0c");
     /* a ping names a servant like any call; an unknown one is -4 */
     CHECK_EQ_INT(run_spec("10 01 2c 3c 40 14 56 03 'A.B' 66 09 'tars_ping' "
-                          "7d 00 0c 8c 98 0c a8 0c", &reply, NULL), 0);
+                          "7d 00 0c 8c 98 0c a8 0c",
+                          &reply, NULL),
+                 0);
     CHECK_EQ_INT(trpc_response_decode(reply.buf, reply.len, a, &r), 0);
     CHECK_EQ_INT(r.ret, JCE_RPC_NO_SERVANT);
     jce_arena_free(a);
@@ -256,10 +272,13 @@ TEST(v1_void_ping) {
     jce_out_t reply;
     jce_out_init(&reply, JCE_POLICY_CPP);
     counts_t cnt = {0, 0};
-    CHECK_EQ_INT(run_spec(HDR_V1("0e") " 66 04 'ping' 7d 00 0c 81 0b b8 98 0c a8 0c",
-                          &reply, &cnt), 0);
+    CHECK_EQ_INT(
+        run_spec(HDR_V1("0e") " 66 04 'ping' 7d 00 0c 81 0b b8 98 0c a8 0c",
+                 &reply, &cnt),
+        0);
     CHECK_EQ_INT(cnt.ping, 1);
-    CHECK_HEX(reply.buf, reply.len, "00 00 00 10 10 01 2c 30 0e 4c 5c 6d 00 0c 78 0c");
+    CHECK_HEX(reply.buf, reply.len,
+              "00 00 00 10 10 01 2c 30 0e 4c 5c 6d 00 0c 78 0c");
     jce_out_free(&reply);
 }
 
@@ -270,12 +289,16 @@ TEST(oneway_runs_but_never_answers) {
     counts_t cnt = {0, 0};
     CHECK_EQ_INT(run_spec("10 01 20 01 3c 40 0f 56 19 " SERVANT
                           " 66 09 'testHello' 7d 00 00 07 10 07 26 03 'abc' "
-                          "81 0b b8 98 0c a8 0c", &reply, &cnt), 0);
+                          "81 0b b8 98 0c a8 0c",
+                          &reply, &cnt),
+                 0);
     CHECK_EQ_INT(cnt.hello, 1);
     CHECK_EQ_INT(reply.len, 0);
     /* not even on errors */
     CHECK_EQ_INT(run_spec("10 01 20 01 3c 40 0f 56 19 " SERVANT
-                          " 66 04 'nope' 7d 00 0c 8c 98 0c a8 0c", &reply, &cnt), 0);
+                          " 66 04 'nope' 7d 00 0c 8c 98 0c a8 0c",
+                          &reply, &cnt),
+                 0);
     CHECK_EQ_INT(reply.len, 0);
     jce_out_free(&reply);
 }
@@ -285,14 +308,17 @@ TEST(v1_missing_require_arg) {
     jce_out_init(&reply, JCE_POLICY_CPP);
     counts_t cnt = {0, 0};
     CHECK_EQ_INT(run_spec(HDR_V1("10") " 66 09 'testHello' 7d 00 00 02 10 07 "
-                          "81 0b b8 98 0c a8 0c", &reply, &cnt), 0);
+                                       "81 0b b8 98 0c a8 0c",
+                          &reply, &cnt),
+                 0);
     CHECK_EQ_INT(cnt.hello, 0);
     jce_arena_t *a = jce_arena_new(0);
     trpc_response_t r;
     CHECK_EQ_INT(trpc_response_decode(reply.buf, reply.len, a, &r), 0);
     CHECK_EQ_INT(r.ret, -1);
     CHECK_EQ_INT(r.body.len, 0);
-    CHECK(memmem(r.desc.data, r.desc.len, "require field not exist, tag:2", 30));
+    CHECK(
+        memmem(r.desc.data, r.desc.len, "require field not exist, tag:2", 30));
     jce_arena_free(a);
     jce_out_free(&reply);
 }
@@ -301,7 +327,9 @@ TEST(unsupported_version) {
     jce_out_t reply;
     jce_out_init(&reply, JCE_POLICY_CPP);
     CHECK_EQ_INT(run_spec("10 05 2c 3c 40 10 56 19 " SERVANT
-                          " 66 04 'ping' 7d 00 0c 8c 98 0c a8 0c", &reply, NULL), 0);
+                          " 66 04 'ping' 7d 00 0c 8c 98 0c a8 0c",
+                          &reply, NULL),
+                 0);
     jce_arena_t *a = jce_arena_new(0);
     tars_ResponsePacket rsp;
     jce_in_t in;
@@ -314,15 +342,16 @@ TEST(unsupported_version) {
     jce_out_free(&reply);
 }
 
-#define HELLO_V3_REQ                                                          \
-    "10 03 2c 3c 40 11 56 19 " SERVANT " 66 09 'testHello' 7d 00 00 19 "      \
+#define HELLO_V3_REQ                                                           \
+    "10 03 2c 3c 40 11 56 19 " SERVANT " 66 09 'testHello' 7d 00 00 19 "       \
     "08 00 02 06 02 'id' 1d 00 00 02 00 07 06 01 's' 1d 00 00 05 06 03 'abc' " \
     "81 0b b8 98 0c a8 0c"
 
 /* Finds a status entry of a decoded RequestPacket. */
 static const jce_str_t *status_of(const tars_RequestPacket *p, const char *k) {
     for (uint32_t i = 0; i < p->status.n; i++)
-        if (jce_str_eq(p->status.keys[i], jce_str_from(k))) return &p->status.vals[i];
+        if (jce_str_eq(p->status.keys[i], jce_str_from(k)))
+            return &p->status.vals[i];
     return NULL;
 }
 
@@ -365,7 +394,8 @@ TEST(v3_testHello) {
     jce_str_t rs;
     Test_Pair pair;
     CHECK_EQ_INT(Test_Hello_testHello_result(r.body.data, r.body.len, 3, a,
-                                             &ret, &rs, &pair), 0);
+                                             &ret, &rs, &pair),
+                 0);
     CHECK(jce_str_eq(rs, JCE_STR_LIT("hi abc")));
     CHECK_EQ_INT(pair.a, 14);
     jce_arena_free(a);
@@ -377,7 +407,8 @@ TEST(v3_error_carries_code_and_empty_map) {
     jce_out_init(&reply, JCE_POLICY_CPP);
     CHECK_EQ_INT(run_spec("10 03 2c 3c 40 12 56 19 " SERVANT
                           " 66 04 'nope' 7d 00 00 02 08 0c 8c 98 0c a8 0c",
-                          &reply, NULL), 0);
+                          &reply, NULL),
+                 0);
     jce_arena_t *a = jce_arena_new(0);
     trpc_response_t r;
     CHECK_EQ_INT(trpc_response_decode(reply.buf, reply.len, a, &r), 0);
@@ -438,14 +469,18 @@ TEST(deferred_answer_matches_immediate) {
         CHECK(rq.func && !strcmp(rq.func, "testHello"));
         /* another call in between: the server keeps nothing of the first */
         CHECK_EQ_INT(run_spec(HDR_V1("0d") " 66 09 'tars_ping' 7d 00 0c 81 0b "
-                              "b8 98 0c a8 0c", &body, NULL), 0);
+                                           "b8 98 0c a8 0c",
+                              &body, NULL),
+                     0);
         Test_Pair p;
         Test_Pair_init(&p);
         p.a = 14;
         p.b = JCE_STR_LIT("ABC");
         jce_out_reset(&body);
-        Test_Hello_testHello_reply(&body, rq.version, 0, JCE_STR_LIT("hi abc"), &p);
-        CHECK_EQ_INT(trpc_reply_encode(&rq, JCE_RPC_OK, NULL, &body, &later), 0);
+        Test_Hello_testHello_reply(&body, rq.version, 0, JCE_STR_LIT("hi abc"),
+                                   &p);
+        CHECK_EQ_INT(trpc_reply_encode(&rq, JCE_RPC_OK, NULL, &body, &later),
+                     0);
         CHECK_EQ_INT(later.len, now.len);
         CHECK(later.len == now.len && !memcmp(later.buf, now.buf, now.len));
     }
@@ -461,11 +496,11 @@ TEST(deferred_errors_and_oneway) {
     jce_out_init(&body, JCE_POLICY_CPP);
     jce_arena_t *a = jce_arena_new(0);
     trpc_response_t r;
-    trpc_req_t rq = {.version = 1, .req_id = 5, .servant = "S.S.O",
-                     .func = "testHello"};
+    trpc_req_t rq = {
+        .version = 1, .req_id = 5, .servant = "S.S.O", .func = "testHello"};
     /* the work failed as a whole: a framework code, no results */
-    CHECK_EQ_INT(trpc_reply_encode(&rq, JCE_RPC_UNKNOWN_ERR, "gone", &body,
-                                   &reply), 0);
+    CHECK_EQ_INT(
+        trpc_reply_encode(&rq, JCE_RPC_UNKNOWN_ERR, "gone", &body, &reply), 0);
     CHECK_EQ_INT(trpc_response_decode(reply.buf, reply.len, a, &r), 0);
     CHECK_EQ_INT(r.req_id, 5);
     CHECK_EQ_INT(r.ret, JCE_RPC_UNKNOWN_ERR);
@@ -473,8 +508,8 @@ TEST(deferred_errors_and_oneway) {
     CHECK_EQ_INT(r.body.len, 0);
     /* v3 gets the empty map its clients need */
     rq.version = 3;
-    CHECK_EQ_INT(trpc_reply_encode(&rq, JCE_RPC_UNKNOWN_ERR, NULL, NULL,
-                                   &reply), 0);
+    CHECK_EQ_INT(
+        trpc_reply_encode(&rq, JCE_RPC_UNKNOWN_ERR, NULL, NULL, &reply), 0);
     CHECK_EQ_INT(trpc_response_decode(reply.buf, reply.len, a, &r), 0);
     CHECK_EQ_INT(r.ret, JCE_RPC_UNKNOWN_ERR);
     CHECK_HEX(r.body.data, r.body.len, "08 0c");
@@ -490,7 +525,8 @@ TEST(deferred_errors_and_oneway) {
     uint8_t f[256];
     size_t n = frame_of("10 01 20 01 3c 40 0f 56 19 " SERVANT
                         " 66 09 'testHello' 7d 00 00 07 10 07 26 03 'abc' "
-                        "81 0b b8 98 0c a8 0c", f, sizeof f);
+                        "81 0b b8 98 0c a8 0c",
+                        f, sizeof f);
     counts_t cnt = {0, 0};
     CHECK_EQ_INT(trpc_server_handle_async(srv, f, n, &cnt, &reply, &rq),
                  TRPC_DEFERRED);
@@ -520,7 +556,8 @@ TEST(async_reports_func_and_code) {
     uint8_t f[256];
     trpc_req_t rq;
     size_t n = frame_of(HDR_V1("0d") " 66 09 'tars_ping' 7d 00 0c 81 0b b8 98 "
-                        "0c a8 0c", f, sizeof f);
+                                     "0c a8 0c",
+                        f, sizeof f);
     CHECK_EQ_INT(trpc_server_handle_async(srv, f, n, NULL, &reply, &rq), 0);
     CHECK(rq.func && !strcmp(rq.func, "tars_ping"));
     CHECK_EQ_INT(rq.ret, 0);
@@ -536,7 +573,8 @@ TEST(async_reports_func_and_code) {
     CHECK(rq.func && !strcmp(rq.func, "testHello"));
     CHECK_EQ_INT(rq.ret, 0);
     n = frame_of(HDR_V1("10") " 66 09 'testHello' 7d 00 00 02 10 07 81 0b b8 "
-                 "98 0c a8 0c", f, sizeof f);
+                              "98 0c a8 0c",
+                 f, sizeof f);
     CHECK_EQ_INT(trpc_server_handle_async(srv, f, n, NULL, &reply, &rq), 0);
     CHECK_EQ_INT(rq.ret, JCE_RPC_DECODE_ERR);
     trpc_server_free(srv);
@@ -550,7 +588,8 @@ TEST(undecodable_packets_fail) {
     uint8_t f[256];
     size_t n = frame_of(HELLO_V1_REQ, f, sizeof f);
     /* truncated: the prefix no longer matches */
-    CHECK_EQ_INT(trpc_server_handle(srv, f, n - 1, NULL, &reply), TRPC_ERR_FRAME);
+    CHECK_EQ_INT(trpc_server_handle(srv, f, n - 1, NULL, &reply),
+                 TRPC_ERR_FRAME);
     /* a consistent frame whose packet stops after iRequestId */
     size_t m = frame_of("10 01 2c 3c 40 0b", f, sizeof f);
     CHECK(trpc_server_handle(srv, f, m, NULL, &reply) < 0);
@@ -560,8 +599,10 @@ TEST(undecodable_packets_fail) {
     CHECK(trpc_server_handle(srv, f, m, NULL, &reply) < 0);
     /* bad lengths */
     uint8_t four[5] = {0, 0, 0, 4, 0x10};
-    CHECK_EQ_INT(trpc_server_handle(srv, four, 5, NULL, &reply), TRPC_ERR_FRAME);
-    CHECK_EQ_INT(trpc_server_handle(srv, four, 3, NULL, &reply), TRPC_ERR_FRAME);
+    CHECK_EQ_INT(trpc_server_handle(srv, four, 5, NULL, &reply),
+                 TRPC_ERR_FRAME);
+    CHECK_EQ_INT(trpc_server_handle(srv, four, 3, NULL, &reply),
+                 TRPC_ERR_FRAME);
     /* the server still works afterwards */
     n = frame_of(HELLO_V1_REQ, f, sizeof f);
     CHECK_EQ_INT(trpc_server_handle(srv, f, n, NULL, &reply), 0);
@@ -587,10 +628,12 @@ TEST(null_impl_is_no_func) {
     trpc_server_t *srv = trpc_server_new();
     CHECK(srv != NULL);
     CHECK_EQ_INT(trpc_server_add(srv, "Test.HelloServer.HelloObj",
-                                 &Test_Hello_interface, &partial), 0);
+                                 &Test_Hello_interface, &partial),
+                 0);
     uint8_t f[256];
-    size_t n = frame_of(HDR_V1("0e") " 66 04 'ping' 7d 00 0c 81 0b b8 98 0c a8 0c",
-                        f, sizeof f);
+    size_t n =
+        frame_of(HDR_V1("0e") " 66 04 'ping' 7d 00 0c 81 0b b8 98 0c a8 0c", f,
+                 sizeof f);
     jce_out_t reply;
     jce_out_init(&reply, JCE_POLICY_CPP);
     CHECK_EQ_INT(trpc_server_handle(srv, f, n, NULL, &reply), 0);
@@ -613,12 +656,13 @@ TEST(request_encode_matches_capture) {
     CHECK_HEX(args.buf, args.len, "10 07 26 03 61 62 63");
     CHECK_EQ_INT(trpc_request_encode(&o, 1, TRPC_NORMAL, 11,
                                      "Test.HelloServer.HelloObj", "testHello",
-                                     &args, 3000), 0);
+                                     &args, 3000),
+                 0);
     CHECK_HEX(o.buf, o.len, frame_hex(HELLO_V1_REQ));
     /* a second frame is appended, not overwritten */
     size_t first = o.len;
-    CHECK_EQ_INT(trpc_request_encode(&o, 1, TRPC_ONEWAY, 12, "A.B.C", "f", NULL,
-                                     0), 0);
+    CHECK_EQ_INT(
+        trpc_request_encode(&o, 1, TRPC_ONEWAY, 12, "A.B.C", "f", NULL, 0), 0);
     uint32_t fl = 0;
     CHECK_EQ_INT(trpc_frame_check(o.buf + first, o.len - first, 0, &fl), 1);
     CHECK_EQ_INT(fl, o.len - first);
@@ -628,8 +672,10 @@ TEST(request_encode_matches_capture) {
 
 TEST(response_decode_js_v1_capture) {
     uint8_t f[256];
-    size_t n = frame_of("10 01 2c 30 0b 4c 5c 6d 00 00 14 0c 36 06 68 69 20 61 62 63 "
-                        "4a 00 0e 16 03 41 42 43 20 05 0b 78 0c 86 00 98 0c", f, sizeof f);
+    size_t n =
+        frame_of("10 01 2c 30 0b 4c 5c 6d 00 00 14 0c 36 06 68 69 20 61 62 63 "
+                 "4a 00 0e 16 03 41 42 43 20 05 0b 78 0c 86 00 98 0c",
+                 f, sizeof f);
     CHECK_EQ_INT(n, 41);
     jce_arena_t *a = jce_arena_new(0);
     trpc_response_t r;
@@ -645,13 +691,13 @@ TEST(response_decode_js_v1_capture) {
 
 TEST(response_decode_js_v3_capture) {
     uint8_t f[512];
-    size_t n = frame_of(
-        "10 03 2c 3c 40 11 56 19 " SERVANT " 66 09 'testHello' "
-        "7d 00 00 2b 08 00 03 06 00 1d 00 00 01 0c "
-        "06 01 72 1d 00 00 08 06 06 68 69 20 61 62 63 "
-        "06 01 70 1d 00 00 0b 0a 00 0e 16 03 41 42 43 20 05 0b "
-        "8c 98 0c a8 00 02 06 12 'STATUS_RESULT_CODE' 16 01 30 "
-        "06 12 'STATUS_RESULT_DESC' 16 00", f, sizeof f);
+    size_t n = frame_of("10 03 2c 3c 40 11 56 19 " SERVANT " 66 09 'testHello' "
+                        "7d 00 00 2b 08 00 03 06 00 1d 00 00 01 0c "
+                        "06 01 72 1d 00 00 08 06 06 68 69 20 61 62 63 "
+                        "06 01 70 1d 00 00 0b 0a 00 0e 16 03 41 42 43 20 05 0b "
+                        "8c 98 0c a8 00 02 06 12 'STATUS_RESULT_CODE' 16 01 30 "
+                        "06 12 'STATUS_RESULT_DESC' 16 00",
+                        f, sizeof f);
     CHECK_EQ_INT(n, 146);
     jce_arena_t *a = jce_arena_new(0);
     trpc_response_t r;
@@ -664,15 +710,18 @@ TEST(response_decode_js_v3_capture) {
     jce_str_t rs;
     Test_Pair p;
     CHECK_EQ_INT(Test_Hello_testHello_result(r.body.data, r.body.len, 3, a,
-                                             &ret, &rs, &p), 0);
+                                             &ret, &rs, &p),
+                 0);
     CHECK(jce_str_eq(rs, JCE_STR_LIT("hi abc")));
     CHECK_EQ_INT(p.c, 5);
     /* a non-numeric code is a decode error, not a silent 0 */
     n = frame_of("10 03 2c 3c 40 11 56 00 66 00 7d 00 0c 8c 98 0c "
-                 "a8 00 01 06 12 'STATUS_RESULT_CODE' 16 01 'x'", f, sizeof f);
+                 "a8 00 01 06 12 'STATUS_RESULT_CODE' 16 01 'x'",
+                 f, sizeof f);
     CHECK_EQ_INT(trpc_response_decode(f, n, a, &r), TRPC_ERR_DECODE);
     n = frame_of("10 03 2c 3c 40 11 56 00 66 00 7d 00 0c 8c 98 0c "
-                 "a8 00 01 06 12 'STATUS_RESULT_CODE' 16 02 '-3'", f, sizeof f);
+                 "a8 00 01 06 12 'STATUS_RESULT_CODE' 16 02 '-3'",
+                 f, sizeof f);
     CHECK_EQ_INT(trpc_response_decode(f, n, a, &r), 0);
     CHECK_EQ_INT(r.ret, -3);
     jce_arena_free(a);
@@ -681,11 +730,14 @@ TEST(response_decode_js_v3_capture) {
 /* ---- PushAPI through the generic server, both versions ---- */
 
 /* Every empty device id is rejected with code 7. */
-static int32_t multi_impl(jce_call_t *call, const herald_PushMultiDeviceReq *req,
+static int32_t multi_impl(jce_call_t *call,
+                          const herald_PushMultiDeviceReq *req,
                           herald_PushMultiDeviceRsp *rsp) {
     uint32_t n = req->deviceIds.n;
-    rsp->rejected.keys = jce_arena_alloc(call->arena, (n + 1) * sizeof(jce_str_t));
-    rsp->rejected.vals = jce_arena_alloc(call->arena, (n + 1) * sizeof(int32_t));
+    rsp->rejected.keys =
+        jce_arena_alloc(call->arena, (n + 1) * sizeof(jce_str_t));
+    rsp->rejected.vals =
+        jce_arena_alloc(call->arena, (n + 1) * sizeof(int32_t));
     if (!rsp->rejected.keys || !rsp->rejected.vals) return JCE_RPC_UNKNOWN_ERR;
     for (uint32_t i = 0; i < n; i++) {
         if (req->deviceIds.items[i].len) continue;
@@ -704,7 +756,8 @@ TEST(pushapi_multi_v1_and_v3) {
     trpc_server_t *srv = trpc_server_new();
     CHECK(srv != NULL);
     CHECK_EQ_INT(trpc_server_add(srv, "herald.PushServer.PushAPIObj",
-                                 &herald_PushAPI_interface, &push_impl), 0);
+                                 &herald_PushAPI_interface, &push_impl),
+                 0);
     jce_str_t ids[3] = {JCE_STR_LIT("a"), JCE_STR_LIT(""), JCE_STR_LIT("b")};
     herald_PushMultiDeviceReq req;
     herald_PushMultiDeviceReq_init(&req);
@@ -722,29 +775,32 @@ TEST(pushapi_multi_v1_and_v3) {
         jce_out_reset(&args);
         jce_out_reset(&frame);
         herald_PushAPI_pushMultiDevice_args(&args, version, &req);
-        int enc = trpc_request_encode(&frame, version, TRPC_NORMAL, 40 + version,
-                                      "herald.PushServer.PushAPIObj",
-                                      "pushMultiDevice", &args, 0);
+        int enc = trpc_request_encode(
+            &frame, version, TRPC_NORMAL, 40 + version,
+            "herald.PushServer.PushAPIObj", "pushMultiDevice", &args, 0);
         trpc_response_t r;
         herald_PushMultiDeviceRsp rsp;
         int32_t ret = -1;
-        ok = enc == 0 && trpc_server_handle(srv, frame.buf, frame.len, NULL, &reply) == 0 &&
+        ok = enc == 0 &&
+             trpc_server_handle(srv, frame.buf, frame.len, NULL, &reply) == 0 &&
              trpc_response_decode(reply.buf, reply.len, a, &r) == 0 &&
              r.version == version && r.req_id == 40 + version && r.ret == 0 &&
-             herald_PushAPI_pushMultiDevice_result(r.body.data, r.body.len, version,
-                                                   a, &ret, &rsp) == 0 &&
+             herald_PushAPI_pushMultiDevice_result(
+                 r.body.data, r.body.len, version, a, &ret, &rsp) == 0 &&
              ret == 3 && rsp.online == 3 &&
-             jce_str_eq(rsp.msgId, JCE_STR_LIT("rq-1")) && rsp.rejected.n == 1 &&
-             rsp.rejected.keys[0].len == 0 && rsp.rejected.vals[0] == 7;
+             jce_str_eq(rsp.msgId, JCE_STR_LIT("rq-1")) &&
+             rsp.rejected.n == 1 && rsp.rejected.keys[0].len == 0 &&
+             rsp.rejected.vals[0] == 7;
         if (!ok) fprintf(stderr, "  version %d failed\n", version);
     }
     /* the other three ops have no impl: -3 */
     jce_out_reset(&frame);
     int rc = trpc_request_encode(&frame, 1, TRPC_NORMAL, 50,
-                                 "herald.PushServer.PushAPIObj", "pushAllDevice",
-                                 &args, 0);
+                                 "herald.PushServer.PushAPIObj",
+                                 "pushAllDevice", &args, 0);
     trpc_response_t r;
-    if (rc == 0) rc = trpc_server_handle(srv, frame.buf, frame.len, NULL, &reply);
+    if (rc == 0)
+        rc = trpc_server_handle(srv, frame.buf, frame.len, NULL, &reply);
     int rc2 = rc == 0 ? trpc_response_decode(reply.buf, reply.len, a, &r) : rc;
     jce_arena_free(a);
     jce_out_free(&args);
@@ -779,8 +835,8 @@ static void *peer_main(void *arg) {
         uint32_t fl;
         while (trpc_frame_check(buf, len, 0, &fl) == 1) {
             uint8_t s[64];
-            size_t sn = frame_of("10 01 2c 32 7f ff ff ff 4c 5c 6d 00 0c 78 0c", s,
-                                 sizeof s);
+            size_t sn = frame_of("10 01 2c 32 7f ff ff ff 4c 5c 6d 00 0c 78 0c",
+                                 s, sizeof s);
             if (write(pe->fd, s, sn) != (ssize_t)sn) break;
             if (trpc_server_handle(srv, buf, fl, NULL, &reply) == 0 &&
                 write(pe->fd, reply.buf, reply.len) != (ssize_t)reply.len)
@@ -842,7 +898,8 @@ TEST(call_times_out) {
     jce_out_t req, rbuf;
     jce_out_init(&req, JCE_POLICY_CPP);
     jce_out_init(&rbuf, JCE_POLICY_CPP);
-    int enc = trpc_request_encode(&req, 1, TRPC_NORMAL, 5, "A.B.C", "f", NULL, 50);
+    int enc =
+        trpc_request_encode(&req, 1, TRPC_NORMAL, 5, "A.B.C", "f", NULL, 50);
     jce_arena_t *a = jce_arena_new(0);
     trpc_response_t r;
     int rc = trpc_call(sv[0], &req, 5, 50, &rbuf, a, &r);

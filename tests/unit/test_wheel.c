@@ -83,10 +83,10 @@ TEST(big_jump_fires_everything_due_in_order) {
     static ttimer x[4];
     wheel_init(&w, 0);
     g_norder = 0;
-    arm(&w, &x[0], 0, 3600000);   /* 1 h */
-    arm(&w, &x[1], 1, 70000);     /* 70 s */
-    arm(&w, &x[2], 2, 7200001);   /* 2 h */
-    arm(&w, &x[3], 3, 99999999);  /* 27 h: stays */
+    arm(&w, &x[0], 0, 3600000);  /* 1 h */
+    arm(&w, &x[1], 1, 70000);    /* 70 s */
+    arm(&w, &x[2], 2, 7200001);  /* 2 h */
+    arm(&w, &x[3], 3, 99999999); /* 27 h: stays */
     CHECK_EQ_INT(advance(&w, 7200001), 3);
     CHECK_EQ_INT(g_order[0], 1);
     CHECK_EQ_INT(g_order[1], 0);
@@ -168,8 +168,10 @@ TEST(long_timeouts_fire_exactly) {
 static int periodic_left;
 static void on_periodic(wheel_timer_t *t, void *arg) {
     wheel_t *w = arg;
-    if (--periodic_left > 0) wheel_timer_start(w, t, g_now + 10);
-    else if (periodic_left == 0) wheel_timer_start(w, t, 0);
+    if (--periodic_left > 0)
+        wheel_timer_start(w, t, g_now + 10);
+    else if (periodic_left == 0)
+        wheel_timer_start(w, t, 0);
 }
 
 TEST(rearm_inside_callback) {

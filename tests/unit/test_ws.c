@@ -69,8 +69,8 @@ static int run(const uint8_t *s, size_t n, size_t step, unsigned seed,
 }
 
 /* Runs whole, byte by byte and in random splits; all must agree. */
-static int run_all(const uint8_t *s, size_t n, uint32_t max_msg,
-                   struct ev *evs, int *nev) {
+static int run_all(const uint8_t *s, size_t n, uint32_t max_msg, struct ev *evs,
+                   int *nev) {
     static struct ev other[64];
     int no;
     int rc = run(s, n, n, 1, max_msg, evs, nev);
@@ -89,8 +89,8 @@ static struct ev evs[64];
 
 TEST(ws_rfc_masked_hello) {
     /* RFC 6455 §5.7: a single-frame masked text message "Hello". */
-    const uint8_t s[] = {0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f,
-                         0x9f, 0x4d, 0x51, 0x58};
+    const uint8_t s[] = {0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d,
+                         0x7f, 0x9f, 0x4d, 0x51, 0x58};
     uint8_t built[32];
     CHECK_EQ_INT(mk(built, WS_OP_TEXT, true, "Hello", 5), sizeof s);
     CHECK(memcmp(built, s, sizeof s) == 0);
@@ -238,28 +238,38 @@ TEST(ws_utf8_split_across_fragments) {
 }
 
 TEST(ws_utf8_validator_vectors) {
-    static const struct { const char *s; size_t n; bool ok; } v[] = {
+    static const struct {
+        const char *s;
+        size_t n;
+        bool ok;
+    } v[] = {
         {"", 0, true},
         {"plain ascii, longer than eight bytes", 36, true},
         {"\xc2\x80", 2, true},
         {"\xdf\xbf", 2, true},
         {"\xe0\xa0\x80", 3, true},
-        {"\xed\x9f\xbf", 3, true},            /* U+D7FF */
+        {"\xed\x9f\xbf", 3, true}, /* U+D7FF */
         {"\xee\x80\x80", 3, true},
         {"\xf0\x90\x80\x80", 4, true},
-        {"\xf4\x8f\xbf\xbf", 4, true},        /* U+10FFFF */
-        {"\xc0\x80", 2, false},               /* overlong NUL */
+        {"\xf4\x8f\xbf\xbf", 4, true}, /* U+10FFFF */
+        {"\xc0\x80", 2, false},        /* overlong NUL */
         {"\xc1\xbf", 2, false},
-        {"\xe0\x9f\xbf", 3, false},           /* overlong */
-        {"\xed\xa0\x80", 3, false},           /* surrogate */
-        {"\xf0\x8f\xbf\xbf", 4, false},       /* overlong */
-        {"\xf4\x90\x80\x80", 4, false},       /* > U+10FFFF */
+        {"\xe0\x9f\xbf", 3, false},     /* overlong */
+        {"\xed\xa0\x80", 3, false},     /* surrogate */
+        {"\xf0\x8f\xbf\xbf", 4, false}, /* overlong */
+        {"\xf4\x90\x80\x80", 4, false}, /* > U+10FFFF */
         {"\xf5\x80\x80\x80", 4, false},
         {"\xff", 1, false},
-        {"\x80", 1, false},                   /* lone continuation */
-        {"\xc2" "a", 2, false},
-        {"abcdefgh\xe2\x82\xac" "abcdefgh", 19, true},
-        {"abcdefgh\xe2\x82" "abcdefgh", 18, false},
+        {"\x80", 1, false}, /* lone continuation */
+        {"\xc2"
+         "a",
+         2, false},
+        {"abcdefgh\xe2\x82\xac"
+         "abcdefgh",
+         19, true},
+        {"abcdefgh\xe2\x82"
+         "abcdefgh",
+         18, false},
     };
     for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
         uint8_t st[3] = {0, 0, 0};
@@ -284,7 +294,10 @@ TEST(ws_utf8_validator_vectors) {
 
 TEST(ws_close_frames) {
     uint8_t s[200];
-    size_t n = mk(s, WS_OP_CLOSE, true, "\x03\xe8" "bye", 5);
+    size_t n = mk(s, WS_OP_CLOSE, true,
+                  "\x03\xe8"
+                  "bye",
+                  5);
     int ne;
     memset(evs, 0, sizeof evs);
     CHECK_EQ_INT(run_all(s, n, 0, evs, &ne), WS_AGAIN);
@@ -295,7 +308,10 @@ TEST(ws_close_frames) {
     ws_parser_init(&p);
     ws_frame_t f;
     size_t used;
-    n = mk(s, WS_OP_CLOSE, true, "\x0f\xa0" "why", 5);
+    n = mk(s, WS_OP_CLOSE, true,
+           "\x0f\xa0"
+           "why",
+           5);
     CHECK_EQ_INT(ws_feed(&p, s, n, &used, &f), WS_FRAME);
     CHECK_EQ_INT(f.close_code, 4000);
     CHECK_EQ_INT(f.reason_len, 3);
@@ -305,10 +321,10 @@ TEST(ws_close_frames) {
     CHECK_EQ_INT(ws_feed(&p, s, n, &used, &f), WS_FRAME);
     CHECK_EQ_INT(f.close_code, WS_CLOSE_NO_STATUS);
     /* Codes: valid and invalid on the wire. */
-    unsigned good[] = {1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011,
-                       1012, 1013, 1014, 3000, 3999, 4000, 4999};
-    unsigned badc[] = {0, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000,
-                       2999, 5000, 65535};
+    unsigned good[] = {1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010,
+                       1011, 1012, 1013, 1014, 3000, 3999, 4000, 4999};
+    unsigned badc[] = {0,    999,  1004, 1005, 1006, 1015,
+                       1016, 1100, 2000, 2999, 5000, 65535};
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
         uint8_t c[2] = {(uint8_t)(good[i] >> 8), (uint8_t)good[i]};
         n = mk(s, WS_OP_CLOSE, true, c, 2);
@@ -355,10 +371,13 @@ TEST(ws_protocol_errors) {
     uint8_t s[512];
     size_t n;
     int ne;
-    static const struct { uint8_t b0; int err; } hdr[] = {
-        {0xC1, WS_ERR_RSV}, {0xA1, WS_ERR_RSV}, {0x91, WS_ERR_RSV},
-        {0x83, WS_ERR_OPCODE}, {0x87, WS_ERR_OPCODE},
-        {0x8B, WS_ERR_OPCODE}, {0x8F, WS_ERR_OPCODE},
+    static const struct {
+        uint8_t b0;
+        int err;
+    } hdr[] = {
+        {0xC1, WS_ERR_RSV},    {0xA1, WS_ERR_RSV},    {0x91, WS_ERR_RSV},
+        {0x83, WS_ERR_OPCODE}, {0x87, WS_ERR_OPCODE}, {0x8B, WS_ERR_OPCODE},
+        {0x8F, WS_ERR_OPCODE},
     };
     for (size_t i = 0; i < sizeof hdr / sizeof hdr[0]; i++) {
         n = mk(s, WS_OP_TEXT, true, "x", 1);
@@ -457,7 +476,8 @@ TEST(ws_random_streams_split_invariant) {
                 n += mk(s + n, WS_OP_PING, true, data, len % 126);
             } else if (!open) {
                 bool fin = r == 1;
-                n += mk(s + n, r == 2 ? WS_OP_BINARY : WS_OP_TEXT, fin, data, len);
+                n += mk(s + n, r == 2 ? WS_OP_BINARY : WS_OP_TEXT, fin, data,
+                        len);
                 open = !fin;
             } else {
                 bool fin = r == 1;
@@ -525,14 +545,16 @@ TEST(ws_handshake_ok_json_and_jce) {
     CHECK(!hs.jce);
     CHECK(hs.key.len == 24 && !memcmp(req + hs.key.off, "dGhl", 4));
     char out[256];
-    int n = ws_handshake_response(out, sizeof out, req + hs.key.off,
-                                  hs.key.len, hs.jce);
-    const char *want = "HTTP/1.1 101 Switching Protocols\r\n"
-                       "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-                       "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
+    int n = ws_handshake_response(out, sizeof out, req + hs.key.off, hs.key.len,
+                                  hs.jce);
+    const char *want =
+        "HTTP/1.1 101 Switching Protocols\r\n"
+        "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
     CHECK_EQ_INT(n, strlen(want));
     CHECK(strcmp(out, want) == 0);
-    CHECK_EQ_INT(ws_handshake_response(out, 50, req + hs.key.off, 24, false), -1);
+    CHECK_EQ_INT(ws_handshake_response(out, 50, req + hs.key.off, 24, false),
+                 -1);
 
     const char *req2 = "GET /v1/ws HTTP/1.1\r\n"
                        "Upgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -559,33 +581,41 @@ TEST(ws_handshake_rejects) {
 #define BASE_CO "Connection: Upgrade\r\n"
 #define BASE_KEY "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
 #define BASE_VER "Sec-WebSocket-Version: 13\r\n"
-    static const struct { const char *req; int err, status; } bad[] = {
+    static const struct {
+        const char *req;
+        int err, status;
+    } bad[] = {
         {"POST /v1/ws HTTP/1.1\r\n" BASE_UP BASE_CO BASE_KEY BASE_VER "\r\n",
          WS_HS_ERR_METHOD, 405},
         {"GET /v1/ws HTTP/1.0\r\n" BASE_UP BASE_CO BASE_KEY BASE_VER "\r\n",
          WS_HS_ERR_HTTP10, 400},
         {"GET /v1/ws HTTP/1.1\r\n" BASE_CO BASE_KEY BASE_VER "\r\n",
          WS_HS_ERR_UPGRADE, 400},
-        {"GET /v1/ws HTTP/1.1\r\nUpgrade: h2c\r\n" BASE_CO BASE_KEY BASE_VER "\r\n",
+        {"GET /v1/ws HTTP/1.1\r\nUpgrade: h2c\r\n" BASE_CO BASE_KEY BASE_VER
+         "\r\n",
          WS_HS_ERR_UPGRADE, 400},
         {"GET /v1/ws HTTP/1.1\r\n" BASE_UP BASE_KEY BASE_VER "\r\n",
          WS_HS_ERR_CONNECTION, 400},
-        {"GET /v1/ws HTTP/1.1\r\n" BASE_UP "Connection: keep-alive\r\n" BASE_KEY
-         BASE_VER "\r\n", WS_HS_ERR_CONNECTION, 400},
+        {"GET /v1/ws HTTP/1.1\r\n" BASE_UP
+         "Connection: keep-alive\r\n" BASE_KEY BASE_VER "\r\n",
+         WS_HS_ERR_CONNECTION, 400},
         {"GET /v1/ws HTTP/1.1\r\n" BASE_UP BASE_CO BASE_KEY "\r\n",
          WS_HS_ERR_VERSION, 426},
         {"GET /v1/ws HTTP/1.1\r\n" BASE_UP BASE_CO BASE_KEY
-         "Sec-WebSocket-Version: 8\r\n\r\n", WS_HS_ERR_VERSION, 426},
+         "Sec-WebSocket-Version: 8\r\n\r\n",
+         WS_HS_ERR_VERSION, 426},
         {"GET /v1/ws HTTP/1.1\r\n" BASE_UP BASE_CO BASE_KEY
-         "Sec-WebSocket-Version: 130\r\n\r\n", WS_HS_ERR_VERSION, 426},
+         "Sec-WebSocket-Version: 130\r\n\r\n",
+         WS_HS_ERR_VERSION, 426},
         {"GET /v1/ws HTTP/1.1\r\n" BASE_UP BASE_CO BASE_VER "\r\n",
          WS_HS_ERR_KEY, 400},
-        {"GET /v1/ws HTTP/1.1\r\n" BASE_UP BASE_CO BASE_KEY BASE_KEY BASE_VER "\r\n",
+        {"GET /v1/ws HTTP/1.1\r\n" BASE_UP BASE_CO BASE_KEY BASE_KEY BASE_VER
+         "\r\n",
          WS_HS_ERR_KEY, 400},
         {"GET /v1/ws HTTP/1.1\r\n" BASE_UP BASE_CO
          "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ\r\n" BASE_VER "\r\n",
          WS_HS_ERR_KEY, 400},
-        {"GET /v1/ws HTTP/1.1\r\n" BASE_UP BASE_CO     /* 17 bytes */
+        {"GET /v1/ws HTTP/1.1\r\n" BASE_UP BASE_CO /* 17 bytes */
          "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZSE=\r\n" BASE_VER "\r\n",
          WS_HS_ERR_KEY, 400},
         {"GET /v1/ws HTTP/1.1\r\n" BASE_UP BASE_CO

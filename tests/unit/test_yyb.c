@@ -15,7 +15,7 @@ struct fr {
  * random 1..11), keeping only the unconsumed tail between reads.  Returns
  * the final rc (YYB_AGAIN at a clean end) and the frames seen. */
 static int run(const uint8_t *s, size_t n, size_t step, unsigned seed,
-                uint32_t max_frame, bool preface, struct fr *frs, int *nfr) {
+               uint32_t max_frame, bool preface, struct fr *frs, int *nfr) {
     static uint8_t pend[200000];
     size_t have = 0, off = 0;
     yyb_reader_t r;
@@ -55,8 +55,8 @@ static int run(const uint8_t *s, size_t n, size_t step, unsigned seed,
 static struct fr frs[256], other[256];
 
 /* Whole, byte by byte, random splits: same result, same frames. */
-static int run_all(const uint8_t *s, size_t n, uint32_t max_frame,
-                   bool preface, int *nfr) {
+static int run_all(const uint8_t *s, size_t n, uint32_t max_frame, bool preface,
+                   int *nfr) {
     int no;
     int rc = run(s, n, n ? n : 1, 1, max_frame, preface, frs, nfr);
     if (run(s, n, 1, 1, max_frame, preface, other, &no) != rc || no != *nfr ||
@@ -94,7 +94,7 @@ TEST(yyb_preface_then_frames) {
     size_t n = 0;
     yyb_preface(s, 1);
     n = 7;
-    n += frame(s + n, "\x0c", 1);            /* smallest frame: 5 bytes */
+    n += frame(s + n, "\x0c", 1); /* smallest frame: 5 bytes */
     n += frame(s + n, "hello jce", 9);
     n += frame(s + n, "\x00\x01\x02", 3);
     int nf;
@@ -211,7 +211,10 @@ TEST(yyb_frame_length_limits) {
     for (uint32_t l = 0; l < 5; l++) {
         uint8_t t[16];
         yyb_preface(t, 1);
-        t[7] = 0; t[8] = 0; t[9] = 0; t[10] = (uint8_t)l;
+        t[7] = 0;
+        t[8] = 0;
+        t[9] = 0;
+        t[10] = (uint8_t)l;
         memset(t + 11, 0, 5);
         CHECK_EQ_INT(run_all(t, 16, 0, true, &nf), YYB_ERR_TOO_SHORT);
     }
@@ -254,14 +257,14 @@ TEST(yyb_frame_writer) {
     jce_out_init(&o, JCE_POLICY_CPP);
     size_t st = yyb_frame_begin(&o);
     CHECK_EQ_INT(st, 0);
-    jce_put_int32(&o, 0, 1);   /* 00 01 */
+    jce_put_int32(&o, 0, 1);        /* 00 01 */
     jce_put_string(&o, 1, "hi", 2); /* 16 02 68 69 */
     yyb_frame_end(&o, st);
     CHECK_EQ_INT(o.err, 0);
     CHECK_HEX(o.buf, o.len, "00 00 00 0a | 00 01 | 16 02 68 69");
     /* A second frame in the same buffer. */
     st = yyb_frame_begin(&o);
-    jce_put_int8(&o, 0, 0);    /* 0c */
+    jce_put_int8(&o, 0, 0); /* 0c */
     yyb_frame_end(&o, st);
     CHECK_HEX(o.buf, o.len, "00 00 00 0a 00 01 16 02 68 69 | 00 00 00 05 0c");
     /* And the reader takes back what the writer made. */
@@ -271,7 +274,8 @@ TEST(yyb_frame_writer) {
     size_t used;
     CHECK_EQ_INT(yyb_feed(&r, o.buf, o.len, &used, &f), YYB_FRAME);
     CHECK_HEX(f.data, f.len, "00 01 16 02 68 69");
-    CHECK_EQ_INT(yyb_feed(&r, o.buf + used, o.len - used, &used, &f), YYB_FRAME);
+    CHECK_EQ_INT(yyb_feed(&r, o.buf + used, o.len - used, &used, &f),
+                 YYB_FRAME);
     CHECK_HEX(f.data, f.len, "0c");
     /* end() with a bogus start marks the output failed. */
     yyb_frame_end(&o, o.len + 10);
@@ -358,8 +362,9 @@ TEST(yyb_package_roundtrip) {
     yyb_encode_frame(&o, &p);
     /* cmd 3, reqId 70000 (Int32), ret 1006 (Short), body as SimpleList
      * (head, Char head, length at tag 0, bytes). */
-    CHECK_HEX(o.buf, o.len, "00 00 00 17 | 00 03 | 12 00 01 11 70 | 21 03 ee"
-                            " | 3d 00 00 05 0a 16 01 78 0b");
+    CHECK_HEX(o.buf, o.len,
+              "00 00 00 17 | 00 03 | 12 00 01 11 70 | 21 03 ee"
+              " | 3d 00 00 05 0a 16 01 78 0b");
     yyb_reader_t r;
     yyb_reader_init(&r, false);
     yyb_frame_t f;
@@ -377,7 +382,10 @@ static int decode_hex(const char *hex, herald_Package *p, size_t *pos) {
     size_t n = 0;
     unsigned v;
     for (const char *h = hex; *h;) {
-        if (*h == ' ') { h++; continue; }
+        if (*h == ' ') {
+            h++;
+            continue;
+        }
         if (sscanf(h, "%2x", &v) != 1) return 999;
         b[n++] = (uint8_t)v;
         h += 2;

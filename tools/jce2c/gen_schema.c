@@ -8,8 +8,7 @@
 
 #include "jce2c.h"
 
-static void json_str(buf_t *o, const char *s, size_t n)
-{
+static void json_str(buf_t *o, const char *s, size_t n) {
     buf_puts(o, "\"");
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
@@ -23,16 +22,13 @@ static void json_str(buf_t *o, const char *s, size_t n)
     buf_puts(o, "\"");
 }
 
-static void json_cstr(buf_t *o, const char *s)
-{
-    json_str(o, s, strlen(s));
-}
+static void json_cstr(buf_t *o, const char *s) { json_str(o, s, strlen(s)); }
 
-static void schema_type(buf_t *o, const type_t *t)
-{
+static void schema_type(buf_t *o, const type_t *t) {
     static const char *const names[] = {
-        "bool", "byte", "unsigned byte", "short", "unsigned short", "int", "unsigned int",
-        "long", "float", "double", "string",
+        "bool",           "byte",   "unsigned byte", "short",
+        "unsigned short", "int",    "unsigned int",  "long",
+        "float",          "double", "string",
     };
     if (t->kind <= TY_STRING) {
         json_cstr(o, names[t->kind]);
@@ -49,13 +45,14 @@ static void schema_type(buf_t *o, const type_t *t)
         schema_type(o, t->b);
         buf_puts(o, "]}");
     } else {
-        buf_printf(o, "{\"%s\":\"%s.%s\"}", t->kind == TY_STRUCT ? "struct" : "enum",
-                   t->ref->module, t->ref->name);
+        buf_printf(o, "{\"%s\":\"%s.%s\"}",
+                   t->kind == TY_STRUCT ? "struct" : "enum", t->ref->module,
+                   t->ref->name);
     }
 }
 
-static void schema_value(buf_t *o, const type_t *t, const value_t *v, long long iv)
-{
+static void schema_value(buf_t *o, const type_t *t, const value_t *v,
+                         long long iv) {
     if (v->kind == VAL_NONE)
         buf_puts(o, "null");
     else if (t->kind == TY_BOOL)
@@ -68,34 +65,30 @@ static void schema_value(buf_t *o, const type_t *t, const value_t *v, long long 
         buf_printf(o, "%lld", iv);
 }
 
-static void sep(buf_t *o, bool *first)
-{
-    if (!*first)
-        buf_puts(o, ",");
+static void sep(buf_t *o, bool *first) {
+    if (!*first) buf_puts(o, ",");
     *first = false;
 }
 
-static void schema_module(file_t *f, const char *m, buf_t *o)
-{
+static void schema_module(file_t *f, const char *m, buf_t *o) {
     buf_puts(o, "{\"name\":");
     json_cstr(o, m);
-    static const char *const sections[] = {"enums", "consts", "structs", "interfaces"};
+    static const char *const sections[] = {"enums", "consts", "structs",
+                                           "interfaces"};
     static const int kinds[] = {DEF_ENUM, DEF_CONST, DEF_STRUCT, DEF_INTERFACE};
     for (int s = 0; s < 4; s++) {
         buf_printf(o, ",\n   \"%s\":[", sections[s]);
         bool first = true;
         for (int i = 0; i < f->n_defs; i++) {
             def_t *d = f->defs[i];
-            if (d->kind != kinds[s] || strcmp(d->module, m) != 0)
-                continue;
+            if (d->kind != kinds[s] || strcmp(d->module, m) != 0) continue;
             sep(o, &first);
             buf_puts(o, "\n    {\"name\":");
             json_cstr(o, d->name);
             if (d->kind == DEF_ENUM) {
                 buf_puts(o, ",\"values\":{");
                 for (int k = 0; k < d->n_enums; k++) {
-                    if (k)
-                        buf_puts(o, ",");
+                    if (k) buf_puts(o, ",");
                     json_cstr(o, d->enums[k].name);
                     buf_printf(o, ":%lld", d->enums[k].value);
                 }
@@ -110,9 +103,12 @@ static void schema_module(file_t *f, const char *m, buf_t *o)
                 buf_puts(o, ",\"fields\":[");
                 for (int k = 0; k < d->n_fields; k++) {
                     field_t *fl = &d->fields[k];
-                    buf_printf(o, "%s\n      {\"tag\":%d,\"name\":", k ? "," : "", fl->tag);
+                    buf_printf(o,
+                               "%s\n      {\"tag\":%d,\"name\":", k ? "," : "",
+                               fl->tag);
                     json_cstr(o, fl->name);
-                    buf_printf(o, ",\"require\":%s,\"type\":", fl->require ? "true" : "false");
+                    buf_printf(o, ",\"require\":%s,\"type\":",
+                               fl->require ? "true" : "false");
                     schema_type(o, fl->type);
                     buf_puts(o, ",\"default\":");
                     schema_value(o, fl->type, &fl->def, fl->def_i);
@@ -131,7 +127,8 @@ static void schema_module(file_t *f, const char *m, buf_t *o)
                     for (int p = 0; p < op->n_params; p++) {
                         buf_puts(o, p ? ",{\"name\":" : "{\"name\":");
                         json_cstr(o, op->params[p].name);
-                        buf_printf(o, ",\"out\":%s,\"type\":", op->params[p].out ? "true" : "false");
+                        buf_printf(o, ",\"out\":%s,\"type\":",
+                                   op->params[p].out ? "true" : "false");
                         schema_type(o, op->params[p].type);
                         buf_puts(o, "}");
                     }
@@ -146,20 +143,17 @@ static void schema_module(file_t *f, const char *m, buf_t *o)
     buf_puts(o, "}");
 }
 
-void gen_schema(file_t *f, buf_t *o)
-{
+void gen_schema(file_t *f, buf_t *o) {
     buf_puts(o, "{\"file\":");
     json_cstr(o, f->base);
     buf_puts(o, ",\"includes\":[");
     for (int i = 0; i < f->n_includes; i++) {
-        if (i)
-            buf_puts(o, ",");
+        if (i) buf_puts(o, ",");
         json_cstr(o, f->includes[i]->base);
     }
     buf_puts(o, "],\n \"modules\":[");
     for (int i = 0; i < f->n_modules; i++) {
-        if (i)
-            buf_puts(o, ",\n  ");
+        if (i) buf_puts(o, ",\n  ");
         schema_module(f, f->modules[i], o);
     }
     buf_puts(o, "]}\n");

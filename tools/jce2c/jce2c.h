@@ -22,7 +22,8 @@ typedef struct buf {
 
 void buf_put(buf_t *b, const char *s, size_t n);
 void buf_puts(buf_t *b, const char *s);
-void buf_printf(buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void buf_printf(buf_t *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
 void *xcalloc(size_t n, size_t size);
@@ -39,7 +40,13 @@ int diag_count(void);
 
 /* ---- lexer ---- */
 enum tok_kind {
-    TK_EOF, TK_IDENT, TK_INT, TK_FLOAT, TK_STRING, TK_PUNCT, TK_SCOPE,
+    TK_EOF,
+    TK_IDENT,
+    TK_INT,
+    TK_FLOAT,
+    TK_STRING,
+    TK_PUNCT,
+    TK_SCOPE,
     TK_INCLUDE, /* #include "x": text holds the path */
     TK_ERROR,   /* lexing failed; already reported */
 };
@@ -47,8 +54,8 @@ enum tok_kind {
 typedef struct token {
     int kind;
     loc_t at;
-    char *text;     /* identifier / keyword / punctuation / include path */
-    char *str;      /* TK_STRING: decoded bytes */
+    char *text; /* identifier / keyword / punctuation / include path */
+    char *str;  /* TK_STRING: decoded bytes */
     size_t str_len;
     long long ival; /* TK_INT */
     double fval;    /* TK_FLOAT */
@@ -68,10 +75,23 @@ bool is_keyword(const char *s);
 
 /* ---- AST ---- */
 enum type_kind {
-    TY_BOOL, TY_BYTE, TY_UBYTE, TY_SHORT, TY_USHORT, TY_INT, TY_UINT,
-    TY_LONG, TY_FLOAT, TY_DOUBLE, TY_STRING,
-    TY_VECTOR, TY_MAP, TY_NAMED, /* TY_NAMED resolves to TY_STRUCT or TY_ENUM */
-    TY_STRUCT, TY_ENUM, TY_VOID,
+    TY_BOOL,
+    TY_BYTE,
+    TY_UBYTE,
+    TY_SHORT,
+    TY_USHORT,
+    TY_INT,
+    TY_UINT,
+    TY_LONG,
+    TY_FLOAT,
+    TY_DOUBLE,
+    TY_STRING,
+    TY_VECTOR,
+    TY_MAP,
+    TY_NAMED, /* TY_NAMED resolves to TY_STRUCT or TY_ENUM */
+    TY_STRUCT,
+    TY_ENUM,
+    TY_VOID,
 };
 
 struct def;
@@ -84,13 +104,20 @@ typedef struct type {
     loc_t at;
 } type_t;
 
-enum value_kind { VAL_NONE, VAL_INT, VAL_FLOAT, VAL_STRING, VAL_BOOL, VAL_IDENT };
+enum value_kind {
+    VAL_NONE,
+    VAL_INT,
+    VAL_FLOAT,
+    VAL_STRING,
+    VAL_BOOL,
+    VAL_IDENT
+};
 
 typedef struct value {
     int kind;
     long long i;
     double f;
-    char *s;        /* VAL_STRING bytes, VAL_IDENT name (maybe scoped) */
+    char *s; /* VAL_STRING bytes, VAL_IDENT name (maybe scoped) */
     size_t s_len;
     bool ovf;
     loc_t at;
@@ -101,7 +128,7 @@ typedef struct field {
     bool require;
     type_t *type;
     char *name;
-    value_t def;    /* VAL_NONE when no default */
+    value_t def;     /* VAL_NONE when no default */
     long long def_i; /* resolved integer default (enums by name too) */
     loc_t at;
 } field_t;
@@ -133,29 +160,29 @@ typedef struct def {
     int kind;
     char *name;
     char *module;
-    char *cname;        /* module_name */
+    char *cname; /* module_name */
     struct file *file;
     loc_t at;
-    field_t *fields;    /* struct, sorted by tag after sema */
+    field_t *fields; /* struct, sorted by tag after sema */
     int n_fields;
     enumerator_t *enums;
     int n_enums;
-    type_t *ctype;      /* const */
+    type_t *ctype; /* const */
     value_t cval;
     op_t *ops;
     int n_ops;
-    int order;          /* emit order for structs (by-value dependencies) */
-    int visit;          /* sema scratch */
+    int order; /* emit order for structs (by-value dependencies) */
+    int visit; /* sema scratch */
 } def_t;
 
 typedef struct file {
     char *path;
-    char *base;         /* file name without directory and extension */
+    char *base; /* file name without directory and extension */
     struct file **includes;
     int n_includes;
-    def_t **defs;       /* in declaration order */
+    def_t **defs; /* in declaration order */
     int n_defs;
-    char **modules;     /* module names in order of first appearance */
+    char **modules; /* module names in order of first appearance */
     int n_modules;
 } file_t;
 
@@ -178,16 +205,17 @@ int sema_check(void);
 def_t *sema_lookup(const char *module, const char *name);
 
 /* ---- generation helpers (gen_util.c) ---- */
-const char *type_ctype(const type_t *t);     /* C type of a value */
-const char *type_mangle(const type_t *t);    /* m(T) from the conventions */
-bool type_is_bytes(const type_t *t);         /* vector<byte> */
-bool type_is_container(const type_t *t);     /* vector (not bytes) or map */
-bool type_is_scalar(const type_t *t);        /* number, bool, enum */
+const char *type_ctype(const type_t *t);  /* C type of a value */
+const char *type_mangle(const type_t *t); /* m(T) from the conventions */
+bool type_is_bytes(const type_t *t);      /* vector<byte> */
+bool type_is_container(const type_t *t);  /* vector (not bytes) or map */
+bool type_is_scalar(const type_t *t);     /* number, bool, enum */
 /* Name of the reader with the shape (in, tag, require, T *): "jce_get_int32",
  * "M_S_read", "get_jcev_x", ... */
 const char *type_getter(const type_t *t);
 /* Appends a statement writing lvalue `val` at `tag` into jce_out_t *`o`. */
-void emit_put(buf_t *b, const type_t *t, const char *o, const char *tag, const char *val);
+void emit_put(buf_t *b, const type_t *t, const char *o, const char *tag,
+              const char *val);
 /* Appends s[0..n) as a C string literal (octal escapes for the rest). */
 void c_string_literal(buf_t *b, const char *s, size_t n);
 /* Collects every container type used by a file (deduplicated, inner first). */

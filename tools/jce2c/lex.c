@@ -12,22 +12,20 @@
 #include "jce2c.h"
 
 static const char *const keywords[] = {
-    "void", "struct", "bool", "byte", "short", "int", "double", "float",
-    "long", "string", "vector", "map", "key", "routekey", "module",
-    "interface", "out", "require", "optional", "false", "true", "enum",
-    "const", "unsigned", NULL,
+    "void",      "struct", "bool",    "byte",     "short",
+    "int",       "double", "float",   "long",     "string",
+    "vector",    "map",    "key",     "routekey", "module",
+    "interface", "out",    "require", "optional", "false",
+    "true",      "enum",   "const",   "unsigned", NULL,
 };
 
-bool is_keyword(const char *s)
-{
+bool is_keyword(const char *s) {
     for (int i = 0; keywords[i]; i++)
-        if (strcmp(keywords[i], s) == 0)
-            return true;
+        if (strcmp(keywords[i], s) == 0) return true;
     return false;
 }
 
-void lex_init(lexer_t *lx, const char *file, const char *src, size_t len)
-{
+void lex_init(lexer_t *lx, const char *file, const char *src, size_t len) {
     lx->file = file;
     lx->src = lx->p = src;
     lx->end = src + len;
@@ -35,34 +33,28 @@ void lex_init(lexer_t *lx, const char *file, const char *src, size_t len)
     lx->line_start = src;
 }
 
-static loc_t here(const lexer_t *lx, const char *p)
-{
+static loc_t here(const lexer_t *lx, const char *p) {
     return (loc_t){lx->file, lx->line, (int)(p - lx->line_start) + 1};
 }
 
-static void newline(lexer_t *lx, const char *after)
-{
+static void newline(lexer_t *lx, const char *after) {
     lx->line++;
     lx->line_start = after;
 }
 
-static token_t error_token(loc_t at)
-{
+static token_t error_token(loc_t at) {
     return (token_t){.kind = TK_ERROR, .at = at};
 }
 
 /* Skips blanks and comments; false (diagnosed) on an unterminated comment. */
-static bool skip_space(lexer_t *lx)
-{
+static bool skip_space(lexer_t *lx) {
     for (;;) {
         while (lx->p < lx->end && isspace((unsigned char)*lx->p)) {
-            if (*lx->p == '\n')
-                newline(lx, lx->p + 1);
+            if (*lx->p == '\n') newline(lx, lx->p + 1);
             lx->p++;
         }
         if (lx->end - lx->p >= 2 && lx->p[0] == '/' && lx->p[1] == '/') {
-            while (lx->p < lx->end && *lx->p != '\n')
-                lx->p++;
+            while (lx->p < lx->end && *lx->p != '\n') lx->p++;
             continue;
         }
         if (lx->end - lx->p >= 2 && lx->p[0] == '/' && lx->p[1] == '*') {
@@ -77,8 +69,7 @@ static bool skip_space(lexer_t *lx)
                     lx->p += 2;
                     break;
                 }
-                if (*lx->p == '\n')
-                    newline(lx, lx->p + 1);
+                if (*lx->p == '\n') newline(lx, lx->p + 1);
                 lx->p++;
             }
             continue;
@@ -87,17 +78,14 @@ static bool skip_space(lexer_t *lx)
     }
 }
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
+static int hexval(int c) {
+    if (c >= '0' && c <= '9') return c - '0';
     c = tolower(c);
     return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
 }
 
 /* Decodes one escape after the backslash at *pp; returns the byte. */
-static int lex_escape(const char **pp, const char *end)
-{
+static int lex_escape(const char **pp, const char *end) {
     const char *p = *pp;
     int c = (unsigned char)*p++;
     int v;
@@ -128,8 +116,7 @@ static int lex_escape(const char **pp, const char *end)
     return v;
 }
 
-static token_t lex_string(lexer_t *lx)
-{
+static token_t lex_string(lexer_t *lx) {
     loc_t at = here(lx, lx->p);
     buf_t b = {0};
     const char *p = lx->p + 1;
@@ -138,8 +125,7 @@ static token_t lex_string(lexer_t *lx)
             diag(at, "unterminated string literal");
             return error_token(at);
         }
-        if (*p == '"')
-            break;
+        if (*p == '"') break;
         if (*p == 0) {
             diag(here(lx, p), "NUL character in string literal");
             return error_token(at);
@@ -154,23 +140,21 @@ static token_t lex_string(lexer_t *lx)
         p++;
     }
     lx->p = p + 1;
-    token_t t = {.kind = TK_STRING, .at = at, .text = xstrdup("string literal")};
+    token_t t = {
+        .kind = TK_STRING, .at = at, .text = xstrdup("string literal")};
     t.str = b.p ? b.p : xstrdup("");
     t.str_len = b.len;
     return t;
 }
 
-static token_t lex_number(lexer_t *lx)
-{
+static token_t lex_number(lexer_t *lx) {
     loc_t at = here(lx, lx->p);
     const char *s = lx->p, *p = s;
-    if (*p == '+' || *p == '-')
-        p++;
+    if (*p == '+' || *p == '-') p++;
     bool is_float = false;
     if (p + 1 < lx->end && p[0] == '0' && (p[1] == 'x' || p[1] == 'X')) {
         p += 2;
-        while (p < lx->end && isxdigit((unsigned char)*p))
-            p++;
+        while (p < lx->end && isxdigit((unsigned char)*p)) p++;
     } else {
         while (p < lx->end && (isdigit((unsigned char)*p) || *p == '.')) {
             is_float |= *p == '.';
@@ -179,13 +163,10 @@ static token_t lex_number(lexer_t *lx)
         if (p < lx->end && (*p == 'e' || *p == 'E')) {
             is_float = true;
             p++;
-            if (p < lx->end && (*p == '+' || *p == '-'))
-                p++;
-            while (p < lx->end && isdigit((unsigned char)*p))
-                p++;
+            if (p < lx->end && (*p == '+' || *p == '-')) p++;
+            while (p < lx->end && isdigit((unsigned char)*p)) p++;
         }
-        if (is_float && p < lx->end && (*p == 'f' || *p == 'F'))
-            p++;
+        if (is_float && p < lx->end && (*p == 'f' || *p == 'F')) p++;
     }
     if (p < lx->end && (isalnum((unsigned char)*p) || *p == '_')) {
         diag(at, "malformed number");
@@ -199,8 +180,7 @@ static token_t lex_number(lexer_t *lx)
         t.fval = strtod(t.text, &endp);
     } else {
         t.ival = strtoll(t.text, &endp, 0);
-        if (errno == ERANGE)
-            t.ovf = true;
+        if (errno == ERANGE) t.ovf = true;
     }
     if (*endp && !(is_float && (*endp == 'f' || *endp == 'F') && !endp[1])) {
         diag(at, "malformed number '%s'", t.text);
@@ -210,59 +190,55 @@ static token_t lex_number(lexer_t *lx)
     return t;
 }
 
-static token_t lex_include(lexer_t *lx)
-{
+static token_t lex_include(lexer_t *lx) {
     loc_t at = here(lx, lx->p);
     const char *p = lx->p + 1;
-    while (p < lx->end && (*p == ' ' || *p == '\t'))
-        p++;
+    while (p < lx->end && (*p == ' ' || *p == '\t')) p++;
     if (lx->end - p < 7 || strncmp(p, "include", 7) != 0) {
         diag(at, "unexpected character '#'");
         return error_token(at);
     }
     p += 7;
-    while (p < lx->end && (*p == ' ' || *p == '\t'))
-        p++;
+    while (p < lx->end && (*p == ' ' || *p == '\t')) p++;
     if (p >= lx->end || *p != '"') {
         diag(at, "#include expects a \"file\" name");
         return error_token(at);
     }
     const char *q = ++p;
-    while (q < lx->end && *q != '"' && *q != '\n')
-        q++;
+    while (q < lx->end && *q != '"' && *q != '\n') q++;
     if (q >= lx->end || *q != '"') {
         diag(at, "unterminated string literal");
         return error_token(at);
     }
-    token_t t = {.kind = TK_INCLUDE, .at = at, .text = xstrndup(p, (size_t)(q - p))};
+    token_t t = {
+        .kind = TK_INCLUDE, .at = at, .text = xstrndup(p, (size_t)(q - p))};
     lx->p = q + 1;
     return t;
 }
 
-token_t lex_next(lexer_t *lx)
-{
-    if (!skip_space(lx))
-        return error_token(here(lx, lx->p));
+token_t lex_next(lexer_t *lx) {
+    if (!skip_space(lx)) return error_token(here(lx, lx->p));
     if (lx->p >= lx->end)
-        return (token_t){.kind = TK_EOF, .at = here(lx, lx->p), .text = "end of file"};
+        return (token_t){
+            .kind = TK_EOF, .at = here(lx, lx->p), .text = "end of file"};
     const char *p = lx->p;
     unsigned char c = (unsigned char)*p;
     loc_t at = here(lx, p);
     if (isalpha(c) || c == '_') {
-        while (p < lx->end && (isalnum((unsigned char)*p) || *p == '_'))
-            p++;
-        token_t t = {.kind = TK_IDENT, .at = at, .text = xstrndup(lx->p, (size_t)(p - lx->p))};
+        while (p < lx->end && (isalnum((unsigned char)*p) || *p == '_')) p++;
+        token_t t = {.kind = TK_IDENT,
+                     .at = at,
+                     .text = xstrndup(lx->p, (size_t)(p - lx->p))};
         lx->p = p;
         return t;
     }
     bool signed_num = (c == '-' || c == '+') && p + 1 < lx->end &&
                       (isdigit((unsigned char)p[1]) || p[1] == '.');
-    if (isdigit(c) || signed_num || (c == '.' && p + 1 < lx->end && isdigit((unsigned char)p[1])))
+    if (isdigit(c) || signed_num ||
+        (c == '.' && p + 1 < lx->end && isdigit((unsigned char)p[1])))
         return lex_number(lx);
-    if (c == '"')
-        return lex_string(lx);
-    if (c == '#')
-        return lex_include(lx);
+    if (c == '"') return lex_string(lx);
+    if (c == '#') return lex_include(lx);
     if (c == ':' && p + 1 < lx->end && p[1] == ':') {
         lx->p += 2;
         return (token_t){.kind = TK_SCOPE, .at = at, .text = "::"};

@@ -14,14 +14,13 @@
 
 #include "jce2c.h"
 
-static void usage(void)
-{
-    fprintf(stderr, "usage: jce2c [--with-tars] [-I DIR]... -o OUTDIR FILE.jce...\n");
+static void usage(void) {
+    fprintf(stderr,
+            "usage: jce2c [--with-tars] [-I DIR]... -o OUTDIR FILE.jce...\n");
     exit(1);
 }
 
-static int write_atomic(const char *path, const buf_t *b)
-{
+static int write_atomic(const char *path, const buf_t *b) {
     char *tmp = xasprintf("%s.tmp.%ld", path, (long)getpid());
     FILE *fp = fopen(tmp, "wb");
     if (!fp) {
@@ -45,8 +44,7 @@ typedef struct output {
     buf_t text;
 } output_t;
 
-int main(int argc, char **argv)
-{
+int main(int argc, char **argv) {
     const char *outdir = NULL;
     const char **inputs = xcalloc((size_t)argc, sizeof(char *));
     int n_inputs = 0;
@@ -65,8 +63,7 @@ int main(int argc, char **argv)
         else
             inputs[n_inputs++] = argv[i];
     }
-    if (!outdir || n_inputs == 0)
-        usage();
+    if (!outdir || n_inputs == 0) usage();
 
     file_t **roots = xcalloc((size_t)n_inputs, sizeof(file_t *));
     bool bad = false;
@@ -74,18 +71,15 @@ int main(int argc, char **argv)
         roots[i] = parse_file(inputs[i], (loc_t){NULL, 0, 0});
         bad |= roots[i] == NULL;
     }
-    if (bad || diag_count() || sema_check() < 0)
-        return 1;
+    if (bad || diag_count() || sema_check() < 0) return 1;
 
     output_t *outs = xcalloc((size_t)n_inputs * 3, sizeof *outs);
     int n_outs = 0;
     for (int i = 0; i < n_inputs; i++) {
         file_t *f = roots[i];
         bool seen = false;
-        for (int k = 0; k < i; k++)
-            seen |= roots[k] == f;
-        if (seen)
-            continue;
+        for (int k = 0; k < i; k++) seen |= roots[k] == f;
+        if (seen) continue;
         outs[n_outs].path = xasprintf("%s/%s.h", outdir, f->base);
         gen_header(f, &outs[n_outs++].text);
         outs[n_outs].path = xasprintf("%s/%s.c", outdir, f->base);
@@ -94,7 +88,6 @@ int main(int argc, char **argv)
         gen_schema(f, &outs[n_outs++].text);
     }
     for (int i = 0; i < n_outs; i++)
-        if (write_atomic(outs[i].path, &outs[i].text) < 0)
-            return 1;
+        if (write_atomic(outs[i].path, &outs[i].text) < 0) return 1;
     return 0;
 }

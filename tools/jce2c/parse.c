@@ -22,8 +22,7 @@ static file_t **files;
 static int n_files;
 static char **file_keys; /* realpath of each parsed file */
 
-file_t **all_files(int *n)
-{
+file_t **all_files(int *n) {
     *n = n_files;
     return files;
 }
@@ -36,36 +35,29 @@ typedef struct parser {
     jmp_buf fail;
 } parser_t;
 
-static void advance(parser_t *ps)
-{
+static void advance(parser_t *ps) {
     ps->tok = lex_next(&ps->lx);
-    if (ps->tok.kind == TK_ERROR)
-        longjmp(ps->fail, 1);
+    if (ps->tok.kind == TK_ERROR) longjmp(ps->fail, 1);
 }
 
-static const char *tok_desc(const token_t *t)
-{
+static const char *tok_desc(const token_t *t) {
     return t->kind == TK_STRING ? "string literal" : t->text;
 }
 
-static void __attribute__((noreturn)) syntax(parser_t *ps, const char *what)
-{
+static void __attribute__((noreturn)) syntax(parser_t *ps, const char *what) {
     diag(ps->tok.at, "expected %s but found '%s'", what, tok_desc(&ps->tok));
     longjmp(ps->fail, 1);
 }
 
-static bool at_punct(const parser_t *ps, const char *p)
-{
+static bool at_punct(const parser_t *ps, const char *p) {
     return ps->tok.kind == TK_PUNCT && strcmp(ps->tok.text, p) == 0;
 }
 
-static bool at_kw(const parser_t *ps, const char *kw)
-{
+static bool at_kw(const parser_t *ps, const char *kw) {
     return ps->tok.kind == TK_IDENT && strcmp(ps->tok.text, kw) == 0;
 }
 
-static void expect_punct(parser_t *ps, const char *p)
-{
+static void expect_punct(parser_t *ps, const char *p) {
     if (!at_punct(ps, p)) {
         char what[8];
         snprintf(what, sizeof what, "'%s'", p);
@@ -74,32 +66,28 @@ static void expect_punct(parser_t *ps, const char *p)
     advance(ps);
 }
 
-static void check_reserved(const token_t *t)
-{
+static void check_reserved(const token_t *t) {
     if (!g_opts.with_tars && strncmp(t->text, "tars", 4) == 0)
-        diag(t->at, "identifier '%s' uses the reserved prefix 'tars' (only allowed with --with-tars)",
+        diag(t->at,
+             "identifier '%s' uses the reserved prefix 'tars' (only allowed "
+             "with --with-tars)",
              t->text);
 }
 
 /* An identifier that is not a keyword; `what` names it in the error. */
-static char *expect_ident(parser_t *ps, const char *what, loc_t *at)
-{
-    if (ps->tok.kind != TK_IDENT || is_keyword(ps->tok.text))
-        syntax(ps, what);
+static char *expect_ident(parser_t *ps, const char *what, loc_t *at) {
+    if (ps->tok.kind != TK_IDENT || is_keyword(ps->tok.text)) syntax(ps, what);
     check_reserved(&ps->tok);
     char *s = ps->tok.text;
-    if (at)
-        *at = ps->tok.at;
+    if (at) *at = ps->tok.at;
     advance(ps);
     return s;
 }
 
-static char *parse_scoped(parser_t *ps, loc_t *at)
-{
+static char *parse_scoped(parser_t *ps, loc_t *at) {
     buf_t b = {0};
     *at = ps->tok.at;
-    if (ps->tok.kind == TK_SCOPE)
-        advance(ps);
+    if (ps->tok.kind == TK_SCOPE) advance(ps);
     buf_puts(&b, expect_ident(ps, "a type name", NULL));
     while (ps->tok.kind == TK_SCOPE) {
         advance(ps);
@@ -109,20 +97,21 @@ static char *parse_scoped(parser_t *ps, loc_t *at)
     return b.p;
 }
 
-static type_t *new_type(int kind, loc_t at)
-{
+static type_t *new_type(int kind, loc_t at) {
     type_t *t = xcalloc(1, sizeof *t);
     t->kind = kind;
     t->at = at;
     return t;
 }
 
-static type_t *parse_type(parser_t *ps)
-{
-    static const struct { const char *kw; int kind; } prims[] = {
-        {"bool", TY_BOOL}, {"byte", TY_BYTE}, {"short", TY_SHORT}, {"int", TY_INT},
-        {"long", TY_LONG}, {"float", TY_FLOAT}, {"double", TY_DOUBLE},
-        {"string", TY_STRING},
+static type_t *parse_type(parser_t *ps) {
+    static const struct {
+        const char *kw;
+        int kind;
+    } prims[] = {
+        {"bool", TY_BOOL},     {"byte", TY_BYTE},     {"short", TY_SHORT},
+        {"int", TY_INT},       {"long", TY_LONG},     {"float", TY_FLOAT},
+        {"double", TY_DOUBLE}, {"string", TY_STRING},
     };
     loc_t at = ps->tok.at;
     for (size_t i = 0; i < sizeof prims / sizeof prims[0]; i++) {
@@ -133,10 +122,11 @@ static type_t *parse_type(parser_t *ps)
     }
     if (at_kw(ps, "unsigned")) {
         advance(ps);
-        int kind = at_kw(ps, "byte") ? TY_UBYTE : at_kw(ps, "short") ? TY_USHORT
-                 : at_kw(ps, "int") ? TY_UINT : -1;
-        if (kind < 0)
-            syntax(ps, "'byte', 'short' or 'int' after 'unsigned'");
+        int kind = at_kw(ps, "byte")    ? TY_UBYTE
+                   : at_kw(ps, "short") ? TY_USHORT
+                   : at_kw(ps, "int")   ? TY_UINT
+                                        : -1;
+        if (kind < 0) syntax(ps, "'byte', 'short' or 'int' after 'unsigned'");
         advance(ps);
         return new_type(kind, at);
     }
@@ -158,7 +148,8 @@ static type_t *parse_type(parser_t *ps)
         expect_punct(ps, ">");
         return t;
     }
-    if (ps->tok.kind == TK_SCOPE || (ps->tok.kind == TK_IDENT && !is_keyword(ps->tok.text))) {
+    if (ps->tok.kind == TK_SCOPE ||
+        (ps->tok.kind == TK_IDENT && !is_keyword(ps->tok.text))) {
         type_t *t = new_type(TY_NAMED, at);
         t->name = parse_scoped(ps, &t->at);
         return t;
@@ -166,8 +157,7 @@ static type_t *parse_type(parser_t *ps)
     syntax(ps, "a type");
 }
 
-static value_t parse_value(parser_t *ps)
-{
+static value_t parse_value(parser_t *ps) {
     value_t v = {.at = ps->tok.at};
     if (ps->tok.kind == TK_INT) {
         v.kind = VAL_INT;
@@ -187,7 +177,8 @@ static value_t parse_value(parser_t *ps)
         v.kind = VAL_BOOL;
         v.i = at_kw(ps, "true");
         advance(ps);
-    } else if (ps->tok.kind == TK_SCOPE || (ps->tok.kind == TK_IDENT && !is_keyword(ps->tok.text))) {
+    } else if (ps->tok.kind == TK_SCOPE ||
+               (ps->tok.kind == TK_IDENT && !is_keyword(ps->tok.text))) {
         v.kind = VAL_IDENT;
         v.s = parse_scoped(ps, &v.at);
     } else {
@@ -196,8 +187,7 @@ static value_t parse_value(parser_t *ps)
     return v;
 }
 
-static def_t *new_def(parser_t *ps, int kind, char *name, loc_t at)
-{
+static def_t *new_def(parser_t *ps, int kind, char *name, loc_t at) {
     def_t *d = xcalloc(1, sizeof *d);
     d->kind = kind;
     d->name = name;
@@ -205,24 +195,23 @@ static def_t *new_def(parser_t *ps, int kind, char *name, loc_t at)
     d->cname = xasprintf("%s_%s", ps->module, name);
     d->file = ps->f;
     d->at = at;
-    ps->f->defs = realloc(ps->f->defs, sizeof(def_t *) * (size_t)(ps->f->n_defs + 1));
+    ps->f->defs =
+        realloc(ps->f->defs, sizeof(def_t *) * (size_t)(ps->f->n_defs + 1));
     ps->f->defs[ps->f->n_defs++] = d;
     return d;
 }
 
-static void reject_cpp_extras(parser_t *ps)
-{
+static void reject_cpp_extras(parser_t *ps) {
     if (at_punct(ps, "[") || at_punct(ps, ":") || at_punct(ps, "*")) {
-        diag(ps->tok.at, "C++-only array, pointer and bit-width members are not supported");
+        diag(ps->tok.at,
+             "C++-only array, pointer and bit-width members are not supported");
         longjmp(ps->fail, 1);
     }
 }
 
-static void parse_member(parser_t *ps, def_t *d)
-{
+static void parse_member(parser_t *ps, def_t *d) {
     field_t fl = {.at = ps->tok.at};
-    if (ps->tok.kind != TK_INT)
-        syntax(ps, "a member tag");
+    if (ps->tok.kind != TK_INT) syntax(ps, "a member tag");
     if (ps->tok.ovf || ps->tok.ival < 0 || ps->tok.ival > 255) {
         diag(ps->tok.at, "tag %s out of range (0..255)", ps->tok.text);
         fl.tag = -1;
@@ -235,8 +224,7 @@ static void parse_member(parser_t *ps, def_t *d)
     else if (!at_kw(ps, "optional"))
         syntax(ps, "'require' or 'optional'");
     advance(ps);
-    if (at_punct(ps, "*"))
-        reject_cpp_extras(ps);
+    if (at_punct(ps, "*")) reject_cpp_extras(ps);
     fl.type = parse_type(ps);
     reject_cpp_extras(ps);
     loc_t name_at; /* errors about the member point at its tag */
@@ -250,8 +238,7 @@ static void parse_member(parser_t *ps, def_t *d)
     d->fields[d->n_fields++] = fl;
 }
 
-static void parse_struct(parser_t *ps)
-{
+static void parse_struct(parser_t *ps) {
     loc_t at;
     advance(ps);
     char *name = expect_ident(ps, "a struct name", &at);
@@ -261,13 +248,11 @@ static void parse_struct(parser_t *ps)
         parse_member(ps, d);
         expect_punct(ps, ";");
     }
-    if (d->n_fields == 0)
-        diag(at, "struct '%s' has no members", name);
+    if (d->n_fields == 0) diag(at, "struct '%s' has no members", name);
     advance(ps);
 }
 
-static void parse_enum(parser_t *ps)
-{
+static void parse_enum(parser_t *ps) {
     loc_t at;
     advance(ps);
     char *name = expect_ident(ps, "an enum name", &at);
@@ -281,7 +266,8 @@ static void parse_enum(parser_t *ps)
         if (at_punct(ps, "=")) {
             advance(ps);
             value_t v = parse_value(ps);
-            if (v.kind == VAL_INT && !v.ovf && v.i >= INT32_MIN && v.i <= INT32_MAX) {
+            if (v.kind == VAL_INT && !v.ovf && v.i >= INT32_MIN &&
+                v.i <= INT32_MAX) {
                 e.value = v.i;
             } else if (v.kind == VAL_IDENT) {
                 int k = 0;
@@ -296,19 +282,17 @@ static void parse_enum(parser_t *ps)
             }
         }
         next = e.value + 1;
-        d->enums = realloc(d->enums, sizeof(enumerator_t) * (size_t)(d->n_enums + 1));
+        d->enums =
+            realloc(d->enums, sizeof(enumerator_t) * (size_t)(d->n_enums + 1));
         d->enums[d->n_enums++] = e;
-        if (!at_punct(ps, ","))
-            break;
+        if (!at_punct(ps, ",")) break;
         advance(ps);
     }
     expect_punct(ps, "}");
-    if (d->n_enums == 0)
-        diag(at, "enum '%s' has no enumerators", name);
+    if (d->n_enums == 0) diag(at, "enum '%s' has no enumerators", name);
 }
 
-static void parse_const(parser_t *ps)
-{
+static void parse_const(parser_t *ps) {
     advance(ps);
     type_t *t = parse_type(ps);
     loc_t at;
@@ -319,12 +303,12 @@ static void parse_const(parser_t *ps)
     d->cval = parse_value(ps);
 }
 
-static void parse_key(parser_t *ps)
-{
+static void parse_key(parser_t *ps) {
     advance(ps);
     expect_punct(ps, "[");
     loc_t at;
-    (void)parse_scoped(ps, &at); /* key[] only orders C++ maps; no wire effect */
+    (void)parse_scoped(ps,
+                       &at); /* key[] only orders C++ maps; no wire effect */
     while (at_punct(ps, ",")) {
         advance(ps);
         expect_ident(ps, "a member name", NULL);
@@ -332,8 +316,7 @@ static void parse_key(parser_t *ps)
     expect_punct(ps, "]");
 }
 
-static void parse_op(parser_t *ps, def_t *d)
-{
+static void parse_op(parser_t *ps, def_t *d) {
     op_t op = {0};
     if (at_kw(ps, "void")) {
         op.ret = new_type(TY_VOID, ps->tok.at);
@@ -353,10 +336,10 @@ static void parse_op(parser_t *ps, def_t *d)
         }
         p.type = parse_type(ps);
         p.name = expect_ident(ps, "a parameter name", &p.at);
-        op.params = realloc(op.params, sizeof(param_t) * (size_t)(op.n_params + 1));
+        op.params =
+            realloc(op.params, sizeof(param_t) * (size_t)(op.n_params + 1));
         op.params[op.n_params++] = p;
-        if (!at_punct(ps, ","))
-            break;
+        if (!at_punct(ps, ",")) break;
         advance(ps);
     }
     expect_punct(ps, ")");
@@ -364,8 +347,7 @@ static void parse_op(parser_t *ps, def_t *d)
     d->ops[d->n_ops++] = op;
 }
 
-static void parse_interface(parser_t *ps)
-{
+static void parse_interface(parser_t *ps) {
     loc_t at;
     advance(ps);
     char *name = expect_ident(ps, "an interface name", &at);
@@ -380,8 +362,7 @@ static void parse_interface(parser_t *ps)
 
 static void parse_include(parser_t *ps);
 
-static void parse_definition(parser_t *ps)
-{
+static void parse_definition(parser_t *ps) {
     if (at_kw(ps, "struct"))
         parse_struct(ps);
     else if (at_kw(ps, "enum"))
@@ -400,17 +381,15 @@ static void parse_definition(parser_t *ps)
     expect_punct(ps, ";");
 }
 
-static void add_module(file_t *f, char *name)
-{
+static void add_module(file_t *f, char *name) {
     for (int i = 0; i < f->n_modules; i++)
-        if (strcmp(f->modules[i], name) == 0)
-            return;
-    f->modules = realloc(f->modules, sizeof(char *) * (size_t)(f->n_modules + 1));
+        if (strcmp(f->modules[i], name) == 0) return;
+    f->modules =
+        realloc(f->modules, sizeof(char *) * (size_t)(f->n_modules + 1));
     f->modules[f->n_modules++] = name;
 }
 
-static void parse_module(parser_t *ps)
-{
+static void parse_module(parser_t *ps) {
     advance(ps);
     ps->module = expect_ident(ps, "a module name", NULL);
     add_module(ps->f, (char *)ps->module);
@@ -426,33 +405,27 @@ static void parse_module(parser_t *ps)
     ps->module = NULL;
 }
 
-static bool file_exists(const char *p)
-{
+static bool file_exists(const char *p) {
     struct stat st;
     return stat(p, &st) == 0 && S_ISREG(st.st_mode);
 }
 
-static char *find_include(const char *from, const char *name)
-{
-    if (name[0] == '/')
-        return file_exists(name) ? xstrdup(name) : NULL;
+static char *find_include(const char *from, const char *name) {
+    if (name[0] == '/') return file_exists(name) ? xstrdup(name) : NULL;
     char *tmp = xstrdup(from);
     char *p = xasprintf("%s/%s", dirname(tmp), name);
     free(tmp);
-    if (file_exists(p))
-        return p;
+    if (file_exists(p)) return p;
     free(p);
     for (int i = 0; i < g_opts.n_inc_dirs; i++) {
         p = xasprintf("%s/%s", g_opts.inc_dirs[i], name);
-        if (file_exists(p))
-            return p;
+        if (file_exists(p)) return p;
         free(p);
     }
     return NULL;
 }
 
-static void parse_include(parser_t *ps)
-{
+static void parse_include(parser_t *ps) {
     token_t t = ps->tok;
     char *path = find_include(ps->f->path, t.text);
     if (!path) {
@@ -460,48 +433,43 @@ static void parse_include(parser_t *ps)
         longjmp(ps->fail, 1);
     }
     file_t *inc = parse_file(path, t.at);
-    if (!inc)
-        longjmp(ps->fail, 1);
+    if (!inc) longjmp(ps->fail, 1);
     for (int i = 0; i < ps->f->n_includes; i++)
-        if (ps->f->includes[i] == inc)
-            goto done;
-    ps->f->includes = realloc(ps->f->includes, sizeof(file_t *) * (size_t)(ps->f->n_includes + 1));
+        if (ps->f->includes[i] == inc) goto done;
+    ps->f->includes = realloc(
+        ps->f->includes, sizeof(file_t *) * (size_t)(ps->f->n_includes + 1));
     ps->f->includes[ps->f->n_includes++] = inc;
 done:
     advance(ps);
 }
 
-static char *read_all(const char *path, size_t *len)
-{
+static char *read_all(const char *path, size_t *len) {
     FILE *fp = fopen(path, "rb");
-    if (!fp)
-        return NULL;
+    if (!fp) return NULL;
     buf_t b = {0};
     char chunk[65536];
     size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, fp)) > 0)
-        buf_put(&b, chunk, n);
+    while ((n = fread(chunk, 1, sizeof chunk, fp)) > 0) buf_put(&b, chunk, n);
     fclose(fp);
     *len = b.len;
     return b.p ? b.p : xstrdup("");
 }
 
-static char *base_name(const char *path)
-{
+static char *base_name(const char *path) {
     const char *s = strrchr(path, '/');
     s = s ? s + 1 : path;
     const char *dot = strrchr(s, '.');
     return xstrndup(s, dot ? (size_t)(dot - s) : strlen(s));
 }
 
-file_t *parse_file(const char *path, loc_t from)
-{
+file_t *parse_file(const char *path, loc_t from) {
     char real[PATH_MAX];
     if (!realpath(path, real)) {
         if (from.file)
             diag(from, "cannot open '%s'", path);
         else
-            fprintf(stderr, "jce2c: cannot open '%s': %s\n", path, strerror(errno));
+            fprintf(stderr, "jce2c: cannot open '%s': %s\n", path,
+                    strerror(errno));
         return NULL;
     }
     for (int i = 0; i < n_files; i++)
@@ -524,8 +492,7 @@ file_t *parse_file(const char *path, loc_t from)
     parser_t *ps = xcalloc(1, sizeof *ps);
     ps->f = f;
     lex_init(&ps->lx, f->path, src, len);
-    if (setjmp(ps->fail))
-        return NULL;
+    if (setjmp(ps->fail)) return NULL;
     advance(ps);
     while (ps->tok.kind != TK_EOF) {
         if (ps->tok.kind == TK_INCLUDE)

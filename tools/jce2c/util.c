@@ -8,8 +8,7 @@
 
 static int n_diags;
 
-static void *oom_check(void *p)
-{
+static void *oom_check(void *p) {
     if (!p) {
         fprintf(stderr, "jce2c: out of memory\n");
         exit(2);
@@ -17,42 +16,33 @@ static void *oom_check(void *p)
     return p;
 }
 
-void *xcalloc(size_t n, size_t size)
-{
+void *xcalloc(size_t n, size_t size) {
     return oom_check(calloc(n ? n : 1, size ? size : 1));
 }
 
-char *xstrdup(const char *s)
-{
-    return oom_check(strdup(s));
-}
+char *xstrdup(const char *s) { return oom_check(strdup(s)); }
 
-char *xstrndup(const char *s, size_t n)
-{
+char *xstrndup(const char *s, size_t n) {
     char *p = oom_check(malloc(n + 1));
     memcpy(p, s, n);
     p[n] = 0;
     return p;
 }
 
-char *xasprintf(const char *fmt, ...)
-{
+char *xasprintf(const char *fmt, ...) {
     va_list ap;
     char *p = NULL;
     va_start(ap, fmt);
     int r = vasprintf(&p, fmt, ap);
     va_end(ap);
-    if (r < 0)
-        oom_check(NULL);
+    if (r < 0) oom_check(NULL);
     return p;
 }
 
-void buf_put(buf_t *b, const char *s, size_t n)
-{
+void buf_put(buf_t *b, const char *s, size_t n) {
     if (b->len + n + 1 > b->cap) {
         size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + n + 1)
-            cap *= 2;
+        while (cap < b->len + n + 1) cap *= 2;
         b->p = oom_check(realloc(b->p, cap));
         b->cap = cap;
     }
@@ -61,28 +51,23 @@ void buf_put(buf_t *b, const char *s, size_t n)
     b->p[b->len] = 0;
 }
 
-void buf_puts(buf_t *b, const char *s)
-{
-    buf_put(b, s, strlen(s));
-}
+void buf_puts(buf_t *b, const char *s) { buf_put(b, s, strlen(s)); }
 
-void buf_printf(buf_t *b, const char *fmt, ...)
-{
+void buf_printf(buf_t *b, const char *fmt, ...) {
     va_list ap;
     char *p = NULL;
     va_start(ap, fmt);
     int r = vasprintf(&p, fmt, ap);
     va_end(ap);
-    if (r < 0)
-        oom_check(NULL);
+    if (r < 0) oom_check(NULL);
     buf_put(b, p, (size_t)r);
     free(p);
 }
 
-void diag(loc_t at, const char *fmt, ...)
-{
+void diag(loc_t at, const char *fmt, ...) {
     va_list ap;
-    fprintf(stderr, "%s:%d:%d: ", at.file ? at.file : "<command line>", at.line, at.col);
+    fprintf(stderr, "%s:%d:%d: ", at.file ? at.file : "<command line>", at.line,
+            at.col);
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
     va_end(ap);
@@ -90,7 +75,4 @@ void diag(loc_t at, const char *fmt, ...)
     n_diags++;
 }
 
-int diag_count(void)
-{
-    return n_diags;
-}
+int diag_count(void) { return n_diags; }
