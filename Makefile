@@ -33,7 +33,11 @@ endif
 
 # ---- sources ---------------------------------------------------------------
 # Every src/<part>/*.c goes into libherald.a except the CLI entry point.
-LIB_SRC   := $(filter-out src/cli/%,$(wildcard src/*/*.c))
+# The load generators (src/bench) are a library of their own, linked only
+# by the CLI (herald bench), the bench tools and their tests: the server
+# never carries them.
+LIB_SRC   := $(filter-out src/cli/% src/bench/%,$(wildcard src/*/*.c))
+BLIB_SRC  := $(wildcard src/bench/*.c)
 CLI_SRC   := $(wildcard src/cli/*.c)
 IDL       := $(wildcard protocol/*.jce)
 GEN_NAMES := $(basename $(notdir $(IDL)))
@@ -53,6 +57,7 @@ obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
 LIB_OBJ   := $(call obj,$(LIB_SRC)) $(GEN_C:$(BUILD)/gen/%.c=$(BUILD)/obj/gen/%.o)
 LIB       := $(BUILD)/libherald.a
+BLIB      := $(BUILD)/libherald_bench.a
 HERALD    := $(BUILD)/herald
 JCE2C     := $(BUILD)/jce2c
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
@@ -131,10 +136,14 @@ $(LIB): $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(HERALD): $(call obj,$(CLI_SRC)) $(LIB)
+$(BLIB): $(call obj,$(BLIB_SRC))
+	@rm -f $@
+	ar rcs $@ $^
+
+$(HERALD): $(call obj,$(CLI_SRC)) $(BLIB) $(LIB)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(TEST_OBJ) $(LIB)
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(TEST_OBJ) $(BLIB) $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -142,7 +151,7 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/tools/%.o $(TEST_OBJ) $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(LIB)
+$(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(BLIB) $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
 
