@@ -33,10 +33,10 @@ static uint64_t *submit_us, *lat_us;
 static store_req_t *reqs;
 static atomic_long n_done, n_fail;
 
-static void on_done(store_req_t *req, int rc) {
+static void on_done(store_req_t *req, store_done_t *d) {
     size_t i = (size_t)(req - reqs);
     lat_us[i] = clock_mono_us() - submit_us[i];
-    if (rc != 0) atomic_fetch_add(&n_fail, 1);
+    if (d->rc != 0) atomic_fetch_add(&n_fail, 1);
     atomic_fetch_add(&n_done, 1);
 }
 

@@ -11,6 +11,7 @@
 #include <openssl/crypto.h>
 
 #include "core/token.h"
+#include "ev/ev.h"
 #include "push/push_int.h"
 
 const char *push_strerror(int err) {
@@ -43,6 +44,14 @@ void push_config_defaults(push_config_t *c) {
     c->tars_idle_timeout = 60;
 
     c->rate_app = 100000;
+}
+
+/* The store's done()s answer API calls: each wakes the HTTP or TARS loop
+ * that made it.  Held around a batch, each loop is woken once. */
+static void store_batch(void *ctx, bool begin) {
+    (void)ctx;
+    if (begin) ev_async_hold();
+    else ev_async_flush();
 }
 
 push_service_t *push_service_new(const push_config_t *cfg) {
@@ -78,6 +87,7 @@ push_service_t *push_service_new(const push_config_t *cfg) {
     ps->gwi.acked = push_gw_acked;
     ps->http_port = -1;
     pthread_rwlock_init(&ps->reg_mu, NULL);
+    if (ps->cfg.store) store_set_done_hook(ps->cfg.store, store_batch, NULL);
     return ps;
 }
 

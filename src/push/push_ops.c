@@ -293,7 +293,9 @@ static bool stored_kind(const push_call_t *c) {
 /* Hands the (stored, if it has a ttl) message to the gateway and fills the
  * result.  Runs on the writer thread after the commit, or inline without a
  * store; only enqueues. */
-static void deliver(push_call_t *c) {
+/* d: the store's done() report when the push was stored (its counts are
+ * held with it there), NULL elsewhere (they go through the window). */
+static void deliver(push_call_t *c, store_done_t *d) {
     push_service_t *ps = c->ps;
     const push_sink_t *s = &ps->sink;
     bool stored = stored_kind(c);
@@ -319,10 +321,9 @@ static void deliver(push_call_t *c) {
     atomic_fetch_add_explicit(&ps->n_pushes, 1, memory_order_relaxed);
     if (on > 0) {
         atomic_fetch_add_explicit(&ps->n_delivered, on, memory_order_relaxed);
-        /* Called from the store's done() (stored pushes), the counts are
-         * held for the ack directly; elsewhere they go through the window. */
-        if (ps->cfg.store &&
-            !store_hold_delivered(ps->cfg.store, c->msg_id, on, on)) {
+        if (d) {
+            d->routed = d->written = on;
+        } else if (ps->cfg.store) {
             push_status_add(ps, c->msg_id, STORE_EV_ROUTED, on);
             push_status_add(ps, c->msg_id, STORE_EV_WRITTEN, on);
         }
@@ -342,9 +343,10 @@ static void store_failed(push_call_t *c, int rc) {
     push_call_set_err(c, PUSH_RET_STORE, msg);
 }
 
-static void on_stored(store_req_t *req, int rc) {
+static void on_stored(store_req_t *req, store_done_t *d) {
     push_call_t *c = req->data;
     push_service_t *ps = c->ps;
+    int rc = d->rc;
     if (rc == STORE_DUPLICATE) {
         c->duplicate = true;
         snprintf(c->msg_id, sizeof c->msg_id, "%s", req->dup_msg_id);
@@ -352,7 +354,7 @@ static void on_stored(store_req_t *req, int rc) {
     } else if (rc < 0) {
         store_failed(c, rc);
     } else {
-        deliver(c);
+        deliver(c, d);
     }
     push_reply_fn reply = c->reply;
     reply(c);
@@ -364,8 +366,8 @@ static int store_op_of(const push_call_t *c) {
     return c->op == PUSH_OP_ALL ? STORE_OP_BCAST_APPEND : STORE_OP_INBOX_APPEND;
 }
 
-static void free_self(store_req_t *req, int rc) {
-    (void)rc; /* a status record is best effort; the push is already out */
+static void free_self(store_req_t *req, store_done_t *d) {
+    (void)d; /* a status record is best effort; the push is already out */
     free(req->data);
 }
 
@@ -391,7 +393,7 @@ static char *put_str(char **at, const char *s) {
  * how many targets it never reached (offline: dropped, as its answer's
  * state says). */
 static int accept_after(push_call_t *c, const store_req_t *r) {
-    deliver(c);
+    deliver(c, NULL);
     long dropped = c->op == PUSH_OP_SINGLE || c->op == PUSH_OP_MULTI
                        ? (long)c->n_devices - c->online
                        : 0;
@@ -445,7 +447,7 @@ int push_call_run(push_call_t *c) {
     push_msg_id(c->msg_id);
     metrics_inc(M_PUSHES, (unsigned)(c->op - PUSH_OP_SINGLE), 0);
     if (!ps->cfg.store) {
-        deliver(c);
+        deliver(c, NULL);
         return 1;
     }
     store_req_t *r = &c->req;

@@ -191,8 +191,8 @@ void push_status_add(push_service_t *ps, const char *msg_id, int event,
     pthread_mutex_unlock(&s->st_mu);
 }
 
-static void free_req(store_req_t *r, int rc) {
-    (void)rc; /* status counts and acks are best effort */
+static void free_req(store_req_t *r, store_done_t *d) {
+    (void)d; /* status counts and acks are best effort */
     free(r);
 }
 

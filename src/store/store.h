@@ -146,12 +146,23 @@ enum store_event {
 };
 
 typedef struct store_req store_req_t;
-typedef void (*store_done_fn)(store_req_t *req, int rc);
+
+/* What a request's done() is told, and what it may tell back.  rc is
+ * STORE_OK, STORE_DUPLICATE (request_id seen within the window: nothing
+ * was written, req->dup_msg_id names the first message) or an error; the
+ * request's out fields hold the rest.  A stored push that done() hands
+ * to the devices online at once sets routed/written: the store keeps
+ * those counts with the message (written with its ack, or alone later)
+ * as it keeps every status count, without a request of its own. */
+typedef struct store_done {
+    int rc;
+    long routed, written; /* set by done(), 0 = none */
+} store_done_t;
+typedef void (*store_done_fn)(store_req_t *req, store_done_t *d);
 
 /* One write request.  The caller owns it (and everything it points to)
  * until done() has been called; done() runs once, on the writer thread,
- * with rc = STORE_OK, STORE_DUPLICATE (request_id seen within the window:
- * nothing was written, dup_msg_id names the first message) or an error. */
+ * after the request's transaction is durable (or failed). */
 struct store_req {
     int op;   /* enum store_op */
     int kind; /* enum store_kind (ACCEPT/APPEND ops) */
@@ -169,9 +180,6 @@ struct store_req {
     char dup_msg_id[64];            /* out on STORE_DUPLICATE */
     store_done_fn done;             /* may be NULL for fire-and-forget ops */
     void *data;                     /* the caller's */
-    store_req_t *next;              /* private to the store */
-    uint64_t submit_us;             /* private: when queued (latency) */
-    void *hot;                      /* private: its hot-inbox entry */
 };
 
 /* Operations as the latency metrics see them. */
@@ -190,18 +198,17 @@ typedef void (*store_observe_fn)(void *ctx, int obs, uint64_t usec,
  * threads and must be quick.  NULL removes it. */
 void store_set_observer(store_t *st, store_observe_fn fn, void *ctx);
 
-/* Queues req; 0, or STORE_E_FULL / STORE_E_CLOSED without queuing (done is
- * then not called). */
+/* Around each batch of done() calls, on the writer thread: fn(ctx, true)
+ * before the first, fn(ctx, false) after the last, so a caller whose
+ * done()s wake event loops can wake each loop once per batch.  Set before
+ * the first submit; NULL removes it. */
+void store_set_done_hook(store_t *st, void (*fn)(void *ctx, bool begin),
+                         void *ctx);
+/* Queues req; 0, or STORE_E_FULL / STORE_E_CLOSED / STORE_E_NOMEM without
+ * queuing (done is then not called). */
 int store_submit(store_t *st, store_req_t *req);
 /* Submits and waits for done (for the CLI and tests); returns its rc. */
 int store_submit_wait(store_t *st, store_req_t *req);
-/* From inside a done() callback only (it runs on the writer thread):
- * holds routed/written counts of msg_id for its coming ack, as a STATUS
- * request of those counts would be held (store_pend.c), without the
- * request, its queueing and its own done().  False anywhere else, or when
- * the table is full: nothing is held, send the STATUS request instead. */
-bool store_hold_delivered(store_t *st, const char *msg_id, long routed,
-                          long written);
 /* Holds (true) or releases (false) the writer between transactions: queued
  * requests wait, store_submit still queues up to max_queue.  For tests of
  * batching and backpressure, and for maintenance. */

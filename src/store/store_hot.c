@@ -269,7 +269,8 @@ static void inbox_cap(store_t *st, hot_dev_t *d, int64_t seq, int64_t now) {
 
 /* ---- the fast paths -------------------------------------------------------- */
 
-bool store__hot_append(store_t *st, store_req_t *req, int64_t now, int *rc) {
+bool store__hot_append(store_t *st, store_req_t *req, int64_t now, int *rc,
+                       void **hot) {
     store_hot_t *h = st->hot;
     const store_msg_t *m = &req->msg;
     if (!h || req->op != STORE_OP_INBOX_APPEND ||
@@ -326,7 +327,7 @@ bool store__hot_append(store_t *st, store_req_t *req, int64_t now, int *rc) {
     h->live[e->file]++;
     publish(st);
     if (req->seqs) req->seqs[0] = e->seq;
-    req->hot = e; /* until its done(): folds come after */
+    *hot = e; /* until its done(): folds come after */
     return true;
 }
 

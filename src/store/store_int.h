@@ -86,6 +86,18 @@ enum rstmt {
 
 typedef struct store_hot store_hot_t;
 
+/* A request while the store has it: queued, batched, answered.  Kept out
+ * of store_req_t so the caller's struct holds only what it says and gets
+ * back; taken from the store's free list at submit, given back after
+ * done(), so a push costs no allocation here. */
+typedef struct store_job {
+    store_req_t *req;
+    struct store_job *next; /* queue, then free list */
+    uint64_t submit_us;     /* when queued (latency) */
+    void *hot;              /* its hot-inbox entry until done() */
+    int rc;
+} store_job_t;
+
 /* store_pend.c: routed/written counts held until the message's ack. */
 typedef struct store_pend store_pend_t;
 typedef struct store_pend_ent {
@@ -109,8 +121,11 @@ struct store {
     pthread_cond_t cv;  /* writer: work arrived / closing / resumed */
     /* Two FIFOs: pushes and sightings, and the bookkeeping (status counts,
      * acks) that arrives in bursts every flush window (store_writer.c). */
-    store_req_t *head, *tail;
-    store_req_t *lo_head, *lo_tail;
+    store_job_t *head, *tail;
+    store_job_t *lo_head, *lo_tail;
+    store_job_t *free_jobs; /* under mu: jobs to reuse */
+    void **job_chunks;      /* what free_jobs came from (freed at close) */
+    int n_chunks;
     long queued;    /* both */
     long lo_queued; /* the bookkeeping FIFO */
     bool closing;
@@ -130,6 +145,8 @@ struct store {
     pthread_mutex_t ckpt_mu;
     pthread_cond_t ckpt_cv;
     bool ckpt_want, ckpt_stop, ckpt_init, ckpt_started;
+    void (*done_hook)(void *ctx, bool begin); /* store_set_done_hook */
+    void *done_hook_ctx;
     _Atomic(store_observe_fn) obs_fn; /* store_set_observer */
     void *_Atomic obs_ctx;
 
@@ -178,8 +195,10 @@ int store__pend_init(store_t *st);
 void store__pend_free(store_t *st);
 /* Holds a STATUS request that counts only routed/written; false: run it. */
 bool store__pend_put(store_t *st, const store_req_t *req, int64_t now);
-/* Marks the writer calling req's done() for st (NULL: no longer). */
-void store__in_done(const store_t *st, const store_req_t *req);
+/* Holds routed/written counts of msg_id for its ack (a stored push's
+ * done() reported them); false: not held (the table is full). */
+bool store__pend_hold(store_t *st, const char *msg_id, long routed,
+                      long written, int64_t now);
 /* Takes msg's held counts for its ack's UPDATE (undone by a rollback). */
 bool store__pend_take(store_t *st, const char *msg_id, store_pend_ent_t *out);
 /* Removes and returns msg's held counts for good (a hot ack, store_hot.c). */
@@ -199,7 +218,8 @@ int store__hot_open(store_t *st);
 void store__hot_free(store_hot_t *h);
 /* Writer thread.  _append and _ack take a request they can do in memory
  * (true, *rc its result); false: run it through SQL after a full fold. */
-bool store__hot_append(store_t *st, store_req_t *req, int64_t now, int *rc);
+bool store__hot_append(store_t *st, store_req_t *req, int64_t now, int *rc,
+                       void **hot);
 bool store__hot_ack(store_t *st, store_req_t *req, int64_t now, int *rc);
 /* Writer: holds (true) or releases the lock readers of hot pushes take,
  * around every change of the device table or the entry lists. */
@@ -275,6 +295,10 @@ int store__op_run(store_t *st, store_req_t *req, int64_t now);
 
 /* store_writer.c */
 void *store__writer_main(void *arg);
+/* A done() that frees the request it is given (store-made requests). */
+void store__free_done(store_req_t *req, store_done_t *d);
+/* Gives jobs back to the free list (under st->mu). */
+void store__jobs_put(store_t *st, store_job_t **jobs, int n);
 
 /* store_app.c: hex SHA-256 of an API key (keys are stored hashed). */
 void store__key_hash(const char *key, char out[65]);

@@ -121,32 +121,9 @@ bool store__pend_put(store_t *st, const store_req_t *req, int64_t now) {
                 req->counts[STORE_EV_WRITTEN], now);
 }
 
-/*
- * A push's done() routes it and would then queue a STATUS request for its
- * routed/written counts, which the writer takes a batch later only to hold
- * here: a request allocated, queued, observed and answered per push for
- * nothing.  Called from that done() instead, the counts go straight in.
- * The writer marks the stretch in which it calls done()s (store__in_done),
- * so a call from any other thread, or from this one outside it, is refused.
- */
-static __thread const store_t *in_done;
-static __thread const store_req_t *in_done_req;
-
-void store__in_done(const store_t *st, const store_req_t *req) {
-    in_done = st;
-    in_done_req = req;
-}
-
-/* A hot push's counts go into its entry (store_hot.c), which its fold
- * writes with the message row: no table, no lookup. */
-bool store_hold_delivered(store_t *st, const char *msg_id, long routed,
-                          long written) {
-    if (!st || in_done != st || routed < 0 || written < 0) return false;
-    int64_t now = (int64_t)clock_wall_ms();
-    if (in_done_req && in_done_req->hot &&
-        store__hot_delivered(in_done_req->hot, msg_id, routed, written, now))
-        return true;
-    return hold(st, msg_id, routed, written, now);
+bool store__pend_hold(store_t *st, const char *msg_id, long routed,
+                      long written, int64_t now) {
+    return routed >= 0 && written >= 0 && hold(st, msg_id, routed, written, now);
 }
 
 bool store__pend_pop(store_t *st, const char *id, store_pend_ent_t *out) {

@@ -169,6 +169,8 @@ static void store_free_parts(store_t *st) {
     pthread_mutex_destroy(&st->mu);
     pthread_cond_destroy(&st->cv);
     pthread_cond_destroy(&st->fold_cv);
+    for (int i = 0; i < st->n_chunks; i++) free(st->job_chunks[i]);
+    free(st->job_chunks);
     free(st->path);
     free(st);
 }
@@ -334,6 +336,17 @@ void store_close(store_t *st) {
     store_free_parts(st);
 }
 
+void store_set_done_hook(store_t *st, void (*fn)(void *ctx, bool begin),
+                         void *ctx) {
+    st->done_hook_ctx = ctx;
+    st->done_hook = fn;
+}
+
+void store__free_done(store_req_t *req, store_done_t *d) {
+    (void)d;
+    free(req);
+}
+
 void store_set_observer(store_t *st, store_observe_fn fn, void *ctx) {
     atomic_store(&st->obs_ctx, ctx);
     atomic_store(&st->obs_fn, fn);
@@ -346,25 +359,60 @@ void store__observe(store_t *st, int obs, uint64_t since_us, bool failed) {
         fn(atomic_load(&st->obs_ctx), obs, clock_mono_us() - since_us, failed);
 }
 
+/* A job from the free list, which grows JOB_CHUNK at a time (under mu);
+ * NULL without memory. */
+#define JOB_CHUNK 256
+
+static store_job_t *job_get(store_t *st) {
+    if (!st->free_jobs) {
+        void **chunks = realloc(st->job_chunks,
+                                (size_t)(st->n_chunks + 1) * sizeof *chunks);
+        store_job_t *c = calloc(JOB_CHUNK, sizeof *c);
+        if (chunks) st->job_chunks = chunks;
+        if (!chunks || !c) {
+            free(c);
+            return NULL;
+        }
+        chunks[st->n_chunks++] = c;
+        for (int i = 0; i < JOB_CHUNK; i++) {
+            c[i].next = st->free_jobs;
+            st->free_jobs = &c[i];
+        }
+    }
+    store_job_t *j = st->free_jobs;
+    st->free_jobs = j->next;
+    return j;
+}
+
+void store__jobs_put(store_t *st, store_job_t **jobs, int n) {
+    for (int i = 0; i < n; i++) {
+        jobs[i]->req = NULL;
+        jobs[i]->next = st->free_jobs;
+        st->free_jobs = jobs[i];
+    }
+}
+
 int store_submit(store_t *st, store_req_t *req) {
     int rc = 0;
-    req->next = NULL;
-    req->hot = NULL;
-    req->submit_us = clock_mono_us();
+    uint64_t now_us = clock_mono_us();
     pthread_mutex_lock(&st->mu);
+    store_job_t *j = NULL;
     if (st->closing) {
         rc = STORE_E_CLOSED;
     } else if (st->queued >= st->cfg.max_queue) {
         rc = STORE_E_FULL;
+    } else if (!(j = job_get(st))) {
+        rc = STORE_E_NOMEM;
     } else {
+        *j = (store_job_t){.req = req, .submit_us = now_us};
         bool lo = req->op == STORE_OP_STATUS || req->op == STORE_OP_ACK;
-        store_req_t **head = lo ? &st->lo_head : &st->head;
-        store_req_t **tail = lo ? &st->lo_tail : &st->tail;
+        store_job_t **head = lo ? &st->lo_head : &st->head;
+        store_job_t **tail = lo ? &st->lo_tail : &st->tail;
         if (*tail)
-            (*tail)->next = req;
+            (*tail)->next = j;
         else
-            *head = req;
-        *tail = req;
+            *head = j;
+        *tail = j;
         if (lo) st->lo_queued++;
         /* Only an idle writer needs a wake-up; a busy one drains the queue
          * before it sleeps again. */
@@ -381,10 +429,10 @@ struct waiter {
     int rc;
 };
 
-static void wait_done(store_req_t *req, int rc) {
+static void wait_done(store_req_t *req, store_done_t *d) {
     struct waiter *w = req->data;
     pthread_mutex_lock(&w->mu);
-    w->rc = rc;
+    w->rc = d->rc;
     w->done = true;
     pthread_cond_signal(&w->cv);
     pthread_mutex_unlock(&w->mu);

@@ -17,7 +17,6 @@
 
 #include "core/clock.h"
 #include "core/log.h"
-#include "ev/ev.h"
 
 /* One request inside its savepoint; its failure undoes only its rows. */
 static int run_one_savepoint(store_t *st, store_req_t *req, int64_t now,
@@ -49,26 +48,26 @@ enum { BATCH_REDO = -2 };
  * after changing rows; the caller rolls back and reruns the batch with a
  * savepoint per request.  Returns rows written, -1 if it did not commit.
  */
-static long try_batch(store_t *st, store_req_t **batch, int n, int *rcs,
-                      int64_t now, bool savepoints) {
+static long try_batch(store_t *st, store_job_t **batch, int n, int64_t now,
+                      bool savepoints) {
     long rows = 0;
     int rc = store__exec(st->db, "BEGIN IMMEDIATE");
     for (int i = 0; i < n; i++) {
         if (rc < 0) {
-            rcs[i] = rc;
+            batch[i]->rc = rc;
         } else if (savepoints) {
-            rcs[i] = run_one_savepoint(st, batch[i], now, &rows);
+            batch[i]->rc = run_one_savepoint(st, batch[i]->req, now, &rows);
         } else {
             int64_t before = sqlite3_total_changes64(st->db);
-            rcs[i] = store__op_run(st, batch[i], now);
+            batch[i]->rc = store__op_run(st, batch[i]->req, now);
             int64_t changed = sqlite3_total_changes64(st->db) - before;
-            if (rcs[i] < 0 && changed > 0) return BATCH_REDO;
+            if (batch[i]->rc < 0 && changed > 0) return BATCH_REDO;
             rows += (long)changed;
         }
     }
     if (rc == 0 && (rc = store__exec(st->db, "COMMIT")) < 0) {
         /* Not durable, so nobody may be told it is. */
-        for (int i = 0; i < n; i++) rcs[i] = rc;
+        for (int i = 0; i < n; i++) batch[i]->rc = rc;
     }
     return rc < 0 ? -1 : rows;
 }
@@ -82,10 +81,10 @@ static long try_batch(store_t *st, store_req_t **batch, int n, int *rcs,
  * than fanning a broadcast out to 19,000 sockets, and every online push
  * writes a status record, so this halves the server CPU per delivery.
  */
-static bool batch_needs_fsync(store_req_t **batch, int n) {
+static bool batch_needs_fsync(store_job_t **batch, int n) {
     for (int i = 0; i < n; i++)
-        if (batch[i]->op == STORE_OP_INBOX_APPEND ||
-            batch[i]->op == STORE_OP_BCAST_APPEND)
+        if (batch[i]->req->op == STORE_OP_INBOX_APPEND ||
+            batch[i]->req->op == STORE_OP_BCAST_APPEND)
             return true;
     return false;
 }
@@ -98,57 +97,50 @@ void store__set_sync(store_t *st, bool full) {
         st->sync_full_now = full;
 }
 
-/* Runs batch[0..n) in one transaction; rcs[i] gets each request's result.
- * Returns the rows written, or -1 if the transaction did not commit. */
 /* Status requests that store_pend.c holds for their message's ack leave
  * the batch (to its end, answered 0); the rest keep their order.  Returns
  * how many remain to run. */
-static int hold_status(store_t *st, store_req_t **batch, int n, int *rcs,
-                       int64_t now) {
+static int hold_status(store_t *st, store_job_t **batch, int n, int64_t now) {
     int keep = 0, held = 0;
-    store_req_t *later[n > 0 ? n : 1]; /* n <= max_batch: 32 KiB at most */
+    store_job_t *later[n > 0 ? n : 1]; /* n <= max_batch: 32 KiB at most */
     for (int i = 0; i < n; i++) {
-        if (batch[i]->op == STORE_OP_STATUS &&
-            store__pend_put(st, batch[i], now))
+        if (batch[i]->req->op == STORE_OP_STATUS &&
+            store__pend_put(st, batch[i]->req, now)) {
+            batch[i]->rc = 0;
             later[held++] = batch[i];
-        else
-            batch[keep++] = batch[i];
-    }
-    for (int i = 0; i < held; i++) {
-        batch[keep + i] = later[i];
-        rcs[keep + i] = 0;
-    }
-    return keep;
-}
-
-static long sql_batch(store_t *st, store_req_t **batch, int n, int *rcs,
-                      int64_t now, long replaced0);
-
-/* Requests the hot inbox does in memory (store_hot.c) leave the batch to
- * its end, their results set; the rest keep their order.  *hot gets how
- * many left.  Returns how many remain for SQL. */
-static int take_hot(store_t *st, store_req_t **batch, int n, int *rcs,
-                    int64_t now, int *hot) {
-    int keep = 0, took = 0;
-    store_req_t *later[n > 0 ? n : 1];
-    int later_rc[n > 0 ? n : 1];
-    store__hot_lock(st, true);
-    for (int i = 0; st->hot && i < n; i++) {
-        int rc = 0;
-        if (store__hot_append(st, batch[i], now, &rc) ||
-            store__hot_ack(st, batch[i], now, &rc)) {
-            later_rc[took] = rc;
-            later[took++] = batch[i];
         } else {
             batch[keep++] = batch[i];
         }
     }
+    memcpy(batch + keep, later, (size_t)held * sizeof *later);
+    return keep;
+}
+
+static long sql_batch(store_t *st, store_job_t **batch, int n, int64_t now,
+                      long replaced0);
+
+/* Requests the hot inbox does in memory (store_hot.c) leave the batch to
+ * its end, their results set; the rest keep their order.  *hot gets how
+ * many left.  Returns how many remain for SQL. */
+static int take_hot(store_t *st, store_job_t **batch, int n, int64_t now,
+                    int *hot) {
+    int keep = 0, took = 0;
+    store_job_t *later[n > 0 ? n : 1];
+    store__hot_lock(st, true);
+    for (int i = 0; st->hot && i < n; i++) {
+        store_job_t *j = batch[i];
+        int rc = 0;
+        if (store__hot_append(st, j->req, now, &rc, &j->hot) ||
+            store__hot_ack(st, j->req, now, &rc)) {
+            j->rc = rc;
+            later[took++] = j;
+        } else {
+            batch[keep++] = j;
+        }
+    }
     store__hot_lock(st, false);
     if (!st->hot) keep = n;
-    for (int i = 0; i < took; i++) {
-        batch[keep + i] = later[i];
-        rcs[keep + i] = later_rc[i];
-    }
+    memcpy(batch + keep, later, (size_t)took * sizeof *later);
     *hot = took;
     return keep;
 }
@@ -160,25 +152,27 @@ static int take_hot(store_t *st, store_req_t **batch, int n, int *rcs,
  * row).  An ack needs no fold: the hot part of it is done in memory
  * (store__hot_ack), the SQL part covers only rows already in SQLite.
  */
-static bool needs_fold(store_req_t **batch, int n) {
-    for (int i = 0; i < n; i++)
-        if (batch[i]->op != STORE_OP_ACK && batch[i]->op != STORE_OP_ACCEPT &&
-            batch[i]->op != STORE_OP_BCAST_APPEND)
+static bool needs_fold(store_job_t **batch, int n) {
+    for (int i = 0; i < n; i++) {
+        int op = batch[i]->req->op;
+        if (op != STORE_OP_ACK && op != STORE_OP_ACCEPT &&
+            op != STORE_OP_BCAST_APPEND)
             return true;
+    }
     return false;
 }
 
 /* Devices an SQL request changed are dropped from the hot cache (their
  * heads are stale); an ack's results update it. */
-static void after_sql(store_t *st, store_req_t **batch, int n, int *rcs) {
+static void after_sql(store_t *st, store_job_t **batch, int n) {
     for (int i = 0; i < n; i++) {
-        store_req_t *r = batch[i];
+        store_req_t *r = batch[i]->req;
         if (r->op == STORE_OP_INBOX_APPEND)
             for (uint32_t k = 0; r->devices && k < r->n_devices; k++)
                 store__hot_forget(st, r->msg.app, r->devices[k]);
         else if (r->op == STORE_OP_DEVICE_SEEN)
             store__hot_forget(st, r->msg.app, r->device);
-        else if (r->op == STORE_OP_ACK && rcs[i] == 0)
+        else if (r->op == STORE_OP_ACK && batch[i]->rc == 0)
             store__hot_acked(st, r);
     }
 }
@@ -189,8 +183,7 @@ static void after_sql(store_t *st, store_req_t **batch, int n, int *rcs) {
  * pushes answered with the error, and then they leave memory with it: a
  * push answered with a failure must never be delivered (a client that
  * retries would get it twice under two ids). */
-static void hot_durable(store_t *st, store_req_t **batch, int from, int n,
-                        int *rcs) {
+static void hot_durable(store_t *st, store_job_t **batch, int from, int n) {
     int jrc = store__hot_sync_wait(st);
     if (jrc == 0) return;
     for (int i = from; i < from + n; i++)
@@ -202,17 +195,18 @@ static void hot_durable(store_t *st, store_req_t **batch, int from, int n,
     store__hot_discard(st);
     if (jrc == STORE_E_NOSPACE) rc = jrc; /* the cause worth telling */
     for (int i = from; i < from + n; i++)
-        if (batch[i]->op == STORE_OP_INBOX_APPEND && rcs[i] == 0)
-            rcs[i] = (int)rc;
+        if (batch[i]->req->op == STORE_OP_INBOX_APPEND && batch[i]->rc == 0)
+            batch[i]->rc = (int)rc;
 }
 
 /* What a batch's SQL said about the disk: a request or the commit that
  * failed for want of space (or with an I/O error) sets the store's fault;
  * a commit that wrote rows clears it. */
-static void note_disk(store_t *st, const int *rcs, int n, long rows) {
+static void note_disk(store_t *st, store_job_t **batch, int n, long rows) {
     for (int i = 0; i < n; i++) {
-        if (rcs[i] == STORE_E_NOSPACE || rcs[i] == STORE_E_IO) {
-            store__fault_note(st, &st->fault_sql, rcs[i]);
+        int rc = batch[i]->rc;
+        if (rc == STORE_E_NOSPACE || rc == STORE_E_IO) {
+            store__fault_note(st, &st->fault_sql, rc);
             return;
         }
     }
@@ -226,42 +220,42 @@ struct hot_part {
 
 /* Leaves the hot part's journal write in flight (hot_durable ends it)
  * unless an SQL request needs every hot push folded first. */
-static long run_batch(store_t *st, store_req_t **batch, int n, int *rcs,
+static long run_batch(store_t *st, store_job_t **batch, int n,
                       struct hot_part *hp) {
     int64_t now = (int64_t)clock_wall_ms();
     long replaced0 = st->replaced;
-    n = hold_status(st, batch, n, rcs, now);
+    n = hold_status(st, batch, n, now);
     int hot = 0;
-    n = take_hot(st, batch, n, rcs, now, &hot);
+    n = take_hot(st, batch, n, now, &hot);
     hp->from = n;
     hp->n = hot;
     if (hot) (void)store__hot_sync_start(st); /* failures: at the wait */
     if (n == 0) return 0;
     long folded = 0;
     if (needs_fold(batch, n)) {
-        hot_durable(st, batch, hp->from, hp->n, rcs);
+        hot_durable(st, batch, hp->from, hp->n);
         store__set_sync(st, false);
         if ((folded = store__hot_fold(st, HOT_ALL)) < 0) {
             store__fault_note(st, &st->fault_sql, (int)folded);
-            for (int i = 0; i < n; i++) rcs[i] = (int)folded;
+            for (int i = 0; i < n; i++) batch[i]->rc = (int)folded;
             return -1;
         }
     }
-    long rows = sql_batch(st, batch, n, rcs, now, replaced0);
-    note_disk(st, rcs, n, rows + folded);
-    after_sql(st, batch, n, rcs);
+    long rows = sql_batch(st, batch, n, now, replaced0);
+    note_disk(st, batch, n, rows + folded);
+    after_sql(st, batch, n);
     return rows < 0 ? rows : rows + folded;
 }
 
-static long sql_batch(store_t *st, store_req_t **batch, int n, int *rcs,
-                      int64_t now, long replaced0) {
+static long sql_batch(store_t *st, store_job_t **batch, int n, int64_t now,
+                      long replaced0) {
     store__set_sync(st, batch_needs_fsync(batch, n));
-    long rows = try_batch(st, batch, n, rcs, now, false);
+    long rows = try_batch(st, batch, n, now, false);
     if (rows == BATCH_REDO) {
         (void)store__exec(st->db, "ROLLBACK"); /* undoes the whole pass */
         store__pend_settle(st, false);
         st->replaced = replaced0;
-        rows = try_batch(st, batch, n, rcs, now, true);
+        rows = try_batch(st, batch, n, now, true);
     }
     store__pend_settle(st, rows >= 0);
     if (rows < 0) {
@@ -288,8 +282,8 @@ static long sql_batch(store_t *st, store_req_t **batch, int n, int *rcs,
 #define LO_BACKLOG 8192
 #define LO_CATCHUP 1024
 
-static int take_from(store_req_t **head, store_req_t **tail,
-                     store_req_t **batch, int n, int max) {
+static int take_from(store_job_t **head, store_job_t **tail,
+                     store_job_t **batch, int n, int max) {
     while (*head && n < max) {
         batch[n++] = *head;
         *head = (*head)->next;
@@ -301,7 +295,7 @@ static int take_from(store_req_t **head, store_req_t **tail,
 /* Sleeps until work, closing, or the next sweep; returns up to max_batch
  * requests detached from the queues (0 when it is time to sweep or stop):
  * pushes first, then up to LO_PER_BATCH bookkeeping requests. */
-static int take_batch(store_t *st, store_req_t **batch, uint64_t next_sweep,
+static int take_batch(store_t *st, store_job_t **batch, uint64_t next_sweep,
                       bool *stop) {
     int n = 0;
     pthread_mutex_lock(&st->mu);
@@ -351,8 +345,29 @@ static int obs_of(int op) {
     }
 }
 
-static void batch_finish(store_t *st, store_req_t **batch, int n, int *rcs,
-                         long rows, uint64_t t0_us) {
+/* A stored push's done() delivered it: its counts wait with it (its hot
+ * entry) or in the held table, for its ack. */
+static void delivered(store_t *st, const store_job_t *j, const char *msg_id,
+                      const store_done_t *d, int64_t now) {
+    if (d->routed <= 0 && d->written <= 0) return;
+    if (j->hot &&
+        store__hot_delivered(j->hot, msg_id, d->routed, d->written, now))
+        return;
+    if (!store__pend_hold(st, msg_id, d->routed, d->written, now)) {
+        /* The table is full: a STATUS request of its own instead. */
+        store_req_t *r = calloc(1, sizeof *r + strlen(msg_id) + 1);
+        if (!r) return; /* a count lost, as a full push window loses it */
+        r->op = STORE_OP_STATUS;
+        r->msg.msg_id = strcpy((char *)(r + 1), msg_id);
+        r->counts[STORE_EV_ROUTED] = d->routed;
+        r->counts[STORE_EV_WRITTEN] = d->written;
+        r->done = store__free_done;
+        if (store_submit(st, r) < 0) free(r);
+    }
+}
+
+static void batch_finish(store_t *st, store_job_t **batch, int n, long rows,
+                         uint64_t t0_us) {
     double ms = (double)(clock_mono_us() - t0_us) / 1000.0;
     pthread_mutex_lock(&st->mu);
     if (rows >= 0) {
@@ -363,17 +378,29 @@ static void batch_finish(store_t *st, store_req_t **batch, int n, int *rcs,
     st->stats.requests += n;
     st->commit_ms_total += ms;
     pthread_mutex_unlock(&st->mu);
-    ev_async_hold(); /* the loops the done()s wake, woken once each */
+    /* The caller's hook: the loops the done()s wake, woken once each. */
+    if (st->done_hook) st->done_hook(st->done_hook_ctx, true);
+    int64_t now = (int64_t)clock_wall_ms();
     for (int i = 0; i < n; i++) {
-        store_req_t *r = batch[i];
-        store__in_done(st, r);
+        store_job_t *j = batch[i];
+        store_req_t *r = j->req;
         /* NOTFOUND is an answer (a swept message, an unknown device). */
-        store__observe(st, obs_of(r->op), r->submit_us,
-                       rcs[i] < 0 && rcs[i] != STORE_E_NOTFOUND);
-        if (r->done) r->done(r, rcs[i]); /* r may be freed by its owner now */
+        store__observe(st, obs_of(r->op), j->submit_us,
+                       j->rc < 0 && j->rc != STORE_E_NOTFOUND);
+        if (!r->done) continue;
+        store_done_t d = {.rc = j->rc};
+        char id[64];
+        bool push = (r->op == STORE_OP_INBOX_APPEND ||
+                     r->op == STORE_OP_BCAST_APPEND) &&
+                    j->rc == 0 && store__name_ok(r->msg.msg_id);
+        if (push) snprintf(id, sizeof id, "%s", r->msg.msg_id);
+        r->done(r, &d); /* r may be freed by its owner now */
+        if (push) delivered(st, j, id, &d, now);
     }
-    store__in_done(NULL, NULL);
-    ev_async_flush();
+    if (st->done_hook) st->done_hook(st->done_hook_ctx, false);
+    pthread_mutex_lock(&st->mu);
+    store__jobs_put(st, batch, n);
+    pthread_mutex_unlock(&st->mu);
 }
 
 static void sweep_now(store_t *st) {
@@ -491,25 +518,24 @@ static void flush_held(store_t *st, bool all) {
 void *store__writer_main(void *arg) {
     store_t *st = arg;
     (void)pthread_setname_np(pthread_self(), "herald-store"); /* top -H */
-    store_req_t **batch = calloc((size_t)st->cfg.max_batch, sizeof *batch);
-    int *rcs = calloc((size_t)st->cfg.max_batch, sizeof *rcs);
+    store_job_t **batch = calloc((size_t)st->cfg.max_batch, sizeof *batch);
     uint64_t next_sweep = clock_mono_ms() + (uint64_t)st->cfg.sweep_interval_ms;
     bool stop = false;
     while (!stop) {
-        int n = batch && rcs ? take_batch(st, batch, next_sweep, &stop) : 0;
+        int n = batch ? take_batch(st, batch, next_sweep, &stop) : 0;
         if (n > 0) {
             uint64_t t0 = clock_mono_us();
             struct hot_part hp;
             pthread_mutex_lock(&st->db_mu);
-            long rows = run_batch(st, batch, n, rcs, &hp);
+            long rows = run_batch(st, batch, n, &hp);
             pthread_mutex_unlock(&st->db_mu);
             fold_hot(st, true); /* while the journal flushes */
             pthread_mutex_lock(&st->db_mu);
-            hot_durable(st, batch, hp.from, hp.n, rcs);
+            hot_durable(st, batch, hp.from, hp.n);
             pthread_mutex_unlock(&st->db_mu);
-            batch_finish(st, batch, n, rcs, rows, t0);
+            batch_finish(st, batch, n, rows, t0);
         }
-        if (!batch || !rcs) {
+        if (!batch) {
             log_error("store writer out of memory", NULL);
             break;
         }
@@ -533,6 +559,5 @@ void *store__writer_main(void *arg) {
     pthread_cond_broadcast(&st->fold_cv);
     pthread_mutex_unlock(&st->mu);
     free(batch);
-    free(rcs);
     return NULL;
 }
