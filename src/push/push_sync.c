@@ -26,10 +26,10 @@
  *     one STORE_OP_ACK each, fire-and-forget (a device acking every push
  *     of a busy stream costs one store request per window, not per push;
  *     an ack lost in a crash means a redelivery, which clients dedupe);
- *   - status counts (routed/written, from live pushes and from the rows
- *     these syncs send) summed per message in memory and
- *     flushed every FLUSH_MS as one STORE_OP_STATUS per message,
- *     so a broadcast to many devices costs one write, not one each.
+ *   - status counts (routed/written of live pushes and of the rows these
+ *     syncs send) go straight to the store's table of them (store_count),
+ *     which sums them per message, so a broadcast to many devices costs
+ *     one write, not one each.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -50,7 +50,6 @@
 #define ROW_COST 64             /* a row's framing, for the page count */
 #define PARK_BUCKETS 1024
 #define MAX_JOBS 100000
-#define MAX_STATUS_KEYS (1u << 18) /* messages per window */
 #define MAX_ACK_KEYS (1u << 20)    /* devices per window */
 
 /* Where a device's sync is: registering it, then its inbox, the app's
@@ -92,9 +91,7 @@ struct push_sync {
     bool stop;
     store_reader_t *rd;
     push_agg_t *acks, *acks_out; /* under mu / sync thread's */
-    pthread_mutex_t st_mu;
-    push_agg_t *status, *status_out; /* under st_mu / sync thread's */
-    atomic_long dropped;             /* counts and acks lost */
+    atomic_long dropped;             /* acks a full table lost */
     job_t *parked[PARK_BUCKETS];     /* under mu, by id */
     uint64_t last_id;                /* under mu */
 };
@@ -177,51 +174,19 @@ void push_sync_ack(push_service_t *ps, const gw_device_t *d, int64_t iseq,
     pthread_mutex_unlock(&s->mu);
 }
 
-/* ---- status aggregation ---------------------------------------------- */
+/* ---- status counts --------------------------------------------------- */
 
+/* The store sums them (store_count, its one table for status counts):
+ * routed/written wait there for the message's ack, to be written with
+ * it in one update. */
 void push_status_add(push_service_t *ps, const char *msg_id, int event,
                      long count) {
-    push_sync_t *s = ps->sync;
-    if (!s || event < 0 || event >= STORE_EV_COUNT) return;
-    pthread_mutex_lock(&s->st_mu);
-    if (push_agg_put(s->status, msg_id, strlen(msg_id), event, count) < 0) {
-        atomic_fetch_add(&s->dropped, 1); /* full until the next flush */
-        metrics_inc(M_QUEUE_DROPPED, MH_DROP_STATUS, 0);
-    }
-    pthread_mutex_unlock(&s->st_mu);
+    if (ps->cfg.store) store_count(ps->cfg.store, msg_id, event, count);
 }
 
 static void free_req(store_req_t *r, store_done_t *d) {
-    (void)d; /* status counts and acks are best effort */
+    (void)d; /* acks are best effort */
     free(r);
-}
-
-static void submit_status(void *ctx, const char *msg_id, size_t len,
-                          const int64_t *counts) {
-    push_sync_t *s = ctx;
-    store_req_t *r = calloc(1, sizeof *r + len + 1);
-    if (!r) return;
-    char *id = memcpy(r + 1, msg_id, len);
-    id[len] = 0;
-    r->op = STORE_OP_STATUS;
-    r->msg.msg_id = id;
-    memcpy(r->counts, counts, sizeof r->counts);
-    r->done = free_req;
-    if (store_submit(s->ps->cfg.store, r) < 0) {
-        metrics_inc(M_QUEUE_DROPPED, MH_DROP_STORE, 0);
-        free(r);
-    }
-}
-
-static void flush_status(push_sync_t *s) {
-    pthread_mutex_lock(&s->st_mu);
-    push_agg_t *full = s->status;
-    s->status = s->status_out;
-    s->status_out = full;
-    pthread_mutex_unlock(&s->st_mu);
-    long dropped = atomic_exchange(&s->dropped, 0);
-    push_agg_drain(full, submit_status, s);
-    if (dropped) log_warn("status counts or acks dropped", "n=%ld", dropped);
 }
 
 /* ---- acks ------------------------------------------------------------- */
@@ -253,7 +218,9 @@ static void flush_acks(push_sync_t *s) {
     s->acks = s->acks_out;
     s->acks_out = full;
     pthread_mutex_unlock(&s->mu);
+    long dropped = atomic_exchange(&s->dropped, 0);
     push_agg_drain(full, submit_ack, s);
+    if (dropped) log_warn("acks dropped: table full", "n=%ld", dropped);
 }
 
 /* One row to the device's connection as a backlog push; false when the
@@ -538,9 +505,6 @@ static void *sync_main(void *arg) {
             run_job(s, j, stop); /* parks it, or finishes and frees it */
         }
         if (clock_mono_ms() >= next_flush || stop) {
-            /* Status first: the store holds a message's routed/written
-             * counts for its ack and writes both in one update. */
-            flush_status(s);
             flush_acks(s);
             next_flush = clock_mono_ms() + FLUSH_MS;
         }
@@ -552,8 +516,6 @@ static void *sync_main(void *arg) {
 }
 
 static void free_tables(push_sync_t *s) {
-    push_agg_free(s->status);
-    push_agg_free(s->status_out);
     push_agg_free(s->acks);
     push_agg_free(s->acks_out);
 }
@@ -562,14 +524,11 @@ int push_sync_start(push_service_t *ps) {
     push_sync_t *s = calloc(1, sizeof *s);
     if (!s) return -12;
     s->ps = ps;
-    s->status = push_agg_new(STORE_EV_COUNT, PUSH_AGG_ADD, MAX_STATUS_KEYS);
-    s->status_out = push_agg_new(STORE_EV_COUNT, PUSH_AGG_ADD, MAX_STATUS_KEYS);
     s->acks = push_agg_new(2, PUSH_AGG_MAX, MAX_ACK_KEYS);
     s->acks_out = push_agg_new(2, PUSH_AGG_MAX, MAX_ACK_KEYS);
     pthread_mutex_init(&s->mu, NULL);
-    pthread_mutex_init(&s->st_mu, NULL);
     pthread_cond_init(&s->cv, NULL);
-    bool mem = s->status && s->status_out && s->acks && s->acks_out;
+    bool mem = s->acks && s->acks_out;
     int rc = mem ? store_reader_new(ps->cfg.store, &s->rd) : -12;
     if (rc == 0 &&
         (rc = -pthread_create(&s->thread, NULL, sync_main, s)) == 0) {
@@ -612,7 +571,6 @@ void push_sync_free(push_service_t *ps) {
         }
     store_reader_free(s->rd);
     pthread_mutex_destroy(&s->mu);
-    pthread_mutex_destroy(&s->st_mu);
     pthread_cond_destroy(&s->cv);
     free_tables(s);
     free(s);

@@ -198,6 +198,13 @@ typedef void (*store_observe_fn)(void *ctx, int obs, uint64_t usec,
  * threads and must be quick.  NULL removes it. */
 void store_set_observer(store_t *st, store_observe_fn fn, void *ctx);
 
+/* Counts n occurrences of event (STORE_EV_ROUTED, _WRITTEN, _ACKED of an
+ * online-only message, _DROPPED, ...) in msg_id's status record.  Any
+ * thread; never blocks on SQL.  The store sums a message's counts and
+ * writes them in one update: routed/written with the message's ack when
+ * it comes within 500 ms, anything else within about 100 ms.  Best effort,
+ * as status records are (a full table or a crash loses counts). */
+void store_count(store_t *st, const char *msg_id, int event, long n);
 /* Around each batch of done() calls, on the writer thread: fn(ctx, true)
  * before the first, fn(ctx, false) after the last, so a caller whose
  * done()s wake event loops can wake each loop once per batch.  Set before

@@ -331,15 +331,6 @@ bool store__hot_append(store_t *st, store_req_t *req, int64_t now, int *rc,
     return true;
 }
 
-bool store__hot_delivered(void *ent, const char *msg_id, long routed,
-                          long written, int64_t now) {
-    hot_ent_t *e = ent;
-    if (strcmp(e->msg_id, msg_id)) return false;
-    e->routed += routed;
-    e->written += written;
-    if (!e->at_delivered) e->at_delivered = now;
-    return true;
-}
 
 /*
  * The hot part of a cumulative ack happens here, in memory.  Inbox rows of
@@ -360,13 +351,7 @@ bool store__hot_ack(store_t *st, store_req_t *req, int64_t now, int *rc) {
         hot_ent_t *e = d->ack_next;
         for (; e && e->seq <= acked; e = e->dnext) {
             if (e->at_acked || e->at_dropped) continue;
-            e->at_acked = now;
-            store_pend_ent_t held; /* counts a STATUS request brought */
-            if (store__pend_pop(st, e->msg_id, &held)) {
-                e->routed += held.routed;
-                e->written += held.written;
-                if (!e->at_delivered) e->at_delivered = held.at;
-            }
+            e->at_acked = now; /* its delivery counts wait in store_pend */
         }
         d->ack_next = e;
         d->acked = acked;
@@ -437,8 +422,13 @@ int store__hot_write_dev(store_t *st, const char *app, const char *dev,
     return store__step(st, s);
 }
 
+/* The message row with the status the push reached: its ack and drop are
+ * here, its delivery counts in store_pend (taken: a rollback puts them
+ * back, store__pend_settle). */
 static int fold_one(store_t *st, const hot_ent_t *e) {
     const hot_dev_t *d = e->dev;
+    store_pend_ent_t held = {0};
+    (void)store__pend_take(st, e->msg_id, &held);
     hot_row_t r = {.msg_id = e->msg_id,
                    .app = d->key,
                    .dev = d->key + d->app_len + 1,
@@ -449,9 +439,9 @@ static int fold_one(store_t *st, const hot_ent_t *e) {
                    .seq = e->seq,
                    .created = e->created,
                    .expires = e->expires,
-                   .at_delivered = e->at_delivered,
-                   .routed = e->routed,
-                   .written = e->written,
+                   .at_delivered = held.at,
+                   .routed = held.n[STORE_EV_ROUTED],
+                   .written = held.n[STORE_EV_WRITTEN],
                    .at_acked = e->at_acked,
                    .at_dropped = e->at_dropped};
     return store__hot_write_row(st, &r, !e->at_acked && !e->at_dropped);
@@ -545,6 +535,7 @@ long store__hot_fold(store_t *st, int mode) {
         if ((rc = fold_dev(st, d)) == 0) rows++;
     if (rc == 0) rc = store__journal_note_ends(st);
     if (rc == 0) rc = store__exec(st->db, "COMMIT");
+    store__pend_settle(st, rc == 0); /* the delivery counts fold_one took */
     if (rc < 0) {
         if (!sqlite3_get_autocommit(st->db))
             (void)store__exec(st->db, "ROLLBACK");

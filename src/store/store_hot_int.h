@@ -23,7 +23,6 @@ struct hot_ent {
     hot_dev_t *dev;
     int64_t seq, created, expires, at_acked;
     int64_t at_dropped; /* inbox_max pushed it out, undelivered */
-    int64_t routed, written, at_delivered; /* taken from store_pend */
     int32_t ttl;
     bool need_ack;
     bool doomed;      /* store__hot_discard: leaving */

@@ -98,13 +98,14 @@ typedef struct store_job {
     int rc;
 } store_job_t;
 
-/* store_pend.c: routed/written counts held until the message's ack. */
+/* store_pend.c: status counts not written yet (the one place they wait). */
 typedef struct store_pend store_pend_t;
 typedef struct store_pend_ent {
-    char id[40]; /* msg_id; "" = free slot */
-    int64_t routed, written;
-    int64_t at;   /* wall ms the counts arrived */
-    uint64_t due; /* mono ms: written alone after this */
+    char id[40];                 /* msg_id; "" = free slot */
+    int64_t n[STORE_EV_COUNT];   /* counts per event */
+    int64_t at;                  /* wall ms the first count came */
+    uint64_t due;                /* mono ms: written then (if not taken) */
+    uint64_t until;              /* mono ms: kept that long for its row */
 } store_pend_ent_t;
 
 struct store {
@@ -190,7 +191,7 @@ void store__set_sync(store_t *st, bool full);
 /* Reports one operation to the observer, if any. */
 void store__observe(store_t *st, int obs, uint64_t since_us, bool failed);
 
-/* store_pend.c (writer thread only) */
+/* store_pend.c (the writer; store_count from any thread) */
 int store__pend_init(store_t *st);
 void store__pend_free(store_t *st);
 /* Holds a STATUS request that counts only routed/written; false: run it. */
@@ -201,15 +202,13 @@ bool store__pend_hold(store_t *st, const char *msg_id, long routed,
                       long written, int64_t now);
 /* Takes msg's held counts for its ack's UPDATE (undone by a rollback). */
 bool store__pend_take(store_t *st, const char *msg_id, store_pend_ent_t *out);
-/* Removes and returns msg's held counts for good (a hot ack, store_hot.c). */
-bool store__pend_pop(store_t *st, const char *msg_id, store_pend_ent_t *out);
 /* After a transaction: its takes stand (committed) or are put back. */
 void store__pend_settle(store_t *st, bool committed);
 /* Writes held entries that are due (all: every one) in one transaction;
  * the number written, or -1. */
 long store__pend_flush(store_t *st, bool all);
 /* Mono ms the next held entry is due; 0 = none held. */
-uint64_t store__pend_next_due(const store_t *st);
+uint64_t store__pend_next_due(store_t *st);
 
 /* store_hot.c: single-device pushes held in memory behind a journal. */
 /* Before the writer starts: replays and empties the journal of a crashed
@@ -231,9 +230,6 @@ void store__hot_lock(store_t *st, bool lock);
 int store__hot_fetch(store_t *st, const char *app, const char *dev,
                      int64_t after, uint32_t limit, int64_t now,
                      store_rows_t *out, int64_t *drop_to);
-/* Adds delivery counts to the hot entry ent if it is msg_id's. */
-bool store__hot_delivered(void *ent, const char *msg_id, long routed,
-                          long written, int64_t now);
 /* After an ACK that also ran through SQL committed: its results. */
 void store__hot_acked(store_t *st, store_req_t *req);
 /* Starts writing this batch's journal records and their fdatasync;

@@ -470,8 +470,8 @@ static int ack_count(store_t *st, enum wstmt sel, const char *app,
         sqlite3_bind_text(u, 1, id, -1, SQLITE_TRANSIENT);
         sqlite3_bind_int64(u, 2, now);
         if (h) { /* the held counts keep the time they arrived */
-            sqlite3_bind_int64(u, 3, held.routed);
-            sqlite3_bind_int64(u, 4, held.written);
+            sqlite3_bind_int64(u, 3, held.n[STORE_EV_ROUTED]);
+            sqlite3_bind_int64(u, 4, held.n[STORE_EV_WRITTEN]);
             sqlite3_bind_int64(u, 5, held.at);
         }
         if ((rc = store__step(st, u)) < 0) {

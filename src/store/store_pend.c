@@ -1,18 +1,25 @@
 /*
- * Status counts held until the message's ack (writer thread only).
+ * Status counts not written yet: the one place they are batched.
  *
- * A push to an online device costs the store three updates of its
- * message row after the insert: routed+written (a STATUS request from the
- * push service's 100 ms window), then acked (the device's ack).  They
- * usually land a few milliseconds apart, so the writer holds a STATUS that
- * only counts routed/written for up to PEND_MS; the ack that covers the
- * message applies both in one UPDATE (store_ops.c ack_count), and what is
- * still held when its time is up is written on its own.  One B-tree
- * search and row rewrite less per acked push.
+ * Every count of a message's status that does not come with its own row
+ * change lands here first: routed/written from the push service
+ * (store_count) and from a stored push's done() (store_done_t), acks of
+ * online-only messages, drops.  An entry sums a message's counts and is
+ * written as one UPDATE of its status row when it is due; an entry of
+ * routed/written counts only waits longer (PEND_MS) because its
+ * message's ack usually follows within milliseconds and then writes
+ * them in the same UPDATE as its acked count (store_ops.c ack_count), or
+ * the hot inbox's fold writes them with the message row it inserts
+ * (store_hot.c): one B-tree search and row rewrite less per acked push.
  *
- * Held counts are as durable as the push service's window they came from
- * (status records are not fsynced: a crash may lose them).  Entries taken
- * by an ack inside a transaction that is rolled back are put back.
+ * Any thread may count (store_count); the writer takes, flushes and
+ * settles.  A mutex guards the table: counts come in bursts per
+ * broadcast or sync page, and the writer holds it only for a lookup.
+ *
+ * Counts are as durable as status records are (not fsynced: a crash may
+ * lose some).  Entries taken by an ack inside a transaction that is
+ * rolled back are put back.  A count whose message row is not there yet
+ * (its ACCEPT still queued behind a backlog) is kept for KEEP_MS.
  */
 #include "store/store_int.h"
 
@@ -25,15 +32,19 @@
 #include "core/log.h"
 
 #define PEND_CAP 32768u /* power of two; held at most 3/4 of it */
-#define PEND_MS 500     /* five of the push service windows */
+#define PEND_MS 500     /* routed/written only: room for the ack */
+#define COUNT_MS 100    /* anything else: a window, as the push service's */
+#define KEEP_MS 10000   /* a message row not there yet: tried until then */
 #define TAKEN_MAX 4096
 
 struct store_pend {
+    pthread_mutex_t mu;
     store_pend_ent_t *ent; /* PEND_CAP slots, id[0] == 0: free */
     uint32_t n;
     uint64_t next_due;       /* earliest due of the held ones (a bound) */
     store_pend_ent_t *taken; /* by acks of the open transaction */
     uint32_t ntaken;
+    long lost;               /* counts a full table dropped */
 };
 
 static uint32_t hash_id(const char *s) {
@@ -51,12 +62,14 @@ int store__pend_init(store_t *st) {
         free(p);
         return STORE_E_NOMEM;
     }
+    pthread_mutex_init(&p->mu, NULL);
     st->pend = p;
     return 0;
 }
 
 void store__pend_free(store_t *st) {
     if (!st->pend) return;
+    pthread_mutex_destroy(&st->pend->mu);
     free(st->pend->ent);
     free(st->pend->taken);
     free(st->pend);
@@ -86,115 +99,181 @@ static void erase(store_pend_t *p, store_pend_ent_t *e) {
     p->n--;
 }
 
-static bool put(store_pend_t *p, const store_pend_ent_t *v) {
-    if (p->n >= PEND_CAP / 4 * 3) return false;
-    store_pend_ent_t *e = find(p, v->id);
-    if (e->id[0]) { /* a second window's counts for the same message */
-        e->routed += v->routed;
-        e->written += v->written;
-        return true;
-    }
-    *e = *v;
-    p->n++;
-    if (!p->next_due || v->due < p->next_due) p->next_due = v->due;
+/* Routed/written only: the counts an ack or a fold may take. */
+static bool delivery_only(const store_pend_ent_t *e) {
+    for (int ev = 0; ev < STORE_EV_COUNT; ev++)
+        if (e->n[ev] && ev != STORE_EV_ROUTED && ev != STORE_EV_WRITTEN)
+            return false;
     return true;
 }
 
-static bool hold(store_t *st, const char *id, int64_t routed, int64_t written,
-                 int64_t now) {
+/* Adds v's counts to its message's entry (under mu); false when full. */
+static bool put(store_pend_t *p, const store_pend_ent_t *v) {
+    store_pend_ent_t *e = find(p, v->id);
+    if (!e->id[0]) {
+        if (p->n >= PEND_CAP / 4 * 3) return false;
+        *e = *v;
+        p->n++;
+    } else {
+        for (int ev = 0; ev < STORE_EV_COUNT; ev++) e->n[ev] += v->n[ev];
+        if (v->due < e->due) e->due = v->due;
+    }
+    if (!p->next_due || e->due < p->next_due) p->next_due = e->due;
+    return true;
+}
+
+static bool count(store_t *st, const char *id, const int64_t n[STORE_EV_COUNT],
+                  int64_t now) {
     store_pend_t *p = st->pend;
-    if (!p || !id || !*id || strlen(id) >= sizeof p->ent->id) return false;
-    store_pend_ent_t v = {.routed = routed,
-                          .written = written,
-                          .at = now,
-                          .due = clock_mono_ms() + PEND_MS};
-    snprintf(v.id, sizeof v.id, "%s", id);
-    return put(p, &v);
+    if (!p || !store__name_ok(id) || strlen(id) >= sizeof p->ent->id)
+        return false;
+    store_pend_ent_t v = {.at = now};
+    uint64_t mono = clock_mono_ms();
+    memcpy(v.n, n, sizeof v.n);
+    v.due = mono + (delivery_only(&v) ? PEND_MS : COUNT_MS);
+    v.until = mono + KEEP_MS;
+    memcpy(v.id, id, strlen(id) + 1);
+    pthread_mutex_lock(&p->mu);
+    bool ok = put(p, &v);
+    if (!ok) p->lost++;
+    pthread_mutex_unlock(&p->mu);
+    return ok;
+}
+
+void store_count(store_t *st, const char *msg_id, int event, long n) {
+    static log_limit_t lim = LOG_LIMIT_INIT(10000);
+    if (!st || event < 0 || event >= STORE_EV_COUNT || n <= 0) return;
+    int64_t v[STORE_EV_COUNT] = {0};
+    v[event] = n;
+    if (!count(st, msg_id, v, (int64_t)clock_wall_ms()))
+        log_limited(&lim, LOG_LEVEL_WARN, "status counts lost: table full",
+                    "msg=%s", msg_id ? msg_id : "");
 }
 
 bool store__pend_put(store_t *st, const store_req_t *req, int64_t now) {
-    for (int ev = 0; ev < STORE_EV_COUNT; ev++)
-        if (req->counts[ev] < 0 || (req->counts[ev] && ev != STORE_EV_ROUTED &&
-                                    ev != STORE_EV_WRITTEN))
-            return false;
-    return hold(st, req->msg.msg_id, req->counts[STORE_EV_ROUTED],
-                req->counts[STORE_EV_WRITTEN], now);
+    bool any = false;
+    for (int ev = 0; ev < STORE_EV_COUNT; ev++) {
+        if (req->counts[ev] < 0) return false;
+        any = any || req->counts[ev] > 0;
+        if (req->counts[ev] && ev != STORE_EV_ROUTED && ev != STORE_EV_WRITTEN)
+            return false; /* run as SQL at once, as before */
+    }
+    return any && count(st, req->msg.msg_id, req->counts, now);
 }
 
 bool store__pend_hold(store_t *st, const char *msg_id, long routed,
                       long written, int64_t now) {
-    return routed >= 0 && written >= 0 && hold(st, msg_id, routed, written, now);
-}
-
-bool store__pend_pop(store_t *st, const char *id, store_pend_ent_t *out) {
-    store_pend_t *p = st->pend;
-    if (!p || !p->n || !id || strlen(id) >= sizeof p->ent->id) return false;
-    store_pend_ent_t *e = find(p, id);
-    if (!e->id[0]) return false;
-    *out = *e;
-    erase(p, e);
-    return true;
+    int64_t v[STORE_EV_COUNT] = {0};
+    v[STORE_EV_ROUTED] = routed;
+    v[STORE_EV_WRITTEN] = written;
+    return routed >= 0 && written >= 0 && count(st, msg_id, v, now);
 }
 
 bool store__pend_take(store_t *st, const char *id, store_pend_ent_t *out) {
     store_pend_t *p = st->pend;
-    if (!p || p->ntaken == TAKEN_MAX || !store__pend_pop(st, id, out))
-        return false;
-    p->taken[p->ntaken++] = *out;
-    return true;
+    if (!p || !id || strlen(id) >= sizeof p->ent->id) return false;
+    bool took = false;
+    pthread_mutex_lock(&p->mu);
+    if (p->n && p->ntaken < TAKEN_MAX) {
+        store_pend_ent_t *e = find(p, id);
+        if (e->id[0] && delivery_only(e)) {
+            *out = *e;
+            erase(p, e);
+            p->taken[p->ntaken++] = *out;
+            took = true;
+        }
+    }
+    pthread_mutex_unlock(&p->mu);
+    return took;
 }
 
 void store__pend_settle(store_t *st, bool committed) {
     store_pend_t *p = st->pend;
     if (!p) return;
+    pthread_mutex_lock(&p->mu);
     for (uint32_t i = 0; !committed && i < p->ntaken; i++)
-        (void)put(p, &p->taken[i]); /* full: lost, like a full window */
+        if (!put(p, &p->taken[i])) p->lost++; /* full: lost */
     p->ntaken = 0;
+    pthread_mutex_unlock(&p->mu);
 }
 
-/* One held entry on its own (W_STATUS with its own time). */
-static int write_one(store_t *st, const store_pend_ent_t *e) {
+/* One entry on its own (W_STATUS with its own time); false when its
+ * message row is not there. */
+static int write_one(store_t *st, const store_pend_ent_t *e, bool *found) {
     sqlite3_stmt *s = store__w(st, W_STATUS);
     if (!s) return STORE_E_IO;
     sqlite3_bind_text(s, 1, e->id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 2, e->at);
     for (int ev = 0; ev < STORE_EV_COUNT; ev++)
-        sqlite3_bind_int64(s, 3 + ev,
-                           ev == STORE_EV_ROUTED    ? e->routed
-                           : ev == STORE_EV_WRITTEN ? e->written
-                                                    : 0);
-    return store__step(st, s);
+        sqlite3_bind_int64(s, 3 + ev, e->n[ev]);
+    int rc = store__step(st, s);
+    *found = rc == 0 && sqlite3_changes(st->db) > 0;
+    return rc;
 }
 
-uint64_t store__pend_next_due(const store_t *st) {
-    return st->pend && st->pend->n ? st->pend->next_due : 0;
+uint64_t store__pend_next_due(store_t *st) {
+    store_pend_t *p = st->pend;
+    if (!p) return 0;
+    pthread_mutex_lock(&p->mu);
+    uint64_t due = p->n ? p->next_due : 0;
+    pthread_mutex_unlock(&p->mu);
+    return due;
 }
 
+/*
+ * Writes the due entries (all: every one) in one transaction.  They leave
+ * the table under the lock and are written outside it, so a counting
+ * thread (a gateway worker's ack, the API thread) never waits for SQL.
+ * An entry whose message row is not there yet goes back, unless it has
+ * waited KEEP_MS (or all: the store is closing); a failed transaction
+ * puts them all back for the next try.
+ */
 long store__pend_flush(store_t *st, bool all) {
     store_pend_t *p = st->pend;
-    if (!p || !p->n) return 0;
+    if (!p) return 0;
     uint64_t now = clock_mono_ms();
-    if (!all && now < p->next_due) return 0;
-    store__set_sync(st, false); /* status records: no fsync */
-    if (store__exec(st->db, "BEGIN IMMEDIATE") < 0) return -1;
-    long done = 0;
+    pthread_mutex_lock(&p->mu);
+    if (!p->n || (!all && now < p->next_due)) {
+        pthread_mutex_unlock(&p->mu);
+        return 0;
+    }
+    store_pend_ent_t *due = malloc((size_t)p->n * sizeof *due);
+    uint32_t n = 0;
     uint64_t next = 0;
-    for (uint32_t i = 0; i < PEND_CAP;) {
+    for (uint32_t i = 0; due && i < PEND_CAP;) {
         store_pend_ent_t *e = &p->ent[i];
         if (!e->id[0] || (!all && e->due > now)) {
             if (e->id[0] && (!next || e->due < next)) next = e->due;
             i++;
             continue;
         }
-        (void)write_one(st, e); /* a swept message: nothing to update */
-        erase(p, e);            /* slot i now holds a later entry: recheck */
-        done++;
+        due[n++] = *e;
+        erase(p, e); /* slot i now holds a later entry: recheck */
     }
-    if (store__exec(st->db, "COMMIT") < 0) {
-        (void)store__exec(st->db, "ROLLBACK");
-        log_warn("held status counts lost", "n=%ld", done);
-        done = -1;
+    p->next_due = due ? next : p->next_due;
+    pthread_mutex_unlock(&p->mu);
+    if (!due) return STORE_E_NOMEM;
+    store__set_sync(st, false); /* status records: no fsync */
+    int rc = store__exec(st->db, "BEGIN IMMEDIATE");
+    uint32_t back = 0; /* the entries to put back, moved to due[0..back) */
+    for (uint32_t i = 0; rc == 0 && i < n; i++) {
+        bool found = true;
+        rc = write_one(st, &due[i], &found);
+        if (rc == 0 && !found && !all && now < due[i].until) {
+            due[i].due = now + PEND_MS; /* its row is yet to come */
+            due[back++] = due[i];
+        }
     }
-    p->next_due = next;
-    return done;
+    if (rc == 0) rc = store__exec(st->db, "COMMIT");
+    if (rc < 0) {
+        if (!sqlite3_get_autocommit(st->db))
+            (void)store__exec(st->db, "ROLLBACK");
+        back = n; /* nothing was written: all of them again */
+    }
+    pthread_mutex_lock(&p->mu);
+    for (uint32_t i = 0; i < back; i++)
+        if (!put(p, &due[i])) p->lost++;
+    pthread_mutex_unlock(&p->mu);
+    free(due);
+    return rc < 0 ? rc : (long)(n - back);
 }

@@ -345,14 +345,11 @@ static int obs_of(int op) {
     }
 }
 
-/* A stored push's done() delivered it: its counts wait with it (its hot
- * entry) or in the held table, for its ack. */
-static void delivered(store_t *st, const store_job_t *j, const char *msg_id,
-                      const store_done_t *d, int64_t now) {
+/* A stored push's done() delivered it: its counts wait in the held
+ * table for its ack (or its fold). */
+static void delivered(store_t *st, const char *msg_id, const store_done_t *d,
+                      int64_t now) {
     if (d->routed <= 0 && d->written <= 0) return;
-    if (j->hot &&
-        store__hot_delivered(j->hot, msg_id, d->routed, d->written, now))
-        return;
     if (!store__pend_hold(st, msg_id, d->routed, d->written, now)) {
         /* The table is full: a STATUS request of its own instead. */
         store_req_t *r = calloc(1, sizeof *r + strlen(msg_id) + 1);
@@ -395,7 +392,7 @@ static void batch_finish(store_t *st, store_job_t **batch, int n, long rows,
                     j->rc == 0 && store__name_ok(r->msg.msg_id);
         if (push) snprintf(id, sizeof id, "%s", r->msg.msg_id);
         r->done(r, &d); /* r may be freed by its owner now */
-        if (push) delivered(st, j, id, &d, now);
+        if (push) delivered(st, id, &d, now);
     }
     if (st->done_hook) st->done_hook(st->done_hook_ctx, false);
     pthread_mutex_lock(&st->mu);
