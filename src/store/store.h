@@ -51,6 +51,7 @@ typedef struct store store_t;
 typedef struct store_reader store_reader_t;
 
 typedef struct store_config {
+    const char *backend;   /* "sqlite" (the default; NULL too) */
     const char *path;      /* SQLite file; default "herald.db" */
     int max_batch;         /* requests per transaction; default 4096 */
     int max_queue;         /* queued requests before STORE_E_FULL; 200000 */

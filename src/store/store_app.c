@@ -41,7 +41,7 @@ static int random_token(const char *prefix, char *out, size_t cap) {
     return 0;
 }
 
-static int step_w(store_t *st, sqlite3_stmt *s) {
+static int step_w(store_sq_t *st, sqlite3_stmt *s) {
     if (!s) return STORE_E_IO;
     int rc = sqlite3_step(s);
     rc = rc == SQLITE_DONE || rc == SQLITE_ROW
@@ -51,7 +51,7 @@ static int step_w(store_t *st, sqlite3_stmt *s) {
     return rc;
 }
 
-static int key_insert(store_t *st, const char *app, const char *key) {
+static int key_insert(store_sq_t *st, const char *app, const char *key) {
     char hash[65];
     store__key_hash(key, hash);
     sqlite3_stmt *s = store__w(st, W_KEY_INSERT);
@@ -63,7 +63,7 @@ static int key_insert(store_t *st, const char *app, const char *key) {
 }
 
 /* 1 exists, 0 not, <0 error. */
-static int app_exists(store_t *st, const char *name) {
+static int app_exists(store_sq_t *st, const char *name) {
     sqlite3_stmt *s = store__w(st, W_APP_EXISTS);
     if (!s) return STORE_E_IO;
     sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
@@ -74,7 +74,7 @@ static int app_exists(store_t *st, const char *name) {
 }
 
 /* Runs fn inside one transaction on the write connection. */
-static int in_txn(store_t *st, int (*fn)(store_t *, void *), void *arg) {
+static int in_txn(store_sq_t *st, int (*fn)(store_sq_t *, void *), void *arg) {
     pthread_mutex_lock(&st->db_mu);
     store__set_sync(st, true); /* apps and keys must survive power loss */
     int rc = store__exec(st->db, "BEGIN IMMEDIATE");
@@ -98,9 +98,9 @@ struct mode_args {
     int mode;
 };
 
-static int do_set_unknown(store_t *st, void *arg);
+static int do_set_unknown(store_sq_t *st, void *arg);
 
-static int do_create(store_t *st, void *arg) {
+static int do_create(store_sq_t *st, void *arg) {
     struct app_args *a = arg;
     sqlite3_stmt *s = store__w(st, W_APP_INSERT);
     if (!s) return STORE_E_IO;
@@ -120,8 +120,8 @@ static bool new_name_ok(const char *name) {
     return name && token_app_valid(name, strlen(name));
 }
 
-int store_app_create(store_t *st, const char *name, int unknown_device,
-                     store_app_t *app, char *key_out, size_t cap) {
+int store_sq_app_create(store_sq_t *st, const char *name, int unknown_device,
+                        store_app_t *app, char *key_out, size_t cap) {
     if (!new_name_ok(name) || !key_out ||
         (unknown_device != STORE_UNKNOWN_STORE &&
          unknown_device != STORE_UNKNOWN_REJECT))
@@ -142,7 +142,7 @@ int store_app_create(store_t *st, const char *name, int unknown_device,
     return 0;
 }
 
-static int do_rotate(store_t *st, void *arg) {
+static int do_rotate(store_sq_t *st, void *arg) {
     struct app_args *a = arg;
     int rc = app_exists(st, a->name);
     if (rc <= 0) return rc < 0 ? rc : STORE_E_NOTFOUND;
@@ -153,8 +153,8 @@ static int do_rotate(store_t *st, void *arg) {
     return key_insert(st, a->name, a->key);
 }
 
-int store_app_rotate_key(store_t *st, const char *name, char *key_out,
-                         size_t cap) {
+int store_sq_app_rotate_key(store_sq_t *st, const char *name, char *key_out,
+                            size_t cap) {
     if (!store__name_ok(name) || !key_out) return STORE_E_INVALID;
     int rc = random_token(KEY_PREFIX, key_out, cap);
     if (rc < 0) return rc;
@@ -164,7 +164,7 @@ int store_app_rotate_key(store_t *st, const char *name, char *key_out,
 }
 
 /* The key's owner into owner (cap 64): 1 found, 0 not, <0 error. */
-static int key_owner(store_t *st, const char *key, char *owner) {
+static int key_owner(store_sq_t *st, const char *key, char *owner) {
     char hash[65];
     store__key_hash(key, hash);
     sqlite3_stmt *s = store__w(st, W_KEY_OWNER);
@@ -180,7 +180,7 @@ static int key_owner(store_t *st, const char *key, char *owner) {
     return rc == SQLITE_DONE ? 0 : store__sql_err(st->db, rc, "key owner");
 }
 
-static int do_put(store_t *st, void *arg) {
+static int do_put(store_sq_t *st, void *arg) {
     struct app_args *a = arg;
     char owner[64];
     int rc = key_owner(st, a->key, owner);
@@ -201,8 +201,8 @@ static int do_put(store_t *st, void *arg) {
  * updates the app's secret and adds the key if it is new.  A key that
  * belongs to another app is refused (STORE_E_EXISTS).
  */
-int store_app_put(store_t *st, const char *name, const char *secret,
-                  const char *api_key) {
+int store_sq_app_put(store_sq_t *st, const char *name, const char *secret,
+                     const char *api_key) {
     if (!new_name_ok(name) || !secret || !*secret || strlen(secret) >= 128 ||
         !api_key || !*api_key)
         return STORE_E_INVALID;
@@ -213,7 +213,7 @@ int store_app_put(store_t *st, const char *name, const char *secret,
     return in_txn(st, do_put, &args);
 }
 
-static int do_revoke_one(store_t *st, void *arg) {
+static int do_revoke_one(store_sq_t *st, void *arg) {
     struct app_args *a = arg;
     char hash[65];
     store__key_hash(a->key, hash);
@@ -224,7 +224,8 @@ static int do_revoke_one(store_t *st, void *arg) {
     return step_w(st, s);
 }
 
-int store_app_revoke_key(store_t *st, const char *name, const char *api_key) {
+int store_sq_app_revoke_key(store_sq_t *st, const char *name,
+                            const char *api_key) {
     if (!store__name_ok(name) || !api_key || !*api_key) return STORE_E_INVALID;
     struct app_args args = {.name = name, .key = api_key};
     return in_txn(st, do_revoke_one, &args);
@@ -234,7 +235,7 @@ int store_app_revoke_key(store_t *st, const char *name, const char *api_key) {
 
 /* Prepared per call like the revocations below: rare, and the writer's
  * statement table is the push path's. */
-static int do_set_unknown(store_t *st, void *arg) {
+static int do_set_unknown(store_sq_t *st, void *arg) {
     struct mode_args *a = arg;
     sqlite3_stmt *s;
     int rc = sqlite3_prepare_v2(
@@ -250,7 +251,8 @@ static int do_set_unknown(store_t *st, void *arg) {
     return rc;
 }
 
-int store_app_set_unknown_device(store_t *st, const char *name, int mode) {
+int store_sq_app_set_unknown_device(store_sq_t *st, const char *name,
+                                    int mode) {
     if (!store__name_ok(name) ||
         (mode != STORE_UNKNOWN_STORE && mode != STORE_UNKNOWN_REJECT))
         return STORE_E_INVALID;
@@ -267,7 +269,7 @@ struct revoke_args {
 
 /* Prepared per call, not kept in the writer's statement table: a
  * revocation is rare, and that table is the push path's. */
-static int do_revoke_device(store_t *st, void *arg) {
+static int do_revoke_device(store_sq_t *st, void *arg) {
     struct revoke_args *a = arg;
     sqlite3_stmt *s;
     int rc = sqlite3_prepare_v2(
@@ -288,8 +290,8 @@ static int do_revoke_device(store_t *st, void *arg) {
     return rc;
 }
 
-int store_device_revoke(store_t *st, const char *app, const char *device,
-                        int64_t before_s, int64_t *out) {
+int store_sq_device_revoke(store_sq_t *st, const char *app, const char *device,
+                           int64_t before_s, int64_t *out) {
     if (!store__name_ok(app) || !device ||
         !token_id_valid(device, strlen(device)) || before_s <= 0)
         return STORE_E_INVALID;

@@ -24,7 +24,7 @@
 static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames) {
     (void)db;
     (void)name;
-    store_t *st = arg;
+    store_sq_t *st = arg;
     if (frames >= CKPT_FRAMES) {
         pthread_mutex_lock(&st->ckpt_mu);
         st->ckpt_want = true;
@@ -35,7 +35,7 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames) {
 }
 
 static void *ckpt_main(void *arg) {
-    store_t *st = arg;
+    store_sq_t *st = arg;
     (void)pthread_setname_np(pthread_self(), "herald-ckpt");
     pthread_mutex_lock(&st->ckpt_mu);
     for (;;) {
@@ -56,7 +56,7 @@ static void *ckpt_main(void *arg) {
     return NULL;
 }
 
-int store__ckpt_start(store_t *st) {
+int store__ckpt_start(store_sq_t *st) {
     pthread_mutex_init(&st->ckpt_mu, NULL);
     pthread_cond_init(&st->ckpt_cv, NULL);
     st->ckpt_init = true;
@@ -74,7 +74,7 @@ int store__ckpt_start(store_t *st) {
 
 /* The writer has stopped; closing the write connection checkpoints the
  * rest. */
-void store__ckpt_stop(store_t *st) {
+void store__ckpt_stop(store_sq_t *st) {
     if (!st->ckpt_init) return;
     if (st->ckpt_started) {
         pthread_mutex_lock(&st->ckpt_mu);

@@ -117,7 +117,7 @@ static int dev_grow(store_hot_t *h) {
 
 /* The cached device, loaded from its SQLite row on a miss.  NULL with *rc
  * 0: the device is not registered (the SQL path registers it). */
-static hot_dev_t *dev_get(store_t *st, const char *app, const char *dev,
+static hot_dev_t *dev_get(store_sq_t *st, const char *app, const char *dev,
                           int *rc) {
     store_hot_t *h = st->hot;
     uint32_t hash = dev_hash(app, dev);
@@ -167,11 +167,11 @@ static hot_dev_t *dev_get(store_t *st, const char *app, const char *dev,
 
 /* What readers test before asking for a fold: pushes held, or device
  * rows behind their cache. */
-static void publish(store_t *st) {
+static void publish(store_sq_t *st) {
     atomic_store(&st->hot_n, st->hot->n + (st->hot->dirty ? 1 : 0));
 }
 
-static void dev_mark_dirty(store_t *st, hot_dev_t *d) {
+static void dev_mark_dirty(store_sq_t *st, hot_dev_t *d) {
     store_hot_t *h = st->hot;
     if (d->dirty) return;
     d->dirty = true;
@@ -180,7 +180,7 @@ static void dev_mark_dirty(store_t *st, hot_dev_t *d) {
     publish(st);
 }
 
-void store__hot_forget(store_t *st, const char *app, const char *dev) {
+void store__hot_forget(store_sq_t *st, const char *app, const char *dev) {
     store_hot_t *h = st->hot;
     if (!h || !app || !dev) return;
     pthread_mutex_lock(&h->mu);
@@ -193,7 +193,7 @@ void store__hot_forget(store_t *st, const char *app, const char *dev) {
     pthread_mutex_unlock(&h->mu);
 }
 
-void store__hot_lock(store_t *st, bool lock) {
+void store__hot_lock(store_sq_t *st, bool lock) {
     if (!st->hot) return;
     if (lock)
         pthread_mutex_lock(&st->hot->mu);
@@ -216,7 +216,7 @@ static int row_of(const hot_ent_t *e, store_row_t *row) {
     return 0;
 }
 
-int store__hot_fetch(store_t *st, const char *app, const char *dev,
+int store__hot_fetch(store_sq_t *st, const char *app, const char *dev,
                      int64_t after, uint32_t limit, int64_t now,
                      store_rows_t *out, int64_t *drop_to) {
     store_hot_t *h = st->hot;
@@ -252,7 +252,7 @@ int store__hot_fetch(store_t *st, const char *app, const char *dev,
 /* inbox_max: appending seq drops the device's held pushes up to
  * seq - inbox_max that are not acked; SQLite's rows follow at the next
  * fold (fold_dev), readers skip them at once (store__hot_fetch). */
-static void inbox_cap(store_t *st, hot_dev_t *d, int64_t seq, int64_t now) {
+static void inbox_cap(store_sq_t *st, hot_dev_t *d, int64_t seq, int64_t now) {
     long max = st->cfg.inbox_max;
     if (max <= 0 || seq - d->acked <= max) return;
     int64_t cut = seq - max;
@@ -269,7 +269,7 @@ static void inbox_cap(store_t *st, hot_dev_t *d, int64_t seq, int64_t now) {
 
 /* ---- the fast paths -------------------------------------------------------- */
 
-bool store__hot_append(store_t *st, store_req_t *req, int64_t now, int *rc,
+bool store__hot_append(store_sq_t *st, store_req_t *req, int64_t now, int *rc,
                        void **hot) {
     store_hot_t *h = st->hot;
     const store_msg_t *m = &req->msg;
@@ -331,14 +331,13 @@ bool store__hot_append(store_t *st, store_req_t *req, int64_t now, int *rc,
     return true;
 }
 
-
 /*
  * The hot part of a cumulative ack happens here, in memory.  Inbox rows of
  * the device in SQLite (pushes folded before their ack) or a broadcast
  * cursor to move leave the request to the SQL path as well (false), which
  * removes those rows; store__hot_acked then records how far it got.
  */
-bool store__hot_ack(store_t *st, store_req_t *req, int64_t now, int *rc) {
+bool store__hot_ack(store_sq_t *st, store_req_t *req, int64_t now, int *rc) {
     store_hot_t *h = st->hot;
     if (!h || req->op != STORE_OP_ACK || !store__name_ok(req->msg.app) ||
         !req->device || !*req->device)
@@ -366,7 +365,7 @@ bool store__hot_ack(store_t *st, store_req_t *req, int64_t now, int *rc) {
     return true;
 }
 
-void store__hot_acked(store_t *st, store_req_t *req) {
+void store__hot_acked(store_sq_t *st, store_req_t *req) {
     store_hot_t *h = st->hot;
     if (!h || req->op != STORE_OP_ACK || !req->device) return;
     hot_dev_t *d = dev_find(h, req->msg.app, req->device,
@@ -382,7 +381,7 @@ void store__hot_acked(store_t *st, store_req_t *req) {
 
 /* ---- folding into SQLite ---------------------------------------------------- */
 
-int store__hot_write_row(store_t *st, const hot_row_t *r, bool inbox) {
+int store__hot_write_row(store_sq_t *st, const hot_row_t *r, bool inbox) {
     sqlite3_stmt *s = store__w(st, W_HOT_MSG);
     if (!s) return STORE_E_IO;
     sqlite3_bind_text(s, 1, r->msg_id, -1, SQLITE_STATIC);
@@ -411,7 +410,7 @@ int store__hot_write_row(store_t *st, const hot_row_t *r, bool inbox) {
     return store__step(st, s);
 }
 
-int store__hot_write_dev(store_t *st, const char *app, const char *dev,
+int store__hot_write_dev(store_sq_t *st, const char *app, const char *dev,
                          int64_t last_seq, int64_t acked) {
     sqlite3_stmt *s = store__w(st, W_HOT_DEV);
     if (!s) return STORE_E_IO;
@@ -425,7 +424,7 @@ int store__hot_write_dev(store_t *st, const char *app, const char *dev,
 /* The message row with the status the push reached: its ack and drop are
  * here, its delivery counts in store_pend (taken: a rollback puts them
  * back, store__pend_settle). */
-static int fold_one(store_t *st, const hot_ent_t *e) {
+static int fold_one(store_sq_t *st, const hot_ent_t *e) {
     const hot_dev_t *d = e->dev;
     store_pend_ent_t held = {0};
     (void)store__pend_take(st, e->msg_id, &held);
@@ -448,7 +447,7 @@ static int fold_one(store_t *st, const hot_ent_t *e) {
 }
 
 /* A device row, and SQLite's inbox rows that inbox_max dropped since. */
-static int fold_dev(store_t *st, hot_dev_t *d) {
+static int fold_dev(store_sq_t *st, hot_dev_t *d) {
     const char *dev = d->key + d->app_len + 1;
     if (d->drop_to > d->sql_trimmed && d->sql_max > d->sql_acked) {
         int rc = store__inbox_trim(st, d->key, dev, d->drop_to,
@@ -460,7 +459,7 @@ static int fold_dev(store_t *st, hot_dev_t *d) {
 }
 
 /* Frees the first n entries, folded by a committed transaction. */
-static void drop_folded(store_t *st, long n) {
+static void drop_folded(store_sq_t *st, long n) {
     store_hot_t *h = st->hot;
     pthread_mutex_lock(&h->mu);
     while (n-- > 0 && h->head) {
@@ -505,7 +504,7 @@ static bool aged_at_least(const store_hot_t *h, uint64_t now, int n) {
  * disk: replay's lower bound, by which a file cut short or damaged at its
  * end is noticed.
  */
-long store__hot_fold(store_t *st, int mode) {
+long store__hot_fold(store_sq_t *st, int mode) {
     static log_limit_t lim = LOG_LIMIT_INIT(1000);
     store_hot_t *h = st->hot;
     if (!h || (!h->head && !h->dirty)) return 0;
@@ -560,7 +559,7 @@ long store__hot_fold(store_t *st, int mode) {
 /* Folds commit without an fsync; records may leave the journal once the
  * WAL holding their fold is on disk (a checkpoint syncs what it copies
  * out of the WAL, so what is no longer there is on disk too). */
-static int wal_sync(store_t *st) {
+static int wal_sync(store_sq_t *st) {
     store_hot_t *h = st->hot;
     if (!st->cfg.synchronous_full) return 0;
     if (h->walfd < 0) {
@@ -574,7 +573,7 @@ static int wal_sync(store_t *st) {
 /* Empties the idle journal file when everything in it is folded and
  * durable, and makes it the one written next.  journal_files names the
  * new generation first, synced with the WAL, then the header follows. */
-void store__hot_rotate(store_t *st) {
+void store__hot_rotate(store_sq_t *st) {
     store_hot_t *h = st->hot;
     if (!h || h->inflight || h->off[h->cur] < st->cfg.hot_file_max ||
         h->live[!h->cur])
@@ -587,7 +586,7 @@ void store__hot_rotate(store_t *st) {
     if (store__journal_restart(h, other, gen) == 0) h->cur = other;
 }
 
-void store__hot_discard(store_t *st) {
+void store__hot_discard(store_sq_t *st) {
     store_hot_t *h = st->hot;
     if (!h || !h->unsynced) return;
     pthread_mutex_lock(&h->mu);
@@ -628,7 +627,7 @@ void store__hot_discard(store_t *st) {
     log_warn("hot pushes not stored: journal write failed", "pushes=%ld", n);
 }
 
-uint64_t store__hot_next_due(const store_t *st) {
+uint64_t store__hot_next_due(const store_sq_t *st) {
     const store_hot_t *h = st->hot;
     return h && h->head ? h->head->born_ms + HOT_AGE_MS + HOT_LATE_MS : 0;
 }
@@ -642,7 +641,7 @@ uint64_t store__hot_next_due(const store_t *st) {
  * writer stuck in a long commit. */
 #define BARRIER_MS 2000
 
-int store__hot_barrier(store_t *st) {
+int store__hot_barrier(store_sq_t *st) {
     if (!atomic_load(&st->hot_n)) return 0;
     int rc = atomic_load_explicit(&st->fault_sql, memory_order_relaxed);
     if (rc) return rc;
@@ -662,7 +661,7 @@ int store__hot_barrier(store_t *st) {
 
 /* ---- open and close ---------------------------------------------------------- */
 
-int store__hot_open(store_t *st) {
+int store__hot_open(store_sq_t *st) {
     store_hot_t *h = calloc(1, sizeof *h);
     if (!h) return STORE_E_NOMEM;
     h->fd[0] = h->fd[1] = h->walfd = -1;
@@ -723,7 +722,7 @@ void store__hot_free(store_hot_t *h) {
 
 /* Everything folded with an fsync: the journal can go, and
  * journal_files says neither file holds anything. */
-void store__hot_close(store_t *st) {
+void store__hot_close(store_sq_t *st) {
     store_hot_t *h = st->hot;
     if (!h) return;
     uint64_t gen = (h->gen[0] > h->gen[1] ? h->gen[0] : h->gen[1]) + 1;

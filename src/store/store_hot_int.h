@@ -113,9 +113,9 @@ typedef struct hot_row {
     int64_t at_dropped;
 } hot_row_t;
 /* Its message row (unless there) and, with inbox, its inbox row. */
-int store__hot_write_row(store_t *st, const hot_row_t *r, bool inbox);
+int store__hot_write_row(store_sq_t *st, const hot_row_t *r, bool inbox);
 /* A device's seq head and ack, each only moved forward. */
-int store__hot_write_dev(store_t *st, const char *app, const char *dev,
+int store__hot_write_dev(store_sq_t *st, const char *app, const char *dev,
                          int64_t last_seq, int64_t acked);
 
 /* store_journal.c */
@@ -127,19 +127,19 @@ int store__journal_add(store_hot_t *h, const hot_ent_t *e);
 int store__journal_restart(store_hot_t *h, int i, uint64_t gen);
 /* journal_files' row of file i: generation gen, no records yet, in_use
  * (the file is about to be written) or not (emptied).  Write connection. */
-int store__journal_row(store_t *st, int i, uint64_t gen, bool in_use);
+int store__journal_row(store_sq_t *st, int i, uint64_t gen, bool in_use);
 /* Writes how far each file's records are on disk into journal_files, for
  * files that moved since the last call: inside a fold's transaction. */
-int store__journal_note_ends(store_t *st);
+int store__journal_note_ends(store_sq_t *st);
 /* fdatasync of both files (nothing when h->sync is off); 0 or error. */
 int store__journal_flush(store_hot_t *h);
 /* Takes the owner's lock on both files (an exclusive opener waits for a
  * dead owner's last writes); false: another process owns them. */
-bool store__journal_lock(store_t *st, store_hot_t *h);
+bool store__journal_lock(store_sq_t *st, store_hot_t *h);
 /* Forgets this process's ownership (the store closing). */
 void store__journal_unlock(store_hot_t *h);
 /* Replays both files into SQLite (one synced transaction) and starts
  * them over; 0 or an error. */
-int store__journal_replay(store_t *st, store_hot_t *h);
+int store__journal_replay(store_sq_t *st, store_hot_t *h);
 
 #endif

@@ -11,7 +11,11 @@
 #include <stdatomic.h>
 #include <string.h>
 
-#include "store/store.h"
+#include "store/store_backend.h"
+
+/* The SQLite backend's store and reader (store_backend.h is the seam). */
+typedef struct store_sq store_sq_t;
+typedef struct store_sq_reader store_sq_reader_t;
 
 #define STORE_SCHEMA_VERSION 4
 #define STORE_SCHEMA_STR "4" /* the same, for SQL text */
@@ -101,14 +105,14 @@ typedef struct store_job {
 /* store_pend.c: status counts not written yet (the one place they wait). */
 typedef struct store_pend store_pend_t;
 typedef struct store_pend_ent {
-    char id[40];                 /* msg_id; "" = free slot */
-    int64_t n[STORE_EV_COUNT];   /* counts per event */
-    int64_t at;                  /* wall ms the first count came */
-    uint64_t due;                /* mono ms: written then (if not taken) */
-    uint64_t until;              /* mono ms: kept that long for its row */
+    char id[40];               /* msg_id; "" = free slot */
+    int64_t n[STORE_EV_COUNT]; /* counts per event */
+    int64_t at;                /* wall ms the first count came */
+    uint64_t due;              /* mono ms: written then (if not taken) */
+    uint64_t until;            /* mono ms: kept that long for its row */
 } store_pend_ent_t;
 
-struct store {
+struct store_sq {
     store_config_t cfg;
     char *path;
     sqlite3 *db; /* the write connection */
@@ -151,7 +155,7 @@ struct store {
     _Atomic(store_observe_fn) obs_fn; /* store_set_observer */
     void *_Atomic obs_ctx;
 
-    /* store_fault(): what the last commit (sql) or journal write that wrote
+    /* store_sq_fault(): what the last commit (sql) or journal write that wrote
      * anything said; set and cleared by the writer (store__fault_note). */
     _Atomic int fault_sql, fault_journal;
     /* Writer only: after a background write failed (a fold, held counts),
@@ -169,8 +173,8 @@ struct store {
     _Atomic long dropped;
 };
 
-struct store_reader {
-    store_t *st;
+struct store_sq_reader {
+    store_sq_t *st;
     sqlite3 *db;
     sqlite3_stmt *stmts[R_COUNT];
 };
@@ -183,91 +187,92 @@ int store__sql_err(sqlite3 *db, int rc, const char *what);
 int store__exec(sqlite3 *db, const char *sql);
 /* Writer: records what a write that reached the disk said (rc >= 0: it
  * worked) in *which (&st->fault_sql or &st->fault_journal). */
-void store__fault_note(store_t *st, _Atomic int *which, int rc);
+void store__fault_note(store_sq_t *st, _Atomic int *which, int rc);
 /* Write connection only, under db_mu: fsync at commit (full, when the
  * config allows) or not (see batch_needs_fsync in store_writer.c). */
-void store__set_sync(store_t *st, bool full);
+void store__set_sync(store_sq_t *st, bool full);
 
 /* Reports one operation to the observer, if any. */
-void store__observe(store_t *st, int obs, uint64_t since_us, bool failed);
+void store__observe(store_sq_t *st, int obs, uint64_t since_us, bool failed);
 
 /* store_pend.c (the writer; store_count from any thread) */
-int store__pend_init(store_t *st);
-void store__pend_free(store_t *st);
+int store__pend_init(store_sq_t *st);
+void store__pend_free(store_sq_t *st);
 /* Holds a STATUS request that counts only routed/written; false: run it. */
-bool store__pend_put(store_t *st, const store_req_t *req, int64_t now);
+bool store__pend_put(store_sq_t *st, const store_req_t *req, int64_t now);
 /* Holds routed/written counts of msg_id for its ack (a stored push's
  * done() reported them); false: not held (the table is full). */
-bool store__pend_hold(store_t *st, const char *msg_id, long routed,
+bool store__pend_hold(store_sq_t *st, const char *msg_id, long routed,
                       long written, int64_t now);
 /* Takes msg's held counts for its ack's UPDATE (undone by a rollback). */
-bool store__pend_take(store_t *st, const char *msg_id, store_pend_ent_t *out);
+bool store__pend_take(store_sq_t *st, const char *msg_id,
+                      store_pend_ent_t *out);
 /* After a transaction: its takes stand (committed) or are put back. */
-void store__pend_settle(store_t *st, bool committed);
+void store__pend_settle(store_sq_t *st, bool committed);
 /* Writes held entries that are due (all: every one) in one transaction;
  * the number written, or -1. */
-long store__pend_flush(store_t *st, bool all);
+long store__pend_flush(store_sq_t *st, bool all);
 /* Mono ms the next held entry is due; 0 = none held. */
-uint64_t store__pend_next_due(store_t *st);
+uint64_t store__pend_next_due(store_sq_t *st);
 
 /* store_hot.c: single-device pushes held in memory behind a journal. */
 /* Before the writer starts: replays and empties the journal of a crashed
  * run and takes it over (stays SQL only if another process holds it). */
-int store__hot_open(store_t *st);
+int store__hot_open(store_sq_t *st);
 void store__hot_free(store_hot_t *h);
 /* Writer thread.  _append and _ack take a request they can do in memory
  * (true, *rc its result); false: run it through SQL after a full fold. */
-bool store__hot_append(store_t *st, store_req_t *req, int64_t now, int *rc,
+bool store__hot_append(store_sq_t *st, store_req_t *req, int64_t now, int *rc,
                        void **hot);
-bool store__hot_ack(store_t *st, store_req_t *req, int64_t now, int *rc);
+bool store__hot_ack(store_sq_t *st, store_req_t *req, int64_t now, int *rc);
 /* Writer: holds (true) or releases the lock readers of hot pushes take,
  * around every change of the device table or the entry lists. */
-void store__hot_lock(store_t *st, bool lock);
+void store__hot_lock(store_sq_t *st, bool lock);
 /* Any thread: the device's unacked hot pushes after `after` whose records
  * are on disk, by seq (store_inbox_fetch merges them with SQLite's);
  * *drop_to: seqs up to it are dropped by inbox_max (SQLite's rows too,
  * even before the fold that trims them). */
-int store__hot_fetch(store_t *st, const char *app, const char *dev,
+int store__hot_fetch(store_sq_t *st, const char *app, const char *dev,
                      int64_t after, uint32_t limit, int64_t now,
                      store_rows_t *out, int64_t *drop_to);
 /* After an ACK that also ran through SQL committed: its results. */
-void store__hot_acked(store_t *st, store_req_t *req);
+void store__hot_acked(store_sq_t *st, store_req_t *req);
 /* Starts writing this batch's journal records and their fdatasync;
  * _wait returns when they are on disk (0) or failed. */
-int store__hot_sync_start(store_t *st);
-int store__hot_sync_wait(store_t *st);
+int store__hot_sync_start(store_sq_t *st);
+int store__hot_sync_wait(store_sq_t *st);
 /* Folds hot pushes into SQLite in their own transaction: those old enough
  * (HOT_OLD), all of them and every device row (HOT_ALL), or only the
  * device rows (HOT_DEVS); rows written or an error. */
 enum { HOT_OLD, HOT_ALL, HOT_DEVS, HOT_RESCUE };
-long store__hot_fold(store_t *st, int mode);
+long store__hot_fold(store_sq_t *st, int mode);
 /* After the journal write of a batch failed and no fold could save it:
  * its pushes leave memory as if never taken (their seqs stay used), so a
  * push answered with a failure is never delivered. */
-void store__hot_discard(store_t *st);
+void store__hot_discard(store_sq_t *st);
 /* Forgets a cached device the SQL path changed (after a full fold). */
-void store__hot_forget(store_t *st, const char *app, const char *dev);
-void store__hot_rotate(store_t *st);
+void store__hot_forget(store_sq_t *st, const char *app, const char *dev);
+void store__hot_rotate(store_sq_t *st);
 /* Mono ms the oldest hot push is due for folding; 0 = none. */
-uint64_t store__hot_next_due(const store_t *st);
+uint64_t store__hot_next_due(const store_sq_t *st);
 /* Folds everything and empties the journal (writer stopping). */
-void store__hot_close(store_t *st);
+void store__hot_close(store_sq_t *st);
 /* Any thread but the writer: returns 0 once every push acknowledged
  * before the call is in SQLite, or at once the fold's error (the store's
  * fault, STORE_E_TIMEOUT after 2 s): then SQLite lacks hot pushes. */
-int store__hot_barrier(store_t *st);
+int store__hot_barrier(store_sq_t *st);
 
 /* store_journal.c: a full disk's end: grows the current file by one block
  * (0, which clears the journal's fault, or STORE_E_NOSPACE). */
-int store__journal_probe(store_t *st);
+int store__journal_probe(store_sq_t *st);
 /* Whether the disk takes writes again after a fault: one block more for
  * the journal, one row rewritten in SQLite (writer, between batches);
  * 0 or the error, the fault updated either way. */
-int store__probe_faults(store_t *st);
+int store__probe_faults(store_sq_t *st);
 
 /* store_ckpt.c: WAL checkpoints off the writer thread. */
-int store__ckpt_start(store_t *st);
-void store__ckpt_stop(store_t *st);
+int store__ckpt_start(store_sq_t *st);
+void store__ckpt_stop(store_sq_t *st);
 
 /* store_schema.c */
 int store__schema_ensure(sqlite3 *db);
@@ -281,25 +286,73 @@ static inline bool store__name_ok(const char *s) {
 /* store_ops.c (writer thread only) */
 /* Drops app/dev's inbox rows with seq <= upto, counting each message
  * `dropped` (inbox_max). */
-int store__inbox_trim(store_t *st, const char *app, const char *dev,
+int store__inbox_trim(store_sq_t *st, const char *app, const char *dev,
                       int64_t upto, int64_t now);
-sqlite3_stmt *store__w(store_t *st, enum wstmt id);
+sqlite3_stmt *store__w(store_sq_t *st, enum wstmt id);
 /* Steps a write statement to its end and resets it; 0 or a store error. */
-int store__step(store_t *st, sqlite3_stmt *s);
+int store__step(store_sq_t *st, sqlite3_stmt *s);
 /* Runs one request's statements; 0, STORE_DUPLICATE or a store error. */
-int store__op_run(store_t *st, store_req_t *req, int64_t now);
+int store__op_run(store_sq_t *st, store_req_t *req, int64_t now);
 
 /* store_writer.c */
 void *store__writer_main(void *arg);
 /* A done() that frees the request it is given (store-made requests). */
 void store__free_done(store_req_t *req, store_done_t *d);
 /* Gives jobs back to the free list (under st->mu). */
-void store__jobs_put(store_t *st, store_job_t **jobs, int n);
+void store__jobs_put(store_sq_t *st, store_job_t **jobs, int n);
 
 /* store_app.c: hex SHA-256 of an API key (keys are stored hashed). */
 void store__key_hash(const char *key, char out[65]);
 
 /* store_sweep.c */
-int store__sweep(store_t *st, int64_t now_ms, long *expired);
+int store__sweep(store_sq_t *st, int64_t now_ms, long *expired);
+
+/* ---- the SQLite backend's entries (store_sq_backend.c lists them) ---- */
+int store_sq_open(const store_config_t *cfg, store_sq_t **out);
+void store_sq_close(store_sq_t *st);
+int store_sq_submit(store_sq_t *st, store_req_t *req);
+void store_sq_count(store_sq_t *st, const char *msg_id, int event, long n);
+void store_sq_set_done_hook(store_sq_t *st, void (*fn)(void *ctx, bool begin),
+                            void *ctx);
+void store_sq_set_observer(store_sq_t *st, store_observe_fn fn, void *ctx);
+void store_sq_pause(store_sq_t *st, bool paused);
+void store_sq_stats(store_sq_t *st, store_stats_t *out);
+int store_sq_fault(const store_sq_t *st);
+int store_sq_reader_new(store_sq_t *st, store_sq_reader_t **out);
+void store_sq_reader_free(store_sq_reader_t *r);
+int store_sq_ping(store_sq_reader_t *r);
+int store_sq_inbox_fetch(store_sq_reader_t *r, const char *app,
+                         const char *device, int64_t after, uint32_t limit,
+                         int64_t now_ms, store_rows_t *out);
+int store_sq_bcast_fetch(store_sq_reader_t *r, const char *app, int64_t after,
+                         uint32_t limit, int64_t now_ms, store_rows_t *out);
+int store_sq_device_info(store_sq_reader_t *r, const char *app,
+                         const char *device, store_device_info_t *out);
+int store_sq_device_count(store_sq_reader_t *r, const char *app, int64_t *out);
+int store_sq_device_known(store_sq_reader_t *r, const char *app,
+                          const char *device, bool *known);
+int store_sq_status_get(store_sq_reader_t *r, const char *msg_id,
+                        store_status_t *out);
+int store_sq_app_create(store_sq_t *st, const char *name, int unknown_device,
+                        store_app_t *app, char *key_out, size_t cap);
+int store_sq_app_rotate_key(store_sq_t *st, const char *name, char *key_out,
+                            size_t cap);
+int store_sq_app_put(store_sq_t *st, const char *name, const char *secret,
+                     const char *api_key);
+int store_sq_app_revoke_key(store_sq_t *st, const char *name,
+                            const char *api_key);
+int store_sq_app_set_unknown_device(store_sq_t *st, const char *name, int mode);
+int store_sq_app_get(store_sq_reader_t *r, const char *name, store_app_t *out);
+int store_sq_app_by_key(store_sq_reader_t *r, const char *api_key,
+                        store_app_t *out);
+int store_sq_app_list(store_sq_reader_t *r,
+                      void (*fn)(void *ctx, const store_app_t *app, int n_keys),
+                      void *ctx);
+int store_sq_device_revoke(store_sq_t *st, const char *app, const char *device,
+                           int64_t before_s, int64_t *out);
+int store_sq_revocations(store_sq_reader_t *r, int64_t since_s,
+                         void (*fn)(void *ctx, const char *app,
+                                    const char *device, int64_t before_s),
+                         void *ctx);
 
 #endif

@@ -171,7 +171,7 @@ int store__journal_restart(store_hot_t *h, int i, uint64_t gen) {
     return 0;
 }
 
-int store__journal_row(store_t *st, int i, uint64_t gen, bool in_use) {
+int store__journal_row(store_sq_t *st, int i, uint64_t gen, bool in_use) {
     sqlite3_stmt *s = store__w(st, W_JOURNAL_SET);
     if (!s) return STORE_E_IO;
     sqlite3_bind_int(s, 1, i);
@@ -181,7 +181,7 @@ int store__journal_row(store_t *st, int i, uint64_t gen, bool in_use) {
     return store__step(st, s);
 }
 
-int store__journal_note_ends(store_t *st) {
+int store__journal_note_ends(store_sq_t *st) {
     store_hot_t *h = st->hot;
     for (int i = 0; i < 2; i++) {
         if (h->synced_idx[i] == h->db_idx[i]) continue;
@@ -217,7 +217,7 @@ static void ring_init(store_hot_t *h) {
         log_info("hot journal writes without io_uring", NULL);
 }
 
-static int sync_now(store_t *st, int i) {
+static int sync_now(store_sq_t *st, int i) {
     store_hot_t *h = st->hot;
     int rc = write_at(h->fd[i], h->jbuf, h->wlen, h->batch_off);
     if (rc == 0 && st->cfg.synchronous_full && fdatasync(h->fd[i]) < 0)
@@ -234,7 +234,7 @@ static int sync_now(store_t *st, int i) {
  * pushes themselves are the writer's to rescue or discard (hot_durable in
  * store_writer.c); h->unsynced still hides them from readers.
  */
-static int batch_end(store_t *st, int rc, bool wrote) {
+static int batch_end(store_sq_t *st, int rc, bool wrote) {
     static log_limit_t lim = LOG_LIMIT_INIT(1000);
     store_hot_t *h = st->hot;
     int i = h->cur;
@@ -273,7 +273,7 @@ static int done_now(store_hot_t *h, int rc, bool wrote) {
     return rc;
 }
 
-int store__hot_sync_start(store_t *st) {
+int store__hot_sync_start(store_sq_t *st) {
     store_hot_t *h = st->hot;
     if (!h || !h->jlen || h->inflight) return 0;
     if (!h->ring_tried) ring_init(h);
@@ -314,7 +314,7 @@ int store__hot_sync_start(store_t *st) {
     return done_now(h, sync_now(st, i), true); /* no ring here: in place */
 }
 
-int store__hot_sync_wait(store_t *st) {
+int store__hot_sync_wait(store_sq_t *st) {
     store_hot_t *h = st->hot;
     if (!h || !h->inflight) return 0;
     if (h->inflight < 0) {
@@ -340,7 +340,7 @@ int store__hot_sync_wait(store_t *st) {
     return batch_end(st, rc, true);
 }
 
-int store__journal_probe(store_t *st) {
+int store__journal_probe(store_sq_t *st) {
     store_hot_t *h = st->hot;
     if (!h || h->inflight) return 0;
     int i = h->cur;
@@ -361,7 +361,7 @@ int store__journal_flush(store_hot_t *h) {
 
 /* One record back into SQLite: its message row (unless there), its inbox
  * row if it is live and beyond the device's ack, its device's seq head. */
-static int replay_one(store_t *st, const uint8_t *b, uint32_t len,
+static int replay_one(store_sq_t *st, const uint8_t *b, uint32_t len,
                       int64_t now) {
     if (len < REC_FIXED) return STORE_E_INVALID;
     hot_row_t r = {0};
@@ -410,7 +410,7 @@ typedef struct jscan {
     long skipped; /* bytes passed over between good records */
 } jscan_t;
 
-static int row_get(store_t *st, int i, jrow_t *r) {
+static int row_get(store_sq_t *st, int i, jrow_t *r) {
     memset(r, 0, sizeof *r);
     sqlite3_stmt *s;
     int rc = sqlite3_prepare_v2(st->db,
@@ -435,8 +435,8 @@ static int row_get(store_t *st, int i, jrow_t *r) {
 
 /* A version 1 file: FNV-1a records, no magic: stops at the first bad one
  * (only a herald older than schema 4 wrote these). */
-static int replay_v1(store_t *st, const uint8_t *buf, off_t got, uint64_t gen,
-                     int64_t now, jscan_t *sc) {
+static int replay_v1(store_sq_t *st, const uint8_t *buf, off_t got,
+                     uint64_t gen, int64_t now, jscan_t *sc) {
     for (off_t off = JHEAD; off + 8 <= got;) {
         uint32_t len, sum;
         memcpy(&len, buf + off, 4);
@@ -474,8 +474,9 @@ static bool rec_ok(const uint8_t *buf, off_t size, off_t off, uint64_t gen,
  * bytes past the last good record are the file's unused tail (zeros, or
  * records of an earlier use), never counted.
  */
-static int replay_v2(store_t *st, const uint8_t *buf, off_t size, uint64_t gen,
-                     int64_t now, jscan_t *sc, uint32_t *next_out) {
+static int replay_v2(store_sq_t *st, const uint8_t *buf, off_t size,
+                     uint64_t gen, int64_t now, jscan_t *sc,
+                     uint32_t *next_out) {
     uint32_t next = 0;
     off_t bad_from = -1;
     for (off_t off = JHEAD; off + REC_HEAD <= size;) {
@@ -506,7 +507,7 @@ static int replay_v2(store_t *st, const uint8_t *buf, off_t size, uint64_t gen,
 
 /* Replays one journal file into the open transaction and says what it
  * found in *sc. */
-static int replay_file(store_t *st, store_hot_t *h, int i, const jrow_t *row,
+static int replay_file(store_sq_t *st, store_hot_t *h, int i, const jrow_t *row,
                        int64_t now, jscan_t *sc) {
     memset(sc, 0, sizeof *sc);
     off_t size = lseek(h->fd[i], 0, SEEK_END);
@@ -545,7 +546,7 @@ static int replay_file(store_t *st, store_hot_t *h, int i, const jrow_t *row,
     return rc;
 }
 
-static void say_damage(const store_t *st, int i, const jscan_t *sc) {
+static void say_damage(const store_sq_t *st, int i, const jscan_t *sc) {
     const char *what = sc->bad_header && !sc->lost && !sc->maybe_lost
                            ? "hot journal header damaged; records recovered"
                            : "hot journal damaged";
@@ -557,7 +558,7 @@ static void say_damage(const store_t *st, int i, const jscan_t *sc) {
               sc->bad_header ? "bad" : "ok");
 }
 
-int store__journal_replay(store_t *st, store_hot_t *h) {
+int store__journal_replay(store_sq_t *st, store_hot_t *h) {
     int64_t now = (int64_t)clock_wall_ms();
     jscan_t sc[2];
     jrow_t row[2];
@@ -660,7 +661,7 @@ static long live_owner(int fd) {
     return 0;
 }
 
-bool store__journal_lock(store_t *st, store_hot_t *h) {
+bool store__journal_lock(store_sq_t *st, store_hot_t *h) {
     uint64_t t0 = clock_mono_ms();
     bool said = false;
     for (;;) {

@@ -158,12 +158,12 @@ static const char *const wsql[W_COUNT] = {
                       "(file,gen,end_off,end_idx,in_use) VALUES(?1,?2,?3,0,?4)",
 };
 
-sqlite3_stmt *store__w(store_t *st, enum wstmt id) {
+sqlite3_stmt *store__w(store_sq_t *st, enum wstmt id) {
     return store__stmt(st->db, &st->st[id], wsql[id]);
 }
 
 /* Steps a write statement to its end; 0 or a store error. */
-int store__step(store_t *st, sqlite3_stmt *s) {
+int store__step(store_sq_t *st, sqlite3_stmt *s) {
     if (!s) return STORE_E_IO;
     int rc = sqlite3_step(s);
     if (rc == SQLITE_DONE || rc == SQLITE_ROW) {
@@ -182,7 +182,7 @@ static void bind_text(sqlite3_stmt *s, int i, const char *v) {
         sqlite3_bind_null(s, i);
 }
 
-static int idem_check(store_t *st, store_req_t *req, int64_t now) {
+static int idem_check(store_sq_t *st, store_req_t *req, int64_t now) {
     const store_msg_t *m = &req->msg;
     sqlite3_stmt *s = store__w(st, W_IDEM_FIND);
     if (!s) return STORE_E_IO;
@@ -208,7 +208,7 @@ static int idem_check(store_t *st, store_req_t *req, int64_t now) {
     return store__step(st, s);
 }
 
-static int msg_insert(store_t *st, const store_req_t *req, int64_t created,
+static int msg_insert(store_sq_t *st, const store_req_t *req, int64_t created,
                       int64_t expires, int64_t n_stored) {
     const store_msg_t *m = &req->msg;
     bool stored = req->op != STORE_OP_ACCEPT;
@@ -244,7 +244,7 @@ static int msg_insert(store_t *st, const store_req_t *req, int64_t created,
 }
 
 /* The devices of a multi-device push, for the sweeper (schema_v3). */
-static int targets_insert(store_t *st, const store_req_t *req) {
+static int targets_insert(store_sq_t *st, const store_req_t *req) {
     sqlite3_stmt *s = store__w(st, W_TARGET_INSERT);
     if (!s) return STORE_E_IO;
     for (uint32_t i = 0; i < req->n_devices; i++) {
@@ -262,8 +262,8 @@ static int targets_insert(store_t *st, const store_req_t *req) {
  * registers new devices builds an ephemeral table for its one result row,
  * which cost more than the read.
  */
-static int next_seq(store_t *st, const char *app, const char *dev, int64_t now,
-                    int64_t *seq, int64_t *acked) {
+static int next_seq(store_sq_t *st, const char *app, const char *dev,
+                    int64_t now, int64_t *seq, int64_t *acked) {
     sqlite3_stmt *s = store__w(st, W_DEV_SEQ);
     if (!s) return STORE_E_IO;
     sqlite3_bind_text(s, 1, app, -1, SQLITE_STATIC);
@@ -298,7 +298,7 @@ static int next_seq(store_t *st, const char *app, const char *dev, int64_t now,
     return rc;
 }
 
-int store__inbox_trim(store_t *st, const char *app, const char *dev,
+int store__inbox_trim(store_sq_t *st, const char *app, const char *dev,
                       int64_t upto, int64_t now) {
     enum wstmt which[2] = {W_TRIM_COUNT, W_TRIM_DEL};
     for (int i = 0; i < 2; i++) {
@@ -317,8 +317,9 @@ int store__inbox_trim(store_t *st, const char *app, const char *dev,
 
 /* Appends to one device's inbox; *seq gets the device's new sequence.
  * Past inbox_max unacked seqs, the oldest rows go first. */
-static int inbox_append_one(store_t *st, const store_msg_t *m, const char *dev,
-                            int64_t now, int64_t expires, int64_t *seq) {
+static int inbox_append_one(store_sq_t *st, const store_msg_t *m,
+                            const char *dev, int64_t now, int64_t expires,
+                            int64_t *seq) {
     int64_t acked;
     int rc = next_seq(st, m->app, dev, now, seq, &acked);
     if (rc < 0) return rc;
@@ -347,7 +348,7 @@ static int inbox_append_one(store_t *st, const store_msg_t *m, const char *dev,
     return store__step(st, s);
 }
 
-static int bcast_append(store_t *st, store_req_t *req, int64_t expires) {
+static int bcast_append(store_sq_t *st, store_req_t *req, int64_t expires) {
     sqlite3_stmt *s = store__w(st, W_BHEAD_BUMP);
     if (!s) return STORE_E_IO;
     sqlite3_bind_text(s, 1, req->msg.app, -1, SQLITE_STATIC);
@@ -385,7 +386,7 @@ static int validate_msg(const store_req_t *req) {
 
 /* ACCEPT, INBOX_APPEND and BCAST_APPEND: one message row (the status and
  * idempotency record), then the timeline rows. */
-static int op_message(store_t *st, store_req_t *req, int64_t now) {
+static int op_message(store_sq_t *st, store_req_t *req, int64_t now) {
     int rc = validate_msg(req);
     if (rc < 0) return rc;
     const store_msg_t *m = &req->msg;
@@ -414,7 +415,7 @@ struct devrow {
 };
 
 /* 1 found, 0 unknown device, <0 error. */
-static int dev_get(store_t *st, const char *app, const char *dev,
+static int dev_get(store_sq_t *st, const char *app, const char *dev,
                    struct devrow *d) {
     sqlite3_stmt *s = store__w(st, W_DEV_GET);
     if (!s) return STORE_E_IO;
@@ -433,7 +434,7 @@ static int dev_get(store_t *st, const char *app, const char *dev,
     return rc;
 }
 
-static int bcast_head(store_t *st, const char *app, int64_t *head) {
+static int bcast_head(store_sq_t *st, const char *app, int64_t *head) {
     sqlite3_stmt *s = store__w(st, W_BHEAD_GET);
     if (!s) return STORE_E_IO;
     sqlite3_bind_text(s, 1, app, -1, SQLITE_STATIC);
@@ -448,7 +449,7 @@ static int bcast_head(store_t *st, const char *app, int64_t *head) {
 
 /* Counts an ack for every message of timeline rows (lo, hi] (inbox rows
  * of dev, or the app's broadcast rows), via sel. */
-static int ack_count(store_t *st, enum wstmt sel, const char *app,
+static int ack_count(store_sq_t *st, enum wstmt sel, const char *app,
                      const char *dev, int64_t lo, int64_t hi, int64_t now) {
     sqlite3_stmt *s = store__w(st, sel);
     if (!s) return STORE_E_IO;
@@ -490,7 +491,7 @@ static int ack_count(store_t *st, enum wstmt sel, const char *app,
  * payload for the other targets); acks are counted into the messages'
  * status here, so the push service does not record ACKED itself.
  */
-static int op_ack(store_t *st, store_req_t *req, int64_t now) {
+static int op_ack(store_sq_t *st, store_req_t *req, int64_t now) {
     const char *app = req->msg.app, *dev = req->device;
     if (!store__name_ok(app) || !dev || !*dev) return STORE_E_INVALID;
     struct devrow d;
@@ -533,7 +534,7 @@ static int op_ack(store_t *st, store_req_t *req, int64_t now) {
     return store__step(st, s);
 }
 
-static int op_device_seen(store_t *st, store_req_t *req, int64_t now) {
+static int op_device_seen(store_sq_t *st, store_req_t *req, int64_t now) {
     const char *app = req->msg.app, *dev = req->device;
     if (!store__name_ok(app) || !dev || !*dev) return STORE_E_INVALID;
     struct devrow d;
@@ -558,7 +559,7 @@ static int op_device_seen(store_t *st, store_req_t *req, int64_t now) {
     return rc;
 }
 
-static int op_status(store_t *st, store_req_t *req, int64_t now) {
+static int op_status(store_sq_t *st, store_req_t *req, int64_t now) {
     if (!store__name_ok(req->msg.msg_id)) return STORE_E_INVALID;
     for (int ev = 0; ev < STORE_EV_COUNT; ev++)
         if (req->counts[ev] < 0) return STORE_E_INVALID;
@@ -573,7 +574,7 @@ static int op_status(store_t *st, store_req_t *req, int64_t now) {
     return rc;
 }
 
-int store__op_run(store_t *st, store_req_t *req, int64_t now) {
+int store__op_run(store_sq_t *st, store_req_t *req, int64_t now) {
     switch (req->op) {
     case STORE_OP_ACCEPT:
     case STORE_OP_INBOX_APPEND:

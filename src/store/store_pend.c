@@ -44,14 +44,14 @@ struct store_pend {
     uint64_t next_due;       /* earliest due of the held ones (a bound) */
     store_pend_ent_t *taken; /* by acks of the open transaction */
     uint32_t ntaken;
-    long lost;               /* counts a full table dropped */
+    long lost; /* counts a full table dropped */
 };
 
 static uint32_t hash_id(const char *s) {
     return core_fnv1a(CORE_FNV1A_INIT, s, strlen(s));
 }
 
-int store__pend_init(store_t *st) {
+int store__pend_init(store_sq_t *st) {
     store_pend_t *p = calloc(1, sizeof *p);
     if (!p) return STORE_E_NOMEM;
     p->ent = calloc(PEND_CAP, sizeof *p->ent);
@@ -67,7 +67,7 @@ int store__pend_init(store_t *st) {
     return 0;
 }
 
-void store__pend_free(store_t *st) {
+void store__pend_free(store_sq_t *st) {
     if (!st->pend) return;
     pthread_mutex_destroy(&st->pend->mu);
     free(st->pend->ent);
@@ -122,8 +122,8 @@ static bool put(store_pend_t *p, const store_pend_ent_t *v) {
     return true;
 }
 
-static bool count(store_t *st, const char *id, const int64_t n[STORE_EV_COUNT],
-                  int64_t now) {
+static bool count(store_sq_t *st, const char *id,
+                  const int64_t n[STORE_EV_COUNT], int64_t now) {
     store_pend_t *p = st->pend;
     if (!p || !store__name_ok(id) || strlen(id) >= sizeof p->ent->id)
         return false;
@@ -140,7 +140,7 @@ static bool count(store_t *st, const char *id, const int64_t n[STORE_EV_COUNT],
     return ok;
 }
 
-void store_count(store_t *st, const char *msg_id, int event, long n) {
+void store_sq_count(store_sq_t *st, const char *msg_id, int event, long n) {
     static log_limit_t lim = LOG_LIMIT_INIT(10000);
     if (!st || event < 0 || event >= STORE_EV_COUNT || n <= 0) return;
     int64_t v[STORE_EV_COUNT] = {0};
@@ -150,7 +150,7 @@ void store_count(store_t *st, const char *msg_id, int event, long n) {
                     "msg=%s", msg_id ? msg_id : "");
 }
 
-bool store__pend_put(store_t *st, const store_req_t *req, int64_t now) {
+bool store__pend_put(store_sq_t *st, const store_req_t *req, int64_t now) {
     bool any = false;
     for (int ev = 0; ev < STORE_EV_COUNT; ev++) {
         if (req->counts[ev] < 0) return false;
@@ -161,7 +161,7 @@ bool store__pend_put(store_t *st, const store_req_t *req, int64_t now) {
     return any && count(st, req->msg.msg_id, req->counts, now);
 }
 
-bool store__pend_hold(store_t *st, const char *msg_id, long routed,
+bool store__pend_hold(store_sq_t *st, const char *msg_id, long routed,
                       long written, int64_t now) {
     int64_t v[STORE_EV_COUNT] = {0};
     v[STORE_EV_ROUTED] = routed;
@@ -169,7 +169,7 @@ bool store__pend_hold(store_t *st, const char *msg_id, long routed,
     return routed >= 0 && written >= 0 && count(st, msg_id, v, now);
 }
 
-bool store__pend_take(store_t *st, const char *id, store_pend_ent_t *out) {
+bool store__pend_take(store_sq_t *st, const char *id, store_pend_ent_t *out) {
     store_pend_t *p = st->pend;
     if (!p || !id || strlen(id) >= sizeof p->ent->id) return false;
     bool took = false;
@@ -187,7 +187,7 @@ bool store__pend_take(store_t *st, const char *id, store_pend_ent_t *out) {
     return took;
 }
 
-void store__pend_settle(store_t *st, bool committed) {
+void store__pend_settle(store_sq_t *st, bool committed) {
     store_pend_t *p = st->pend;
     if (!p) return;
     pthread_mutex_lock(&p->mu);
@@ -199,7 +199,7 @@ void store__pend_settle(store_t *st, bool committed) {
 
 /* One entry on its own (W_STATUS with its own time); false when its
  * message row is not there. */
-static int write_one(store_t *st, const store_pend_ent_t *e, bool *found) {
+static int write_one(store_sq_t *st, const store_pend_ent_t *e, bool *found) {
     sqlite3_stmt *s = store__w(st, W_STATUS);
     if (!s) return STORE_E_IO;
     sqlite3_bind_text(s, 1, e->id, -1, SQLITE_STATIC);
@@ -211,7 +211,7 @@ static int write_one(store_t *st, const store_pend_ent_t *e, bool *found) {
     return rc;
 }
 
-uint64_t store__pend_next_due(store_t *st) {
+uint64_t store__pend_next_due(store_sq_t *st) {
     store_pend_t *p = st->pend;
     if (!p) return 0;
     pthread_mutex_lock(&p->mu);
@@ -228,7 +228,7 @@ uint64_t store__pend_next_due(store_t *st) {
  * waited KEEP_MS (or all: the store is closing); a failed transaction
  * puts them all back for the next try.
  */
-long store__pend_flush(store_t *st, bool all) {
+long store__pend_flush(store_sq_t *st, bool all) {
     store_pend_t *p = st->pend;
     if (!p) return 0;
     uint64_t now = clock_mono_ms();

@@ -1,5 +1,5 @@
 /*
- * Reads: one connection per store_reader_t, used by one thread, beside the
+ * Reads: one connection per store_sq_reader_t, used by one thread, beside the
  * writer (WAL).  Timeline fetches join the inbox/broadcast rows to the
  * messages table, where each payload is stored once.
  */
@@ -53,12 +53,12 @@ static const char *const rsql[R_COUNT] = {
                        " WHERE before_s>=?1",
 };
 
-static sqlite3_stmt *rstmt(store_reader_t *r, enum rstmt id) {
+static sqlite3_stmt *rstmt(store_sq_reader_t *r, enum rstmt id) {
     return store__stmt(r->db, &r->stmts[id], rsql[id]);
 }
 
-int store_reader_new(store_t *st, store_reader_t **out) {
-    store_reader_t *r = calloc(1, sizeof *r);
+int store_sq_reader_new(store_sq_t *st, store_sq_reader_t **out) {
+    store_sq_reader_t *r = calloc(1, sizeof *r);
     if (!r) return STORE_E_NOMEM;
     r->st = st;
     int rc =
@@ -71,27 +71,11 @@ int store_reader_new(store_t *st, store_reader_t **out) {
     return 0;
 }
 
-void store_reader_free(store_reader_t *r) {
+void store_sq_reader_free(store_sq_reader_t *r) {
     if (!r) return;
     for (int i = 0; i < R_COUNT; i++) sqlite3_finalize(r->stmts[i]);
     sqlite3_close(r->db);
     free(r);
-}
-
-/* The rows' own strings and payloads, not the array. */
-static void rows_free_items(store_rows_t *rows) {
-    for (uint32_t i = 0; i < rows->n; i++) {
-        free(rows->rows[i].msg_id);
-        free(rows->rows[i].payload);
-        free(rows->rows[i].collapse_key);
-    }
-}
-
-void store_rows_free(store_rows_t *rows) {
-    if (!rows) return;
-    rows_free_items(rows);
-    free(rows->rows);
-    memset(rows, 0, sizeof *rows);
 }
 
 static char *col_strdup(sqlite3_stmt *s, int i) {
@@ -122,7 +106,7 @@ static int row_fill(sqlite3_stmt *s, int timeline, store_row_t *row) {
 }
 
 /* Steps a bound fetch statement that was asked for limit+1 rows. */
-static int rows_collect(store_reader_t *r, sqlite3_stmt *s, int timeline,
+static int rows_collect(store_sq_reader_t *r, sqlite3_stmt *s, int timeline,
                         uint32_t limit, store_rows_t *out) {
     memset(out, 0, sizeof *out);
     int rc;
@@ -163,7 +147,7 @@ static int rows_merge(store_rows_t *a, store_rows_t *b, uint32_t limit) {
             x = &a->rows[i++];
             if (j < b->n && b->rows[j].seq == x->seq) { /* folded between */
                 store_rows_t one = {&b->rows[j++], 1, false};
-                rows_free_items(&one);
+                store_rows_free_items(&one);
             }
         } else {
             x = &b->rows[j++];
@@ -180,7 +164,7 @@ static int rows_merge(store_rows_t *a, store_rows_t *b, uint32_t limit) {
     a->n = n;
     if (n > limit) {
         store_rows_t tail = {m + limit, n - limit, false};
-        rows_free_items(&tail);
+        store_rows_free_items(&tail);
         a->n = limit;
         more = true;
     }
@@ -190,9 +174,9 @@ static int rows_merge(store_rows_t *a, store_rows_t *b, uint32_t limit) {
 
 /* SQLite's rows and the hot inbox's (store_hot.c), hot ones copied first:
  * one folded in between is then in both (taken once), never in neither. */
-int store_inbox_fetch(store_reader_t *r, const char *app, const char *device,
-                      int64_t after, uint32_t limit, int64_t now_ms,
-                      store_rows_t *out) {
+int store_sq_inbox_fetch(store_sq_reader_t *r, const char *app,
+                         const char *device, int64_t after, uint32_t limit,
+                         int64_t now_ms, store_rows_t *out) {
     store_rows_t hot = {0};
     memset(out, 0, sizeof *out);
     int64_t dropped_to = 0;
@@ -219,8 +203,8 @@ int store_inbox_fetch(store_reader_t *r, const char *app, const char *device,
     return rc;
 }
 
-int store_bcast_fetch(store_reader_t *r, const char *app, int64_t after,
-                      uint32_t limit, int64_t now_ms, store_rows_t *out) {
+int store_sq_bcast_fetch(store_sq_reader_t *r, const char *app, int64_t after,
+                         uint32_t limit, int64_t now_ms, store_rows_t *out) {
     sqlite3_stmt *s = rstmt(r, R_BCAST_FETCH);
     if (!s) return STORE_E_IO;
     sqlite3_bind_text(s, 1, app, -1, SQLITE_STATIC);
@@ -233,15 +217,15 @@ int store_bcast_fetch(store_reader_t *r, const char *app, int64_t after,
     return rc;
 }
 
-static int one_count(store_reader_t *r, sqlite3_stmt *s, int64_t *out) {
+static int one_count(store_sq_reader_t *r, sqlite3_stmt *s, int64_t *out) {
     int rc = sqlite3_step(s);
     *out = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
     sqlite3_reset(s);
     return rc == SQLITE_ROW ? 0 : store__sql_err(r->db, rc, "count");
 }
 
-int store_device_info(store_reader_t *r, const char *app, const char *device,
-                      store_device_info_t *out) {
+int store_sq_device_info(store_sq_reader_t *r, const char *app,
+                         const char *device, store_device_info_t *out) {
     memset(out, 0, sizeof *out);
     int brc = store__hot_barrier(r->st);
     if (brc < 0) return brc;
@@ -269,8 +253,8 @@ int store_device_info(store_reader_t *r, const char *app, const char *device,
     return one_count(r, s, &out->inbox_depth);
 }
 
-int store_device_known(store_reader_t *r, const char *app, const char *device,
-                       bool *known) {
+int store_sq_device_known(store_sq_reader_t *r, const char *app,
+                          const char *device, bool *known) {
     sqlite3_stmt *s = rstmt(r, R_DEV_KNOWN);
     if (!s) return STORE_E_IO;
     sqlite3_bind_text(s, 1, app, -1, SQLITE_STATIC);
@@ -283,78 +267,22 @@ int store_device_known(store_reader_t *r, const char *app, const char *device,
                : store__sql_err(r->db, rc, "device known");
 }
 
-int store_ping(store_reader_t *r) {
+int store_sq_ping(store_sq_reader_t *r) {
     sqlite3_stmt *s = rstmt(r, R_PING);
     if (!s) return STORE_E_IO;
     int64_t n;
     return one_count(r, s, &n);
 }
 
-int store_device_count(store_reader_t *r, const char *app, int64_t *out) {
+int store_sq_device_count(store_sq_reader_t *r, const char *app, int64_t *out) {
     sqlite3_stmt *s = rstmt(r, R_DEV_COUNT);
     if (!s) return STORE_E_IO;
     sqlite3_bind_text(s, 1, app, -1, SQLITE_STATIC);
     return one_count(r, s, out);
 }
 
-const char *store_event_name(int ev) {
-    static const char *const names[STORE_EV_COUNT] = {
-        [STORE_EV_ACCEPTED] = "accepted", [STORE_EV_STORED] = "stored",
-        [STORE_EV_ROUTED] = "routed",     [STORE_EV_WRITTEN] = "written",
-        [STORE_EV_ACKED] = "acked",       [STORE_EV_EXPIRED] = "expired",
-        [STORE_EV_DROPPED] = "dropped",
-    };
-    return ev >= 0 && ev < STORE_EV_COUNT ? names[ev] : "unknown";
-}
-
-/* s as a JSON string body: app names and message ids are plain ASCII by
- * their rules, but a record is the store's, so escape what JSON needs. */
-static size_t json_str(char *out, size_t cap, const char *s) {
-    size_t n = 0;
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        const char *esc = c == '"' ? "\\\"" : c == '\\' ? "\\\\" : NULL;
-        char u[8];
-        if (!esc && c < 0x20) {
-            snprintf(u, sizeof u, "\\u%04x", c);
-            esc = u;
-        }
-        size_t k = esc ? strlen(esc) : 1;
-        if (n + k < cap) memcpy(out + n, esc ? esc : (const char *)&c, k);
-        n += k;
-    }
-    return n;
-}
-
-int store_status_format(const char *msg_id, const store_status_t *s, char *out,
-                        size_t cap) {
-    static const char *const kinds[] = {"unknown", "single", "multi", "online",
-                                        "all"};
-    const char *kind = s->kind >= STORE_KIND_SINGLE && s->kind <= STORE_KIND_ALL
-                           ? kinds[s->kind]
-                           : kinds[0];
-    char id[160], app[160];
-    if (json_str(id, sizeof id, msg_id) >= sizeof id ||
-        json_str(app, sizeof app, s->app) >= sizeof app)
-        return -1;
-    id[json_str(id, sizeof id, msg_id)] = 0;
-    app[json_str(app, sizeof app, s->app)] = 0;
-    int n = snprintf(out, cap,
-                     "{\"msgId\":\"%s\",\"app\":\"%s\",\"kind\":\"%s\","
-                     "\"ttl\":%d,\"targets\":%lld,\"timeline\":{",
-                     id, app, kind, (int)s->ttl, (long long)s->targets);
-    for (int e = 0; n >= 0 && (size_t)n < cap && e < STORE_EV_COUNT; e++)
-        n += snprintf(out + n, cap - (size_t)n,
-                      "%s\"%s\":{\"at\":%lld,\"count\":%lld}", e ? "," : "",
-                      store_event_name(e), (long long)s->at_ms[e],
-                      (long long)s->count[e]);
-    if (n >= 0 && (size_t)n < cap)
-        n += snprintf(out + n, cap - (size_t)n, "}}");
-    return n >= 0 && (size_t)n < cap ? n : -1;
-}
-
-int store_status_get(store_reader_t *r, const char *msg_id,
-                     store_status_t *out) {
+int store_sq_status_get(store_sq_reader_t *r, const char *msg_id,
+                        store_status_t *out) {
     memset(out, 0, sizeof *out);
     int brc = store__hot_barrier(r->st);
     if (brc < 0) return brc;
@@ -389,7 +317,7 @@ static void app_fill(sqlite3_stmt *s, store_app_t *a) {
     a->unknown_device = sqlite3_column_int(s, 3);
 }
 
-static int app_one(store_reader_t *r, sqlite3_stmt *s, store_app_t *out) {
+static int app_one(store_sq_reader_t *r, sqlite3_stmt *s, store_app_t *out) {
     int rc = sqlite3_step(s);
     if (rc == SQLITE_ROW) app_fill(s, out);
     sqlite3_reset(s);
@@ -398,14 +326,15 @@ static int app_one(store_reader_t *r, sqlite3_stmt *s, store_app_t *out) {
                              : store__sql_err(r->db, rc, "app");
 }
 
-int store_app_get(store_reader_t *r, const char *name, store_app_t *out) {
+int store_sq_app_get(store_sq_reader_t *r, const char *name, store_app_t *out) {
     sqlite3_stmt *s = rstmt(r, R_APP_GET);
     if (!s) return STORE_E_IO;
     sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
     return app_one(r, s, out);
 }
 
-int store_app_by_key(store_reader_t *r, const char *api_key, store_app_t *out) {
+int store_sq_app_by_key(store_sq_reader_t *r, const char *api_key,
+                        store_app_t *out) {
     if (!api_key || !*api_key) return STORE_E_NOTFOUND;
     char hash[65];
     store__key_hash(api_key, hash);
@@ -415,9 +344,9 @@ int store_app_by_key(store_reader_t *r, const char *api_key, store_app_t *out) {
     return app_one(r, s, out);
 }
 
-int store_app_list(store_reader_t *r,
-                   void (*fn)(void *ctx, const store_app_t *app, int n_keys),
-                   void *ctx) {
+int store_sq_app_list(store_sq_reader_t *r,
+                      void (*fn)(void *ctx, const store_app_t *app, int n_keys),
+                      void *ctx) {
     sqlite3_stmt *s = rstmt(r, R_APP_LIST);
     if (!s) return STORE_E_IO;
     int rc;
@@ -430,10 +359,10 @@ int store_app_list(store_reader_t *r,
     return rc == SQLITE_DONE ? 0 : store__sql_err(r->db, rc, "app list");
 }
 
-int store_revocations(store_reader_t *r, int64_t since_s,
-                      void (*fn)(void *ctx, const char *app, const char *device,
-                                 int64_t before_s),
-                      void *ctx) {
+int store_sq_revocations(store_sq_reader_t *r, int64_t since_s,
+                         void (*fn)(void *ctx, const char *app,
+                                    const char *device, int64_t before_s),
+                         void *ctx) {
     sqlite3_stmt *s = rstmt(r, R_REVOKE_SINCE);
     if (!s) return STORE_E_IO;
     sqlite3_bind_int64(s, 1, since_s);

@@ -19,40 +19,6 @@
 #include "core/clock.h"
 #include "core/log.h"
 
-const char *store_strerror(int err) {
-    switch (err) {
-    case STORE_OK: return "ok";
-    case STORE_DUPLICATE: return "duplicate request";
-    case STORE_E_NOMEM: return "out of memory";
-    case STORE_E_IO: return "storage error";
-    case STORE_E_NOTFOUND: return "not found";
-    case STORE_E_EXISTS: return "already exists";
-    case STORE_E_INVALID: return "invalid argument";
-    case STORE_E_CLOSED: return "store closed";
-    case STORE_E_FULL: return "store queue full";
-    case STORE_E_LOCKED: return "database in use by another herald serve";
-    case STORE_E_NOSPACE: return "disk full";
-    case STORE_E_TIMEOUT: return "store did not answer in time";
-    case STORE_E_JOURNAL: return "hot journal damaged or missing";
-    case STORE_E_PERM:
-        return "store file readable by other users (it holds app secrets):"
-               " chmod 600 it";
-    }
-    return "unknown store error";
-}
-
-void store_config_defaults(store_config_t *c) {
-    memset(c, 0, sizeof *c);
-    c->path = "herald.db";
-    c->max_batch = 4096;
-    c->max_queue = 200000;
-    c->sweep_interval_ms = 1000;
-    c->idem_window_s = 86400;
-    c->synchronous_full = true;
-    c->hot_file_max = 8L << 20;
-    c->inbox_max = 10000;
-}
-
 /* Maps an SQLite failure to a store code, logging SQLite's own words (they
  * name tables and constraints, never values). */
 /* A full disk fails every retry the same way: rate-limited, with a count
@@ -68,13 +34,13 @@ int store__sql_err(sqlite3 *db, int rc, const char *what) {
     return prim == SQLITE_FULL ? STORE_E_NOSPACE : STORE_E_IO;
 }
 
-int store_fault(const store_t *st) {
+int store_sq_fault(const store_sq_t *st) {
     int sql = atomic_load_explicit(&st->fault_sql, memory_order_relaxed);
     return sql ? sql
                : atomic_load_explicit(&st->fault_journal, memory_order_relaxed);
 }
 
-void store__fault_note(store_t *st, _Atomic int *which, int rc) {
+void store__fault_note(store_sq_t *st, _Atomic int *which, int rc) {
     int now = rc == STORE_E_NOSPACE || rc == STORE_E_IO ? rc : 0;
     if (rc < 0 && !now) return; /* not about the disk: no news */
     int was = atomic_exchange_explicit(which, now, memory_order_relaxed);
@@ -158,7 +124,7 @@ fail:
     return rc;
 }
 
-static void store_free_parts(store_t *st) {
+static void store_free_parts(store_sq_t *st) {
     store__ckpt_stop(st);
     store__hot_free(st->hot);
     store__pend_free(st);
@@ -197,13 +163,6 @@ static void config_fill(store_config_t *c, const store_config_t *in) {
  * everyone else (`herald app` beside it).  Group access is the owner's
  * choice (a backup group, say): a warning.
  */
-/* What the last failed store_open on this thread said in words. */
-static _Thread_local char open_why[512];
-
-const char *store_open_error(int rc) {
-    return open_why[0] ? open_why : store_strerror(rc);
-}
-
 /* The directory part of path ("." for a bare name). */
 static void dir_of(const char *path, char *out, size_t cap) {
     const char *slash = strrchr(path, '/');
@@ -222,24 +181,20 @@ static int path_usable(const char *path, int open_errno) {
     dir_of(path, dir, sizeof dir);
     struct stat sb;
     if (stat(dir, &sb) < 0 || !S_ISDIR(sb.st_mode)) {
-        snprintf(open_why, sizeof open_why,
-                 "cannot create %.200s: the folder %.200s %s", path, dir,
-                 errno == ENOENT ? "does not exist" : "is not a folder");
+        store_open_why("cannot create %.200s: the folder %.200s %s", path, dir,
+                       errno == ENOENT ? "does not exist" : "is not a folder");
         return STORE_E_IO;
     }
     if (open_errno != EEXIST) {
-        snprintf(open_why, sizeof open_why, "cannot create %.200s: %s", path,
-                 strerror(open_errno));
+        store_open_why("cannot create %.200s: %s", path, strerror(open_errno));
         return STORE_E_IO;
     }
     if (access(path, R_OK | W_OK) < 0) {
-        snprintf(open_why, sizeof open_why, "cannot write %.200s: %s", path,
-                 strerror(errno));
+        store_open_why("cannot write %.200s: %s", path, strerror(errno));
         return STORE_E_IO;
     }
     if (access(dir, W_OK | X_OK) < 0) { /* SQLite makes -wal/-shm there */
-        snprintf(
-            open_why, sizeof open_why,
+        store_open_why(
             "cannot write in %.200s (the store keeps %.100s-wal there): %s",
             dir, path, strerror(errno));
         return STORE_E_IO;
@@ -281,9 +236,8 @@ static int private_files(const store_config_t *c) {
     return rc;
 }
 
-int store_open(const store_config_t *cfg, store_t **out) {
-    open_why[0] = 0;
-    store_t *st = calloc(1, sizeof *st);
+int store_sq_open(const store_config_t *cfg, store_sq_t **out) {
+    store_sq_t *st = calloc(1, sizeof *st);
     if (!st) return STORE_E_NOMEM;
     config_fill(&st->cfg, cfg);
     st->path = strdup(st->cfg.path);
@@ -325,7 +279,7 @@ int store_open(const store_config_t *cfg, store_t **out) {
     return 0;
 }
 
-void store_close(store_t *st) {
+void store_sq_close(store_sq_t *st) {
     if (!st) return;
     pthread_mutex_lock(&st->mu);
     st->closing = true;
@@ -336,8 +290,8 @@ void store_close(store_t *st) {
     store_free_parts(st);
 }
 
-void store_set_done_hook(store_t *st, void (*fn)(void *ctx, bool begin),
-                         void *ctx) {
+void store_sq_set_done_hook(store_sq_t *st, void (*fn)(void *ctx, bool begin),
+                            void *ctx) {
     st->done_hook_ctx = ctx;
     st->done_hook = fn;
 }
@@ -347,12 +301,12 @@ void store__free_done(store_req_t *req, store_done_t *d) {
     free(req);
 }
 
-void store_set_observer(store_t *st, store_observe_fn fn, void *ctx) {
+void store_sq_set_observer(store_sq_t *st, store_observe_fn fn, void *ctx) {
     atomic_store(&st->obs_ctx, ctx);
     atomic_store(&st->obs_fn, fn);
 }
 
-void store__observe(store_t *st, int obs, uint64_t since_us, bool failed) {
+void store__observe(store_sq_t *st, int obs, uint64_t since_us, bool failed) {
     store_observe_fn fn =
         atomic_load_explicit(&st->obs_fn, memory_order_acquire);
     if (fn)
@@ -363,7 +317,7 @@ void store__observe(store_t *st, int obs, uint64_t since_us, bool failed) {
  * NULL without memory. */
 #define JOB_CHUNK 256
 
-static store_job_t *job_get(store_t *st) {
+static store_job_t *job_get(store_sq_t *st) {
     if (!st->free_jobs) {
         void **chunks = realloc(st->job_chunks,
                                 (size_t)(st->n_chunks + 1) * sizeof *chunks);
@@ -384,7 +338,7 @@ static store_job_t *job_get(store_t *st) {
     return j;
 }
 
-void store__jobs_put(store_t *st, store_job_t **jobs, int n) {
+void store__jobs_put(store_sq_t *st, store_job_t **jobs, int n) {
     for (int i = 0; i < n; i++) {
         jobs[i]->req = NULL;
         jobs[i]->next = st->free_jobs;
@@ -392,7 +346,7 @@ void store__jobs_put(store_t *st, store_job_t **jobs, int n) {
     }
 }
 
-int store_submit(store_t *st, store_req_t *req) {
+int store_sq_submit(store_sq_t *st, store_req_t *req) {
     int rc = 0;
     uint64_t now_us = clock_mono_us();
     pthread_mutex_lock(&st->mu);
@@ -422,54 +376,14 @@ int store_submit(store_t *st, store_req_t *req) {
     return rc;
 }
 
-struct waiter {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    bool done;
-    int rc;
-};
-
-static void wait_done(store_req_t *req, store_done_t *d) {
-    struct waiter *w = req->data;
-    pthread_mutex_lock(&w->mu);
-    w->rc = d->rc;
-    w->done = true;
-    pthread_cond_signal(&w->cv);
-    pthread_mutex_unlock(&w->mu);
-}
-
-/* The caller's done/data are put back afterwards and done is not called:
- * the return value is the result. */
-int store_submit_wait(store_t *st, store_req_t *req) {
-    struct waiter w = {.done = false, .rc = 0};
-    pthread_mutex_init(&w.mu, NULL);
-    pthread_cond_init(&w.cv, NULL);
-    store_done_fn done = req->done;
-    void *data = req->data;
-    req->done = wait_done;
-    req->data = &w;
-    int rc = store_submit(st, req);
-    if (rc == 0) {
-        pthread_mutex_lock(&w.mu);
-        while (!w.done) pthread_cond_wait(&w.cv, &w.mu);
-        pthread_mutex_unlock(&w.mu);
-        rc = w.rc;
-    }
-    req->done = done;
-    req->data = data;
-    pthread_cond_destroy(&w.cv);
-    pthread_mutex_destroy(&w.mu);
-    return rc;
-}
-
-void store_pause(store_t *st, bool paused) {
+void store_sq_pause(store_sq_t *st, bool paused) {
     pthread_mutex_lock(&st->mu);
     st->paused = paused;
     pthread_cond_broadcast(&st->cv);
     pthread_mutex_unlock(&st->mu);
 }
 
-void store_stats(store_t *st, store_stats_t *out) {
+void store_sq_stats(store_sq_t *st, store_stats_t *out) {
     pthread_mutex_lock(&st->mu);
     *out = st->stats;
     out->queue_depth = st->queued;

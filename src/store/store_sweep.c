@@ -26,7 +26,7 @@ struct due {
     int64_t expires_ms, created_ms;
 };
 
-static int step_reset(store_t *st, sqlite3_stmt *s, const char *what) {
+static int step_reset(store_sq_t *st, sqlite3_stmt *s, const char *what) {
     if (!s) return STORE_E_IO;
     int rc = sqlite3_step(s);
     rc = rc == SQLITE_DONE || rc == SQLITE_ROW
@@ -36,7 +36,7 @@ static int step_reset(store_t *st, sqlite3_stmt *s, const char *what) {
     return rc;
 }
 
-static int run_id(store_t *st, enum wstmt id, const char *msg_id) {
+static int run_id(store_sq_t *st, enum wstmt id, const char *msg_id) {
     sqlite3_stmt *s = store__w(st, id);
     if (!s) return STORE_E_IO;
     sqlite3_bind_text(s, 1, msg_id, -1, SQLITE_STATIC);
@@ -44,7 +44,7 @@ static int run_id(store_t *st, enum wstmt id, const char *msg_id) {
 }
 
 /* Deletes dev's inbox rows of d's message, adding them to *n. */
-static int drop_rows(store_t *st, const struct due *d, const char *dev,
+static int drop_rows(store_sq_t *st, const struct due *d, const char *dev,
                      int64_t *n) {
     sqlite3_stmt *s = store__w(st, W_SWEEP_INBOX_DEL);
     if (!s) return STORE_E_IO;
@@ -58,7 +58,7 @@ static int drop_rows(store_t *st, const struct due *d, const char *dev,
 
 /* The message's remaining (unacked) inbox rows, deleted and counted: the
  * single device's, or each listed target's (schema_v3 in store_schema.c). */
-static int drop_inbox(store_t *st, const struct due *d, int64_t *n) {
+static int drop_inbox(store_sq_t *st, const struct due *d, int64_t *n) {
     int rc = d->device ? drop_rows(st, d, d->device, n) : 0;
     if (rc < 0) return rc;
     sqlite3_stmt *s = store__w(st, W_SWEEP_TARGETS);
@@ -77,7 +77,7 @@ static int drop_inbox(store_t *st, const struct due *d, int64_t *n) {
 }
 
 /* Phase 0 of one message; *removed set when the row went too. */
-static int expire_one(store_t *st, const struct due *d, int64_t now,
+static int expire_one(store_sq_t *st, const struct due *d, int64_t now,
                       bool *removed) {
     int64_t n = 0;
     int rc = drop_inbox(st, d, &n);
@@ -101,7 +101,7 @@ static int expire_one(store_t *st, const struct due *d, int64_t now,
 
 /* Collects up to SWEEP_SLICE due messages (copied: the rows change under
  * the cursor otherwise). */
-static int collect_due(store_t *st, int64_t now, struct due *due, int *n) {
+static int collect_due(store_sq_t *st, int64_t now, struct due *due, int *n) {
     sqlite3_stmt *s = store__w(st, W_SWEEP_DUE);
     if (!s) return STORE_E_IO;
     sqlite3_bind_int64(s, 1, now);
@@ -129,7 +129,7 @@ static int collect_due(store_t *st, int64_t now, struct due *due, int *n) {
     return rc == SQLITE_DONE ? 0 : store__sql_err(st->db, rc, "sweep due");
 }
 
-static int sweep_slice(store_t *st, int64_t now, struct due *due, int *n,
+static int sweep_slice(store_sq_t *st, int64_t now, struct due *due, int *n,
                        long *expired) {
     int rc = store__exec(st->db, "BEGIN IMMEDIATE");
     if (rc < 0) return rc;
@@ -155,7 +155,7 @@ static int sweep_slice(store_t *st, int64_t now, struct due *due, int *n,
     return 0;
 }
 
-int store__sweep(store_t *st, int64_t now_ms, long *expired) {
+int store__sweep(store_sq_t *st, int64_t now_ms, long *expired) {
     struct due *due = calloc(SWEEP_SLICE, sizeof *due);
     if (!due) return STORE_E_NOMEM;
     uint64_t t0 = clock_mono_ms();

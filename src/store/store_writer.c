@@ -19,7 +19,7 @@
 #include "core/log.h"
 
 /* One request inside its savepoint; its failure undoes only its rows. */
-static int run_one_savepoint(store_t *st, store_req_t *req, int64_t now,
+static int run_one_savepoint(store_sq_t *st, store_req_t *req, int64_t now,
                              long *rows) {
     int rc = store__step(st, store__w(st, W_SAVEPOINT));
     if (rc < 0) return rc;
@@ -48,7 +48,7 @@ enum { BATCH_REDO = -2 };
  * after changing rows; the caller rolls back and reruns the batch with a
  * savepoint per request.  Returns rows written, -1 if it did not commit.
  */
-static long try_batch(store_t *st, store_job_t **batch, int n, int64_t now,
+static long try_batch(store_sq_t *st, store_job_t **batch, int n, int64_t now,
                       bool savepoints) {
     long rows = 0;
     int rc = store__exec(st->db, "BEGIN IMMEDIATE");
@@ -89,7 +89,7 @@ static bool batch_needs_fsync(store_job_t **batch, int n) {
     return false;
 }
 
-void store__set_sync(store_t *st, bool full) {
+void store__set_sync(store_sq_t *st, bool full) {
     full = full && st->cfg.synchronous_full;
     if (full == st->sync_full_now) return;
     if (store__exec(st->db, full ? "PRAGMA synchronous=FULL"
@@ -100,7 +100,8 @@ void store__set_sync(store_t *st, bool full) {
 /* Status requests that store_pend.c holds for their message's ack leave
  * the batch (to its end, answered 0); the rest keep their order.  Returns
  * how many remain to run. */
-static int hold_status(store_t *st, store_job_t **batch, int n, int64_t now) {
+static int hold_status(store_sq_t *st, store_job_t **batch, int n,
+                       int64_t now) {
     int keep = 0, held = 0;
     store_job_t *later[n > 0 ? n : 1]; /* n <= max_batch: 32 KiB at most */
     for (int i = 0; i < n; i++) {
@@ -116,13 +117,13 @@ static int hold_status(store_t *st, store_job_t **batch, int n, int64_t now) {
     return keep;
 }
 
-static long sql_batch(store_t *st, store_job_t **batch, int n, int64_t now,
+static long sql_batch(store_sq_t *st, store_job_t **batch, int n, int64_t now,
                       long replaced0);
 
 /* Requests the hot inbox does in memory (store_hot.c) leave the batch to
  * its end, their results set; the rest keep their order.  *hot gets how
  * many left.  Returns how many remain for SQL. */
-static int take_hot(store_t *st, store_job_t **batch, int n, int64_t now,
+static int take_hot(store_sq_t *st, store_job_t **batch, int n, int64_t now,
                     int *hot) {
     int keep = 0, took = 0;
     store_job_t *later[n > 0 ? n : 1];
@@ -164,7 +165,7 @@ static bool needs_fold(store_job_t **batch, int n) {
 
 /* Devices an SQL request changed are dropped from the hot cache (their
  * heads are stale); an ack's results update it. */
-static void after_sql(store_t *st, store_job_t **batch, int n) {
+static void after_sql(store_sq_t *st, store_job_t **batch, int n) {
     for (int i = 0; i < n; i++) {
         store_req_t *r = batch[i]->req;
         if (r->op == STORE_OP_INBOX_APPEND)
@@ -183,7 +184,7 @@ static void after_sql(store_t *st, store_job_t **batch, int n) {
  * pushes answered with the error, and then they leave memory with it: a
  * push answered with a failure must never be delivered (a client that
  * retries would get it twice under two ids). */
-static void hot_durable(store_t *st, store_job_t **batch, int from, int n) {
+static void hot_durable(store_sq_t *st, store_job_t **batch, int from, int n) {
     int jrc = store__hot_sync_wait(st);
     if (jrc == 0) return;
     for (int i = from; i < from + n; i++)
@@ -202,7 +203,7 @@ static void hot_durable(store_t *st, store_job_t **batch, int from, int n) {
 /* What a batch's SQL said about the disk: a request or the commit that
  * failed for want of space (or with an I/O error) sets the store's fault;
  * a commit that wrote rows clears it. */
-static void note_disk(store_t *st, store_job_t **batch, int n, long rows) {
+static void note_disk(store_sq_t *st, store_job_t **batch, int n, long rows) {
     for (int i = 0; i < n; i++) {
         int rc = batch[i]->rc;
         if (rc == STORE_E_NOSPACE || rc == STORE_E_IO) {
@@ -220,7 +221,7 @@ struct hot_part {
 
 /* Leaves the hot part's journal write in flight (hot_durable ends it)
  * unless an SQL request needs every hot push folded first. */
-static long run_batch(store_t *st, store_job_t **batch, int n,
+static long run_batch(store_sq_t *st, store_job_t **batch, int n,
                       struct hot_part *hp) {
     int64_t now = (int64_t)clock_wall_ms();
     long replaced0 = st->replaced;
@@ -247,7 +248,7 @@ static long run_batch(store_t *st, store_job_t **batch, int n,
     return rows < 0 ? rows : rows + folded;
 }
 
-static long sql_batch(store_t *st, store_job_t **batch, int n, int64_t now,
+static long sql_batch(store_sq_t *st, store_job_t **batch, int n, int64_t now,
                       long replaced0) {
     store__set_sync(st, batch_needs_fsync(batch, n));
     long rows = try_batch(st, batch, n, now, false);
@@ -295,7 +296,7 @@ static int take_from(store_job_t **head, store_job_t **tail,
 /* Sleeps until work, closing, or the next sweep; returns up to max_batch
  * requests detached from the queues (0 when it is time to sweep or stop):
  * pushes first, then up to LO_PER_BATCH bookkeeping requests. */
-static int take_batch(store_t *st, store_job_t **batch, uint64_t next_sweep,
+static int take_batch(store_sq_t *st, store_job_t **batch, uint64_t next_sweep,
                       bool *stop) {
     int n = 0;
     pthread_mutex_lock(&st->mu);
@@ -347,7 +348,7 @@ static int obs_of(int op) {
 
 /* A stored push's done() delivered it: its counts wait in the held
  * table for its ack (or its fold). */
-static void delivered(store_t *st, const char *msg_id, const store_done_t *d,
+static void delivered(store_sq_t *st, const char *msg_id, const store_done_t *d,
                       int64_t now) {
     if (d->routed <= 0 && d->written <= 0) return;
     if (!store__pend_hold(st, msg_id, d->routed, d->written, now)) {
@@ -359,11 +360,11 @@ static void delivered(store_t *st, const char *msg_id, const store_done_t *d,
         r->counts[STORE_EV_ROUTED] = d->routed;
         r->counts[STORE_EV_WRITTEN] = d->written;
         r->done = store__free_done;
-        if (store_submit(st, r) < 0) free(r);
+        if (store_sq_submit(st, r) < 0) free(r);
     }
 }
 
-static void batch_finish(store_t *st, store_job_t **batch, int n, long rows,
+static void batch_finish(store_sq_t *st, store_job_t **batch, int n, long rows,
                          uint64_t t0_us) {
     double ms = (double)(clock_mono_us() - t0_us) / 1000.0;
     pthread_mutex_lock(&st->mu);
@@ -400,7 +401,7 @@ static void batch_finish(store_t *st, store_job_t **batch, int n, long rows,
     pthread_mutex_unlock(&st->mu);
 }
 
-static void sweep_now(store_t *st) {
+static void sweep_now(store_sq_t *st) {
     long expired = 0;
     uint64_t t0 = clock_mono_us();
     pthread_mutex_lock(&st->db_mu);
@@ -421,11 +422,11 @@ static void sweep_now(store_t *st) {
 #define RETRY_MIN_MS 10
 #define RETRY_MAX_MS 1000
 
-static bool backing_off(const store_t *st) {
+static bool backing_off(const store_sq_t *st) {
     return st->retry_at && clock_mono_ms() < st->retry_at;
 }
 
-static void retry_after(store_t *st, long rc) {
+static void retry_after(store_sq_t *st, long rc) {
     if (rc >= 0) {
         st->retry_at = st->retry_ms = 0;
         return;
@@ -440,7 +441,7 @@ static void retry_after(store_t *st, long rc) {
  * write is in flight (overlap) only the old ones: a reader must not see a
  * push that a crash could still take back.  While backing off, readers
  * get the failure at once instead of a fold that would fail again. */
-static void fold_hot(store_t *st, bool overlap) {
+static void fold_hot(store_sq_t *st, bool overlap) {
     if (!st->hot) return;
     pthread_mutex_lock(&st->mu);
     uint64_t asked = st->fold_asked;
@@ -450,7 +451,7 @@ static void fold_hot(store_t *st, bool overlap) {
     long rows = 0;
     bool tried = false;
     if (backing_off(st)) {
-        int f = store_fault(st);
+        int f = store_sq_fault(st);
         if (all) rows = f ? f : STORE_E_IO;
     } else {
         pthread_mutex_lock(&st->db_mu);
@@ -481,7 +482,7 @@ static void fold_hot(store_t *st, bool overlap) {
     pthread_mutex_unlock(&st->mu);
 }
 
-int store__probe_faults(store_t *st) {
+int store__probe_faults(store_sq_t *st) {
     int rc = 0;
     if (atomic_load(&st->fault_journal)) rc = store__journal_probe(st);
     if (rc == 0 && atomic_load(&st->fault_sql)) {
@@ -497,7 +498,7 @@ int store__probe_faults(store_t *st) {
 }
 
 /* Held status counts whose ack did not come in time, written alone. */
-static void flush_held(store_t *st, bool all) {
+static void flush_held(store_sq_t *st, bool all) {
     if (!store__pend_next_due(st)) return;
     if (!all && (clock_mono_ms() < store__pend_next_due(st) || backing_off(st)))
         return;
@@ -513,7 +514,7 @@ static void flush_held(store_t *st, bool all) {
 }
 
 void *store__writer_main(void *arg) {
-    store_t *st = arg;
+    store_sq_t *st = arg;
     (void)pthread_setname_np(pthread_self(), "herald-store"); /* top -H */
     store_job_t **batch = calloc((size_t)st->cfg.max_batch, sizeof *batch);
     uint64_t next_sweep = clock_mono_ms() + (uint64_t)st->cfg.sweep_interval_ms;
@@ -540,7 +541,7 @@ void *store__writer_main(void *arg) {
         flush_held(st, false);
         /* A fault with no traffic to clear it: try the disk again now and
          * then, so /readyz turns ready when space is back. */
-        if (store_fault(st) && !backing_off(st))
+        if (store_sq_fault(st) && !backing_off(st))
             retry_after(st, store__probe_faults(st));
         if (!stop && clock_mono_ms() >= next_sweep) {
             sweep_now(st);
