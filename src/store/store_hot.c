@@ -381,46 +381,6 @@ void store__hot_acked(store_sq_t *st, store_req_t *req) {
 
 /* ---- folding into SQLite ---------------------------------------------------- */
 
-int store__hot_write_row(store_sq_t *st, const hot_row_t *r, bool inbox) {
-    sqlite3_stmt *s = store__w(st, W_HOT_MSG);
-    if (!s) return STORE_E_IO;
-    sqlite3_bind_text(s, 1, r->msg_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 2, r->app, -1, SQLITE_STATIC);
-    sqlite3_bind_blob(s, 3, r->payload_len ? r->payload : "",
-                      (int)r->payload_len, SQLITE_STATIC);
-    sqlite3_bind_int(s, 4, r->ttl);
-    sqlite3_bind_int(s, 5, r->need_ack);
-    sqlite3_bind_int64(s, 6, r->created);
-    sqlite3_bind_int64(s, 7, r->expires);
-    sqlite3_bind_text(s, 8, r->dev, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 9, r->at_delivered);
-    sqlite3_bind_int64(s, 10, r->routed);
-    sqlite3_bind_int64(s, 11, r->written);
-    sqlite3_bind_int64(s, 12, r->at_acked);
-    sqlite3_bind_int64(s, 13, r->at_acked ? 1 : 0);
-    sqlite3_bind_int64(s, 14, r->at_dropped);
-    int rc = store__step(st, s);
-    if (rc < 0 || !inbox) return rc;
-    if (!(s = store__w(st, W_HOT_INBOX))) return STORE_E_IO;
-    sqlite3_bind_text(s, 1, r->app, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 2, r->dev, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 3, r->seq);
-    sqlite3_bind_text(s, 4, r->msg_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 5, r->expires);
-    return store__step(st, s);
-}
-
-int store__hot_write_dev(store_sq_t *st, const char *app, const char *dev,
-                         int64_t last_seq, int64_t acked) {
-    sqlite3_stmt *s = store__w(st, W_HOT_DEV);
-    if (!s) return STORE_E_IO;
-    sqlite3_bind_text(s, 1, app, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 2, dev, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 3, last_seq);
-    sqlite3_bind_int64(s, 4, acked);
-    return store__step(st, s);
-}
-
 /* The message row with the status the push reached: its ack and drop are
  * here, its delivery counts in store_pend (taken: a rollback puts them
  * back, store__pend_settle). */

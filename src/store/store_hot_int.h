@@ -100,24 +100,6 @@ struct store_hot {
     hot_ent_t *unsynced; /* first push whose record is not on disk */
 };
 
-/* A hot push as SQLite gets it (store_hot.c): from a held entry when it
- * is folded, from a journal record when it is replayed. */
-typedef struct hot_row {
-    const char *msg_id, *app, *dev;
-    const void *payload;
-    uint32_t payload_len;
-    int32_t ttl;
-    bool need_ack;
-    int64_t seq, created, expires;
-    int64_t at_delivered, routed, written, at_acked; /* 0: not yet */
-    int64_t at_dropped;
-} hot_row_t;
-/* Its message row (unless there) and, with inbox, its inbox row. */
-int store__hot_write_row(store_sq_t *st, const hot_row_t *r, bool inbox);
-/* A device's seq head and ack, each only moved forward. */
-int store__hot_write_dev(store_sq_t *st, const char *app, const char *dev,
-                         int64_t last_seq, int64_t acked);
-
 /* store_journal.c */
 /* Appends e's record to this batch's buffer (written by sync_start). */
 int store__journal_add(store_hot_t *h, const hot_ent_t *e);

@@ -1,7 +1,9 @@
 /*
- * store internals shared by the SQLite backend's files (not a public
- * header): the store and reader structs, the statement cache, and the
- * per-connection set-up.  Everything here is prefixed store__.
+ * The SQLite backend's internals, shared by its files (not a public
+ * header): its store and reader structs, the jobs, the statement
+ * tables, and each layer's functions (store_sqlite.c lists the layers).
+ * Calls go down the layers only.  Internal names are prefixed store__,
+ * the backend's entries store_sq_.
  */
 #ifndef HERALD_STORE_INT_H
 #define HERALD_STORE_INT_H
@@ -209,9 +211,15 @@ bool store__pend_take(store_sq_t *st, const char *msg_id,
                       store_pend_ent_t *out);
 /* After a transaction: its takes stand (committed) or are put back. */
 void store__pend_settle(store_sq_t *st, bool committed);
-/* Writes held entries that are due (all: every one) in one transaction;
- * the number written, or -1. */
-long store__pend_flush(store_sq_t *st, bool all);
+/* Takes the due entries (all: every one) out of the table into *out
+ * (malloc'd, the caller frees): how many. */
+uint32_t store__pend_due(store_sq_t *st, bool all, store_pend_ent_t **out);
+/* Puts entries back (their row was not there yet, or the write failed). */
+void store__pend_back(store_sq_t *st, const store_pend_ent_t *e, uint32_t n);
+/* store_ops.c: writes the due entries in one transaction; how many, or an
+ * error. */
+long store__status_flush(store_sq_t *st, bool all);
+#define STORE_PEND_MS 500 /* routed/written wait that long for the ack */
 /* Mono ms the next held entry is due; 0 = none held. */
 uint64_t store__pend_next_due(store_sq_t *st);
 
@@ -284,6 +292,24 @@ static inline bool store__name_ok(const char *s) {
 }
 
 /* store_ops.c (writer thread only) */
+/* A hot push as SQLite gets it (store_hot.c): from a held entry when it
+ * is folded, from a journal record when it is replayed. */
+typedef struct hot_row {
+    const char *msg_id, *app, *dev;
+    const void *payload;
+    uint32_t payload_len;
+    int32_t ttl;
+    bool need_ack;
+    int64_t seq, created, expires;
+    int64_t at_delivered, routed, written, at_acked; /* 0: not yet */
+    int64_t at_dropped;
+} hot_row_t;
+/* Its message row (unless there) and, with inbox, its inbox row. */
+int store__hot_write_row(store_sq_t *st, const hot_row_t *r, bool inbox);
+/* A device's seq head and ack, each only moved forward. */
+int store__hot_write_dev(store_sq_t *st, const char *app, const char *dev,
+                         int64_t last_seq, int64_t acked);
+
 /* Drops app/dev's inbox rows with seq <= upto, counting each message
  * `dropped` (inbox_max). */
 int store__inbox_trim(store_sq_t *st, const char *app, const char *dev,
@@ -294,8 +320,23 @@ int store__step(store_sq_t *st, sqlite3_stmt *s);
 /* Runs one request's statements; 0, STORE_DUPLICATE or a store error. */
 int store__op_run(store_sq_t *st, store_req_t *req, int64_t now);
 
+/* store_read.c: SQLite's rows only (store_view.c merges the hot inbox). */
+int store__read_inbox(store_sq_reader_t *r, const char *app, const char *device,
+                      int64_t after, uint32_t limit, int64_t now_ms,
+                      store_rows_t *out);
+int store__read_device_info(store_sq_reader_t *r, const char *app,
+                            const char *device, store_device_info_t *out);
+int store__read_status(store_sq_reader_t *r, const char *msg_id,
+                       store_status_t *out);
+/* The store a reader reads. */
+store_sq_t *store__reader_store(store_sq_reader_t *r);
+
 /* store_writer.c */
 void *store__writer_main(void *arg);
+/* store_queue.c: sleeps until work, closing, or the next sweep; up to
+ * max_batch jobs detached from the queues (0: time to sweep or stop). */
+int store__take_batch(store_sq_t *st, store_job_t **batch, uint64_t next_sweep,
+                      bool *stop);
 /* A done() that frees the request it is given (store-made requests). */
 void store__free_done(store_req_t *req, store_done_t *d);
 /* Gives jobs back to the free list (under st->mu). */

@@ -12,7 +12,10 @@
 #include "store/store_int.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "core/clock.h"
 
 /* Event ev's count is parameter ?n; its first time is set only by a
  * positive count. */
@@ -91,15 +94,14 @@ static const char *const wsql[W_COUNT] = {
                        "written", "4", "5") " WHERE msg_id=?1",
     [W_ACK_SET] = "UPDATE devices SET inbox_acked=?3, bcast_cursor=?4"
                   " WHERE app=?1 AND device=?2",
-    /* ?3.. follow enum store_event */
-    [W_STATUS] = "UPDATE messages SET" STATUS_COLS("accepted", "3") "," STATUS_COLS("stored", "4") "," STATUS_COLS(
-        "routed",
-        "5") "," STATUS_COLS("written",
-                             "6") "," STATUS_COLS("acked",
-                                                  "7") "," STATUS_COLS("expire"
-                                                                       "d",
-                                                                       "8") "," STATUS_COLS("dropped",
-                                                                                            "9") " WHERE msg_id=?1",
+    /* ?3.. follow enum store_event, one pair of columns each */
+    /* clang-format off */
+    [W_STATUS] = "UPDATE messages SET"
+        STATUS_COLS("accepted", "3") "," STATUS_COLS("stored", "4") ","
+        STATUS_COLS("routed", "5") "," STATUS_COLS("written", "6") ","
+        STATUS_COLS("acked", "7") "," STATUS_COLS("expired", "8") ","
+        STATUS_COLS("dropped", "9") " WHERE msg_id=?1",
+    /* clang-format on */
     [W_SWEEP_DUE] = "SELECT msg_id, phase, expires_ms, created_ms, app,"
                     " device FROM messages WHERE sweep_at<=?1"
                     " ORDER BY sweep_at LIMIT ?2",
@@ -584,4 +586,100 @@ int store__op_run(store_sq_t *st, store_req_t *req, int64_t now) {
     case STORE_OP_STATUS: return op_status(st, req, now);
     }
     return STORE_E_INVALID;
+}
+
+/* ---- a hot push's rows (store_hot.c folds, store_journal.c replays) ---- */
+
+int store__hot_write_row(store_sq_t *st, const hot_row_t *r, bool inbox) {
+    sqlite3_stmt *s = store__w(st, W_HOT_MSG);
+    if (!s) return STORE_E_IO;
+    sqlite3_bind_text(s, 1, r->msg_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, r->app, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(s, 3, r->payload_len ? r->payload : "",
+                      (int)r->payload_len, SQLITE_STATIC);
+    sqlite3_bind_int(s, 4, r->ttl);
+    sqlite3_bind_int(s, 5, r->need_ack);
+    sqlite3_bind_int64(s, 6, r->created);
+    sqlite3_bind_int64(s, 7, r->expires);
+    sqlite3_bind_text(s, 8, r->dev, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 9, r->at_delivered);
+    sqlite3_bind_int64(s, 10, r->routed);
+    sqlite3_bind_int64(s, 11, r->written);
+    sqlite3_bind_int64(s, 12, r->at_acked);
+    sqlite3_bind_int64(s, 13, r->at_acked ? 1 : 0);
+    sqlite3_bind_int64(s, 14, r->at_dropped);
+    int rc = store__step(st, s);
+    if (rc < 0 || !inbox) return rc;
+    if (!(s = store__w(st, W_HOT_INBOX))) return STORE_E_IO;
+    sqlite3_bind_text(s, 1, r->app, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, r->dev, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, r->seq);
+    sqlite3_bind_text(s, 4, r->msg_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 5, r->expires);
+    return store__step(st, s);
+}
+
+int store__hot_write_dev(store_sq_t *st, const char *app, const char *dev,
+                         int64_t last_seq, int64_t acked) {
+    sqlite3_stmt *s = store__w(st, W_HOT_DEV);
+    if (!s) return STORE_E_IO;
+    sqlite3_bind_text(s, 1, app, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, dev, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, last_seq);
+    sqlite3_bind_int64(s, 4, acked);
+    return store__step(st, s);
+}
+
+/* ---- status counts that are due (store_pend.c holds them) -------------- */
+
+/* One entry on its own (W_STATUS with its own time); *found: its message
+ * row was there. */
+static int status_write(store_sq_t *st, const store_pend_ent_t *e,
+                        bool *found) {
+    sqlite3_stmt *s = store__w(st, W_STATUS);
+    if (!s) return STORE_E_IO;
+    sqlite3_bind_text(s, 1, e->id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, e->at);
+    for (int ev = 0; ev < STORE_EV_COUNT; ev++)
+        sqlite3_bind_int64(s, 3 + ev, e->n[ev]);
+    int rc = store__step(st, s);
+    *found = rc == 0 && sqlite3_changes(st->db) > 0;
+    return rc;
+}
+
+/*
+ * Writes the due entries (all: every one) in one transaction.  They leave
+ * the table first (store__pend_due), so a counting thread never waits for
+ * SQL.  An entry whose message row is not there yet goes back, unless it
+ * has waited long enough (or all: the store is closing); a failed
+ * transaction puts them all back for the next try.
+ */
+long store__status_flush(store_sq_t *st, bool all) {
+    store_pend_ent_t *due;
+    uint32_t n = store__pend_due(st, all, &due);
+    if (!n) {
+        free(due);
+        return 0;
+    }
+    uint64_t now = clock_mono_ms();
+    store__set_sync(st, false); /* status records: no fsync */
+    int rc = store__exec(st->db, "BEGIN IMMEDIATE");
+    uint32_t back = 0; /* the entries to put back, moved to due[0..back) */
+    for (uint32_t i = 0; rc == 0 && i < n; i++) {
+        bool found = true;
+        rc = status_write(st, &due[i], &found);
+        if (rc == 0 && !found && !all && now < due[i].until) {
+            due[i].due = now + STORE_PEND_MS; /* its row is yet to come */
+            due[back++] = due[i];
+        }
+    }
+    if (rc == 0) rc = store__exec(st->db, "COMMIT");
+    if (rc < 0) {
+        if (!sqlite3_get_autocommit(st->db))
+            (void)store__exec(st->db, "ROLLBACK");
+        back = n; /* nothing was written: all of them again */
+    }
+    store__pend_back(st, due, back);
+    free(due);
+    return rc < 0 ? rc : (long)(n - back);
 }

@@ -12,8 +12,8 @@
  * the hot inbox's fold writes them with the message row it inserts
  * (store_hot.c): one B-tree search and row rewrite less per acked push.
  *
- * Any thread may count (store_count); the writer takes, flushes and
- * settles.  A mutex guards the table: counts come in bursts per
+ * Any thread may count (store_count); the writer takes and settles, and
+ * store_ops.c writes what is due (store__status_flush).  A mutex guards the table: counts come in bursts per
  * broadcast or sync page, and the writer holds it only for a lookup.
  *
  * Counts are as durable as status records are (not fsynced: a crash may
@@ -31,10 +31,10 @@
 #include "core/hash.h"
 #include "core/log.h"
 
-#define PEND_CAP 32768u /* power of two; held at most 3/4 of it */
-#define PEND_MS 500     /* routed/written only: room for the ack */
-#define COUNT_MS 100    /* anything else: a window, as the push service's */
-#define KEEP_MS 10000   /* a message row not there yet: tried until then */
+#define PEND_CAP 32768u       /* power of two; held at most 3/4 of it */
+#define PEND_MS STORE_PEND_MS /* routed/written only: room for the ack */
+#define COUNT_MS 100  /* anything else: a window, as the push service's */
+#define KEEP_MS 10000 /* a message row not there yet: tried until then */
 #define TAKEN_MAX 4096
 
 struct store_pend {
@@ -197,20 +197,6 @@ void store__pend_settle(store_sq_t *st, bool committed) {
     pthread_mutex_unlock(&p->mu);
 }
 
-/* One entry on its own (W_STATUS with its own time); false when its
- * message row is not there. */
-static int write_one(store_sq_t *st, const store_pend_ent_t *e, bool *found) {
-    sqlite3_stmt *s = store__w(st, W_STATUS);
-    if (!s) return STORE_E_IO;
-    sqlite3_bind_text(s, 1, e->id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 2, e->at);
-    for (int ev = 0; ev < STORE_EV_COUNT; ev++)
-        sqlite3_bind_int64(s, 3 + ev, e->n[ev]);
-    int rc = store__step(st, s);
-    *found = rc == 0 && sqlite3_changes(st->db) > 0;
-    return rc;
-}
-
 uint64_t store__pend_next_due(store_sq_t *st) {
     store_pend_t *p = st->pend;
     if (!p) return 0;
@@ -220,16 +206,9 @@ uint64_t store__pend_next_due(store_sq_t *st) {
     return due;
 }
 
-/*
- * Writes the due entries (all: every one) in one transaction.  They leave
- * the table under the lock and are written outside it, so a counting
- * thread (a gateway worker's ack, the API thread) never waits for SQL.
- * An entry whose message row is not there yet goes back, unless it has
- * waited KEEP_MS (or all: the store is closing); a failed transaction
- * puts them all back for the next try.
- */
-long store__pend_flush(store_sq_t *st, bool all) {
+uint32_t store__pend_due(store_sq_t *st, bool all, store_pend_ent_t **out) {
     store_pend_t *p = st->pend;
+    *out = NULL;
     if (!p) return 0;
     uint64_t now = clock_mono_ms();
     pthread_mutex_lock(&p->mu);
@@ -250,30 +229,17 @@ long store__pend_flush(store_sq_t *st, bool all) {
         due[n++] = *e;
         erase(p, e); /* slot i now holds a later entry: recheck */
     }
-    p->next_due = due ? next : p->next_due;
+    if (due) p->next_due = next;
     pthread_mutex_unlock(&p->mu);
-    if (!due) return STORE_E_NOMEM;
-    store__set_sync(st, false); /* status records: no fsync */
-    int rc = store__exec(st->db, "BEGIN IMMEDIATE");
-    uint32_t back = 0; /* the entries to put back, moved to due[0..back) */
-    for (uint32_t i = 0; rc == 0 && i < n; i++) {
-        bool found = true;
-        rc = write_one(st, &due[i], &found);
-        if (rc == 0 && !found && !all && now < due[i].until) {
-            due[i].due = now + PEND_MS; /* its row is yet to come */
-            due[back++] = due[i];
-        }
-    }
-    if (rc == 0) rc = store__exec(st->db, "COMMIT");
-    if (rc < 0) {
-        if (!sqlite3_get_autocommit(st->db))
-            (void)store__exec(st->db, "ROLLBACK");
-        back = n; /* nothing was written: all of them again */
-    }
+    *out = due;
+    return n;
+}
+
+void store__pend_back(store_sq_t *st, const store_pend_ent_t *e, uint32_t n) {
+    store_pend_t *p = st->pend;
+    if (!p) return;
     pthread_mutex_lock(&p->mu);
-    for (uint32_t i = 0; i < back; i++)
-        if (!put(p, &due[i])) p->lost++;
+    for (uint32_t i = 0; i < n; i++)
+        if (!put(p, &e[i])) p->lost++;
     pthread_mutex_unlock(&p->mu);
-    free(due);
-    return rc < 0 ? rc : (long)(n - back);
 }

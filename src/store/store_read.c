@@ -1,7 +1,9 @@
 /*
- * Reads: one connection per store_sq_reader_t, used by one thread, beside the
- * writer (WAL).  Timeline fetches join the inbox/broadcast rows to the
- * messages table, where each payload is stored once.
+ * Reads of SQLite: one connection per store_sq_reader_t, used by one
+ * thread, beside the writer (WAL).  Timeline fetches join the
+ * inbox/broadcast rows to the messages table, where each payload is
+ * stored once.  What the hot inbox holds is merged in above, by
+ * store_view.c.
  */
 #include "store/store_int.h"
 
@@ -71,6 +73,8 @@ int store_sq_reader_new(store_sq_t *st, store_sq_reader_t **out) {
     return 0;
 }
 
+store_sq_t *store__reader_store(store_sq_reader_t *r) { return r->st; }
+
 void store_sq_reader_free(store_sq_reader_t *r) {
     if (!r) return;
     for (int i = 0; i < R_COUNT; i++) sqlite3_finalize(r->stmts[i]);
@@ -134,73 +138,19 @@ static int rows_collect(store_sq_reader_t *r, sqlite3_stmt *s, int timeline,
     return 0;
 }
 
-/* Rows of a and b (each by seq) in one list by seq, a row in both taken
- * once, at most limit; b's rows are moved or freed, a becomes the result. */
-static int rows_merge(store_rows_t *a, store_rows_t *b, uint32_t limit) {
-    if (!b->n) return 0;
-    store_row_t *m = calloc((size_t)a->n + b->n, sizeof *m);
-    if (!m) return STORE_E_NOMEM;
-    uint32_t i = 0, j = 0, n = 0;
-    while (i < a->n || j < b->n) {
-        store_row_t *x;
-        if (j == b->n || (i < a->n && a->rows[i].seq <= b->rows[j].seq)) {
-            x = &a->rows[i++];
-            if (j < b->n && b->rows[j].seq == x->seq) { /* folded between */
-                store_rows_t one = {&b->rows[j++], 1, false};
-                store_rows_free_items(&one);
-            }
-        } else {
-            x = &b->rows[j++];
-        }
-        m[n++] = *x;
-        memset(x, 0, sizeof *x);
-    }
-    bool more = a->more || b->more;
-    free(b->rows);
-    b->rows = NULL;
-    b->n = 0;
-    free(a->rows);
-    a->rows = m;
-    a->n = n;
-    if (n > limit) {
-        store_rows_t tail = {m + limit, n - limit, false};
-        store_rows_free_items(&tail);
-        a->n = limit;
-        more = true;
-    }
-    a->more = more;
-    return 0;
-}
-
-/* SQLite's rows and the hot inbox's (store_hot.c), hot ones copied first:
- * one folded in between is then in both (taken once), never in neither. */
-int store_sq_inbox_fetch(store_sq_reader_t *r, const char *app,
-                         const char *device, int64_t after, uint32_t limit,
-                         int64_t now_ms, store_rows_t *out) {
-    store_rows_t hot = {0};
+/* SQLite's inbox rows only (store_view.c adds the hot inbox's). */
+int store__read_inbox(store_sq_reader_t *r, const char *app, const char *device,
+                      int64_t after, uint32_t limit, int64_t now_ms,
+                      store_rows_t *out) {
     memset(out, 0, sizeof *out);
-    int64_t dropped_to = 0;
-    int rc = store__hot_fetch(r->st, app, device, after, limit, now_ms, &hot,
-                              &dropped_to);
-    if (rc < 0) return rc;
-    if (after < dropped_to) after = dropped_to; /* not trimmed yet */
     sqlite3_stmt *s = rstmt(r, R_INBOX_FETCH);
-    if (!s) {
-        store_rows_free(&hot);
-        return STORE_E_IO;
-    }
+    if (!s) return STORE_E_IO;
     sqlite3_bind_text(s, 1, app, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 2, device, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 3, after);
     sqlite3_bind_int64(s, 4, now_ms);
     sqlite3_bind_int64(s, 5, (int64_t)limit + 1);
-    uint64_t t0 = clock_mono_us();
-    rc = rows_collect(r, s, 0, limit, out);
-    if (rc == 0 && (rc = rows_merge(out, &hot, limit)) < 0)
-        store_rows_free(out);
-    store_rows_free(&hot);
-    store__observe(r->st, STORE_OBS_FETCH, t0, rc < 0);
-    return rc;
+    return rows_collect(r, s, 0, limit, out);
 }
 
 int store_sq_bcast_fetch(store_sq_reader_t *r, const char *app, int64_t after,
@@ -224,11 +174,9 @@ static int one_count(store_sq_reader_t *r, sqlite3_stmt *s, int64_t *out) {
     return rc == SQLITE_ROW ? 0 : store__sql_err(r->db, rc, "count");
 }
 
-int store_sq_device_info(store_sq_reader_t *r, const char *app,
-                         const char *device, store_device_info_t *out) {
+int store__read_device_info(store_sq_reader_t *r, const char *app,
+                            const char *device, store_device_info_t *out) {
     memset(out, 0, sizeof *out);
-    int brc = store__hot_barrier(r->st);
-    if (brc < 0) return brc;
     sqlite3_stmt *s = rstmt(r, R_DEV_INFO);
     if (!s) return STORE_E_IO;
     sqlite3_bind_text(s, 1, app, -1, SQLITE_STATIC);
@@ -281,11 +229,9 @@ int store_sq_device_count(store_sq_reader_t *r, const char *app, int64_t *out) {
     return one_count(r, s, out);
 }
 
-int store_sq_status_get(store_sq_reader_t *r, const char *msg_id,
-                        store_status_t *out) {
+int store__read_status(store_sq_reader_t *r, const char *msg_id,
+                       store_status_t *out) {
     memset(out, 0, sizeof *out);
-    int brc = store__hot_barrier(r->st);
-    if (brc < 0) return brc;
     sqlite3_stmt *s = rstmt(r, R_STATUS);
     if (!s) return STORE_E_IO;
     sqlite3_bind_text(s, 1, msg_id, -1, SQLITE_STATIC);

@@ -89,14 +89,6 @@ static bool batch_needs_fsync(store_job_t **batch, int n) {
     return false;
 }
 
-void store__set_sync(store_sq_t *st, bool full) {
-    full = full && st->cfg.synchronous_full;
-    if (full == st->sync_full_now) return;
-    if (store__exec(st->db, full ? "PRAGMA synchronous=FULL"
-                                 : "PRAGMA synchronous=NORMAL") == 0)
-        st->sync_full_now = full;
-}
-
 /* Status requests that store_pend.c holds for their message's ack leave
  * the batch (to its end, answered 0); the rest keep their order.  Returns
  * how many remain to run. */
@@ -269,73 +261,6 @@ static long sql_batch(store_sq_t *st, store_job_t **batch, int n, int64_t now,
     return rows;
 }
 
-/*
- * Bookkeeping per transaction, at most.  Status counts and acks come from
- * the push service in one burst per 100 ms window (thousands under load);
- * taken in one transaction they made every push queued behind them wait
- * for all of it, the p99 of the push API (30 ms at 28k pushes/s; 14 ms
- * with 256 per transaction, 8-9 ms with 64).  A backlog past LO_BACKLOG
- * (the writer falling behind) is taken LO_CATCHUP at a time so the queue
- * stays bounded.  They still run in their own FIFO order (an ack before
- * the next sighting of its device).
- */
-#define LO_PER_BATCH 64
-#define LO_BACKLOG 8192
-#define LO_CATCHUP 1024
-
-static int take_from(store_job_t **head, store_job_t **tail,
-                     store_job_t **batch, int n, int max) {
-    while (*head && n < max) {
-        batch[n++] = *head;
-        *head = (*head)->next;
-    }
-    if (!*head) *tail = NULL;
-    return n;
-}
-
-/* Sleeps until work, closing, or the next sweep; returns up to max_batch
- * requests detached from the queues (0 when it is time to sweep or stop):
- * pushes first, then up to LO_PER_BATCH bookkeeping requests. */
-static int take_batch(store_sq_t *st, store_job_t **batch, uint64_t next_sweep,
-                      bool *stop) {
-    int n = 0;
-    pthread_mutex_lock(&st->mu);
-    while (!st->closing && st->fold_asked == st->fold_done &&
-           (st->paused || (!st->head && !st->lo_head))) {
-        uint64_t now = clock_mono_ms();
-        uint64_t due = store__pend_next_due(st); /* writer-only state */
-        uint64_t hot = store__hot_next_due(st);
-        if (hot && (!due || hot < due)) due = hot;
-        if (due && due < st->retry_at) due = st->retry_at; /* backing off */
-        if (due && due < next_sweep) next_sweep = due;
-        if (now >= next_sweep && !st->paused) break;
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        uint64_t wait = st->paused ? 1000 : next_sweep - now;
-        ts.tv_sec += (time_t)(wait / 1000);
-        ts.tv_nsec += (long)(wait % 1000) * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
-        int rc = pthread_cond_timedwait(&st->cv, &st->mu, &ts);
-        if (rc != 0 && rc != ETIMEDOUT) break;
-    }
-    if (!st->paused) {
-        int max = st->cfg.max_batch;
-        n = take_from(&st->head, &st->tail, batch, 0, max);
-        int lo = st->lo_queued > LO_BACKLOG ? LO_CATCHUP : LO_PER_BATCH;
-        int n_hi = n;
-        n = take_from(&st->lo_head, &st->lo_tail, batch, n,
-                      n + lo < max ? n + lo : max);
-        st->lo_queued -= n - n_hi;
-        st->queued -= n;
-    }
-    *stop = st->closing && !st->head && !st->lo_head && n == 0;
-    pthread_mutex_unlock(&st->mu);
-    return n;
-}
-
 static int obs_of(int op) {
     switch (op) {
     case STORE_OP_ACCEPT:
@@ -503,7 +428,7 @@ static void flush_held(store_sq_t *st, bool all) {
     if (!all && (clock_mono_ms() < store__pend_next_due(st) || backing_off(st)))
         return;
     pthread_mutex_lock(&st->db_mu);
-    long n = store__pend_flush(st, all);
+    long n = store__status_flush(st, all);
     pthread_mutex_unlock(&st->db_mu);
     if (!all && n != 0) retry_after(st, n);
     if (n > 0) {
@@ -520,7 +445,7 @@ void *store__writer_main(void *arg) {
     uint64_t next_sweep = clock_mono_ms() + (uint64_t)st->cfg.sweep_interval_ms;
     bool stop = false;
     while (!stop) {
-        int n = batch ? take_batch(st, batch, next_sweep, &stop) : 0;
+        int n = batch ? store__take_batch(st, batch, next_sweep, &stop) : 0;
         if (n > 0) {
             uint64_t t0 = clock_mono_us();
             struct hot_part hp;
