@@ -75,6 +75,16 @@ typedef struct app_cmd {
     bool show_secret;    /* show --show-secret */
 } app_cmd_t;
 
+/* Prints j (taken) as one line; 0 or STORE_E_NOMEM. */
+static int print_json(json_t *j) {
+    char *t = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    if (!t) return STORE_E_NOMEM;
+    printf("%s\n", t);
+    free(t);
+    return 0;
+}
+
 /* create and rotate-key print the same shape: the app, its secret and a
  * usable API key (older keys: revoked says they no longer work). */
 static int print_creds(int out, const store_app_t *app, const char *key,
@@ -90,12 +100,7 @@ static int print_creds(int out, const store_app_t *app, const char *key,
                               mode_name(app->unknown_device));
         if (j && revoked)
             json_object_set_new(j, "olderKeysRevoked", json_true());
-        char *t = j ? json_dumps(j, JSON_COMPACT) : NULL;
-        json_decref(j);
-        if (!t) return STORE_E_NOMEM;
-        printf("%s\n", t);
-        free(t);
-        return 0;
+        return print_json(j);
     }
     char qn[3 * 64], qs[3 * 128]; /* the command, quoted for sh */
     if (shq_quote(qn, sizeof qn, app->name) < 0 ||
@@ -148,12 +153,7 @@ static int show(const app_cmd_t *a, store_t *st) {
                               "createdMs", (json_int_t)app.created_ms);
         if (j && a->show_secret)
             json_object_set_new(j, "secret", json_string(app.secret));
-        char *t = j ? json_dumps(j, JSON_COMPACT) : NULL;
-        json_decref(j);
-        if (!t) return STORE_E_NOMEM;
-        printf("%s\n", t);
-        free(t);
-        return 0;
+        return print_json(j);
     }
     printf("app      %s\nkeys     %d active (keys are kept only as digests:"
            " rotate-key makes a new one)\nunknown-device %s\ncreated_ms %lld\n",

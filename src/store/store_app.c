@@ -64,9 +64,8 @@ static int key_insert(store_sq_t *st, const char *app, const char *key) {
 
 /* 1 exists, 0 not, <0 error. */
 static int app_exists(store_sq_t *st, const char *name) {
-    sqlite3_stmt *s = store__w(st, W_APP_EXISTS);
+    sqlite3_stmt *s = store__bind1(store__w(st, W_APP_EXISTS), name);
     if (!s) return STORE_E_IO;
-    sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
     int rc = sqlite3_step(s);
     sqlite3_reset(s);
     if (rc == SQLITE_ROW) return 1;
@@ -102,10 +101,9 @@ static int do_set_unknown(store_sq_t *st, void *arg);
 
 static int do_create(store_sq_t *st, void *arg) {
     struct app_args *a = arg;
-    sqlite3_stmt *s = store__w(st, W_APP_INSERT);
+    sqlite3_stmt *s =
+        store__bind2(store__w(st, W_APP_INSERT), a->name, a->secret);
     if (!s) return STORE_E_IO;
-    sqlite3_bind_text(s, 1, a->name, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 2, a->secret, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 3, a->now);
     int rc = step_w(st, s);
     if (rc == 0) rc = key_insert(st, a->name, a->key);
@@ -146,9 +144,8 @@ static int do_rotate(store_sq_t *st, void *arg) {
     struct app_args *a = arg;
     int rc = app_exists(st, a->name);
     if (rc <= 0) return rc < 0 ? rc : STORE_E_NOTFOUND;
-    sqlite3_stmt *s = store__w(st, W_KEY_REVOKE);
+    sqlite3_stmt *s = store__bind1(store__w(st, W_KEY_REVOKE), a->name);
     if (!s) return STORE_E_IO;
-    sqlite3_bind_text(s, 1, a->name, -1, SQLITE_STATIC);
     if ((rc = step_w(st, s)) < 0) return rc;
     return key_insert(st, a->name, a->key);
 }
@@ -186,10 +183,9 @@ static int do_put(store_sq_t *st, void *arg) {
     int rc = key_owner(st, a->key, owner);
     if (rc < 0) return rc;
     if (rc == 1 && strcmp(owner, a->name) != 0) return STORE_E_EXISTS;
-    sqlite3_stmt *s = store__w(st, W_APP_UPSERT);
+    sqlite3_stmt *s =
+        store__bind2(store__w(st, W_APP_UPSERT), a->name, a->secret);
     if (!s) return STORE_E_IO;
-    sqlite3_bind_text(s, 1, a->name, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 2, a->secret, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 3, a->now);
     int rc2 = step_w(st, s);
     if (rc2 < 0 || rc == 1) return rc2; /* key already this app's */

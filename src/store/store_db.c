@@ -149,3 +149,15 @@ void store__set_sync(store_sq_t *st, bool full) {
                                  : "PRAGMA synchronous=NORMAL") == 0)
         st->sync_full_now = full;
 }
+
+sqlite3_stmt *store__bind1(sqlite3_stmt *s, const char *a) {
+    if (s) sqlite3_bind_text(s, 1, a, -1, SQLITE_STATIC);
+    return s;
+}
+
+sqlite3_stmt *store__bind2(sqlite3_stmt *s, const char *a, const char *b) {
+    if (!s) return NULL;
+    sqlite3_bind_text(s, 1, a, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, b, -1, SQLITE_STATIC);
+    return s;
+}

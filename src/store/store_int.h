@@ -187,6 +187,10 @@ int store__open_conn(const char *path, bool writer, bool sync_full,
 sqlite3_stmt *store__stmt(sqlite3 *db, sqlite3_stmt **slot, const char *sql);
 int store__sql_err(sqlite3 *db, int rc, const char *what);
 int store__exec(sqlite3 *db, const char *sql);
+/* s with ?1 and ?2 bound to the strings (borrowed until the step), for the
+ * many statements keyed by (app, device); NULL stays NULL. */
+sqlite3_stmt *store__bind2(sqlite3_stmt *s, const char *a, const char *b);
+sqlite3_stmt *store__bind1(sqlite3_stmt *s, const char *a); /* ?1 only */
 /* Writer: records what a write that reached the disk said (rc >= 0: it
  * worked) in *which (&st->fault_sql or &st->fault_journal). */
 void store__fault_note(store_sq_t *st, _Atomic int *which, int rc);

@@ -216,10 +216,9 @@ static int msg_insert(store_sq_t *st, const store_req_t *req, int64_t created,
     bool stored = req->op != STORE_OP_ACCEPT;
     int64_t keep = created + (int64_t)st->cfg.idem_window_s * 1000;
     if (expires > keep) keep = expires;
-    sqlite3_stmt *s = store__w(st, W_MSG_INSERT);
+    sqlite3_stmt *s =
+        store__bind2(store__w(st, W_MSG_INSERT), m->msg_id, m->app);
     if (!s) return STORE_E_IO;
-    sqlite3_bind_text(s, 1, m->msg_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 2, m->app, -1, SQLITE_STATIC);
     sqlite3_bind_int(s, 3, req->kind);
     bind_text(s, 4, m->request_id);
     if (stored)
@@ -266,10 +265,8 @@ static int targets_insert(store_sq_t *st, const store_req_t *req) {
  */
 static int next_seq(store_sq_t *st, const char *app, const char *dev,
                     int64_t now, int64_t *seq, int64_t *acked) {
-    sqlite3_stmt *s = store__w(st, W_DEV_SEQ);
+    sqlite3_stmt *s = store__bind2(store__w(st, W_DEV_SEQ), app, dev);
     if (!s) return STORE_E_IO;
-    sqlite3_bind_text(s, 1, app, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 2, dev, -1, SQLITE_STATIC);
     int rc = sqlite3_step(s);
     bool known = rc == SQLITE_ROW;
     *acked = 0;
@@ -281,17 +278,13 @@ static int next_seq(store_sq_t *st, const char *app, const char *dev,
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
         return store__sql_err(st->db, rc, "device seq");
     if (known) {
-        s = store__w(st, W_DEV_SEQ_SET);
+        s = store__bind2(store__w(st, W_DEV_SEQ_SET), app, dev);
         if (!s) return STORE_E_IO;
-        sqlite3_bind_text(s, 1, app, -1, SQLITE_STATIC);
-        sqlite3_bind_text(s, 2, dev, -1, SQLITE_STATIC);
         sqlite3_bind_int64(s, 3, *seq);
         return store__step(st, s);
     }
-    s = store__w(st, W_DEV_APPEND);
+    s = store__bind2(store__w(st, W_DEV_APPEND), app, dev);
     if (!s) return STORE_E_IO;
-    sqlite3_bind_text(s, 1, app, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 2, dev, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 3, now);
     rc = sqlite3_step(s);
     if (rc == SQLITE_ROW) *seq = sqlite3_column_int64(s, 0);
@@ -331,18 +324,14 @@ static int inbox_append_one(store_sq_t *st, const store_msg_t *m,
         return rc;
     sqlite3_stmt *s;
     if (m->collapse_key && *m->collapse_key) {
-        s = store__w(st, W_INBOX_COLLAPSE);
+        s = store__bind2(store__w(st, W_INBOX_COLLAPSE), m->app, dev);
         if (!s) return STORE_E_IO;
-        sqlite3_bind_text(s, 1, m->app, -1, SQLITE_STATIC);
-        sqlite3_bind_text(s, 2, dev, -1, SQLITE_STATIC);
         sqlite3_bind_text(s, 3, m->collapse_key, -1, SQLITE_STATIC);
         if ((rc = store__step(st, s)) < 0) return rc;
         st->replaced += sqlite3_changes(st->db);
     }
-    s = store__w(st, W_INBOX_INSERT);
+    s = store__bind2(store__w(st, W_INBOX_INSERT), m->app, dev);
     if (!s) return STORE_E_IO;
-    sqlite3_bind_text(s, 1, m->app, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 2, dev, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 3, *seq);
     sqlite3_bind_text(s, 4, m->msg_id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 5, expires);
@@ -351,9 +340,8 @@ static int inbox_append_one(store_sq_t *st, const store_msg_t *m,
 }
 
 static int bcast_append(store_sq_t *st, store_req_t *req, int64_t expires) {
-    sqlite3_stmt *s = store__w(st, W_BHEAD_BUMP);
+    sqlite3_stmt *s = store__bind1(store__w(st, W_BHEAD_BUMP), req->msg.app);
     if (!s) return STORE_E_IO;
-    sqlite3_bind_text(s, 1, req->msg.app, -1, SQLITE_STATIC);
     int rc = sqlite3_step(s);
     if (rc != SQLITE_ROW) {
         rc = store__sql_err(st->db, rc, "bcast head");
@@ -362,9 +350,8 @@ static int bcast_append(store_sq_t *st, store_req_t *req, int64_t expires) {
     }
     req->seq = sqlite3_column_int64(s, 0);
     sqlite3_reset(s);
-    s = store__w(st, W_BCAST_INSERT);
+    s = store__bind1(store__w(st, W_BCAST_INSERT), req->msg.app);
     if (!s) return STORE_E_IO;
-    sqlite3_bind_text(s, 1, req->msg.app, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 2, req->seq);
     sqlite3_bind_text(s, 3, req->msg.msg_id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 4, expires);
@@ -419,10 +406,8 @@ struct devrow {
 /* 1 found, 0 unknown device, <0 error. */
 static int dev_get(store_sq_t *st, const char *app, const char *dev,
                    struct devrow *d) {
-    sqlite3_stmt *s = store__w(st, W_DEV_GET);
+    sqlite3_stmt *s = store__bind2(store__w(st, W_DEV_GET), app, dev);
     if (!s) return STORE_E_IO;
-    sqlite3_bind_text(s, 1, app, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 2, dev, -1, SQLITE_STATIC);
     int rc = sqlite3_step(s);
     if (rc == SQLITE_ROW) {
         d->last_seq = sqlite3_column_int64(s, 0);
@@ -437,9 +422,8 @@ static int dev_get(store_sq_t *st, const char *app, const char *dev,
 }
 
 static int bcast_head(store_sq_t *st, const char *app, int64_t *head) {
-    sqlite3_stmt *s = store__w(st, W_BHEAD_GET);
+    sqlite3_stmt *s = store__bind1(store__w(st, W_BHEAD_GET), app);
     if (!s) return STORE_E_IO;
-    sqlite3_bind_text(s, 1, app, -1, SQLITE_STATIC);
     int rc = sqlite3_step(s);
     *head = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
     rc = rc == SQLITE_ROW || rc == SQLITE_DONE
@@ -527,10 +511,8 @@ static int op_ack(store_sq_t *st, store_req_t *req, int64_t now) {
     req->inbox_acked = acked;
     req->bcast_cursor = cursor;
     if (acked == d.acked && cursor == d.cursor) return 0;
-    sqlite3_stmt *s = store__w(st, W_ACK_SET);
+    sqlite3_stmt *s = store__bind2(store__w(st, W_ACK_SET), app, dev);
     if (!s) return STORE_E_IO;
-    sqlite3_bind_text(s, 1, app, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 2, dev, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 3, acked);
     sqlite3_bind_int64(s, 4, cursor);
     return store__step(st, s);
@@ -565,9 +547,8 @@ static int op_status(store_sq_t *st, store_req_t *req, int64_t now) {
     if (!store__name_ok(req->msg.msg_id)) return STORE_E_INVALID;
     for (int ev = 0; ev < STORE_EV_COUNT; ev++)
         if (req->counts[ev] < 0) return STORE_E_INVALID;
-    sqlite3_stmt *s = store__w(st, W_STATUS);
+    sqlite3_stmt *s = store__bind1(store__w(st, W_STATUS), req->msg.msg_id);
     if (!s) return STORE_E_IO;
-    sqlite3_bind_text(s, 1, req->msg.msg_id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 2, now);
     for (int ev = 0; ev < STORE_EV_COUNT; ev++)
         sqlite3_bind_int64(s, 3 + ev, req->counts[ev]);
@@ -591,10 +572,8 @@ int store__op_run(store_sq_t *st, store_req_t *req, int64_t now) {
 /* ---- a hot push's rows (store_hot.c folds, store_journal.c replays) ---- */
 
 int store__hot_write_row(store_sq_t *st, const hot_row_t *r, bool inbox) {
-    sqlite3_stmt *s = store__w(st, W_HOT_MSG);
+    sqlite3_stmt *s = store__bind2(store__w(st, W_HOT_MSG), r->msg_id, r->app);
     if (!s) return STORE_E_IO;
-    sqlite3_bind_text(s, 1, r->msg_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 2, r->app, -1, SQLITE_STATIC);
     sqlite3_bind_blob(s, 3, r->payload_len ? r->payload : "",
                       (int)r->payload_len, SQLITE_STATIC);
     sqlite3_bind_int(s, 4, r->ttl);
@@ -621,10 +600,8 @@ int store__hot_write_row(store_sq_t *st, const hot_row_t *r, bool inbox) {
 
 int store__hot_write_dev(store_sq_t *st, const char *app, const char *dev,
                          int64_t last_seq, int64_t acked) {
-    sqlite3_stmt *s = store__w(st, W_HOT_DEV);
+    sqlite3_stmt *s = store__bind2(store__w(st, W_HOT_DEV), app, dev);
     if (!s) return STORE_E_IO;
-    sqlite3_bind_text(s, 1, app, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 2, dev, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 3, last_seq);
     sqlite3_bind_int64(s, 4, acked);
     return store__step(st, s);
@@ -636,9 +613,8 @@ int store__hot_write_dev(store_sq_t *st, const char *app, const char *dev,
  * row was there. */
 static int status_write(store_sq_t *st, const store_pend_ent_t *e,
                         bool *found) {
-    sqlite3_stmt *s = store__w(st, W_STATUS);
+    sqlite3_stmt *s = store__bind1(store__w(st, W_STATUS), e->id);
     if (!s) return STORE_E_IO;
-    sqlite3_bind_text(s, 1, e->id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 2, e->at);
     for (int ev = 0; ev < STORE_EV_COUNT; ev++)
         sqlite3_bind_int64(s, 3 + ev, e->n[ev]);

@@ -143,10 +143,8 @@ int store__read_inbox(store_sq_reader_t *r, const char *app, const char *device,
                       int64_t after, uint32_t limit, int64_t now_ms,
                       store_rows_t *out) {
     memset(out, 0, sizeof *out);
-    sqlite3_stmt *s = rstmt(r, R_INBOX_FETCH);
+    sqlite3_stmt *s = store__bind2(rstmt(r, R_INBOX_FETCH), app, device);
     if (!s) return STORE_E_IO;
-    sqlite3_bind_text(s, 1, app, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 2, device, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 3, after);
     sqlite3_bind_int64(s, 4, now_ms);
     sqlite3_bind_int64(s, 5, (int64_t)limit + 1);
@@ -155,9 +153,8 @@ int store__read_inbox(store_sq_reader_t *r, const char *app, const char *device,
 
 int store_sq_bcast_fetch(store_sq_reader_t *r, const char *app, int64_t after,
                          uint32_t limit, int64_t now_ms, store_rows_t *out) {
-    sqlite3_stmt *s = rstmt(r, R_BCAST_FETCH);
+    sqlite3_stmt *s = store__bind1(rstmt(r, R_BCAST_FETCH), app);
     if (!s) return STORE_E_IO;
-    sqlite3_bind_text(s, 1, app, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 2, after);
     sqlite3_bind_int64(s, 3, now_ms);
     sqlite3_bind_int64(s, 4, (int64_t)limit + 1);
@@ -177,10 +174,8 @@ static int one_count(store_sq_reader_t *r, sqlite3_stmt *s, int64_t *out) {
 int store__read_device_info(store_sq_reader_t *r, const char *app,
                             const char *device, store_device_info_t *out) {
     memset(out, 0, sizeof *out);
-    sqlite3_stmt *s = rstmt(r, R_DEV_INFO);
+    sqlite3_stmt *s = store__bind2(rstmt(r, R_DEV_INFO), app, device);
     if (!s) return STORE_E_IO;
-    sqlite3_bind_text(s, 1, app, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 2, device, -1, SQLITE_STATIC);
     int rc = sqlite3_step(s);
     if (rc == SQLITE_ROW) {
         out->known = true;
@@ -203,10 +198,8 @@ int store__read_device_info(store_sq_reader_t *r, const char *app,
 
 int store_sq_device_known(store_sq_reader_t *r, const char *app,
                           const char *device, bool *known) {
-    sqlite3_stmt *s = rstmt(r, R_DEV_KNOWN);
+    sqlite3_stmt *s = store__bind2(rstmt(r, R_DEV_KNOWN), app, device);
     if (!s) return STORE_E_IO;
-    sqlite3_bind_text(s, 1, app, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 2, device, -1, SQLITE_STATIC);
     int rc = sqlite3_step(s);
     *known = rc == SQLITE_ROW;
     sqlite3_reset(s);
@@ -223,18 +216,16 @@ int store_sq_ping(store_sq_reader_t *r) {
 }
 
 int store_sq_device_count(store_sq_reader_t *r, const char *app, int64_t *out) {
-    sqlite3_stmt *s = rstmt(r, R_DEV_COUNT);
+    sqlite3_stmt *s = store__bind1(rstmt(r, R_DEV_COUNT), app);
     if (!s) return STORE_E_IO;
-    sqlite3_bind_text(s, 1, app, -1, SQLITE_STATIC);
     return one_count(r, s, out);
 }
 
 int store__read_status(store_sq_reader_t *r, const char *msg_id,
                        store_status_t *out) {
     memset(out, 0, sizeof *out);
-    sqlite3_stmt *s = rstmt(r, R_STATUS);
+    sqlite3_stmt *s = store__bind1(rstmt(r, R_STATUS), msg_id);
     if (!s) return STORE_E_IO;
-    sqlite3_bind_text(s, 1, msg_id, -1, SQLITE_STATIC);
     int rc = sqlite3_step(s);
     if (rc == SQLITE_ROW) {
         out->kind = sqlite3_column_int(s, 0);
@@ -273,9 +264,8 @@ static int app_one(store_sq_reader_t *r, sqlite3_stmt *s, store_app_t *out) {
 }
 
 int store_sq_app_get(store_sq_reader_t *r, const char *name, store_app_t *out) {
-    sqlite3_stmt *s = rstmt(r, R_APP_GET);
+    sqlite3_stmt *s = store__bind1(rstmt(r, R_APP_GET), name);
     if (!s) return STORE_E_IO;
-    sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
     return app_one(r, s, out);
 }
 

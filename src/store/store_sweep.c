@@ -46,10 +46,9 @@ static int run_id(store_sq_t *st, enum wstmt id, const char *msg_id) {
 /* Deletes dev's inbox rows of d's message, adding them to *n. */
 static int drop_rows(store_sq_t *st, const struct due *d, const char *dev,
                      int64_t *n) {
-    sqlite3_stmt *s = store__w(st, W_SWEEP_INBOX_DEL);
+    sqlite3_stmt *s =
+        store__bind2(store__w(st, W_SWEEP_INBOX_DEL), d->app, dev);
     if (!s) return STORE_E_IO;
-    sqlite3_bind_text(s, 1, d->app, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 2, dev, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 3, d->msg_id, -1, SQLITE_STATIC);
     int rc = step_reset(st, s, "sweep inbox");
     if (rc == 0) *n += sqlite3_changes(st->db);
@@ -61,9 +60,8 @@ static int drop_rows(store_sq_t *st, const struct due *d, const char *dev,
 static int drop_inbox(store_sq_t *st, const struct due *d, int64_t *n) {
     int rc = d->device ? drop_rows(st, d, d->device, n) : 0;
     if (rc < 0) return rc;
-    sqlite3_stmt *s = store__w(st, W_SWEEP_TARGETS);
+    sqlite3_stmt *s = store__bind1(store__w(st, W_SWEEP_TARGETS), d->msg_id);
     if (!s) return STORE_E_IO;
-    sqlite3_bind_text(s, 1, d->msg_id, -1, SQLITE_STATIC);
     /* Deleting inbox rows while this cursor walks inbox_targets is safe. */
     int step;
     while ((step = sqlite3_step(s)) == SQLITE_ROW) {
@@ -90,9 +88,8 @@ static int expire_one(store_sq_t *st, const struct due *d, int64_t now,
         *removed = true;
         return run_id(st, W_SWEEP_MSG_DEL, d->msg_id);
     }
-    sqlite3_stmt *s = store__w(st, W_SWEEP_MARK);
+    sqlite3_stmt *s = store__bind1(store__w(st, W_SWEEP_MARK), d->msg_id);
     if (!s) return STORE_E_IO;
-    sqlite3_bind_text(s, 1, d->msg_id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 2, keep);
     sqlite3_bind_int64(s, 3, n);
     sqlite3_bind_int64(s, 4, now);
