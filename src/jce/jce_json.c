@@ -15,7 +15,8 @@
  * over U+10FFFF), escapes too (a \uD800 must pair with a \uDC00..DFFF);
  * numbers by RFC 8259's grammar.  Every object's keys are compared, also
  * in values that no field takes.  fuzz/fuzz_push_body.c and
- * fuzz/fuzz_device_json.c hold this file against a separate reference.
+ * fuzz/fuzz_device_json.c hold this file against jansson
+ * (fuzz/json_oracle.h).
  */
 #include "jce/jce_json.h"
 
