@@ -1,84 +1,96 @@
 /*
- * libFuzzer target for the push API's JSON body (src/push/push_body.c),
- * differential against jansson, which parsed these bodies before and
- * parses every other JSON herald reads.
- *
- * jansson (JSON_DECODE_ANY | JSON_REJECT_DUPLICATES) is the oracle:
- *   - what it accepts, push_body_parse() accepts as the same tree (same
- *     types, strings byte for byte, numbers as doubles, same keys), unless
- *     the body is over one of push_body's tighter limits (nesting depth,
- *     a number's length), or holds a NUL byte (jansson quietly takes a NUL
- *     after the value for the end of the text; push_body refuses it);
- *   - what it rejects, push_body_parse() rejects, except integers too big
- *     for int64, which cJSON keeps as doubles (the fields that take
- *     integers check their range).
+ * libFuzzer target for the push API's JSON body: the strict reader
+ * (src/jce/jce_json.c) through HttpPushBody's generated table, exactly as
+ * push_api.c reads it, differential against jansson (fuzz/json_oracle.h):
+ *   - the same texts are accepted and refused (with the stated
+ *     exceptions: herald's depth and number-length limits, NUL bytes,
+ *     integers beyond int64);
+ *   - for an accepted text, every field is present (seen), of the wrong
+ *     type (bad) or absent exactly as in jansson's tree, and what the
+ *     reader decoded equals jansson's value: strings byte for byte, the
+ *     ttl as the same double, needAck, each deviceId.
  */
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <jansson.h>
-
-#include "push/push_body.h"
+#include "PushAPI.h"
+#include "json_oracle.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static int same(const json_t *j, const cJSON *c) {
-    switch (json_typeof(j)) {
-    case JSON_OBJECT: {
-        if (!cJSON_IsObject(c)) return 0;
-        size_t n = 0;
-        for (const cJSON *m = c->child; m; m = m->next, n++) {
-            const json_t *v = json_object_get(j, m->string);
-            if (!v || !same(v, m)) return 0;
-        }
-        return n == json_object_size(j);
+/* A field's jansson value, NULL when absent or null (absent to the API). */
+static const json_t *member(const json_t *j, const char *k) {
+    const json_t *v = json_object_get(j, k);
+    return json_is_null(v) ? NULL : v;
+}
+
+static void check_str(const json_t *j, const char *k, uint64_t bit,
+                      const jce_json_res_t *res, jce_str_t s) {
+    const json_t *v = member(j, k);
+    if (!!(res->seen & bit) != (v != NULL)) abort();
+    if (!v) {
+        if (s.len) abort();
+        return;
     }
-    case JSON_ARRAY: {
-        if (!cJSON_IsArray(c)) return 0;
-        size_t i = 0;
-        for (const cJSON *m = c->child; m; m = m->next, i++)
-            if (i >= json_array_size(j) || !same(json_array_get(j, i), m))
-                return 0;
-        return i == json_array_size(j);
-    }
-    case JSON_STRING:
-        return cJSON_IsString(c) &&
-               strlen(c->valuestring) == json_string_length(j) &&
-               !memcmp(c->valuestring, json_string_value(j),
-                       json_string_length(j));
-    case JSON_INTEGER:
-        return cJSON_IsNumber(c) &&
-               c->valuedouble == (double)json_integer_value(j);
-    case JSON_REAL:
-        return cJSON_IsNumber(c) && c->valuedouble == json_real_value(j);
-    case JSON_TRUE: return cJSON_IsTrue(c);
-    case JSON_FALSE: return cJSON_IsFalse(c);
-    case JSON_NULL: return cJSON_IsNull(c);
-    }
-    return 0;
+    if (!!(res->bad & bit) != !json_is_string(v)) abort();
+    if (json_is_string(v) && !oracle_same_str(v, s)) abort();
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    json_error_t err;
-    json_t *j = json_loadb((const char *)data, size,
-                           JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &err);
-    cJSON *c = NULL;
-    int rc = push_body_parse((const char *)data, size, &c);
-    if ((rc == PB_OK) != (c != NULL)) abort();
-    if (rc == PB_E_NOMEM) {
+    static jce_arena_t *a;
+    if (!a && !(a = jce_arena_new(0))) return 0;
+    jce_arena_reset(a);
+    herald_HttpPushBody b;
+    jce_json_res_t res;
+    int rc = herald_HttpPushBody_from_json_text(&b, (const char *)data, size, a,
+                                                &res);
+    if ((res.reason != 0) != (rc == JCE_ERR_BAD_VALUE || rc == JCE_ERR_NOMEM))
+        abort();
+    if (!res.reason && (rc == 0) != (!res.top && !res.bad)) abort();
+    json_t *j = oracle_check(data, size, &res);
+    if (!j) return 0;
+    if (res.top != !json_is_object(j)) abort();
+    if (res.top) {
         json_decref(j);
         return 0;
     }
-    bool nul = memchr(data, 0, size) != NULL;
-    if (j && rc != PB_OK && rc != PB_E_DEPTH && rc != PB_E_NUMBER_LONG &&
-        !(rc == PB_E_CONTROL && nul))
-        abort(); /* valid JSON refused */
-    if (!j && rc == PB_OK && !strstr(err.text, "too big"))
-        abort(); /* invalid JSON let through */
-    if (j && c && !same(j, c)) abort();
+#define F(name) #name, herald_HttpPushBody_JSON_##name, &res, b.name
+    check_str(j, F(deviceId));
+    check_str(j, F(payload));
+    check_str(j, F(payloadB64));
+    check_str(j, F(requestId));
+    check_str(j, F(collapseKey));
+    check_str(j, F(unknownDevice));
+#undef F
+    const json_t *v = member(j, "ttl");
+    uint64_t bit = herald_HttpPushBody_JSON_ttl;
+    if (!!(res.seen & bit) != (v != NULL) ||
+        (v && !!(res.bad & bit) != !json_is_number(v)) ||
+        (v && json_is_number(v) && b.ttl != json_number_value(v)) ||
+        (!v && b.ttl != 86400))
+        abort();
+    v = member(j, "needAck");
+    bit = herald_HttpPushBody_JSON_needAck;
+    if (!!(res.seen & bit) != (v != NULL) ||
+        (v && !!(res.bad & bit) != !json_is_boolean(v)) ||
+        (v && json_is_boolean(v) && b.needAck != json_is_true(v)) ||
+        (!v && !b.needAck))
+        abort();
+    v = member(j, "deviceIds");
+    bit = herald_HttpPushBody_JSON_deviceIds;
+    if (!!(res.seen & bit) != (v != NULL)) abort();
+    if (v) {
+        bool ok = json_is_array(v);
+        for (size_t i = 0; ok && i < json_array_size(v); i++)
+            ok = json_is_string(json_array_get(v, i));
+        if (!!(res.bad & bit) != !ok) abort();
+        if (ok && b.deviceIds.n != json_array_size(v)) abort();
+        for (size_t i = 0; ok && i < b.deviceIds.n; i++)
+            if (!oracle_same_str(json_array_get(v, i), b.deviceIds.items[i]))
+                abort();
+    }
     json_decref(j);
-    cJSON_Delete(c);
     return 0;
 }

@@ -14,7 +14,7 @@ set -eu
 cd "$(dirname "$0")/.."
 
 PKGS="gcc make pkg-config clang libclang-rt-14-dev
-libjansson-dev libcjson-dev libssl-dev libsqlite3-dev libhiredis-dev liburing-dev zlib1g-dev
+libjansson-dev libssl-dev libsqlite3-dev libhiredis-dev liburing-dev zlib1g-dev
 redis-server mosquitto mosquitto-clients nginx libnginx-mod-nchan
 chromium chromium-driver nodejs curl valgrind
 gnuplot-nox libxml2-utils prometheus

@@ -11,6 +11,7 @@
  * encoding from the connection's transport.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,7 @@
 #include "core/net.h"
 #include "core/token.h"
 #include "gateway/gw_int.h"
+#include "jce/jce_json.h"
 #include "ops/metrics_herald.h"
 #include "ops/ops_mem.h"
 
@@ -46,9 +48,11 @@ static const char *const cmd_names[] = {
 };
 #define NCMD ((int)(sizeof cmd_names / sizeof cmd_names[0]))
 
-static int cmd_by_name(const char *s) {
+static int cmd_by_name(jce_str_t s) {
     for (int i = 1; i < NCMD; i++)
-        if (cmd_names[i] && !strcmp(cmd_names[i], s)) return i;
+        if (cmd_names[i] && strlen(cmd_names[i]) == s.len &&
+            !memcmp(cmd_names[i], s.data, s.len))
+            return i;
     return 0;
 }
 
@@ -425,27 +429,33 @@ static void subscribe(gw_conn_t *c, const jcev_string *topics,
 typedef struct req_src {
     const uint8_t *jce;
     size_t jce_len;
-    const json_t *json; /* non-NULL for WebSocket text */
+    const char *json; /* non-NULL for WebSocket text: the whole message */
+    size_t json_len;
 } req_src_t;
 
 typedef int (*dec_jce_fn)(void *v, jce_in_t *in);
-typedef int (*dec_json_fn)(void *v, const json_t *j, jce_arena_t *a);
+typedef int (*dec_json_fn)(void *v, const char *buf, size_t len, jce_arena_t *a,
+                           jce_json_res_t *res);
 
 static int decode(gw_conn_t *c, const req_src_t *src, dec_jce_fn dj,
                   dec_json_fn dn, void *v) {
-    if (src->json) return dn(v, src->json, c->w->arena) < 0 ? -1 : 0;
+    if (src->json) {
+        jce_json_res_t res;
+        return dn(v, src->json, src->json_len, c->w->arena, &res) < 0 ? -1 : 0;
+    }
     jce_in_t in;
     jce_in_init(&in, src->jce, src->jce_len, c->w->arena);
     return dj(v, &in) < 0 ? -1 : 0;
 }
 
 /* Typed wrappers, so no function is called through a cast pointer. */
-#define DEC_OPS(T)                                                \
-    static int dj_##T(void *v, jce_in_t *in) {                    \
-        return herald_##T##_decode(v, in);                        \
-    }                                                             \
-    static int dn_##T(void *v, const json_t *j, jce_arena_t *a) { \
-        return herald_##T##_from_json(v, j, a);                   \
+#define DEC_OPS(T)                                                          \
+    static int dj_##T(void *v, jce_in_t *in) {                              \
+        return herald_##T##_decode(v, in);                                  \
+    }                                                                       \
+    static int dn_##T(void *v, const char *buf, size_t len, jce_arena_t *a, \
+                      jce_json_res_t *res) {                                \
+        return herald_##T##_from_json_text(v, buf, len, a, res);            \
     }
 DEC_OPS(HelloReq)
 DEC_OPS(HeartbeatReq)
@@ -733,31 +743,57 @@ int gw_cmd_jce(gw_conn_t *c, const uint8_t *p, size_t len) {
 
 /* An error frame names the request it answers ("for", protocol.md §3.3):
  * an unknown command by the name it came with (at most 32 bytes of it). */
-static int unknown_json(gw_conn_t *c, const char *name, int req_id) {
+static int unknown_json(gw_conn_t *c, jce_str_t name, int req_id) {
     last_ret = herald_ERR_UNKNOWN_CMD;
     json_t *j =
         json_error(0, req_id, herald_ERR_UNKNOWN_CMD, "unknown command");
-    if (j) json_object_set_new(j, "for", json_stringn(name, strnlen(name, 32)));
+    if (j)
+        json_object_set_new(
+            j, "for", json_stringn(name.data, name.len < 32 ? name.len : 32));
     return send_frame(c, gw_json_frame(j));
 }
 
+/* The JSON form of a Package's head (protocol.md §3.3): the command by
+ * its name, which no IDL struct holds, and reqId; the body's fields sit
+ * beside them and are read again as the command's struct. */
+typedef struct json_head {
+    jce_str_t cmd;
+    int64_t req_id;
+} json_head_t;
+
+static void json_head_init(void *v) { memset(v, 0, sizeof(json_head_t)); }
+
+static const jce_json_field_t json_head_fields[] = {
+    {"cmd", 3, offsetof(json_head_t, cmd), false, &jce_json_string},
+    {"reqId", 5, offsetof(json_head_t, req_id), false, &jce_json_int64},
+};
+static const jce_json_type_t json_head_type = {
+    JCE_JSON_STRUCT, sizeof(json_head_t), NULL, NULL,
+    json_head_init,  json_head_fields,    2};
+
+/* A text message: held to the push API's strictness (jce/jce_json.h: a
+ * key twice, \u0000, bytes that are not UTF-8 ... end the session as a
+ * package that does not decode). */
 int gw_cmd_json(gw_conn_t *c, const uint8_t *p, size_t len) {
-    json_error_t err;
-    json_t *j = json_loadb((const char *)p, len, 0, &err);
-    const char *name = j ? json_string_value(json_object_get(j, "cmd")) : NULL;
-    if (!name) {
-        json_decref(j);
+    json_head_t h;
+    jce_json_res_t res;
+    int rc = jce_json_decode(&json_head_type, &h, (const char *)p, len,
+                             c->w->arena, 0, &res);
+    if (rc == JCE_ERR_NOMEM) {
+        gw_conn_close(c, herald_ERR_SERVER);
+        return -1;
+    }
+    if (res.reason || res.top || (res.bad & 1) || !(res.seen & 1)) {
         if (reply(c, 0, 0, herald_ERR_BAD_PACKAGE, NULL, NULL,
-                  "expected a JSON object with \"cmd\"") < 0)
+                  res.reason ? jce_json_strerror(res.reason)
+                             : "expected a JSON object with \"cmd\"") < 0)
             return -1;
         return close_after(c, herald_ERR_BAD_PACKAGE);
     }
-    json_t *rid = json_object_get(j, "reqId");
-    int req_id = json_is_integer(rid) ? (int)json_integer_value(rid) : 0;
-    int cmd = cmd_by_name(name);
-    req_src_t src = {.json = j};
-    int rc =
-        cmd ? dispatch(c, cmd, req_id, &src) : unknown_json(c, name, req_id);
-    json_decref(j);
-    return rc;
+    /* a reqId that is not an integer is no reqId, as before */
+    int req_id = (res.bad & 2) ? 0 : (int)h.req_id;
+    int cmd = cmd_by_name(h.cmd);
+    req_src_t src = {.json = (const char *)p, .json_len = len};
+    return cmd ? dispatch(c, cmd, req_id, &src)
+               : unknown_json(c, h.cmd, req_id);
 }

@@ -23,12 +23,12 @@
 #include <math.h>
 #include <openssl/rand.h>
 
+#include "PushAPI.h"
 #include "core/b64.h"
 #include "core/clock.h"
 #include "core/token.h"
 #include "gateway/http.h"
 #include "ops/metrics_herald.h"
-#include "push/push_body.h"
 #include "push/push_int.h"
 
 #define ID_FIELD_MAX 128 /* requestId, collapseKey */
@@ -114,73 +114,64 @@ static int ret_status(int ret, const char **code) {
     }
 }
 
-/* body's member key, or NULL when it is absent or null (the same to the
- * API: every field is optional or reported missing either way). */
-static const cJSON *field(const cJSON *body, const char *key) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, key);
-    return cJSON_IsNull(v) ? NULL : v;
-}
+/* The body's fields, as the strict JSON reader left them: which were
+ * there (not null) and which had the wrong type.  Checked in the order
+ * below whatever their order in the body, so every client gets the same
+ * error for the same body. */
+typedef struct body {
+    const herald_HttpPushBody *b;
+    uint64_t seen, bad;
+} body_t;
 
-static bool opt_string(const cJSON *body, const char *key, const char **out,
-                       size_t *len, push_api_resp_t *resp) {
-    const cJSON *v = field(body, key);
-    if (!v) return true;
-    if (!cJSON_IsString(v)) {
-        char msg[96];
-        snprintf(msg, sizeof msg, "%s must be a string", key);
-        fail(resp, 400, "invalid_argument", msg);
-        return false;
-    }
-    /* push_body_parse() let no NUL into a string: strlen is its length. */
-    *out = v->valuestring;
-    *len = strlen(v->valuestring);
+static bool bad_type(const body_t *b, uint64_t field, const char *msg,
+                     push_api_resp_t *resp) {
+    if (!(b->bad & field)) return false;
+    fail(resp, 400, "invalid_argument", msg);
     return true;
 }
 
-/* An integral number as int64 (cJSON keeps every number as a double;
- * push_body_parse() made sure it is finite). */
-static bool int_value(const cJSON *v, int64_t *out) {
-    if (!cJSON_IsNumber(v)) return false;
-    double d = v->valuedouble;
+/* ttl is a JSON number (read as a double, as every JSON reader may): an
+ * integral one within int64 is an integer, 86400.0 too. */
+static bool int_value(double d, int64_t *out) {
     if (d != floor(d) || d < -9.0e18 || d > 9.0e18) return false;
     *out = (int64_t)d;
     return true;
 }
 
 /* The message fields of every push body into c (copied). */
-static bool read_msg(push_call_t *c, const cJSON *body, push_api_resp_t *resp) {
-    const char *rid = NULL, *ck = NULL, *text = NULL, *b64 = NULL;
-    size_t rid_n = 0, ck_n = 0, text_n = 0, b64_n = 0;
+static bool read_msg(push_call_t *c, const body_t *bd, push_api_resp_t *resp) {
+    const herald_HttpPushBody *b = bd->b;
     int64_t ttl = 86400;
-    bool need_ack = true;
-    const cJSON *jt = field(body, "ttl");
-    if (jt && !int_value(jt, &ttl))
+    if ((bd->bad & herald_HttpPushBody_JSON_ttl) ||
+        ((bd->seen & herald_HttpPushBody_JSON_ttl) && !int_value(b->ttl, &ttl)))
         return fail(resp, 400, "invalid_argument", "ttl must be an integer"),
                false;
-    const cJSON *ack = field(body, "needAck");
-    if (ack) {
-        if (!cJSON_IsBool(ack))
-            return fail(resp, 400, "invalid_argument",
-                        "needAck must be true or false"),
-                   false;
-        need_ack = cJSON_IsTrue(ack);
-    }
-    if (!opt_string(body, "requestId", &rid, &rid_n, resp) ||
-        !opt_string(body, "collapseKey", &ck, &ck_n, resp) ||
-        !opt_string(body, "payload", &text, &text_n, resp) ||
-        !opt_string(body, "payloadB64", &b64, &b64_n, resp))
+    if (bad_type(bd, herald_HttpPushBody_JSON_needAck,
+                 "needAck must be true or false", resp) ||
+        bad_type(bd, herald_HttpPushBody_JSON_requestId,
+                 "requestId must be a string", resp) ||
+        bad_type(bd, herald_HttpPushBody_JSON_collapseKey,
+                 "collapseKey must be a string", resp) ||
+        bad_type(bd, herald_HttpPushBody_JSON_payload,
+                 "payload must be a string", resp) ||
+        bad_type(bd, herald_HttpPushBody_JSON_payloadB64,
+                 "payloadB64 must be a string", resp))
         return false;
+    bool text = bd->seen & herald_HttpPushBody_JSON_payload;
+    bool b64 = bd->seen & herald_HttpPushBody_JSON_payloadB64;
     if (text && b64)
         return fail(resp, 400, "invalid_argument",
                     "give payload or payloadB64, not both"),
                false;
     uint8_t *raw = NULL;
-    const uint8_t *pl = (const uint8_t *)text;
-    size_t pl_n = text_n;
+    const uint8_t *pl = (const uint8_t *)b->payload.data;
+    size_t pl_n = b->payload.len;
     if (b64) {
-        raw = malloc(B64_DEC_MAX(b64_n) + 1);
+        size_t n = b->payloadB64.len;
+        raw = malloc(B64_DEC_MAX(n) + 1);
         if (!raw) return fail(resp, 500, "internal", "out of memory"), false;
-        if (b64_decode(raw, B64_DEC_MAX(b64_n) + 1, b64, b64_n, &pl_n) != 0) {
+        if (b64_decode(raw, B64_DEC_MAX(n) + 1, b->payloadB64.data, n, &pl_n) !=
+            0) {
             free(raw);
             return fail(resp, 400, "invalid_argument",
                         "payloadB64 is not valid padded base64"),
@@ -188,46 +179,48 @@ static bool read_msg(push_call_t *c, const cJSON *body, push_api_resp_t *resp) {
         }
         pl = raw;
     }
-    int ret =
-        push_call_set_msg(c, rid, rid_n, ck, ck_n, pl, pl_n, ttl, need_ack);
+    /* The reader let no NUL into a string, and absent strings are empty. */
+    int ret = push_call_set_msg(
+        c,
+        (bd->seen & herald_HttpPushBody_JSON_requestId) ? b->requestId.data
+                                                        : NULL,
+        b->requestId.len,
+        (bd->seen & herald_HttpPushBody_JSON_collapseKey) ? b->collapseKey.data
+                                                          : NULL,
+        b->collapseKey.len, pl, pl_n, ttl, b->needAck);
     free(raw);
     return ret == PUSH_RET_OK;
 }
 
-static bool read_targets(push_call_t *c, const cJSON *body,
+static bool read_targets(push_call_t *c, const body_t *bd,
                          push_api_resp_t *resp) {
+    const herald_HttpPushBody *b = bd->b;
     if (c->op == PUSH_OP_SINGLE) {
-        const cJSON *d = field(body, "deviceId");
-        if (!d)
-            return fail(resp, 400, "invalid_argument", "deviceId is missing"),
-                   false;
-        if (!cJSON_IsString(d))
+        if (bd->bad & herald_HttpPushBody_JSON_deviceId)
             return fail(resp, 400, "invalid_argument",
                         "deviceId must be a string"),
                    false;
-        return push_call_add_device(c, d->valuestring,
-                                    strlen(d->valuestring)) == PUSH_RET_OK;
+        if (!(bd->seen & herald_HttpPushBody_JSON_deviceId))
+            return fail(resp, 400, "invalid_argument", "deviceId is missing"),
+                   false;
+        return push_call_add_device(c, b->deviceId.data, b->deviceId.len) ==
+               PUSH_RET_OK;
     }
     if (c->op != PUSH_OP_MULTI) return true;
-    const cJSON *a = field(body, "deviceIds");
-    if (!a)
-        return fail(resp, 400, "invalid_argument", "deviceIds is missing"),
-               false;
-    if (!cJSON_IsArray(a))
+    if (bd->bad & herald_HttpPushBody_JSON_deviceIds)
         return fail(resp, 400, "invalid_argument",
                     "deviceIds must be an array of strings"),
                false;
-    if (cJSON_GetArraySize(a) > PUSH_MAX_DEVICES)
+    if (!(bd->seen & herald_HttpPushBody_JSON_deviceIds))
+        return fail(resp, 400, "invalid_argument", "deviceIds is missing"),
+               false;
+    if (b->deviceIds.n > PUSH_MAX_DEVICES)
         return fail(resp, 400, "too_many_devices",
                     "at most 10000 deviceIds per call"),
                false;
-    for (const cJSON *v = a->child; v; v = v->next) {
-        if (!cJSON_IsString(v))
-            return fail(resp, 400, "invalid_argument",
-                        "deviceIds must be an array of strings"),
-                   false;
-        if (push_call_add_device(c, v->valuestring, strlen(v->valuestring)) !=
-            PUSH_RET_OK)
+    for (uint32_t i = 0; i < b->deviceIds.n; i++) {
+        const jce_str_t *d = &b->deviceIds.items[i];
+        if (push_call_add_device(c, d->data, d->len) != PUSH_RET_OK)
             return false;
     }
     return true;
@@ -334,14 +327,17 @@ void push_api_finish(push_call_t *c, push_api_resp_t *resp) {
 
 /* "unknownDevice": "store" | "reject" overrides the app's setting for
  * this request (single and multi-device pushes). */
-static bool read_unknown(push_call_t *c, const cJSON *body,
+static bool read_unknown(push_call_t *c, const body_t *bd,
                          push_api_resp_t *resp) {
-    const cJSON *v = field(body, "unknownDevice");
-    if (!v) return true;
-    const char *s = cJSON_IsString(v) ? v->valuestring : "";
-    if (!strcmp(s, "store") || !strcmp(s, "reject")) {
-        c->unknown_device =
-            s[0] == 'r' ? STORE_UNKNOWN_REJECT : STORE_UNKNOWN_STORE;
+    if (!(bd->seen & herald_HttpPushBody_JSON_unknownDevice)) return true;
+    jce_str_t s = bd->b->unknownDevice;
+    bool ok = !(bd->bad & herald_HttpPushBody_JSON_unknownDevice);
+    if (ok && jce_str_eq(s, JCE_STR_LIT("store"))) {
+        c->unknown_device = STORE_UNKNOWN_STORE;
+        return true;
+    }
+    if (ok && jce_str_eq(s, JCE_STR_LIT("reject"))) {
+        c->unknown_device = STORE_UNKNOWN_REJECT;
         return true;
     }
     fail(resp, 400, "invalid_argument",
@@ -350,8 +346,8 @@ static bool read_unknown(push_call_t *c, const cJSON *body,
 }
 
 static int op_push(push_service_t *ps, int op, const char *app,
-                   int unknown_device, const cJSON *body, push_api_resp_t *resp,
-                   push_reply_fn reply, void *ctx) {
+                   int unknown_device, const body_t *body,
+                   push_api_resp_t *resp, push_reply_fn reply, void *ctx) {
     push_call_t *c = push_call_new(ps, op, app);
     if (!c) return fail(resp, 500, "internal", "out of memory");
     c->unknown_device = unknown_device;
@@ -505,6 +501,56 @@ static int handle_get(push_service_t *ps, const http_req_t *r, const char *buf,
                   : get_device(ps, app, arg, resp);
 }
 
+/* The body's strings live in an arena of the calling thread (the HTTP
+ * loop, or a test's) until the call has copied them; it goes with the
+ * thread. */
+static pthread_key_t arena_key;
+static pthread_once_t arena_once = PTHREAD_ONCE_INIT;
+
+static void arena_drop(void *a) { jce_arena_free(a); }
+
+static void arena_key_make(void) {
+    if (pthread_key_create(&arena_key, arena_drop) != 0) abort();
+}
+
+static jce_arena_t *body_arena(void) {
+    (void)pthread_once(&arena_once, arena_key_make); /* cannot fail here */
+    jce_arena_t *a = pthread_getspecific(arena_key);
+    if (!a && (a = jce_arena_new(0)) && pthread_setspecific(arena_key, a)) {
+        jce_arena_free(a);
+        a = NULL;
+    }
+    return a;
+}
+
+/*
+ * The body, read by the strict JSON reader jce2c generates for
+ * HttpPushBody (jce/jce_json.h) straight into the struct: no tree, and
+ * what the text breaks (400 bad_json, naming why) is told before any
+ * field's type (400 invalid_argument).
+ */
+static int read_body(push_service_t *ps, int op, const char *app,
+                     int unknown_device, const char *text, size_t len,
+                     push_api_resp_t *resp, push_reply_fn reply, void *ctx) {
+    jce_arena_t *arena = body_arena();
+    if (!arena) return fail(resp, 500, "internal", "out of memory");
+    herald_HttpPushBody b;
+    jce_json_res_t res;
+    int rc = herald_HttpPushBody_from_json_text(&b, text, len, arena, &res);
+    int st;
+    if (rc == JCE_ERR_NOMEM)
+        st = fail(resp, 500, "internal", "out of memory");
+    else if (res.reason)
+        st = fail(resp, 400, "bad_json", jce_json_strerror(res.reason));
+    else if (res.top)
+        st = fail(resp, 400, "bad_json", "body must be a JSON object");
+    else
+        st = op_push(ps, op, app, unknown_device,
+                     &(body_t){&b, res.seen, res.bad}, resp, reply, ctx);
+    jce_arena_reset(arena);
+    return st;
+}
+
 int push_api_handle_async(push_service_t *ps, const http_req_t *r,
                           const char *buf, const char *body, size_t body_len,
                           push_api_resp_t *resp, push_reply_fn reply,
@@ -555,17 +601,8 @@ int push_api_handle_async(push_service_t *ps, const http_req_t *r,
         return fail(resp, 429, "rate_limited",
                     "the application's push rate limit is exhausted");
     }
-    cJSON *j;
-    int prc = push_body_parse(body, body_len, &j);
-    if (prc == PB_E_NOMEM) return fail(resp, 500, "internal", "out of memory");
-    if (prc < 0) return fail(resp, 400, "bad_json", push_body_strerror(prc));
-    if (!cJSON_IsObject(j)) {
-        cJSON_Delete(j);
-        return fail(resp, 400, "bad_json", "body must be a JSON object");
-    }
-    int st = op_push(ps, op, app, unknown_device, j, resp, reply, ctx);
-    cJSON_Delete(j);
-    return st;
+    return read_body(ps, op, app, unknown_device, body, body_len, resp, reply,
+                     ctx);
 }
 
 /* ---- synchronous form (unit tests, tools) ------------------------------- */

@@ -1,7 +1,8 @@
 'use strict';
 // The device protocol's JSON mode as docs/protocol.md §3.3 states it:
 // every error frame says which request it answers ("for"), a package that
-// does not decode ends the session with close code 1008, and online-only
+// does not decode (also one that breaks the strict JSON rules) ends the
+// session with close code 1008, and online-only
 // messages acked by msgId are counted acked in their status.
 const test = require('node:test');
 const assert = require('node:assert');
@@ -39,6 +40,36 @@ test('JSON errors say "for"; a wrong-typed field is ERR_BAD_PACKAGE and close 10
   const bad = d.msgs.find((m) => m.cmd === 'error' && m.reqId === 6);
   assert.deepEqual([bad.code, bad.for], [1004, 'heartbeat']);
   assert.equal(d.closed, 1008);
+});
+
+// Device JSON is held to the push API's strictness (docs/protocol.md §3.3):
+// a key twice, a \u0000, a raw control character or nesting over 64
+// levels is a package that does not decode: ERR_BAD_PACKAGE, close 1008.
+test('device JSON is strict: a key twice, \\u0000, deep nesting end the session', async (t) => {
+  const srv = await h.startServe(t);
+  const frames = [
+    '{"cmd":"heartbeat","reqId":8,"interval":30,"interval":40}',
+    '{"cmd":"heartbeat","reqId":8,"interval":30,"x":{"k":1,"k":1}}',
+    '{"cmd":"ack","msgIds":["a\\u0000b"]}',
+    `{"cmd":"heartbeat","x":${'['.repeat(65)}${']'.repeat(65)}}`,
+  ];
+  for (const [i, f] of frames.entries()) {
+    const d = open(srv, `js${i}`);
+    await d.opened;
+    await until(() => d.msgs.some((m) => m.cmd === 'hello'), 3000, 'hello');
+    d.ws.send(f);
+    await until(() => d.closed !== null, 3000, `the close after ${f.slice(0, 40)}`);
+    const e = d.msgs.find((m) => m.cmd === 'error');
+    assert.ok(e, `an error frame for ${f.slice(0, 40)}`);
+    assert.equal(e.code, 1004);
+    assert.equal(d.closed, 1008);
+  }
+  // the same frame without the repeat is answered
+  const d = open(srv, 'js-ok');
+  await d.opened;
+  d.ws.send('{"cmd":"heartbeat","reqId":9,"interval":40}');
+  await until(() => d.msgs.some((m) => m.cmd === 'heartbeat' && m.reqId === 9), 3000, 'the answer');
+  d.ws.close();
 });
 
 test('online-only messages acked by msgId count acked once, made-up ids not at all', async (t) => {

@@ -18,7 +18,6 @@
 #include "core/log.h"
 #include "core/net.h"
 #include "push/push.h"
-#include "push/push_body.h"
 #include "push/push_int.h" /* push_online_syncing */
 #include "rpc/trpc.h"
 #include "store/store.h"
@@ -449,60 +448,6 @@ TEST(errors) {
     CHECK(ok);
     CHECK_EQ_INT(R.calls, 0); /* nothing invalid reached the gateway */
     push_service_free(ps);
-}
-
-/* What cJSON alone would let through, each refused with its reason. */
-TEST(body_parse_is_strict_json) {
-    static const struct {
-        const char *in;
-        size_t n;
-        int want;
-    } cases[] = {
-        {"{\"a\":\"x\\u0000y\"}", 0, PB_E_NUL},
-        {"{\"a\":\"x\\u0zzzy\"}", 0, PB_E_SYNTAX},
-        {"{\"a\":\"x\\u12\"}", 0, PB_E_SYNTAX},
-        {"{\"a\":\"\xff\"}", 0, PB_E_UTF8},
-        {"{\"a\":\"\xc3\"}", 0, PB_E_UTF8},
-        {"{\"a\":\"x\x01y\"}", 0, PB_E_CONTROL},
-        {"{\"a\":\"x\ny\"}", 0, PB_E_CONTROL},
-        {"\f{\"a\":1}", 0, PB_E_CONTROL},
-        {"{\"a\":1}\0", 8, PB_E_CONTROL},
-        {"{\"a\":1,\"a\":2}", 0, PB_E_DUPLICATE},
-        {"{\"o\":{\"k\":1,\"k\":1}}", 0, PB_E_DUPLICATE},
-        {"{\"a\":01}", 0, PB_E_NUMBER},
-        {"{\"a\":+1}", 0, PB_E_NUMBER},
-        {"{\"a\":1.}", 0, PB_E_NUMBER},
-        {"{\"a\":.5}", 0, PB_E_NUMBER},
-        {"{\"a\":1e}", 0, PB_E_NUMBER},
-        {"{\"a\":1e999}", 0, PB_E_RANGE},
-        {"\xef\xbb\xbf{\"a\":1}", 0, PB_E_SYNTAX},
-        {"{\"a\":1} x", 0, PB_E_SYNTAX},
-        {"{\"a\":1", 0, PB_E_SYNTAX},
-        {"{\"a\":\"x", 0, PB_E_SYNTAX},
-        {"", 0, PB_E_SYNTAX},
-        {" {\"a\":[1,-2.5e-3,true,null],\"b\":\"caf\\u00e9\"}\r\n", 0, PB_OK},
-    };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        size_t n = cases[i].n ? cases[i].n : strlen(cases[i].in);
-        cJSON *j = (cJSON *)1;
-        int rc = push_body_parse(cases[i].in, n, &j);
-        if (rc != cases[i].want)
-            fprintf(stderr, "  case %zu: %d, want %d\n", i, rc, cases[i].want);
-        CHECK_EQ_INT(rc, cases[i].want);
-        CHECK((j != NULL) == (rc == PB_OK));
-        cJSON_Delete(j);
-    }
-    /* 65 levels: one over the limit, refused before cJSON recurses. */
-    char deep[200] = "";
-    for (int i = 0; i < 65; i++) strcat(deep, "[");
-    cJSON *j;
-    CHECK_EQ_INT(push_body_parse(deep, strlen(deep), &j), PB_E_DEPTH);
-    /* The escape decodes; the string is whole. */
-    const char *ok = "{\"b\":\"caf\\u00e9 \\ud83d\\ude00\"}";
-    CHECK_EQ_INT(push_body_parse(ok, strlen(ok), &j), PB_OK);
-    CHECK(!strcmp(cJSON_GetObjectItem(j, "b")->valuestring,
-                  "caf\xc3\xa9 \xf0\x9f\x98\x80"));
-    cJSON_Delete(j);
 }
 
 TEST(body_errors_name_the_reason) {

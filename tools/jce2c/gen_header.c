@@ -106,9 +106,21 @@ static void gen_struct_protos(def_t *d, buf_t *o) {
     buf_printf(o, "int %s_copy(%s *dst, const %s *src);\n", n, n, n);
     buf_printf(o, "void %s_clear(%s *v);\n", n, n);
     buf_printf(o, "json_t *%s_to_json(const %s *v);\n", n, n);
+    buf_printf(o, "/* The strict JSON reader (jce/jce_json.h): text in, struct "
+                  "out. */\n");
+    buf_printf(o, "extern const jce_json_type_t %s_json;\n", n);
     buf_printf(o,
-               "int %s_from_json(%s *v, const json_t *j, jce_arena_t *a);\n\n",
+               "int %s_from_json_text(%s *v, const char *buf, size_t len,\n"
+               "    jce_arena_t *a, jce_json_res_t *res);\n",
                n, n);
+    buf_printf(o, "/* A jansson value through the same reader (tools). */\n");
+    buf_printf(o, "int %s_from_json(%s *v, const json_t *j, jce_arena_t *a);\n",
+               n, n);
+    /* jce_json_res_t.seen / .bad bits, by field */
+    for (int i = 0; i < d->n_fields && i < 64; i++)
+        buf_printf(o, "#define %s_JSON_%s (UINT64_C(1) << %d)\n", n,
+                   d->fields[i].name, i);
+    buf_puts(o, "\n");
 }
 
 void gen_header(file_t *f, buf_t *o) {
@@ -119,7 +131,8 @@ void gen_header(file_t *f, buf_t *o) {
     buf_puts(
         o, "#include <stdbool.h>\n#include <stddef.h>\n#include <stdint.h>\n\n"
            "#include <jansson.h>\n\n"
-           "#include \"jce/jce.h\"\n#include \"jce/jce_type.h\"\n#include "
+           "#include \"jce/jce.h\"\n#include \"jce/jce_json.h\"\n"
+           "#include \"jce/jce_type.h\"\n#include "
            "\"jce/jce_rpc.h\"\n");
     for (int i = 0; i < f->n_includes; i++)
         buf_printf(o, "#include \"%s.h\"\n", f->includes[i]->base);

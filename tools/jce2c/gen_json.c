@@ -1,8 +1,10 @@
 /*
- * JSON mapping of generated types (jansson), used by the HTTP push API, the
- * CLI and the interop tests.  Integers are range-checked against the C type
- * on the way in, strings and byte vectors are copied into the caller's
- * arena, and vector<byte> travels as standard padded base64.
+ * JSON mapping of generated types.  Out: M_S_to_json() builds a jansson
+ * value (the gateway's JSON frames, the CLI, the interop tests).  In: a
+ * jce_json_type_t table per struct and container, read by the strict
+ * reader of src/jce/jce_json.c (M_S_from_json_text(), and M_S_from_json()
+ * for a jansson value, through its text).  vector<byte> travels as
+ * standard padded base64.
  */
 #include <stdio.h>
 #include <string.h>
@@ -32,88 +34,9 @@ static const char json_prelude[] =
     "12) & 63];\n"
     "        *q++ = i + 1 < b.len ? b64_alphabet[(w >> 6) & 63] : '=';\n"
     "        *q++ = i + 2 < b.len ? b64_alphabet[w & 63] : '=';\n    }\n"
-    "    json_t *j = json_stringn(p, n);\n    free(p);\n    return j;\n}\n\n"
-    "static int b64_value(char c)\n{\n"
-    "    const char *s = c ? strchr(b64_alphabet, c) : NULL;\n"
-    "    return s ? (int)(s - b64_alphabet) : -1;\n}\n\n"
-    "JCE2C_STATIC int fj_bytes(const json_t *j, jce_bytes_t *v, jce_arena_t "
-    "*a)\n{\n"
-    "    if (!json_is_string(j))\n        return JCE_ERR_TYPE;\n"
-    "    const char *s = json_string_value(j);\n    size_t n = "
-    "json_string_length(j);\n"
-    "    if (n % 4)\n        return JCE_ERR_BAD_VALUE;\n"
-    "    size_t pad = n && s[n - 1] == '=' ? (s[n - 2] == '=' ? 2 : 1) : 0;\n"
-    "    size_t len = n / 4 * 3 - pad;\n"
-    "    if (len > JCE_MAX_STRING)\n        return JCE_ERR_LIMIT;\n"
-    "    uint8_t *p = len ? jce_arena_alloc(a, len) : NULL;\n"
-    "    if (len && !p)\n        return JCE_ERR_NOMEM;\n"
-    "    size_t o = 0;\n"
-    "    for (size_t i = 0; i < n; i += 4) {\n"
-    "        uint32_t w = 0;\n"
-    "        for (size_t k = 0; k < 4; k++) {\n"
-    "            int d = b64_value(s[i + k]);\n"
-    "            if (d < 0) {\n"
-    "                /* '=' only in the padding positions */\n"
-    "                if (i + k < n - pad || s[i + k] != '=')\n"
-    "                    return JCE_ERR_BAD_VALUE;\n"
-    "                d = 0;\n            }\n"
-    "            w = w << 6 | (uint32_t)d;\n        }\n"
-    "        uint8_t t3[3] = {(uint8_t)(w >> 16), (uint8_t)(w >> 8), "
-    "(uint8_t)w};\n"
-    "        for (int k = 0; k < 3 && o < len; k++)\n"
-    "            p[o++] = t3[k];\n    }\n"
-    "    v->data = p;\n    v->len = (uint32_t)len;\n    return 0;\n}\n\n"
-    "JCE2C_STATIC int fj_string(const json_t *j, jce_str_t *v, jce_arena_t "
-    "*a)\n{\n"
-    "    if (!json_is_string(j))\n        return JCE_ERR_TYPE;\n"
-    "    size_t n = json_string_length(j);\n"
-    "    if (n > JCE_MAX_STRING)\n        return JCE_ERR_LIMIT;\n"
-    "    char *p = n ? jce_arena_alloc(a, n) : NULL;\n"
-    "    if (n && !p)\n        return JCE_ERR_NOMEM;\n"
-    "    if (n)\n        memcpy(p, json_string_value(j), n);\n"
-    "    v->data = n ? p : \"\";\n    v->len = (uint32_t)n;\n    return "
-    "0;\n}\n\n"
-    "JCE2C_STATIC int fj_bool(const json_t *j, bool *v, jce_arena_t *a)\n{\n"
-    "    (void)a;\n    if (!json_is_boolean(j))\n        return JCE_ERR_TYPE;\n"
-    "    *v = json_is_true(j);\n    return 0;\n}\n\n"
-    "JCE2C_STATIC int fj_double(const json_t *j, double *v, jce_arena_t "
-    "*a)\n{\n"
-    "    (void)a;\n    if (!json_is_number(j))\n        return JCE_ERR_TYPE;\n"
-    "    *v = json_number_value(j);\n    return 0;\n}\n\n"
-    "JCE2C_STATIC int fj_float(const json_t *j, float *v, jce_arena_t *a)\n{\n"
-    "    double d;\n    int rc = fj_double(j, &d, a);\n"
-    "    if (rc == 0)\n        *v = (float)d;\n    return rc;\n}\n\n"
-    "static int fj_range(const json_t *j, long long lo, long long hi, long "
-    "long *v)\n{\n"
-    "    if (!json_is_integer(j))\n        return JCE_ERR_TYPE;\n"
-    "    long long x = json_integer_value(j);\n"
-    "    if (x < lo || x > hi)\n        return JCE_ERR_LIMIT;\n"
-    "    *v = x;\n    return 0;\n}\n\n";
+    "    json_t *j = json_stringn(p, n);\n    free(p);\n    return j;\n}\n\n";
 
-static const struct {
-    const char *name, *ctype, *lo, *hi;
-} ints[] = {
-    {"int8", "int8_t", "INT8_MIN", "INT8_MAX"},
-    {"uint8", "uint8_t", "0", "UINT8_MAX"},
-    {"int16", "int16_t", "INT16_MIN", "INT16_MAX"},
-    {"uint16", "uint16_t", "0", "UINT16_MAX"},
-    {"int32", "int32_t", "INT32_MIN", "INT32_MAX"},
-    {"uint32", "uint32_t", "0", "UINT32_MAX"},
-    {"int64", "int64_t", "INT64_MIN", "INT64_MAX"},
-};
-
-void gen_json_prelude(buf_t *o) {
-    buf_puts(o, json_prelude);
-    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
-        buf_printf(
-            o,
-            "JCE2C_STATIC int fj_%s(const json_t *j, %s *v, jce_arena_t "
-            "*a)\n{\n"
-            "    long long x;\n    (void)a;\n    int rc = fj_range(j, %s, %s, "
-            "&x);\n"
-            "    if (rc == 0)\n        *v = (%s)x;\n    return rc;\n}\n\n",
-            ints[i].name, ints[i].ctype, ints[i].lo, ints[i].hi, ints[i].ctype);
-}
+void gen_json_prelude(buf_t *o) { buf_puts(o, json_prelude); }
 
 /* Expression: a new json_t for lvalue x, NULL on failure. */
 static void emit_to_json(buf_t *b, const type_t *t, const char *x) {
@@ -134,18 +57,18 @@ static void emit_to_json(buf_t *b, const type_t *t, const char *x) {
         buf_printf(b, "json_integer((json_int_t)(%s))", x);
 }
 
-/* Expression: fill lvalue x from json j, 0 or negative. */
-static void emit_from_json(buf_t *b, const type_t *t, const char *j,
-                           const char *x) {
-    int k = t->kind;
-    if (k == TY_STRUCT)
-        buf_printf(b, "%s_from_json(&(%s), %s, a)", t->ref->cname, x, j);
-    else if (k == TY_ENUM)
-        buf_printf(b, "fj_int32(%s, &(%s), a)", j, x);
-    else if (type_is_bytes(t))
-        buf_printf(b, "fj_bytes(%s, &(%s), a)", j, x);
-    else
-        buf_printf(b, "fj_%s(%s, &(%s), a)", type_mangle(t), j, x);
+/* Expression: the address of t's jce_json_type_t table. */
+static const char *json_desc(const type_t *t) {
+    static const char *const scalar[] = {
+        [TY_BOOL] = "bool",     [TY_BYTE] = "int8",     [TY_UBYTE] = "uint8",
+        [TY_SHORT] = "int16",   [TY_USHORT] = "uint16", [TY_INT] = "int32",
+        [TY_UINT] = "uint32",   [TY_LONG] = "int64",    [TY_FLOAT] = "float",
+        [TY_DOUBLE] = "double", [TY_STRING] = "string", [TY_ENUM] = "int32",
+    };
+    if (type_is_bytes(t)) return "&jce_json_bytes";
+    if (t->kind == TY_STRUCT) return xasprintf("&%s_json", t->ref->cname);
+    if (type_is_container(t)) return xasprintf("&jt_%s", type_mangle(t));
+    return xasprintf("&jce_json_%s", scalar[t->kind]);
 }
 
 static void gen_json_vector(type_t *t, const char *m, const char *ct,
@@ -161,23 +84,10 @@ static void gen_json_vector(type_t *t, const char *m, const char *ct,
     buf_puts(o, ") < 0) {\n            json_decref(arr);\n            return "
                 "NULL;\n        }\n    }\n"
                 "    return arr;\n}\n\n");
-    buf_printf(
-        o,
-        "JCE2C_STATIC int fj_%s(const json_t *j, %s *v, jce_arena_t *a)\n{\n",
-        m, ct);
-    buf_puts(
-        o, "    v->items = NULL;\n    v->n = 0;\n    if (!json_is_array(j))\n  "
-           "      return JCE_ERR_TYPE;\n"
-           "    size_t n = json_array_size(j);\n    if (n > UINT32_MAX)\n      "
-           "  return JCE_ERR_LIMIT;\n"
-           "    if (n) {\n        v->items = jce_arena_alloc(a, n * sizeof "
-           "*v->items);\n"
-           "        if (!v->items)\n            return JCE_ERR_NOMEM;\n    }\n"
-           "    for (size_t i = 0; i < n; i++) {\n        int rc = ");
-    emit_from_json(o, t->a, "json_array_get(j, i)", "v->items[i]");
-    buf_puts(o, ";\n        if (rc < 0)\n            return rc;\n    }\n    "
-                "v->n = (uint32_t)n;\n"
-                "    return 0;\n}\n\n");
+    buf_printf(o,
+               "static const jce_json_type_t jt_%s = {JCE_JSON_VECTOR, "
+               "sizeof(%s), %s, NULL, NULL, NULL, 0};\n\n",
+               m, ct, json_desc(t->a));
 }
 
 static void gen_json_map(type_t *t, const char *m, const char *ct, buf_t *o) {
@@ -202,51 +112,10 @@ static void gen_json_map(type_t *t, const char *m, const char *ct, buf_t *o) {
     }
     buf_puts(o, "            json_decref(r);\n            return NULL;\n       "
                 " }\n    }\n    return r;\n}\n\n");
-
-    buf_printf(
-        o,
-        "JCE2C_STATIC int fj_%s(const json_t *j, %s *v, jce_arena_t *a)\n{\n",
-        m, ct);
     buf_printf(o,
-               "    v->keys = NULL;\n    v->vals = NULL;\n    v->n = 0;\n"
-               "    if (!%s(j))\n        return JCE_ERR_TYPE;\n"
-               "    size_t n = %s(j);\n    if (n > UINT32_MAX)\n        return "
-               "JCE_ERR_LIMIT;\n"
-               "    if (n) {\n        v->keys = jce_arena_alloc(a, n * sizeof "
-               "*v->keys);\n"
-               "        v->vals = jce_arena_alloc(a, n * sizeof *v->vals);\n"
-               "        if (!v->keys || !v->vals)\n            return "
-               "JCE_ERR_NOMEM;\n    }\n"
-               "    size_t i = 0;\n    int rc;\n",
-               obj ? "json_is_object" : "json_is_array",
-               obj ? "json_object_size" : "json_array_size");
-    if (obj) {
-        buf_puts(
-            o,
-            "    const char *key;\n    size_t key_len;\n    json_t *val;\n"
-            "    json_object_keylen_foreach((json_t *)j, key, key_len, val) {\n"
-            "        char *kp = key_len ? jce_arena_alloc(a, key_len) : NULL;\n"
-            "        if (key_len && !kp)\n            return JCE_ERR_NOMEM;\n"
-            "        if (key_len)\n            memcpy(kp, key, key_len);\n"
-            "        v->keys[i].data = key_len ? kp : \"\";\n"
-            "        v->keys[i].len = (uint32_t)key_len;\n        rc = ");
-        emit_from_json(o, t->b, "val", "v->vals[i]");
-        buf_puts(o, ";\n        if (rc < 0)\n            return rc;\n        "
-                    "i++;\n    }\n");
-    } else {
-        buf_puts(
-            o,
-            "    for (; i < n; i++) {\n        const json_t *pair = "
-            "json_array_get(j, i);\n"
-            "        if (!json_is_array(pair) || json_array_size(pair) != 2)\n"
-            "            return JCE_ERR_TYPE;\n        rc = ");
-        emit_from_json(o, t->a, "json_array_get(pair, 0)", "v->keys[i]");
-        buf_puts(
-            o, ";\n        if (rc < 0)\n            return rc;\n        rc = ");
-        emit_from_json(o, t->b, "json_array_get(pair, 1)", "v->vals[i]");
-        buf_puts(o, ";\n        if (rc < 0)\n            return rc;\n    }\n");
-    }
-    buf_puts(o, "    v->n = (uint32_t)i;\n    return 0;\n}\n\n");
+               "static const jce_json_type_t jt_%s = {JCE_JSON_MAP, "
+               "sizeof(%s), %s, %s, NULL, NULL, 0};\n\n",
+               m, ct, json_desc(t->a), json_desc(t->b));
 }
 
 void gen_json_container_code(type_t *t, buf_t *o) {
@@ -275,26 +144,41 @@ void gen_json_struct_code(def_t *d, buf_t *o) {
         o,
         "    return o;\nfail:\n    json_decref(o);\n    return NULL;\n}\n\n");
 
+    /* The reader's table: fields in tag order, so the M_S_JSON_<field>
+     * bits of the header count the same way. */
+    buf_printf(o, "static void %s_json_init(void *v) { %s_init(v); }\n", n, n);
+    if (d->n_fields) {
+        buf_printf(o, "static const jce_json_field_t %s_json_fields[] = {\n",
+                   n);
+        for (int i = 0; i < d->n_fields; i++) {
+            field_t *f = &d->fields[i];
+            buf_printf(o, "    {\"%s\", %zu, offsetof(%s, %s), %s, %s},\n",
+                       f->name, strlen(f->name), n, f->name,
+                       f->require ? "true" : "false", json_desc(f->type));
+        }
+        buf_puts(o, "};\n");
+    }
+    buf_printf(o,
+               "const jce_json_type_t %s_json = {JCE_JSON_STRUCT, sizeof(%s), "
+               "NULL, NULL,\n    %s_json_init, %s%s, %d};\n\n",
+               n, n, n, d->n_fields ? n : "NULL",
+               d->n_fields ? "_json_fields" : "", d->n_fields);
+    buf_printf(o,
+               "int %s_from_json_text(%s *v, const char *buf, size_t len,\n"
+               "    jce_arena_t *a, jce_json_res_t *res)\n{\n"
+               "    return jce_json_decode(&%s_json, v, buf, len, a, 0, res);\n"
+               "}\n\n",
+               n, n, n);
+    /* Tools hold jansson values: the same reader reads their text, laxly,
+     * since to_json may have written any JCE value (NULs, deep nesting). */
     buf_printf(o,
                "int %s_from_json(%s *v, const json_t *j, jce_arena_t *a)\n{\n"
-               "    %s_init(v);\n    if (!json_is_object(j))\n        return "
-               "JCE_ERR_TYPE;\n"
-               "    const json_t *x;\n    int rc;\n",
-               n, n, n);
-    for (int i = 0; i < d->n_fields; i++) {
-        field_t *f = &d->fields[i];
-        char x[300];
-        snprintf(x, sizeof x, "v->%s", f->name);
-        buf_printf(o,
-                   "    x = json_object_get(j, \"%s\");\n    if (x && "
-                   "!json_is_null(x)) {\n        rc = ",
-                   f->name);
-        emit_from_json(o, f->type, "x", x);
-        buf_puts(o, ";\n        if (rc < 0)\n            return rc;\n    }");
-        if (f->require)
-            buf_puts(o, " else {\n        return JCE_ERR_REQUIRE;\n    }");
-        buf_puts(o, "\n");
-    }
-    buf_puts(o,
-             "    (void)x;\n    (void)rc;\n    (void)a;\n    return 0;\n}\n\n");
+               "    char *s = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);\n"
+               "    if (!s) {\n        %s_init(v);\n"
+               "        return JCE_ERR_NOMEM;\n    }\n"
+               "    jce_json_res_t res;\n"
+               "    int rc = jce_json_decode(&%s_json, v, s, strlen(s), a, "
+               "JCE_JSON_LAX, &res);\n"
+               "    free(s);\n    return rc;\n}\n\n",
+               n, n, n, n);
 }

@@ -78,9 +78,6 @@ static void gen_container_protos(type_t *t, buf_t *o) {
     buf_printf(o, "JCE2C_STATIC void release_%s(%s *v);\n", m, ct);
     buf_printf(o, "JCE2C_STATIC int copy_%s(%s *d, const %s *s);\n", m, ct, ct);
     buf_printf(o, "JCE2C_STATIC json_t *json_%s(const %s *v);\n", m, ct);
-    buf_printf(
-        o, "JCE2C_STATIC int fj_%s(const json_t *j, %s *v, jce_arena_t *a);\n",
-        m, ct);
 }
 
 static void gen_type_table(file_t *f, buf_t *o) {
@@ -120,11 +117,12 @@ void gen_source(file_t *f, buf_t *o) {
                f->base);
     /* qsort_r orders map keys under the cpp policy */
     buf_puts(o, "#ifndef _GNU_SOURCE\n#define _GNU_SOURCE\n#endif\n");
-    buf_printf(o,
-               "#include <float.h>\n#include <stdio.h>\n#include "
-               "<stdlib.h>\n#include <string.h>\n\n"
-               "#include \"%s.h\"\n\n",
-               f->base);
+    buf_printf(
+        o,
+        "#include <float.h>\n#include <stddef.h>\n#include <stdio.h>\n#include "
+        "<stdlib.h>\n#include <string.h>\n\n"
+        "#include \"%s.h\"\n\n",
+        f->base);
     buf_puts(o, prelude);
     gen_json_prelude(o);
     int nc;
