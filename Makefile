@@ -42,13 +42,14 @@ CLI_SRC   := $(wildcard src/cli/*.c)
 IDL       := $(wildcard protocol/*.jce)
 GEN_NAMES := $(basename $(notdir $(IDL)))
 GEN_C     := $(GEN_NAMES:%=$(BUILD)/gen/%.c)
-GEN_H     := $(GEN_NAMES:%=$(BUILD)/gen/%.h)
+GEN_H     := $(GEN_NAMES:%=$(BUILD)/gen/%.h) $(GEN_NAMES:%=$(BUILD)/gen/%_enums.h)
 JCE2C_SRC := $(wildcard tools/jce2c/*.c)
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 # IDL used only by tests (e.g. the Test.Hello interface of tars-wire §2.5).
 TEST_IDL  := $(wildcard tests/idl/*.jce)
 TEST_GEN_C := $(TEST_IDL:tests/idl/%.jce=$(BUILD)/gen-test/%.c)
-TEST_GEN_H := $(TEST_IDL:tests/idl/%.jce=$(BUILD)/gen-test/%.h)
+TEST_GEN_H := $(TEST_IDL:tests/idl/%.jce=$(BUILD)/gen-test/%.h) \
+              $(TEST_IDL:tests/idl/%.jce=$(BUILD)/gen-test/%_enums.h)
 TEST_OBJ  := $(TEST_GEN_C:$(BUILD)/gen-test/%.c=$(BUILD)/obj/gen-test/%.o)
 TOOL_SRC  := $(wildcard tests/tools/*.c)
 BENCH_SRC := $(wildcard bench/*.c)
@@ -79,11 +80,13 @@ $(JCE2C): $(JCE2C_SRC) $(wildcard tools/jce2c/*.h)
 	$(CC) -std=gnu11 $(WARN) -O1 -g -D_GNU_SOURCE -Itools/jce2c -o $@ $(JCE2C_SRC)
 
 # RequestF.jce declares module `tars`, a reserved prefix unless --with-tars.
-$(BUILD)/gen/%.c $(BUILD)/gen/%.h: protocol/%.jce $(JCE2C)
+# <Base>_enums.h holds the IDL's constants and enums alone (no jansson, no
+# JCE runtime): the one source of every protocol code in src/.
+$(BUILD)/gen/%.c $(BUILD)/gen/%.h $(BUILD)/gen/%_enums.h: protocol/%.jce $(JCE2C)
 	@mkdir -p $(@D)
 	$(JCE2C) $(if $(filter RequestF,$*),--with-tars) -I protocol -o $(BUILD)/gen $<
 
-$(BUILD)/gen-test/%.c $(BUILD)/gen-test/%.h: tests/idl/%.jce $(JCE2C)
+$(BUILD)/gen-test/%.c $(BUILD)/gen-test/%.h $(BUILD)/gen-test/%_enums.h: tests/idl/%.jce $(JCE2C)
 	@mkdir -p $(@D)
 	$(JCE2C) -I tests/idl -I protocol -o $(BUILD)/gen-test $<
 

@@ -60,7 +60,8 @@ for f in "$ROOT"/protocol/*.jce "$ROOT"/tests/idl/*.jce "$HERE"/ok/*.jce; do
         fail "generate $base" "$TMP/err"
         continue
     fi
-    if [ ! -s "$GEN/$base.h" ] || [ ! -s "$GEN/$base.c" ] || [ ! -s "$GEN/$base.schema.json" ]; then
+    if [ ! -s "$GEN/$base.h" ] || [ ! -s "$GEN/$base.c" ] || [ ! -s "$GEN/$base.schema.json" ] ||
+        [ ! -s "$GEN/${base}_enums.h" ]; then
         fail "generate $base (missing outputs)"
         continue
     fi
@@ -78,6 +79,26 @@ for base in $(cat "$TMP/generated" 2>/dev/null); do
         fail "compile $base" "$TMP/err"
     fi
 done
+
+# The enum headers stand alone: no src/ on the include path, no jansson,
+# nothing but the C library, and they hold every enum and constant.
+for base in $(cat "$TMP/generated" 2>/dev/null); do
+    printf '#include "%s_enums.h"\n' "$base" >"$TMP/enums_$base.c"
+    if $CC $CFLAGS -I"$GEN" -fsyntax-only "$TMP/enums_$base.c" 2>"$TMP/err"; then
+        ok "enum header $base stands alone"
+    else
+        fail "enum header $base stands alone" "$TMP/err"
+    fi
+done
+if grep -q 'herald_ERR_DRAINING = 1012,' "$GEN/Protocol_enums.h" &&
+    grep -q '#define herald_PROTOCOL_VERSION 1' "$GEN/Protocol_enums.h" &&
+    grep -q 'herald_MSG_DROPPED = 6,' "$GEN/PushAPI_enums.h" &&
+    ! grep -q 'herald_ERR_DRAINING = ' "$GEN/Protocol.h" &&
+    grep -q '#include "Protocol_enums.h"' "$GEN/Protocol.h"; then
+    ok "enums and constants live in the enum header only"
+else
+    fail "enums and constants live in the enum header only"
+fi
 
 # The contract's shape as other tools read it from the schema.
 if python3 - "$GEN/PushAPI.schema.json" "$GEN/RequestF.schema.json" >"$TMP/err" 2>&1 <<'PY'

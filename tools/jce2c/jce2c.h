@@ -222,6 +222,7 @@ void c_string_literal(buf_t *b, const char *s, size_t n);
 type_t **file_containers(file_t *f, int *n);
 
 void gen_header(file_t *f, buf_t *out);
+void gen_enums_header(file_t *f, buf_t *out);
 void gen_source(file_t *f, buf_t *out);
 void gen_struct_code(def_t *d, buf_t *out);
 void gen_container_code(type_t *t, buf_t *out);

@@ -1,7 +1,8 @@
 /*
  * jce2c [--with-tars] [-I DIR]... -o OUTDIR FILE.jce...
  *
- * For each FILE writes OUTDIR/<Base>.h, <Base>.c and <Base>.schema.json.
+ * For each FILE writes OUTDIR/<Base>.h, <Base>_enums.h (constants and enums
+ * alone), <Base>.c and <Base>.schema.json.
  * Nothing is written unless every file parsed and checked cleanly, and each
  * output goes through a temporary file and rename(), so an interrupted or
  * failing run never leaves a half-written or stale-but-new-looking file.
@@ -73,7 +74,7 @@ int main(int argc, char **argv) {
     }
     if (bad || diag_count() || sema_check() < 0) return 1;
 
-    output_t *outs = xcalloc((size_t)n_inputs * 3, sizeof *outs);
+    output_t *outs = xcalloc((size_t)n_inputs * 4, sizeof *outs);
     int n_outs = 0;
     for (int i = 0; i < n_inputs; i++) {
         file_t *f = roots[i];
@@ -82,6 +83,8 @@ int main(int argc, char **argv) {
         if (seen) continue;
         outs[n_outs].path = xasprintf("%s/%s.h", outdir, f->base);
         gen_header(f, &outs[n_outs++].text);
+        outs[n_outs].path = xasprintf("%s/%s_enums.h", outdir, f->base);
+        gen_enums_header(f, &outs[n_outs++].text);
         outs[n_outs].path = xasprintf("%s/%s.c", outdir, f->base);
         gen_source(f, &outs[n_outs++].text);
         outs[n_outs].path = xasprintf("%s/%s.schema.json", outdir, f->base);
