@@ -54,7 +54,7 @@ static void encode_push(const herald_PushBatch *batch, jce_out_t *body,
     size_t off = jce_out_reserve(frame, 4);
     herald_Package_encode(&pkg, frame);
     if (frame->err || off != 0) {
-        fprintf(stderr, "encode failed: %s\n", jce_strerror(frame->err));
+        fprintf(stderr, "encode failed: %s\n", herald_strerror(frame->err));
         exit(1);
     }
     uint32_t n = (uint32_t)frame->len;

@@ -43,7 +43,7 @@ static const jce_type_info_t *const *const tables[] = {
 };
 
 static void die(const jce_type_info_t *t, const char *what, int err) {
-    fprintf(stderr, "%s: %s (%d %s)\n", t->name, what, err, jce_strerror(err));
+    fprintf(stderr, "%s: %s (%d %s)\n", t->name, what, err, herald_strerror(err));
     abort();
 }
 

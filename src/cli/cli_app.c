@@ -197,7 +197,7 @@ static int run(const app_cmd_t *a, store_t *st) {
     }
     if (rc < 0)
         fprintf(stderr, "herald app %s%s%s: %s\n", a->cmd, a->name ? " " : "",
-                a->name ? a->name : "", store_strerror(rc));
+                a->name ? a->name : "", herald_strerror(rc));
     return rc < 0 ? 1 : 0;
 }
 

@@ -61,7 +61,7 @@ int cli_device(int argc, char **argv) {
     store_t *st;
     int rc = store_open(&sc, &st);
     if (rc < 0) {
-        fprintf(stderr, "herald device: %s: %s\n", sc.path, store_strerror(rc));
+        fprintf(stderr, "herald device: %s: %s\n", sc.path, herald_strerror(rc));
         return 1;
     }
     int64_t before = (int64_t)time(NULL), in_force = before;
@@ -69,7 +69,7 @@ int cli_device(int argc, char **argv) {
     store_close(st);
     if (rc < 0) {
         fprintf(stderr, "herald device revoke %s %s: %s\n", app, dev,
-                store_strerror(rc));
+                herald_strerror(rc));
         return 1;
     }
     char when[32];

@@ -38,7 +38,7 @@ static int put_app(const serve_live_t *l, const char *spec, bool replace,
                      : push_app_add(l->ps, name, secret, key);
     const char *why = rc < 0 ? push_strerror(rc) : NULL;
     if (!why && (rc = store_app_put(l->st, name, secret, key)) < 0)
-        why = store_strerror(rc);
+        why = herald_strerror(rc);
     OPENSSL_cleanse(secret, sizeof secret);
     if (why && replace)
         log_error("config app failed", "app=%s err=\"%s\"", name, why);
@@ -55,7 +55,7 @@ static int add_demo_app(store_t *st) {
     int rc =
         store_app_create(st, "demo", STORE_UNKNOWN_STORE, &a, key, sizeof key);
     if (rc < 0) {
-        fprintf(stderr, "herald serve: demo app: %s\n", store_strerror(rc));
+        fprintf(stderr, "herald serve: demo app: %s\n", herald_strerror(rc));
         return rc;
     }
     char qs[3 * 128]; /* quoted for sh (a random secret needs none) */
@@ -125,7 +125,7 @@ static void reload_apps(const serve_live_t *l, const conf_list_t *old,
         int rc = store_app_revoke_key(l->st, name, key);
         if (rc < 0)
             log_error("config app failed", "app=%s err=\"%s\"", name,
-                      store_strerror(rc));
+                      herald_strerror(rc));
         else
             log_info("api key revoked", "app=%s", name);
     }

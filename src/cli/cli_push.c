@@ -181,7 +181,7 @@ static int push_tars(const char *what, const char *addr, const char *key,
         }
     } else {
         fprintf(stderr, "herald push: TARS call to %s failed: %s\n", addr,
-                rc < 0 ? trpc_strerror(rc) : "cannot connect");
+                rc < 0 ? herald_strerror(rc) : "cannot connect");
     }
     if (fd >= 0) close(fd);
     jce_arena_free(a);

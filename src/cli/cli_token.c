@@ -115,7 +115,7 @@ int cli_token(int argc, char **argv) {
                 "herald token: %s (app: 1..63 of [A-Za-z0-9_@-], "
                 "not starting with '-'; device: 1..128 of "
                 "[A-Za-z0-9_:@-])\n",
-                token_strerror(rc));
+                herald_strerror(rc));
         return 1;
     }
     printf("%s\n", tok);

@@ -99,13 +99,3 @@ int b64url_decode(uint8_t *out, size_t cap, const char *in, size_t n,
     return decode(out, cap, in, n, true, out_len);
 }
 
-const char *b64_strerror(int err) {
-    switch (err) {
-    case B64_OK: return "ok";
-    case B64_ERR_CHAR: return "character outside the base64 alphabet";
-    case B64_ERR_LEN: return "impossible base64 length";
-    case B64_ERR_PAD: return "bad base64 padding";
-    case B64_ERR_SPACE: return "base64 output buffer too small";
-    }
-    return "unknown base64 error";
-}

@@ -17,13 +17,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum b64_err {
-    B64_OK = 0,
-    B64_ERR_CHAR = -1,  /* a character outside the alphabet */
-    B64_ERR_LEN = -2,   /* length impossible for the variant */
-    B64_ERR_PAD = -3,   /* padding missing, misplaced or non-zero bits */
-    B64_ERR_SPACE = -4, /* output buffer too small */
-};
+#include "core/err.h"
+
+/* Errors are the B64_ERR_* codes of herald_err (core/err.h). */
 
 /* Encoded lengths, without the terminating NUL the encoders also write. */
 #define B64_ENC_LEN(n) ((((size_t)(n) + 2) / 3) * 4)
@@ -41,7 +37,5 @@ int b64_decode(uint8_t *out, size_t cap, const char *in, size_t n,
                size_t *out_len);
 int b64url_decode(uint8_t *out, size_t cap, const char *in, size_t n,
                   size_t *out_len);
-
-const char *b64_strerror(int err);
 
 #endif

@@ -159,14 +159,3 @@ int64_t token_issued_at(const token_view_t *v, int64_t max_ttl) {
     return max_ttl > 0 && v->expiry > max_ttl ? v->expiry - max_ttl : 0;
 }
 
-const char *token_strerror(int err) {
-    switch (err) {
-    case TOKEN_OK: return "ok";
-    case TOKEN_ERR_MALFORMED: return "malformed token";
-    case TOKEN_ERR_BAD_SIG: return "bad token signature";
-    case TOKEN_ERR_EXPIRED: return "token expired";
-    case TOKEN_ERR_SPACE: return "token buffer too small";
-    case TOKEN_ERR_CRYPTO: return "crypto library failure";
-    }
-    return "unknown token error";
-}

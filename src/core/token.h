@@ -31,14 +31,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum token_err {
-    TOKEN_OK = 0,
-    TOKEN_ERR_MALFORMED = -1, /* syntax: parts, charset, lengths, digits */
-    TOKEN_ERR_BAD_SIG = -2,   /* signature does not match */
-    TOKEN_ERR_EXPIRED = -3,   /* signature good, now >= expiry */
-    TOKEN_ERR_SPACE = -4,     /* mint: output buffer too small */
-    TOKEN_ERR_CRYPTO = -5,    /* OpenSSL failed (should not happen) */
-};
+#include "core/err.h"
+
+/* Errors are the TOKEN_ERR_* codes of herald_err (core/err.h). */
 
 #define TOKEN_APP_MAX 63    /* longest APP: the store keeps < 64 bytes */
 #define TOKEN_ID_MAX 128    /* longest DEV */
@@ -96,7 +91,5 @@ int64_t token_issued_at(const token_view_t *v, int64_t max_ttl);
 int token_app_valid(const char *s, size_t n);
 /* True if s[0..n) is a valid DEV (device id). */
 int token_id_valid(const char *s, size_t n);
-
-const char *token_strerror(int err);
 
 #endif

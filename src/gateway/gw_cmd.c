@@ -785,7 +785,7 @@ int gw_cmd_json(gw_conn_t *c, const uint8_t *p, size_t len) {
     }
     if (res.reason || res.top || (res.bad & 1) || !(res.seen & 1)) {
         if (reply(c, 0, 0, herald_ERR_BAD_PACKAGE, NULL, NULL,
-                  res.reason ? jce_json_strerror(res.reason)
+                  res.reason ? herald_strerror(res.reason)
                              : "expected a JSON object with \"cmd\"") < 0)
             return -1;
         return close_after(c, herald_ERR_BAD_PACKAGE);

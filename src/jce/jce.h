@@ -25,6 +25,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/err.h"
+
 /* Wire type codes (§1.2). */
 enum jce_type {
     JCE_CHAR = 0,
@@ -43,21 +45,7 @@ enum jce_type {
     JCE_SIMPLE_LIST = 13,
 };
 
-/* Error codes: 0 is success, every error is negative. */
-enum jce_err {
-    JCE_OK = 0,
-    JCE_ERR_TRUNCATED = -1, /* ran past the end while reading a body */
-    JCE_ERR_TYPE = -2,      /* wire type not accepted for the declared type */
-    JCE_ERR_REQUIRE = -3,   /* a require field is absent */
-    JCE_ERR_LIMIT = -4,     /* depth, count, length or size over a limit */
-    JCE_ERR_NOMEM = -5,     /* allocation failed or arena limit reached */
-    JCE_ERR_BAD_TYPE = -6,  /* unknown wire type code */
-    JCE_ERR_BAD_TAG = -7,   /* encode: tag above 255 */
-    JCE_ERR_NEGATIVE = -8,  /* negative count or length */
-    JCE_ERR_BAD_VALUE = -9, /* malformed, e.g. SimpleList inner head not Char */
-};
-
-const char *jce_strerror(int err);
+/* Errors are the JCE_ERR_* codes of herald_err (core/err.h). */
 
 /* Encoder policies (§1.8). */
 enum jce_policy {

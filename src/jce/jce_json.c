@@ -764,18 +764,3 @@ int jce_json_decode(const jce_json_type_t *t, void *v, const char *buf,
     return r.code;
 }
 
-const char *jce_json_strerror(int reason) {
-    switch (reason) {
-    case JCE_JSON_OK: return "ok";
-    case JCE_JSON_E_UTF8: return "body is not UTF-8";
-    case JCE_JSON_E_CONTROL: return "body has a control character in a string";
-    case JCE_JSON_E_NUL: return "body has \\u0000 in a string";
-    case JCE_JSON_E_NUMBER: return "body has a malformed number";
-    case JCE_JSON_E_NUMBER_LONG: return "body has a number over 63 characters";
-    case JCE_JSON_E_RANGE: return "body has a number out of range";
-    case JCE_JSON_E_DEPTH: return "body is nested over 64 levels";
-    case JCE_JSON_E_DUPLICATE: return "body has an object with a key twice";
-    case JCE_JSON_E_NOMEM: return "out of memory";
-    default: return "body is not valid JSON";
-    }
-}

@@ -25,6 +25,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/err.h"
+
 #include "jce/jce.h"
 
 enum jce_json_kind {
@@ -70,20 +72,8 @@ extern const jce_json_type_t jce_json_bool, jce_json_int8, jce_json_uint8,
     jce_json_int64, jce_json_float, jce_json_double, jce_json_string,
     jce_json_bytes;
 
-/* Why a text is not the JSON herald accepts (jce_json_res_t.reason). */
-enum jce_json_reason {
-    JCE_JSON_OK = 0,
-    JCE_JSON_E_SYNTAX = -1,      /* not JSON */
-    JCE_JSON_E_UTF8 = -2,        /* bytes that are not UTF-8 */
-    JCE_JSON_E_CONTROL = -3,     /* a raw control character (or NUL byte) */
-    JCE_JSON_E_NUL = -4,         /* a \u0000 escape: no NULs in strings */
-    JCE_JSON_E_NUMBER = -5,      /* a number JSON does not allow (01, +1) */
-    JCE_JSON_E_NUMBER_LONG = -6, /* over JCE_JSON_MAX_NUMBER characters */
-    JCE_JSON_E_RANGE = -7,       /* a number too big for a double */
-    JCE_JSON_E_DEPTH = -8,       /* nested deeper than the limit */
-    JCE_JSON_E_DUPLICATE = -9,   /* an object with a key twice */
-    JCE_JSON_E_NOMEM = -10,
-};
+/* Why a text is not the JSON herald accepts (jce_json_res_t.reason): the
+ * JCE_JSON_E_* codes of herald_err (core/err.h). */
 
 #define JCE_JSON_MAX_DEPTH 64  /* herald's inputs are two or three deep */
 #define JCE_JSON_MAX_NUMBER 63 /* the longest int64 takes 20 */
@@ -113,8 +103,5 @@ typedef struct jce_json_res {
  */
 int jce_json_decode(const jce_json_type_t *t, void *v, const char *buf,
                     size_t len, jce_arena_t *a, int flags, jce_json_res_t *res);
-
-/* A sentence for a client (a 400 bad_json answer, an error frame). */
-const char *jce_json_strerror(int reason);
 
 #endif

@@ -8,22 +8,6 @@
 #include "jce/jce_rpc.h"
 #include "jce/jce_type.h"
 
-const char *jce_strerror(int err) {
-    switch (err) {
-    case JCE_OK: return "ok";
-    case JCE_ERR_TRUNCATED: return "truncated input";
-    case JCE_ERR_TYPE: return "type mismatch";
-    case JCE_ERR_REQUIRE: return "require field not exist";
-    case JCE_ERR_LIMIT: return "over a limit";
-    case JCE_ERR_NOMEM: return "out of memory";
-    case JCE_ERR_BAD_TYPE: return "unknown wire type";
-    case JCE_ERR_BAD_TAG: return "tag above 255";
-    case JCE_ERR_NEGATIVE: return "negative count or length";
-    case JCE_ERR_BAD_VALUE: return "malformed value";
-    default: return "unknown error";
-    }
-}
-
 jce_str_t jce_str_from(const char *cstr) {
     if (!cstr) return (jce_str_t){"", 0};
     return (jce_str_t){cstr, (uint32_t)strlen(cstr)};

@@ -24,9 +24,6 @@ enum jce_rpc_ret {
     JCE_RPC_NO_SERVANT = -4,
     JCE_RPC_OVERLOAD = -9,
     JCE_RPC_UNKNOWN_ERR = -99,
-    /* Not a wire code: the impl called jce_call_defer(), nothing was
-     * encoded, and the server answers later (see trpc_server_handle_async). */
-    JCE_RPC_DEFERRED = 1,
 };
 
 enum { JCE_RPC_TARS = 1, JCE_RPC_TUP = 3 };
@@ -49,7 +46,8 @@ typedef struct jce_call {
 static inline void jce_call_defer(jce_call_t *call) { call->deferred = true; }
 
 /* Runs one operation: decodes args, calls the impl, encodes ret and outs.
- * Returns a jce_rpc_ret framework code. */
+ * Returns a jce_rpc_ret framework code; JCE_RPC_OK with call->deferred set
+ * when the impl answers later (nothing was encoded). */
 typedef int (*jce_method_fn)(const void *impl, jce_call_t *call);
 
 typedef struct jce_method {

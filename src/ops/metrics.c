@@ -44,17 +44,6 @@ static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static atomic_uint shard_next;
 static __thread int tl_shard = -1;
 
-const char *metrics_strerror(int err) {
-    switch (err) {
-    case 0: return "ok";
-    case METRICS_E_INVALID: return "invalid metric definition";
-    case METRICS_E_FULL: return "metrics registry full";
-    case METRICS_E_EXISTS: return "metric id already registered";
-    case METRICS_E_NOMEM: return "out of memory";
-    default: return "unknown metrics error";
-    }
-}
-
 static shard_t *my_shard(void) {
     if (tl_shard < 0)
         tl_shard = (int)(atomic_fetch_add_explicit(&shard_next, 1,

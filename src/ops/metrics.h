@@ -29,19 +29,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/err.h"
+
 #define METRICS_MAX_FAMILIES 128
 #define METRICS_MAX_SLOTS 8192 /* per shard, over all families */
 #define METRICS_SHARDS 8
 #define METRICS_MAX_LABELS 2
 #define METRICS_NBUCKETS 17 /* finite bounds; +Inf comes on top */
-
-enum metrics_err {
-    METRICS_E_INVALID = -1, /* bad id, name, label set or kind */
-    METRICS_E_FULL = -2,    /* out of families or slots */
-    METRICS_E_EXISTS = -3,  /* id already registered */
-    METRICS_E_NOMEM = -4,
-};
-const char *metrics_strerror(int err);
 
 typedef enum metrics_kind {
     METRICS_COUNTER = 1,

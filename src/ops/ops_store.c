@@ -110,13 +110,13 @@ int ops_store_ready(void *ctx, char *why, size_t cap) {
     ops_store_t *os = ctx;
     int rc = store_fault(os->st);
     if (rc < 0) {
-        snprintf(why, cap, "store: %s", store_strerror(rc));
+        snprintf(why, cap, "store: %s", herald_strerror(rc));
         return -EROFS;
     }
     rc = reader(os);
     if (rc == 0) rc = store_ping(os->rd);
     if (rc == 0) return 0;
-    snprintf(why, cap, "store: %s", store_strerror(rc));
+    snprintf(why, cap, "store: %s", herald_strerror(rc));
     return -EIO;
 }
 

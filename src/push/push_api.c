@@ -393,8 +393,8 @@ static bool path_arg(const http_req_t *r, const char *buf, const char *prefix,
  * folded for it; a writer too slow) is a 503 to retry, not a 500. */
 static int store_read_failed(push_api_resp_t *resp, int rc) {
     if (rc == STORE_E_NOSPACE || rc == STORE_E_TIMEOUT)
-        return fail(resp, 503, "store_unavailable", store_strerror(rc));
-    return fail(resp, 500, "store_error", store_strerror(rc));
+        return fail(resp, 503, "store_unavailable", herald_strerror(rc));
+    return fail(resp, 500, "store_error", herald_strerror(rc));
 }
 
 static int get_message(push_service_t *ps, const char *app, const char *id,
@@ -541,7 +541,7 @@ static int read_body(push_service_t *ps, int op, const char *app,
     if (rc == JCE_ERR_NOMEM)
         st = fail(resp, 500, "internal", "out of memory");
     else if (res.reason)
-        st = fail(resp, 400, "bad_json", jce_json_strerror(res.reason));
+        st = fail(resp, 400, "bad_json", herald_strerror(res.reason));
     else if (res.top)
         st = fail(resp, 400, "bad_json", "body must be a JSON object");
     else

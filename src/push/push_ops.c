@@ -239,7 +239,7 @@ static long drop_unknown(push_call_t *c) {
         bool known;
         int rc = push_auth_known(c->ps, c->app, c->devices[i], &known);
         if (rc < 0) {
-            push_call_set_err(c, PUSH_RET_STORE, store_strerror(rc));
+            push_call_set_err(c, PUSH_RET_STORE, herald_strerror(rc));
             break;
         }
         if (known) {
@@ -335,11 +335,11 @@ static void deliver(push_call_t *c, store_done_t *d) {
 static void store_failed(push_call_t *c, int rc) {
     static log_limit_t lim = LOG_LIMIT_INIT(1000);
     log_limited(&lim, LOG_LEVEL_WARN, "push store failed", "msg=%s err=\"%s\"",
-                c->msg_id, store_strerror(rc));
+                c->msg_id, herald_strerror(rc));
     c->store_unavailable = rc == STORE_E_NOSPACE || rc == STORE_E_TIMEOUT;
     char msg[96];
     snprintf(msg, sizeof msg, "%s: the push was not stored%s",
-             store_strerror(rc), c->store_unavailable ? "; retry later" : "");
+             herald_strerror(rc), c->store_unavailable ? "; retry later" : "");
     push_call_set_err(c, PUSH_RET_STORE, msg);
 }
 
@@ -347,12 +347,12 @@ static void on_stored(store_req_t *req, store_done_t *d) {
     push_call_t *c = req->data;
     push_service_t *ps = c->ps;
     int rc = d->rc;
-    if (rc == STORE_DUPLICATE) {
+    if (rc < 0) {
+        store_failed(c, rc);
+    } else if (req->duplicate) {
         c->duplicate = true;
         snprintf(c->msg_id, sizeof c->msg_id, "%s", req->dup_msg_id);
         c->state = PUSH_ST_ACCEPTED;
-    } else if (rc < 0) {
-        store_failed(c, rc);
     } else {
         deliver(c, d);
     }
@@ -483,7 +483,7 @@ int push_call_run(push_call_t *c) {
         atomic_fetch_sub_explicit(&ps->inflight, 1, memory_order_release);
         if (rc == STORE_E_FULL) {
             metrics_inc(M_REFUSED, MH_REF_PUSH, MH_REF_QUEUE_FULL);
-            push_call_set_err(c, PUSH_RET_OVERLOADED, store_strerror(rc));
+            push_call_set_err(c, PUSH_RET_OVERLOADED, herald_strerror(rc));
         } else {
             store_failed(c, rc);
         }

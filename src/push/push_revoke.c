@@ -135,8 +135,8 @@ static void run_call(push_revoke_t *rv, push_call_t *c) {
                  : 0;
     if (rc < 0) {
         log_warn("device revoke failed", "app=%s device=%s err=%s", c->app,
-                 c->devices[0], store_strerror(rc));
-        push_call_set_err(c, PUSH_RET_STORE, store_strerror(rc));
+                 c->devices[0], herald_strerror(rc));
+        push_call_set_err(c, PUSH_RET_STORE, herald_strerror(rc));
     } else {
         c->revoked_before = in_force;
         c->online = apply(rv, c->app, c->devices[0], in_force, true);
@@ -159,7 +159,7 @@ static void poll_store(push_revoke_t *rv) {
     if (rc < 0) {
         static log_limit_t lim = LOG_LIMIT_INIT(60000);
         log_limited(&lim, LOG_LEVEL_WARN, "revocations read failed", "err=%s",
-                    store_strerror(rc));
+                    herald_strerror(rc));
         return; /* the same window again next time */
     }
     rv->polled_s = now;
@@ -253,7 +253,7 @@ int push_revoke_start(push_service_t *ps) {
         rc = store_reader_new(ps->cfg.store, &rv->rd);
         if (rc == 0) rc = store_revocations(rv->rd, 0, load_one, rv);
         if (rc < 0) {
-            log_error("revocations load failed", "err=%s", store_strerror(rc));
+            log_error("revocations load failed", "err=%s", herald_strerror(rc));
             return -5;
         }
     }

@@ -253,7 +253,7 @@ static int fetch(push_sync_t *s, const job_t *j, int timeline, int64_t after,
             : store_bcast_fetch(s->rd, j->app, after, BATCH, now, rw);
     if (rc < 0)
         log_warn("device sync read failed", "app=%s device=%s err=%s", j->app,
-                 j->device, store_strerror(rc));
+                 j->device, herald_strerror(rc));
     return rc;
 }
 
@@ -367,7 +367,7 @@ static bool device_seen(push_sync_t *s, job_t *j) {
     int rc = store_submit_wait(s->ps->cfg.store, &r);
     if (rc < 0) {
         log_warn("device seen failed", "app=%s device=%s err=%s", j->app,
-                 j->device, store_strerror(rc));
+                 j->device, herald_strerror(rc));
         return false;
     }
     j->a = r.inbox_acked > j->a ? r.inbox_acked : j->a;

@@ -265,7 +265,7 @@ static int serve_frames(tconn_t *t) {
         if (rc < 0) {
             if (!t->dead)
                 log_info("tars bad frame, closing", "peer=%s err=%s", t->peer,
-                         trpc_strerror(rc));
+                         herald_strerror(rc));
             conn_close(t);
             return -1;
         }
@@ -457,7 +457,7 @@ static int dispatch(tconn_t *t, const uint8_t *f, uint32_t n) {
                      .t0 = clock_mono_us()};
     trpc_req_t rq;
     int rc = trpc_server_handle_async(pt->srv, f, n, &d, &pt->frame, &rq);
-    if (rc == TRPC_DEFERRED) {
+    if (rc == HERALD_EINPROGRESS) {
         if (!d.deferred)
             return TRPC_ERR_ARG; /* an impl deferred without a call */
         d.deferred->req = rq;
@@ -481,7 +481,7 @@ static void finish_call(push_tars_t *pt, tars_call_t *tc) {
         int rc = push_tars_answer(tc, &pt->body, pt->arena, &pt->frame);
         if (rc < 0) {
             log_error("tars answer not encoded, closing", "peer=%s err=%s",
-                      t->peer, trpc_strerror(rc));
+                      t->peer, herald_strerror(rc));
             conn_close(t);
             ok = false;
         } else if (queue_out(t, pt->frame.buf, pt->frame.len) == 0) {

@@ -30,22 +30,6 @@ struct trpc_server {
     jce_out_t body;     /* the reply's sBuffer, reused */
 };
 
-const char *trpc_strerror(int err) {
-    switch (err) {
-    case 0: return "ok";
-    case TRPC_ERR_FRAME: return "bad frame length";
-    case TRPC_ERR_DECODE: return "undecodable packet";
-    case TRPC_ERR_NOMEM: return "out of memory";
-    case TRPC_ERR_EXISTS: return "servant already registered";
-    case TRPC_ERR_ARG: return "invalid argument";
-    case TRPC_ERR_IO: return "i/o error";
-    case TRPC_ERR_TIMEOUT: return "timed out";
-    case TRPC_ERR_CLOSED: return "connection closed";
-    case TRPC_ERR_ENCODE: return "encode error";
-    default: return jce_strerror(err);
-    }
-}
-
 /* ---- frames ---- */
 
 static uint32_t load_be32(const uint8_t *p) {
@@ -193,7 +177,7 @@ static int32_t dispatch(trpc_server_t *srv, const tars_RequestPacket *req,
     int32_t ret = m->fn(s->impl, call);
     if (ret == JCE_RPC_OK && call->out->err) {
         snprintf(call->desc, sizeof call->desc, "encode error: %s",
-                 jce_strerror(call->out->err));
+                 herald_strerror(call->out->err));
         ret = JCE_RPC_ENCODE_ERR;
     }
     if (ret == JCE_RPC_NO_FUNC && !call->desc[0])
@@ -301,10 +285,10 @@ int trpc_server_handle_async(trpc_server_t *srv, const uint8_t *frame,
     memset(&call, 0, sizeof call);
     outcome_t oc;
     oc.ret = dispatch(srv, &req, ctx, &call, &info);
-    if (oc.ret == JCE_RPC_DEFERRED) {
+    if (call.deferred) {
         if (info_out) {
             *info_out = info;
-            return TRPC_DEFERRED;
+            return HERALD_EINPROGRESS;
         }
         snprintf(call.desc, sizeof call.desc,
                  "answer deferred on a synchronous server");
@@ -336,7 +320,7 @@ int trpc_reply_encode(const trpc_req_t *req, int32_t ret, const char *desc,
     char why[64];
     outcome_t oc = {ret, {NULL, 0}, ret == JCE_RPC_OK ? "" : desc ? desc : ""};
     if (ret == JCE_RPC_OK && body && body->err) {
-        snprintf(why, sizeof why, "encode error: %s", jce_strerror(body->err));
+        snprintf(why, sizeof why, "encode error: %s", herald_strerror(body->err));
         oc.ret = JCE_RPC_ENCODE_ERR;
         oc.desc = why;
     } else if (ret == JCE_RPC_OK && body && body->len > UINT32_MAX) {

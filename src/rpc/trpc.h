@@ -31,6 +31,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/err.h"
+
 #include "jce/jce.h"
 #include "jce/jce_rpc.h"
 
@@ -41,21 +43,8 @@
 
 enum { TRPC_NORMAL = 0, TRPC_ONEWAY = 1 };
 
-/* Errors of this module; distinct from jce_err (-1..-9) so that a caller can
- * tell a transport problem from a codec one. */
-enum trpc_err {
-    TRPC_ERR_FRAME = -20,  /* length prefix < 5, > max, or != frame size */
-    TRPC_ERR_DECODE = -21, /* the packet itself cannot be decoded */
-    TRPC_ERR_NOMEM = -22,
-    TRPC_ERR_EXISTS = -23, /* servant name registered twice */
-    TRPC_ERR_ARG = -24,    /* bad argument (NULL, empty name, bad version) */
-    TRPC_ERR_IO = -25,     /* read/write failed (errno kept) */
-    TRPC_ERR_TIMEOUT = -26,
-    TRPC_ERR_CLOSED = -27, /* peer closed before a whole frame arrived */
-    TRPC_ERR_ENCODE = -28,
-};
-
-const char *trpc_strerror(int err);
+/* Errors are the TRPC_ERR_* codes of herald_err (core/err.h), apart from
+ * the JCE codec's, so a caller can tell a transport problem from a codec one. */
 
 /* ---- frames ---- */
 
@@ -97,8 +86,6 @@ typedef struct trpc_req {
     int32_t ret; /* framework code of an answer made at once */
 } trpc_req_t;
 
-#define TRPC_DEFERRED 1 /* trpc_server_handle_async: the impl answers later */
-
 /*
  * Runs one request frame (length prefix included, as found by
  * trpc_frame_check) and writes the whole reply frame, prefix included, into
@@ -116,8 +103,8 @@ int trpc_server_handle(trpc_server_t *srv, const uint8_t *frame, size_t len,
 /*
  * trpc_server_handle for servers that let impls defer their answer.  As
  * above, and *req is filled whenever the RequestPacket decoded (return
- * >= 0).  When the impl called jce_call_defer(), TRPC_DEFERRED is returned
- * and reply is left empty: the caller keeps *req and answers with
+ * >= 0 or HERALD_EINPROGRESS).  When the impl called jce_call_defer(),
+ * HERALD_EINPROGRESS is returned and reply is left empty: the caller keeps *req and answers with
  * trpc_reply_encode() once the impl's work is done (for a one-way request
  * that writes nothing, but the work must still be finished).  A plain
  * trpc_server_handle() answers a deferring impl with JCE_RPC_UNKNOWN_ERR.

@@ -25,28 +25,6 @@ struct store_reader {
 
 static const store_backend_t *const backends[] = {&store_sqlite_backend};
 
-const char *store_strerror(int err) {
-    switch (err) {
-    case STORE_OK: return "ok";
-    case STORE_DUPLICATE: return "duplicate request";
-    case STORE_E_NOMEM: return "out of memory";
-    case STORE_E_IO: return "storage error";
-    case STORE_E_NOTFOUND: return "not found";
-    case STORE_E_EXISTS: return "already exists";
-    case STORE_E_INVALID: return "invalid argument";
-    case STORE_E_CLOSED: return "store closed";
-    case STORE_E_FULL: return "store queue full";
-    case STORE_E_LOCKED: return "database in use by another herald serve";
-    case STORE_E_NOSPACE: return "disk full";
-    case STORE_E_TIMEOUT: return "store did not answer in time";
-    case STORE_E_JOURNAL: return "hot journal damaged or missing";
-    case STORE_E_PERM:
-        return "store file readable by other users (it holds app secrets):"
-               " chmod 600 it";
-    }
-    return "unknown store error";
-}
-
 void store_config_defaults(store_config_t *c) {
     memset(c, 0, sizeof *c);
     c->path = "herald.db";
@@ -72,7 +50,7 @@ void store_open_why(const char *fmt, ...) {
 }
 
 const char *store_open_error(int rc) {
-    return open_why[0] ? open_why : store_strerror(rc);
+    return open_why[0] ? open_why : herald_strerror(rc);
 }
 
 int store_open(const store_config_t *cfg, store_t **out) {

@@ -20,7 +20,7 @@
  * run beside the writer).  Everything returned by a read is owned by the
  * result struct and freed with its _free function.
  *
- * Errors are negative store_err codes; store_strerror names them.
+ * Errors are the STORE_E_* codes of herald_err (core/err.h).
  */
 #ifndef HERALD_STORE_H
 #define HERALD_STORE_H
@@ -29,23 +29,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum store_err {
-    STORE_OK = 0,
-    STORE_DUPLICATE = 1, /* not an error: idempotency hit (see req) */
-    STORE_E_NOMEM = -1,
-    STORE_E_IO = -2, /* SQLite failed (logged with its message) */
-    STORE_E_NOTFOUND = -3,
-    STORE_E_EXISTS = -4,
-    STORE_E_INVALID = -5,
-    STORE_E_CLOSED = -6,   /* store closing, request not run */
-    STORE_E_FULL = -7,     /* writer queue over its limit: back off */
-    STORE_E_LOCKED = -8,   /* another process serves this database */
-    STORE_E_NOSPACE = -9,  /* the disk is full: nothing was written */
-    STORE_E_TIMEOUT = -10, /* the writer did not answer in time */
-    STORE_E_JOURNAL = -11, /* the hot journal is damaged or missing */
-    STORE_E_PERM = -12,    /* a store file is open to other users */
-};
-const char *store_strerror(int err);
+#include "core/err.h"
 
 typedef struct store store_t;
 typedef struct store_reader store_reader_t;
@@ -149,9 +133,9 @@ enum store_event {
 typedef struct store_req store_req_t;
 
 /* What a request's done() is told, and what it may tell back.  rc is
- * STORE_OK, STORE_DUPLICATE (request_id seen within the window: nothing
- * was written, req->dup_msg_id names the first message) or an error; the
- * request's out fields hold the rest.  A stored push that done() hands
+ * STORE_OK or an error; the request's out fields hold the rest (among
+ * them req->duplicate: the request_id was seen within the window, nothing
+ * was written, req->dup_msg_id names the first message).  A stored push that done() hands
  * to the devices online at once sets routed/written: the store keeps
  * those counts with the message (written with its ack, or alone later)
  * as it keeps every status count, without a request of its own. */
@@ -178,7 +162,8 @@ struct store_req {
     int64_t inbox_acked;            /* out DEVICE_SEEN */
     int64_t bcast_cursor;           /* out DEVICE_SEEN */
     bool created;                   /* out DEVICE_SEEN: first time seen */
-    char dup_msg_id[64];            /* out on STORE_DUPLICATE */
+    bool duplicate;                 /* out ACCEPT/APPEND: idempotency hit */
+    char dup_msg_id[64];            /* out when duplicate */
     store_done_fn done;             /* may be NULL for fire-and-forget ops */
     void *data;                     /* the caller's */
 };

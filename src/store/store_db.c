@@ -42,7 +42,7 @@ void store__fault_note(store_sq_t *st, _Atomic int *which, int rc) {
     if (was == now) return;
     if (now)
         log_error("store cannot write", "why=\"%s\" part=%s",
-                  store_strerror(now),
+                  herald_strerror(now),
                   which == &st->fault_sql ? "sqlite" : "journal");
     else
         log_info("store writes again", "part=%s",

@@ -500,7 +500,7 @@ long store__hot_fold(store_sq_t *st, int mode) {
             (void)store__exec(st->db, "ROLLBACK");
         h->db_idx[0] = h->db_idx[1] = UINT32_MAX; /* unknown: write again */
         log_limited(&lim, LOG_LEVEL_WARN, "hot fold failed; retried later",
-                    "err=\"%s\"", store_strerror(rc));
+                    "err=\"%s\"", herald_strerror(rc));
         return rc;
     }
     if (mode == HOT_RESCUE) {
@@ -647,7 +647,7 @@ int store__hot_open(store_sq_t *st) {
     if (rc == 0) rc = store__journal_replay(st, h);
     if (rc < 0) {
         log_error("hot journal unusable", "path=\"%s\" err=\"%s\"", st->path,
-                  store_strerror(rc));
+                  herald_strerror(rc));
         store__hot_free(h);
         return rc;
     }

@@ -321,7 +321,8 @@ int store__inbox_trim(store_sq_t *st, const char *app, const char *dev,
 sqlite3_stmt *store__w(store_sq_t *st, enum wstmt id);
 /* Steps a write statement to its end and resets it; 0 or a store error. */
 int store__step(store_sq_t *st, sqlite3_stmt *s);
-/* Runs one request's statements; 0, STORE_DUPLICATE or a store error. */
+/* Runs one request's statements; 0 (req->duplicate says if it was an
+ * idempotency hit) or a store error. */
 int store__op_run(store_sq_t *st, store_req_t *req, int64_t now);
 
 /* store_read.c: SQLite's rows only (store_view.c merges the hot inbox). */

@@ -253,7 +253,7 @@ static int batch_end(store_sq_t *st, int rc, bool wrote) {
         h->off[i] = h->batch_off;
         h->idx[i] = h->batch_idx;
         log_limited(&lim, LOG_LEVEL_ERROR, "hot journal write failed",
-                    "err=\"%s\"", store_strerror(rc));
+                    "err=\"%s\"", herald_strerror(rc));
     }
     /* A full disk shows at the grow; a write into allocated blocks says
      * nothing about free space, so only an I/O error is news there. */

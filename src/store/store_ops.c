@@ -198,7 +198,8 @@ static int idem_check(store_sq_t *st, store_req_t *req, int64_t now) {
         const char *id = (const char *)sqlite3_column_text(s, 0);
         snprintf(req->dup_msg_id, sizeof req->dup_msg_id, "%s", id ? id : "");
         sqlite3_reset(s);
-        return STORE_DUPLICATE;
+        req->duplicate = true;
+        return 0;
     }
     sqlite3_reset(s);
     /* Outside the window: the old record keeps its status but gives up
@@ -379,7 +380,9 @@ static int op_message(store_sq_t *st, store_req_t *req, int64_t now) {
     int rc = validate_msg(req);
     if (rc < 0) return rc;
     const store_msg_t *m = &req->msg;
-    if (m->request_id && *m->request_id && (rc = idem_check(st, req, now)))
+    req->duplicate = false; /* a batch may run twice (BATCH_REDO) */
+    if (m->request_id && *m->request_id &&
+        ((rc = idem_check(st, req, now)) < 0 || req->duplicate))
         return rc;
     int64_t created = m->created_ms > 0 ? m->created_ms : now;
     int64_t expires = created + (int64_t)(m->ttl > 0 ? m->ttl : 0) * 1000;

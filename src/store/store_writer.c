@@ -315,7 +315,7 @@ static void batch_finish(store_sq_t *st, store_job_t **batch, int n, long rows,
         char id[64];
         bool push = (r->op == STORE_OP_INBOX_APPEND ||
                      r->op == STORE_OP_BCAST_APPEND) &&
-                    j->rc == 0 && store__name_ok(r->msg.msg_id);
+                    j->rc == 0 && !r->duplicate && store__name_ok(r->msg.msg_id);
         if (push) snprintf(id, sizeof id, "%s", r->msg.msg_id);
         r->done(r, &d); /* r may be freed by its owner now */
         if (push) delivered(st, id, &d, now);
@@ -334,7 +334,7 @@ static void sweep_now(store_sq_t *st) {
     pthread_mutex_unlock(&st->db_mu);
     store__observe(st, STORE_OBS_EXPIRE, t0, rc < 0);
     if (rc < 0)
-        log_warn("store sweep failed", "err=\"%s\"", store_strerror(rc));
+        log_warn("store sweep failed", "err=\"%s\"", herald_strerror(rc));
     pthread_mutex_lock(&st->mu);
     st->stats.expired += expired;
     pthread_mutex_unlock(&st->mu);

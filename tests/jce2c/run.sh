@@ -159,7 +159,7 @@ fi
 if $CC $CFLAGS -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all \
     -I"$ROOT/src" -I"$GEN" -o "$TMP/gen_check" "$HERE/gen_check.c" \
     "$GEN/All.c" "$GEN/Base.c" "$GEN/Hello.c" "$GEN/PushAPI.c" "$GEN/Protocol.c" "$GEN/RequestF.c" \
-    "$ROOT"/src/jce/*.c -ljansson 2>"$TMP/err"; then
+    "$ROOT"/src/jce/*.c "$ROOT"/src/core/err.c -ljansson 2>"$TMP/err"; then
     "$TMP/gen_check" >"$TMP/out" 2>&1
     rc=$?
     line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$TMP/out" | tail -n 1)

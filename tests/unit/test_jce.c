@@ -278,9 +278,9 @@ TEST(str_helpers) {
     CHECK(jce_str_cmp(JCE_STR_LIT("\xff"), JCE_STR_LIT("a")) >
           0); /* unsigned */
     CHECK_EQ_INT(jce_str_cmp(JCE_STR_LIT(""), jce_str_from(NULL)), 0);
-    CHECK(strcmp(jce_strerror(JCE_ERR_REQUIRE), "require field not exist") ==
+    CHECK(strcmp(herald_strerror(JCE_ERR_REQUIRE), "require field not exist") ==
           0);
-    CHECK(jce_strerror(-1000) != NULL);
+    CHECK(herald_strerror(-1000) != NULL);
 }
 
 /* ---- §1.6 containers ------------------------------------------------------ */

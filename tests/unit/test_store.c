@@ -60,7 +60,7 @@ static store_t *open_at(const char *path, const store_config_t *base) {
     store_t *st = NULL;
     int rc = store_open(&c, &st);
     if (rc != 0) {
-        fprintf(stderr, "store_open: %s\n", store_strerror(rc));
+        fprintf(stderr, "store_open: %s\n", herald_strerror(rc));
         return NULL;
     }
     return st;
@@ -83,6 +83,9 @@ static void msg_fill(store_req_t *r, int op, const char *app,
 }
 
 /* One single-device push, waited for; *seq gets its inbox seq. */
+/* push1's answer for an idempotency hit (req.duplicate). */
+enum { DUPLICATE = 1 };
+
 static int push1(store_t *st, const char *app, const char *msg_id,
                  const char *dev, const char *req_id, const char *ck, int ttl,
                  int64_t *seq, char *dup) {
@@ -99,7 +102,7 @@ static int push1(store_t *st, const char *app, const char *msg_id,
     int rc = store_submit_wait(st, &r);
     if (seq) *seq = s;
     if (dup) strcpy(dup, r.dup_msg_id);
-    return rc;
+    return rc < 0 ? rc : r.duplicate ? DUPLICATE : 0;
 }
 
 static int ack(store_t *st, const char *app, const char *dev, int64_t seq,
@@ -434,7 +437,7 @@ TEST(idempotency_window_and_reopen) {
     char dup[64] = "";
     CHECK_EQ_INT(push1(st, "a", "m1", "d1", "req-1", NULL, 60, NULL, dup), 0);
     CHECK_EQ_INT(push1(st, "a", "m2", "d1", "req-1", NULL, 60, NULL, dup),
-                 STORE_DUPLICATE);
+                 DUPLICATE);
     CHECK(strcmp(dup, "m1") == 0);
     /* Same request id from another app is another request. */
     CHECK_EQ_INT(push1(st, "b", "m3", "d1", "req-1", NULL, 60, NULL, dup), 0);
@@ -444,7 +447,7 @@ TEST(idempotency_window_and_reopen) {
     CHECK(st);
     dup[0] = '\0';
     CHECK_EQ_INT(push1(st, "a", "m4", "d1", "req-1", NULL, 60, NULL, dup),
-                 STORE_DUPLICATE);
+                 DUPLICATE);
     CHECK(strcmp(dup, "m1") == 0);
     store_reader_t *rd;
     CHECK_EQ_INT(store_reader_new(st, &rd), 0);
@@ -545,7 +548,7 @@ TEST(ttl_sweeper_expires_then_forgets) {
     /* Inside the idempotency window the request id still answers. */
     char dup[64] = "";
     CHECK_EQ_INT(push1(st, "a", "again", "d1", "rq", NULL, 1, NULL, dup),
-                 STORE_DUPLICATE);
+                 DUPLICATE);
     CHECK(strcmp(dup, "short") == 0);
 
     usleep(1000 * 1000); /* past created + idem window (2 s) */
@@ -828,7 +831,7 @@ TEST(schema_v1_file_migrates_to_current) {
     char dup[64] = "";
     /* The request id index came through: the same id is a duplicate. */
     CHECK_EQ_INT(push1(st, "a", "new", "d1", "r1", NULL, 60, NULL, dup),
-                 STORE_DUPLICATE);
+                 DUPLICATE);
     CHECK(strcmp(dup, "v1msg") == 0);
     store_close(st);
 

@@ -80,7 +80,7 @@ TEST(b64_strict_rejects) {
     CHECK_EQ_INT(b64url_decode(out, 16, "Z", 1, &n), B64_ERR_LEN);
     CHECK_EQ_INT(b64url_decode(out, 16, "Zh", 2, &n), B64_ERR_PAD);
     CHECK_EQ_INT(b64url_decode(out, 16, "Zg==", 4, &n), B64_ERR_PAD);
-    CHECK(strcmp(b64_strerror(B64_ERR_PAD), "bad base64 padding") == 0);
+    CHECK(strcmp(herald_strerror(B64_ERR_PAD), "bad base64 padding") == 0);
 }
 
 TEST(b64_roundtrip_all_lengths) {
@@ -328,8 +328,8 @@ TEST(token_lifetime_and_issue_time) {
 }
 
 TEST(token_strerror_names) {
-    CHECK(strcmp(token_strerror(TOKEN_ERR_EXPIRED), "token expired") == 0);
-    CHECK(strcmp(token_strerror(TOKEN_ERR_BAD_SIG), "bad token signature") ==
+    CHECK(strcmp(herald_strerror(TOKEN_ERR_EXPIRED), "token expired") == 0);
+    CHECK(strcmp(herald_strerror(TOKEN_ERR_BAD_SIG), "bad token signature") ==
           0);
-    CHECK(strcmp(token_strerror(12345), "unknown token error") == 0);
+    CHECK(strcmp(herald_strerror(12345), "unknown error") == 0);
 }

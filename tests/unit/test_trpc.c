@@ -459,7 +459,7 @@ TEST(deferred_answer_matches_immediate) {
         memset(&rq, 0xff, sizeof rq);
         jce_out_raw(&later, "junk", 4); /* cleared */
         CHECK_EQ_INT(trpc_server_handle_async(srv, f, n, &cnt, &later, &rq),
-                     TRPC_DEFERRED);
+                     HERALD_EINPROGRESS);
         CHECK_EQ_INT(cnt.hello, 1);
         CHECK_EQ_INT(later.len, 0);
         CHECK_EQ_INT(rq.version, i ? 3 : 1);
@@ -529,7 +529,7 @@ TEST(deferred_errors_and_oneway) {
                         f, sizeof f);
     counts_t cnt = {0, 0};
     CHECK_EQ_INT(trpc_server_handle_async(srv, f, n, &cnt, &reply, &rq),
-                 TRPC_DEFERRED);
+                 HERALD_EINPROGRESS);
     CHECK_EQ_INT(cnt.hello, 1);
     CHECK_EQ_INT(rq.packet_type, TRPC_ONEWAY);
     jce_out_reset(&body);

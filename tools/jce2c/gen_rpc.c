@@ -8,7 +8,7 @@
  *
  * Deferred answers: an impl that cannot answer before it returns (it waits
  * for a store, say) calls jce_call_defer(); the method then encodes nothing
- * and returns JCE_RPC_DEFERRED, and the server later encodes the answer's
+ * and returns JCE_RPC_OK with call->deferred set, and the server later encodes the answer's
  * sBuffer with the generated M_I_op_reply(), the very function the method
  * uses for an immediate answer, so both paths write the same bytes.
  */
@@ -219,7 +219,7 @@ static void gen_method(def_t *d, op_t *op, buf_t *o) {
     buf_puts(o, ");\n");
 
     buf_printf(o,
-               "    if (call->deferred)\n        return JCE_RPC_DEFERRED;\n"
+               "    if (call->deferred)\n        return JCE_RPC_OK;\n"
                "    %s_%s_reply(call->out, call->version",
                d->cname, op->name);
     if (has_ret(op)) buf_puts(o, ", p_ret");
@@ -361,11 +361,11 @@ static const char rpc_prelude[] =
     "    else if (name)\n"
     "        snprintf(call->desc, sizeof call->desc, \"decode error in '%s' at "
     "byte %zu: %s\", name,\n"
-    "                 in->err_pos, jce_strerror(in_err(in)));\n"
+    "                 in->err_pos, herald_strerror(in_err(in)));\n"
     "    else\n"
     "        snprintf(call->desc, sizeof call->desc, \"decode error at byte "
     "%zu: %s\", in->err_pos,\n"
-    "                 jce_strerror(in_err(in)));\n"
+    "                 herald_strerror(in_err(in)));\n"
     "    return JCE_RPC_DECODE_ERR;\n}\n\n";
 
 void gen_rpc_prelude(buf_t *o) { buf_puts(o, rpc_prelude); }
